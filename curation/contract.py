@@ -1,0 +1,230 @@
+"""The dataset contract shared by every stage: document schema, rejects schema, run ids, the
+versioned folder layout and the manifest.
+
+Layout of a dataset root (what `--output DIR` names):
+
+    DIR/
+      CURRENT                 <- text file holding the published version id
+      <version>/              <- one folder per run id, immutable once published
+        data/*.parquet        <- kept documents (DOC_COLUMNS first, stage-specific columns after)
+        rejects/*.parquet     <- every dropped document with `reject_stage` / `reject_reason`
+        manifest.json         <- written last: its presence marks the version as complete
+
+A version folder is built under a hidden staging name and renamed into place, so readers never see a
+half-written version and a rerun of the same run id replaces the old folder instead of adding to it.
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import uuid
+from pathlib import Path
+from typing import Any, Iterator
+
+import pyarrow as pa
+from pydantic import BaseModel, Field
+
+from curation.paths import REPO_ROOT
+
+# ---- schemas ---------------------------------------------------------------------------------------
+
+#: Columns every document dataset has, in this order. Stages may append their own columns after these.
+DOC_FIELDS: list[pa.Field] = [
+    pa.field("id", pa.string(), nullable=False),
+    pa.field("text", pa.string()),
+    pa.field("url", pa.string()),
+    pa.field("title", pa.string()),
+    pa.field("date", pa.string()),          # crawl/publication date as given by the source (ISO 8601 when known)
+    pa.field("crawl_id", pa.string()),      # e.g. CC-MAIN-2024-22
+    pa.field("source_format", pa.string()),  # warc | wet | jsonl | parquet | synthetic
+    pa.field("source_file", pa.string()),
+    pa.field("lang", pa.string()),
+    pa.field("lang_score", pa.float64()),
+]
+DOC_COLUMNS = [f.name for f in DOC_FIELDS]
+
+#: Columns the rejects dataset adds to the document columns.
+REJECT_FIELDS: list[pa.Field] = [
+    pa.field("reject_stage", pa.string()),
+    pa.field("reject_reason", pa.string()),
+]
+REJECT_COLUMNS = [f.name for f in REJECT_FIELDS]
+
+
+def text_hash(text: str) -> str:
+    """Stable content hash used for ids and exact dedup of already-normalized text."""
+    return hashlib.sha1(text.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+# ---- run ids and versions ------------------------------------------------------------------------
+
+def new_run_id(prefix: str = "") -> str:
+    """A sortable, unique run id: UTC timestamp plus a short random suffix."""
+    stamp = _dt.datetime.now(_dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    return f"{prefix}{stamp}-{uuid.uuid4().hex[:6]}"
+
+
+def code_version() -> str:
+    """Git commit of the running code (with `-dirty` when the tree has local edits), or 'unknown'."""
+    try:
+        sha = subprocess.run(["git", "-C", str(REPO_ROOT), "rev-parse", "--short=12", "HEAD"],
+                             capture_output=True, text=True, timeout=5, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "-C", str(REPO_ROOT), "status", "--porcelain", "--untracked-files=no"],
+                               capture_output=True, text=True, timeout=5).stdout.strip()
+        return sha + ("-dirty" if dirty else "")
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def config_hash(config: dict[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(config, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+# ---- manifest ------------------------------------------------------------------------------------
+
+class StageCounts(BaseModel):
+    """Per-stage bookkeeping: rows_in == rows_kept + rows_rejected must hold."""
+    stage: str
+    rows_in: int
+    rows_kept: int
+    rows_rejected: int
+    reasons: dict[str, int] = Field(default_factory=dict)
+    seconds: float | None = None
+
+    def check(self) -> None:
+        if self.rows_in != self.rows_kept + self.rows_rejected:
+            raise ValueError(f"stage {self.stage!r}: rows_in={self.rows_in} != kept {self.rows_kept}"
+                             f" + rejected {self.rows_rejected}")
+        if sum(self.reasons.values()) != self.rows_rejected:
+            raise ValueError(f"stage {self.stage!r}: reasons sum to {sum(self.reasons.values())},"
+                             f" rejected={self.rows_rejected}")
+
+
+class Manifest(BaseModel):
+    dataset: str                      # e.g. web_curated, web_dedup, synthetic, mixture
+    version: str                      # run id
+    created_at: str
+    code_version: str
+    inputs: list[str]
+    config: dict[str, Any]
+    config_hash: str
+    stages: list[StageCounts] = Field(default_factory=list)
+    rows: int                         # rows in data/
+    rejected_rows: int = 0            # rows in rejects/
+    columns: list[str] = Field(default_factory=list)
+    timings: dict[str, float] = Field(default_factory=dict)
+    extra: dict[str, Any] = Field(default_factory=dict)
+
+    def check(self) -> None:
+        """Stages chain (each stage's input is the previous stage's kept rows) and totals reconcile."""
+        for s in self.stages:
+            s.check()
+        for prev, cur in zip(self.stages, self.stages[1:]):
+            if cur.rows_in != prev.rows_kept:
+                raise ValueError(f"stage {cur.stage!r} received {cur.rows_in} rows but {prev.stage!r}"
+                                 f" kept {prev.rows_kept}")
+        if self.stages:
+            if self.stages[-1].rows_kept != self.rows:
+                raise ValueError(f"last stage kept {self.stages[-1].rows_kept} but dataset has {self.rows}")
+            rejected = sum(s.rows_rejected for s in self.stages)
+            if rejected != self.rejected_rows:
+                raise ValueError(f"stages rejected {rejected} but rejects dataset has {self.rejected_rows}")
+
+    def write(self, version_dir: str | Path) -> Path:
+        path = Path(version_dir) / "manifest.json"
+        path.write_text(self.model_dump_json(indent=2))
+        return path
+
+    @classmethod
+    def read(cls, version_dir: str | Path) -> "Manifest":
+        path = Path(version_dir) / "manifest.json"
+        if not path.is_file():
+            raise FileNotFoundError(f"no manifest.json in {version_dir}: not a published dataset version")
+        return cls.model_validate_json(path.read_text())
+
+
+def now_iso() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+
+
+# ---- layout --------------------------------------------------------------------------------------
+
+class DatasetRoot:
+    """A dataset root folder holding immutable versions and a CURRENT pointer (local filesystem)."""
+
+    def __init__(self, root: str | os.PathLike):
+        self.root = Path(root)
+
+    def version_dir(self, version: str) -> Path:
+        return self.root / version
+
+    def versions(self) -> list[str]:
+        if not self.root.is_dir():
+            return []
+        return sorted(p.name for p in self.root.iterdir()
+                      if p.is_dir() and not p.name.startswith((".", "_")) and (p / "manifest.json").is_file())
+
+    def current(self) -> str | None:
+        pointer = self.root / "CURRENT"
+        return pointer.read_text().strip() if pointer.is_file() else None
+
+    def staging_dir(self, version: str) -> Path:
+        """A fresh hidden folder to build `version` in; publish() moves it into place."""
+        path = self.root / f".staging-{version}-{uuid.uuid4().hex[:8]}"
+        path.mkdir(parents=True)
+        return path
+
+    def publish(self, staging: Path, version: str, set_current: bool = True) -> Path:
+        """Atomically replace `<root>/<version>` with the finished staging folder.
+
+        The old folder (a previous attempt of the same run id) is renamed aside first and deleted
+        after the swap, so at every instant the version path holds either the old or the new data.
+        """
+        if not (staging / "manifest.json").is_file():
+            raise RuntimeError(f"refusing to publish {staging}: it has no manifest.json")
+        final = self.version_dir(version)
+        trash = None
+        if final.exists():
+            trash = self.root / f".trash-{version}-{uuid.uuid4().hex[:8]}"
+            os.rename(final, trash)
+        os.rename(staging, final)
+        if trash is not None:
+            shutil.rmtree(trash, ignore_errors=True)
+        if set_current:
+            self.set_current(version)
+        return final
+
+    def set_current(self, version: str) -> None:
+        tmp = self.root / f".CURRENT.{uuid.uuid4().hex[:8]}"
+        tmp.write_text(version + "\n")
+        os.replace(tmp, self.root / "CURRENT")
+
+    def clean_stale_staging(self) -> None:
+        """Remove leftovers of crashed runs (never visible to readers, but they take disk)."""
+        if self.root.is_dir():
+            for p in self.root.iterdir():
+                if p.name.startswith((".staging-", ".trash-")):
+                    shutil.rmtree(p, ignore_errors=True)
+
+
+def resolve_version_dir(path: str | os.PathLike) -> Path:
+    """Accept either a version folder (has manifest.json) or a dataset root (has CURRENT)."""
+    p = Path(path)
+    if (p / "manifest.json").is_file():
+        return p
+    root = DatasetRoot(p)
+    cur = root.current()
+    if cur is None:
+        if not p.exists():
+            raise FileNotFoundError(f"dataset path {p} does not exist")
+        raise FileNotFoundError(f"{p} is neither a dataset version (no manifest.json) nor a dataset root"
+                                f" (no CURRENT file)")
+    return root.version_dir(cur)
+
+
+def iter_parquet_files(version_dir: str | os.PathLike, part: str = "data") -> Iterator[Path]:
+    yield from sorted((Path(version_dir) / part).glob("*.parquet"))

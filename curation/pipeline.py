@@ -1,0 +1,258 @@
+"""The curation job: crawl files in, a clean exact-deduplicated corpus out (plus rejects and a manifest).
+
+Shape of the job on Spark:
+  1. list input files (Hadoop glob, so local paths and s3a:// alike); a path that matches nothing fails
+  2. one `mapInArrow` pass, one file per task: read records (ingest) and run every Python step
+     (extract -> langid -> quality filters -> decontam -> text hash) on Arrow batches
+  3. the pass is materialised once to parquet under the staging folder, then Spark-level steps
+     (exact dedup, near dedup) run on the surviving rows
+  4. kept rows -> data/, every rejected row -> rejects/, per-stage counts from the rejects themselves,
+     manifest written last, folder renamed into place
+Nothing proportional to the corpus reaches the driver: it sees file names and (stage, reason) counts.
+"""
+from __future__ import annotations
+
+import logging
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterator
+
+import pyarrow as pa
+
+from curation import ingest
+from curation.config import CurationConfig
+from curation.contract import (DOC_FIELDS, REJECT_FIELDS, DatasetRoot, Manifest, StageCounts, code_version,
+                               config_hash, new_run_id, now_iso)
+from curation.dedup.exact import ExactDedup, TextHash
+from curation.steps.base import REJECT_DETAIL, DocBatch, Step, StepTimer
+
+log = logging.getLogger(__name__)
+
+
+# ---- the Python steps -------------------------------------------------------------------------------
+
+def build_python_steps(cfg: CurationConfig) -> list[Step]:
+    """The per-document steps in pipeline order (each reads what the previous ones wrote)."""
+    from curation.steps.decontam import Decontaminate
+    from curation.steps.extract import Extract
+    from curation.steps.langid import LanguageId
+    from curation.steps.quality import quality_steps
+
+    steps: list[Step] = [Extract(cfg.extract), LanguageId(cfg.langid), *quality_steps(cfg.quality)]
+    if cfg.decontam.enabled:
+        steps.append(Decontaminate(cfg.decontam))
+    steps.append(TextHash())
+    return steps
+
+
+def processed_schema(steps: list[Step]) -> pa.Schema:
+    fields = list(DOC_FIELDS)
+    seen = {f.name for f in fields}
+    for step in steps:
+        for f in step.fields():
+            if f.name not in seen:
+                fields.append(f)
+                seen.add(f.name)
+    return pa.schema([*fields, *REJECT_FIELDS, REJECT_DETAIL])
+
+
+_WORKER_STEPS: dict[str, list[Step]] = {}
+
+
+def _worker_steps(cfg_json: str) -> list[Step]:
+    """Steps built and set up once per Python worker (models load once, not once per batch)."""
+    steps = _WORKER_STEPS.get(cfg_json)
+    if steps is None:
+        steps = build_python_steps(CurationConfig.model_validate_json(cfg_json))
+        for s in steps:
+            s.setup()
+        _WORKER_STEPS[cfg_json] = steps
+    return steps
+
+
+def process_files(paths_and_formats: Iterator[tuple[str, str]], cfg_json: str,
+                  schema: pa.Schema, timer: StepTimer | None = None) -> Iterator[pa.RecordBatch]:
+    """Read each file and run every Python step over its batches. Pure Python, usable without Spark."""
+    cfg = CurationConfig.model_validate_json(cfg_json)
+    steps = _worker_steps(cfg_json)
+    timer = timer or StepTimer()
+    for path, fmt in paths_and_formats:
+        for raw in ingest.read_documents(path, fmt, cfg.ingest):
+            batch = DocBatch.from_arrow(raw)
+            for step in steps:
+                timer.run(step, batch)
+            yield batch.to_arrow(schema)
+
+
+# ---- Spark plumbing ---------------------------------------------------------------------------------
+
+def list_input_files(spark, globs: list[str], fmt: str) -> list[tuple[str, str]]:
+    """Expand each glob with Hadoop's filesystem layer; fail naming any glob that matches nothing."""
+    jvm = spark.sparkContext._jvm
+    hconf = spark.sparkContext._jsc.hadoopConfiguration()
+    files: list[tuple[str, str]] = []
+    for g in globs:
+        jpath = jvm.org.apache.hadoop.fs.Path(g)
+        fs = jpath.getFileSystem(hconf)
+        statuses = fs.globStatus(jpath)
+        matched = []
+        for st in statuses or []:
+            if st.isDirectory():
+                it = fs.listFiles(st.getPath(), True)
+                while it.hasNext():
+                    matched.append(it.next().getPath().toString())
+            else:
+                matched.append(st.getPath().toString())
+        matched = [m for m in matched if not Path(m).name.startswith((".", "_"))]
+        if not matched:
+            raise FileNotFoundError(f"input {g!r} matches no file")
+        for m in sorted(matched):
+            files.append((m, ingest.detect_format(m) if fmt == "auto" else fmt))
+    return files
+
+
+@dataclass
+class RunResult:
+    manifest: Manifest
+    version_dir: Path
+    counts: list[StageCounts] = field(default_factory=list)
+
+
+def stage_order(cfg: CurationConfig, steps: list[Step], frame_steps: list) -> list[str]:
+    names = ["ingest", *[s.name for s in steps], *[s.name for s in frame_steps]]
+    return list(dict.fromkeys(names))
+
+
+def reconcile(order: list[str], rows_in: int, rejects: dict[tuple[str, str], int]) -> list[StageCounts]:
+    """Chain per-stage counts: each stage receives what the previous one kept."""
+    unknown = {stage for stage, _ in rejects} - set(order)
+    if unknown:
+        raise RuntimeError(f"rejects carry unknown stage(s) {sorted(unknown)}; known: {order}")
+    counts, current = [], rows_in
+    for stage in order:
+        reasons = {r: n for (s, r), n in sorted(rejects.items()) if s == stage}
+        rejected = sum(reasons.values())
+        counts.append(StageCounts(stage=stage, rows_in=current, rows_kept=current - rejected,
+                                  rows_rejected=rejected, reasons=reasons))
+        current -= rejected
+    return counts
+
+
+def run(inputs: list[str], output: str | Path, cfg: CurationConfig | None = None, run_id: str | None = None,
+        spark=None, frame_steps: list | None = None, dataset: str = "web_curated") -> RunResult:
+    """Run the curation job and publish `output/<run_id>/` atomically. Returns the manifest."""
+    from pyspark.sql import functions as F
+    from pyspark.sql.pandas.types import from_arrow_schema
+
+    from curation.spark import get_spark
+
+    cfg = cfg or CurationConfig()
+    run_id = run_id or new_run_id()
+    spark = spark or get_spark()
+    t_start = time.perf_counter()
+    timings: dict[str, float] = {}
+
+    root = DatasetRoot(output)
+    root.root.mkdir(parents=True, exist_ok=True)
+    root.clean_stale_staging()
+    staging = root.staging_dir(run_id)
+    try:
+        files = list_input_files(spark, inputs, cfg.ingest.format)
+        log.info("run %s: %d input file(s)", run_id, len(files))
+
+        steps = build_python_steps(cfg)
+        for step in steps:  # driver-side preparation (build indexes, ship model files) before workers start
+            prepare = getattr(step, "prepare_driver", None)
+            if prepare:
+                prepare(spark, staging / "_work")
+        cfg_json = cfg.model_dump_json()
+        schema = processed_schema(steps)
+        timer_acc = spark.sparkContext.accumulator({}, _DictSum())
+
+        def _map(batches):
+            timer = StepTimer()
+            pairs = ((p, f) for b in batches for p, f in zip(b.column("path").to_pylist(),
+                                                             b.column("format").to_pylist()))
+            yield from process_files(pairs, cfg_json, schema, timer)
+            timer_acc.add(timer.seconds)
+
+        t0 = time.perf_counter()
+        files_df = spark.createDataFrame(
+            spark.sparkContext.parallelize(files, max(1, len(files))), "path string, format string")
+        processed_path = staging / "_work" / "processed"
+        files_df.mapInArrow(_map, from_arrow_schema(schema)).write.mode("overwrite").parquet(str(processed_path))
+        timings["read_and_python_steps"] = time.perf_counter() - t0
+        log.info("python steps done in %.1fs", timings["read_and_python_steps"])
+
+        processed = spark.read.parquet(str(processed_path))
+        rejected = [processed.filter(F.col("reject_stage").isNotNull())]
+        active = processed.filter(F.col("reject_stage").isNull())
+        frame_steps = list(frame_steps or [])
+        if cfg.exact_dedup.enabled:
+            frame_steps.insert(0, ExactDedup(cfg.exact_dedup.keep_order))
+        for fstep in frame_steps:
+            t0 = time.perf_counter()
+            active, dropped = fstep.apply(active)
+            rejected.append(dropped.select(*processed.columns))
+            timings[fstep.name] = time.perf_counter() - t0
+
+        t0 = time.perf_counter()
+        data_cols = [c for c in processed.columns if c not in ("reject_stage", "reject_reason", "reject_detail")]
+        writer = active.select(*data_cols)
+        if cfg.output_partitions:
+            writer = writer.repartition(cfg.output_partitions)
+        writer.write.mode("overwrite").parquet(str(staging / "data"))
+        all_rejects = rejected[0]
+        for r in rejected[1:]:
+            all_rejects = all_rejects.unionByName(r)
+        all_rejects.write.mode("overwrite").parquet(str(staging / "rejects"))
+        timings["write"] = time.perf_counter() - t0
+
+        rows = spark.read.parquet(str(staging / "data")).count()
+        reject_counts = {(r["reject_stage"], r["reject_reason"]): r["count"] for r in
+                         spark.read.parquet(str(staging / "rejects")).groupBy("reject_stage", "reject_reason")
+                         .count().collect()}
+        n_rejected = sum(reject_counts.values())
+        counts = reconcile(stage_order(cfg, steps, frame_steps), rows + n_rejected, reject_counts)
+        for c in counts:
+            c.seconds = round(timer_acc.value.get(c.stage, timings.get(c.stage, 0.0)), 3) or None
+        shutil.rmtree(staging / "_work", ignore_errors=True)
+        timings["total"] = time.perf_counter() - t_start
+
+        manifest = Manifest(
+            dataset=dataset, version=run_id, created_at=now_iso(), code_version=code_version(),
+            inputs=list(inputs), config=cfg.model_dump(mode="json"), config_hash=config_hash(cfg.model_dump(mode="json")),
+            stages=counts, rows=rows, rejected_rows=n_rejected, columns=data_cols,
+            timings={k: round(v, 3) for k, v in timings.items()},
+            extra={"input_files": len(files)})
+        manifest.check()
+        manifest.write(staging)
+        final = root.publish(staging, run_id)
+        log.info("published %s: %d kept, %d rejected", final, rows, n_rejected)
+        return RunResult(manifest=manifest, version_dir=final, counts=counts)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+
+
+class _DictSum:
+    """AccumulatorParam summing dicts of floats (per-step seconds from every task)."""
+
+    def zero(self, value):
+        return {}
+
+    def addInPlace(self, a, b):
+        for k, v in b.items():
+            a[k] = a.get(k, 0.0) + v
+        return a
+
+
+def summary_table(counts: list[StageCounts]) -> str:
+    """A fixed-width table of per-stage counts for the CLI and logs."""
+    lines = [f"{'stage':<20}{'in':>10}{'kept':>10}{'rejected':>10}  top reasons"]
+    for c in counts:
+        top = ", ".join(f"{r}={n}" for r, n in sorted(c.reasons.items(), key=lambda kv: -kv[1])[:3])
+        lines.append(f"{c.stage:<20}{c.rows_in:>10}{c.rows_kept:>10}{c.rows_rejected:>10}  {top}")
+    return "\n".join(lines)

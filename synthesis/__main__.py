@@ -1,0 +1,5 @@
+import sys
+
+from synthesis.cli import main
+
+sys.exit(main())
