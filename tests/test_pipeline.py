@@ -76,7 +76,7 @@ def test_exact_duplicates_across_files_are_removed(spark, shared_data, tmp_path)
     copy = []
     for ln in lines:  # same texts, new ids, different whitespace/case: still exact duplicates after normalization
         doc = json.loads(ln)
-        doc["id"] = "copy-" + doc["id"]
+        doc["id"] = "~copy-" + doc["id"]  # "~" sorts after every base32 id
         doc["text"] = doc["text"].upper().replace("\n", "\n\n")
         copy.append(json.dumps(doc))
     (tmp_path / "a.jsonl").write_text("\n".join(lines) + "\n")
@@ -86,7 +86,7 @@ def test_exact_duplicates_across_files_are_removed(spark, shared_data, tmp_path)
     dedup = next(s for s in result.counts if s.stage == "exact_dedup")
     assert dedup.rows_rejected == dedup.rows_in // 2 > 0
     kept_ids = pq.read_table(tmp_path / "out" / "d" / "data").column("id").to_pylist()
-    assert not any(i.startswith("copy-") for i in kept_ids)  # keep rule: same date -> smallest id wins
+    assert not any(i.startswith("~copy-") for i in kept_ids)  # keep rule: same date -> smallest id wins
 
 
 def test_missing_input_is_a_clear_error_and_publishes_nothing(spark, tmp_path):
