@@ -146,8 +146,7 @@ class BatchRunner:
                 report.completion_tokens += result.completion_tokens or 0
                 bar.update(1)
                 elapsed = max(time.perf_counter() - t0, 1e-9)
-                bar.set_postfix_str(f"{report.generated / elapsed:.2f} req/s, "
-                                    f"{report.completion_tokens / elapsed:.1f} tok/s, {report.failed} failed",
+                bar.set_postfix_str(f"{report.completion_tokens / elapsed:.1f} tok/s, {report.failed} failed",
                                     refresh=False)
                 if report.generated % 100 == 0:
                     log.info("%d/%d generated, %.1f tok/s", report.generated, len(todo),
