@@ -6,7 +6,7 @@ import importlib
 import logging
 import sys
 
-COMMANDS: list[str] = []
+COMMANDS: list[str] = ["run"]
 
 
 def build_parser() -> argparse.ArgumentParser:
