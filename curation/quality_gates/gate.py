@@ -1,0 +1,167 @@
+"""Run a kind's suite on a dataset version with great-expectations 1.x, build Data Docs, and refuse to
+publish a version whose gate failed.
+
+GE objects live in a fresh ephemeral context per run (nothing shared between runs or processes); the
+Data Docs site of the run is written next to the verdict (`gate.json`) in `docs_dir`, by default
+`<version>/quality/`, so the evidence travels with the version it judged.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import uuid
+from pathlib import Path
+
+import pandas as pd
+
+from curation.contract import DatasetRoot, Manifest, resolve_version_dir
+from curation.quality_gates.config import GateConfig
+from curation.quality_gates.frames import documents_frame, fingerprint, mixture_frame
+from curation.quality_gates.result import Failure, GateFailed, GateResult
+from curation.quality_gates.suites import SUITES
+
+log = logging.getLogger(__name__)
+
+GATE_FILE = "gate.json"
+
+
+def quiet_gx():
+    """Import great_expectations without its import-time noise (pitfall P13: hundreds of
+    'Skipping registering function' lines when imported after Airflow) and without analytics."""
+    os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
+    for name in ("great_expectations", "great_expectations.expectations.registry"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+    import great_expectations as gx
+
+    return gx
+
+
+def _kind_of(dataset_dir: Path, manifest: Manifest | None, kind: str | None) -> str:
+    kind = kind or (manifest.dataset if manifest else None)
+    if kind not in SUITES:
+        raise ValueError(f"{dataset_dir}: no quality suite for dataset kind {kind!r}; known: {sorted(SUITES)}")
+    return kind
+
+
+def _failures(validation_results) -> tuple[int, list[Failure]]:
+    evaluated, failures = 0, []
+    for vr in validation_results:
+        for r in vr.results:
+            evaluated += 1
+            if r.success:
+                continue
+            conf = r.expectation_config
+            res = r.result or {}
+            exc = r.exception_info or {}
+            error = exc.get("exception_message") if exc.get("raised_exception") else None
+            failures.append(Failure(
+                expectation=conf.type, column=conf.kwargs.get("column"),
+                kwargs={k: v for k, v in conf.kwargs.items() if k != "batch_id"},
+                unexpected_count=res.get("unexpected_count"),
+                sample=list(res.get("partial_unexpected_list") or [])[:10],
+                observed=res.get("observed_value"), error=error))
+    return evaluated, failures
+
+
+def validate_frame(frame: pd.DataFrame, kind: str, cfg: GateConfig | None = None, manifest: Manifest | None = None,
+                   docs_dir: str | Path | None = None, name: str = "dataset") -> tuple[int, list[Failure], str | None]:
+    """Validate an in-memory frame with the kind's suite; build Data Docs into docs_dir when given."""
+    gx = quiet_gx()
+    from great_expectations.data_context.types.base import ProgressBarsConfig
+
+    cfg = cfg or GateConfig()
+    ctx = gx.get_context(mode="ephemeral")
+    ctx.variables.progress_bars = ProgressBarsConfig(globally=False)
+    tag = uuid.uuid4().hex[:8]
+    batch = (ctx.data_sources.add_pandas(f"{kind}-{tag}")
+             .add_dataframe_asset(name).add_batch_definition_whole_dataframe("whole"))
+    suite = ctx.suites.add(gx.ExpectationSuite(name=kind))
+    for expectation in SUITES[kind](cfg, manifest):
+        suite.add_expectation(expectation)
+    definition = ctx.validation_definitions.add(gx.ValidationDefinition(name=f"{kind}-{tag}", data=batch, suite=suite))
+    actions, docs_index = [], None
+    if docs_dir is not None:
+        site_dir = Path(docs_dir) / "data_docs"
+        ctx.add_data_docs_site(site_name="run", site_config={
+            "class_name": "SiteBuilder",
+            "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"},
+            "store_backend": {"class_name": "TupleFilesystemStoreBackend", "base_directory": str(site_dir)}})
+        actions.append(gx.checkpoint.UpdateDataDocsAction(name="data_docs", site_names=["run"]))
+        docs_index = str(site_dir / "index.html")
+    checkpoint = ctx.checkpoints.add(gx.Checkpoint(
+        name=f"gate-{tag}", validation_definitions=[definition], actions=actions,
+        result_format={"result_format": "SUMMARY", "partial_unexpected_count": 10}))
+    outcome = checkpoint.run(batch_parameters={"dataframe": frame})
+    evaluated, failures = _failures(outcome.run_results.values())
+    return evaluated, failures, docs_index
+
+
+def run_gate(dataset: str | Path, kind: str | None = None, cfg: GateConfig | None = None,
+             docs_dir: str | Path | None = None, frame: pd.DataFrame | None = None) -> GateResult:
+    """Validate a dataset version (a version folder, a dataset root, or a mixture build folder).
+
+    `frame` lets a caller that already holds the data (a pandas frame in the layout of
+    frames.documents_frame) skip reading the parquet files. The verdict is written to
+    `<docs_dir>/gate.json` and Data Docs to `<docs_dir>/data_docs/`.
+    """
+    dataset = Path(dataset)
+    if kind == "mixture":
+        version_dir, manifest = dataset, None
+        version = dataset.name
+        frame = mixture_frame(dataset) if frame is None else frame
+    else:
+        version_dir = resolve_version_dir(dataset)
+        manifest = Manifest.read(version_dir)
+        kind = _kind_of(version_dir, manifest, kind)
+        version = manifest.version
+        frame = documents_frame(version_dir) if frame is None else frame
+    docs_dir = Path(docs_dir) if docs_dir is not None else version_dir / "quality"
+    evaluated, failures, docs_index = validate_frame(frame, kind, cfg, manifest, docs_dir, name=version)
+    result = GateResult(kind=kind, dataset_dir=str(version_dir), version=version, success=not failures,
+                        evaluated=evaluated, failures=failures, docs_index=docs_index,
+                        fingerprint=fingerprint(version_dir))
+    result.write(docs_dir / GATE_FILE)
+    (log.info if result.success else log.warning)("%s", result.summary())
+    return result
+
+
+def require_passed(version_dir: str | Path, kind: str | None = None, cfg: GateConfig | None = None) -> GateResult:
+    """The verdict for exactly these files: reuse gate.json when its fingerprint still matches,
+    otherwise validate again. Raises GateFailed when the data does not pass."""
+    version_dir = Path(version_dir)
+    saved = version_dir / "quality" / GATE_FILE
+    result = None
+    if saved.is_file():
+        previous = GateResult.read(saved)
+        if previous.fingerprint == fingerprint(version_dir) and (kind is None or previous.kind == kind):
+            result = previous
+    if result is None:
+        result = run_gate(version_dir, kind=kind, cfg=cfg)
+    if not result.success:
+        raise GateFailed(result)
+    return result
+
+
+def publish_gated(candidate_dir: str | Path, root: str | Path, kind: str | None = None,
+                  cfg: GateConfig | None = None, set_current: bool = True) -> Path:
+    """Publish a finished candidate version into `root` only if its quality gate passes.
+
+    The candidate is a complete version folder (manifest written) outside the root's visible versions,
+    e.g. `<root>/_candidates/<run_id>`; publishing renames it to `<root>/<run_id>` atomically. Calling it
+    again after success is a no-op returning the published folder (retries are safe).
+    """
+    candidate, dataset_root = Path(candidate_dir), DatasetRoot(root)
+    if not (candidate / "manifest.json").is_file():
+        version = candidate.name
+        published = dataset_root.version_dir(version)
+        if (published / "manifest.json").is_file():
+            log.info("version %s already published at %s", version, published)
+            if set_current and dataset_root.current() != version:
+                dataset_root.set_current(version)
+            return published
+        raise FileNotFoundError(f"candidate {candidate} has no manifest.json and {published} is not published")
+    result = require_passed(candidate, kind=kind, cfg=cfg)
+    dataset_root.root.mkdir(parents=True, exist_ok=True)
+    final = dataset_root.publish(candidate, result.version, set_current=set_current)
+    log.info("published %s (gate passed: %d expectations)", final, result.evaluated)
+    return final
