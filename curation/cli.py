@@ -7,7 +7,7 @@ import importlib
 import logging
 import sys
 
-COMMANDS = ["run"]
+COMMANDS = ["run", "edu"]
 
 
 def build_parser() -> argparse.ArgumentParser:

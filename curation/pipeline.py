@@ -43,6 +43,9 @@ def build_python_steps(cfg: CurationConfig) -> list[Step]:
     steps: list[Step] = [Extract(cfg.extract), LanguageId(cfg.langid), *quality_steps(cfg.quality)]
     if cfg.decontam.enabled:
         steps.append(Decontaminate(cfg.decontam))
+    if cfg.edu.enabled:
+        from curation.edu.score import EduScore
+        steps.append(EduScore(cfg.edu))
     steps.append(TextHash())
     return steps
 
