@@ -1,0 +1,297 @@
+"""Pretraining (issue 8) on real text: the tiny preset on a mixture build made from the Dolma CC sample (web) and
+the DCLM human-labelled high-quality pages (phase-2 'hq'), tokenized with a byte-level BPE trained here.
+
+The mixture build is written in the format of DEVELOPERS.md ("The mixture build output") with
+training.shards.ShardWriter, so the trainer reads exactly what `python -m training mixture build` writes.
+"""
+from __future__ import annotations
+
+import gzip
+import hashlib
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import yaml
+
+from training.checkpoint import latest_checkpoint, list_checkpoints
+from training.config import RunConfig, load_config
+from training.data import Permutation, TrainLoader, Windows, read_mixture, window_ids
+from training.model import PRESETS, build_model, count_params, flops_per_token, phi3_config
+from training.report import read_metrics
+from training.schedule import WSD, wsd_from_config
+from training.shards import ShardWriter, token_dtype
+
+REPO = Path(__file__).resolve().parents[1]
+SEQ = 64
+
+
+# ---------------------------------------------------------------------------------------------- fixtures
+def _read_texts(shared_data: Path) -> tuple[list[str], list[str]]:
+    web = []
+    for path in sorted((shared_data / "webtext_cc2019_dolma_sample").glob("*.jsonl.gz")):
+        with gzip.open(path, "rt") as fh:
+            web += [json.loads(line)["text"] for line in fh]
+    hq = [d["text"] for d in map(json.loads, (shared_data / "quality_labels_dclm_human" /
+                                             "majority_data_disputed.jsonl").read_text().splitlines())
+          if d["label"] == 1]
+    return web, hq
+
+
+@pytest.fixture(scope="session")
+def mixture(shared_data: Path, tmp_path_factory) -> Path:
+    """A two-phase mixture build: phase1 = web; phase2 = hq + a web replay; 10% of each source held out."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+
+    web, hq = _read_texts(shared_data)
+    root = tmp_path_factory.mktemp("mixture")
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    tok.train_from_iterator(web + hq, trainers.BpeTrainer(
+        vocab_size=1024, special_tokens=["<|endoftext|>"], initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False))
+    (root / "tokenizer").mkdir()
+    tok.save(str(root / "tokenizer" / "tokenizer.json"))
+    eos, vocab = tok.token_to_id("<|endoftext|>"), tok.get_vocab_size()
+    dtype = token_dtype(vocab)
+
+    def encode(texts):
+        return [np.array(e.ids + [eos], dtype=dtype) for e in tok.encode_batch(texts)]
+
+    def write(folder: Path, docs) -> list[dict]:
+        w = ShardWriter(folder, dtype, shard_tokens=150_000)      # several shards: exercises shard boundaries
+        for d in docs:
+            w.add_document(d)
+        return [s.to_dict() for s in w.close()]
+
+    web_docs, hq_docs = encode(web), encode(hq)
+    n_web_held, n_hq_held = len(web_docs) // 10, len(hq_docs) // 10
+    phases = []
+    plan = {"phase1": {"web": (web_docs[n_web_held:], web_docs[:n_web_held])},
+            "phase2": {"hq": (hq_docs[n_hq_held:], hq_docs[:n_hq_held]),
+                       "web": (web_docs[n_web_held: n_web_held + 150], web_docs[:n_web_held])}}
+    for phase, sources in plan.items():
+        train = [d for docs, _ in sources.values() for d in docs]
+        np.random.default_rng(0).shuffle(train)
+        shards = write(root / phase, train)
+        heldout = {src: [dict(s, file=f"heldout/{src}/{s['file']}") for s in write(root / phase / "heldout" / src, held)]
+                   for src, (_, held) in sources.items()}
+        phases.append({"name": phase, "dir": phase, "tokens": sum(s["tokens"] for s in shards), "shards": shards,
+                       "sources": [{"name": src, "dataset": "test", "documents": len(docs),
+                                    "tokens": int(sum(len(d) for d in docs))} for src, (docs, _) in sources.items()],
+                       "heldout": heldout})
+    manifest = {"name": "test-tiny", "seed": 0, "seq_len": SEQ, "dtype": dtype.name,
+                "tokenizer": {"path": "tokenizer", "vocab_size": vocab, "eos_id": eos,
+                              "hash": hashlib.sha256((root / "tokenizer" / "tokenizer.json").read_bytes()).hexdigest()},
+                "mixture_yaml": "", "phases": phases}
+    (root / "manifest.json").write_text(json.dumps(manifest, indent=1))
+    return root
+
+
+def run_config(mixture: Path, out_dir: Path, **overrides) -> dict:
+    """The tiny CPU config of configs/train/tiny-cpu.yaml, pointed at the test mixture."""
+    cfg = yaml.safe_load((REPO / "configs" / "train" / "tiny-cpu.yaml").read_text())
+    cfg.update(mixture=str(mixture), out_dir=str(out_dir), **overrides)
+    return cfg
+
+
+def write_config(tmp_path: Path, cfg: dict, name: str = "run.yaml") -> Path:
+    path = tmp_path / name
+    path.write_text(yaml.safe_dump(cfg))
+    return path
+
+
+def train_cli(config: Path, *extra: str, nproc: int = 1, check: bool = True) -> subprocess.CompletedProcess:
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    if nproc == 1:
+        cmd = [sys.executable, "-m", "training", "run", str(config), *extra]
+    else:
+        cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}",
+               "-m", "training", "run", str(config), *extra]
+    proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"{' '.join(cmd)} exited {proc.returncode}:\n{proc.stderr[-4000:]}")
+    return proc
+
+
+def train_curve(out_dir: Path) -> list[tuple[str, int, float]]:
+    return [(r["phase"], r["global_step"], r["loss"]) for r in read_metrics(out_dir / "metrics.jsonl")
+            if r["kind"] == "train"]
+
+
+# ---------------------------------------------------------------------------------------------- units
+def test_presets_build_phi3_shapes():
+    cfg = phi3_config("125m", vocab_size=32000, seq_len=2048, eos_id=0)
+    assert (cfg.hidden_size, cfg.num_hidden_layers, cfg.vocab_size) == (768, 12, 32000)
+    assert phi3_config("tiny", vocab_size=1000, seq_len=64, eos_id=0).vocab_size == 1024   # padded to 64
+    mini = phi3_config("phi3-mini", vocab_size=32064, seq_len=4096, eos_id=0)
+    # the analytic FLOPs count uses the same parameter count the model has (built on the meta device: no memory)
+    with torch.device("meta"):
+        n = count_params(build_model(mini))
+    assert 3.7e9 < n < 3.9e9
+    assert flops_per_token(mini, 4096) == pytest.approx(6 * n + 12 * 32 * 3072 * 4096)
+    with pytest.raises(ValueError, match="preset 'huge' unknown"):
+        phi3_config("huge", 100, 64, 0)
+    assert set(PRESETS) == {"tiny", "125m", "350m", "1b", "phi3-mini"}
+
+
+def test_wsd_schedule_warmup_stable_decay():
+    s = WSD(peak_lr=1.0, warmup_steps=10, decay_start=60, total_steps=100, shape="linear", min_lr_ratio=0.1)
+    lrs = [s.lr(i) for i in range(100)]
+    assert lrs[0] == pytest.approx(0.1) and lrs[9] == 1.0                   # linear warmup
+    assert set(lrs[10:60]) == {1.0}                                          # stable
+    assert all(a > b for a, b in zip(lrs[60:], lrs[61:]))                    # strictly decaying
+    assert lrs[99] == pytest.approx(0.1)                                     # reaches min_lr at the last step
+    with pytest.raises(ValueError, match="warmup_steps"):
+        WSD(1.0, warmup_steps=50, decay_start=40, total_steps=100)
+
+
+def test_wsd_decay_starts_at_phase2(mixture, tmp_path):
+    cfg = RunConfig.model_validate(run_config(mixture, tmp_path, schedule={"warmup_steps": 2, "decay_start": "phase2"}))
+    s = wsd_from_config(cfg)
+    n1 = cfg.phase_steps("phase1")
+    assert s.decay_start == n1 and s.total_steps == n1 + cfg.phase_steps("phase2")
+    assert s.lr(n1 - 1) == cfg.optimizer.lr > s.lr(n1)
+
+
+def test_permutation_is_a_bijection_and_seeded():
+    for n in (1, 7, 1000, 4097):
+        perm = Permutation(n, seed=3, epoch=0)(np.arange(n))
+        assert sorted(perm.tolist()) == list(range(n))
+    a = Permutation(1000, seed=3, epoch=0)(np.arange(1000))
+    assert not np.array_equal(a, Permutation(1000, seed=3, epoch=1)(np.arange(1000)))   # reshuffled per epoch
+    assert not np.array_equal(a, Permutation(1000, seed=4, epoch=0)(np.arange(1000)))
+    assert np.array_equal(a, Permutation(1000, seed=3, epoch=0)(np.arange(1000)))
+    # positions past the end wrap into the next epoch's permutation
+    assert np.array_equal(window_ids(1000, 3, np.arange(1000, 1010)),
+                          Permutation(1000, seed=3, epoch=1)(np.arange(10)))
+
+
+def test_loader_is_deterministic_and_rank_slices_partition_the_step(mixture):
+    build = read_mixture(mixture)
+    windows = Windows(build.train["phase1"], build.dtype, SEQ)
+    one = TrainLoader(windows, seed=0, global_batch=8, micro_batch=2, rank=0, world_size=1)
+    two = [TrainLoader(windows, seed=0, global_batch=8, micro_batch=2, rank=r, world_size=2) for r in (0, 1)]
+    for step in range(3):
+        full = one.next()
+        assert full.shape == (4, 2, SEQ + 1)
+        halves = torch.cat([ld.next().flatten(0, 1) for ld in two])
+        assert torch.equal(full.flatten(0, 1), halves)                     # same sequences, split across ranks
+    # resuming from state gives the same next batch
+    state = one.state_dict()
+    expected = one.next()
+    again = TrainLoader(windows, seed=0, global_batch=8, micro_batch=2, rank=0, world_size=1)
+    again.load_state_dict(state)
+    assert torch.equal(again.next(), expected)
+    # each sequence is window k of a shard file: tokens [k*SEQ, k*SEQ + SEQ + 1) read straight from disk
+    files = build.train["phase1"]
+    shards = [np.fromfile(p, dtype=build.dtype).astype(np.int64) for p in files.paths]
+    per_shard = [(len(t) - 1) // SEQ for t in shards]
+    ids = window_ids(windows.count, 0, np.arange(3 * 8, 4 * 8))          # step 3 of a global batch of 8
+    for row, w in zip(expected.flatten(0, 1).numpy(), ids):
+        s = 0
+        while w >= per_shard[s]:
+            w, s = w - per_shard[s], s + 1
+        assert np.array_equal(row, shards[s][w * SEQ: w * SEQ + SEQ + 1])
+    assert len(files.paths) > 1 and len(set(ids.tolist())) == 8
+    for ld in (one, again, *two):
+        ld.close()
+    with pytest.raises(ValueError, match="seed was 0, now 1"):
+        TrainLoader(windows, seed=1, global_batch=8, micro_batch=2, rank=0, world_size=1).load_state_dict(state)
+
+
+def test_manifest_errors_name_file_and_field(mixture, tmp_path):
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    with pytest.raises(FileNotFoundError, match="manifest.json not found"):
+        read_mixture(bad)
+    manifest = json.loads((mixture / "manifest.json").read_text())
+    manifest["phases"][0]["shards"][0]["tokens"] += 1
+    (bad / "manifest.json").write_text(json.dumps(manifest))
+    for phase in ("phase1", "phase2"):
+        (bad / phase).symlink_to(mixture / phase)
+    with pytest.raises(ValueError, match=r"phases\[0\] \(phase1\): shard .*shard-00000.bin has \d+ bytes but "
+                                         r"manifest.json says tokens="):
+        read_mixture(bad)
+    del manifest["tokenizer"]["eos_id"]
+    (bad / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(ValueError, match="field tokenizer.eos_id missing"):
+        read_mixture(bad)
+
+
+def test_config_errors_name_field_and_value(mixture, tmp_path):
+    cfg = run_config(mixture, tmp_path, micro_batch=3)
+    with pytest.raises(ValueError, match="not divisible by micro_batch=3"):
+        load_config(write_config(tmp_path, cfg)).grad_accum(1)
+    cfg = run_config(mixture, tmp_path, preset="7b")
+    with pytest.raises(ValueError, match=r"preset: .*got '7b'"):
+        load_config(write_config(tmp_path, cfg))
+    cfg = run_config(mixture, tmp_path, learning_rate=1.0)
+    with pytest.raises(ValueError, match=r"learning_rate: Extra inputs are not permitted"):
+        load_config(write_config(tmp_path, cfg))
+
+
+# ---------------------------------------------------------------------------------------------- end to end
+@pytest.mark.slow
+def test_tiny_loss_falls_on_real_text_and_phase2_continues_into_decay(mixture, tmp_path):
+    out = tmp_path / "run"
+    train_cli(write_config(tmp_path, run_config(mixture, out)))
+    records = read_metrics(out / "metrics.jsonl")
+    train = [r for r in records if r["kind"] == "train"]
+    evals = {(r["global_step"], r["source"]): r["loss"] for r in records if r["kind"] == "eval"}
+    cfg = load_config(tmp_path / "run.yaml")
+    n1, n2 = cfg.phase_steps("phase1"), cfg.phase_steps("phase2")
+    # held-out web loss of the untrained model vs after phase 1: starts near ln(vocab), falls by > 1.5 nats
+    assert evals[(0, "phase1/web")] > 6.5
+    assert evals[(n1, "phase1/web")] < evals[(0, "phase1/web")] - 1.5
+    assert train[-1]["loss"] < train[0]["loss"] - 1.5
+    # phase 2 starts from phase 1's final checkpoint: its global steps continue, the LR is the same schedule
+    p2 = [r for r in train if r["phase"] == "phase2"]
+    assert p2[0]["global_step"] == n1 + cfg.log_every and p2[-1]["global_step"] == n1 + n2
+    sched = wsd_from_config(cfg)
+    assert all(r["lr"] == pytest.approx(sched.lr(r["global_step"] - 1)) for r in train)
+    assert p2[-1]["lr"] < p2[0]["lr"] <= cfg.optimizer.lr                     # decaying through phase 2
+    # and phase 2 improves the phase-2 held-out 'hq' loss
+    assert evals[(n1 + n2, "phase2/hq")] < evals[(n1, "phase2/hq")]
+    assert latest_checkpoint(out / "checkpoints" / "phase1").name == f"step-{n1:08d}"
+    assert len(list_checkpoints(out / "checkpoints" / "phase1")) <= cfg.keep_checkpoints
+    assert (out / "report.png").stat().st_size > 10_000
+
+
+@pytest.mark.slow
+def test_kill_and_resume_gives_a_bit_identical_loss_curve(mixture, tmp_path):
+    cfg = run_config(mixture, tmp_path / "straight", checkpoint_every=4, log_every=1, eval_every=1000)
+    train_cli(write_config(tmp_path, cfg, "straight.yaml"))
+    reference = train_curve(tmp_path / "straight")
+
+    cfg["out_dir"] = str(tmp_path / "killed")
+    config = write_config(tmp_path, cfg, "killed.yaml")
+    n1 = cfg["phases"]["phase1"]["steps"]
+    for kill_at in (6, n1 + 3):                   # mid phase 1 (between checkpoints), then mid phase 2
+        proc = train_cli(config, "--fail-at-step", str(kill_at), check=False)
+        assert proc.returncode == -signal.SIGKILL, proc.stderr[-2000:]
+        assert max(s for _, s, _ in train_curve(tmp_path / "killed")) == kill_at
+    train_cli(config)
+    resumed = train_curve(tmp_path / "killed")
+    assert [s for _, s, _ in resumed] == [s for _, s, _ in reference]
+    assert resumed == reference                   # exact float equality, every step, both phases
+
+
+@pytest.mark.slow
+def test_two_process_ddp_equals_one_process(mixture, tmp_path):
+    steps = {"phase1": {"steps": 8}}
+    base = dict(log_every=1, eval_every=1000, checkpoint_every=1000, phases=steps,
+                schedule={"warmup_steps": 2, "decay_fraction": 0.25})
+    train_cli(write_config(tmp_path, run_config(mixture, tmp_path / "one", **base), "one.yaml"))
+    train_cli(write_config(tmp_path, run_config(mixture, tmp_path / "ddp", **base), "ddp.yaml"), nproc=2)
+    one, ddp = train_curve(tmp_path / "one"), train_curve(tmp_path / "ddp")
+    assert [s for _, s, _ in one] == [s for _, s, _ in ddp] == list(range(1, 9))
+    np.testing.assert_allclose([x for *_, x in ddp], [x for *_, x in one], rtol=2e-5)
+    assert one[-1][2] < one[0][2]
