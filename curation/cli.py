@@ -7,7 +7,7 @@ import importlib
 import logging
 import sys
 
-COMMANDS = ["run", "edu"]
+COMMANDS = ["run", "dedup", "report", "edu"]
 
 
 def build_parser() -> argparse.ArgumentParser:

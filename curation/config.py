@@ -6,6 +6,7 @@ from pathlib import Path
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from curation.dedup.near_config import NearDedupConfig
 from curation.edu.score import EduConfig
 from curation.ingest import IngestConfig
 from curation.steps.decontam import DecontamConfig
@@ -29,6 +30,7 @@ class CurationConfig(BaseModel):
     quality: QualityConfig = Field(default_factory=QualityConfig)
     decontam: DecontamConfig = Field(default_factory=DecontamConfig)
     exact_dedup: ExactDedupConfig = Field(default_factory=ExactDedupConfig)
+    near_dedup: NearDedupConfig = Field(default_factory=NearDedupConfig)
     edu: EduConfig = Field(default_factory=EduConfig)   # off by default: needs a trained, promoted model
     output_partitions: int | None = None   # files per output part; None = as Spark produced them
 

@@ -195,8 +195,13 @@ def run(inputs: list[str], output: str | Path, cfg: CurationConfig | None = None
         frame_steps = list(frame_steps or [])
         if cfg.exact_dedup.enabled:
             frame_steps.insert(0, ExactDedup(cfg.exact_dedup.keep_order))
+        if cfg.near_dedup.enabled:
+            from curation.dedup.near import NearDedup
+            frame_steps.insert(1 if cfg.exact_dedup.enabled else 0, NearDedup(cfg.near_dedup, run_id))
         for fstep in frame_steps:
             t0 = time.perf_counter()
+            if hasattr(fstep, "bind"):  # frame steps that write intermediate/extra outputs under staging
+                fstep.bind(spark, staging, run_id)
             active, dropped = fstep.apply(active)
             rejected.append(dropped.select(*processed.columns))
             timings[fstep.name] = time.perf_counter() - t0
@@ -212,6 +217,10 @@ def run(inputs: list[str], output: str | Path, cfg: CurationConfig | None = None
             all_rejects = all_rejects.unionByName(r)
         all_rejects.write.mode("overwrite").parquet(str(staging / "rejects"))
         timings["write"] = time.perf_counter() - t0
+        step_extra: dict = {}
+        for fstep in frame_steps:
+            if hasattr(fstep, "write_extra"):  # e.g. near dedup's duplicates audit and staged band index
+                step_extra.update(fstep.write_extra(staging) or {})
 
         rows = spark.read.parquet(str(staging / "data")).count()
         reject_counts = {(r["reject_stage"], r["reject_reason"]): r["count"] for r in
@@ -229,13 +238,19 @@ def run(inputs: list[str], output: str | Path, cfg: CurationConfig | None = None
             inputs=list(inputs), config=cfg.model_dump(mode="json"), config_hash=config_hash(cfg.model_dump(mode="json")),
             stages=counts, rows=rows, rejected_rows=n_rejected, columns=data_cols,
             timings={k: round(v, 3) for k, v in timings.items()},
-            extra={"input_files": len(files)})
+            extra={"input_files": len(files), **step_extra})
         manifest.check()
         manifest.write(staging)
         final = root.publish(staging, run_id)
+        for fstep in frame_steps:  # side outputs (near dedup's band index) go live only after the corpus
+            if hasattr(fstep, "commit"):
+                fstep.commit()
         log.info("published %s: %d kept, %d rejected", final, rows, n_rejected)
         return RunResult(manifest=manifest, version_dir=final, counts=counts)
     except BaseException:
+        for fstep in frame_steps or []:
+            if hasattr(fstep, "abort"):
+                fstep.abort()
         shutil.rmtree(staging, ignore_errors=True)
         raise
 

@@ -1,0 +1,226 @@
+"""Near-duplicate removal as a Spark frame step: signatures -> LSH candidates -> (verification) ->
+connected components -> one survivor per component by the keep rule.
+
+Used two ways: as the pipeline's frame step after exact dedup (`python -m curation run` with
+`near_dedup.enabled`), and standalone over a published dataset (`python -m curation dedup`, see
+curation/dedup/job.py). Intermediate frames (signatures, edges, components, duplicates) are written
+under the run's staging folder, so each is computed once and the driver only ever sees counts.
+
+The driver hooks: `bind(spark, staging)` before `apply`, `write_extra(staging)` after the corpus and
+rejects are written (returns manifest extras), `commit()` after publish (publishes the band index in
+incremental mode), `abort()` on failure.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+
+from curation.dedup.exact import sort_columns
+from curation.dedup.incremental import BandIndex
+from curation.dedup.minhash import SIGNATURE_SCHEMA, LshParams, signature_batches
+from curation.dedup.near_config import NearDedupConfig
+
+log = logging.getLogger(__name__)
+
+DUPLICATES_DIR = "duplicates"
+REJECT_REASON = "near_duplicate"
+
+
+def lsh_params(cfg: NearDedupConfig) -> LshParams:
+    return LshParams(num_perm=cfg.num_perm, bands=cfg.bands, rows=cfg.rows, seed=cfg.seed, ngram=cfg.ngram)
+
+
+def compute_signatures(df, params: LshParams, with_shingles: bool):
+    """(id, text, ...) frame -> signature frame (SIGNATURE_SCHEMA), one Arrow-batched Python pass."""
+    from pyspark.sql.pandas.types import from_arrow_schema
+
+    def _map(batches):
+        yield from signature_batches(batches, params, with_shingles)
+
+    return df.select("id", "text").mapInArrow(_map, from_arrow_schema(SIGNATURE_SCHEMA))
+
+
+def check_unique_ids(signatures, where: str) -> None:
+    from pyspark.sql import functions as F
+
+    dup = signatures.groupBy("id").count().where(F.col("count") > 1).limit(5).collect()
+    if dup:
+        shown = ", ".join(f"{r['id']!r} x{r['count']}" for r in dup)
+        raise ValueError(f"near dedup needs unique ids but {where} has repeated `id` values: {shown}")
+    null_ids = signatures.where(F.col("id").isNull()).limit(1).count()
+    if null_ids:
+        raise ValueError(f"near dedup needs an `id` on every row but {where} has rows with a null `id`")
+
+
+class NearDedup:
+    """Spark-level step: drop near-duplicates, keep one document per cluster."""
+
+    name = "near_dedup"
+
+    def __init__(self, cfg: NearDedupConfig, run_id: str | None = None):
+        self.cfg = cfg
+        self.params = lsh_params(cfg)
+        self.run_id = run_id
+        self.spark = None
+        self.work: Path | None = None
+        self.staging: Path | None = None
+        self.index = BandIndex(cfg.index_dir, self.params) if cfg.index_dir else None
+        self.stats: dict = {}
+
+    # ---- driver hooks ----------------------------------------------------------------------------
+    def bind(self, spark, staging: Path, run_id: str | None = None) -> None:
+        self.spark, self.staging = spark, Path(staging)
+        self.work = self.staging / "_work" / self.name
+        self.run_id = run_id or self.run_id or self.staging.name
+
+    def write_extra(self, staging: Path) -> dict:
+        """Stage the next band index (incremental mode) and return the counts for the manifest."""
+        if self.index is not None:
+            t0 = time.perf_counter()
+            self.index.stage(self.spark, self._next_index_bands, self._next_index_shingles,
+                             self.run_id, self._index_parent)
+            self.stats["index_seconds"] = round(time.perf_counter() - t0, 3)
+        return {self.name: dict(self.stats)}
+
+    def commit(self) -> None:
+        if self.index is not None:
+            self.index.publish()
+
+    def abort(self) -> None:
+        if self.index is not None:
+            self.index.abort()
+
+    # ---- the step ----------------------------------------------------------------------------------
+    def apply(self, df):
+        """df -> (kept, rejected); duplicates audit rows are written to <staging>/duplicates."""
+        from pyspark.sql import functions as F
+
+        if self.spark is None:
+            raise RuntimeError("NearDedup.bind(spark, staging) must be called before apply()")
+        spark, cfg, work = self.spark, self.cfg, self.work
+        t_start = time.perf_counter()
+
+        # 1. signatures (and shingle sets for verification), materialised once
+        sig_path = work / "signatures"
+        compute_signatures(df, self.params, cfg.verify).write.mode("overwrite").parquet(str(sig_path))
+        sigs = spark.read.parquet(str(sig_path))
+        check_unique_ids(sigs, "the input")
+        n_in = sigs.count()
+        n_empty = sigs.where(F.col("n_shingles") == 0).count()
+        log.info("near dedup: %d documents signed (%d without words, never candidates) in %.1fs",
+                 n_in, n_empty, time.perf_counter() - t_start)
+
+        # 2. bands of the batch, plus the persisted index in incremental mode
+        new_bands = self._band_rows(sigs)
+        all_bands = new_bands.withColumn("_old", F.lit(False))
+        shingles = sigs.select("id", "shingles") if cfg.verify else None
+        self._index_parent = None
+        if self.index is not None:
+            loaded = self.index.load(spark, self.run_id, cfg.verify)
+            self._index_parent = loaded.version
+            if loaded.bands is not None:
+                batch_ids = sigs.select("id")
+                old_bands = loaded.bands.join(batch_ids, "id", "left_anti")  # re-submitted ids: the batch wins
+                all_bands = all_bands.unionByName(old_bands.select("id", "band", "key")
+                                                  .withColumn("_old", F.lit(True)))
+                if cfg.verify:
+                    shingles = shingles.unionByName(loaded.shingles.join(batch_ids, "id", "left_anti"))
+
+        # 3. candidate edges -> verified edges, materialised
+        from curation.dedup.lsh import candidate_edges, verify_edges
+
+        t0 = time.perf_counter()
+        edges, oversized = candidate_edges(all_bands, cfg.max_bucket_pairs, all_pairs=cfg.verify)
+        cand_path = work / "candidates"
+        edges.write.mode("overwrite").parquet(str(cand_path))
+        edges = spark.read.parquet(str(cand_path))
+        self.stats["candidate_pairs"] = edges.count()
+        self.stats["oversized_buckets"] = oversized.count()
+        if cfg.verify:
+            edges_path = work / "verified"
+            verify_edges(edges, shingles, cfg.threshold).write.mode("overwrite").parquet(str(edges_path))
+            edges = spark.read.parquet(str(edges_path))
+            self.stats["verified_pairs"] = edges.count()
+        log.info("near dedup: %s in %.1fs", {k: v for k, v in self.stats.items() if k.endswith(("pairs", "buckets"))},
+                 time.perf_counter() - t0)
+
+        # 4. connected components
+        from curation.dedup.components import connected_components
+
+        t0 = time.perf_counter()
+        comps, rounds = connected_components(spark, edges, work / "cc", cfg.max_cc_iterations)
+        comp_path = work / "components"
+        comps.write.mode("overwrite").parquet(str(comp_path))
+        comps = spark.read.parquet(str(comp_path))
+        self.stats["cc_rounds"] = rounds
+        log.info("near dedup: components in %d rounds, %.1fs", rounds, time.perf_counter() - t0)
+
+        # 5. keep rule -> duplicates audit dataset (removed documents only)
+        dups = self._duplicates(df, comps, shingles)
+        dups_path = self.staging / DUPLICATES_DIR
+        dups.write.mode("overwrite").parquet(str(dups_path))
+        dups = spark.read.parquet(str(dups_path))
+        n_removed = dups.count()
+        self.stats.update(documents_in=n_in, documents_without_words=n_empty, removed=n_removed,
+                          clusters=comps.select("cluster_id").distinct().count(),
+                          seconds=round(time.perf_counter() - t_start, 3))
+        log.info("near dedup: %d of %d documents removed as near duplicates", n_removed, n_in)
+
+        # 6. the next index: old entries + kept batch documents (staged in write_extra)
+        if self.index is not None:
+            removed_ids = dups.select(F.col("doc_id").alias("id"))
+            kept_bands = new_bands.join(removed_ids, "id", "left_anti")
+            next_bands = kept_bands if self._index_parent is None else \
+                kept_bands.unionByName(old_bands.select("id", "band", "key"))
+            self._next_index_bands = next_bands
+            self._next_index_shingles = None
+            if cfg.verify:
+                kept_sh = sigs.where(F.col("n_shingles") > 0).select("id", "shingles").join(removed_ids, "id", "left_anti")
+                self._next_index_shingles = kept_sh if self._index_parent is None else \
+                    kept_sh.unionByName(loaded.shingles.join(sigs.select("id"), "id", "left_anti"))
+
+        # 7. kept / rejected frames (joins against the materialised duplicates)
+        kept = df.join(dups.select(F.col("doc_id").alias("id")), "id", "left_anti").select(*df.columns)
+        rejected = (df.join(dups.select(F.col("doc_id").alias("id"), "kept_id"), "id")
+                    .withColumn("reject_stage", F.lit(self.name))
+                    .withColumn("reject_reason", F.lit(REJECT_REASON))
+                    .withColumn("reject_detail", F.concat(F.lit("kept "), F.col("kept_id")))
+                    .drop("kept_id"))
+        return kept, rejected
+
+    # ---- helpers -----------------------------------------------------------------------------------
+    @staticmethod
+    def _band_rows(sigs):
+        from curation.dedup.lsh import band_rows
+
+        return band_rows(sigs)
+
+    def _duplicates(self, df, comps, shingles):
+        """Rank each cluster by the keep rule; every non-first batch document is a duplicate.
+
+        Index documents (incremental mode) are already published, so they rank first and are never removed.
+        """
+        from pyspark.sql import Window
+        from pyspark.sql import functions as F
+
+        from curation.dedup.lsh import jaccard_expr
+
+        keyed = df.select("id", *[c for c in self._keep_columns(df) if c != "id"]).withColumn("_new", F.lit(True))
+        members = comps.join(keyed, "id", "left").withColumn("_old", F.col("_new").isNull())
+        order = [F.col("_old").desc(), *sort_columns(members, self.cfg.keep_order)]
+        w = Window.partitionBy("cluster_id").orderBy(*order)
+        ranked = (members.withColumn("_rank", F.row_number().over(w))
+                  .withColumn("kept_id", F.first("id").over(w)))
+        dups = ranked.where((F.col("_rank") > 1) & ~F.col("_old")).select(
+            F.col("id").alias("doc_id"), "cluster_id", "kept_id")
+        if shingles is None:
+            return dups.withColumn("similarity", F.lit(None).cast("double"))
+        sd = shingles.select(F.col("id").alias("doc_id"), F.col("shingles").alias("_sd"))
+        sk = shingles.select(F.col("id").alias("kept_id"), F.col("shingles").alias("_sk"))
+        return (dups.join(sd, "doc_id", "left").join(sk, "kept_id", "left")
+                .select("doc_id", "cluster_id", "kept_id", jaccard_expr("_sd", "_sk").alias("similarity")))
+
+    def _keep_columns(self, df) -> list[str]:
+        cols = [spec.split()[0] for spec in self.cfg.keep_order]
+        return [c for c in dict.fromkeys(cols) if c in df.columns]

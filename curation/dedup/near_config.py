@@ -1,0 +1,52 @@
+"""Configuration of near-duplicate removal (MinHash-LSH) and the S-curve its banding implies.
+
+Two documents whose shingle sets have Jaccard similarity s share at least one LSH bucket with probability
+
+    P(s) = 1 - (1 - s**rows) ** bands
+
+Defaults (num_perm=120, 20 bands x 6 rows, verify on) put the steep part of the curve below 0.8 so that
+candidate recall at the 0.8 target is ~0.998, and exact-Jaccard verification removes the extra candidates:
+
+    s     0.3    0.5    0.6    0.7    0.8    0.9
+    P   0.014  0.270  0.615  0.918  0.998  1.000
+
+Without verification choose a curve centred on the threshold instead (datasketch's optimum for 0.8 with
+128 permutations is 9 bands x 13 rows: P(0.7)=0.36, P(0.8)=0.84, P(0.9)=0.998), trading recall for precision.
+"""
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+
+class NearDedupConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    enabled: bool = False
+    ngram: int = Field(5, ge=1, description="words per shingle, on normalized text")
+    num_perm: int = Field(120, ge=1, description="MinHash permutations")
+    bands: int = Field(20, ge=1)
+    rows: int = Field(6, ge=1, description="signature values per band")
+    seed: int = Field(1, description="seed of the datasketch permutations; index and batches must agree")
+    threshold: float = Field(0.8, gt=0.0, le=1.0, description="Jaccard threshold of verification")
+    verify: bool = Field(True, description="exact Jaccard on shingle sets for every candidate pair")
+    # A bucket with more members than this is treated as boilerplate: its members get one star edge to the
+    # bucket's smallest id instead of all pairs, so memory stays linear in the bucket size.
+    max_bucket_pairs: int = Field(50, ge=2)
+    # Which member of a duplicate cluster survives (same syntax as exact dedup's keep_order; `id asc` is
+    # always appended as the final tie-breaker, missing columns are skipped).
+    keep_order: list[str] = ["edu_score desc", "date asc"]
+    max_cc_iterations: int = Field(40, ge=1)
+    # Incremental mode: a band index (dataset root) of the published corpus; None = dedup the input alone.
+    index_dir: str | None = None
+
+    @model_validator(mode="after")
+    def _bands_fit(self) -> "NearDedupConfig":
+        if self.bands * self.rows > self.num_perm:
+            raise ValueError(f"near_dedup: bands*rows = {self.bands}*{self.rows} = {self.bands * self.rows}"
+                             f" exceeds num_perm={self.num_perm}")
+        return self
+
+
+def candidate_probability(s: float, bands: int, rows: int) -> float:
+    """Probability that two documents of Jaccard `s` share at least one band (the LSH S-curve)."""
+    return 1.0 - (1.0 - s ** rows) ** bands
