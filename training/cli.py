@@ -6,7 +6,7 @@ import importlib
 import logging
 import sys
 
-COMMANDS: list[str] = ["run"]
+COMMANDS: list[str] = ["run", "mixture"]
 
 
 def build_parser() -> argparse.ArgumentParser:

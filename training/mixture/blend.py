@@ -1,0 +1,215 @@
+"""Blend a phase's sources into packed shards at their target token ratios (Megatron-style).
+
+Each next document comes from the source furthest behind its target share of the tokens emitted so far
+(argmax of weight * emitted_total - emitted_by_source), so the mix tracks the targets at every point, not just
+at the end, and the order is a pure function of the seed. Within a source, documents are drawn in a seeded
+permutation per epoch; a source repeats (up to `max_epochs`) when its budget exceeds one epoch.
+Held-out documents (chosen by a hash of seed and document id) are written to heldout/<source>/ and never to
+the training shards.
+"""
+from __future__ import annotations
+
+import hashlib
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import xxhash
+
+from training.shards import ShardInfo, ShardWriter
+
+log = logging.getLogger(__name__)
+
+
+def heldout_mask(ids: list[str], seed: int, fraction: float) -> np.ndarray:
+    """True for held-out documents. A function of (seed, id) only, so a document is held out in every
+    source (filter) that contains it and across phases."""
+    if fraction <= 0:
+        return np.zeros(len(ids), dtype=bool)
+    limit = int(fraction * 2**64)
+    return np.fromiter((xxhash.xxh64_intdigest(f"{seed}:{i}".encode()) < limit for i in ids), dtype=bool, count=len(ids))
+
+
+def stream_seed(seed: int, source_key: str) -> int:
+    return int.from_bytes(hashlib.sha256(f"{seed}:{source_key}".encode()).digest()[:8], "little")
+
+
+@dataclass
+class SourceStream:
+    """A source's training documents in per-epoch seeded permutations."""
+    name: str
+    weight: float
+    docs: np.ndarray            # indices into the cache of the training (non-held-out) documents
+    lengths: np.ndarray         # token length of every cached document (EOS included)
+    seed: int
+    epoch: int = 0
+    pos: int = 0
+    order: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+
+    def __post_init__(self) -> None:
+        self.order = self._permutation(0)
+
+    def _permutation(self, epoch: int) -> np.ndarray:
+        return self.docs[np.random.default_rng([self.seed, epoch]).permutation(len(self.docs))]
+
+    def next(self) -> tuple[int, int]:
+        """(cache document index, epoch)."""
+        if self.pos == len(self.order):
+            self.epoch += 1
+            self.order, self.pos = self._permutation(self.epoch), 0
+        doc = int(self.order[self.pos])
+        self.pos += 1
+        return doc, self.epoch
+
+    @property
+    def available_tokens(self) -> int:
+        return int(self.lengths[self.docs].sum())
+
+
+def schedule(streams: list[SourceStream], budget: int) -> list[tuple[int, int, int]]:
+    """The blended order: (source index, cache document index, epoch) until `budget` tokens are emitted.
+
+    Megatron's rule on tokens instead of samples: the next document comes from the source furthest behind its
+    target share of everything emitted so far. (A one-document lookahead that minimises the deviation was
+    tried: it postpones long documents to the end of the phase and overshoots the budget.) Ties go to the
+    first source, so the order is a pure function of the streams."""
+    weights = np.array([s.weight for s in streams], dtype=np.float64)
+    emitted = np.zeros(len(streams), dtype=np.float64)
+    total = 0
+    out = []
+    while total < budget:
+        d = int(np.argmax(weights * total - emitted))
+        doc, epoch = streams[d].next()
+        n = int(streams[d].lengths[doc])
+        out.append((d, doc, epoch))
+        emitted[d] += n
+        total += n
+    return out
+
+
+@dataclass
+class CachedSource:
+    name: str
+    weight: float
+    max_epochs: float
+    key: str                      # cache key: content + tokenizer
+    tokens: np.ndarray            # memory-mapped cache tokens
+    offsets: np.ndarray           # start of each cached document
+    docs: pa.Table                # id, url, edu_score, tokens
+
+
+@dataclass
+class PhaseResult:
+    shards: list[ShardInfo]
+    heldout: dict[str, list[dict]]
+    per_source: dict[str, dict]
+    tokens: int
+
+
+def _doc_rows(src: CachedSource, idx: list[int]) -> dict[str, list]:
+    t = src.docs.take(pa.array(idx, pa.int64()))
+    return {"id": t["id"].to_pylist(), "url": t["url"].to_pylist(), "edu_score": t["edu_score"].to_pylist()}
+
+
+def write_phase(sources: list[CachedSource], budget: int, seed: int, heldout_fraction: float, folder: Path,
+                dtype: np.dtype, shard_tokens: int) -> PhaseResult:
+    """Write one phase: training shards, held-out shards per source, and documents.parquet (one row per
+    written document: split, source, id, url, edu_score, tokens, epoch, shard file, offset in the shard)."""
+    streams, heldout_idx = [], []
+    for s in sources:
+        ids = s.docs["id"].to_pylist()
+        held = heldout_mask(ids, seed, heldout_fraction)
+        if held.all():
+            raise ValueError(f"source {s.name!r}: all {len(ids)} documents are held out"
+                             f" (heldout_fraction {heldout_fraction}); lower it")
+        lengths = s.docs["tokens"].to_numpy()
+        stream = SourceStream(s.name, s.weight, np.flatnonzero(~held), lengths, stream_seed(seed, s.key))
+        needed = s.weight * budget / stream.available_tokens
+        if needed > s.max_epochs:
+            raise ValueError(f"phase {folder.name}: source {s.name!r} needs {needed:.2f} epochs of its"
+                             f" {stream.available_tokens:,} training tokens for {s.weight:g} x {budget:,},"
+                             f" over max_epochs {s.max_epochs:g}")
+        streams.append(stream)
+        heldout_idx.append(np.flatnonzero(held))
+
+    order = schedule(streams, budget)
+    writer = ShardWriter(folder, dtype, shard_tokens)
+    rows: dict[str, list] = {k: [] for k in ("source", "tokens", "epoch")}
+    per_doc_src: list[list[int]] = [[] for _ in sources]
+    for d, doc, epoch in order:
+        s = sources[d]
+        start = int(s.offsets[doc])
+        n = int(streams[d].lengths[doc])
+        writer.add_document(s.tokens[start:start + n])
+        rows["source"].append(s.name)
+        rows["tokens"].append(n)
+        rows["epoch"].append(epoch)
+        per_doc_src[d].append(doc)
+    shards = writer.close()
+
+    # id/url/edu_score per written document, gathered per source in write order, then interleaved back.
+    meta = {k: [None] * len(order) for k in ("id", "url", "edu_score")}
+    positions: list[list[int]] = [[] for _ in sources]
+    for pos, (d, _, _) in enumerate(order):
+        positions[d].append(pos)
+    for d, s in enumerate(sources):
+        if per_doc_src[d]:
+            got = _doc_rows(s, per_doc_src[d])
+            for k in meta:
+                for pos, v in zip(positions[d], got[k]):
+                    meta[k][pos] = v
+    offsets = _offsets_in_shards(shards, folder)
+    shard_of_doc = np.repeat([sh.file for sh in shards], [sh.documents for sh in shards]).tolist()
+    table = pa.table({"split": ["train"] * len(order), "source": rows["source"], "id": meta["id"],
+                      "url": pa.array(meta["url"], pa.string()), "edu_score": pa.array(meta["edu_score"], pa.float64()),
+                      "tokens": pa.array(rows["tokens"], pa.int64()), "epoch": pa.array(rows["epoch"], pa.int32()),
+                      "shard": shard_of_doc, "offset": pa.array(offsets, pa.int64())})
+
+    heldout: dict[str, list[dict]] = {}
+    held_tables = []
+    for s, idx in zip(sources, heldout_idx):
+        hw = ShardWriter(folder / "heldout" / s.name, dtype, shard_tokens)
+        for doc in idx:
+            start, n = int(s.offsets[doc]), int(s.docs["tokens"][int(doc)].as_py())
+            hw.add_document(s.tokens[start:start + n])
+        infos = hw.close()
+        heldout[s.name] = [{**i.to_dict(), "file": f"heldout/{s.name}/{i.file}"} for i in infos]
+        if len(idx):
+            got = _doc_rows(s, idx.tolist())
+            lens = s.docs["tokens"].to_numpy()[idx]
+            held_offsets = _offsets_in_shards(infos, folder / "heldout" / s.name)
+            held_shard = np.repeat([f"heldout/{s.name}/{i.file}" for i in infos], [i.documents for i in infos])
+            held_tables.append(pa.table({
+                "split": ["heldout"] * len(idx), "source": [s.name] * len(idx), "id": got["id"],
+                "url": pa.array(got["url"], pa.string()), "edu_score": pa.array(got["edu_score"], pa.float64()),
+                "tokens": pa.array(lens, pa.int64()), "epoch": pa.array(np.zeros(len(idx)), pa.int32()),
+                "shard": held_shard.tolist(), "offset": pa.array(held_offsets, pa.int64())}))
+    pq.write_table(pa.concat_tables([table, *held_tables]), folder / "documents.parquet")
+
+    total = int(sum(sh.tokens for sh in shards))
+    emitted_by_source = np.bincount([d for d, _, _ in order], weights=rows["tokens"], minlength=len(sources))
+    per_source = {}
+    for d, (s, stream) in enumerate(zip(sources, streams)):
+        emitted = int(emitted_by_source[d])
+        idx = heldout_idx[d]
+        per_source[s.name] = {
+            "documents": len(per_doc_src[d]), "tokens": emitted,
+            "epochs": emitted / stream.available_tokens,
+            "target_weight": s.weight, "realised_weight": emitted / total if total else 0.0,
+            "available_documents": int(len(stream.docs)), "available_tokens": stream.available_tokens,
+            "heldout_documents": int(len(idx)), "heldout_tokens": int(stream.lengths[idx].sum()),
+        }
+    log.info("phase %s: %d tokens in %d shard(s); %s", folder.name, total, len(shards),
+             ", ".join(f"{k} {v['realised_weight']:.4f}/{v['target_weight']:.4f}" for k, v in per_source.items()))
+    return PhaseResult(shards, heldout, per_source, total)
+
+
+def _offsets_in_shards(shards: list[ShardInfo], folder: Path) -> list[int]:
+    """Start offset of every written document within its shard, read back from the shard indexes."""
+    out: list[int] = []
+    for sh in shards:
+        out.extend(np.load(folder / sh.file.replace(".bin", ".idx.npy")).tolist())
+    return out

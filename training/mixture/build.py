@@ -1,0 +1,251 @@
+"""`mixture build`: validated YAML -> tokenizer + per-source token caches + one packed folder per phase +
+manifest.json (layout in DEVELOPERS.md, "The mixture build output").
+
+Incremental: every artefact carries a key over exactly what it depends on: the tokenizer (its config and the
+content of the phase-1 sources it is trained on), each source cache (source content + filter + tokenizer), each
+phase (its config, its sources' cache keys, seed, tokenizer). A rebuild into the same --output reuses (hard
+links) whatever key is unchanged and says what it rebuilt and why. The new build is assembled beside the old
+one and swapped in at the end, so a failed build leaves the previous one intact.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import shutil
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterator
+
+from curation.contract import code_version, now_iso
+from training.mixture import sources as S
+from training.mixture.blend import CachedSource, heldout_mask, write_phase
+from training.mixture.encode import non_empty, read_batches, read_cache, tokenize_source
+from training.mixture.schema import MixtureConfig
+from training.mixture.tokenizer import eos_id, load_tokenizer, save_tokenizer, tokenizer_hash, train_bpe
+from training.mixture.validate import CheckedMixture, check_mixture
+from training.shards import token_dtype
+
+log = logging.getLogger(__name__)
+
+FORMAT_VERSION = 1   # bump when the build's layout changes: forces a full rebuild
+
+
+def _code_hash(*modules: str) -> str:
+    """Hash of the modules that produce an artefact: editing the encoder or the blend invalidates what they made."""
+    here = Path(__file__).parent
+    return hashlib.sha256(b"".join((here / f"{m}.py").read_bytes() for m in modules)).hexdigest()[:16]
+
+
+def _key(*parts: object) -> str:
+    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:24]
+
+
+@dataclass
+class BuildResult:
+    output: Path
+    manifest: dict
+    rebuilt: list[str] = field(default_factory=list)
+    reused: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+
+def _link_tree(src: Path, dst: Path) -> None:
+    """Reuse a previous build's folder without copying bytes (same filesystem: the staging dir is a sibling)."""
+    shutil.copytree(src, dst, copy_function=os.link)
+
+
+def _previous_manifest(out: Path) -> dict | None:
+    path = out / "manifest.json"
+    if not path.is_file():
+        return None
+    try:
+        m = json.loads(path.read_text())
+    except json.JSONDecodeError:
+        log.warning("previous manifest %s is unreadable: rebuilding everything", path)
+        return None
+    return m if m.get("build", {}).get("format_version") == FORMAT_VERSION else None
+
+
+# ---- tokenizer -------------------------------------------------------------------------------------
+
+def _tokenizer_sample(cm: CheckedMixture, con, limit: int) -> Iterator[str]:
+    """Up to `limit` training texts from the phase-1 sources, each source contributing by its weight; the
+    pick is a hash of (seed, id), so it is deterministic and streams, and held-out documents are excluded."""
+    cfg = cm.config
+    for j, src in enumerate(cfg.phases[0].sources):
+        res, st = cm.resolved[(0, j)], cm.stats[(0, j)]
+        want = max(1, int(round(src.weight * limit)))
+        rate = min(1.0, want / max(st.documents - st.empty, 1))
+        got = 0
+        for b in read_batches(con, res, src.filter):
+            b, _ = non_empty(b)
+            ids = b.column(S.ID_COLUMN).to_pylist()
+            held = heldout_mask(ids, cfg.seed, cfg.heldout_fraction)
+            pick = heldout_mask(ids, cfg.seed + 1, rate)   # an independent hash stream at `rate`
+            for text, h, p in zip(b.column(S.TEXT_COLUMN).to_pylist(), held, pick):
+                if p and not h and got < want:
+                    got += 1
+                    yield text
+            if got >= want:
+                break
+        log.info("tokenizer sample: %d documents from %s", got, src.name)
+
+
+def _tokenizer(cm: CheckedMixture, con, content: dict, prev: dict | None, prev_dir: Path, staging: Path,
+               result: BuildResult) -> tuple[str, str]:
+    """Put the tokenizer in staging/tokenizer; return (key, how)."""
+    tcfg = cm.config.tokenizer
+    dest = staging / "tokenizer"
+    if tcfg.path:
+        key = _key("path", tokenizer_hash(Path(tcfg.path)) if Path(tcfg.path).is_dir()
+                   else hashlib.sha256(Path(tcfg.path).read_bytes()).hexdigest(), tcfg.eos_token)
+    else:
+        phase1 = [(s.name, s.weight, content[(0, j)]) for j, s in enumerate(cm.config.phases[0].sources)]
+        key = _key("train", tcfg.train.model_dump(), tcfg.eos_token, cm.config.seed, cm.config.heldout_fraction, phase1)
+    if prev and prev.get("tokenizer", {}).get("key") == key and (prev_dir / "tokenizer").is_dir():
+        _link_tree(prev_dir / "tokenizer", dest)
+        result.reused.append("tokenizer")
+        return key, "reused"
+    result.rebuilt.append("tokenizer")
+    if tcfg.path:
+        save_tokenizer(load_tokenizer(tcfg.path), dest, tcfg.eos_token)
+        how = "loaded"
+    else:
+        t = tcfg.train
+        tok = train_bpe(_tokenizer_sample(cm, con, t.sample_documents), t.vocab_size, t.min_frequency, tcfg.eos_token)
+        save_tokenizer(tok, dest, tcfg.eos_token)
+        how = "trained"
+    if prev:
+        if prev.get("tokenizer", {}).get("hash") == tokenizer_hash(dest):
+            result.notes.append(f"tokenizer {how} again (its inputs changed) and came out identical:"
+                                " token caches stay valid")
+        else:
+            result.notes.append("tokenizer changed: every source is re-tokenized and every phase rebuilt")
+    return key, how
+
+
+# ---- the build -------------------------------------------------------------------------------------
+
+def build(mixture_path: str | Path, output: str | Path, workers: int = 1) -> BuildResult:
+    t0 = time.perf_counter()
+    cm = check_mixture(mixture_path)
+    cfg: MixtureConfig = cm.config
+    out = Path(output).resolve()
+    prev = _previous_manifest(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    staging = out.parent / f".{out.name}.staging-{uuid.uuid4().hex[:8]}"
+    staging.mkdir()
+    result = BuildResult(out, {})
+    try:
+        _build_into(cm, out, prev, staging, workers, result)
+        _swap(staging, out)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    result.seconds = time.perf_counter() - t0
+    return result
+
+
+def _build_into(cm: CheckedMixture, out: Path, prev: dict | None, staging: Path, workers: int,
+                result: BuildResult) -> None:
+    cfg = cm.config
+    con = S.connect()
+    content = {ij: S.content_hash(res, cfg.phases[ij[0]].sources[ij[1]].filter) for ij, res in cm.resolved.items()}
+
+    tok_key, tok_how = _tokenizer(cm, con, content, prev, out, staging, result)
+    tok_dir = staging / "tokenizer"
+    tok = load_tokenizer(tok_dir)
+    eos = eos_id(tok, cfg.tokenizer.eos_token)
+    vocab_size = tok.get_vocab_size()
+    dtype = token_dtype(vocab_size)
+    tok_hash = tokenizer_hash(tok_dir)
+
+    # Token caches, one per distinct (content, tokenizer): a source used by two phases is tokenized once.
+    prev_caches = set(prev.get("build", {}).get("caches", [])) if prev else set()
+    cache_keys: dict[tuple[int, int], str] = {}
+    for (i, j), res in cm.resolved.items():
+        key = _key(content[(i, j)], tok_hash, FORMAT_VERSION, _code_hash("encode", "sources"))
+        cache_keys[(i, j)] = key
+        folder = staging / "cache" / key
+        if folder.exists():
+            continue
+        name = f"{cfg.phases[i].name}/{cfg.phases[i].sources[j].name}"
+        if key in prev_caches and (out / "cache" / key / "COMPLETE").is_file():
+            _link_tree(out / "cache" / key, folder)
+            result.reused.append(f"source {name}")
+        else:
+            tokenize_source(con, res, cfg.phases[i].sources[j].filter, tok_dir, eos, dtype, folder, workers, name)
+            result.rebuilt.append(f"source {name}")
+
+    prev_phases = {p["name"]: p for p in prev.get("phases", [])} if prev else {}
+    phases = []
+    for i, phase in enumerate(cfg.phases):
+        pkey = _key(phase.model_dump(), [cache_keys[(i, j)] for j in range(len(phase.sources))], cfg.seed,
+                    cfg.heldout_fraction, cfg.shard_tokens, tok_hash, FORMAT_VERSION, _code_hash("blend"))
+        old = prev_phases.get(phase.name)
+        if old and old.get("key") == pkey and (out / old["dir"]).is_dir():
+            _link_tree(out / old["dir"], staging / phase.name)
+            phases.append({**old, "dir": phase.name})
+            result.reused.append(f"phase {phase.name}")
+            continue
+        cached = []
+        for j, s in enumerate(phase.sources):
+            tokens, offsets, docs = read_cache(staging / "cache" / cache_keys[(i, j)], dtype)
+            cached.append(CachedSource(s.name, s.weight, s.max_epochs, cache_keys[(i, j)], tokens, offsets, docs))
+        pr = write_phase(cached, phase.tokens, cfg.seed, cfg.heldout_fraction, staging / phase.name, dtype,
+                         cfg.shard_tokens)
+        srcs = []
+        for j, s in enumerate(phase.sources):
+            res = cm.resolved[(i, j)]
+            st = cm.stats[(i, j)]
+            srcs.append({"name": s.name, "dataset": res.label, "version": res.version, "filter": s.filter,
+                         **pr.per_source[s.name], "max_epochs": s.max_epochs, "skipped_empty": st.empty,
+                         "content_hash": content[(i, j)], "cache": cache_keys[(i, j)]})
+        phases.append({"name": phase.name, "dir": phase.name, "key": pkey, "tokens": pr.tokens,
+                       "budget": phase.tokens, "shards": [sh.to_dict() for sh in pr.shards],
+                       "sources": srcs, "heldout": pr.heldout, "documents_table": "documents.parquet"})
+        result.rebuilt.append(f"phase {phase.name}")
+
+    manifest = {
+        "name": cfg.name, "seed": cfg.seed, "seq_len": cfg.seq_len, "dtype": dtype.name,
+        "tokenizer": {"path": "tokenizer", "vocab_size": vocab_size, "eos_id": eos, "eos_token": cfg.tokenizer.eos_token,
+                      "hash": tok_hash, "key": tok_key, "how": tok_how},
+        "mixture_yaml": cm.text,
+        "phases": phases,
+        "created_at": now_iso(), "code_version": code_version(),
+        "build": {"format_version": FORMAT_VERSION, "caches": sorted(set(cache_keys.values())),
+                  "rebuilt": result.rebuilt, "reused": result.reused, "notes": result.notes},
+    }
+    (staging / "manifest.json").write_text(json.dumps(manifest, indent=2))
+    result.manifest = manifest
+
+
+def _swap(staging: Path, out: Path) -> None:
+    trash = None
+    if out.exists():
+        trash = out.parent / f".{out.name}.trash-{uuid.uuid4().hex[:8]}"
+        os.rename(out, trash)
+    os.rename(staging, out)
+    if trash is not None:
+        shutil.rmtree(trash, ignore_errors=True)
+
+
+def summary(result: BuildResult) -> str:
+    m = result.manifest
+    lines = [f"mixture {m['name']} -> {result.output} ({result.seconds:.1f}s); tokenizer {m['tokenizer']['how']},"
+             f" vocab {m['tokenizer']['vocab_size']}, dtype {m['dtype']}"]
+    for p in m["phases"]:
+        lines.append(f"  {p['name']}: {p['tokens']:,} tokens in {len(p['shards'])} shard(s)")
+        for s in p["sources"]:
+            lines.append(f"    {s['name']:<18} {s['tokens']:>12,} tokens {s['epochs']:6.2f} ep"
+                         f"  target {s['target_weight']:.4f} realised {s['realised_weight']:.4f}"
+                         f"  heldout {s['heldout_documents']} docs")
+    lines.append("rebuilt: " + (", ".join(result.rebuilt) or "nothing"))
+    lines.append("reused:  " + (", ".join(result.reused) or "nothing"))
+    lines += [f"note: {n}" for n in result.notes]
+    return "\n".join(lines)

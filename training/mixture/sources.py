@@ -1,0 +1,141 @@
+"""Where a source's documents come from: resolve a dataset reference to parquet files, read them through
+DuckDB with the source's filter, and fingerprint their content.
+
+A dataset reference is one of
+  * a dataset root (has CURRENT) or version folder (has manifest.json) of the project's contract,
+  * a parquet file, folder of parquet files, or glob,
+  * a name in the dataset registry (a YAML file `datasets: {name: root}`), optionally with `version`.
+"""
+from __future__ import annotations
+
+import glob as globlib
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+import xxhash
+import yaml
+
+from curation.contract import DatasetRoot, iter_parquet_files, resolve_version_dir
+
+log = logging.getLogger(__name__)
+
+TEXT_COLUMN = "text"
+ID_COLUMN = "id"
+#: Optional per-document columns carried into the build's documents.parquet for the SQL reports.
+CARRIED_COLUMNS = {"url": pa.string(), "edu_score": pa.float64()}
+
+
+@dataclass
+class ResolvedSource:
+    reference: str             # as written in the YAML
+    files: list[Path]
+    version_dir: Path | None   # set for contract datasets
+    version: str | None
+    columns: dict[str, str] = field(default_factory=dict)   # name -> DuckDB type
+
+    @property
+    def label(self) -> str:
+        return str(self.version_dir) if self.version_dir else self.reference
+
+
+def load_registry(path: Path | None) -> dict[str, str]:
+    if path is None:
+        return {}
+    if not path.is_file():
+        raise FileNotFoundError(f"dataset registry {path} does not exist")
+    data = yaml.safe_load(path.read_text()) or {}
+    entries = data.get("datasets") if isinstance(data, dict) else None
+    if not isinstance(entries, dict):
+        raise ValueError(f"dataset registry {path}: expected a mapping `datasets: {{name: path}}`")
+    # Relative roots are relative to the registry file, so the registry can travel with its data.
+    return {str(k): str((path.parent / str(v)).resolve()) if not Path(str(v)).is_absolute() else str(v)
+            for k, v in entries.items()}
+
+
+def _looks_like_path(ref: str) -> bool:
+    return "/" in ref or ref.endswith(".parquet") or any(c in ref for c in "*?[") or ref.startswith(".")
+
+
+def resolve(ref: str, version: str | None, registry: dict[str, str], base_dir: Path) -> ResolvedSource:
+    """Resolve a dataset reference to its parquet files; FileNotFoundError/ValueError say what is wrong."""
+    if not _looks_like_path(ref):
+        if ref not in registry:
+            known = ", ".join(sorted(registry)) or "none (no registry given)"
+            raise FileNotFoundError(f"dataset {ref!r} is not a path and not a registered dataset"
+                                    f" (registered: {known})")
+        path = Path(registry[ref])
+    else:
+        path = Path(ref) if Path(ref).is_absolute() else base_dir / ref
+    if any(c in str(path) for c in "*?["):
+        if version:
+            raise ValueError(f"`version` given for the glob {ref!r}; versions apply to dataset roots only")
+        files = sorted(Path(p) for p in globlib.glob(str(path), recursive=True))
+        if not files:
+            raise FileNotFoundError(f"glob {ref!r} matches no files")
+        return ResolvedSource(ref, files, None, None)
+    if path.is_file():
+        if version:
+            raise ValueError(f"`version` given for the file {ref!r}; versions apply to dataset roots only")
+        return ResolvedSource(ref, [path], None, None)
+    if not path.exists():
+        raise FileNotFoundError(f"dataset {ref!r}: {path} does not exist")
+    if version is not None:
+        vdir = DatasetRoot(path).version_dir(version)
+        if not (vdir / "manifest.json").is_file():
+            have = ", ".join(DatasetRoot(path).versions()) or "none"
+            raise FileNotFoundError(f"dataset {ref!r} has no published version {version!r} (versions: {have})")
+    elif (path / "manifest.json").is_file() or (path / "CURRENT").is_file():
+        vdir = resolve_version_dir(path)
+    else:   # a plain folder of parquet files
+        files = sorted(path.glob("*.parquet"))
+        if not files:
+            raise FileNotFoundError(f"dataset {ref!r}: {path} is not a dataset root/version and holds no *.parquet")
+        return ResolvedSource(ref, files, None, None)
+    files = list(iter_parquet_files(vdir))
+    if not files:
+        raise FileNotFoundError(f"dataset {ref!r}: version {vdir} has no data/*.parquet")
+    return ResolvedSource(ref, files, vdir, vdir.name)
+
+
+def connect(threads: int = 1) -> duckdb.DuckDBPyConnection:
+    con = duckdb.connect()
+    # Insertion order is what makes a source's document order (and so every shuffle) reproducible.
+    con.execute(f"SET threads = {int(threads)}; SET preserve_insertion_order = true")
+    return con
+
+
+def relation(con: duckdb.DuckDBPyConnection, src: ResolvedSource) -> duckdb.DuckDBPyRelation:
+    return con.read_parquet([str(f) for f in src.files], union_by_name=True)
+
+
+def describe(con: duckdb.DuckDBPyConnection, src: ResolvedSource) -> None:
+    rel = relation(con, src)
+    src.columns = dict(zip(rel.columns, (str(t) for t in rel.types)))
+
+
+def filtered(con: duckdb.DuckDBPyConnection, src: ResolvedSource, where: str | None) -> duckdb.DuckDBPyRelation:
+    """The source's documents after its filter. `filter()` parses `where` as ONE expression, so a filter
+    cannot smuggle in a second statement or close the parenthesis."""
+    rel = relation(con, src)
+    return rel.filter(where) if where else rel
+
+
+def select_columns(src: ResolvedSource) -> list[str]:
+    cols = [ID_COLUMN, TEXT_COLUMN]
+    cols += [c for c in CARRIED_COLUMNS if c in src.columns]
+    return cols
+
+
+def content_hash(src: ResolvedSource, where: str | None) -> str:
+    """Hash of the input files' bytes (in order) and the filter: equal hashes mean equal selected documents."""
+    h = xxhash.xxh3_128()
+    h.update(f"filter={where or ''}\n".encode())
+    for f in src.files:
+        h.update(f"{f.name}\n".encode())
+        with open(f, "rb") as fh:
+            while chunk := fh.read(1 << 22):
+                h.update(chunk)
+    return h.hexdigest()

@@ -1,0 +1,91 @@
+"""The mixture's tokenizer: train a byte-level BPE with HF `tokenizers` on a sample of the phase-1 sources,
+or load a tokenizer folder the user gives (e.g. the teacher's). Saved with the shards; hashed into the manifest.
+Also the Arrow-batched document encoder the build and the benchmark share."""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from pathlib import Path
+from typing import Iterable, Iterator
+
+import numpy as np
+from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+
+log = logging.getLogger(__name__)
+
+TOKENIZER_FILE = "tokenizer.json"
+
+
+def load_tokenizer(path: str | Path) -> Tokenizer:
+    """A folder holding tokenizer.json, or the tokenizer.json file itself."""
+    p = Path(path)
+    f = p / TOKENIZER_FILE if p.is_dir() else p
+    if not f.is_file():
+        raise FileNotFoundError(f"tokenizer: no {TOKENIZER_FILE} at {p}")
+    try:
+        return Tokenizer.from_file(str(f))
+    except Exception as e:   # the Rust side raises a bare Exception with the serde message
+        raise ValueError(f"tokenizer {f} does not load: {e}") from None
+
+
+def eos_id(tok: Tokenizer, eos_token: str) -> int:
+    i = tok.token_to_id(eos_token)
+    if i is None:
+        raise ValueError(f"tokenizer has no token {eos_token!r} to use as end-of-document"
+                         f" (set tokenizer.eos_token to one of its special tokens)")
+    return i
+
+
+def train_bpe(texts: Iterable[str], vocab_size: int, min_frequency: int, eos_token: str,
+              length: int | None = None) -> Tokenizer:
+    """Byte-level BPE (GPT-2 style, lossless on any UTF-8 text) with EOS as the only special token (id 0)."""
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(vocab_size=vocab_size, min_frequency=min_frequency, special_tokens=[eos_token],
+                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)
+    tok.train_from_iterator(texts, trainer=trainer, length=length)
+    log.info("trained byte-level BPE: vocab %d (asked %d)", tok.get_vocab_size(), vocab_size)
+    return tok
+
+
+def save_tokenizer(tok: Tokenizer, folder: str | Path, eos_token: str) -> Path:
+    """tokenizer.json plus a tokenizer_config.json so `transformers.AutoTokenizer` can load the folder too."""
+    out = Path(folder)
+    out.mkdir(parents=True, exist_ok=True)
+    tok.save(str(out / TOKENIZER_FILE))
+    (out / "tokenizer_config.json").write_text(json.dumps(
+        {"tokenizer_class": "PreTrainedTokenizerFast", "eos_token": eos_token, "bos_token": eos_token,
+         "unk_token": eos_token, "model_max_length": 1_000_000_000}, indent=2))
+    return out
+
+
+def tokenizer_hash(folder: str | Path) -> str:
+    return hashlib.sha256((Path(folder) / TOKENIZER_FILE).read_bytes()).hexdigest()
+
+
+def encode_documents(tok: Tokenizer, texts: list[str], eos: int, dtype: np.dtype) -> tuple[np.ndarray, np.ndarray]:
+    """Encode a batch (Rust-parallel, no offsets) and pack it: flat token array with EOS after each document,
+    plus each document's length (EOS included)."""
+    encodings = tok.encode_batch_fast(texts, add_special_tokens=False)
+    ids = [e.ids for e in encodings]
+    lengths = np.fromiter((len(x) + 1 for x in ids), dtype=np.int64, count=len(ids))
+    flat = np.empty(int(lengths.sum()), dtype=dtype)
+    ends = np.cumsum(lengths)
+    pos = 0
+    for doc, end in zip(ids, ends):
+        flat[pos:end - 1] = doc
+        flat[end - 1] = eos
+        pos = end
+    return flat, lengths
+
+
+def iter_sample_texts(batches: Iterator[list[str]], limit: int) -> Iterator[str]:
+    n = 0
+    for batch in batches:
+        for t in batch:
+            if n >= limit:
+                return
+            yield t
+            n += 1
