@@ -39,7 +39,7 @@ log = logging.getLogger(__name__)
 
 _WORD_RE = regex.compile(r"[\w\p{M}]+")
 _POLY = np.uint64(0x100000001B3)  # odd multiplier; uint64 arithmetic wraps, which is what we want
-_FORMAT_VERSION = 1
+_FORMAT_VERSION = 2
 
 
 # ---- sources -------------------------------------------------------------------------------------
@@ -151,17 +151,24 @@ def normalize_words(text: str) -> list[str]:
 
 
 def ngram_hashes(text: str, n: int) -> np.ndarray:
-    """Unique 64-bit hashes of the document's word n-grams (empty if it has fewer than n words)."""
+    """Unique 64-bit hashes of the document's word n-grams (empty if it has fewer than n words).
+
+    N-grams that are mostly numbers ("1 2 3 ... 13", table rows) carry no benchmark content and
+    match page-number lists on ordinary web pages, so an n-gram needs at least half its words to be
+    non-numeric to count (on both the index and the query side)."""
     words = normalize_words(text)
     m = len(words) - n + 1
     if m <= 0:
         return np.empty(0, dtype=np.uint64)
     word_h = np.fromiter((xxhash.xxh3_64_intdigest(w.encode()) for w in words), dtype=np.uint64, count=len(words))
+    wordy = np.fromiter((not w.isdigit() for w in words), dtype=np.int32, count=len(words))
+    wordy_prefix = np.concatenate(([0], np.cumsum(wordy)))
+    informative = (wordy_prefix[n:] - wordy_prefix[:m]) * 2 >= n
     acc = word_h[:m].copy()
     for k in range(1, n):
         acc *= _POLY
         acc += word_h[k:k + m]
-    return np.unique(acc)
+    return np.unique(acc[informative])
 
 
 # ---- the index -----------------------------------------------------------------------------------
@@ -213,7 +220,7 @@ class DecontamIndex:
                 benchmarks.append(src.name)
                 ids.append(item_id)
                 per_item.append(h)
-            log.info("decontam source %s: %d items (%d shorter than %d words, not indexed)",
+            log.info("decontam source %s: %d items (%d without an indexable %d-gram)",
                      src.name, n_items, n_short, ngram_size)
         if not per_item:
             raise ValueError("decontamination index is empty: no benchmark item has enough words")
