@@ -1,0 +1,114 @@
+"""What every DAG shares: default args (retries with exponential backoff), pools, the Assets that
+connect DAGs, and the curate -> validate -> report -> publish stages of a curation run.
+
+Only light imports here (Airflow's SDK, the Spark provider, path helpers): the DAG processor imports
+this for every DAG file. Project logic is imported inside task bodies.
+"""
+from __future__ import annotations
+
+import logging
+import os
+from datetime import timedelta
+
+from airflow.providers.apache.spark.operators.spark_submit import SparkSubmitOperator
+from airflow.sdk import Asset, TriggerRule, task
+
+from dags.lib.plan import CURATION_APP, dataset_root
+
+log = logging.getLogger(__name__)
+
+DEFAULT_ARGS = {
+    "owner": "data",
+    "retries": 2,
+    "retry_delay": timedelta(seconds=30),
+    "retry_exponential_backoff": True,     # 30 s, 60 s, ... capped below
+    "max_retry_delay": timedelta(minutes=10),
+}
+
+# Pools cap concurrent use of the shared engines; docker/pools.json creates them (airflow-init).
+SPARK_POOL, TEACHER_POOL, GPU_POOL = "spark", "teacher", "gpu"
+POOLS = {
+    SPARK_POOL: (2, "spark-submit jobs running at once on the Spark cluster"),
+    TEACHER_POOL: (4, "concurrent batches sent to the teacher LLM server (vLLM)"),
+    GPU_POOL: (1, "tasks holding the GPU (training, local inference)"),
+}
+
+SPARK_CONN_ID = "spark_default"   # local[*] by default; spark://spark-master:7077 in compose
+
+#: The published web corpus; downstream DAGs (scoring, mixtures) schedule on it.
+WEB_CURATED = Asset(name="web_curated", uri=f"file://{dataset_root('web_curated')}", group="corpus")
+
+
+def curation_stages(plan, asset: Asset, kind: str = "web_curated") -> dict:
+    """Create the curate, validate, report and publish tasks of one curation run.
+
+    `plan` is the XCom of a plan task (dags.lib.plan.plan_curation, multiple_outputs). Returns the tasks
+    by name so a DAG can wire them and insert stages between curate and validate.
+    """
+    curate = SparkSubmitOperator(
+        task_id="curate",
+        conn_id=SPARK_CONN_ID,
+        application=CURATION_APP,
+        application_args=plan["argv"],
+        name="phi-curation",
+        pool=SPARK_POOL,
+        driver_memory=os.environ.get("SPARK_DRIVER_MEMORY", "2g"),
+        conf={"spark.ui.showConsoleProgress": "false"},
+        # a retry re-runs the whole job into the same candidate version (replaced atomically), so
+        # there is nothing to reconnect to
+        durable=False,
+    )
+
+    @task(retries=0)
+    def validate(candidate_dir: str) -> dict:
+        """The great-expectations gate; a failing gate fails the run (no retry: the data will not change)."""
+        from airflow.sdk.exceptions import AirflowFailException
+
+        from curation.quality_gates import run_gate
+
+        result = run_gate(candidate_dir, kind=kind)
+        log.info("%s", result.summary())
+        if not result.success:
+            raise AirflowFailException(result.summary())
+        return {"evaluated": result.evaluated, "data_docs": result.docs_index}
+
+    @task(trigger_rule=TriggerRule.ALL_DONE)
+    def report(candidate_dir: str) -> str:
+        """Runs after the gate whatever its verdict (the report shows it); skips only without data."""
+        from pathlib import Path
+
+        from airflow.sdk.exceptions import AirflowSkipException
+
+        from curation.reports import build_report
+
+        if not (Path(candidate_dir) / "manifest.json").is_file():
+            raise AirflowSkipException(f"no curated candidate at {candidate_dir}: nothing to report on")
+        result = build_report(candidate_dir)
+        log.info("report: %s", result.html.as_uri())
+        return str(result.html)
+
+    @task(outlets=[asset])
+    def publish(candidate_dir: str, root: str, **context) -> dict:
+        """Publish only a version whose gate passed; tell downstream DAGs which version it is."""
+        from airflow.sdk.exceptions import AirflowFailException
+
+        from curation.contract import Manifest
+        from curation.quality_gates import GateFailed, publish_gated
+
+        try:
+            final = publish_gated(candidate_dir, root, kind=kind)
+        except GateFailed as e:
+            raise AirflowFailException(str(e)) from e
+        manifest = Manifest.read(final)
+        info = {"version": manifest.version, "path": str(final), "rows": manifest.rows}
+        context["outlet_events"][asset].extra = info
+        log.info("published %s (%d documents); report: %s", final, manifest.rows,
+                 (final / "report" / "report.html").as_uri())
+        return info
+
+    gate = validate(plan["candidate_dir"])
+    rep = report(plan["candidate_dir"])
+    pub = publish(plan["candidate_dir"], plan["root"])
+    gate >> rep >> pub
+    gate >> pub  # explicit: publish needs the gate's success, not only the report's
+    return {"curate": curate, "validate": gate, "report": rep, "publish": pub}

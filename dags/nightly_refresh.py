@@ -1,0 +1,93 @@
+"""nightly_refresh: every night, curate the crawl segments that no published version has consumed yet.
+
+    discover -> anything_new? -> plan -> curate -> [near-dedup: slot] -> validate -> report -> publish -> record
+
+`discover` lists the segment globs and drops every segment in the processed-segments ledger
+(`<root>/_ledger/segments.json`); when nothing is new the run short-circuits and every later task is
+skipped, so a second run over the same segments processes nothing. Segments are recorded only after
+their version is published: a night that fails leaves them pending for the next one.
+
+Each nightly version holds the documents of that night's new segments (exact-deduplicated among
+themselves) and is published into the same `web_curated` root and Asset as web_curation, so
+downstream DAGs follow it the same way; the Asset event's extra names the version.
+
+Spark: SparkSubmitOperator on `spark_default`, for the reasons given in web_curation's docstring.
+
+TODO(near-dedup): insert near-dedup against the published index between `curate` and `validate`
+(marked below), so a night's documents are also deduplicated against every earlier version.
+"""
+from __future__ import annotations
+
+import logging
+import os
+
+import pendulum
+from airflow.sdk import Param, dag, get_current_context, task
+
+from dags._common import DEFAULT_ARGS, WEB_CURATED, curation_stages
+from dags.lib.plan import dataset_root
+
+log = logging.getLogger(__name__)
+
+DEFAULT_SEGMENTS = os.environ.get("PHI_NIGHTLY_SEGMENTS") or os.path.join(
+    os.environ.get("PHI_SHARED_DATA", "/opt/phi/shared/data"), "warc_commoncrawl_samples", "*.warc.gz")
+
+
+@dag(
+    dag_id="nightly_refresh",
+    schedule="0 3 * * *",
+    start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
+    catchup=False,
+    max_active_runs=1,   # the ledger is read by discover and written by record: one night at a time
+    default_args=DEFAULT_ARGS,
+    tags=["curation", "spark", "nightly"],
+    doc_md=__doc__,
+    params={
+        "segment_globs": Param(
+            [DEFAULT_SEGMENTS], type="array", minItems=1,
+            items={"type": "string", "minLength": 1, "pattern": r"^\S+$"},
+            title="Segment globs", description="where new crawl segments land (local paths)"),
+        "config_path": Param(None, type=["null", "string"], pattern=r"^\S+\.ya?ml$", title="Curation config"),
+    },
+)
+def nightly_refresh():
+    @task
+    def discover() -> list[str]:
+        from dags.lib.ledger import SegmentLedger
+
+        params = get_current_context()["params"]
+        pending = SegmentLedger.for_root(dataset_root("web_curated")).discover(params["segment_globs"])
+        log.info("%d new segment(s): %s", len(pending), pending)
+        return pending
+
+    @task.short_circuit
+    def anything_new(pending: list[str]) -> bool:
+        return bool(pending)
+
+    @task(multiple_outputs=True)
+    def plan(pending: list[str]) -> dict:
+        from dags.lib.plan import plan_curation, version_id
+
+        ctx = get_current_context()
+        when = ctx.get("logical_date") or ctx["dag_run"].run_after
+        return plan_curation(pending, dataset_root("web_curated"), version_id(ctx["run_id"], when),
+                             config_path=ctx["params"]["config_path"])
+
+    @task
+    def record(pending: list[str], published: dict) -> int:
+        from dags.lib.ledger import SegmentLedger
+
+        added = SegmentLedger.for_root(dataset_root("web_curated")).record(pending, published["version"])
+        log.info("ledger: %d segment(s) recorded as consumed by %s", added, published["version"])
+        return added
+
+    pending = discover()
+    planned = plan(pending)
+    anything_new(pending) >> planned
+    stages = curation_stages(planned, WEB_CURATED, kind="web_curated")
+    # SLOT: curate >> near_dedup >> validate   (see TODO in the docstring)
+    stages["curate"] >> stages["validate"]
+    record(pending, stages["publish"])
+
+
+nightly_refresh()

