@@ -24,13 +24,25 @@ from training.shards import ShardInfo, ShardWriter
 log = logging.getLogger(__name__)
 
 
+def id_hashes(ids: list[str], seed: int) -> np.ndarray:
+    return np.fromiter((xxhash.xxh64_intdigest(f"{seed}:{i}".encode()) for i in ids), dtype=np.uint64, count=len(ids))
+
+
 def heldout_mask(ids: list[str], seed: int, fraction: float) -> np.ndarray:
     """True for held-out documents. A function of (seed, id) only, so a document is held out in every
     source (filter) that contains it and across phases."""
     if fraction <= 0:
         return np.zeros(len(ids), dtype=bool)
-    limit = int(fraction * 2**64)
-    return np.fromiter((xxhash.xxh64_intdigest(f"{seed}:{i}".encode()) < limit for i in ids), dtype=bool, count=len(ids))
+    return id_hashes(ids, seed) < np.uint64(min(int(fraction * 2**64), 2**64 - 1))
+
+
+def heldout_for_source(ids: list[str], seed: int, fraction: float) -> np.ndarray:
+    """The held-out mask of one source; a small source the hash gives no held-out document still gets one
+    (its lowest hash), so the trainer can evaluate every source."""
+    held = heldout_mask(ids, seed, fraction)
+    if fraction > 0 and not held.any() and len(ids) > 1:
+        held[int(np.argmin(id_hashes(ids, seed)))] = True
+    return held
 
 
 def stream_seed(seed: int, source_key: str) -> int:
@@ -121,7 +133,7 @@ def write_phase(sources: list[CachedSource], budget: int, seed: int, heldout_fra
     streams, heldout_idx = [], []
     for s in sources:
         ids = s.docs["id"].to_pylist()
-        held = heldout_mask(ids, seed, heldout_fraction)
+        held = heldout_for_source(ids, seed, heldout_fraction)
         if held.all():
             raise ValueError(f"source {s.name!r}: all {len(ids)} documents are held out"
                              f" (heldout_fraction {heldout_fraction}); lower it")

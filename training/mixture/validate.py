@@ -100,7 +100,7 @@ def _schema_problems(err: ValidationError, doc: LoadedYaml, prefix: tuple = ()) 
             msg = "required key is missing"
         else:
             msg = e["msg"].removeprefix("Value error, ")
-            if "input" in e and not isinstance(e["input"], (dict, list)):
+            if "input" in e and not isinstance(e["input"], (dict, list)) and repr(e["input"]) not in msg:
                 msg += f" (got {e['input']!r})"
         out.append(Problem(format_path(loc), doc.line(loc), msg))
     return out
