@@ -177,3 +177,40 @@ def test_extra_sources_add_to_the_defaults_and_config_is_strict(tmp_path):
     assert cfg.index_file_name() != DecontamConfig().index_file_name()
     with pytest.raises(ValueError):
         DecontamConfig.model_validate({"ngram": 13})
+
+
+# ---- inside the pipeline ---------------------------------------------------------------------------
+
+@pytest.mark.slow
+def test_pipeline_run_drops_planted_items_and_keeps_signals(spark, shared_data, tmp_path, web_page, gsm8k):
+    """The whole Python pass on Spark local[2]: the driver builds and ships the index and the langid
+    model, workers load them once; planted documents land in rejects with their benchmark item."""
+    import shutil
+
+    from curation.contract import iter_parquet_files
+    from curation.pipeline import run
+
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    shutil.copy(shared_data / DOLMA, inputs / "dolma.jsonl.gz")
+    planted = [{"id": "planted-gsm8k", "text": plant(web_page, gsm8k[7]["question"])},
+               {"id": "planted-gsm8k-2", "text": plant(web_page, gsm8k[300]["question"].lower())}]
+    (inputs / "planted.jsonl").write_text("\n".join(json.dumps(d) for d in planted) + "\n")
+
+    result = run([str(inputs / "*")], tmp_path / "out", spark=spark, run_id="t1")
+    stages = {c.stage: c for c in result.counts}
+    for name in ("langid", "gopher_quality", "gopher_repetition", "c4_quality", "fineweb_quality", "decontam"):
+        assert name in stages
+    assert stages["decontam"].reasons == {"benchmark_overlap:gsm8k": 2}
+    assert stages["langid"].reasons.get("lang_not_allowed", 0) > 100
+
+    rejects = pa.concat_tables([pq.read_table(p) for p in iter_parquet_files(result.version_dir, "rejects")])
+    dec = rejects.filter(pa.compute.equal(rejects["reject_stage"], "decontam")).to_pylist()
+    assert {r["id"] for r in dec} == {"planted-gsm8k", "planted-gsm8k-2"}
+    assert any("test.jsonl:8 shares" in r["reject_detail"] for r in dec)
+    data = pa.concat_tables([pq.read_table(p) for p in iter_parquet_files(result.version_dir, "data")])
+    assert data.num_rows == result.manifest.rows > 0
+    assert set(data["lang"].to_pylist()) == {"en"}
+    for col in ("gopher_q_word_count", "gopher_rep_dup_line_frac", "c4_sentences", "fineweb_line_punct_frac",
+                "decontam_max_matches"):
+        assert data[col].null_count == 0, col
