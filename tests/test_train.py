@@ -248,10 +248,17 @@ def test_tiny_loss_falls_on_real_text_and_phase2_continues_into_decay(mixture, t
     evals = {(r["global_step"], r["source"]): r["loss"] for r in records if r["kind"] == "eval"}
     cfg = load_config(tmp_path / "run.yaml")
     n1, n2 = cfg.phase_steps("phase1"), cfg.phase_steps("phase2")
-    # held-out web loss of the untrained model vs after phase 1: starts near ln(vocab), falls by > 1.5 nats
+    # held-out web loss: the untrained model is near ln(vocab); after phase 1 it is > 1 nat lower and beats the
+    # unigram model of the training tokens (it learned context, not only token frequencies)
+    build = read_mixture(mixture)
+    train_tokens = np.concatenate([np.fromfile(p, dtype=build.dtype) for p in build.train["phase1"].paths])
+    held = np.concatenate([np.fromfile(p, dtype=build.dtype) for p in build.heldout["phase1"]["web"].paths])
+    unigram = np.bincount(train_tokens, minlength=build.vocab_size) + 1.0
+    unigram_xent = -np.log(unigram[held] / unigram.sum()).mean()
     assert evals[(0, "phase1/web")] > 6.5
-    assert evals[(n1, "phase1/web")] < evals[(0, "phase1/web")] - 1.5
-    assert train[-1]["loss"] < train[0]["loss"] - 1.5
+    assert evals[(n1, "phase1/web")] < evals[(0, "phase1/web")] - 1.0
+    assert evals[(n1, "phase1/web")] < unigram_xent - 0.3
+    assert train[-1]["loss"] < train[0]["loss"] - 0.8
     # phase 2 starts from phase 1's final checkpoint: its global steps continue, the LR is the same schedule
     p2 = [r for r in train if r["phase"] == "phase2"]
     assert p2[0]["global_step"] == n1 + cfg.log_every and p2[-1]["global_step"] == n1 + n2
@@ -285,13 +292,18 @@ def test_kill_and_resume_gives_a_bit_identical_loss_curve(mixture, tmp_path):
 
 
 @pytest.mark.slow
-def test_two_process_ddp_equals_one_process(mixture, tmp_path):
-    steps = {"phase1": {"steps": 8}}
-    base = dict(log_every=1, eval_every=1000, checkpoint_every=1000, phases=steps,
+def test_two_process_ddp_and_fsdp_equal_one_process(mixture, tmp_path):
+    """torchrun --nproc_per_node=2 with gloo: same global batch, so the same loss curve within fp tolerance."""
+    base = dict(log_every=1, eval_every=1000, checkpoint_every=1000, phases={"phase1": {"steps": 8}},
                 schedule={"warmup_steps": 2, "decay_fraction": 0.25})
     train_cli(write_config(tmp_path, run_config(mixture, tmp_path / "one", **base), "one.yaml"))
-    train_cli(write_config(tmp_path, run_config(mixture, tmp_path / "ddp", **base), "ddp.yaml"), nproc=2)
-    one, ddp = train_curve(tmp_path / "one"), train_curve(tmp_path / "ddp")
-    assert [s for _, s, _ in one] == [s for _, s, _ in ddp] == list(range(1, 9))
-    np.testing.assert_allclose([x for *_, x in ddp], [x for *_, x in one], rtol=2e-5)
-    assert one[-1][2] < one[0][2]
+    one = train_curve(tmp_path / "one")
+    assert [s for _, s, _ in one] == list(range(1, 9)) and one[-1][2] < one[0][2]
+    for parallel in ("ddp", "fsdp"):
+        cfg = run_config(mixture, tmp_path / parallel, parallel=parallel, **base)
+        train_cli(write_config(tmp_path, cfg, f"{parallel}.yaml"), nproc=2)
+        two = train_curve(tmp_path / parallel)
+        assert [s for _, s, _ in two] == [s for _, s, _ in one]
+        np.testing.assert_allclose([x for *_, x in two], [x for *_, x in one], rtol=2e-5, err_msg=parallel)
+        # both ranks wrote their share of every DCP checkpoint
+        assert len(list((tmp_path / parallel / "checkpoints" / "phase1" / "step-00000008").glob("*.distcp"))) == 2

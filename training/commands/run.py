@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 
 from training.config import PHASES, load_config
 
@@ -25,5 +26,6 @@ def main(args: argparse.Namespace) -> int:
     cfg = load_config(args.config, {"out_dir": args.out_dir} if args.out_dir else None)
     phases = [p for p in PHASES if p in cfg.phases] if args.phase == "all" else [args.phase]
     metrics = run(cfg, phases, fail_at_step=args.fail_at_step)
-    print(f"metrics: {metrics}\nreport:  {cfg.out_dir / 'report.png'}")
+    if int(os.environ.get("RANK", "0")) == 0:          # under torchrun, one summary
+        print(f"metrics: {metrics}\nreport:  {cfg.out_dir / 'report.png'}")
     return 0
