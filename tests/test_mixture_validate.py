@@ -206,3 +206,31 @@ def test_invalid_yaml_names_the_line(tmp_path):
     p.write_text("name: x\nphases: [\n  - a: 1\n")
     with pytest.raises(ValueError, match=r"m.yaml:\d+: not valid YAML"):
         check_mixture(p)
+
+
+def _example_with_registry(tmp_path: Path, name: str, registry: dict[str, Path]) -> Path:
+    """Copy a shipped example mixture, pointing its registry at the test datasets."""
+    repo = Path(__file__).resolve().parent.parent
+    (tmp_path / "datasets.yaml").write_text("datasets:\n" + "".join(f"  {k}: {v}\n" for k, v in registry.items()))
+    p = tmp_path / name
+    p.write_text((repo / "configs" / "mixtures" / name).read_text())
+    return p
+
+
+def test_example_tiny_mixture_validates_on_contract_web_data(tmp_path, srcs):
+    cm = check_mixture(_example_with_registry(tmp_path, "tiny.yaml", {"web_curated": srcs["web"]}))
+    assert [p.phase for p in cm.plans] == ["phase1", "phase2", "phase2"]
+    assert all(not p.over_cap for p in cm.plans)
+
+
+def test_example_phi3_mixture_is_valid_except_budgets_on_sample_data(tmp_path, srcs):
+    """Every key, dataset and filter of the phi-3-style mixture checks out against contract datasets with the
+    columns it filters on (edu_score, lang, lang_score). The samples can't meet its billions-of-tokens budgets,
+    and the only edu-scored sample (FineWeb-C) is Danish, so its English edu filters select nothing."""
+    path = _example_with_registry(tmp_path, "main.yaml", {"web_edu": srcs["edu"], "synthetic_textbooks": srcs["quality"]})
+    problems = problems_of(path)
+    for p in problems:
+        assert p.path.endswith(".tokens") or (p.path.endswith(".filter") and "selects no documents" in p.message), p
+    assert {p.path for p in problems if p.path.endswith(".filter")} == {
+        "phases[0].sources[0].filter", "phases[1].sources[0].filter", "phases[1].sources[2].filter"}
+    # (a phase's budget is checked once all its sources are valid, so no budget problems are listed here)
