@@ -31,7 +31,8 @@ class FaultProxy:
     `plan(attempt, body)` is called per incoming request with the 1-based number of times this exact body has
     been seen (so "fail the first attempt, pass the retry" is easy) and returns one of:
       pass | 500 | 503 | 429 | 400 | drop (close without answering) | reset (TCP RST) | stall (answer never)
-    Counters: `actions` (per action), `attempts` and `forwarded` (per body hash).
+    Counters: `actions` (per action), `attempts` and `forwarded` (answered 200 by upstream), per body hash;
+    `bodies` maps each hash back to the request body.
     """
 
     def __init__(self, upstream: str, plan: Callable[[int, bytes], str] | None = None, delay_s: float = 0.0,
@@ -43,6 +44,7 @@ class FaultProxy:
         self.actions: Counter[str] = Counter()
         self.attempts: Counter[str] = Counter()
         self.forwarded: Counter[str] = Counter()
+        self.bodies: dict[str, bytes] = {}
         self.loop = asyncio.new_event_loop()
         self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
         self.server = None
@@ -89,6 +91,7 @@ class FaultProxy:
                         length = int(value.strip())
                 body = await reader.readexactly(length) if length else b""
                 digest = hashlib.sha1(body).hexdigest()
+                self.bodies[digest] = body
                 self.attempts[digest] += 1
                 action = self.plan(self.attempts[digest], body)
                 self.actions[action] += 1
@@ -127,7 +130,9 @@ def llama_server():
     """The real llama.cpp OpenAI-compatible server on 127.0.0.1, serving the embedded SmolLM2 GGUF."""
     from synthesis.teacher.embedded import LlamaServer
 
-    with LlamaServer(n_ctx=1024) as server:
+    # One thread: on a shared, overloaded box llama.cpp's spinning thread barrier makes 2 threads 3-4x
+    # slower than 1 (measured 16:54 UTC, load 11 on 2 cores); tests want steady latency, not peak speed.
+    with LlamaServer(n_ctx=1024, n_threads=1) as server:
         yield server
 
 
