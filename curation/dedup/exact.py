@@ -17,8 +17,9 @@ _WS = re.compile(r"\s+")
 
 
 def normalize_for_hash(text: str) -> str:
-    """Unicode NFKC, lowercase, whitespace collapsed: copies that differ only in case or layout collide."""
-    return _WS.sub(" ", unicodedata.normalize("NFKC", text).lower()).strip()
+    """Unicode NFKC, case-folded (so "ß" and "SS" agree), whitespace collapsed: copies that differ only in
+    case or layout collide."""
+    return _WS.sub(" ", unicodedata.normalize("NFKC", text).casefold()).strip()
 
 
 def normalized_text_hash(text: str) -> str:
