@@ -128,6 +128,18 @@ def format_from_bytes(head: bytes) -> str | None:
     return None
 
 
+def _gunzip_head(data: bytes, limit: int) -> bytes:
+    """Decompress the start of a (possibly multi-member, possibly cut) gzip stream."""
+    out = b""
+    while data and len(out) < limit:
+        member = zlib.decompressobj(16 + zlib.MAX_WBITS)
+        out += member.decompress(data, limit - len(out))
+        if not member.eof:  # cut mid-member or limit reached
+            break
+        data = member.unused_data  # WARCs are one gzip member per record
+    return out
+
+
 def detect_format(path: str) -> str:
     """warc | wet | jsonl | parquet, from the file name, else from the first bytes."""
     fmt = format_from_name(path)
@@ -137,7 +149,7 @@ def detect_format(path: str) -> str:
         head = f.read(65536)
     if head.startswith(GZIP_MAGIC):
         try:
-            head = zlib.decompressobj(16 + zlib.MAX_WBITS).decompress(head, 65536)
+            head = _gunzip_head(head, 65536)
         except zlib.error as e:
             raise ValueError(f"cannot detect the format of {path!r}: gzip header but bad data ({e})") from e
     fmt = format_from_bytes(head)
