@@ -233,6 +233,9 @@ def test_config_errors_name_field_and_value(mixture, tmp_path):
     cfg = run_config(mixture, tmp_path, preset="7b")
     with pytest.raises(ValueError, match=r"preset: .*got '7b'"):
         load_config(write_config(tmp_path, cfg))
+    cfg = run_config(mixture, tmp_path, checkpoint_every=7, log_every=5)
+    with pytest.raises(ValueError, match="checkpoint_every=7 must be a multiple of log_every=5"):
+        load_config(write_config(tmp_path, cfg))
     cfg = run_config(mixture, tmp_path, learning_rate=1.0)
     with pytest.raises(ValueError, match=r"learning_rate: Extra inputs are not permitted"):
         load_config(write_config(tmp_path, cfg))
@@ -242,7 +245,11 @@ def test_config_errors_name_field_and_value(mixture, tmp_path):
 @pytest.mark.slow
 def test_tiny_loss_falls_on_real_text_and_phase2_continues_into_decay(mixture, tmp_path):
     out = tmp_path / "run"
-    train_cli(write_config(tmp_path, run_config(mixture, out)))
+    config = write_config(tmp_path, run_config(mixture, out))
+    early = train_cli(config, "--phase", "phase2", check=False)          # phase 2 needs phase 1's final checkpoint
+    assert early.returncode == 2 and "run phase1 first" in early.stderr
+    train_cli(config, "--phase", "phase1")                               # each phase runs alone
+    train_cli(config, "--phase", "phase2")
     records = read_metrics(out / "metrics.jsonl")
     train = [r for r in records if r["kind"] == "train"]
     evals = {(r["global_step"], r["source"]): r["loss"] for r in records if r["kind"] == "eval"}

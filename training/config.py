@@ -77,6 +77,10 @@ class RunConfig(Strict):
         if self.global_batch_tokens % self.seq_len:
             raise ValueError(f"global_batch_tokens={self.global_batch_tokens} is not a multiple of "
                              f"seq_len={self.seq_len}")
+        if self.checkpoint_every % self.log_every:
+            # a resumed run must average the same steps into each logged loss as an uninterrupted one
+            raise ValueError(f"checkpoint_every={self.checkpoint_every} must be a multiple of "
+                             f"log_every={self.log_every}")
         if "phase1" not in self.phases:
             raise ValueError("phases must include phase1 (phase 2 continues from its final checkpoint)")
         return self

@@ -155,9 +155,11 @@ class Trainer:
             mp = (MixedPrecisionPolicy(param_dtype=torch.bfloat16, reduce_dtype=torch.float32) if self.bf16
                   else MixedPrecisionPolicy())
             for layer in self.lm.model.layers:      # one all-gather / reduce-scatter unit per decoder block
+                if cfg.compile:                     # compile per block, inside FSDP's hooks (as torchtitan does)
+                    layer.compile()
                 fully_shard(layer, mesh=mesh, mp_policy=mp)
             fully_shard(self.lm, mesh=mesh, mp_policy=mp)
-            module = CausalLMLoss(self.lm)
+            return CausalLMLoss(self.lm)
         elif env.world_size > 1:
             from torch.nn.parallel import DistributedDataParallel as DDP
 
@@ -253,14 +255,37 @@ class Trainer:
             log.info("phase2: starting from phase 1's final checkpoint %s", prev)
         return 0
 
+    def make_loader(self, phase: str) -> TrainLoader:
+        cfg, env = self.cfg, self.env
+        windows = Windows(self.mixture.train[phase], self.mixture.dtype, cfg.seq_len)
+        return TrainLoader(windows, seed=cfg.seed + PHASES.index(phase), global_batch=cfg.global_batch_seqs,
+                           micro_batch=cfg.micro_batch, rank=env.rank, world_size=env.world_size,
+                           prefetch=cfg.prefetch, pin_memory=env.device.type == "cuda")
+
+    def train_step(self, batch: torch.Tensor, lr: float) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """One optimizer step on this rank's (grad_accum, micro_batch, seq_len + 1) batch, already on the device.
+        Returns the step's mean loss and the pre-clip gradient norm as device tensors (no host sync)."""
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+        step_loss = torch.zeros((), device=self.env.device)
+        for micro in range(self.grad_accum):
+            last = micro == self.grad_accum - 1
+            with self._no_grad_sync(last):
+                with self._autocast():
+                    loss = self.train_module(batch[micro, :, :-1], batch[micro, :, 1:]) / self.grad_accum
+                loss.backward()
+            step_loss += loss.detach()
+        grad_norm = (torch.nn.utils.clip_grad_norm_(self.lm.parameters(), self.cfg.grad_clip, foreach=True)
+                     if self.cfg.grad_clip else None)
+        self.optimizer.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        return step_loss, grad_norm
+
     def run_phase(self, phase: str) -> None:
         cfg, env = self.cfg, self.env
         steps = cfg.phase_steps(phase)
         offset = cfg.phase_steps("phase1") if phase == "phase2" else 0     # the schedule is global
-        windows = Windows(self.mixture.train[phase], self.mixture.dtype, cfg.seq_len)
-        loader = TrainLoader(windows, seed=cfg.seed + PHASES.index(phase), global_batch=cfg.global_batch_seqs,
-                             micro_batch=cfg.micro_batch, rank=env.rank, world_size=env.world_size,
-                             prefetch=cfg.prefetch, pin_memory=env.device.type == "cuda")
+        loader = self.make_loader(phase)
         done = self._start_phase(phase, loader)
         if done >= steps:
             log.info("%s: already complete (%d steps)", phase, steps)
@@ -275,22 +300,11 @@ class Trainer:
             for step in range(done, steps):
                 gstep = offset + step
                 lr = self.schedule.lr(gstep)
-                for group in self.optimizer.param_groups:
-                    group["lr"] = lr
                 t0 = time.perf_counter()
                 batch = loader.next().to(env.device, non_blocking=True)
                 data_wait += time.perf_counter() - t0
-                for micro in range(self.grad_accum):
-                    last = micro == self.grad_accum - 1
-                    with self._no_grad_sync(last):
-                        with self._autocast():
-                            loss = self.train_module(batch[micro, :, :-1], batch[micro, :, 1:]) / self.grad_accum
-                        loss.backward()
-                    loss_sum += loss.detach()
-                grad_norm = (torch.nn.utils.clip_grad_norm_(self.lm.parameters(), cfg.grad_clip, foreach=True)
-                             if cfg.grad_clip else None)
-                self.optimizer.step()
-                self.optimizer.zero_grad(set_to_none=True)
+                step_loss, grad_norm = self.train_step(batch, lr)
+                loss_sum += step_loss
                 window_steps += 1
 
                 n_done = step + 1
@@ -314,6 +328,7 @@ class Trainer:
                     window_start, window_steps, data_wait = time.perf_counter(), 0, 0.0
                 if n_done % cfg.eval_every == 0 or n_done == steps:
                     self._log_eval(phase, n_done, gstep + 1)
+                    window_start = time.perf_counter()      # don't charge the eval to tokens/s
                 if self.fail_at_step is not None and gstep + 1 == self.fail_at_step:
                     log.warning("fault injection: SIGKILL after global step %d", gstep + 1)
                     os.kill(os.getpid(), signal.SIGKILL)
