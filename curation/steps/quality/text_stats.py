@@ -14,8 +14,10 @@ from __future__ import annotations
 
 import re
 import weakref
-from collections import Counter
 from functools import cached_property
+from itertools import accumulate, filterfalse
+
+import numpy as np
 
 import regex
 
@@ -32,6 +34,7 @@ _WORD_RE = regex.compile(
 _LINE_RUNS_RE = re.compile(r"\n+")
 _PARAGRAPH_RE = re.compile(r"\n{2,}")
 _HAS_ALPHA_RE = re.compile(r"[^\W\d_]")
+_POLY = np.uint64(0x100000001B3)  # odd multiplier; uint64 arithmetic wraps
 
 
 def split_words(text: str) -> list[str]:
@@ -97,48 +100,76 @@ class TextStats:
     # ---- counts ---------------------------------------------------------------------------------
     @cached_property
     def alpha_word_count(self) -> int:
-        return sum(1 for w in self.non_symbol_words if _has_alpha(w))
+        # most words are purely alphabetic (a C-level test); only the rest need the regex
+        pure = sum(map(str.isalpha, self.non_symbol_words))
+        return pure + sum(1 for w in filterfalse(str.isalpha, self.non_symbol_words) if _has_alpha(w))
 
     @cached_property
     def word_prefix_chars(self) -> list[int]:
         """prefix[i] = characters in words[:i], so an n-gram's joined length is a subtraction."""
-        prefix = [0]
-        total = 0
-        for w in self.words:
-            total += len(w)
-            prefix.append(total)
-        return prefix
+        return list(accumulate(map(len, self.words), initial=0))
+
+    # ---- n-grams as 64-bit hashes ---------------------------------------------------------------
+    # An n-gram is a polynomial hash of its words' (cached) string hashes, built for every position at
+    # once with numpy and extended from the (n-1)-gram hashes; collisions at 64 bits are negligible
+    # for statistics within one document.
+
+    def ngram_hashes(self, n: int) -> np.ndarray:
+        cache = self._ngram_cache
+        if n not in cache:
+            k = max(j for j in cache if j < n)
+            h, word_h = cache[k], cache[1]
+            for j in range(k + 1, n + 1):
+                h = h[:-1] * _POLY + word_h[j - 1:]
+                cache[j] = h
+        return cache[n]
+
+    @cached_property
+    def _ngram_cache(self) -> dict[int, np.ndarray]:
+        words = self.words
+        return {1: np.fromiter(map(hash, words), dtype=np.int64, count=len(words)).view(np.uint64)}
 
     def top_ngram_chars(self, n: int) -> int:
         """Characters covered by the most frequent word n-gram (joined with spaces) times its count;
         ties go to the n-gram seen first. 0 if the document has fewer than n words."""
-        words = self.words
-        if len(words) < n:
+        if len(self.words) < n:
             return 0
-        counts = Counter(zip(*(words[k:] for k in range(n))))
-        (gram, count), = counts.most_common(1)
-        return (sum(map(len, gram)) + n - 1) * count
+        _, first, counts = np.unique(self.ngram_hashes(n), return_index=True, return_counts=True)
+        top = int(counts.max())
+        i = int(first[counts == top].min())
+        prefix = self.word_prefix_chars
+        return (prefix[i + n] - prefix[i] + n - 1) * top
 
     def duplicate_ngram_chars(self, n: int) -> int:
         """Characters in word n-grams that repeat an earlier n-gram, scanning left to right and jumping
-        past each repeat so overlapping repeats are not counted twice (the Gopher definition)."""
-        words = self.words
-        if len(words) < n:
+        past each repeat so overlapping repeats are not counted twice (the Gopher definition).
+
+        Same result as the plain position-by-position scan, but Python only steps through positions
+        whose n-gram occurred before (usually few): runs of first occurrences between them are
+        added to the seen-set in one C-level update."""
+        if len(self.words) < n:
             return 0
-        grams = list(zip(*(words[k:] for k in range(n))))
-        if len(set(grams)) == len(grams):  # common case: nothing repeats, skip the scan
+        h = self.ngram_hashes(n)
+        m = len(h)
+        uniq, first, inverse = np.unique(h, return_index=True, return_inverse=True)
+        if len(uniq) == m:  # common case: nothing repeats
             return 0
+        first_pos = first[inverse]  # per position: where its n-gram first occurs (the n-gram's id)
+        repeats = np.flatnonzero(first_pos != np.arange(m)).tolist()
+        gram_id = first_pos.tolist()
         prefix = self.word_prefix_chars
-        seen: set[tuple[str, ...]] = set()
-        repeated, idx, end = 0, 0, len(grams)
-        while idx < end:
-            gram = grams[idx]
-            if gram in seen:
-                repeated += prefix[idx + n] - prefix[idx]
-                idx += n
-            else:
-                seen.add(gram)
-                idx += 1
+        seen: set[int] = set()
+        repeated = idx = 0
+        for pos in repeats:
+            if pos < idx:      # inside the span of the last counted repeat: skipped by the scan
+                continue
+            seen.update(gram_id[idx:pos])   # first occurrences the scan visits on its way to pos
+            if gram_id[pos] in seen:
+                repeated += prefix[pos + n] - prefix[pos]
+                idx = pos + n
+            else:              # its earlier occurrences were all skipped: a first sighting for the scan
+                seen.add(gram_id[pos])
+                idx = pos + 1
         return repeated
 
 
