@@ -9,8 +9,8 @@ import hashlib
 import json
 import threading
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import httpx
 import pytest
@@ -54,7 +54,7 @@ class FaultProxy:
     def base_url(self) -> str:
         return f"http://127.0.0.1:{self.port}/v1"
 
-    def start(self) -> "FaultProxy":
+    def start(self) -> FaultProxy:
         self.thread.start()
 
         async def _start():
@@ -103,7 +103,7 @@ class FaultProxy:
                 if action == "stall":
                     try:                                     # hold the connection until the client gives up
                         await asyncio.wait_for(reader.read(1), self.stall_s)
-                    except asyncio.TimeoutError:
+                    except TimeoutError:
                         pass
                     return
                 if action == "pass":

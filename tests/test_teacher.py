@@ -7,14 +7,23 @@ import sys
 
 import pyarrow.parquet as pq
 import pytest
-
 from fixtures_teacher import SCORE_SCHEMA, question_requests, score_requests
-from synthesis.teacher import (BatchRunner, ChatMessage, Choice, OpenAIHttpConfig, ResultStore, SamplingParams,
-                               TeacherRequest, TeacherResult, VllmConfig, make_backend)
+
+from synthesis.teacher import (
+    BatchRunner,
+    ChatMessage,
+    Choice,
+    OpenAIHttpConfig,
+    ResultStore,
+    SamplingParams,
+    TeacherRequest,
+    TeacherResult,
+    VllmConfig,
+    make_backend,
+)
 from synthesis.teacher.backends.base import TeacherBackendError
 from synthesis.teacher.backends.openai_http import OpenAIHttpBackend
 from synthesis.teacher.structured import SchemaViolation, check_schema, parse_structured
-
 
 # ---- request model and key ------------------------------------------------------------------------
 
@@ -102,7 +111,7 @@ def test_vllm_without_vllm_installed_is_a_clear_error_and_the_project_imports_wi
 
     if importlib.util.find_spec("vllm") is not None:
         pytest.skip("vllm is installed here")
-    import synthesis.teacher.backends.vllm_offline as vo   # importing the module itself must work
+    import synthesis.teacher.backends.vllm_offline as vo  # importing the module itself must work
     with pytest.raises(TeacherBackendError, match=r"needs the `vllm` package.*\.\[gpu\]"):
         make_backend(VllmConfig(model="HuggingFaceTB/SmolLM2-135M-Instruct"))
     req = TeacherRequest(prompt="x", sampling=SamplingParams(max_tokens=5, top_k=20, stop=("\n",), seed=3, n=2))

@@ -12,8 +12,8 @@ import time
 from pathlib import Path
 
 import pytest
-
 from fixtures_teacher import question_requests, web_snippets
+
 from synthesis.teacher import BatchRunner, ChatMessage, SamplingParams, TeacherRequest
 from synthesis.teacher.backends.openai_http import OpenAIHttpBackend
 from synthesis.teacher.config import RetryConfig

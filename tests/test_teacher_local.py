@@ -5,8 +5,8 @@ from __future__ import annotations
 import re
 
 import pytest
-
 from fixtures_teacher import SCORE_SCHEMA, question_requests, score_requests
+
 from synthesis.teacher import BatchRunner, SamplingParams, TeacherRequest, TransformersConfig, make_backend
 from synthesis.teacher.backends.openai_http import OpenAIHttpBackend
 from synthesis.teacher.structured import parse_structured

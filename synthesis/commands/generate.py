@@ -18,8 +18,14 @@ from pydantic import ValidationError
 
 from synthesis.teacher.backends.base import TeacherBackendError
 from synthesis.teacher.batch import BatchRunner
-from synthesis.teacher.config import (EmbeddedConfig, OpenAIHttpConfig, TeacherConfig, TransformersConfig,
-                                      VllmConfig, make_backend)
+from synthesis.teacher.config import (
+    EmbeddedConfig,
+    OpenAIHttpConfig,
+    TeacherConfig,
+    TransformersConfig,
+    VllmConfig,
+    make_backend,
+)
 from synthesis.teacher.request import TeacherRequest
 from synthesis.teacher.store import ResultStore
 from synthesis.teacher.structured import check_schema

@@ -12,7 +12,7 @@ YAML shape (one of the `kind`s)::
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Literal, Union
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -76,7 +76,7 @@ class VllmConfig(_Cfg):
     batch_size: int = Field(1024, ge=1)
 
 
-BackendConfig = Annotated[Union[OpenAIHttpConfig, EmbeddedConfig, TransformersConfig, VllmConfig],
+BackendConfig = Annotated[OpenAIHttpConfig | EmbeddedConfig | TransformersConfig | VllmConfig,
                           Field(discriminator="kind")]
 
 

@@ -81,7 +81,7 @@ class LlamaServer:
     def base_url(self) -> str:
         return f"http://127.0.0.1:{self.port}/v1"
 
-    def start(self) -> "LlamaServer":
+    def start(self) -> LlamaServer:
         if self.proc is not None:
             return self
         cmd = [sys.executable, "-m", "llama_cpp.server", "--model", str(self.model_file),
@@ -129,7 +129,7 @@ class LlamaServer:
             Path(self._log_file.name).unlink(missing_ok=True)
             self._log_file = None
 
-    def __enter__(self) -> "LlamaServer":
+    def __enter__(self) -> LlamaServer:
         return self.start()
 
     def __exit__(self, *exc) -> None:

@@ -51,7 +51,7 @@ class TeacherRequest(BaseModel):
     template_version: str = "none"              # version of the prompt template that built this request
 
     @model_validator(mode="after")
-    def _one_input(self) -> "TeacherRequest":
+    def _one_input(self) -> TeacherRequest:
         if (self.messages is None) == (self.prompt is None):
             raise ValueError("a teacher request needs exactly one of `messages` or `prompt`")
         if self.messages is not None and not self.messages:

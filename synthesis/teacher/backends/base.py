@@ -16,8 +16,9 @@ from __future__ import annotations
 import asyncio
 import logging
 from abc import ABC, abstractmethod
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
-from typing import AsyncIterator, ClassVar, Sequence
+from typing import ClassVar
 
 from synthesis.teacher.request import TeacherRequest
 
@@ -65,7 +66,7 @@ class Backend(ABC):
     def close(self) -> None:
         """Release what start() took. Idempotent."""
 
-    def __enter__(self) -> "Backend":
+    def __enter__(self) -> Backend:
         self.start()
         return self
 

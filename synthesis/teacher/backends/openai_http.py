@@ -12,11 +12,17 @@ import asyncio
 import logging
 import os
 import time
-from typing import Any, AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Sequence
+from typing import Any
 
 import httpx
-from tenacity import (AsyncRetrying, RetryCallState, retry_if_exception_type, stop_after_attempt,
-                      wait_random_exponential)
+from tenacity import (
+    AsyncRetrying,
+    RetryCallState,
+    retry_if_exception_type,
+    stop_after_attempt,
+    wait_random_exponential,
+)
 
 from synthesis.teacher.backends.base import Backend, Generation, TeacherBackendError
 from synthesis.teacher.config import OpenAIHttpConfig, RetryConfig
@@ -51,7 +57,7 @@ class OpenAIHttpBackend(Backend):
         self.structured_output = structured_output
 
     @classmethod
-    def from_config(cls, cfg: OpenAIHttpConfig) -> "OpenAIHttpBackend":
+    def from_config(cls, cfg: OpenAIHttpConfig) -> OpenAIHttpBackend:
         api_key = None
         if cfg.api_key_env:
             api_key = os.environ.get(cfg.api_key_env)
@@ -158,7 +164,7 @@ class OpenAIHttpBackend(Backend):
         except ClientRequestError as e:
             return Generation(index=index, attempts=attempts, latency_s=time.perf_counter() - t0,
                               error_type="http_4xx", error=str(e))
-        except Exception as e:  # noqa: BLE001 - an unexpected bug must still leave a failed row, not a hang
+        except Exception as e:   # an unexpected bug must still leave a failed row, not hang the batch
             log.exception("request %d: unexpected error", index)
             return Generation(index=index, attempts=attempts, latency_s=time.perf_counter() - t0,
                               error_type=type(e).__name__, error=str(e)[:2000])

@@ -14,8 +14,8 @@ from __future__ import annotations
 import logging
 import os
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 from synthesis.teacher.backends.base import BatchedBackend, Generation, TeacherBackendError
 from synthesis.teacher.config import TransformersConfig

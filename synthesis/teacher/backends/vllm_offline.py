@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from synthesis.teacher.backends.base import BatchedBackend, Generation, TeacherBackendError
 from synthesis.teacher.config import VllmConfig
