@@ -8,7 +8,6 @@ import filecmp
 import json
 import shutil
 import sys
-import textwrap
 from pathlib import Path
 
 import duckdb
@@ -17,12 +16,12 @@ import pytest
 from tokenizers import Tokenizer
 
 sys.path.insert(0, str(Path(__file__).parent))
-from fixtures.mixture.sources import build_all, build_edu  # noqa: E402
+from fixtures.mixture.sources import build_all, build_edu
 
-from training.cli import main as cli_main  # noqa: E402
-from training.mixture.build import build  # noqa: E402
-from training.mixture.report import run_report  # noqa: E402
-from training.shards import document_offsets, open_shard, token_dtype  # noqa: E402
+from training.cli import main as cli_main
+from training.mixture.build import build
+from training.mixture.report import run_report
+from training.shards import document_offsets, open_shard, token_dtype
 
 pytestmark = pytest.mark.slow
 
@@ -108,6 +107,24 @@ def test_layout_and_manifest(env):
         for s in phase["sources"]:
             assert {"documents", "tokens", "epochs", "content_hash", "target_weight", "realised_weight"} <= set(s)
             assert s["epochs"] == pytest.approx(s["tokens"] / s["available_tokens"])
+
+
+def test_documents_without_text_are_counted_not_lost(env):
+    """The Dolma sample has documents whose extracted text is empty: skipped, and counted in the manifest."""
+    empty = duckdb.sql(f"SELECT count(*) FROM read_parquet('{env['srcs']['web']}/v1/data/*.parquet')"
+                       " WHERE (text IS NULL OR text = '') AND length(text) < 6000").fetchall()[0][0]
+    web = env["result"].manifest["phases"][0]["sources"][0]
+    assert empty > 0 and web["skipped_empty"] == empty
+    kept = duckdb.sql(f"SELECT count(*) FROM read_parquet('{env['srcs']['web']}/v1/data/*.parquet')"
+                      " WHERE text <> '' AND length(text) < 6000").fetchall()[0][0]
+    assert web["available_documents"] + web["heldout_documents"] == kept
+
+
+def test_output_that_is_not_a_build_is_never_replaced(env, tmp_path):
+    (tmp_path / "notes.txt").write_text("precious")
+    with pytest.raises(ValueError, match="is not a mixture build"):
+        build(env["yaml"], tmp_path)
+    assert (tmp_path / "notes.txt").read_text() == "precious"
 
 
 def test_round_trip_decodes_to_the_source_documents(env):
@@ -200,7 +217,7 @@ def test_rebuild_with_one_source_changed_rebuilds_only_that(env):
 
 def test_loaded_tokenizer_folder_and_uint32_shards(env, tmp_path):
     """A user-given tokenizer folder is used as is; a vocab over 65,536 ids switches the shards to uint32."""
-    from tokenizers import models, pre_tokenizers, decoders
+    from tokenizers import decoders, models, pre_tokenizers
 
     big = Tokenizer.from_file(str(env["out"] / "tokenizer" / "tokenizer.json"))
     vocab = dict(big.get_vocab())

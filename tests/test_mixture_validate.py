@@ -12,11 +12,11 @@ import pyarrow.dataset as ds
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
-from fixtures.mixture.sources import build_all  # noqa: E402
+from fixtures.mixture.sources import build_all
 
-from training.cli import main as cli_main  # noqa: E402
-from training.mixture.plan import plot_plan  # noqa: E402
-from training.mixture.validate import MixtureValidationError, check_mixture  # noqa: E402
+from training.cli import main as cli_main
+from training.mixture.plan import plot_plan
+from training.mixture.validate import MixtureValidationError, check_mixture
 
 
 @pytest.fixture(scope="module")

@@ -211,8 +211,8 @@ def write_phase(sources: list[CachedSource], budget: int, seed: int, heldout_fra
             "documents": len(per_doc_src[d]), "tokens": emitted,
             "epochs": emitted / stream.available_tokens,
             "target_weight": s.weight, "realised_weight": emitted / total if total else 0.0,
-            "available_documents": int(len(stream.docs)), "available_tokens": stream.available_tokens,
-            "heldout_documents": int(len(idx)), "heldout_tokens": int(stream.lengths[idx].sum()),
+            "available_documents": len(stream.docs), "available_tokens": stream.available_tokens,
+            "heldout_documents": len(idx), "heldout_tokens": int(stream.lengths[idx].sum()),
         }
     log.info("phase %s: %d tokens in %d shard(s); %s", folder.name, total, len(shards),
              ", ".join(f"{k} {v['realised_weight']:.4f}/{v['target_weight']:.4f}" for k, v in per_source.items()))

@@ -16,15 +16,14 @@ import os
 import shutil
 import time
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator
 
 from curation.contract import code_version, now_iso
 from training.mixture import sources as S
 from training.mixture.blend import CachedSource, heldout_mask, write_phase
 from training.mixture.encode import non_empty, read_batches, read_cache, tokenize_source
-from training.mixture.schema import MixtureConfig
 from training.mixture.tokenizer import eos_id, load_tokenizer, save_tokenizer, tokenizer_hash, train_bpe
 from training.mixture.validate import CheckedMixture, check_mixture
 from training.shards import token_dtype
@@ -79,7 +78,7 @@ def _tokenizer_sample(cm: CheckedMixture, con, limit: int) -> Iterator[str]:
     cfg = cm.config
     for j, src in enumerate(cfg.phases[0].sources):
         res, st = cm.resolved[(0, j)], cm.stats[(0, j)]
-        want = max(1, int(round(src.weight * limit)))
+        want = max(1, round(src.weight * limit))
         rate = min(1.0, want / max(st.documents - st.empty, 1))
         got = 0
         for b in read_batches(con, res, src.filter):
@@ -134,8 +133,11 @@ def _tokenizer(cm: CheckedMixture, con, content: dict, prev: dict | None, prev_d
 def build(mixture_path: str | Path, output: str | Path, workers: int = 1) -> BuildResult:
     t0 = time.perf_counter()
     cm = check_mixture(mixture_path)
-    cfg: MixtureConfig = cm.config
     out = Path(output).resolve()
+    if out.exists() and not (out / "manifest.json").is_file() and (not out.is_dir() or any(out.iterdir())):
+        # the build replaces --output wholesale: never do that to a folder that is not a previous build
+        raise ValueError(f"--output {out} exists and is not a mixture build (no manifest.json); "
+                              f"give an empty or new folder")
     prev = _previous_manifest(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = out.parent / f".{out.name}.staging-{uuid.uuid4().hex[:8]}"
@@ -237,8 +239,8 @@ def _swap(staging: Path, out: Path) -> None:
 
 def summary(result: BuildResult) -> str:
     m = result.manifest
-    lines = [f"mixture {m['name']} -> {result.output} ({result.seconds:.1f}s); tokenizer {m['tokenizer']['how']},"
-             f" vocab {m['tokenizer']['vocab_size']}, dtype {m['dtype']}"]
+    lines = [(f"mixture {m['name']} -> {result.output} ({result.seconds:.1f}s); tokenizer {m['tokenizer']['how']},"
+              f" vocab {m['tokenizer']['vocab_size']}, dtype {m['dtype']}")]
     for p in m["phases"]:
         lines.append(f"  {p['name']}: {p['tokens']:,} tokens in {len(p['shards'])} shard(s)")
         for s in p["sources"]:

@@ -31,7 +31,7 @@ def assign_phase(phase: str, budget: int, rows: list[tuple[str, float, int, int,
     """rows: (source, weight, documents, available_tokens, max_epochs) -> the phase's per-source plan."""
     out = []
     for source, weight, documents, available, max_epochs in rows:
-        assigned = int(round(weight * budget))
+        assigned = round(weight * budget)
         epochs = assigned / available if available > 0 else float("inf")
         out.append(SourcePlan(phase, source, weight, documents, available, assigned, epochs, max_epochs, estimated))
     return out

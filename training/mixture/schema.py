@@ -34,7 +34,7 @@ class TokenizerConfig(Strict):
     eos_token: str = DEFAULT_EOS
 
     @model_validator(mode="after")
-    def _one_of(self) -> "TokenizerConfig":
+    def _one_of(self) -> TokenizerConfig:
         if (self.path is None) == (self.train is None):
             raise ValueError("give exactly one of `path` (a tokenizer folder) or `train` (vocab_size, ...)")
         return self
