@@ -161,6 +161,38 @@ def test_realised_ratios_measured_from_the_shards(env):
             assert abs(realised - s["target_weight"]) < 0.005, (phase["name"], s["name"], realised)
 
 
+def test_blend_tracks_the_targets_at_every_point(env):
+    """Megatron-style: at every prefix of a phase the realised shares stay within a couple of documents of
+    the targets (not just at the end)."""
+    out, m = env["out"], env["result"].manifest
+    for phase in m["phases"]:
+        rows = duckdb.sql(f"SELECT source, tokens FROM '{out / phase['dir']}/documents.parquet'"
+                          " WHERE split = 'train'").fetchall()   # in write order
+        targets = {s["name"]: s["target_weight"] for s in phase["sources"]}
+        longest = max(t for _, t in rows)
+        emitted = dict.fromkeys(targets, 0)
+        total = 0
+        for source, tokens in rows:
+            emitted[source] += tokens
+            total += tokens
+            for name, w in targets.items():
+                assert abs(emitted[name] - w * total) <= 2 * longest, (phase["name"], total, name)
+
+
+def test_document_table_points_at_each_document_in_the_shards(env):
+    out, m = env["out"], env["result"].manifest
+    dtype = np.dtype(m["dtype"])
+    for phase in m["phases"]:
+        folder = out / phase["dir"]
+        rows = duckdb.sql(f"SELECT split, shard, \"offset\", tokens FROM '{folder}/documents.parquet'").fetchall()
+        shards = {}
+        for split, shard, offset, tokens in rows:
+            toks = shards.setdefault(shard, np.asarray(open_shard(folder / shard, dtype)))
+            doc = toks[offset:offset + tokens]
+            assert len(doc) == tokens and doc[-1] == m["tokenizer"]["eos_id"]
+            assert m["tokenizer"]["eos_id"] not in doc[:-1]
+
+
 def test_heldout_documents_never_reach_training_shards(env):
     out, m = env["out"], env["result"].manifest
     for phase in m["phases"]:
