@@ -10,7 +10,7 @@ ENV := source scripts/env.sh &&
 $(STAMP): pyproject.toml requirements.lock
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install -q -U pip
-	CMAKE_ARGS="-DLLAVA_BUILD=OFF" $(PY) -m pip install -c requirements.lock -e '.[server,dev]'
+	CMAKE_ARGS="-DLLAVA_BUILD=OFF" $(PY) -m pip install -c requirements.lock -e '.[server,dev,bench]'
 	touch $(STAMP)
 
 setup: $(STAMP)
