@@ -36,11 +36,12 @@ class FaultProxy:
     """
 
     def __init__(self, upstream: str, plan: Callable[[int, bytes], str] | None = None, delay_s: float = 0.0,
-                 stall_s: float = 60.0):
+                 stall_s: float = 60.0, retry_after_s: int = 1):
         self.upstream = upstream.rstrip("/")
         self.plan = plan or (lambda attempt, body: "pass")
         self.delay_s = delay_s
         self.stall_s = stall_s
+        self.retry_after_s = retry_after_s   # sent with every injected 429
         self.actions: Counter[str] = Counter()
         self.attempts: Counter[str] = Counter()
         self.forwarded: Counter[str] = Counter()
@@ -116,8 +117,9 @@ class FaultProxy:
                 else:
                     status = int(action)
                     payload = json.dumps({"error": {"message": f"injected {status}", "code": status}}).encode()
+                extra = f"Retry-After: {self.retry_after_s}\r\n" if status == 429 else ""
                 writer.write(f"HTTP/1.1 {status} {_REASONS.get(status, 'X')}\r\nContent-Type: application/json\r\n"
-                             f"Content-Length: {len(payload)}\r\n\r\n".encode() + payload)
+                             f"{extra}Content-Length: {len(payload)}\r\n\r\n".encode() + payload)
                 await writer.drain()
         except (ConnectionError, asyncio.IncompleteReadError, asyncio.CancelledError):
             pass

@@ -198,3 +198,14 @@ def test_structured_output_from_the_real_server_validates_or_is_recorded_as_fail
     assert bad.status == "failed" and bad.error_type == "schema_invalid" and "not JSON" in bad.error
     assert bad.text and bad.finish_reason == "length"
     assert report.failure_types == {"schema_invalid": 1}
+
+
+def test_fewer_samples_than_n_is_a_recorded_failure_not_a_silent_loss(llama_server, tmp_path):
+    # llama.cpp's server ignores `n` and returns one completion
+    req = TeacherRequest(id="n2", prompt="Photosynthesis is",
+                         sampling=SamplingParams(max_tokens=3, temperature=0.8, seed=1, n=2))
+    runner = BatchRunner(_backend(llama_server.base_url), tmp_path / "teacher.sqlite")
+    runner.run([req])
+    res = runner.results([req])[0]
+    assert res.status == "failed" and res.error_type == "n_mismatch" and "n=2" in res.error
+    assert len(res.choices) == 1 and res.text

@@ -31,13 +31,13 @@ def _content(body: bytes) -> str:
 
 def test_every_fault_kind_is_retried_until_the_real_answer_arrives(fault_proxy, shared_data, tmp_path):
     kinds = ["500", "503", "429", "drop", "reset"]
-    first_seen: list[bytes] = []
+    assigned: dict[str, str] = {}   # question -> the fault its first attempt got
 
     def plan(attempt: int, body: bytes) -> str:   # each request's first attempt gets the next fault kind
         if attempt > 1:
             return "pass"
-        first_seen.append(body)
-        return kinds[(len(first_seen) - 1) % len(kinds)]
+        assigned[_content(body)] = kinds[len(assigned) % len(kinds)]
+        return assigned[_content(body)]
 
     proxy = fault_proxy(plan)
     requests = question_requests(shared_data, len(kinds), max_tokens=4)
@@ -48,8 +48,11 @@ def test_every_fault_kind_is_retried_until_the_real_answer_arrives(fault_proxy, 
 
     assert (report.ok, report.failed) == (len(kinds), 0)
     assert {k: proxy.actions[k] for k in kinds} == {k: 1 for k in kinds}
-    for res in runner.results(requests):
+    for req, res in zip(requests, runner.results(requests)):
         assert res.ok and res.text and res.attempts == 2
+        if assigned[req.messages[-1].content] == "429":
+            # the 429 carried Retry-After: 1, which beats FAST_RETRY's <= 0.2 s jittered backoff
+            assert res.latency_s >= 1.0
     # every question was answered by the real server exactly once
     answered = {_content(proxy.bodies[d]): n for d, n in proxy.forwarded.items()}
     assert sorted(answered) == sorted(r.messages[-1].content for r in requests)

@@ -169,6 +169,11 @@ class BatchRunner:
                 status, error_type, error = "failed", "schema_invalid", "; ".join(problems)[:2000]
         if not gen.failed and not choices:
             status, error_type, error = "failed", "empty_response", "backend returned no completion"
+        elif not gen.failed and len(choices) != request.sampling.n:
+            # e.g. llama.cpp's server ignores `n`: never pass off fewer samples than were asked for
+            status, error_type, error = "failed", "n_mismatch", (
+                f"asked for n={request.sampling.n} completions, backend returned {len(choices)}; "
+                f"send separate requests with distinct seeds instead")
         return TeacherResult(
             key=request.key(self.backend.model_id), request_id=request.id, status=status, choices=choices,
             error_type=error_type, error=error, model_id=self.backend.model_id, backend=self.backend.name,

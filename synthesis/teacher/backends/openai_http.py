@@ -3,7 +3,8 @@
 Async with a fixed pool of `concurrency` workers (not one task per request, so a million-request batch costs
 a million tiny dicts, not a million coroutines). Each attempt has a hard wall-clock limit; 429, 5xx, timeouts
 and connection resets/drops are retried with exponential backoff and full jitter (tenacity); any other 4xx is
-the caller's fault and fails the request at once with the server's message. A request that still fails after
+the caller's fault and fails the request at once with the server's message. A Retry-After header on a
+429/503 is honoured (the wait is at least that long). A request that still fails after
 the last attempt comes back as a failed Generation carrying the last error, never dropped.
 """
 from __future__ import annotations
@@ -31,8 +32,24 @@ from synthesis.teacher.request import TeacherRequest
 log = logging.getLogger(__name__)
 
 
+#: Longest server-requested pause (Retry-After) we honour; a larger value is treated as this.
+MAX_RETRY_AFTER_S = 60.0
+
+
 class RetryableHTTPError(Exception):
     """429 / 5xx / timeout / dropped or reset connection / truncated body: worth another attempt."""
+
+    def __init__(self, message: str, retry_after_s: float | None = None):
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+
+
+def _retry_after(resp: httpx.Response) -> float | None:
+    """Seconds from a numeric Retry-After header (the HTTP-date form is rare for APIs and is ignored)."""
+    try:
+        return min(float(resp.headers["retry-after"]), MAX_RETRY_AFTER_S)
+    except (KeyError, ValueError):
+        return None
 
 
 class ClientRequestError(Exception):
@@ -149,10 +166,16 @@ class OpenAIHttpBackend(Backend):
             log.info("request %d attempt %d failed (%s); retrying in %.2fs", index, state.attempt_number,
                      state.outcome.exception() if state.outcome else "?", state.next_action.sleep)
 
+        jitter = wait_random_exponential(multiplier=self.retry.initial_s, max=self.retry.max_s)
+
+        def _wait(state: RetryCallState) -> float:
+            # full-jitter backoff, but never sooner than the server asked for (429/503 Retry-After)
+            exc = state.outcome.exception() if state.outcome else None
+            return max(jitter(state), getattr(exc, "retry_after_s", None) or 0.0)
+
         try:
             async for attempt in AsyncRetrying(
-                    stop=stop_after_attempt(self.retry.max_attempts),
-                    wait=wait_random_exponential(multiplier=self.retry.initial_s, max=self.retry.max_s),
+                    stop=stop_after_attempt(self.retry.max_attempts), wait=_wait,
                     retry=retry_if_exception_type(RetryableHTTPError), reraise=True, before_sleep=_log_retry):
                 with attempt:
                     attempts += 1
@@ -184,7 +207,7 @@ class OpenAIHttpBackend(Backend):
             raise RetryableHTTPError(f"{type(e).__name__}: {e}") from e
         code = resp.status_code
         if code == 429 or code >= 500:
-            raise RetryableHTTPError(f"HTTP {code} from {resp.request.url}: {resp.text[:300]}")
+            raise RetryableHTTPError(f"HTTP {code} from {resp.request.url}: {resp.text[:300]}", _retry_after(resp))
         if code >= 400:
             raise ClientRequestError(f"HTTP {code} from {resp.request.url}: {resp.text[:1000]}")
         try:
