@@ -151,7 +151,7 @@ def test_sigkill_mid_batch_then_resume_answers_every_request_exactly_once(fault_
     before = _rows(out / "teacher.sqlite")
     assert 4 <= len(before) < len(requests), "the kill must land mid-batch"
 
-    second = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    second = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=300, check=False)
     assert second.returncode == 0, second.stdout + second.stderr
     after = _rows(out / "teacher.sqlite")
     report = json.loads((out / "report.json").read_text())
@@ -213,7 +213,7 @@ def test_sigkill_of_an_embedded_run_leaves_no_orphan_server_and_resumes(shared_d
         time.sleep(0.1)
     assert not any(_alive(p) for p in servers), "llama.cpp server outlived its killed parent"
     n_before = len(_rows(out / "teacher.sqlite"))
-    second = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    second = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=300, check=False)
     assert second.returncode == 0, second.stderr[-2000:]
     report = json.loads((out / "report.json").read_text())
     assert report["skipped"] == n_before and report["generated"] == len(requests) - n_before

@@ -18,7 +18,7 @@ import logging
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
-from typing import ClassVar
+from typing import ClassVar, Self
 
 from synthesis.teacher.request import TeacherRequest
 
@@ -66,7 +66,7 @@ class Backend(ABC):
     def close(self) -> None:
         """Release what start() took. Idempotent."""
 
-    def __enter__(self) -> Backend:
+    def __enter__(self) -> Self:
         self.start()
         return self
 
