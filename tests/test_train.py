@@ -1,13 +1,11 @@
-"""Pretraining (issue 8) on real text: the tiny preset on a mixture build made from the Dolma CC sample (web) and
-the DCLM human-labelled high-quality pages (phase-2 'hq'), tokenized with a byte-level BPE trained here.
+"""Pretraining (issue 8) on real text: the tiny preset on a real `python -m training mixture build` output.
 
-The mixture build is written in the format of DEVELOPERS.md ("The mixture build output") with
-training.shards.ShardWriter, so the trainer reads exactly what `python -m training mixture build` writes.
+The build's sources are contract datasets made from the shared samples by tests/fixtures/mixture/sources.py
+(Dolma CC web pages with fasttext language ID; DCLM pages with their human quality label): phase 1 is the
+web data, phase 2 the human-rated high-quality pages plus a web replay, as in a Phi-3-style two-phase mix.
 """
 from __future__ import annotations
 
-import gzip
-import hashlib
 import json
 import os
 import signal
@@ -20,79 +18,51 @@ import pytest
 import torch
 import yaml
 
-from training.checkpoint import latest_checkpoint, list_checkpoints
-from training.config import RunConfig, load_config
-from training.data import Permutation, TrainLoader, Windows, read_mixture, window_ids
-from training.model import PRESETS, build_model, count_params, flops_per_token, phi3_config
-from training.report import read_metrics
-from training.schedule import WSD, wsd_from_config
-from training.shards import ShardWriter, token_dtype
+sys.path.insert(0, str(Path(__file__).parent))
+from fixtures.mixture.sources import build_quality, build_web  # noqa: E402
+
+from training.checkpoint import latest_checkpoint, list_checkpoints  # noqa: E402
+from training.cli import main as training_cli  # noqa: E402
+from training.config import RunConfig, load_config  # noqa: E402
+from training.data import Permutation, TrainLoader, Windows, read_mixture, window_ids  # noqa: E402
+from training.model import PRESETS, build_model, count_params, flops_per_token, phi3_config  # noqa: E402
+from training.report import read_metrics  # noqa: E402
+from training.schedule import WSD, wsd_from_config  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 SEQ = 64
 
+MIXTURE = """\
+name: train-test
+seed: 0
+seq_len: 64
+heldout_fraction: 0.1
+shard_tokens: 150000              # several shards per phase: the loader crosses shard boundaries
+tokenizer:
+  train: {{vocab_size: 1024, sample_documents: 2000}}
+phases:
+  - name: phase1
+    tokens: 600000
+    sources:
+      - {{name: web, dataset: "{web}", weight: 1.0, max_epochs: 2}}
+  - name: phase2
+    tokens: 150000
+    sources:
+      - {{name: hq, dataset: "{quality}", filter: "quality_label = 1", weight: 0.7, max_epochs: 4}}
+      - {{name: web_replay, dataset: "{web}", weight: 0.3, max_epochs: 2}}
+"""
+
 
 # ---------------------------------------------------------------------------------------------- fixtures
-def _read_texts(shared_data: Path) -> tuple[list[str], list[str]]:
-    web = []
-    for path in sorted((shared_data / "webtext_cc2019_dolma_sample").glob("*.jsonl.gz")):
-        with gzip.open(path, "rt") as fh:
-            web += [json.loads(line)["text"] for line in fh]
-    hq = [d["text"] for d in map(json.loads, (shared_data / "quality_labels_dclm_human" /
-                                             "majority_data_disputed.jsonl").read_text().splitlines())
-          if d["label"] == 1]
-    return web, hq
-
-
 @pytest.fixture(scope="session")
-def mixture(shared_data: Path, tmp_path_factory) -> Path:
-    """A two-phase mixture build: phase1 = web; phase2 = hq + a web replay; 10% of each source held out."""
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-
-    web, hq = _read_texts(shared_data)
-    root = tmp_path_factory.mktemp("mixture")
-    tok = Tokenizer(models.BPE())
-    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    tok.decoder = decoders.ByteLevel()
-    tok.train_from_iterator(web + hq, trainers.BpeTrainer(
-        vocab_size=1024, special_tokens=["<|endoftext|>"], initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
-        show_progress=False))
-    (root / "tokenizer").mkdir()
-    tok.save(str(root / "tokenizer" / "tokenizer.json"))
-    eos, vocab = tok.token_to_id("<|endoftext|>"), tok.get_vocab_size()
-    dtype = token_dtype(vocab)
-
-    def encode(texts):
-        return [np.array(e.ids + [eos], dtype=dtype) for e in tok.encode_batch(texts)]
-
-    def write(folder: Path, docs) -> list[dict]:
-        w = ShardWriter(folder, dtype, shard_tokens=150_000)      # several shards: exercises shard boundaries
-        for d in docs:
-            w.add_document(d)
-        return [s.to_dict() for s in w.close()]
-
-    web_docs, hq_docs = encode(web), encode(hq)
-    n_web_held, n_hq_held = len(web_docs) // 10, len(hq_docs) // 10
-    phases = []
-    plan = {"phase1": {"web": (web_docs[n_web_held:], web_docs[:n_web_held])},
-            "phase2": {"hq": (hq_docs[n_hq_held:], hq_docs[:n_hq_held]),
-                       "web": (web_docs[n_web_held: n_web_held + 150], web_docs[:n_web_held])}}
-    for phase, sources in plan.items():
-        train = [d for docs, _ in sources.values() for d in docs]
-        np.random.default_rng(0).shuffle(train)
-        shards = write(root / phase, train)
-        heldout = {src: [dict(s, file=f"heldout/{src}/{s['file']}") for s in write(root / phase / "heldout" / src, held)]
-                   for src, (_, held) in sources.items()}
-        phases.append({"name": phase, "dir": phase, "tokens": sum(s["tokens"] for s in shards), "shards": shards,
-                       "sources": [{"name": src, "dataset": "test", "documents": len(docs),
-                                    "tokens": int(sum(len(d) for d in docs))} for src, (docs, _) in sources.items()],
-                       "heldout": heldout})
-    manifest = {"name": "test-tiny", "seed": 0, "seq_len": SEQ, "dtype": dtype.name,
-                "tokenizer": {"path": "tokenizer", "vocab_size": vocab, "eos_id": eos,
-                              "hash": hashlib.sha256((root / "tokenizer" / "tokenizer.json").read_bytes()).hexdigest()},
-                "mixture_yaml": "", "phases": phases}
-    (root / "manifest.json").write_text(json.dumps(manifest, indent=1))
-    return root
+def mixture(shared_data: Path, models: Path, tmp_path_factory) -> Path:
+    """`python -m training mixture build` of a two-phase mixture over real contract datasets."""
+    root = tmp_path_factory.mktemp("train_mixture")
+    web = build_web(shared_data, models, root / "sources" / "web").parent
+    quality = build_quality(shared_data, models, root / "sources" / "dclm_quality").parent
+    (root / "mix.yaml").write_text(MIXTURE.format(web=web, quality=quality))
+    assert training_cli(["mixture", "build", str(root / "mix.yaml"), "--output", str(root / "build")]) == 0
+    return root / "build"
 
 
 def run_config(mixture: Path, out_dir: Path, **overrides) -> dict:
@@ -245,7 +215,8 @@ def test_config_errors_name_field_and_value(mixture, tmp_path):
 @pytest.mark.slow
 def test_tiny_loss_falls_on_real_text_and_phase2_continues_into_decay(mixture, tmp_path):
     out = tmp_path / "run"
-    config = write_config(tmp_path, run_config(mixture, out))
+    config = write_config(tmp_path, run_config(mixture, out, eval_tokens=32768, eval_every=40,
+                                               phases={"phase1": {"steps": 80}, "phase2": {"steps": 20}}))
     early = train_cli(config, "--phase", "phase2", check=False)          # phase 2 needs phase 1's final checkpoint
     assert early.returncode == 2 and "run phase1 first" in early.stderr
     train_cli(config, "--phase", "phase1")                               # each phase runs alone
@@ -259,9 +230,10 @@ def test_tiny_loss_falls_on_real_text_and_phase2_continues_into_decay(mixture, t
     # unigram model of the training tokens (it learned context, not only token frequencies)
     build = read_mixture(mixture)
     train_tokens = np.concatenate([np.fromfile(p, dtype=build.dtype) for p in build.train["phase1"].paths])
-    held = np.concatenate([np.fromfile(p, dtype=build.dtype) for p in build.heldout["phase1"]["web"].paths])
+    held = Windows(build.heldout["phase1"]["web"], build.dtype, SEQ)
+    targets = held.gather(np.arange(min(held.count, 32768 // SEQ)))[:, 1:]     # exactly the eval's targets
     unigram = np.bincount(train_tokens, minlength=build.vocab_size) + 1.0
-    unigram_xent = -np.log(unigram[held] / unigram.sum()).mean()
+    unigram_xent = -np.log(unigram[targets] / unigram.sum()).mean()
     assert evals[(0, "phase1/web")] > 6.5
     assert evals[(n1, "phase1/web")] < evals[(0, "phase1/web")] - 1.0
     assert evals[(n1, "phase1/web")] < unigram_xent - 0.3
