@@ -229,22 +229,27 @@ def read_labels(path: str | Path, score_field: str | None = None, max_score: int
 
 # ---- the reference-vs-random recipe ---------------------------------------------------------------------
 
-def _duckdb_source(path: Path) -> str:
+def _sql_str(path: Path) -> str:
+    return "'" + str(path).replace("'", "''") + "'"
+
+
+def duckdb_source(path: str | Path) -> str:
     """A DuckDB table expression over a text source: a dataset (root or version), parquet, JSONL or CSV."""
+    path = Path(path)
     if path.is_dir():
-        files = [str(f) for f in iter_parquet_files(resolve_version_dir(path))]
+        files = list(iter_parquet_files(resolve_version_dir(path)))
         if not files:
             raise ValueError(f"text source {path}: no data/*.parquet")
-        return f"read_parquet({files!r})"
+        return f"read_parquet([{', '.join(_sql_str(f) for f in files)}])"
     if not path.is_file():
         raise FileNotFoundError(f"text source {path} does not exist")
     name = path.name.lower()
     if name.endswith(".parquet"):
-        return f"read_parquet('{path}')"
+        return f"read_parquet({_sql_str(path)})"
     if name.endswith((".jsonl", ".jsonl.gz", ".json", ".json.gz", ".ndjson")):
-        return f"read_json('{path}', format='newline_delimited')"
+        return f"read_json({_sql_str(path)}, format='newline_delimited')"
     if name.endswith((".csv", ".csv.gz")):
-        return f"read_csv('{path}')"
+        return f"read_csv({_sql_str(path)})"
     raise ValueError(f"text source {path}: unsupported format (dataset folder, .parquet, .jsonl[.gz] or .csv)")
 
 
@@ -254,7 +259,7 @@ def sample_texts(path: str | Path, n: int | None, seed: int) -> pa.Table:
     import duckdb
 
     p = Path(path)
-    src = _duckdb_source(p)
+    src = duckdb_source(p)
     con = duckdb.connect()
     try:
         cols = [r[0] for r in con.execute(f"DESCRIBE SELECT * FROM {src}").fetchall()]
