@@ -105,9 +105,9 @@ def datatrove_trafilatura() -> Callable[[bytes], str | None]:
 
 SETTINGS: dict[str, Callable[[], Callable[[bytes], str | None]]] = {
     "datatrove Trafilatura (favour_precision, full cascade)": datatrove_trafilatura,
-    "ours default: trafilatura fast+precision, full cascade below 300 chars": lambda: ours(),
+    "ours default: trafilatura fast+precision, full cascade below 700 chars": lambda: ours(),
     "ours: trafilatura fast+precision, no fallback": lambda: ours(fallback_below_chars=0),
-    "ours: trafilatura fast+precision, full cascade when empty": lambda: ours(fallback_below_chars=1),
+    "ours: trafilatura fast+precision, full cascade below 300 chars": lambda: ours(fallback_below_chars=300),
     "ours: trafilatura fast+precision, full cascade below 1000 chars": lambda: ours(fallback_below_chars=1000),
     "ours: trafilatura fast (no precision)": lambda: ours(favor_precision=False, fallback_below_chars=0),
     "ours: trafilatura full cascade + precision": lambda: ours(fast=False),

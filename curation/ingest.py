@@ -416,10 +416,19 @@ def _metadata_dict(value: Any) -> dict:
     return {}
 
 
+def _utf8_safe(value: str) -> str:
+    """JSON escapes can encode lone surrogates (`"\\ud800"`), which Arrow cannot store: replace them."""
+    try:
+        value.encode("utf-8")
+        return value
+    except UnicodeEncodeError:
+        return value.encode("utf-8", "replace").decode("utf-8")
+
+
 def _first_str(*values: Any) -> str | None:
     for v in values:
         if v is not None and not isinstance(v, (dict, list)) and str(v).strip():
-            return str(v)
+            return _utf8_safe(str(v))
     return None
 
 
@@ -491,6 +500,8 @@ def _jsonl_line(line: bytes, lineno: int, path: str, out: BatchBuilder) -> None:
         return
     row = jsonl_row(obj, path, lineno)
     text = row["text"]
+    if isinstance(text, str):
+        text = row["text"] = _utf8_safe(text)
     if not isinstance(text, str) or not text.strip():
         row["text"] = None
         out.reject("missing_text", f"line {lineno}: 'text' is {'blank' if isinstance(text, str) else repr(text)[:50]}",

@@ -153,7 +153,7 @@ def score(fixtures: Path, extractor: str) -> tuple[float, float, float]:
 
 
 def test_extraction_quality_floor(fixtures):
-    # measured on these 20 pages (2026-11-27): trafilatura default P=0.952 R=0.938 F1=0.945,
+    # measured on these 20 pages (2026-11-27): trafilatura default (fast+precision, fallback <700) P=0.952 R=0.938 F1=0.945,
     # resiliparse P=0.792 R=0.953 F1=0.865; floors sit a few points below
     p, r, f1 = score(fixtures, "trafilatura")
     assert f1 >= 0.92 and p >= 0.92, (p, r, f1)

@@ -228,6 +228,7 @@ def test_jsonl_bad_lines_are_counted_rejects(tmp_path):
         b"[1, 2, 3]",
         json.dumps({"text": "no id here", "metadata": "{'url': 'https://x.example/py', 'warc_date': '2019'}"}).encode(),
         b'{"id": "e", "text": "caf\xe9 na\xefve bytes"}',  # latin-1 bytes: not UTF-8
+        b'{"id": "f", "text": "lone surrogate \\ud800 escaped", "url": "https://x.example/\\udfff"}',
         b"",
     ]
     path = tmp_path / "docs.jsonl"
@@ -242,7 +243,8 @@ def test_jsonl_bad_lines_are_counted_rejects(tmp_path):
     no_id = by_id[stable_id(str(path), 6)]
     assert no_id["reject_reason"] is None and no_id["url"] == "https://x.example/py"  # Python-dict metadata
     assert by_id["e"]["reject_reason"] is None and by_id["e"]["text"].startswith("caf")
-    assert t.num_rows == 7  # the blank line is not a record
+    assert by_id["f"]["reject_reason"] is None and by_id["f"]["text"].startswith("lone surrogate ")
+    assert t.num_rows == 8  # the blank line is not a record
     # ids are stable across reruns
     assert read_all(path).column("id").to_pylist() == t.column("id").to_pylist()
 
