@@ -103,6 +103,10 @@ def trafilatura_extractor(cfg: ExtractConfig) -> Extractor:
     from trafilatura.metadata import extract_title
     from trafilatura.utils import load_html
 
+    # trafilatura warns per page it finds nothing in ("discarding data"); our rejects already count those,
+    # and at crawl scale the warnings would drown the worker logs
+    logging.getLogger("trafilatura").setLevel(logging.ERROR)
+
     options = dict(favor_precision=cfg.favor_precision, include_comments=cfg.include_comments,
                    include_tables=cfg.include_tables, include_formatting=False, include_links=False,
                    include_images=False, deduplicate=False, with_metadata=False)
@@ -123,9 +127,13 @@ def trafilatura_extractor(cfg: ExtractConfig) -> Extractor:
 
 
 def resiliparse_extractor(cfg: ExtractConfig) -> Extractor:
-    from resiliparse.extract.html2text import extract_plain_text
-    from resiliparse.parse.encoding import bytes_to_str, detect_encoding
-    from resiliparse.parse.html import HTMLTree
+    try:
+        from resiliparse.extract.html2text import extract_plain_text
+        from resiliparse.parse.encoding import bytes_to_str, detect_encoding
+        from resiliparse.parse.html import HTMLTree
+    except ImportError as e:
+        raise ImportError(f"extract.extractor='resiliparse' needs the resiliparse package"
+                          f" (pip install resiliparse, or the project's [bench] extra): {e}") from e
 
     def run(html: bytes, content_type: str | None, url: str | None) -> tuple[str, str | None]:
         decoded = decode_html(html, content_type)
