@@ -201,6 +201,7 @@ def main() -> int:
     ap.add_argument("--profile-steps", type=int, default=5, help="steps under torch.profiler for GPU-busy")
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     ap.add_argument("--out", type=Path, help="write the results as JSON here")
+    ap.add_argument("--loader-only", action="store_true", help="measure the data loader alone (runs on CPU)")
     args = ap.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     device = torch.device(args.device)
@@ -216,6 +217,8 @@ def main() -> int:
             print(f"# data: {data} (packed in {time.perf_counter() - t:.0f}s)")
         lt = loader_throughput(mixture, args.seq_len, batch=64, steps=20)
         print(f"# loader alone: {lt:,.0f} tokens/s (64 x {args.seq_len} batches, one background thread)")
+        if args.loader_only:
+            return 0
         results = []
         for preset in args.presets:
             for mode in args.modes:

@@ -253,7 +253,8 @@ def test_tiny_loss_falls_on_real_text_and_phase2_continues_into_decay(mixture, t
 
 @pytest.mark.slow
 def test_kill_and_resume_gives_a_bit_identical_loss_curve(mixture, tmp_path):
-    cfg = run_config(mixture, tmp_path / "straight", checkpoint_every=4, log_every=1, eval_every=1000)
+    cfg = run_config(mixture, tmp_path / "straight", checkpoint_every=4, log_every=1, eval_every=1000,
+                     phases={"phase1": {"steps": 12}, "phase2": {"steps": 8}})
     train_cli(write_config(tmp_path, cfg, "straight.yaml"))
     reference = train_curve(tmp_path / "straight")
 
