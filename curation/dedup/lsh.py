@@ -24,7 +24,7 @@ def candidate_edges(bands, max_bucket_pairs: int, all_pairs: bool):
     """(id, band, key, _old) rows -> distinct candidate edges (a, b) with a < b.
 
     all_pairs=False: star edges for every bucket. all_pairs=True: all pairs for buckets up to
-    `max_bucket_pairs` members, star edges for larger ones. Returns (edges, oversized_bucket_count frame).
+    `max_bucket_pairs` members, star edges for larger ones.
     """
     from pyspark.sql import functions as F
 
@@ -46,8 +46,7 @@ def candidate_edges(bands, max_bucket_pairs: int, all_pairs: bool):
         pairs = (left.join(right, ["band", "key"]).where(F.col("a") < F.col("b"))
                  .where(~(F.col("_a_old") & F.col("_b_old"))).select("a", "b"))
         edges = edges.unionByName(pairs)
-    oversized = buckets.where(F.col("size") > max_bucket_pairs) if all_pairs else buckets.where(F.lit(False))
-    return edges.distinct(), oversized
+    return edges.distinct()
 
 
 def jaccard_expr(left: str, right: str):

@@ -44,13 +44,13 @@ def compute_signatures(df, params: LshParams, with_shingles: bool):
 def check_unique_ids(signatures, where: str) -> None:
     from pyspark.sql import functions as F
 
-    dup = signatures.groupBy("id").count().where(F.col("count") > 1).limit(5).collect()
-    if dup:
-        shown = ", ".join(f"{r['id']!r} x{r['count']}" for r in dup)
-        raise ValueError(f"near dedup needs unique ids but {where} has repeated `id` values: {shown}")
-    null_ids = signatures.where(F.col("id").isNull()).limit(1).count()
-    if null_ids:
+    bad = (signatures.groupBy("id").count().where((F.col("count") > 1) | F.col("id").isNull())
+           .limit(5).collect())
+    if any(r["id"] is None for r in bad):
         raise ValueError(f"near dedup needs an `id` on every row but {where} has rows with a null `id`")
+    if bad:
+        shown = ", ".join(f"{r['id']!r} x{r['count']}" for r in bad)
+        raise ValueError(f"near dedup needs unique ids but {where} has repeated `id` values: {shown}")
 
 
 class NearDedup:
@@ -106,8 +106,9 @@ class NearDedup:
         compute_signatures(df, self.params, cfg.verify).write.mode("overwrite").parquet(str(sig_path))
         sigs = spark.read.parquet(str(sig_path))
         check_unique_ids(sigs, "the input")
-        n_in = sigs.count()
-        n_empty = sigs.where(F.col("n_shingles") == 0).count()
+        totals = sigs.agg(F.count("*").alias("n"),
+                          F.sum(F.when(F.col("n_shingles") == 0, 1).otherwise(0)).alias("empty")).first()
+        n_in, n_empty = totals["n"], totals["empty"] or 0
         log.info("near dedup: %d documents signed (%d without words, never candidates) in %.1fs",
                  n_in, n_empty, time.perf_counter() - t_start)
 
@@ -120,29 +121,43 @@ class NearDedup:
             loaded = self.index.load(spark, self.run_id, cfg.verify)
             self._index_parent = loaded.version
             if loaded.bands is not None:
-                batch_ids = sigs.select("id")
-                old_bands = loaded.bands.join(batch_ids, "id", "left_anti")  # re-submitted ids: the batch wins
+                # only index rows sharing a bucket with the batch can matter: a semi-join on the batch's
+                # keys (broadcast while small) reads the index without shuffling all of it
+                keys = new_bands.select("band", "key").distinct()
+                if n_in * cfg.bands <= cfg.broadcast_max_ids:
+                    keys = F.broadcast(keys)
+                old_bands = (loaded.bands.join(keys, ["band", "key"], "left_semi")
+                             .join(sigs.select("id"), "id", "left_anti"))   # re-submitted ids: the batch wins
                 all_bands = all_bands.unionByName(old_bands.select("id", "band", "key")
                                                   .withColumn("_old", F.lit(True)))
-                if cfg.verify:
-                    shingles = shingles.unionByName(loaded.shingles.join(batch_ids, "id", "left_anti"))
 
         # 3. candidate edges -> verified edges, materialised
         from curation.dedup.lsh import candidate_edges, verify_edges
 
         t0 = time.perf_counter()
-        edges, oversized = candidate_edges(all_bands, cfg.max_bucket_pairs, all_pairs=cfg.verify)
+        edges = candidate_edges(all_bands, cfg.max_bucket_pairs, all_pairs=cfg.verify)
         cand_path = work / "candidates"
         edges.write.mode("overwrite").parquet(str(cand_path))
         edges = spark.read.parquet(str(cand_path))
         self.stats["candidate_pairs"] = edges.count()
-        self.stats["oversized_buckets"] = oversized.count()
         if cfg.verify:
+            # only documents on a candidate edge need their shingles: filter the big table once (a broadcast
+            # semi-join scans it without shuffling it) and reuse the small copy for verification and audit
+            ids = edges.select(F.col("a").alias("id")).union(edges.select(F.col("b").alias("id"))).distinct()
+            if 2 * self.stats["candidate_pairs"] <= cfg.broadcast_max_ids:
+                ids = F.broadcast(ids)
+            cand_sh_path = work / "candidate_shingles"
+            picked = shingles.join(ids, "id", "left_semi")
+            if self._index_parent is not None:   # old documents the batch re-submits: the batch's copy wins
+                picked = picked.unionByName(loaded.shingles.join(ids, "id", "left_semi")
+                                            .join(sigs.select("id"), "id", "left_anti"))
+            picked.write.mode("overwrite").parquet(str(cand_sh_path))
+            shingles = spark.read.parquet(str(cand_sh_path))
             edges_path = work / "verified"
             verify_edges(edges, shingles, cfg.threshold).write.mode("overwrite").parquet(str(edges_path))
             edges = spark.read.parquet(str(edges_path))
             self.stats["verified_pairs"] = edges.count()
-        log.info("near dedup: %s in %.1fs", {k: v for k, v in self.stats.items() if k.endswith(("pairs", "buckets"))},
+        log.info("near dedup: %s in %.1fs", {k: v for k, v in self.stats.items() if k.endswith("pairs")},
                  time.perf_counter() - t0)
 
         # 4. connected components
@@ -171,8 +186,8 @@ class NearDedup:
         if self.index is not None:
             removed_ids = dups.select(F.col("doc_id").alias("id"))
             kept_bands = new_bands.join(removed_ids, "id", "left_anti")
-            next_bands = kept_bands if self._index_parent is None else \
-                kept_bands.unionByName(old_bands.select("id", "band", "key"))
+            next_bands = kept_bands if self._index_parent is None else kept_bands.unionByName(
+                loaded.bands.join(sigs.select("id"), "id", "left_anti").select("id", "band", "key"))
             self._next_index_bands = next_bands
             self._next_index_shingles = None
             if cfg.verify:
