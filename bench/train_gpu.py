@@ -180,12 +180,15 @@ def bench_one(args, mixture: Path, preset: str, compile_: bool, device: torch.de
         "loss_first": round(first_loss.item(), 3), "loss_last": round(last_loss.item(), 3),
         "peak_mem_GiB": round(torch.cuda.max_memory_allocated(device) / 2**30, 1) if device.type == "cuda" else None,
     }
-    del trainer, loader
+    return result
+
+
+def free_memory(device: torch.device) -> None:
+    """Between configurations: drop the last trainer's graphs and cached blocks."""
     gc.collect()
+    torch._dynamo.reset()
     if device.type == "cuda":
         torch.cuda.empty_cache()
-    torch._dynamo.reset()
-    return result
 
 
 def main() -> int:
@@ -223,6 +226,7 @@ def main() -> int:
         for preset in args.presets:
             for mode in args.modes:
                 r = bench_one(args, mixture, preset, mode == "compiled", device)
+                free_memory(device)
                 results.append(r)
                 print(json.dumps(r), flush=True)
 

@@ -61,7 +61,7 @@ class RunConfig(Strict):
     compile: bool = False
     parallel: Literal["ddp", "fsdp"] = "ddp"
     device: Literal["auto", "cpu", "cuda"] = "auto"
-    attn_implementation: Literal["sdpa", "eager"] = "sdpa"
+    attn_implementation: Literal["sdpa_causal", "sdpa", "eager"] = "sdpa_causal"   # see training/model.py
     log_every: int = Field(10, gt=0)
     eval_every: int = Field(200, gt=0)
     eval_tokens: int = Field(1 << 18, gt=0)     # per held-out source, per eval

@@ -206,7 +206,7 @@ class TrainLoader:
                     except queue.Full:
                         continue
                 step += 1
-        except BaseException as e:     # hand the error to the training loop instead of dying silently
+        except BaseException as e:  # noqa: BLE001 -- handed to the training loop, not swallowed
             self._queue.put((step, e))
 
     def next(self) -> torch.Tensor:

@@ -8,7 +8,34 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-from transformers import Phi3Config, Phi3ForCausalLM
+import torch.nn.functional as F
+from transformers import AttentionInterface, Phi3Config, Phi3ForCausalLM
+from transformers.masking_utils import AttentionMaskInterface
+
+# Packed pretraining batches are full causal windows with no padding, so attention needs no mask tensor:
+# SDPA's is_causal path (flash attention on H100). transformers' own "sdpa" implementation materialises a
+# (B, 1, T, T) mask under torch.compile with torch < 2.14 (see masking_utils._ignore_causal_mask_sdpa), which
+# rules the flash kernel out; this implementation never builds the mask. Training and full-window eval only:
+# it refuses a query shorter than the keys (KV-cache decoding), where is_causal's alignment would be wrong.
+CAUSAL_SDPA = "sdpa_causal"
+
+
+def _causal_sdpa_attention(module, query, key, value, attention_mask, dropout: float = 0.0,
+                           scaling: float | None = None, **kwargs):
+    if query.shape[2] != key.shape[2]:
+        raise ValueError(f"attn_implementation {CAUSAL_SDPA!r} is for full-window training (query length "
+                         f"{query.shape[2]} != key length {key.shape[2]}); load the model with 'sdpa' to generate")
+    out = F.scaled_dot_product_attention(query, key, value, dropout_p=dropout, scale=scaling, is_causal=True,
+                                         enable_gqa=query.shape[1] != key.shape[1])
+    return out.transpose(1, 2).contiguous(), None
+
+
+def _no_mask(*args, **kwargs) -> None:
+    return None
+
+
+AttentionInterface.register(CAUSAL_SDPA, _causal_sdpa_attention)
+AttentionMaskInterface.register(CAUSAL_SDPA, _no_mask)
 
 
 @dataclass(frozen=True)
@@ -37,7 +64,7 @@ def padded_vocab(vocab_size: int) -> int:
 
 
 def phi3_config(preset: str, vocab_size: int, seq_len: int, eos_id: int,
-                attn_implementation: str = "sdpa") -> Phi3Config:
+                attn_implementation: str = CAUSAL_SDPA) -> Phi3Config:
     if preset not in PRESETS:
         raise ValueError(f"model preset {preset!r} unknown; choose one of {sorted(PRESETS)}")
     p = PRESETS[preset]
@@ -50,8 +77,6 @@ def phi3_config(preset: str, vocab_size: int, seq_len: int, eos_id: int,
         bos_token_id=eos_id, eos_token_id=eos_id, pad_token_id=eos_id,
         use_cache=False, tie_word_embeddings=False,
     )
-    # SDPA dispatches to flash / memory-efficient kernels on GPU and takes the is_causal fast path
-    # because packed batches carry no attention mask.
     config._attn_implementation = attn_implementation
     return config
 

@@ -64,7 +64,7 @@ def wsd_from_config(cfg: RunConfig) -> WSD:
         decay_start = total - round(s.decay_fraction * total)
     else:
         decay_start = s.decay_start
-    if decay_start >= total and total > 0 and s.decay_fraction > 0:
+    if isinstance(s.decay_start, int) and decay_start >= total:
         raise ValueError(f"schedule.decay_start={decay_start} leaves no decay steps (total steps {total})")
     return WSD(peak_lr=cfg.optimizer.lr, warmup_steps=s.warmup_steps, decay_start=decay_start,
                total_steps=total, shape=s.decay_shape, min_lr_ratio=s.min_lr_ratio)
