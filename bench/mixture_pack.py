@@ -99,14 +99,14 @@ phases:
   - name: phase1
     tokens: {p1}
     sources:
-      - {{name: web, dataset: {web}, weight: 0.6, max_epochs: 8}}
-      - {{name: edu, dataset: {edu}, weight: 0.4, max_epochs: 8}}
+      - {{name: web, dataset: {web}, weight: 0.6, max_epochs: 40}}
+      - {{name: edu, dataset: {edu}, weight: 0.4, max_epochs: 40}}
   - name: phase2
     tokens: {p2}
     sources:
-      - {{name: web_en, dataset: {web}, filter: "lang = 'en'", weight: 0.3, max_epochs: 12}}
-      - {{name: edu_hi, dataset: {edu}, filter: "edu_score >= 1", weight: 0.3, max_epochs: 12}}
-      - {{name: quality, dataset: {quality}, filter: "quality_label = 1", weight: 0.4, max_epochs: 12}}
+      - {{name: web_en, dataset: {web}, filter: "lang = 'en'", weight: 0.3, max_epochs: 40}}
+      - {{name: edu_hi, dataset: {edu}, filter: "edu_score >= 1", weight: 0.3, max_epochs: 40}}
+      - {{name: quality, dataset: {quality}, filter: "quality_label = 1", weight: 0.4, max_epochs: 40}}
 """
 RATIO_FILTERS = {"web": ("web", None), "edu": ("edu", None), "web_en": ("web", "lang = 'en'"),
                  "edu_hi": ("edu", "edu_score >= 1"), "quality": ("quality", "quality_label = 1")}
@@ -130,12 +130,34 @@ def ratios_from_shards(build_dir: Path, srcs: dict[str, Path]) -> list[dict]:
             for text, d in zip(tok.decode_batch([d[:-1].tolist() for d in docs]), docs):
                 counts[owner[text]] = counts.get(owner[text], 0) + len(d)
         total = sum(counts.values())
+        longest = duckdb.sql(f"SELECT max(tokens) FROM '{build_dir / phase['dir']}/documents.parquet'"
+                             " WHERE split = 'train'").fetchall()[0][0]
         for s in phase["sources"]:
             realised = counts[s["name"]] / total
             rows.append({"phase": phase["name"], "source": s["name"], "budget": phase["budget"], "tokens": total,
                          "target": s["target_weight"], "realised_from_shards": realised,
-                         "abs_error": abs(realised - s["target_weight"]), "epochs": s["epochs"]})
+                         "abs_error": abs(realised - s["target_weight"]), "epochs": s["epochs"],
+                         "longest_document": longest, "longest_over_tokens": longest / total})
     return rows
+
+
+def summarise_throughput(bare, fast, ours, texts, tok, dtype) -> dict:
+    med = statistics.median
+    bare_tps = med(n / t for n, t in bare)
+    fast_tps = med(n / t for n, t in fast)
+    ours_tps = med(n / (a + b) for n, a, b in ours)
+    # each round's pair ran back to back: the median of paired ratios is the figure least hit by noise
+    paired = [(o[0] / (o[1] + o[2])) / (b[0] / b[1]) for o, b in zip(ours, bare)]
+    paired_fast = [(o[0] / (o[1] + o[2])) / (f[0] / f[1]) for o, f in zip(ours, fast)]
+    assert ours[0][0] == bare[0][0], f"token counts differ: ours {ours[0][0]} vs bare {bare[0][0]}"
+    throughput = {"documents": len(texts), "tokens": bare[0][0], "vocab": tok.get_vocab_size(), "dtype": dtype.name,
+                  "bare_encode_batch_tok_s": bare_tps, "bare_encode_batch_fast_tok_s": fast_tps,
+                  "ours_tokenize_pack_tok_s": ours_tps, "ratio_of_medians_vs_encode_batch": ours_tps / bare_tps,
+                  "paired_ratio_vs_encode_batch": med(paired), "paired_ratio_vs_encode_batch_fast": med(paired_fast),
+                  "paired_ratios_by_round": [round(x, 3) for x in paired],
+                  "ours_pack_share": med(b / (a + b) for _, a, b in ours)}
+
+    return throughput
 
 
 def main() -> int:
@@ -145,7 +167,9 @@ def main() -> int:
     ap.add_argument("--vocab", type=int, default=32064)
     ap.add_argument("--batch", type=int, default=2048)
     ap.add_argument("--p1", type=int, default=6_000_000, help="phase-1 budget of the ratio mixture")
-    ap.add_argument("--p2", type=int, default=1_500_000)
+    ap.add_argument("--p2", type=int, nargs="+", default=[1_500_000, 6_000_000],
+                    help="phase-2 budgets: one ratio build each (the error bound is ~ longest document / budget)")
+    ap.add_argument("--skip-throughput", action="store_true")
     ap.add_argument("--out", type=Path, default=REPO / "out" / "bench" / "mixture")
     args = ap.parse_args()
     logging.basicConfig(level=logging.WARNING)
@@ -172,7 +196,7 @@ def main() -> int:
         resolved.append(r)
 
     bare, fast, ours = [], [], []
-    for rnd in range(args.rounds):
+    for rnd in range(0 if args.skip_throughput else args.rounds):
         n, t = bare_loop(tok, texts, args.batch, fast=False)
         bare.append((n + len(texts), t))          # + one EOS per document, as ours counts
         n, t = bare_loop(tok, texts, args.batch, fast=True)
@@ -181,34 +205,25 @@ def main() -> int:
         ours.append((n, t_tok, t_pack))
         print(f"round {rnd}: bare {bare[-1][0] / bare[-1][1]:,.0f} tok/s, bare-fast {fast[-1][0] / fast[-1][1]:,.0f},"
               f" ours {n / (t_tok + t_pack):,.0f} (tokenize {t_tok:.2f}s + pack {t_pack:.2f}s)", flush=True)
-    med = statistics.median
-    bare_tps = med(n / t for n, t in bare)
-    fast_tps = med(n / t for n, t in fast)
-    ours_tps = med(n / (a + b) for n, a, b in ours)
-    # each round's pair ran back to back: the median of paired ratios is the figure least hit by noise
-    paired = [(o[0] / (o[1] + o[2])) / (b[0] / b[1]) for o, b in zip(ours, bare)]
-    paired_fast = [(o[0] / (o[1] + o[2])) / (f[0] / f[1]) for o, f in zip(ours, fast)]
-    assert ours[0][0] == bare[0][0], f"token counts differ: ours {ours[0][0]} vs bare {bare[0][0]}"
-    throughput = {"documents": len(texts), "tokens": bare[0][0], "vocab": tok.get_vocab_size(), "dtype": dtype.name,
-                  "bare_encode_batch_tok_s": bare_tps, "bare_encode_batch_fast_tok_s": fast_tps,
-                  "ours_tokenize_pack_tok_s": ours_tps, "ratio_of_medians_vs_encode_batch": ours_tps / bare_tps,
-                  "paired_ratio_vs_encode_batch": med(paired), "paired_ratio_vs_encode_batch_fast": med(paired_fast),
-                  "paired_ratios_by_round": [round(x, 3) for x in paired],
-                  "ours_pack_share": med(b / (a + b) for _, a, b in ours)}
+    throughput = summarise_throughput(bare, fast, ours, texts, tok, dtype) if ours else None
 
-    mix = out / "ratios.yaml"
-    mix.write_text(RATIO_MIXTURE.format(tok=tok_dir, p1=args.p1, p2=args.p2, **{k: v for k, v in srcs.items()}))
+    ratio_rows = []
     t0 = time.perf_counter()
-    build(mix, out / "ratio_build")
-    ratio_rows = ratios_from_shards(out / "ratio_build", srcs)
-    result = {"throughput": throughput, "ratios": ratio_rows, "ratio_build_seconds": time.perf_counter() - t0,
+    for p2 in args.p2:
+        mix = out / f"ratios-{p2}.yaml"
+        mix.write_text(RATIO_MIXTURE.format(tok=tok_dir, p1=args.p1, p2=p2, **{k: v for k, v in srcs.items()}))
+        build(mix, out / f"ratio_build-{p2}")
+        ratio_rows += ratios_from_shards(out / f"ratio_build-{p2}", srcs)
+    result = {"throughput": throughput, "ratios": ratio_rows, "ratio_builds_seconds": time.perf_counter() - t0,
               "max_abs_ratio_error": max(r["abs_error"] for r in ratio_rows)}
     (out / "results.json").write_text(json.dumps(result, indent=2))
-    print(json.dumps(throughput, indent=2))
-    print(f"{'phase':<8} {'source':<9} {'target':>7} {'realised':>9} {'abs err':>8} {'epochs':>7}")
+    if throughput:
+        print(json.dumps(throughput, indent=2))
+    print(f"{'phase':<8} {'budget':>10} {'source':<9} {'target':>7} {'realised':>9} {'abs err':>8} {'epochs':>7}"
+          f" {'longest/tokens':>15}")
     for r in ratio_rows:
-        print(f"{r['phase']:<8} {r['source']:<9} {r['target']:>7.4f} {r['realised_from_shards']:>9.5f}"
-              f" {r['abs_error']:>8.5f} {r['epochs']:>7.2f}")
+        print(f"{r['phase']:<8} {r['budget']:>10,} {r['source']:<9} {r['target']:>7.4f} {r['realised_from_shards']:>9.5f}"
+              f" {r['abs_error']:>8.5f} {r['epochs']:>7.2f} {r['longest_over_tokens']:>15.5f}")
     print(f"max |realised - target| = {result['max_abs_ratio_error']:.5f}; results in {out / 'results.json'}")
     return 0
 

@@ -111,6 +111,10 @@ class CachedSource:
     tokens: np.ndarray            # memory-mapped cache tokens
     offsets: np.ndarray           # start of each cached document
     docs: pa.Table                # id, url, edu_score, tokens
+    lengths: np.ndarray = field(init=False)   # tokens per cached document (EOS included)
+
+    def __post_init__(self) -> None:
+        self.lengths = self.docs["tokens"].to_numpy()
 
 
 @dataclass
@@ -121,15 +125,24 @@ class PhaseResult:
     tokens: int
 
 
-def _doc_rows(src: CachedSource, idx: list[int]) -> dict[str, list]:
+def _documents_rows(split: str, src: CachedSource, idx: np.ndarray, epochs: np.ndarray) -> pa.Table:
+    """documents.parquet rows (without shard/offset) for documents `idx` of one source."""
     t = src.docs.take(pa.array(idx, pa.int64()))
-    return {"id": t["id"].to_pylist(), "url": t["url"].to_pylist(), "edu_score": t["edu_score"].to_pylist()}
+    n = t.num_rows
+    return pa.table({"split": [split] * n, "source": [src.name] * n, "id": t["id"], "url": t["url"],
+                     "edu_score": t["edu_score"], "tokens": t["tokens"], "epoch": pa.array(epochs, pa.int32())})
 
 
-def write_phase(sources: list[CachedSource], budget: int, seed: int, heldout_fraction: float, folder: Path,
-                dtype: np.dtype, shard_tokens: int) -> PhaseResult:
-    """Write one phase: training shards, held-out shards per source, and documents.parquet (one row per
-    written document: split, source, id, url, edu_score, tokens, epoch, shard file, offset in the shard)."""
+def _with_locations(rows: pa.Table, shards: list[ShardInfo], folder: Path, prefix: str = "") -> pa.Table:
+    """Add each document's shard file and start offset; `rows` are in the order the documents were written."""
+    shard = np.repeat([prefix + sh.file for sh in shards], [sh.documents for sh in shards]).tolist()
+    return rows.append_column("shard", pa.array(shard, pa.string())).append_column(
+        "offset", pa.array(_offsets_in_shards(shards, folder), pa.int64()))
+
+
+def _streams(sources: list[CachedSource], budget: int, seed: int, heldout_fraction: float, phase: str
+             ) -> tuple[list[SourceStream], list[np.ndarray]]:
+    """Split each source into held-out and training documents; refuse a budget beyond a repetition cap."""
     streams, heldout_idx = [], []
     for s in sources:
         ids = s.docs["id"].to_pylist()
@@ -137,82 +150,74 @@ def write_phase(sources: list[CachedSource], budget: int, seed: int, heldout_fra
         if held.all():
             raise ValueError(f"source {s.name!r}: all {len(ids)} documents are held out"
                              f" (heldout_fraction {heldout_fraction}); lower it")
-        lengths = s.docs["tokens"].to_numpy()
-        stream = SourceStream(s.name, s.weight, np.flatnonzero(~held), lengths, stream_seed(seed, s.key))
+        stream = SourceStream(s.name, s.weight, np.flatnonzero(~held), s.lengths, stream_seed(seed, s.key))
         needed = s.weight * budget / stream.available_tokens
         if needed > s.max_epochs:
-            raise ValueError(f"phase {folder.name}: source {s.name!r} needs {needed:.2f} epochs of its"
+            raise ValueError(f"phase {phase}: source {s.name!r} needs {needed:.2f} epochs of its"
                              f" {stream.available_tokens:,} training tokens for {s.weight:g} x {budget:,},"
                              f" over max_epochs {s.max_epochs:g}")
         streams.append(stream)
         heldout_idx.append(np.flatnonzero(held))
+    return streams, heldout_idx
 
-    order = schedule(streams, budget)
+
+def _write_training(sources: list[CachedSource], order: list[tuple[int, int, int]], folder: Path,
+                    dtype: np.dtype, shard_tokens: int) -> tuple[list[ShardInfo], pa.Table]:
     writer = ShardWriter(folder, dtype, shard_tokens)
-    rows: dict[str, list] = {k: [] for k in ("source", "tokens", "epoch")}
-    per_doc_src: list[list[int]] = [[] for _ in sources]
-    for d, doc, epoch in order:
+    for d, doc, _ in order:
         s = sources[d]
         start = int(s.offsets[doc])
-        n = int(streams[d].lengths[doc])
-        writer.add_document(s.tokens[start:start + n])
-        rows["source"].append(s.name)
-        rows["tokens"].append(n)
-        rows["epoch"].append(epoch)
-        per_doc_src[d].append(doc)
+        writer.add_document(s.tokens[start:start + int(s.lengths[doc])])
     shards = writer.close()
-
-    # id/url/edu_score per written document, gathered per source in write order, then interleaved back.
-    meta = {k: [None] * len(order) for k in ("id", "url", "edu_score")}
-    positions: list[list[int]] = [[] for _ in sources]
-    for pos, (d, _, _) in enumerate(order):
-        positions[d].append(pos)
+    # documents.parquet rows: taken per source (vectorised), then put back in write order.
+    plan = np.array(order, dtype=np.int64).reshape(-1, 3)
+    parts = []
     for d, s in enumerate(sources):
-        if per_doc_src[d]:
-            got = _doc_rows(s, per_doc_src[d])
-            for k in meta:
-                for pos, v in zip(positions[d], got[k]):
-                    meta[k][pos] = v
-    offsets = _offsets_in_shards(shards, folder)
-    shard_of_doc = np.repeat([sh.file for sh in shards], [sh.documents for sh in shards]).tolist()
-    table = pa.table({"split": ["train"] * len(order), "source": rows["source"], "id": meta["id"],
-                      "url": pa.array(meta["url"], pa.string()), "edu_score": pa.array(meta["edu_score"], pa.float64()),
-                      "tokens": pa.array(rows["tokens"], pa.int64()), "epoch": pa.array(rows["epoch"], pa.int32()),
-                      "shard": shard_of_doc, "offset": pa.array(offsets, pa.int64())})
+        mine = np.flatnonzero(plan[:, 0] == d)
+        rows = _documents_rows("train", s, plan[mine, 1], plan[mine, 2])
+        parts.append(rows.append_column("pos", pa.array(mine, pa.int64())))
+    rows = pa.concat_tables(parts).sort_by("pos").drop_columns(["pos"])
+    return shards, _with_locations(rows, shards, folder)
 
-    heldout: dict[str, list[dict]] = {}
-    held_tables = []
+
+def _write_heldout(sources: list[CachedSource], heldout_idx: list[np.ndarray], folder: Path, dtype: np.dtype,
+                   shard_tokens: int) -> tuple[dict[str, list[dict]], list[pa.Table]]:
+    heldout, tables = {}, []
     for s, idx in zip(sources, heldout_idx):
-        hw = ShardWriter(folder / "heldout" / s.name, dtype, shard_tokens)
+        sub = folder / "heldout" / s.name
+        hw = ShardWriter(sub, dtype, shard_tokens)
         for doc in idx:
-            start, n = int(s.offsets[doc]), int(s.docs["tokens"][int(doc)].as_py())
-            hw.add_document(s.tokens[start:start + n])
+            start = int(s.offsets[doc])
+            hw.add_document(s.tokens[start:start + int(s.lengths[doc])])
         infos = hw.close()
         heldout[s.name] = [{**i.to_dict(), "file": f"heldout/{s.name}/{i.file}"} for i in infos]
-        if len(idx):
-            got = _doc_rows(s, idx.tolist())
-            lens = s.docs["tokens"].to_numpy()[idx]
-            held_offsets = _offsets_in_shards(infos, folder / "heldout" / s.name)
-            held_shard = np.repeat([f"heldout/{s.name}/{i.file}" for i in infos], [i.documents for i in infos])
-            held_tables.append(pa.table({
-                "split": ["heldout"] * len(idx), "source": [s.name] * len(idx), "id": got["id"],
-                "url": pa.array(got["url"], pa.string()), "edu_score": pa.array(got["edu_score"], pa.float64()),
-                "tokens": pa.array(lens, pa.int64()), "epoch": pa.array(np.zeros(len(idx)), pa.int32()),
-                "shard": held_shard.tolist(), "offset": pa.array(held_offsets, pa.int64())}))
-    pq.write_table(pa.concat_tables([table, *held_tables]), folder / "documents.parquet")
+        rows = _documents_rows("heldout", s, idx, np.zeros(len(idx), dtype=np.int64))
+        tables.append(_with_locations(rows, infos, sub, prefix=f"heldout/{s.name}/"))
+    return heldout, tables
+
+
+def write_phase(sources: list[CachedSource], budget: int, seed: int, heldout_fraction: float, folder: Path,
+                dtype: np.dtype, shard_tokens: int) -> PhaseResult:
+    """Write one phase: training shards, held-out shards per source, and documents.parquet (one row per
+    written document: split, source, id, url, edu_score, tokens, epoch, shard file, offset in the shard)."""
+    streams, heldout_idx = _streams(sources, budget, seed, heldout_fraction, folder.name)
+    order = schedule(streams, budget)
+    shards, train_table = _write_training(sources, order, folder, dtype, shard_tokens)
+    heldout, held_tables = _write_heldout(sources, heldout_idx, folder, dtype, shard_tokens)
+    pq.write_table(pa.concat_tables([train_table, *held_tables]), folder / "documents.parquet")
 
     total = int(sum(sh.tokens for sh in shards))
-    emitted_by_source = np.bincount([d for d, _, _ in order], weights=rows["tokens"], minlength=len(sources))
+    src_of = [d for d, _, _ in order]
+    emitted = np.bincount(src_of, weights=[sources[d].lengths[doc] for d, doc, _ in order], minlength=len(sources))
+    count = np.bincount(src_of, minlength=len(sources))
     per_source = {}
-    for d, (s, stream) in enumerate(zip(sources, streams)):
-        emitted = int(emitted_by_source[d])
-        idx = heldout_idx[d]
+    for d, (s, stream, idx) in enumerate(zip(sources, streams, heldout_idx)):
         per_source[s.name] = {
-            "documents": len(per_doc_src[d]), "tokens": emitted,
-            "epochs": emitted / stream.available_tokens,
-            "target_weight": s.weight, "realised_weight": emitted / total if total else 0.0,
+            "documents": int(count[d]), "tokens": int(emitted[d]),
+            "epochs": float(emitted[d]) / stream.available_tokens,
+            "target_weight": s.weight, "realised_weight": float(emitted[d]) / total if total else 0.0,
             "available_documents": len(stream.docs), "available_tokens": stream.available_tokens,
-            "heldout_documents": len(idx), "heldout_tokens": int(stream.lengths[idx].sum()),
+            "heldout_documents": len(idx), "heldout_tokens": int(s.lengths[idx].sum()),
         }
     log.info("phase %s: %d tokens in %d shard(s); %s", folder.name, total, len(shards),
              ", ".join(f"{k} {v['realised_weight']:.4f}/{v['target_weight']:.4f}" for k, v in per_source.items()))
