@@ -318,3 +318,14 @@ def test_cli_build_reports_what_it_did(env, tmp_path, capsys):
     assert cli_main(["mixture", "build", str(y), "--output", str(tmp_path / "b")]) == 0
     out = capsys.readouterr().out
     assert "phase1" in out and "rebuilt: tokenizer" in out
+
+
+def test_the_trainer_reads_the_build(env):
+    """The trainer's reader (training/data.py, issue 8) accepts the build: shards, sizes, held-out sources."""
+    from training.data import read_mixture
+
+    mb = read_mixture(env["out"])
+    m = env["result"].manifest
+    assert mb.vocab_size == m["tokenizer"]["vocab_size"] and mb.eos_id == m["tokenizer"]["eos_id"]
+    assert set(mb.train) == {"phase1", "phase2"}
+    assert set(mb.heldout["phase2"]) == {"edu_hi", "quality"}
