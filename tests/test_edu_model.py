@@ -150,3 +150,27 @@ def test_training_needs_two_classes(danish, tmp_path):
     only_zero = danish.table.filter(np.asarray(danish.scores) == 0)
     with pytest.raises(ValueError, match="at least two score classes"):
         train(LabelSet(only_zero), EduTrainConfig(), tmp_path)
+
+
+def test_cli_train_reference_vs_random_and_config_errors(shared_data, tmp_path, capsys):
+    from curation.cli import main
+
+    cfg = tmp_path / "edu.yaml"
+    cfg.write_text("fasttext: {dim: 16, bucket: 20000}\nmax_score: 1\nthreshold: 0.5\n")
+    reg = tmp_path / "reg"
+    rc = main(["edu", "train", "--registry", str(reg), "--config", str(cfg), "--human", "none", "--promote",
+               "--reference", str(shared_data / "quality_labels_dclm_human" / "majority_data_disputed.jsonl"),
+               "--random", str(shared_data / "webtext_cc2019_dolma_sample" /
+                               "CC-MAIN-20190717121559-20190717143559-00140.jsonl.gz"), "--reference-n", "80"])
+    assert rc == 0
+    ref = ModelRegistry(reg).resolve()                  # promoted by --promote
+    counts, dups = ref.card.label_source_counts, ref.card.label_rejects.get("duplicate_text", 0)
+    assert counts["reference"] == 80 and counts["random"] + dups == 80   # copies in the crawl sample are counted
+    assert "registered " + ref.version in capsys.readouterr().out
+
+    cfg.write_text("fasttext: {dims: 16}\n")
+    assert main(["edu", "train", "--registry", str(reg), "--config", str(cfg), "--labels", "x.jsonl"]) == 2
+    err = capsys.readouterr().err
+    assert str(cfg) in err and "fasttext.dims" in err
+    assert main(["edu", "train", "--registry", str(reg), "--reference", "a.jsonl"]) == 2
+    assert "needs both --reference and --random" in capsys.readouterr().err
