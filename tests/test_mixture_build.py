@@ -8,6 +8,7 @@ import filecmp
 import json
 import shutil
 import sys
+import textwrap
 from pathlib import Path
 
 import duckdb
@@ -329,3 +330,33 @@ def test_the_trainer_reads_the_build(env):
     assert mb.vocab_size == m["tokenizer"]["vocab_size"] and mb.eos_id == m["tokenizer"]["eos_id"]
     assert set(mb.train) == {"phase1", "phase2"}
     assert set(mb.heldout["phase2"]) == {"edu_hi", "quality"}
+
+
+def test_plain_parquet_glob_source_with_integer_ids(env, tmp_path):
+    """Not every source is a published contract dataset: a parquet glob with integer ids builds too."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    texts = [t for (t,) in duckdb.sql(f"SELECT text FROM read_parquet('{env['srcs']['quality']}/v1/data/*.parquet')"
+                                       " WHERE quality_label = 1").fetchall()]
+    (tmp_path / "plain").mkdir()
+    half = len(texts) // 2
+    for k, part in enumerate((texts[:half], texts[half:])):
+        pq.write_table(pa.table({"id": pa.array(range(k * half, k * half + len(part)), pa.int64()), "text": part}),
+                       tmp_path / "plain" / f"p{k}.parquet")
+    y = tmp_path / "plain.yaml"
+    y.write_text(textwrap.dedent(f"""\
+        name: plain
+        seq_len: 64
+        tokenizer: {{path: {env['out'] / 'tokenizer'}}}
+        phases:
+          - name: only
+            tokens: 20000
+            sources:
+              - {{name: good, dataset: "{tmp_path}/plain/*.parquet", weight: 1.0}}
+        """))
+    r = build(y, tmp_path / "out")
+    src = r.manifest["phases"][0]["sources"][0]
+    assert src["available_documents"] + src["heldout_documents"] == len(texts)
+    ids = duckdb.sql(f"SELECT id FROM '{tmp_path}/out/only/documents.parquet'").fetchall()
+    assert all(i.isdigit() for (i,) in ids)

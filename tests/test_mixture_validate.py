@@ -234,3 +234,19 @@ def test_example_phi3_mixture_is_valid_except_budgets_on_sample_data(tmp_path, s
     assert {p.path for p in problems if p.path.endswith(".filter")} == {
         "phases[0].sources[0].filter", "phases[1].sources[0].filter", "phases[1].sources[2].filter"}
     # (a phase's budget is checked once all its sources are valid, so no budget problems are listed here)
+
+
+def test_plain_parquet_without_the_contract_columns_is_refused(tmp_path, srcs):
+    """A plain parquet file is accepted as a source, but only with string `id`/`text` columns."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    rows = ds.dataset(str(srcs["quality"] / "v1" / "data")).to_table(columns=["text", "quality_label"])
+    pq.write_table(rows.rename_columns(["body", "quality_label"]), tmp_path / "no_text.parquet")
+    pq.write_table(pa.table({"id": pa.array(range(rows.num_rows)), "text": rows["quality_label"]}),
+                   tmp_path / "int_text.parquet")
+    text = GOOD.replace("dataset: {web}", f"dataset: {tmp_path}/no_text.parquet").replace(
+        "dataset: {edu}", f"dataset: {tmp_path}/int_text*.parquet")
+    found = by_path(problems_of(write(tmp_path, text, srcs)))
+    assert "lacks column(s) ['id', 'text']" in found["phases[0].sources[0].dataset"].message
+    assert "column 'text' is BIGINT" in found["phases[0].sources[1].dataset"].message

@@ -42,7 +42,9 @@ class CacheInfo:
 
 def read_batches(con, res: S.ResolvedSource, where: str | None, batch_rows: int = BATCH_ROWS
                  ) -> Iterator[pa.RecordBatch]:
-    rel = S.filtered(con, res, where).project(", ".join(f'"{c}"' for c in S.select_columns(res)))
+    # ids as text whatever their stored type, so every source's rows share one documents.parquet schema
+    cols = [f'CAST("{c}" AS VARCHAR) AS "{c}"' if c == S.ID_COLUMN else f'"{c}"' for c in S.select_columns(res)]
+    rel = S.filtered(con, res, where).project(", ".join(cols))
     yield from rel.to_arrow_reader(batch_rows)
 
 

@@ -49,7 +49,7 @@ def load_registry(path: Path | None) -> dict[str, str]:
     data = yaml.safe_load(path.read_text()) or {}
     entries = data.get("datasets") if isinstance(data, dict) else None
     if not isinstance(entries, dict):
-        raise ValueError(f"dataset registry {path}: expected a mapping `datasets: {{name: path}}`")
+        raise ValueError(f"dataset registry {path}: expected a mapping `datasets: {{name: path}}`")  # noqa: TRY004 - a bad file, not a bad argument
     # Relative roots are relative to the registry file, so the registry can travel with its data.
     return {str(k): str((path.parent / str(v)).resolve()) if not Path(str(v)).is_absolute() else str(v)
             for k, v in entries.items()}

@@ -128,6 +128,9 @@ def _check_source(con: duckdb.DuckDBPyConnection, src_cfg: SourceConfig, loc: tu
     if missing:
         return problem("dataset", f"dataset {src_cfg.dataset!r} lacks column(s) {missing}"
                                   f" (has {sorted(res.columns)})"), None, None
+    if res.columns[S.TEXT_COLUMN] != "VARCHAR":
+        return problem("dataset", f"dataset {src_cfg.dataset!r}: column 'text' is {res.columns[S.TEXT_COLUMN]},"
+                                  " expected a string column"), None, None
     try:
         rel = S.filtered(con, res, src_cfg.filter)
         n, chars, empty = rel.aggregate(
