@@ -214,3 +214,11 @@ def test_pipeline_run_drops_planted_items_and_keeps_signals(spark, shared_data, 
     for col in ("gopher_q_word_count", "gopher_rep_dup_line_frac", "c4_sentences", "fineweb_line_punct_frac",
                 "decontam_max_matches"):
         assert data[col].null_count == 0, col
+
+    # workers find the shipped index by the name derived from the config alone (no rebuild per worker)
+    from curation.spark import local_copy
+
+    name = DecontamConfig().index_file_name()
+    found = spark.sparkContext.parallelize([name], 1).map(lambda n: (local_copy(n), Path(local_copy(n)).is_file()))
+    (path, is_file), = found.collect()
+    assert is_file and path != name
