@@ -164,3 +164,27 @@ def test_extraction_quality_floor(fixtures):
     assert rf1 >= 0.82 and rr >= 0.90, (rp, rr, rf1)
     # why trafilatura is the default: it keeps far less boilerplate
     assert p - rp >= 0.08
+
+
+# ---- through the pipeline's Python pass (ingest -> extract -> langid -> quality -> hash), no Spark --------
+
+def test_python_pass_over_real_warcs(shared_data, models):
+    from curation import ingest
+    from curation.config import CurationConfig
+    from curation.pipeline import build_python_steps, process_files, processed_schema
+
+    cfg = CurationConfig.model_validate({"decontam": {"enabled": False}})
+    schema = processed_schema(build_python_steps(cfg))
+    paths = [f"file:{shared_data / WARC_DIR / name}" for name in
+             ("whirlwind.warc.gz", "resiliparse-clipped-truncated.warc.gz", "dolma-sample-0001.warc.gz")]
+    out = pa.Table.from_batches(list(process_files(((p, ingest.detect_format(p)) for p in paths),
+                                                   cfg.model_dump_json(), schema)), schema=schema)
+    rows = out.to_pylist()
+    assert len(rows) == 1 + 1 + 15  # every response record comes out, kept or rejected
+    [truncated] = [r for r in rows if r["reject_stage"] == "ingest"]
+    assert truncated["reject_reason"] == "truncated_record"
+    kept = [r for r in rows if r["reject_stage"] is None]
+    assert len(kept) >= 10
+    assert all(r["text"] and r["lang"] == "en" and r["source_format"] == "warc" and r["title"] for r in kept)
+    wiki = next(r for r in rows if r["url"] == "https://an.wikipedia.org/wiki/Escopete")
+    assert wiki["reject_stage"] == "langid" and "Escopete" in wiki["text"]  # extracted, then not English
