@@ -363,8 +363,9 @@ def run(cfg: RunConfig, phases: list[str], fail_at_step: int | None = None) -> P
         if env.is_main:
             from training.report import write_report
             write_report(cfg.out_dir)
+        if dist.is_initialized():
+            dist.barrier()                 # on success only: after a failure the other ranks may be gone
         return trainer.metrics.path
     finally:
         if dist.is_initialized():
-            dist.barrier()
             dist.destroy_process_group()
