@@ -28,10 +28,12 @@ def labelled_sets() -> dict[str, list[tuple[str, str]]]:
     csv.field_size_limit(sys.maxsize)
     with open(data / "edu_labels_finewebc_danish" / "fineweb-c_danish.csv", newline="") as f:
         danish = [(row["text"], "da") for row in csv.DictReader(f)]
-    english = [(json.loads(line)["text"], "en")
-               for line in open(data / "quality_labels_dclm_human" / "majority_data_disputed.jsonl")]
+    with open(data / "quality_labels_dclm_human" / "majority_data_disputed.jsonl") as f:
+        english = [(json.loads(line)["text"], "en") for line in f]
+    with open(data / "html_trafilatura_eval" / "evaldata.json") as f:
+        pages = json.load(f)
     tld = []
-    for url, page in json.load(open(data / "html_trafilatura_eval" / "evaldata.json")).items():
+    for url, page in pages.items():
         host = url.split("/")[2] if "://" in url else ""
         lang = TLD_LANG.get(host.rsplit(".", 1)[-1])
         text = " ".join(page.get("with", []))

@@ -24,9 +24,11 @@ import logging
 import re
 import unicodedata
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, Literal
+from typing import Literal
 
 import numpy as np
 import regex
@@ -82,9 +84,11 @@ def _detect_format(path: Path) -> str:
     raise ValueError(f"benchmark file {path}: cannot tell its format from the name; set format: jsonl|csv|parquet")
 
 
-def _open_text(path: Path):
-    raw = gzip.open(path, "rb") if path.name.endswith(".gz") else open(path, "rb")
-    return io.TextIOWrapper(raw, encoding="utf-8", newline="")
+@contextmanager
+def _open_text(path: Path) -> Iterator[io.TextIOWrapper]:
+    with (gzip.open(path, "rb") if path.name.endswith(".gz") else open(path, "rb")) as raw, \
+            io.TextIOWrapper(raw, encoding="utf-8", newline="") as f:
+        yield f
 
 
 def _records(path: Path, fmt: str) -> Iterator[tuple[int, dict]]:
@@ -99,7 +103,7 @@ def _records(path: Path, fmt: str) -> Iterator[tuple[int, dict]]:
                 except json.JSONDecodeError as e:
                     raise ValueError(f"benchmark file {path} line {no}: not valid JSON ({e})") from None
                 if not isinstance(rec, dict):
-                    raise ValueError(f"benchmark file {path} line {no}: expected a JSON object")
+                    raise ValueError(f"benchmark file {path} line {no}: expected a JSON object")  # noqa: TRY004 (bad data)
                 yield no, rec
     elif fmt == "csv":
         with _open_text(path) as f:
@@ -201,7 +205,7 @@ class DecontamIndex:
     # ---- build ---------------------------------------------------------------------------------
     @classmethod
     def build(cls, sources: list[BenchmarkSource] | None = None, ngram_size: int = 13,
-              max_items_per_ngram: int | None = 10, base_dir: str | Path | None = None) -> "DecontamIndex":
+              max_items_per_ngram: int | None = 10, base_dir: str | Path | None = None) -> DecontamIndex:
         """Index every item of every source. N-grams shared by more than `max_items_per_ngram` items
         are boilerplate (licence headers, test harness lines) and would only cause false positives."""
         if ngram_size < 1:
@@ -228,7 +232,7 @@ class DecontamIndex:
         all_items = np.repeat(np.arange(len(per_item), dtype=np.int32), [len(h) for h in per_item])
         order = np.lexsort((all_items, all_h))
         all_h, all_items = all_h[order], all_items[order]
-        uniq, starts, counts = np.unique(all_h, return_index=True, return_counts=True)
+        uniq, counts = np.unique(all_h, return_counts=True)
         if max_items_per_ngram is not None:
             keep = counts <= max_items_per_ngram
             dropped = int((~keep).sum())
@@ -256,7 +260,7 @@ class DecontamIndex:
         return p
 
     @classmethod
-    def load(cls, path: str | Path) -> "DecontamIndex":
+    def load(cls, path: str | Path) -> DecontamIndex:
         p = Path(path)
         if not p.is_file():
             raise FileNotFoundError(f"decontamination index not found at {p}")

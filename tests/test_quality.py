@@ -11,9 +11,18 @@ import pytest
 from pydantic import ValidationError
 
 from curation.steps.base import DocBatch
-from curation.steps.quality import (C4Config, C4Quality, FineWebConfig, FineWebQuality, GopherQuality,
-                                    GopherQualityConfig, GopherRepetition, GopherRepetitionConfig, QualityConfig,
-                                    quality_steps)
+from curation.steps.quality import (
+    C4Config,
+    C4Quality,
+    FineWebConfig,
+    FineWebQuality,
+    GopherQuality,
+    GopherQualityConfig,
+    GopherRepetition,
+    GopherRepetitionConfig,
+    QualityConfig,
+    quality_steps,
+)
 from curation.steps.quality.text_stats import TextStats, stats_for
 
 CASES = json.loads((Path(__file__).parent / "fixtures" / "quality" / "rule_cases.json").read_text())

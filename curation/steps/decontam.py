@@ -8,12 +8,18 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import ClassVar
 
 import pyarrow as pa
 from pydantic import BaseModel, ConfigDict, Field
 
-from curation.decontam_index import (BenchmarkSource, DecontamIndex, default_benchmarks_dir, default_sources,
-                                     sources_fingerprint)
+from curation.decontam_index import (
+    BenchmarkSource,
+    DecontamIndex,
+    default_benchmarks_dir,
+    default_sources,
+    sources_fingerprint,
+)
 from curation.spark import local_copy
 from curation.steps.base import DocBatch, Step
 from curation.steps.shipping import ship_once
@@ -50,7 +56,7 @@ class DecontamConfig(BaseModel):
 
 class Decontaminate(Step):
     name = "decontam"
-    output_fields = [pa.field("decontam_max_matches", pa.int64())]
+    output_fields: ClassVar[list[pa.Field]] = [pa.field("decontam_max_matches", pa.int64())]
 
     def __init__(self, cfg: DecontamConfig, index_path: str | None = None):
         self.cfg = cfg

@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import re
 from pathlib import Path
+from typing import ClassVar
 
 import pyarrow as pa
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -65,7 +66,7 @@ def predict_languages(model, texts: list[str]) -> list[tuple[str, float]]:
 
 class LanguageId(Step):
     name = "langid"
-    output_fields = [pa.field("lang", pa.string()), pa.field("lang_score", pa.float64())]
+    output_fields: ClassVar[list[pa.Field]] = [pa.field("lang", pa.string()), pa.field("lang_score", pa.float64())]
 
     def __init__(self, cfg: LangIdConfig):
         self.cfg = cfg

@@ -18,7 +18,7 @@ def ship_once(spark, path: str | os.PathLike) -> None:
     name = os.path.basename(str(path))
     try:
         registered = {os.path.basename(str(p)) for p in spark.sparkContext.listFiles}
-    except Exception:  # older/remote contexts without listFiles: shipping twice is only wasted work
+    except AttributeError:  # contexts without listFiles: shipping twice is only wasted work
         registered = set()
     if name in registered:
         log.info("%s already shipped to workers", name)

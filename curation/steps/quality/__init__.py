@@ -11,8 +11,12 @@ from pydantic import BaseModel, ConfigDict, Field
 from curation.steps.base import Step
 from curation.steps.quality.c4 import C4Config, C4Quality
 from curation.steps.quality.fineweb import FineWebConfig, FineWebQuality
-from curation.steps.quality.gopher import (GopherQuality, GopherQualityConfig, GopherRepetition,
-                                           GopherRepetitionConfig)
+from curation.steps.quality.gopher import (
+    GopherQuality,
+    GopherQualityConfig,
+    GopherRepetition,
+    GopherRepetitionConfig,
+)
 
 
 class QualityConfig(BaseModel):
@@ -38,5 +42,15 @@ def quality_steps(cfg: QualityConfig) -> list[Step]:
     return steps
 
 
-__all__ = ["QualityConfig", "quality_steps", "GopherQuality", "GopherRepetition", "C4Quality", "FineWebQuality",
-           "GopherQualityConfig", "GopherRepetitionConfig", "C4Config", "FineWebConfig"]
+__all__ = [
+    "C4Config",
+    "C4Quality",
+    "FineWebConfig",
+    "FineWebQuality",
+    "GopherQuality",
+    "GopherQualityConfig",
+    "GopherRepetition",
+    "GopherRepetitionConfig",
+    "QualityConfig",
+    "quality_steps",
+]

@@ -24,7 +24,7 @@ class Verdict:
     detail: str | None = None
     replacement_text: str | None = None   # a kept document's text after line-level rules (C4)
 
-    def fail(self, rule: str, value: float, op: str, limit: float) -> "Verdict":
+    def fail(self, rule: str, value: float, op: str, limit: float) -> Verdict:
         self.rule = rule
         self.detail = f"{rule}={_fmt(value)} {op} {_fmt(limit)}"
         return self
