@@ -136,6 +136,35 @@ def test_causal_sdpa_builds_no_mask_even_compiled_and_matches_hf_attention(monke
     assert len(calls) == 2 * 2 and set(calls) == {(True, True)}      # 2 layers x (eager, compiled): no mask
 
 
+def test_checkpoints_are_atomic_keep_the_last_k_and_restore_exactly(tmp_path):
+    from training import checkpoint
+
+    torch.manual_seed(0)
+    model = build_model(phi3_config("tiny", 256, 32, 0))
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    x = torch.randint(0, 256, (2, 33))
+    for step in (2, 4, 6):
+        model(input_ids=x[:, :-1], labels=x[:, 1:]).loss.backward()
+        opt.step()
+        opt.zero_grad()
+        checkpoint.save(tmp_path, step, model, opt, {"phase_step": step}, keep=2)
+    assert [p.name for p in list_checkpoints(tmp_path)] == ["step-00000004", "step-00000006"]
+    # a save killed half way leaves only a .tmp folder, which is never loaded
+    (tmp_path / "step-00000008.tmp").mkdir()
+    (tmp_path / "step-00000008.tmp" / "__0_0.distcp").write_bytes(b"partial")
+    assert latest_checkpoint(tmp_path).name == "step-00000006"
+    fresh = build_model(phi3_config("tiny", 256, 32, 0))
+    fresh_opt = torch.optim.AdamW(fresh.parameters(), lr=1e-3)
+    assert checkpoint.load(latest_checkpoint(tmp_path), fresh, fresh_opt) == {"phase_step": 6}
+    for a, b in zip(model.state_dict().values(), fresh.state_dict().values(), strict=True):
+        assert torch.equal(a, b)
+    for p_old, p_new in zip(model.parameters(), fresh.parameters(), strict=True):
+        assert torch.equal(opt.state[p_old]["exp_avg_sq"], fresh_opt.state[p_new]["exp_avg_sq"])
+    # the next save replaces the stale .tmp
+    checkpoint.save(tmp_path, 8, model, opt, {"phase_step": 8}, keep=2)
+    assert latest_checkpoint(tmp_path).name == "step-00000008" and not (tmp_path / "step-00000008.tmp").exists()
+
+
 def test_wsd_schedule_warmup_stable_decay():
     s = WSD(peak_lr=1.0, warmup_steps=10, decay_start=60, total_steps=100, shape="linear", min_lr_ratio=0.1)
     lrs = [s.lr(i) for i in range(100)]

@@ -13,6 +13,8 @@ import logging
 import random
 import re
 import shutil
+import warnings
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -33,6 +35,14 @@ def _rank() -> int:
 def _barrier() -> None:
     if dist.is_initialized():
         dist.barrier()
+
+
+@contextmanager
+def _quiet_single_process():
+    """DCP warns on every call without a process group; a single-process run is intended here."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="torch.distributed is disabled")
+        yield
 
 
 def step_dir(phase_dir: Path, step: int) -> Path:
@@ -79,7 +89,8 @@ def save(phase_dir: Path, step: int, model: torch.nn.Module, optimizer: torch.op
             shutil.rmtree(tmp)
     _barrier()
     model_sd, optim_sd = get_state_dict(model, optimizer)
-    dcp.save({"model": model_sd, "optim": optim_sd}, checkpoint_id=tmp, no_dist=not dist.is_initialized())
+    with _quiet_single_process():
+        dcp.save({"model": model_sd, "optim": optim_sd}, checkpoint_id=tmp, no_dist=not dist.is_initialized())
     torch.save(_rng_state(), tmp / f"rng-rank{_rank()}.pt")
     if _rank() == 0:
         (tmp / META).write_text(json.dumps(meta, indent=1))
@@ -106,7 +117,8 @@ def load(path: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer, r
     meta = json.loads(meta_path.read_text())
     model_sd, optim_sd = get_state_dict(model, optimizer)
     state = {"model": model_sd, "optim": optim_sd}
-    dcp.load(state, checkpoint_id=path, no_dist=not dist.is_initialized())
+    with _quiet_single_process():
+        dcp.load(state, checkpoint_id=path, no_dist=not dist.is_initialized())
     set_state_dict(model, optimizer, model_state_dict=state["model"], optim_state_dict=state["optim"])
     rng_file = path / f"rng-rank{_rank()}.pt"
     if restore_rng and rng_file.is_file():        # absent when resuming on more ranks than were saved

@@ -169,7 +169,7 @@ class Trainer:
         return torch.compile(module) if cfg.compile else module
 
     def _param_groups(self) -> list[dict]:
-        # no weight decay on norms (1-D) and embeddings, as in GPT-2/nanoGPT practice
+        # no weight decay on norm gains (1-D) or the input embedding (OLMo 2 practice): decay only shrinks them
         decay, no_decay = [], []
         for name, p in self.lm.named_parameters():
             (no_decay if p.ndim < 2 or "embed_tokens" in name else decay).append(p)
