@@ -169,6 +169,23 @@ def signature_batch(batch: pa.RecordBatch, params: LshParams, with_shingles: boo
     return pa.RecordBatch.from_arrays([batch.column("id"), n_shingles, bands, shingles], schema=SIGNATURE_SCHEMA)
 
 
+SHINGLE_SCHEMA = pa.schema([SIGNATURE_FIELDS[0], SIGNATURE_FIELDS[3]])
+
+
+def shingle_set_batch(batch: pa.RecordBatch, ngram: int) -> pa.RecordBatch:
+    """Documents (`id`, `text`) -> (`id`, distinct shingle hashes): the sets exact verification compares."""
+    h64, offsets = shingle_hashes_batch(batch.column("text").to_pylist(), ngram)
+    values, sh_off = distinct_per_doc(h64, offsets)
+    shingles = pa.ListArray.from_arrays(pa.array(sh_off.astype(np.int32)), pa.array(values.view(np.int64)))
+    return pa.RecordBatch.from_arrays([batch.column("id"), shingles], schema=SHINGLE_SCHEMA)
+
+
+def shingle_set_batches(batches: Iterable[pa.RecordBatch], ngram: int) -> Iterator[pa.RecordBatch]:
+    for batch in batches:
+        if batch.num_rows:
+            yield shingle_set_batch(batch, ngram)
+
+
 def signature_batches(batches: Iterable[pa.RecordBatch], params: LshParams,
                       with_shingles: bool) -> Iterator[pa.RecordBatch]:
     """The mapInArrow body: signature rows for every incoming batch."""

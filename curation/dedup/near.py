@@ -41,6 +41,18 @@ def compute_signatures(df, params: LshParams, with_shingles: bool):
     return df.select("id", "text").mapInArrow(_map, from_arrow_schema(SIGNATURE_SCHEMA))
 
 
+def compute_shingle_sets(df, ngram: int):
+    """(id, text, ...) frame -> (id, shingles): distinct shingle hashes, one Arrow-batched Python pass."""
+    from pyspark.sql.pandas.types import from_arrow_schema
+
+    from curation.dedup.minhash import SHINGLE_SCHEMA, shingle_set_batches
+
+    def _map(batches):
+        yield from shingle_set_batches(batches, ngram)
+
+    return df.select("id", "text").mapInArrow(_map, from_arrow_schema(SHINGLE_SCHEMA))
+
+
 def check_unique_ids(signatures, where: str) -> None:
     from pyspark.sql import functions as F
 
@@ -101,9 +113,12 @@ class NearDedup:
         spark, cfg, work = self.spark, self.cfg, self.work
         t_start = time.perf_counter()
 
-        # 1. signatures (and shingle sets for verification), materialised once
+        # 1. signatures, materialised once. Shingle sets (for verification) are kept for every document only
+        # when the band index needs them; otherwise they are recomputed later for candidate documents alone,
+        # which is far cheaper than carrying every document's set through Spark.
+        all_shingles = cfg.verify and self.index is not None
         sig_path = work / "signatures"
-        compute_signatures(df, self.params, cfg.verify).write.mode("overwrite").parquet(str(sig_path))
+        compute_signatures(df, self.params, all_shingles).write.mode("overwrite").parquet(str(sig_path))
         sigs = spark.read.parquet(str(sig_path))
         check_unique_ids(sigs, "the input")
         totals = sigs.agg(F.count("*").alias("n"),
@@ -115,7 +130,7 @@ class NearDedup:
         # 2. bands of the batch, plus the persisted index in incremental mode
         new_bands = self._band_rows(sigs)
         all_bands = new_bands.withColumn("_old", F.lit(False))
-        shingles = sigs.select("id", "shingles") if cfg.verify else None
+        shingles = sigs.select("id", "shingles") if all_shingles else None
         self._index_parent = None
         if self.index is not None:
             loaded = self.index.load(spark, self.run_id, cfg.verify)
@@ -141,13 +156,14 @@ class NearDedup:
         edges = spark.read.parquet(str(cand_path))
         self.stats["candidate_pairs"] = edges.count()
         if cfg.verify:
-            # only documents on a candidate edge need their shingles: filter the big table once (a broadcast
-            # semi-join scans it without shuffling it) and reuse the small copy for verification and audit
+            # only documents on a candidate edge need their shingles: pick them once (a broadcast semi-join
+            # scans without shuffling) and reuse the small table for verification and the audit similarity
             ids = edges.select(F.col("a").alias("id")).union(edges.select(F.col("b").alias("id"))).distinct()
             if 2 * self.stats["candidate_pairs"] <= cfg.broadcast_max_ids:
                 ids = F.broadcast(ids)
             cand_sh_path = work / "candidate_shingles"
-            picked = shingles.join(ids, "id", "left_semi")
+            picked = shingles.join(ids, "id", "left_semi") if all_shingles else \
+                compute_shingle_sets(df.join(ids, "id", "left_semi"), cfg.ngram)
             if self._index_parent is not None:   # old documents the batch re-submits: the batch's copy wins
                 picked = picked.unionByName(loaded.shingles.join(ids, "id", "left_semi")
                                             .join(sigs.select("id"), "id", "left_anti"))
