@@ -27,8 +27,9 @@ from datasketch.minhash import _fmix  # the finalizer datasketch applies before 
 _WORD = re.compile(r"\w+")
 _NGRAM_MUL = np.uint64(0x100000001B3)   # odd multiplier mixing successive word hashes (FNV prime)
 _MAX32 = np.uint32(0xFFFFFFFF)
-#: shingles per numpy chunk: (chunk x num_perm) uint32 stays ~8 MB at 120 permutations
-_CHUNK = 16384
+#: shingles per numpy chunk: (chunk x num_perm) uint32 stays ~1 MB at 120 permutations (cache-sized: 2048
+#: measured ~40% faster than 16384)
+_CHUNK = 2048
 
 SIGNATURE_FIELDS = [
     pa.field("id", pa.string(), nullable=False),
