@@ -174,3 +174,16 @@ def test_cli_train_reference_vs_random_and_config_errors(shared_data, tmp_path, 
     assert str(cfg) in err and "fasttext.dims" in err
     assert main(["edu", "train", "--registry", str(reg), "--reference", "a.jsonl"]) == 2
     assert "needs both --reference and --random" in capsys.readouterr().err
+
+
+def test_cli_evaluate_writes_report(trained, registry, shared_data, tmp_path, capsys):
+    from curation.cli import main
+
+    out = tmp_path / "ev"
+    rc = main(["edu", "evaluate", "--registry", str(registry.root), "--model", trained.version,
+               "--labels", str(shared_data / DANISH), "--max-score", "4", "--human", "none", "--output", str(out)])
+    assert rc == 0
+    report = json.loads((out / "report.json").read_text())
+    assert report["model_version"] == trained.version and report["labels"]["n"] == 806
+    assert report["labels"]["threshold"] == trained.card.threshold and "human_agreement" not in report
+    assert (out / "confusion.png").is_file() and "report.md" in capsys.readouterr().out
