@@ -1,0 +1,224 @@
+"""Run untrusted teacher-written Python in a sandbox and say whether it passed.
+
+Layers, each of which alone stops a class of damage (the tests in tests/test_sandbox.py attack all of them):
+- a separate process with the base interpreter in isolated mode (`-I -S`: no PYTHON* variables, no
+  site-packages, no cwd on sys.path) and a scrubbed environment (no secrets, HOME = the work dir);
+- a fresh throwaway working directory under /dev/shm (or the system temp dir), deleted afterwards;
+- rlimits: CPU seconds, address space (a 10 GB allocation is a MemoryError), file size, open files, no core
+  dumps, and a process-count limit (fork bombs hit EAGAIN);
+- a wall-clock timeout that kills the whole process group, and then every process of the sandbox uid;
+- when we are root (containers, CI): new network and mount namespaces and a drop to an unused uid. The
+  network namespace has no interfaces up, so no connection leaves; the mount namespace hides every
+  top-level folder that is not the operating system (/work, /home, /root, /tmp, ...) behind an empty
+  read-only tmpfs, so the project's files are not there to read or delete;
+- when we are not root: an unprivileged user + network namespace if the kernel allows it;
+- always: an audit hook installed before the snippet runs that refuses sockets, subprocesses, fork and exec
+  (defence in depth, and a clear error message instead of a silent hang).
+`SandboxResult.isolation` lists the layers that were active, so a report can say what protected a run.
+"""
+from __future__ import annotations
+
+import ctypes
+import itertools
+import logging
+import os
+import resource
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+_CLONE_NEWNS = 0x00020000
+_CLONE_NEWUSER = 0x10000000
+_CLONE_NEWNET = 0x40000000
+_MS_RDONLY, _MS_NOSUID, _MS_NODEV, _MS_REMOUNT, _MS_BIND, _MS_REC, _MS_PRIVATE = 1, 2, 4, 32, 4096, 16384, 1 << 18
+
+#: top-level folders the snippet may see (the operating system and the interpreter); others are hidden
+_SYSTEM_DIRS = {"usr", "lib", "lib32", "lib64", "libx32", "bin", "sbin", "etc", "proc", "dev", "sys"}
+
+try:
+    _LIBC = ctypes.CDLL(None, use_errno=True) if sys.platform.startswith("linux") else None
+except OSError:
+    _LIBC = None
+
+# Runs before the snippet, in the sandboxed interpreter. Audit hooks cannot be removed once added.
+_PRELUDE = r'''
+import sys as _sys
+def _phi_guard(event, args):
+    if event in ("socket.__new__", "socket.connect", "socket.bind", "socket.getaddrinfo",
+                 "os.fork", "os.forkpty", "os.system", "os.exec", "os.posix_spawn", "os.spawn",
+                 "subprocess.Popen", "pty.spawn", "ctypes.dlopen", "ctypes.cdata", "os.kill", "os.killpg"):
+        raise PermissionError(f"sandbox: {event} is not allowed")
+_sys.addaudithook(_phi_guard)
+del _phi_guard
+'''
+
+
+@dataclass
+class SandboxResult:
+    passed: bool
+    returncode: int | None
+    timed_out: bool
+    seconds: float
+    stdout: str
+    stderr: str
+    isolation: list[str] = field(default_factory=list)
+
+    @property
+    def reason(self) -> str:
+        if self.passed:
+            return "passed"
+        if self.timed_out:
+            return "timeout"
+        if self.returncode is not None and self.returncode < 0:
+            return f"killed_by_{signal.Signals(-self.returncode).name}" if -self.returncode in \
+                signal.Signals._value2member_map_ else f"signal_{-self.returncode}"
+        return "tests_failed"
+
+
+def _base_python() -> str:
+    """The interpreter without the project's venv (its site-packages stay out of reach)."""
+    exe = getattr(sys, "_base_executable", None) or sys.executable
+    return os.path.realpath(exe)
+
+
+def _work_base() -> Path:
+    shm = Path("/dev/shm")
+    return shm if shm.is_dir() and os.access(shm, os.W_OK) else Path(tempfile.gettempdir())
+
+
+_uid_counter = itertools.count()
+
+
+def _sandbox_uid() -> int:
+    """An unused uid per run (so the process limit and the final kill sweep touch only this run)."""
+    return 200_000 + (os.getpid() % 1000) * 1000 + next(_uid_counter) % 1000
+
+
+def _mount(source: str | None, target: str, fstype: str | None, flags: int, data: str | None = None) -> bool:
+    enc = lambda v: v.encode() if v is not None else None  # noqa: E731
+    return _LIBC.mount(enc(source), enc(target), enc(fstype), flags, enc(data)) == 0
+
+
+def _hide_everything_but_the_os(hidden: list[str], prefix: str) -> None:
+    """In a fresh mount namespace: an empty read-only tmpfs over each hidden top-level folder, with the
+    interpreter's prefix bound back (read-only) when it lives under one of them (e.g. /root/.pyenv)."""
+    _mount("none", "/", None, _MS_REC | _MS_PRIVATE)
+    prefix_fd = os.open(prefix, os.O_RDONLY | os.O_DIRECTORY)
+    for d in hidden:
+        if not _mount("tmpfs", d, "tmpfs", _MS_NOSUID | _MS_NODEV, "size=64k,mode=755"):
+            continue
+        if prefix == d or prefix.startswith(d + "/"):
+            os.makedirs(prefix, mode=0o755, exist_ok=True)
+            _mount(f"/proc/self/fd/{prefix_fd}", prefix, None, _MS_BIND | _MS_REC)
+            _mount(None, prefix, None, _MS_REMOUNT | _MS_BIND | _MS_RDONLY | _MS_NOSUID)
+        _mount(None, d, None, _MS_REMOUNT | _MS_RDONLY | _MS_NOSUID | _MS_NODEV)
+    os.close(prefix_fd)
+
+
+def _make_preexec(workdir: str, cpu_s: int, memory_bytes: int, uid: int | None, as_root: bool):
+    """The function the child runs between fork and exec (only async-signal-safe-ish syscalls)."""
+    work_top = "/" + Path(workdir).parts[1]   # /dev for /dev/shm: kept visible
+    hidden = [f"/{d}" for d in sorted(os.listdir("/")) if d not in _SYSTEM_DIRS and os.path.isdir(f"/{d}")
+              and not os.path.islink(f"/{d}") and f"/{d}" != work_top]
+    prefix = os.path.realpath(sys.base_prefix)
+
+    def preexec() -> None:
+        os.setsid()
+        if _LIBC is not None:
+            if as_root:
+                if _LIBC.unshare(_CLONE_NEWNS | _CLONE_NEWNET) == 0:
+                    _hide_everything_but_the_os(hidden, prefix)
+            else:
+                _LIBC.unshare(_CLONE_NEWUSER | _CLONE_NEWNET)
+        resource.setrlimit(resource.RLIMIT_CPU, (cpu_s, cpu_s + 1))
+        resource.setrlimit(resource.RLIMIT_AS, (memory_bytes, memory_bytes))
+        resource.setrlimit(resource.RLIMIT_FSIZE, (16 << 20, 16 << 20))
+        resource.setrlimit(resource.RLIMIT_NOFILE, (64, 64))
+        resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+        resource.setrlimit(resource.RLIMIT_NPROC, (32, 32))
+        if uid is not None:
+            os.setgroups([])
+            os.setgid(uid)
+            os.setuid(uid)
+    return preexec
+
+
+def _kill_uid(uid: int) -> int:
+    """SIGKILL every process running as `uid` (escapees that left the process group); returns how many."""
+    killed = 0
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/status") as f:
+                real_uid = next(int(line.split()[1]) for line in f if line.startswith("Uid:"))
+        except (OSError, StopIteration, ValueError):
+            continue
+        if real_uid == uid:
+            try:
+                os.kill(int(entry), signal.SIGKILL)
+                killed += 1
+            except ProcessLookupError:
+                pass
+    return killed
+
+
+def _tail(path: Path, n: int = 4000) -> str:
+    try:
+        with open(path, "rb") as f:
+            f.seek(0, os.SEEK_END)
+            f.seek(max(0, f.tell() - n))
+            return f.read().decode("utf-8", "replace")
+    except OSError:
+        return ""
+
+
+def run_python(code: str, *, timeout_s: float = 5.0, memory_mb: int = 512) -> SandboxResult:
+    """Run `code` in the sandbox; passed = exit status 0 within the limits."""
+    as_root = os.geteuid() == 0
+    workdir = Path(tempfile.mkdtemp(prefix="phi-sandbox-", dir=_work_base()))
+    logs = Path(tempfile.mkdtemp(prefix="phi-sandbox-logs-"))   # parent side: the snippet cannot see it
+    uid = _sandbox_uid() if as_root else None
+    isolation = ["process", "rlimits", "scrubbed_env", "throwaway_cwd", "audit_hook"]
+    if as_root:
+        isolation += ["netns", "mountns_hide_project", "unprivileged_uid"]
+        os.chown(workdir, uid, uid)
+    elif _LIBC is not None:
+        isolation += ["userns_netns_if_allowed"]
+    (workdir / "main.py").write_text(_PRELUDE + "\n" + code, encoding="utf-8")
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(workdir), "LANG": "C.UTF-8", "PYTHONDONTWRITEBYTECODE": "1",
+           "PYTHONHASHSEED": "0"}
+    cmd = [_base_python(), "-I", "-S", "-B", "main.py"]
+    t0 = time.perf_counter()
+    timed_out = False
+    with open(logs / "stdout", "wb") as out, open(logs / "stderr", "wb") as err:
+        proc = subprocess.Popen(cmd, cwd=workdir, env=env, stdin=subprocess.DEVNULL, stdout=out, stderr=err,
+                                close_fds=True,
+                                preexec_fn=_make_preexec(str(workdir), int(timeout_s) + 1, memory_mb << 20, uid,
+                                                         as_root))  # noqa: PLW1509
+        try:
+            proc.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            timed_out = True
+        finally:
+            try:
+                os.killpg(proc.pid, signal.SIGKILL)    # children left behind by a passing run too
+            except (ProcessLookupError, PermissionError):
+                pass
+            proc.wait()
+            if uid is not None:
+                _kill_uid(uid)
+    seconds = time.perf_counter() - t0
+    result = SandboxResult(passed=not timed_out and proc.returncode == 0, returncode=proc.returncode,
+                           timed_out=timed_out, seconds=round(seconds, 3), stdout=_tail(logs / "stdout"),
+                           stderr=_tail(logs / "stderr"), isolation=isolation)
+    shutil.rmtree(workdir, ignore_errors=True)
+    shutil.rmtree(logs, ignore_errors=True)
+    return result
