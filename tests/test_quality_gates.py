@@ -149,3 +149,13 @@ def test_ge_import_after_airflow_is_quiet():
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=False)
     assert proc.returncode == 0, proc.stderr
     assert "Skipping registering" not in proc.stderr + proc.stdout
+
+
+def test_gate_on_a_spark_frame(published, spark):
+    """A caller holding the data as a Spark DataFrame validates it without rereading or collecting text."""
+    df = spark.read.parquet(str(published / "data"))
+    assert run_gate(published, frame=df, docs_dir=published / "quality-spark").success
+    dup = df.limit(3).unionByName(df)  # three documents twice
+    result = run_gate(published, frame=dup.drop("text_hash"), docs_dir=published / "quality-dup")
+    assert {("expect_column_values_to_be_unique", "id"), ("expect_column_values_to_be_unique", "text_hash"),
+            ("expect_table_row_count_to_equal", None)} <= failed(result)

@@ -40,6 +40,21 @@ def documents_frame(version_dir: str | Path) -> pd.DataFrame:
     return pa.concat_tables(tables, promote_options="permissive").to_pandas()
 
 
+def spark_documents_frame(df) -> pd.DataFrame:
+    """The same projection from a Spark DataFrame: the text length and hash are computed on the
+    executors, so only the small per-document columns travel to the driver."""
+    from pyspark.sql import functions as F
+
+    if "text" in df.columns:
+        if "text_hash" not in df.columns:
+            # in JVM SQL, no Python worker: lowercase + collapsed whitespace (exact dedup's key also
+            # applies NFKC, which Spark SQL lacks; for a uniqueness check the difference is immaterial)
+            normalized = F.trim(F.regexp_replace(F.lower(F.col("text")), r"\s+", " "))
+            df = df.withColumn("text_hash", F.sha1(F.encode(normalized, "UTF-8")))
+        df = df.withColumn("text_chars", F.length("text")).drop("text")
+    return df.toPandas()
+
+
 def mixture_frame(build_dir: str | Path) -> pd.DataFrame:
     path = Path(build_dir) / "manifest.json"
     if not path.is_file():

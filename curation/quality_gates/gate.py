@@ -16,7 +16,7 @@ import pandas as pd
 
 from curation.contract import DatasetRoot, Manifest, resolve_version_dir
 from curation.quality_gates.config import GateConfig
-from curation.quality_gates.frames import documents_frame, fingerprint, mixture_frame
+from curation.quality_gates.frames import documents_frame, fingerprint, mixture_frame, spark_documents_frame
 from curation.quality_gates.result import Failure, GateFailed, GateResult
 from curation.quality_gates.suites import SUITES
 
@@ -100,8 +100,8 @@ def run_gate(dataset: str | Path, kind: str | None = None, cfg: GateConfig | Non
              docs_dir: str | Path | None = None, frame: pd.DataFrame | None = None) -> GateResult:
     """Validate a dataset version (a version folder, a dataset root, or a mixture build folder).
 
-    `frame` lets a caller that already holds the data (a pandas frame in the layout of
-    frames.documents_frame) skip reading the parquet files. The verdict is written to
+    `frame` lets a caller that already holds the data skip reading the parquet files: a Spark
+    DataFrame of the version's documents, or a pandas frame in the layout of frames.documents_frame. The verdict is written to
     `<docs_dir>/gate.json` and Data Docs to `<docs_dir>/data_docs/`.
     """
     dataset = Path(dataset)
@@ -114,7 +114,10 @@ def run_gate(dataset: str | Path, kind: str | None = None, cfg: GateConfig | Non
         manifest = Manifest.read(version_dir)
         kind = _kind_of(version_dir, manifest, kind)
         version = manifest.version
-        frame = documents_frame(version_dir) if frame is None else frame
+        if frame is None:
+            frame = documents_frame(version_dir)
+        elif hasattr(frame, "sparkSession"):  # a pyspark DataFrame (not imported: Spark is optional here)
+            frame = spark_documents_frame(frame)
     docs_dir = Path(docs_dir) if docs_dir is not None else version_dir / "quality"
     evaluated, failures, docs_index = validate_frame(frame, kind, cfg, manifest, docs_dir, name=version)
     result = GateResult(kind=kind, dataset_dir=str(version_dir), version=version, success=not failures,
