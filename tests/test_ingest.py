@@ -298,3 +298,41 @@ def test_parquet_empty_and_corrupt(tmp_path):
     (tmp_path / "bad.parquet").write_bytes(b"PAR1 this is not parquet")
     [rej] = rejects(read_all(tmp_path / "bad.parquet"))
     assert rej["reject_reason"] == "corrupt_parquet" and "bad.parquet" in rej["id"]
+
+
+# ---- any fsspec filesystem, and streaming -------------------------------------------------------------
+
+def test_reads_through_fsspec_uris(shared_data):
+    import fsspec
+
+    fs = fsspec.filesystem("memory")
+    fs.pipe("/crawl/whirlwind.warc.gz", (shared_data / WARC_DIR / "whirlwind.warc.gz").read_bytes())
+    try:
+        assert detect_format("memory://crawl/whirlwind.warc.gz") == "warc"
+        [doc] = docs(read_all("memory://crawl/whirlwind.warc.gz"))
+        assert doc["url"] == "https://an.wikipedia.org/wiki/Escopete"
+        with pytest.raises(FileNotFoundError, match="memory://crawl/missing.warc.gz"):
+            read_all("memory://crawl/missing.warc.gz")
+    finally:
+        fs.rm("/crawl", recursive=True)
+
+
+def test_warc_is_streamed_not_loaded(tmp_path):
+    import tracemalloc
+
+    # 300 distinct 100 kB pages: 30 MB of HTML; reading 10-row batches must hold about one batch at a time
+    pages = [(f"https://s.example/{i}", "200 OK",
+              b"<html><body><p>" + (f"page {i} ".encode() * 12_500) + b"</p></body></html>", "text/html")
+             for i in range(300)]
+    path = write_warc(tmp_path / "big.warc.gz", pages)
+    del pages
+    next(iter(read_documents(str(path), "warc", IngestConfig(batch_rows=1))))  # lazy imports out of the count
+    tracemalloc.start()
+    rows = 0
+    for batch in read_documents(str(path), "warc", IngestConfig(batch_rows=10)):
+        rows += batch.num_rows
+        del batch
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    assert rows == 300
+    assert peak < 8_000_000, f"peak {peak / 1e6:.1f} MB while streaming 30 MB of HTML"
