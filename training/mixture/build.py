@@ -24,7 +24,14 @@ from curation.contract import code_version, now_iso
 from training.mixture import sources as S
 from training.mixture.blend import CachedSource, heldout_mask, write_phase
 from training.mixture.encode import non_empty, read_batches, read_cache, tokenize_source
-from training.mixture.tokenizer import eos_id, load_tokenizer, save_tokenizer, tokenizer_hash, train_bpe
+from training.mixture.tokenizer import (
+    copy_tokenizer,
+    eos_id,
+    load_tokenizer,
+    save_tokenizer,
+    tokenizer_hash,
+    train_bpe,
+)
 from training.mixture.validate import CheckedMixture, check_mixture
 from training.shards import token_dtype
 
@@ -112,7 +119,7 @@ def _tokenizer(cm: CheckedMixture, con, content: dict, prev: dict | None, prev_d
         return key, "reused"
     result.rebuilt.append("tokenizer")
     if tcfg.path:
-        save_tokenizer(load_tokenizer(tcfg.path), dest, tcfg.eos_token)
+        copy_tokenizer(tcfg.path, dest, tcfg.eos_token)
         how = "loaded"
     else:
         t = tcfg.train

@@ -7,6 +7,7 @@ import hashlib
 import itertools
 import json
 import logging
+import shutil
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
@@ -59,6 +60,20 @@ def save_tokenizer(tok: Tokenizer, folder: str | Path, eos_token: str) -> Path:
     (out / "tokenizer_config.json").write_text(json.dumps(
         {"tokenizer_class": "PreTrainedTokenizerFast", "eos_token": eos_token, "bos_token": eos_token,
          "unk_token": eos_token, "model_max_length": 1_000_000_000}, indent=2))
+    return out
+
+
+def copy_tokenizer(src: str | Path, folder: str | Path, eos_token: str) -> Path:
+    """Copy a user-given tokenizer as is (its own tokenizer_config.json, chat template, special tokens map
+    included); add our tokenizer_config.json only where it has none."""
+    p, out = Path(src), Path(folder)
+    out.mkdir(parents=True, exist_ok=True)
+    files = [f for f in p.iterdir() if f.is_file()] if p.is_dir() else [p]
+    for f in files:
+        shutil.copyfile(f, out / (TOKENIZER_FILE if f == p else f.name))
+    if not (out / "tokenizer_config.json").is_file():
+        (out / "tokenizer_config.json").write_text(json.dumps(
+            {"tokenizer_class": "PreTrainedTokenizerFast", "eos_token": eos_token}, indent=2))
     return out
 
 
