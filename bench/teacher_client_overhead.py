@@ -8,12 +8,14 @@ three contenders that send identical request bodies at the same concurrency:
   httpx   - a bare `httpx.AsyncClient` loop with an asyncio.Semaphore
 Contenders take turns round by round (rotating the order), so load changes on the shared machine hit all
 of them; we report the median completion tokens/s and requests/s per contender and the runner/bare ratios.
+The server is a separate process, so this process's CPU time (time.process_time) is the client's own cost:
+we also report client CPU milliseconds per request, which a loaded machine disturbs far less than wall time.
 
-Two settings: generation-bound (--max-tokens, default 32) and request-bound (max_tokens=1, where per-request
+Two settings: generation-bound (--max-tokens, default 16) and request-bound (max_tokens=1, where per-request
 client cost matters most). Prompts are real GSM8K test questions (chat requests, greedy decoding).
 
-Run: python bench/teacher_client_overhead.py [--requests 16] [--max-tokens 32] [--concurrency 4]
-     [--rounds 3] [--threads 1] [--json out.json]
+Run: python bench/teacher_client_overhead.py [--requests 16] [--max-tokens 16] [--concurrency 4]
+     [--rounds 5] [--threads 1] [--json out.json]
 """
 from __future__ import annotations
 
@@ -44,13 +46,13 @@ def gsm8k_requests(n: int, max_tokens: int, tag: str) -> list[TeacherRequest]:
             for i, q in enumerate(questions)]
 
 
-def run_runner(backend: OpenAIHttpBackend, requests, workdir: Path, round_no: int) -> tuple[float, int]:
+def run_runner(backend: OpenAIHttpBackend, requests, workdir: Path, round_no: int) -> tuple[float, int, float]:
     store = workdir / f"runner-{requests[0].sampling.max_tokens}-{round_no}.sqlite"
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     report = BatchRunner(backend, store).run(requests)
-    wall = time.perf_counter() - t0
+    wall, cpu = time.perf_counter() - t0, time.process_time() - c0
     assert report.ok == len(requests), report.summary()
-    return wall, report.completion_tokens
+    return wall, report.completion_tokens, cpu
 
 
 async def _bare_openai(base_url: str, bodies: list[dict], concurrency: int) -> int:
@@ -83,11 +85,11 @@ async def _bare_httpx(base_url: str, bodies: list[dict], concurrency: int) -> in
         return sum(await asyncio.gather(*(one(b) for b in bodies)))
 
 
-def run_bare(kind: str, base_url: str, bodies: list[dict], concurrency: int) -> tuple[float, int]:
+def run_bare(kind: str, base_url: str, bodies: list[dict], concurrency: int) -> tuple[float, int, float]:
     fn = _bare_openai if kind == "openai" else _bare_httpx
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     tokens = asyncio.run(fn(base_url, bodies, concurrency))
-    return time.perf_counter() - t0, tokens
+    return time.perf_counter() - t0, tokens, time.process_time() - c0
 
 
 def bench_setting(server: LlamaServer, n: int, max_tokens: int, concurrency: int, rounds: int,
@@ -97,7 +99,7 @@ def bench_setting(server: LlamaServer, n: int, max_tokens: int, concurrency: int
                                 structured_output="json_object_schema")
     bodies = [backend.payload(r) for r in requests]           # byte-for-byte the same requests
     contenders = ["runner", "openai", "httpx"]
-    samples: dict[str, list[tuple[float, int]]] = {c: [] for c in contenders}
+    samples: dict[str, list[tuple[float, int, float]]] = {c: [] for c in contenders}
     run_bare("httpx", server.base_url, bodies[:2], concurrency)   # warm the server (first-call costs)
     for r in range(rounds):
         order = contenders[r % 3:] + contenders[:r % 3]
@@ -106,14 +108,16 @@ def bench_setting(server: LlamaServer, n: int, max_tokens: int, concurrency: int
                 samples[c].append(run_runner(backend, requests, workdir, r))
             else:
                 samples[c].append(run_bare(c, server.base_url, bodies, concurrency))
-            wall, tok = samples[c][-1]
+            wall, tok, cpu = samples[c][-1]
             print(f"  max_tokens={max_tokens} round {r} {c:<7} {wall:7.2f}s {tok:5d} tok "
-                  f"{tok / wall:7.1f} tok/s {n / wall:6.2f} req/s", flush=True)
+                  f"{tok / wall:7.1f} tok/s {n / wall:6.2f} req/s  client cpu {1000 * cpu / n:6.2f} ms/req",
+                  flush=True)
     out = {"requests": n, "max_tokens": max_tokens, "concurrency": concurrency, "rounds": rounds}
     for c in contenders:
-        out[c] = {"tok_per_s": round(statistics.median(t / w for w, t in samples[c]), 2),
-                  "req_per_s": round(statistics.median(n / w for w, _ in samples[c]), 3),
-                  "tokens": samples[c][0][1], "walls_s": [round(w, 2) for w, _ in samples[c]]}
+        out[c] = {"tok_per_s": round(statistics.median(t / w for w, t, _ in samples[c]), 2),
+                  "req_per_s": round(statistics.median(n / w for w, _, _ in samples[c]), 3),
+                  "client_cpu_ms_per_req": round(statistics.median(1000 * cpu / n for _, _, cpu in samples[c]), 2),
+                  "tokens": samples[c][0][1], "walls_s": [round(w, 2) for w, _, _ in samples[c]]}
     out["runner_vs_openai"] = round(out["runner"]["tok_per_s"] / out["openai"]["tok_per_s"], 3)
     out["runner_vs_httpx"] = round(out["runner"]["tok_per_s"] / out["httpx"]["tok_per_s"], 3)
     return out
@@ -122,9 +126,9 @@ def bench_setting(server: LlamaServer, n: int, max_tokens: int, concurrency: int
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--requests", type=int, default=16)
-    ap.add_argument("--max-tokens", type=int, default=32)
+    ap.add_argument("--max-tokens", type=int, default=16)
     ap.add_argument("--concurrency", type=int, default=4)
-    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--threads", type=int, default=1, help="llama.cpp server threads")
     ap.add_argument("--json", type=Path)
     args = ap.parse_args()
@@ -140,7 +144,9 @@ def main() -> None:
         print(f"max_tokens={s['max_tokens']:>3}: runner {s['runner']['tok_per_s']:.1f} tok/s "
               f"({s['runner']['req_per_s']:.2f} req/s), openai {s['openai']['tok_per_s']:.1f}, "
               f"httpx {s['httpx']['tok_per_s']:.1f}; runner/openai {s['runner_vs_openai']:.3f}, "
-              f"runner/httpx {s['runner_vs_httpx']:.3f}")
+              f"runner/httpx {s['runner_vs_httpx']:.3f}; client cpu ms/req: runner "
+              f"{s['runner']['client_cpu_ms_per_req']}, openai {s['openai']['client_cpu_ms_per_req']}, "
+              f"httpx {s['httpx']['client_cpu_ms_per_req']}")
     print(f"load average start {results['loadavg_start']}, end {results['loadavg_end']}")
     if args.json:
         args.json.write_text(json.dumps(results, indent=2))

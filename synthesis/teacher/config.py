@@ -48,7 +48,9 @@ class EmbeddedConfig(_Cfg):
     kind: Literal["embedded"] = "embedded"
     model_file: Path | None = Field(None, description="GGUF file; default: models_dir()/SmolLM2-135M-Instruct.Q4_1.gguf")
     n_ctx: int = Field(2048, ge=128)
-    n_threads: int | None = Field(None, ge=1, description="default: all cores the process may use")
+    # 1 by default: llama.cpp's threads meet at spinning barriers, and on a shared, oversubscribed box 2
+    # threads measured 4.5x slower than 1 (BENCHMARKS.md, Teacher layer). Raise it on a dedicated machine.
+    n_threads: int = Field(1, ge=1)
     startup_timeout_s: float = Field(120.0, gt=0)
     concurrency: int = Field(4, ge=1, le=256)
     request_timeout_s: float = Field(300.0, gt=0)

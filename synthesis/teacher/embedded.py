@@ -74,11 +74,11 @@ class LlamaServer:
     """llama-cpp-python's OpenAI-compatible server as a child process on 127.0.0.1:<free port>."""
 
     def __init__(self, model_file: str | os.PathLike | None = None, *, n_ctx: int = 2048,
-                 n_threads: int | None = None, startup_timeout_s: float = 120.0, port: int | None = None):
+                 n_threads: int = 1, startup_timeout_s: float = 120.0, port: int | None = None):
         self.model_file = embedded_model_path(model_file)
         self.model_alias = gguf_model_id(self.model_file)
         self.n_ctx = n_ctx
-        self.n_threads = n_threads or len(os.sched_getaffinity(0))
+        self.n_threads = n_threads   # see EmbeddedConfig.n_threads for why 1 is the default
         self.startup_timeout_s = startup_timeout_s
         self.port = port or free_loopback_port()
         self.proc: subprocess.Popen | None = None
