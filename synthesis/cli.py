@@ -6,7 +6,7 @@ import importlib
 import logging
 import sys
 
-COMMANDS: list[str] = ["generate", "label_edu"]
+COMMANDS: list[str] = ["generate", "label_edu", "run"]
 
 
 def build_parser() -> argparse.ArgumentParser:

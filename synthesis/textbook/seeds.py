@@ -75,11 +75,14 @@ def load_web_pool(cfg: WebSeedConfig) -> list[WebDoc]:
         score = "CAST(edu_score AS DOUBLE)" if "edu_score" in cols else "NULL::DOUBLE"
         url = "CAST(url AS VARCHAR)" if "url" in cols else "NULL"
         where = [f"text IS NOT NULL", f"length(text) >= {int(cfg.min_chars)}"]
-        if cfg.lang and "lang" in cols:
+        has_lang = "lang" in cols
+        if cfg.lang and has_lang:
             where.append(f"lang = '{cfg.lang.replace(chr(39), '')}'")
+        # without a lang column the language is identified here, so fetch spares for the ones that fail
+        limit = cfg.pool_size if has_lang or not cfg.lang else cfg.pool_size * 5
         rows = con.execute(
             f"SELECT {id_expr}, text, {score} AS s, {url} FROM {src} WHERE {' AND '.join(where)} "
-            f"ORDER BY s DESC NULLS LAST, {id_expr} LIMIT {int(cfg.pool_size)}").fetchall()
+            f"ORDER BY s DESC NULLS LAST, {id_expr} LIMIT {int(limit)}").fetchall()
     except duckdb.Error as e:
         raise ValueError(f"web_seeds source {cfg.source}: could not read: {e}") from e
     finally:
@@ -88,6 +91,11 @@ def load_web_pool(cfg: WebSeedConfig) -> list[WebDoc]:
         raise ValueError(f"web_seeds source {cfg.source}: no document with >= {cfg.min_chars} chars"
                          + (f" and lang={cfg.lang}" if cfg.lang else ""))
     pool = [WebDoc(i, make_extract(t, cfg.max_chars), s, u) for i, t, s, u in rows]
+    if cfg.lang and not has_lang:
+        from synthesis.textbook.verify.text import language_of
+        pool = [d for d in pool if language_of(d.extract)[0] == cfg.lang][: cfg.pool_size]
+        if not pool:
+            raise ValueError(f"web_seeds source {cfg.source}: no document identified as lang={cfg.lang}")
     log.info("web seed pool: %d documents from %s (edu_score %s)", len(pool), cfg.source,
              "ranked" if "edu_score" in cols else "absent: ordered by id")
     return pool

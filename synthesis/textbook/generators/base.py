@@ -1,0 +1,73 @@
+"""What every generator provides: the prompt for a seed, the parser of the teacher's answer, and (for kinds
+with a checkable answer) the prompt of an independent solve. Prompt versions are part of every request key,
+so editing a template here means bumping its version."""
+from __future__ import annotations
+
+import re
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import ClassVar
+
+from synthesis.teacher import ChatMessage
+from synthesis.textbook.seeds import SeedDraw
+from synthesis.textbook.seeds_catalog import STYLES
+
+SYSTEM = ("You are an expert teacher who writes clear, correct and engaging educational material. "
+          "Write only the requested content, with no preamble and no closing remarks.")
+
+
+@dataclass
+class Parsed:
+    """A parsed completion: the dataset text and its structured parts, or why it cannot be used."""
+    text: str | None = None
+    fields: dict = field(default_factory=dict)
+    reason: str | None = None      # reject reason (None = usable)
+    detail: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.reason is None
+
+
+def web_block(seed: SeedDraw) -> str:
+    """The Cosmopedia-style preamble embedding the seed document's extract (empty without one)."""
+    if seed.web is None:
+        return ""
+    return ("Here is an extract from a web page:\n<extract>\n" + seed.web.extract + "\n</extract>\n\n"
+            "Use the extract as inspiration where it is relevant to the topic; do not mention the extract.\n\n")
+
+
+def section(text: str, name: str, following: list[str]) -> str | None:
+    """The text after `Name:` up to the next of `following` headers (case-insensitive, markdown-tolerant)."""
+    head = re.search(rf"(?im)^[#*\s]*{name}\s*\**\s*:?\**\s*", text)
+    if not head:
+        return None
+    rest = text[head.end():]
+    stops = [m.start() for f in following for m in [re.search(rf"(?im)^[#*\s]*{f}\s*\**\s*:", rest)] if m]
+    body = rest[: min(stops)] if stops else rest
+    return body.strip() or None
+
+
+class Generator(ABC):
+    kind: ClassVar[str]
+    prompt_version: ClassVar[str]
+    has_answer: ClassVar[bool] = False      # math/puzzle: verified by independent solves
+
+    def template_version(self, recipe_version: str) -> str:
+        return f"{self.kind}-{self.prompt_version}/{recipe_version}"
+
+    def messages(self, seed: SeedDraw) -> tuple[ChatMessage, ...]:
+        return (ChatMessage(role="system", content=SYSTEM), ChatMessage(role="user", content=self.prompt(seed)))
+
+    @abstractmethod
+    def prompt(self, seed: SeedDraw) -> str: ...
+
+    @abstractmethod
+    def parse(self, text: str) -> Parsed: ...
+
+    def solve_messages(self, parsed: Parsed) -> tuple[ChatMessage, ...] | None:
+        return None
+
+    @staticmethod
+    def style_text(seed: SeedDraw) -> str:
+        return STYLES[seed.style]

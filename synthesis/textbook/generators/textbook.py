@@ -1,0 +1,24 @@
+"""Textbook sections: a topic explained for an audience in a style, optionally inspired by a web extract."""
+from __future__ import annotations
+
+import re
+
+from synthesis.textbook.generators.base import Generator, Parsed, web_block
+from synthesis.textbook.seeds import SeedDraw
+
+
+class TextbookGenerator(Generator):
+    kind = "textbook"
+    prompt_version = "v1"
+
+    def prompt(self, seed: SeedDraw) -> str:
+        return (web_block(seed) + f"Write {self.style_text(seed)} about \"{seed.topic}\" for {seed.audience_text}. "
+                "Explain the ideas step by step, give at least one concrete example, and keep the tone clear "
+                "and precise.")
+
+    def parse(self, text: str) -> Parsed:
+        body = text.strip()
+        if not body:
+            return Parsed(reason="empty", detail="empty completion")
+        title = next((re.sub(r"^[#*\s]+|[*\s]+$", "", ln) for ln in body.splitlines() if ln.strip()), "")
+        return Parsed(text=body, fields={"title": title[:200]})

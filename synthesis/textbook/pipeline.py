@@ -1,0 +1,310 @@
+"""The textbook-synthesis run: plan -> generate -> check -> verify -> post-filter -> publish.
+
+    plan       deterministic seed draws per recipe, no exact prompt repeats, cut to this shard (plan.py)
+    generate   one teacher request per sample through the durable BatchRunner; parse the answer (generators/)
+    quality    length, language, refusal/boilerplate, repetition, truncation (verify/text.py)
+    verify     math/puzzle: k independent solves must agree with the stated answer (verify/math.py);
+               code: reference solution + its tests run in the sandbox (verify/sandbox.py); textbook: n/a
+    near_dedup MinHash-LSH + exact Jaccard within the set, verified rows preferred as survivors
+    decontam   benchmark n-gram overlap (curation DecontamIndex)
+    edu        optional edu-classifier score / floor
+    publish    contract dataset: data/ (DOC columns + provenance), rejects/ (every drop with stage and reason),
+               report.json/.md, manifest.json written last, then DatasetRoot.publish
+
+Resumable: all teacher calls (generations and solves) go through one SQLite store per shard under
+OUTPUT/_work/, keyed by prompt + sampling + model, so a rerun after a kill generates only what is missing and
+the published version is rebuilt from the store (no duplicates). Shardable: `Shard(i, n)` keeps a disjoint,
+hash-chosen share of the plan; each shard publishes its own version (`<name>-<config hash>-shard-i-of-n`).
+"""
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from itertools import islice
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from curation.contract import (DOC_FIELDS, DatasetRoot, Manifest, StageCounts, code_version, config_hash, now_iso)
+from synthesis.teacher import BatchRunner, ResultStore, SamplingParams, TeacherRequest, TeacherResult, make_backend
+from synthesis.textbook.generators import GENERATORS, Parsed
+from synthesis.textbook.plan import PlannedSample, Shard, build_plan, request_seed
+from synthesis.textbook.postfilter import contaminated, edu_scores, near_duplicates
+from synthesis.textbook.recipes import RecipeSet
+from synthesis.textbook.report import build_report, write_report
+from synthesis.textbook.seeds import load_web_pool
+from synthesis.textbook.verify.math import check_by_agreement, equivalent, same_short_answer
+from synthesis.textbook.verify.sandbox import run_python
+from synthesis.textbook.verify.text import check_text
+
+log = logging.getLogger(__name__)
+
+STAGES = ["generate", "quality", "verify", "near_dedup", "decontam", "edu"]
+
+PROVENANCE_FIELDS = [pa.field(n, t) for n, t in (
+    ("recipe", pa.string()), ("generator", pa.string()), ("template_version", pa.string()),
+    ("topic_pool", pa.string()), ("topic", pa.string()), ("audience", pa.string()), ("style", pa.string()),
+    ("seed_doc_id", pa.string()), ("seed_doc_edu_score", pa.float64()), ("prompt", pa.string()),
+    ("teacher_model", pa.string()), ("teacher_backend", pa.string()), ("request_key", pa.string()),
+    ("sampling", pa.string()), ("finish_reason", pa.string()), ("completion_tokens", pa.int64()),
+    ("answer", pa.string()), ("parts", pa.string()), ("verified", pa.bool_()), ("verification", pa.string()),
+    ("quality_signals", pa.string()), ("edu_score", pa.float64()), ("shard", pa.string()))]
+SYNTH_SCHEMA = pa.schema([*DOC_FIELDS, *PROVENANCE_FIELDS])
+REJECT_SCHEMA = pa.schema([*SYNTH_SCHEMA, pa.field("reject_stage", pa.string()), pa.field("reject_reason", pa.string()),
+                           pa.field("reject_detail", pa.string())])
+
+
+@dataclass
+class Candidate:
+    """One planned sample on its way through the stages."""
+    planned: PlannedSample
+    result: TeacherResult | None = None
+    parsed: Parsed | None = None
+    signals: dict = field(default_factory=dict)
+    verified: bool | None = None
+    verification: dict = field(default_factory=dict)
+    edu_score: float | None = None
+
+    @property
+    def text(self) -> str | None:
+        if self.parsed is not None and self.parsed.text:
+            return self.parsed.text
+        return self.result.text if self.result is not None else None
+
+
+@dataclass
+class SynthesisResult:
+    manifest: Manifest
+    version_dir: Path
+    report: dict
+
+
+class _Ledger:
+    """Stage bookkeeping: which candidates are alive, and every drop with its stage and reason."""
+
+    def __init__(self, alive: list[Candidate]):
+        self.alive = alive
+        self.rejected: list[tuple[Candidate, str, str, str]] = []
+        self.stages: list[StageCounts] = []
+
+    def stage(self, name: str, drops: dict[int, tuple[str, str]], seconds: float) -> None:
+        reasons: dict[str, int] = {}
+        for i, (reason, detail) in drops.items():
+            self.rejected.append((self.alive[i], name, reason, detail))
+            reasons[reason] = reasons.get(reason, 0) + 1
+        rows_in = len(self.alive)
+        self.alive = [c for i, c in enumerate(self.alive) if i not in drops]
+        self.stages.append(StageCounts(stage=name, rows_in=rows_in, rows_kept=len(self.alive),
+                                       rows_rejected=len(drops), reasons=dict(sorted(reasons.items())),
+                                       seconds=round(seconds, 3)))
+        log.info("stage %-10s in %5d  kept %5d  dropped %4d %s", name, rows_in, len(self.alive), len(drops),
+                 reasons or "")
+
+
+# ---- stages -----------------------------------------------------------------------------------------
+
+def _generate(led: _Ledger, runner: BatchRunner) -> dict:
+    t0 = time.perf_counter()
+    requests = [c.planned.request for c in led.alive]
+    report = runner.run(requests)
+    drops = {}
+    for i, (c, res) in enumerate(zip(led.alive, runner.results(requests))):
+        c.result = res
+        if res is None:
+            drops[i] = ("teacher_missing", "no result in the store")
+        elif not res.ok:
+            drops[i] = ("teacher_failed", f"{res.error_type}: {res.error}"[:500])
+        else:
+            c.parsed = GENERATORS[c.planned.recipe.generator].parse(res.text or "")
+            if not c.parsed.ok:
+                drops[i] = (f"unparseable:{c.parsed.reason}", c.parsed.detail or "")
+    led.stage("generate", drops, time.perf_counter() - t0)
+    return _batch_dict(report)
+
+
+def _prose_for_language(c: Candidate) -> str:
+    """Code samples are judged on their prose (the docstring), not on Python keywords."""
+    if c.planned.recipe.generator == "code":
+        return c.parsed.fields.get("docstring", "")
+    return c.parsed.text
+
+
+def _quality(led: _Ledger) -> None:
+    t0 = time.perf_counter()
+    drops = {}
+    for i, c in enumerate(led.alive):
+        v = check_text(c.parsed.text, c.planned.recipe.filters, c.result.finish_reason,
+                       lang_text=_prose_for_language(c))
+        c.signals = v.signals
+        if v.reason:
+            drops[i] = (v.reason, v.detail or "")
+    led.stage("quality", drops, time.perf_counter() - t0)
+
+
+def _solve_requests(c: Candidate, set_seed: int) -> list[TeacherRequest]:
+    recipe = c.planned.recipe
+    msgs = GENERATORS[recipe.generator].solve_messages(c.parsed)
+    v = recipe.verify
+    return [TeacherRequest(id=f"{c.planned.sample_id}-solve{j}", messages=msgs,
+                           sampling=SamplingParams(temperature=v.solve_temperature, top_p=0.95,
+                                                   max_tokens=v.solve_max_tokens,
+                                                   seed=request_seed(set_seed, c.planned.sample_id, "solve", j)),
+                           template_version=f"solve-{GENERATORS[recipe.generator].template_version(recipe.template_version)}")
+            for j in range(v.k)]
+
+
+def _verify(led: _Ledger, runner: BatchRunner, set_seed: int, workers: int) -> dict:
+    t0 = time.perf_counter()
+    answered = [(i, c) for i, c in enumerate(led.alive) if GENERATORS[c.planned.recipe.generator].has_answer]
+    solve_reqs = {i: _solve_requests(c, set_seed) for i, c in answered}
+    flat = [r for reqs in solve_reqs.values() for r in reqs]
+    report = runner.run(flat) if flat else None
+    results = iter(runner.results(flat)) if flat else iter(())
+    outcome: dict[int, tuple[bool | None, dict, str]] = {}
+    for i, c in answered:
+        texts = [(r.text if r is not None and r.ok else None) for r in islice(results, len(solve_reqs[i]))]
+        compare = equivalent if c.planned.recipe.generator == "math" else same_short_answer
+        chk = check_by_agreement(c.parsed.fields["answer"], texts, c.planned.recipe.verify.min_agreement, compare)
+        outcome[i] = (chk.verified, chk.evidence, "unverified_answer")
+    coded = [(i, c) for i, c in enumerate(led.alive) if c.planned.recipe.generator == "code"]
+
+    def sandbox(item):
+        i, c = item
+        v = c.planned.recipe.verify
+        res = run_python(c.parsed.fields["solution"] + "\n\n" + c.parsed.fields["tests"], timeout_s=v.timeout_s,
+                         memory_mb=v.memory_mb)
+        ev = {"method": "sandbox_tests", "passed": res.passed, "reason": res.reason, "returncode": res.returncode,
+              "seconds": res.seconds, "stderr": res.stderr[-1500:], "isolation": res.isolation}
+        return i, res.passed, ev, f"sandbox_{res.reason}"
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        for i, passed, ev, reason in pool.map(sandbox, coded):
+            outcome[i] = (passed, ev, reason)
+    drops = {}
+    for i, c in enumerate(led.alive):
+        verified, evidence, reason = outcome.get(i, (None, {"method": "not_applicable"}, ""))
+        c.verified, c.verification = verified, evidence
+        if verified is False and c.planned.recipe.verify.require_verified:
+            detail = json.dumps({k: evidence.get(k) for k in ("claimed", "solve_answers", "reason", "stderr")
+                                 if k in evidence})[:1000]
+            drops[i] = (reason, detail)
+    led.stage("verify", drops, time.perf_counter() - t0)
+    return _batch_dict(report) if report else {}
+
+
+def _postfilter(led: _Ledger, rs: RecipeSet) -> None:
+    # survivors of a near-duplicate cluster: verified first, then not-applicable, then flagged unverified
+    rank = {True: 0, None: 1, False: 2}
+    led.alive.sort(key=lambda c: (rank[c.verified], c.planned.sample_id))
+    t0 = time.perf_counter()
+    drops, _ = near_duplicates([c.planned.sample_id for c in led.alive], [c.text for c in led.alive],
+                               rs.postfilter.near_dedup)
+    led.stage("near_dedup", {d.index: (d.reason, d.detail) for d in drops}, time.perf_counter() - t0)
+    t0 = time.perf_counter()
+    drops = contaminated([c.text for c in led.alive], rs.postfilter.decontam)
+    led.stage("decontam", {d.index: (d.reason, d.detail) for d in drops}, time.perf_counter() - t0)
+    if rs.postfilter.edu is not None:
+        t0 = time.perf_counter()
+        scores, drops = edu_scores([c.text for c in led.alive], rs.postfilter.edu) if led.alive else ([], [])
+        for c, s in zip(led.alive, scores):
+            c.edu_score = round(float(s), 4)
+        led.stage("edu", {d.index: (d.reason, d.detail) for d in drops}, time.perf_counter() - t0)
+
+
+# ---- rows and publishing ------------------------------------------------------------------------------
+
+def _row(c: Candidate, model_id: str, backend: str, source_file: str, shard: Shard, created: str) -> dict:
+    p, res, parsed = c.planned, c.result, c.parsed
+    fields = dict(parsed.fields) if parsed is not None else {}
+    return {
+        "id": p.sample_id, "text": c.text, "url": None, "title": fields.get("title") or p.seed.topic,
+        "date": created[:10], "crawl_id": None, "source_format": "synthetic", "source_file": source_file,
+        "lang": c.signals.get("lang"), "lang_score": c.signals.get("lang_score"),
+        "recipe": p.recipe.name, "generator": p.recipe.generator, "template_version": p.request.template_version,
+        **{k: v for k, v in p.seed.provenance().items()},
+        "prompt": p.request.messages[-1].content, "teacher_model": model_id, "teacher_backend": backend,
+        "request_key": p.request.key(model_id), "sampling": p.request.sampling.model_dump_json(),
+        "finish_reason": res.finish_reason if res is not None else None,
+        "completion_tokens": res.completion_tokens if res is not None else None,
+        "answer": fields.get("answer"), "parts": json.dumps(fields, ensure_ascii=False) if fields else None,
+        "verified": c.verified, "verification": json.dumps(c.verification, ensure_ascii=False) if c.verification else None,
+        "quality_signals": json.dumps(c.signals) if c.signals else None, "edu_score": c.edu_score, "shard": str(shard),
+    }
+
+
+def _batch_dict(report) -> dict:
+    return {"requests": report.requests, "skipped": report.skipped, "generated": report.generated,
+            "failed": report.failed, "completion_tokens": report.completion_tokens,
+            "seconds": round(report.seconds, 2), "tokens_per_s": round(report.tokens_per_s, 2)}
+
+
+def default_run_id(rs: RecipeSet, shard: Shard) -> str:
+    suffix = f"-shard-{shard}" if shard.count > 1 else ""
+    return f"{rs.name}-{config_hash(rs.model_dump(mode='json'))[:10]}{suffix}"
+
+
+def run_synthesis(rs: RecipeSet, output: str | Path, *, recipes_path: str | Path = "<recipes>",
+                  shard: Shard = Shard(0, 1), backend=None, run_id: str | None = None, progress: bool = False,
+                  sandbox_workers: int = 2) -> SynthesisResult:
+    """Run (or resume) the recipes into `output/<run_id>/`. `backend` overrides the recipe file's teacher
+    (tests pass a started loopback server); it is then not closed here."""
+    t0 = time.perf_counter()
+    root = DatasetRoot(output)
+    root.root.mkdir(parents=True, exist_ok=True)
+    needs_web = any(r.web_share > 0 for r in rs.recipes)
+    web_pool = load_web_pool(rs.web_seeds) if needs_web and rs.web_seeds else None
+    plan = build_plan(rs, web_pool, shard)
+    led = _Ledger([Candidate(s) for s in plan.samples])
+    own_backend = backend is None
+    backend = backend or make_backend(rs.teacher.backend)
+    batches = {}
+    try:
+        store_path = root.root / "_work" / f"teacher-shard-{shard}.sqlite"
+        with ResultStore(store_path, fsync=rs.teacher.store_fsync) as store:
+            runner = BatchRunner(backend, store, retry_failed=rs.teacher.retry_failed, progress=progress)
+            batches["generate"] = _generate(led, runner)
+            _quality(led)
+            batches["verify"] = _verify(led, runner, rs.seed, sandbox_workers)
+    finally:
+        if own_backend:
+            backend.close()
+    _postfilter(led, rs)
+
+    run_id = run_id or default_run_id(rs, shard)
+    created = now_iso()
+    rows = lambda cands: [_row(c, backend.model_id, backend.name, str(recipes_path), shard, created)  # noqa: E731
+                          for c in cands]
+    kept = sorted(rows(led.alive), key=lambda r: r["id"])
+    rejected = [{**r, "reject_stage": st, "reject_reason": why, "reject_detail": detail}
+                for r, (_, st, why, detail) in zip(rows([x[0] for x in led.rejected]), led.rejected)]
+    report = build_report(rs, plan.planned, plan.exhausted, kept, rejected)
+    root.clean_stale_staging()
+    staging = root.staging_dir(run_id)
+    try:
+        (staging / "data").mkdir()
+        (staging / "rejects").mkdir()
+        pq.write_table(pa.Table.from_pylist(kept, schema=SYNTH_SCHEMA), staging / "data" / f"part-{shard}.parquet")
+        pq.write_table(pa.Table.from_pylist(rejected, schema=REJECT_SCHEMA),
+                       staging / "rejects" / f"part-{shard}.parquet")
+        write_report(report, staging)
+        conf = {**rs.model_dump(mode="json"), "shard": str(shard)}
+        manifest = Manifest(
+            dataset="synthetic", version=run_id, created_at=created, code_version=code_version(),
+            inputs=[str(recipes_path)] + ([rs.web_seeds.source] if web_pool else []), config=conf,
+            config_hash=config_hash(conf), stages=led.stages, rows=len(kept), rejected_rows=len(rejected),
+            columns=SYNTH_SCHEMA.names, timings={"total": round(time.perf_counter() - t0, 3)},
+            extra={"teacher_model": backend.model_id, "teacher_backend": backend.name, "shard": str(shard),
+                   "planned": plan.planned, "prompt_space_exhausted": plan.exhausted, "batches": batches,
+                   "totals": report["totals"]})
+        manifest.check()
+        manifest.write(staging)
+        final = root.publish(staging, run_id, set_current=shard.count == 1)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    log.info("synthetic %s: %d kept, %d rejected -> %s", run_id, len(kept), len(rejected), final)
+    return SynthesisResult(manifest, final, report)
