@@ -21,13 +21,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from curation.edu.evaluate import human_agreement  # noqa: E402
-from curation.edu.labels import LabelSet, read_label_dataset, read_label_file  # noqa: E402
-from curation.edu.registry import ModelRegistry  # noqa: E402
-from curation.edu.scorer import EduScorer  # noqa: E402
-from curation.edu.train import EduTrainConfig  # noqa: E402
-from curation.edu.workflow import train_and_register  # noqa: E402
-from curation.paths import shared_data_dir  # noqa: E402
+from curation.edu.evaluate import human_agreement
+from curation.edu.labels import LabelSet, read_label_dataset, read_label_file
+from curation.edu.registry import ModelRegistry
+from curation.edu.scorer import EduScorer
+from curation.edu.train import EduTrainConfig
+from curation.edu.workflow import train_and_register
+from curation.paths import shared_data_dir
 
 OUT = Path(__file__).resolve().parent / "out" / "edu_quality"
 
@@ -50,9 +50,10 @@ def main() -> int:
     out["human_finewebc_danish"] = {"labels": danish.counts(), "model": ref.version, **ref.card.metrics}
 
     if args.teacher_labels:
-        from curation.contract import iter_parquet_files, resolve_version_dir
         import pyarrow as pa
         import pyarrow.parquet as pq
+
+        from curation.contract import iter_parquet_files, resolve_version_dir
 
         vdir = resolve_version_dir(args.teacher_labels)
         manifest = json.loads((vdir / "manifest.json").read_text())

@@ -33,14 +33,14 @@ import pyarrow.parquet as pq
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from curation.contract import DOC_FIELDS, DatasetRoot, Manifest, StageCounts, now_iso  # noqa: E402
-from curation.edu.labels import read_label_file  # noqa: E402
-from curation.edu.normalize import normalize_batch  # noqa: E402
-from curation.edu.registry import ModelRegistry  # noqa: E402
-from curation.edu.scorer import EduScorer  # noqa: E402
-from curation.edu.train import EduTrainConfig  # noqa: E402
-from curation.edu.workflow import train_and_register  # noqa: E402
-from curation.paths import shared_data_dir  # noqa: E402
+from curation.contract import DOC_FIELDS, DatasetRoot, Manifest, StageCounts, now_iso
+from curation.edu.labels import read_label_file
+from curation.edu.normalize import normalize_batch
+from curation.edu.registry import ModelRegistry
+from curation.edu.scorer import EduScorer
+from curation.edu.train import EduTrainConfig
+from curation.edu.workflow import train_and_register
+from curation.paths import shared_data_dir
 
 log = logging.getLogger("bench.edu")
 OUT = Path(__file__).resolve().parent / "out" / "edu"
@@ -68,8 +68,8 @@ def real_texts() -> list[str]:
 
     d = shared_data_dir()
     texts = pd.read_json(d / "quality_labels_dclm_human" / "majority_data_disputed.jsonl", lines=True).text.tolist()
-    texts += [json.loads(line)["text"] for line in gzip.open(
-        next((d / "webtext_cc2019_dolma_sample").glob("*.jsonl.gz")), "rt")]
+    with gzip.open(next((d / "webtext_cc2019_dolma_sample").glob("*.jsonl.gz")), "rt") as f:
+        texts += [json.loads(line)["text"] for line in f]
     texts += pd.read_csv(d / "edu_labels_finewebc_danish" / "fineweb-c_danish.csv").text.tolist()
     return [w for t in texts for w in windows(t)]
 
@@ -111,7 +111,8 @@ def _proc_tree_cpu(root_pid: int) -> float:
         if not entry.isdigit():
             continue
         try:
-            fields = open(f"/proc/{entry}/stat").read().rsplit(")", 1)[1].split()
+            with open(f"/proc/{entry}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
         except OSError:
             continue
         parents[int(entry)] = int(fields[1])
@@ -193,14 +194,14 @@ def main() -> int:
         spark = get_spark(f"bench-edu-{cores}", master=f"local[{cores}]",
                           conf={"spark.default.parallelism": str(cores), "spark.sql.shuffle.partitions": str(cores)})
         jvm_pid = spark.sparkContext._gateway.proc.pid
-        tree = lambda: _proc_tree_cpu(jvm_pid)  # noqa: E731
+        tree = lambda pid=jvm_pid: _proc_tree_cpu(pid)
         spark_pass(spark, docs, ref, str(registry.root))            # warm-up: workers start, model loads
         for _ in range(args.repeats):
-            record(f"spark_local{cores}", timed(lambda: spark_pass(spark, docs, ref, str(registry.root)), tree))
+            record(f"spark_local{cores}", timed(lambda s=spark: spark_pass(s, docs, ref, str(registry.root)), tree))
         if cores == 2:
             for i in range(args.repeats):
-                record("publish_local2", timed(lambda: score_dataset(
-                    spark, docs, OUT / "scored", registry=str(registry.root), run_id=f"r{i}"), tree))
+                record("publish_local2", timed(lambda s=spark, i=i: score_dataset(
+                    s, docs, OUT / "scored", registry=str(registry.root), run_id=f"r{i}"), tree))
         spark.stop()
 
     med_wall = {k: statistics.median(v) for k, v in wall.items()}

@@ -30,10 +30,26 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from pydantic import BaseModel, ConfigDict, Field
 
-from curation.contract import (DatasetRoot, Manifest, StageCounts, code_version, config_hash, new_run_id, now_iso)
+from curation.contract import (
+    DatasetRoot,
+    Manifest,
+    StageCounts,
+    code_version,
+    config_hash,
+    new_run_id,
+    now_iso,
+)
 from curation.edu.labels import duckdb_source
-from synthesis.teacher import (BatchRunner, ChatMessage, ResultStore, SamplingParams, TeacherConfig,
-                               TeacherRequest, TeacherResult, make_backend)
+from synthesis.teacher import (
+    BatchRunner,
+    ChatMessage,
+    ResultStore,
+    SamplingParams,
+    TeacherConfig,
+    TeacherRequest,
+    TeacherResult,
+    make_backend,
+)
 
 log = logging.getLogger(__name__)
 
@@ -138,7 +154,7 @@ def parse_edu_score(text: str | None) -> ParsedScore:
         return _check_range(obj.get("score"), "json", rationale)
     lines = _SCORE_LINE.findall(text)
     if lines:
-        if len(set(float(v) for v in lines)) > 1:
+        if len({float(v) for v in lines}) > 1:
             return ParsedScore(None, text.strip()[:2000], "score_line", f"conflicting scores {lines}")
         m = _SCORE_LINE.search(text)
         rationale = text[: m.start()].strip()[:2000] or None

@@ -12,8 +12,13 @@ import pyarrow.parquet as pq
 import pytest
 
 from curation.contract import DOC_FIELDS, DatasetRoot, Manifest, StageCounts, iter_parquet_files, now_iso
-from synthesis.label_edu import (LabelEduConfig, build_request, parse_edu_score, run_label_edu,
-                                 sample_documents)
+from synthesis.label_edu import (
+    LabelEduConfig,
+    build_request,
+    parse_edu_score,
+    run_label_edu,
+    sample_documents,
+)
 
 DOLMA = "webtext_cc2019_dolma_sample/CC-MAIN-20190717121559-20190717143559-00140.jsonl.gz"
 
@@ -62,7 +67,9 @@ def test_rationale_is_kept():
 def dolma_dataset(shared_data, tmp_path_factory):
     """The Dolma sample as a curated dataset with its real URLs (from the Dolma metadata)."""
     rows = []
-    for line in gzip.open(shared_data / DOLMA, "rt"):
+    with gzip.open(shared_data / DOLMA, "rt") as f:
+        lines = f.readlines()
+    for line in lines:
         r = json.loads(line)
         meta = ast.literal_eval(r["metadata"]) if isinstance(r["metadata"], str) else r["metadata"]
         rows.append({"id": r["id"], "text": r["text"], "url": meta.get("warc_url"), "title": None,
@@ -118,8 +125,8 @@ def test_bad_input_is_a_clear_error(tmp_path):
 def test_labelling_batch_on_the_real_teacher_is_resumable(llama_server, dolma_dataset, tmp_path):
     """Three pages through the real llama.cpp server (SmolLM2, JSON-schema constrained), published as a
     label dataset; the rerun generates nothing and publishes the same labels."""
-    from synthesis.teacher.backends.openai_http import OpenAIHttpBackend
     from curation.edu.labels import read_labels
+    from synthesis.teacher.backends.openai_http import OpenAIHttpBackend
 
     cfg = LabelEduConfig(n=3, seed=5, max_doc_chars=300, max_tokens=60, structured=True)
     backend = OpenAIHttpBackend(llama_server.base_url, llama_server.model_alias, concurrency=1,

@@ -11,8 +11,15 @@ import pyarrow.parquet as pq
 import pytest
 
 from curation.contract import DatasetRoot, Manifest, StageCounts, now_iso
-from curation.edu.labels import (combine, parse_score, read_label_dataset, read_label_file, read_labels,
-                                 reference_vs_random, sample_texts)
+from curation.edu.labels import (
+    combine,
+    parse_score,
+    read_label_dataset,
+    read_label_file,
+    read_labels,
+    reference_vs_random,
+    sample_texts,
+)
 
 DANISH = "edu_labels_finewebc_danish/fineweb-c_danish.csv"
 DCLM = "quality_labels_dclm_human/majority_data_disputed.jsonl"
@@ -89,7 +96,8 @@ def test_reference_vs_random(shared_data):
     assert labels.counts() == {0: 50, 1: 50}
     srcs = labels.table.column("label_source").to_pylist()
     assert srcs.count("reference") == 50 and srcs.count("random") == 50
-    dolma_ids = {json.loads(l)["id"] for l in gzip.open(shared_data / DOLMA, "rt")}
+    with gzip.open(shared_data / DOLMA, "rt") as f:
+        dolma_ids = {json.loads(line)["id"] for line in f}
     neg_ids = [i for i, s in zip(labels.table.column("id").to_pylist(), srcs) if s == "random"]
     assert set(neg_ids) <= dolma_ids
     # seeded: same seed same sample, another seed another sample

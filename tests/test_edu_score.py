@@ -13,12 +13,26 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 
-from curation.contract import (DOC_COLUMNS, DOC_FIELDS, DatasetRoot, Manifest, StageCounts, iter_parquet_files,
-                               now_iso)
+from curation.contract import (
+    DOC_COLUMNS,
+    DOC_FIELDS,
+    DatasetRoot,
+    Manifest,
+    StageCounts,
+    iter_parquet_files,
+    now_iso,
+)
 from curation.edu.labels import read_label_file
 from curation.edu.registry import ModelRegistry
-from curation.edu.score import (BELOW_THRESHOLD, MISSING_TEXT, EduConfig, EduScore, score_dataset, score_frame,
-                                ship_model)
+from curation.edu.score import (
+    BELOW_THRESHOLD,
+    MISSING_TEXT,
+    EduConfig,
+    EduScore,
+    score_dataset,
+    score_frame,
+    ship_model,
+)
 from curation.edu.scorer import EduScorer
 from curation.edu.train import EduTrainConfig, FastTextParams
 from curation.edu.workflow import train_and_register
@@ -41,7 +55,8 @@ def registry(shared_data, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def dolma_docs(shared_data):
-    rows = [json.loads(line) for line in gzip.open(shared_data / DOLMA, "rt")]
+    with gzip.open(shared_data / DOLMA, "rt") as f:
+        rows = [json.loads(line) for line in f]
     docs = [{"id": r["id"], "text": r["text"], "url": None, "title": None, "date": r.get("created"),
              "crawl_id": "CC-MAIN-2019-30", "source_format": "jsonl", "source_file": DOLMA, "lang": None,
              "lang_score": None} for r in rows]

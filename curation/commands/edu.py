@@ -70,6 +70,7 @@ def _human(arg: str | None):
 
 def _train(args: argparse.Namespace) -> int:
     import yaml
+    from pydantic import ValidationError
 
     from curation.edu.labels import combine, read_labels, reference_vs_random
     from curation.edu.normalize import normalize_batch
@@ -77,12 +78,11 @@ def _train(args: argparse.Namespace) -> int:
     from curation.edu.train import EduTrainConfig
     from curation.edu.workflow import train_and_register
 
-    from pydantic import ValidationError
-
     raw = {}
     if args.config:
         try:
-            raw = yaml.safe_load(open(args.config)) or {}
+            with open(args.config) as f:
+                raw = yaml.safe_load(f) or {}
         except (OSError, yaml.YAMLError) as e:
             raise ValueError(f"edu train config {args.config}: {e}") from e
     overrides = {k: v for k, v in (("threshold", args.threshold), ("max_score", args.max_score)) if v is not None}

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -43,9 +44,9 @@ def label_metrics(labels: Sequence[int], edu_score: Sequence[float], edu_int: Se
     majority = majority_class if majority_class is not None else Counter(y.tolist()).most_common(1)[0][0]
     base = np.full_like(y, majority)
     y_bin, pred_bin = y >= threshold, score >= threshold
-    kw = dict(zero_division=0)
+    kw = {"zero_division": 0}
     return {
-        "n": int(len(y)),
+        "n": len(y),
         "label_counts": {str(k): int(v) for k, v in sorted(Counter(y.tolist()).items())},
         "pred_counts": {str(k): int(v) for k, v in sorted(Counter(pred.tolist()).items())},
         "macro_f1": _finite(f1_score(y, pred, labels=classes, average="macro", **kw)),
@@ -80,7 +81,7 @@ def human_agreement(human: Sequence[int], edu_score: Sequence[float], threshold:
         raise ValueError(f"human labels must be 0/1, got values {sorted(set(y.tolist()))}")
     keep = score >= threshold
     return {
-        "n": int(len(y)),
+        "n": len(y),
         "human_positive_rate": _finite(float(y.mean())),
         "auc": _finite(roc_auc_score(y, score)) if len(set(y.tolist())) == 2 else None,
         "spearman": spearman(y.tolist(), score.tolist()),

@@ -24,7 +24,7 @@ def train_supervised(input_path: str | Path, output_path: str | Path, params: di
     job = json.dumps({"input": str(input_path), "output": str(output_path), "params": params})
     env = {**os.environ, "MALLOC_MMAP_THRESHOLD_": "65536", "OMP_NUM_THREADS": "1"}
     proc = subprocess.run([sys.executable, "-m", "curation.edu.fasttext_subprocess", job], env=env,
-                          capture_output=True, text=True, timeout=timeout_s)
+                          capture_output=True, text=True, timeout=timeout_s, check=False)
     if proc.returncode != 0:
         tail = (proc.stderr or proc.stdout).strip().splitlines()[-3:]
         hint = " (training diverged: lower fasttext.lr)" if "NaN" in proc.stderr else ""

@@ -103,8 +103,8 @@ def parse_score(value: Any, max_score: int) -> tuple[int | None, str | None]:
 
 # ---- raw records from a file ----------------------------------------------------------------------------
 
-def _read_records(path: Path, rejects: _Rejects) -> tuple[list[dict[str, Any]], str]:
-    """Rows of a JSONL/parquet/CSV file as dicts, plus the label used for row positions in messages."""
+def _read_records(path: Path, rejects: _Rejects) -> list[dict[str, Any]]:
+    """Rows of a JSONL/parquet/CSV file as dicts, each with `_pos` (file:line or file row N) for messages."""
     name = path.name.lower()
     if name.endswith((".jsonl", ".jsonl.gz", ".json", ".json.gz", ".ndjson")):
         opener = gzip.open if name.endswith(".gz") else open
@@ -123,7 +123,7 @@ def _read_records(path: Path, rejects: _Rejects) -> tuple[list[dict[str, Any]], 
                     continue
                 row["_pos"] = f"{path}:{lineno}"
                 rows.append(row)
-        return rows, "line"
+        return rows
     if name.endswith(".parquet"):
         table = pq.read_table(path)
     elif name.endswith((".csv", ".csv.gz")):
@@ -133,7 +133,7 @@ def _read_records(path: Path, rejects: _Rejects) -> tuple[list[dict[str, Any]], 
     rows = table.to_pylist()
     for i, row in enumerate(rows):
         row["_pos"] = f"{path} row {i}"
-    return rows, "row"
+    return rows
 
 
 def _pick_score_field(path: Path, rows: list[dict[str, Any]], score_field: str | None) -> str:
@@ -156,7 +156,7 @@ def read_label_file(path: str | Path, score_field: str | None = None, text_field
     if not p.is_file():
         raise FileNotFoundError(f"label file {p} does not exist")
     rejects = _Rejects(str(p))
-    rows, _ = _read_records(p, rejects)
+    rows = _read_records(p, rejects)
     if not rows:
         raise ValueError(f"label file {p}: no rows")
     sfield = _pick_score_field(p, rows, score_field)

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -74,17 +75,17 @@ def render_markdown(report: dict[str, Any], images: dict[str, str]) -> str:
                   f"| accuracy | {_fmt(m['accuracy'])} | {_fmt(base['accuracy'])} |",
                   f"| Spearman(edu_score, label) | {_fmt(m['spearman'])} | n/a |",
                   f"| mean abs error | {_fmt(m['mean_abs_error'])} | |",
-                  f"| binary F1 at {m['threshold']} (P / R) | {_fmt(b['f1'])} ({_fmt(b['precision'])} / "
-                  f"{_fmt(b['recall'])}) | |", "",
+                  (f"| binary F1 at {m['threshold']} (P / R) | {_fmt(b['f1'])} ({_fmt(b['precision'])} / "
+                   f"{_fmt(b['recall'])}) | |"), "",
                   f"Documents: {m['n']}; labels {m['label_counts']}; predictions {m['pred_counts']}.", ""]
     h = report.get("human_agreement")
     if h:
         lines += ["## Agreement with DCLM human quality labels (binary quality, not edu: agreement only)", "",
                   "| AUC | Spearman | keep rate | accuracy at threshold | mean score good / bad |",
                   "|---|---|---|---|---|",
-                  f"| {_fmt(h['auc'])} | {_fmt(h['spearman'])} | {_fmt(h['keep_rate'])} | "
-                  f"{_fmt(h['accuracy_at_threshold'])} | {_fmt(h['mean_score_human_good'])} / "
-                  f"{_fmt(h['mean_score_human_bad'])} |", "", f"Documents: {h['n']}.", ""]
+                  (f"| {_fmt(h['auc'])} | {_fmt(h['spearman'])} | {_fmt(h['keep_rate'])} | "
+                   f"{_fmt(h['accuracy_at_threshold'])} | {_fmt(h['mean_score_human_good'])} / "
+                   f"{_fmt(h['mean_score_human_bad'])} |"), "", f"Documents: {h['n']}.", ""]
     for caption, file in images.items():
         lines += [f"![{caption}]({file})", ""]
     return "\n".join(lines)

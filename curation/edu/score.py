@@ -19,15 +19,26 @@ import logging
 import os
 import shutil
 import time
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import ClassVar, Iterator, Sequence
+from typing import ClassVar
 
 import pyarrow as pa
 from pydantic import BaseModel, ConfigDict, Field
 
-from curation.contract import (REJECT_FIELDS, DatasetRoot, Manifest, StageCounts, code_version, config_hash,
-                               iter_parquet_files, new_run_id, now_iso, resolve_version_dir)
+from curation.contract import (
+    REJECT_FIELDS,
+    DatasetRoot,
+    Manifest,
+    StageCounts,
+    code_version,
+    config_hash,
+    iter_parquet_files,
+    new_run_id,
+    now_iso,
+    resolve_version_dir,
+)
 from curation.edu.registry import CARD_FILE, ModelCard, ModelRef, ModelRegistry, verify_model_file
 from curation.edu.scorer import EduScorer
 from curation.steps.base import REJECT_DETAIL, DocBatch, Step

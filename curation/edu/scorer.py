@@ -8,8 +8,8 @@ score so the keep threshold can move without retraining.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 

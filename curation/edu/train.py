@@ -75,7 +75,7 @@ class TrainResult:
 
 def split_side(normalized: str, seed: int, fraction: float) -> bool:
     """True when the document goes to validation: a seeded hash of the normalised text in [0, 1)."""
-    h = hashlib.sha1(f"{seed}|{normalized}".encode("utf-8")).digest()
+    h = hashlib.sha1(f"{seed}|{normalized}".encode()).digest()
     return int.from_bytes(h[:8], "big") / 2**64 < fraction
 
 
@@ -106,8 +106,7 @@ def oversample(scores: list[int], share: float, seed: int) -> list[int]:
 
 def write_fasttext_file(path: Path, normalized: list[str], scores: list[int], order: list[int]) -> int:
     with open(path, "w", encoding="utf-8") as f:
-        for i in order:
-            f.write(f"{LABEL_PREFIX}{scores[i]} {normalized[i]}\n")
+        f.writelines(f"{LABEL_PREFIX}{scores[i]} {normalized[i]}\n" for i in order)
     return len(order)
 
 
@@ -124,9 +123,9 @@ def train(labels: LabelSet, cfg: EduTrainConfig, work_dir: str | Path,
     val_mask = [split_side(normalized[i], cfg.seed, cfg.validation_fraction) for i in nonempty]
     val_idx = [i for i, v in zip(nonempty, val_mask) if v]
     train_idx = [i for i, v in zip(nonempty, val_mask) if not v]
-    if len(set(scores[i] for i in train_idx)) < 2:
+    if len({scores[i] for i in train_idx}) < 2:
         raise ValueError(f"training needs at least two score classes; train split has "
-                         f"{sorted(set(scores[i] for i in train_idx))} ({len(train_idx)} rows)")
+                         f"{sorted({scores[i] for i in train_idx})} ({len(train_idx)} rows)")
     if not val_idx:
         raise ValueError(f"validation split is empty ({len(nonempty)} rows, fraction {cfg.validation_fraction})")
 
@@ -145,6 +144,6 @@ def train(labels: LabelSet, cfg: EduTrainConfig, work_dir: str | Path,
     if not keep_train_file:  # the labels are recoverable from their sources; the card keeps their hash
         train_file.unlink()
 
-    take = lambda idx: labels.table.take(pa.array(idx, type=pa.int64()))  # noqa: E731
+    take = lambda idx: labels.table.take(pa.array(idx, type=pa.int64()))
     used = take(nonempty)
     return TrainResult(model_path, take(train_idx), take(val_idx), data_hash(used), seconds, written)
