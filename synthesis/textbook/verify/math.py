@@ -68,6 +68,9 @@ def to_value(answer: str | None) -> sympy.Expr | None:
     if answer is None:
         return None
     s = answer.strip()
+    for sign in ("=", "≈", "\\approx"):   # "x = 6", "(2 * 4) = 8", "1250 * 3.33 ≈ 4,890": the last result
+        if sign in s:
+            s = s.rsplit(sign, 1)[1].strip()
     s = _LATEX_FRAC.sub(r"((\1)/(\2))", s)
     s = _LATEX_SQRT.sub(r"sqrt(\1)", s)
     s = s.replace("\\pi", "pi").replace("\\cdot", "*").replace("\\times", "*").replace("×", "*")
