@@ -53,8 +53,6 @@ def connected_components(spark, edges, work_dir: str | Path, max_iterations: int
     path = work / "round-000"
     current.write.mode("overwrite").parquet(str(path))
     current = spark.read.parquet(str(path))
-    n_edges = current.count()
-    log.info("connected components: %d edges in", n_edges)
     for rnd in range(1, max_iterations + 1):
         nxt = small_star(large_star(current))
         path = work / f"round-{rnd:03d}"

@@ -53,11 +53,18 @@ def compute_shingle_sets(df, ngram: int):
     return df.select("id", "text").mapInArrow(_map, from_arrow_schema(SHINGLE_SCHEMA))
 
 
-def check_unique_ids(signatures, where: str) -> None:
+def check_unique_ids(signatures, where: str) -> tuple[int, int]:
+    """One pass: fail naming repeated or null ids; return (documents, documents without shingles)."""
     from pyspark.sql import functions as F
 
-    bad = (signatures.groupBy("id").count().where((F.col("count") > 1) | F.col("id").isNull())
-           .limit(5).collect())
+    per_id = signatures.groupBy("id").agg(F.count("*").alias("count"),
+                                          F.sum(F.when(F.col("n_shingles") == 0, 1).otherwise(0)).alias("empty"))
+    summary = per_id.agg(F.sum("count").alias("n"), F.sum("empty").alias("empty"),
+                         F.sum(F.when((F.col("count") > 1) | F.col("id").isNull(), 1).otherwise(0)).alias("bad")
+                         ).first()
+    if not summary["bad"]:
+        return summary["n"] or 0, summary["empty"] or 0
+    bad = per_id.where((F.col("count") > 1) | F.col("id").isNull()).limit(5).collect()
     if any(r["id"] is None for r in bad):
         raise ValueError(f"near dedup needs an `id` on every row but {where} has rows with a null `id`")
     if bad:
@@ -120,10 +127,7 @@ class NearDedup:
         sig_path = work / "signatures"
         compute_signatures(df, self.params, all_shingles).write.mode("overwrite").parquet(str(sig_path))
         sigs = spark.read.parquet(str(sig_path))
-        check_unique_ids(sigs, "the input")
-        totals = sigs.agg(F.count("*").alias("n"),
-                          F.sum(F.when(F.col("n_shingles") == 0, 1).otherwise(0)).alias("empty")).first()
-        n_in, n_empty = totals["n"], totals["empty"] or 0
+        n_in, n_empty = check_unique_ids(sigs, "the input")
         log.info("near dedup: %d documents signed (%d without words, never candidates) in %.1fs",
                  n_in, n_empty, time.perf_counter() - t_start)
 
@@ -192,9 +196,10 @@ class NearDedup:
         dups_path = self.staging / DUPLICATES_DIR
         dups.write.mode("overwrite").parquet(str(dups_path))
         dups = spark.read.parquet(str(dups_path))
-        n_removed = dups.count()
+        dup_counts = dups.agg(F.count("*").alias("n"), F.countDistinct("cluster_id").alias("clusters")).first()
+        n_removed = dup_counts["n"]
         self.stats.update(documents_in=n_in, documents_without_words=n_empty, removed=n_removed,
-                          clusters=comps.select("cluster_id").distinct().count(),
+                          clusters=dup_counts["clusters"],
                           seconds=round(time.perf_counter() - t_start, 3))
         log.info("near dedup: %d of %d documents removed as near duplicates", n_removed, n_in)
 
