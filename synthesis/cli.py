@@ -11,7 +11,7 @@ COMMANDS: list[str] = ["generate", "label_edu", "run"]
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m synthesis",
-                                     description="Mixtures (YAML -> packed token shards) and two-phase presynthesis.")
+                                     description="Teacher LLM batches: edu labels and synthetic textbook data.")
     parser.add_argument("-v", "--verbose", action="store_true")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name in COMMANDS:
