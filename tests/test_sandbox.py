@@ -122,3 +122,32 @@ def test_writing_in_the_workdir_works_and_is_thrown_away():
     r = run_python("import os\nopen('scratch.txt', 'w').write('x')\nprint(os.path.abspath('scratch.txt'))")
     assert r.passed
     assert not os.path.exists(r.stdout.strip())
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="the namespace + uid layers need root (containers, CI)")
+def test_operating_system_layers_contain_without_the_audit_hook(sentinel):
+    """Defence in depth: with the in-interpreter audit hook off, namespaces, the uid drop and rlimits alone
+    stop the same attacks."""
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(1)
+    port = server.getsockname()[1]
+    try:
+        attacks = {
+            "fork bomb": "import os\nwhile True:\n    os.fork()",
+            "network": f"import socket\nsocket.create_connection(('127.0.0.1', {port}), timeout=2)",
+            "read": f"print(open({str(sentinel)!r}).read())",
+            "read project": f"print(open({str(REPO_ROOT / 'pyproject.toml')!r}).read())",
+            "delete": f"import shutil\nshutil.rmtree({str(sentinel.parent)!r})",
+        }
+        for name, code in attacks.items():
+            r = run_python(code, timeout_s=3, audit_hook=False)
+            assert not r.passed, name
+            assert "audit_hook" not in r.isolation
+            assert "TOP-SECRET" not in r.stdout and "[project]" not in r.stdout
+        server.settimeout(0.2)
+        with pytest.raises(OSError):
+            server.accept()
+    finally:
+        server.close()
+    _assert_untouched(sentinel)

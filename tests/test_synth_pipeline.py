@@ -116,7 +116,7 @@ def test_killed_run_resumes_without_duplicates(llama_server, tmp_path):
     assert 2 <= len(before) < 6
     assert not any(p.name.startswith("t-") for p in out.iterdir() if not p.name.startswith((".", "_")))
 
-    done = subprocess.run(cmd, cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=600)
+    done = subprocess.run(cmd, check=False, cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-2000:]
     after = dict(_store_rows(store))
     # answers of the killed run were kept, not regenerated; every key is stored once (primary key)

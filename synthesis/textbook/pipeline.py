@@ -30,10 +30,25 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from curation.contract import (DOC_FIELDS, DatasetRoot, Manifest, StageCounts, code_version, config_hash, now_iso)
-from synthesis.teacher import BatchRunner, ResultStore, SamplingParams, TeacherRequest, TeacherResult, make_backend
+from curation.contract import (
+    DOC_FIELDS,
+    DatasetRoot,
+    Manifest,
+    StageCounts,
+    code_version,
+    config_hash,
+    now_iso,
+)
+from synthesis.teacher import (
+    BatchRunner,
+    ResultStore,
+    SamplingParams,
+    TeacherRequest,
+    TeacherResult,
+    make_backend,
+)
 from synthesis.textbook.generators import GENERATORS, Parsed
-from synthesis.textbook.plan import PlannedSample, Shard, build_plan, request_seed
+from synthesis.textbook.plan import WHOLE, PlannedSample, Shard, build_plan, request_seed
 from synthesis.textbook.postfilter import contaminated, edu_scores, near_duplicates
 from synthesis.textbook.recipes import RecipeSet
 from synthesis.textbook.report import build_report, write_report
@@ -248,7 +263,7 @@ def default_run_id(rs: RecipeSet, shard: Shard) -> str:
 
 
 def run_synthesis(rs: RecipeSet, output: str | Path, *, recipes_path: str | Path = "<recipes>",
-                  shard: Shard = Shard(0, 1), backend=None, run_id: str | None = None, progress: bool = False,
+                  shard: Shard = WHOLE, backend=None, run_id: str | None = None, progress: bool = False,
                   sandbox_workers: int = 2) -> SynthesisResult:
     """Run (or resume) the recipes into `output/<run_id>/`. `backend` overrides the recipe file's teacher
     (tests pass a started loopback server); it is then not closed here."""
@@ -276,7 +291,7 @@ def run_synthesis(rs: RecipeSet, output: str | Path, *, recipes_path: str | Path
 
     run_id = run_id or default_run_id(rs, shard)
     created = now_iso()
-    rows = lambda cands: [_row(c, backend.model_id, backend.name, str(recipes_path), shard, created)  # noqa: E731
+    rows = lambda cands: [_row(c, backend.model_id, backend.name, str(recipes_path), shard, created)
                           for c in cands]
     kept = sorted(rows(led.alive), key=lambda r: r["id"])
     rejected = [{**r, "reject_stage": st, "reject_reason": why, "reject_detail": detail}

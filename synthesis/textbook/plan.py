@@ -59,6 +59,10 @@ class Plan:
     exhausted: dict[str, int]         # per recipe: draws that found no unused prompt
 
 
+#: the whole plan (no sharding)
+WHOLE = Shard(0, 1)
+
+
 def request_seed(*parts: object) -> int:
     return int(hashlib.sha256("|".join(map(str, parts)).encode()).hexdigest()[:8], 16) % (2 ** 31)
 
@@ -72,7 +76,7 @@ def generation_request(sample_id: str, recipe: Recipe, seed: SeedDraw, set_seed:
                           template_version=gen.template_version(recipe.template_version))
 
 
-def build_plan(rs: RecipeSet, web_pool: list[WebDoc] | None, shard: Shard = Shard(0, 1)) -> Plan:
+def build_plan(rs: RecipeSet, web_pool: list[WebDoc] | None, shard: Shard = WHOLE) -> Plan:
     seen: set[str] = set()
     samples: list[PlannedSample] = []
     planned: dict[str, int] = {}

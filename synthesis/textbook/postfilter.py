@@ -13,7 +13,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from curation.decontam_index import DecontamIndex, default_benchmarks_dir, default_sources, sources_fingerprint
+from curation.decontam_index import (
+    DecontamIndex,
+    default_benchmarks_dir,
+    default_sources,
+    sources_fingerprint,
+)
 from curation.dedup.minhash import LshParams, distinct_per_doc, shingle_hashes_batch
 from curation.paths import REPO_ROOT
 from synthesis.textbook.recipes import DecontamFilterConfig, EduFilterConfig, NearDupConfig

@@ -231,7 +231,7 @@ def _where(raw: dict, loc: tuple) -> str:
 def parse_recipes(raw: object, path: str | Path = "<recipes>") -> RecipeSet:
     path = Path(path)
     if not isinstance(raw, dict):
-        raise ValueError(f"recipes {path}: expected a mapping with a `recipes:` list, got {type(raw).__name__}")
+        raise ValueError(f"recipes {path}: expected a mapping with a `recipes:` list, got {type(raw).__name__}")  # noqa: TRY004 (bad data)
     try:
         rs = RecipeSet.model_validate(raw)
     except ValidationError as e:

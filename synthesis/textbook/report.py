@@ -79,8 +79,8 @@ def build_report(rs: RecipeSet, planned: dict[str, int], exhausted: dict[str, in
 
 
 def render_markdown(report: dict) -> str:
-    lines = ["| recipe | generator | in shard | generated | parsed | passed checks | verified | kept | yield "
-             "| distinct 3-gram | near-dup rate | topic coverage |", "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    lines = [("| recipe | generator | in shard | generated | parsed | passed checks | verified | kept | yield "
+              "| distinct 3-gram | near-dup rate | topic coverage |"), "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for name, r in report["recipes"].items():
         d = r["diversity"]
         lines.append(f"| {name} | {r['generator']} | {r['in_shard']} | {r['generated']} | {r['parsed']} | {r['passed_checks']} | "

@@ -74,7 +74,7 @@ def load_web_pool(cfg: WebSeedConfig) -> list[WebDoc]:
         id_expr = "CAST(id AS VARCHAR)" if "id" in cols else "sha1(text)"
         score = "CAST(edu_score AS DOUBLE)" if "edu_score" in cols else "NULL::DOUBLE"
         url = "CAST(url AS VARCHAR)" if "url" in cols else "NULL"
-        where = [f"text IS NOT NULL", f"length(text) >= {int(cfg.min_chars)}"]
+        where = ["text IS NOT NULL", f"length(text) >= {int(cfg.min_chars)}"]
         has_lang = "lang" in cols
         if cfg.lang and has_lang:
             where.append(f"lang = '{cfg.lang.replace(chr(39), '')}'")

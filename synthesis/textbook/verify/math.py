@@ -122,7 +122,7 @@ def same_short_answer(a: str | None, b: str | None) -> bool:
         return False
     if to_value(a) is not None and to_value(b) is not None:
         return equivalent(a, b)
-    norm = lambda s: [w for w in _WORDS.findall(s.lower()) if w not in {"a", "an", "the"}]  # noqa: E731
+    norm = lambda s: [w for w in _WORDS.findall(s.lower()) if w not in {"a", "an", "the"}]
     return bool(norm(a)) and norm(a) == norm(b)
 
 
