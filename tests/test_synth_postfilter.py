@@ -99,3 +99,26 @@ def test_planted_benchmark_items_are_decontaminated(shared_data, web_texts):
     assert set(by_index) == {0, 1}
     assert by_index[0].reason == "benchmark_overlap:gsm8k"
     assert by_index[1].reason == "benchmark_overlap:humaneval" and he["task_id"] in by_index[1].detail
+
+
+def test_optional_edu_scoring_scores_every_row_and_drops_below_the_floor(shared_data, tmp_path, web_texts):
+    """A small real edu model (fasttext on the DCLM human quality labels), promoted in a throwaway registry."""
+    from curation.edu.labels import read_label_file
+    from curation.edu.registry import ModelRegistry
+    from curation.edu.train import EduTrainConfig, FastTextParams
+    from curation.edu.workflow import train_and_register
+    from synthesis.textbook.postfilter import edu_scores
+    from synthesis.textbook.recipes import EduFilterConfig
+
+    reg = ModelRegistry(tmp_path / "edu")
+    labels = read_label_file(shared_data / "quality_labels_dclm_human" / "majority_data_disputed.jsonl", max_score=1)
+    ref = train_and_register(labels, EduTrainConfig(fasttext=FastTextParams(dim=16, bucket=20_000), max_score=1,
+                                                    threshold=0.5), reg, human_labels=None)
+    reg.promote(ref.version)
+    texts = web_texts[:12]
+    scores, none_dropped = edu_scores(texts, EduFilterConfig(model="promoted", registry=str(reg.root)))
+    assert len(scores) == len(texts) and none_dropped == []
+    floor = float(sorted(scores)[len(scores) // 2])
+    _, drops = edu_scores(texts, EduFilterConfig(model=ref.version, registry=str(reg.root), min_score=floor))
+    assert {d.index for d in drops} == {i for i, s in enumerate(scores) if s < floor}
+    assert all(d.reason == "edu_below_min" for d in drops) and drops
