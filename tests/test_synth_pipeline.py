@@ -126,3 +126,21 @@ def test_killed_run_resumes_without_duplicates(llama_server, tmp_path):
     ids = (pq.read_table(next((version / "data").glob("*.parquet"))).column("id").to_pylist()
            + pq.read_table(next((version / "rejects").glob("*.parquet"))).column("id").to_pylist())
     assert len(ids) == len(set(ids)) == 6
+
+
+def test_verify_stage_keeps_passing_code_and_rejects_failing_code_with_stderr():
+    from synthesis.textbook.pipeline import Candidate, _Ledger, _verify
+
+    rs = parse_recipes({"recipes": [{"name": "c", "generator": "code", "n": 2, "topics": {"programming": 1}}]})
+    cands = [Candidate(s) for s in build_plan(rs, None).samples]
+    completion = ('```python\ndef inc(x):\n    """Add one."""\n    return {body}\n```\n'
+                  '```python\nassert inc(1) == 2\nassert inc(-1) == 0\n```')
+    cands[0].parsed = GENERATORS["code"].parse(completion.format(body="x + 1"))
+    cands[1].parsed = GENERATORS["code"].parse(completion.format(body="x - 1"))
+    led = _Ledger(cands)
+    _verify(led, runner=None, set_seed=0, workers=2)    # code needs no teacher: no solve requests are made
+    assert [c.planned.sample_id for c in led.alive] == [cands[0].planned.sample_id]
+    assert led.alive[0].verified is True and led.alive[0].verification["method"] == "sandbox_tests"
+    (cand, stage, reason, detail), = led.rejected
+    assert stage == "verify" and reason == "sandbox_tests_failed" and "AssertionError" in detail
+    assert led.stages[-1].reasons == {"sandbox_tests_failed": 1}
