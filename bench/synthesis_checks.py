@@ -48,15 +48,20 @@ def main() -> None:
         sentinel = Path(tmp) / "host" / "secret.txt"
         sentinel.parent.mkdir()
         sentinel.write_text("TOP-SECRET")
-        print("\n| snippet | contained | reason | seconds | host untouched |\n|---|---|---|---|---|")
-        for name, code in hostile_snippets(sentinel).items():
-            r = run_python(code, timeout_s=3, memory_mb=512)
-            untouched = sentinel.is_file() and sentinel.read_text() == "TOP-SECRET" and "TOP-SECRET" not in r.stdout \
-                and "[project]" not in r.stdout
-            result["sandbox"].append({"snippet": name, "contained": not r.passed, "reason": r.reason,
-                                      "seconds": r.seconds, "host_untouched": untouched,
-                                      "stderr_tail": r.stderr[-200:], "isolation": r.isolation})
-            print(f"| {name} | {not r.passed} | {r.reason} | {r.seconds:.2f} | {untouched} |")
+        print("\n| snippet | audit hook | contained | reason | seconds | host untouched | last error line |\n"
+              "|---|---|---|---|---|---|---|")
+        # with the audit hook (production) and without it (the operating-system layers alone)
+        for hook in (True, False):
+            for name, code in hostile_snippets(sentinel).items():
+                r = run_python(code, timeout_s=3, memory_mb=512, audit_hook=hook)
+                untouched = sentinel.is_file() and sentinel.read_text() == "TOP-SECRET" \
+                    and "TOP-SECRET" not in r.stdout and "[project]" not in r.stdout
+                last = (r.stderr.strip().splitlines() or [""])[-1][:90]
+                result["sandbox"].append({"snippet": name, "audit_hook": hook, "contained": not r.passed,
+                                          "reason": r.reason, "seconds": r.seconds, "host_untouched": untouched,
+                                          "error": last, "isolation": r.isolation})
+                print(f"| {name} | {'on' if hook else 'off'} | {not r.passed} | {r.reason} | {r.seconds:.2f} | "
+                      f"{untouched} | `{last}` |")
         ok = run_python("assert sum(range(10)) == 45")
         result["sandbox_passing_run_s"] = ok.seconds
         print(f"\na passing snippet: passed={ok.passed} in {ok.seconds:.2f}s; isolation: {', '.join(ok.isolation)}")
