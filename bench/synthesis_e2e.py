@@ -21,7 +21,7 @@ from synthesis.textbook.recipes import parse_recipes
 def recipes(scale: float) -> dict:
     n = lambda k: max(1, round(k * scale))
     web = str(next((shared_data_dir() / "webtext_cc2019_dolma_sample").glob("*.jsonl.gz")))
-    short = {"temperature": 0.8, "top_p": 0.95, "max_tokens": 96}   # the shared 2-core box gives ~7-20 tok/s
+    short = {"temperature": 0.8, "top_p": 0.95, "max_tokens": 64}   # the shared 2-core box gave ~6 tok/s during the run
     return {
         "name": "bench-e2e", "seed": 0,
         "teacher": {"backend": {"kind": "embedded", "concurrency": 2, "n_ctx": 2048}},
@@ -30,21 +30,21 @@ def recipes(scale: float) -> dict:
             {"name": "textbook", "generator": "textbook", "n": n(55), "topics": {"science": 2, "world_knowledge": 1,
              "math": 1}, "audiences": {"middle_school": 1, "high_school": 1, "college": 1, "general": 1},
              "styles": {"textbook": 2, "qa": 1, "dialogue": 1, "story": 1}, "web_share": 0.5, "sampling": short,
-             "filters": {"min_words": 30, "max_words": 800, "reject_truncated": False}},
+             "filters": {"min_words": 25, "max_words": 800, "reject_truncated": False}},
             {"name": "math", "generator": "math", "n": n(55), "topics": {"math": 1},
              "audiences": {"middle_school": 1, "high_school": 1, "college": 1, "general": 1}, "styles": {"worked_examples": 1}, "sampling": short,
              "filters": {"min_words": 15, "max_words": 800, "reject_truncated": False},
-             "verify": {"k": 2, "min_agreement": 0.5, "solve_max_tokens": 80}},
+             "verify": {"k": 2, "min_agreement": 0.5, "solve_max_tokens": 48}},
             {"name": "code", "generator": "code", "n": n(50), "topics": {"programming": 1},
              "audiences": {"high_school": 1, "college": 1, "professionals": 1}, "styles": {"exercises": 1},
-             "sampling": {**short, "temperature": 0.5, "max_tokens": 128},
+             "sampling": {**short, "temperature": 0.5, "max_tokens": 96},
              "filters": {"min_words": 10, "max_words": 1000, "reject_truncated": False,
                          "max_duplicate_line_fraction": 0.6, "max_top_ngram_fraction": 0.5}},
             {"name": "puzzle", "generator": "puzzle", "n": n(50), "topics": {"reasoning": 1},
              "audiences": {"young_children": 1, "middle_school": 1, "high_school": 1, "college": 1,
                            "professionals": 1, "general": 1}, "styles": {"qa": 1, "exercises": 1},
              "sampling": short, "filters": {"min_words": 15, "max_words": 800, "reject_truncated": False},
-             "verify": {"k": 2, "min_agreement": 0.5, "solve_max_tokens": 80}},
+             "verify": {"k": 2, "min_agreement": 0.5, "solve_max_tokens": 48}},
         ]}
 
 

@@ -10,8 +10,13 @@ import pytest
 from synthesis.teacher import BatchRunner, ResultStore
 from synthesis.teacher.backends.openai_http import OpenAIHttpBackend
 from synthesis.textbook.generators import GENERATORS, Parsed
-from synthesis.textbook.verify.math import (check_by_agreement, equivalent, extract_final_answer, same_short_answer,
-                                            to_value)
+from synthesis.textbook.verify.math import (
+    check_by_agreement,
+    equivalent,
+    extract_final_answer,
+    same_short_answer,
+    to_value,
+)
 from synthesis.textbook.verify.precision import score_items
 
 

@@ -66,7 +66,7 @@ def run(args: argparse.Namespace) -> int:
     for name, r in result.report["recipes"].items():
         d = r["diversity"]
         print(f"{name:<28}{r['in_shard']:>9}{r['generated']:>10}{r['parsed']:>7}{r['passed_checks']:>9}{r['verified']:>9}"
-              f"{r['kept']:>6}  {str(d['distinct_3gram_ratio']):>9} {str(d['near_dup_rate']):>8} "
+              f"{r['kept']:>6}  {d['distinct_3gram_ratio']!s:>9} {d['near_dup_rate']!s:>8} "
               f"{d['topics_kept']:>3}/{d['topics_available']:<4}")
     for st in result.manifest.stages:
         print(f"  {st.stage:<11} in {st.rows_in:>5}  kept {st.rows_kept:>5}  dropped {st.rows_rejected:>4} "
