@@ -1,0 +1,175 @@
+"""edu_classifier: teacher labels -> a fasttext educational-value classifier -> promoted only when it is good
+enough -> the published web corpus scored with it.
+
+    plan -> label (teacher, pool `teacher`) -> train -> evaluate (floors) -> promote -> score (Spark)
+         -> validate (GE `web_scored`) -> publish (Asset `web_edu`)
+
+- label: `python -m synthesis label-edu` samples `n` documents of the input corpus and has the teacher
+  rate them 0-5 (embedded SmolLM2 on CPU by default; `backend`/`base_url` point it at vLLM). The label
+  dataset lands in `$PHI_DATA_ROOT/edu_labels/<version>`; a retry resumes from its teacher store.
+- train: `python -m curation edu train` (teacher labels, plus any `extra_labels` files) registers a
+  model in the registry (`$PHI_EDU_REGISTRY`, else `$PHI_DATA_ROOT/edu_models`) with its held-out metrics on the card. The card's notes carry the run's
+  version, so a retried train task finds the model it already registered instead of adding a second.
+- evaluate: the card's held-out metrics against the floors given as params (`min_macro_f1`, ...; null =
+  not checked). A model below a floor fails the run here (no retry: the model will not change) and is
+  never promoted; the verdict is written beside the model (`eval/promotion-<version>.json`).
+- promote, then score the input corpus with exactly that model (`python -m curation edu score` through
+  spark-submit) into a candidate, gate it and publish it as `web_edu` (Asset event extra: version, path, rows,
+  model).
+
+Triggered on the `web_curated` Asset (a new corpus version) or by hand.
+"""
+from __future__ import annotations
+
+import os
+
+from airflow.providers.apache.spark.operators.spark_submit import SparkSubmitOperator
+from airflow.sdk import Param, dag, get_current_context, task
+
+from dags._common import DEFAULT_ARGS, SPARK_CONN_ID, SPARK_POOL, TEACHER_POOL, WEB_CURATED
+from dags.lib.assets import EDU_MODEL, WEB_EDU
+from dags.lib.plan import CURATION_APP, dataset_root
+
+YAML = r"^\S+\.ya?ml$"
+FLOOR = {"type": ["null", "number"], "minimum": -1.0, "maximum": 1.0}
+
+
+@dag(
+    dag_id="edu_classifier",
+    schedule=[WEB_CURATED],
+    catchup=False,
+    max_active_runs=1,
+    default_args=DEFAULT_ARGS,
+    tags=["edu", "teacher", "spark"],
+    doc_md=__doc__,
+    params={
+        "input": Param(str(dataset_root("web_curated")), type="string", minLength=1, pattern=r"^\S+$",
+                       title="Corpus", description="dataset root (its CURRENT) or version folder to label and score"),
+        "n": Param(300, type="integer", minimum=20, maximum=1_000_000, title="Documents to label"),
+        "seed": Param(0, type="integer", minimum=0, title="Sampling seed"),
+        "backend": Param(None, type=["null", "string"], enum=[None, "embedded", "openai_http", "vllm", "transformers"],
+                         title="Teacher backend", description="empty = the label config's (embedded SmolLM2)"),
+        "base_url": Param(None, type=["null", "string"], pattern=r"^https?://\S+$", title="Teacher URL (openai_http)"),
+        "label_config": Param(None, type=["null", "string"], pattern=YAML, title="LabelEduConfig YAML"),
+        "extra_labels": Param([], type="array", items={"type": "string", "minLength": 1, "pattern": r"^\S+$"},
+                              title="More label files", description="human or earlier label files trained on "
+                              "together with the teacher labels (e.g. FineWeb-C's CSV)"),
+        "train_config": Param(None, type=["null", "string"], pattern=YAML, title="EduTrainConfig YAML"),
+        "min_macro_f1": Param(0.15, **FLOOR, title="Floor: held-out macro F1"),
+        "min_spearman": Param(0.0, **FLOOR, title="Floor: held-out Spearman"),
+        "min_binary_f1": Param(None, **FLOOR, title="Floor: held-out binary F1 at the threshold"),
+        "min_human_auc": Param(None, **FLOOR, title="Floor: AUC against human labels"),
+    },
+)
+def edu_classifier():
+    @task(multiple_outputs=True)
+    def plan() -> dict:
+        from curation.contract import resolve_version_dir
+        from dags.lib.edu import registry_root
+        from dags.lib.plan import version_id
+
+        ctx = get_current_context()
+        params = ctx["params"]
+        version = version_id(ctx["run_id"], ctx.get("logical_date") or ctx["dag_run"].run_after)
+        corpus = resolve_version_dir(params["input"])  # fails here, clearly, when there is no corpus
+        return {"version": version, "corpus": str(corpus), "registry": str(registry_root()),
+                "labels_root": str(dataset_root("edu_labels")),
+                "labels": str(dataset_root("edu_labels") / version)}
+
+    @task(pool=TEACHER_POOL)
+    def label(planned: dict) -> str:
+        from dags.lib.cli import run_module
+
+        p = get_current_context()["params"]
+        args = ["label-edu", "--input", planned["corpus"], "--output", planned["labels_root"],
+                "--run-id", planned["version"], "--n", p["n"], "--seed", p["seed"], "--no-progress"]
+        for flag, key in (("--config", "label_config"), ("--backend", "backend"), ("--base-url", "base_url")):
+            if p[key]:
+                args += [flag, p[key]]
+        run_module("synthesis", args)
+        return planned["labels"]
+
+    @task
+    def train(planned: dict, labels: str) -> str:
+        from dags.lib.edu import train_for_run
+
+        p = get_current_context()["params"]
+        return train_for_run(planned["registry"], planned["version"], [labels, *p["extra_labels"]],
+                             config=p["train_config"])
+
+    @task(retries=0)
+    def evaluate(planned: dict, model: str) -> dict:
+        """The promotion decision: the card's held-out metrics against the floors."""
+        import json
+
+        from airflow.sdk.exceptions import AirflowFailException
+
+        from curation.edu.registry import ModelRegistry
+        from dags.lib.edu import FLOOR_METRICS, check_floors
+
+        p = get_current_context()["params"]
+        ref = ModelRegistry(planned["registry"]).resolve(model)
+        floors = {k: p[k] for k in FLOOR_METRICS}
+        misses = check_floors(ref.card.metrics, floors)
+        verdict = {"model": model, "run": planned["version"], "floors": floors, "metrics": ref.card.metrics,
+                   "promotable": not misses, "misses": misses}
+        out = ref.dir / "eval" / f"promotion-{planned['version']}.json"
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(verdict, indent=2))
+        if misses:
+            raise AirflowFailException(f"edu model {model} is not promoted: " + "; ".join(misses))
+        return verdict
+
+    @task(outlets=[EDU_MODEL], multiple_outputs=True)
+    def promote(planned: dict, verdict: dict, **context) -> dict:
+        from curation.edu.registry import ModelRegistry
+
+        ref = ModelRegistry(planned["registry"]).promote(verdict["model"])
+        context["outlet_events"][EDU_MODEL].extra = {"version": ref.version, "path": str(ref.dir),
+                                                     "metrics": ref.card.metrics}
+        root = dataset_root("web_edu")
+        argv = ["edu", "score", "--registry", planned["registry"], "--model", ref.version,
+                "--input", planned["corpus"], "--output", str(root / "_candidates"),
+                "--run-id", planned["version"], "--dataset", "web_edu"]
+        return {"model": ref.version, "score_argv": argv, "root": str(root),
+                "candidate_dir": str(root / "_candidates" / planned["version"])}
+
+    @task(retries=0)
+    def validate(candidate_dir: str) -> dict:
+        from airflow.sdk.exceptions import AirflowFailException
+
+        from curation.quality_gates import run_gate
+
+        result = run_gate(candidate_dir, kind="web_scored")
+        if not result.success:
+            raise AirflowFailException(result.summary())
+        return {"evaluated": result.evaluated, "data_docs": result.docs_index}
+
+    @task(outlets=[WEB_EDU])
+    def publish(promoted: dict, **context) -> dict:
+        from airflow.sdk.exceptions import AirflowFailException
+
+        from curation.contract import Manifest
+        from curation.quality_gates import GateFailed, publish_gated
+
+        try:
+            final = publish_gated(promoted["candidate_dir"], promoted["root"], kind="web_scored")
+        except GateFailed as e:
+            raise AirflowFailException(str(e)) from e
+        m = Manifest.read(final)
+        info = {"version": m.version, "path": str(final), "rows": m.rows, "model": promoted["model"]}
+        context["outlet_events"][WEB_EDU].extra = info
+        return info
+
+    planned = plan()
+    model = train(planned, label(planned))
+    promoted = promote(planned, evaluate(planned, model))
+    score = SparkSubmitOperator(
+        task_id="score", conn_id=SPARK_CONN_ID, application=CURATION_APP, application_args=promoted["score_argv"],
+        name="phi-edu-score", pool=SPARK_POOL,
+        driver_memory=os.environ.get("SPARK_DRIVER_MEMORY", "2g"), conf={"spark.ui.showConsoleProgress": "false"}, durable=False)
+    gate = validate(promoted["candidate_dir"])
+    promoted >> score >> gate >> publish(promoted)
+
+
+edu_classifier()

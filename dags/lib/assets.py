@@ -1,0 +1,19 @@
+"""The Assets that chain the downstream DAGs (light: only Airflow's SDK and path helpers).
+
+    web_curated (web_curation, nightly_refresh) -> edu_classifier -> web_edu ─┐
+                                             synthetic_data -> synthetic ─────┴─> mixture_build -> mixture -> pretrain
+
+Each producing task sets the event's `extra` to {version, path, ...}; consumers read the path from it
+(or from the dataset root's CURRENT when triggered by hand).
+"""
+from __future__ import annotations
+
+from airflow.sdk import Asset
+
+from dags.lib.plan import dataset_root
+
+EDU_MODEL = Asset(name="edu_model", uri=f"file://{dataset_root('edu_models')}", group="model")
+WEB_EDU = Asset(name="web_edu", uri=f"file://{dataset_root('web_edu')}", group="corpus")
+SYNTHETIC = Asset(name="synthetic", uri=f"file://{dataset_root('synthetic')}", group="corpus")
+MIXTURE = Asset(name="mixture", uri=f"file://{dataset_root('mixtures')}", group="mixture")
+PRETRAINED = Asset(name="pretrained", uri=f"file://{dataset_root('pretrain')}", group="model")

@@ -1,0 +1,128 @@
+"""synthetic_data: recipes -> textbook-like synthetic data, generated in parallel shards, validated, published.
+
+    plan -> generate[shard 0..n-1] (pool `teacher`) -> merge -> validate (GE `synthetic`) -> publish (Asset `synthetic`)
+
+- plan: validates the recipes YAML (the error names the file and field) and fans out `shards` shard specs.
+- generate: one mapped task per shard runs `python -m synthesis run --recipes R --shard i/n`, which
+  generates, checks, verifies (math answers, sandboxed code tests), near-dedups and decontaminates its
+  disjoint share of the plan and publishes it as `$PHI_DATA_ROOT/synthetic/_shards/<version>/shard-i-of-n`.
+  The `teacher` pool caps how many shards talk to the teacher server at once; a retried shard resumes
+  from its teacher store (answers are not generated twice) and replaces its version.
+- merge: the shard versions become one contract version `_candidates/<version>` (stage counts summed).
+  Post-filtering (near-dedup, decontamination) runs within each shard, not across shards.
+- validate / publish: the `synthetic` suite; a failing gate leaves the candidate unpublished. Publishing
+  emits the `synthetic` Asset (extra: version, path, rows) that mixture_build schedules on.
+"""
+from __future__ import annotations
+
+import os
+
+from airflow.sdk import Param, dag, get_current_context, task
+
+from dags._common import DEFAULT_ARGS, TEACHER_POOL
+from dags.lib.assets import SYNTHETIC
+from dags.lib.plan import dataset_root
+
+DEFAULT_RECIPES = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                               "configs", "synthesis", "recipes.yaml")
+
+
+@dag(
+    dag_id="synthetic_data",
+    schedule=None,
+    catchup=False,
+    max_active_runs=1,
+    default_args=DEFAULT_ARGS,
+    tags=["synthesis", "teacher"],
+    doc_md=__doc__,
+    params={
+        "recipes": Param(DEFAULT_RECIPES, type="string", pattern=r"^\S+\.ya?ml$", title="Recipes YAML"),
+        "shards": Param(2, type="integer", minimum=1, maximum=256, title="Shards (parallel generate tasks)"),
+        "backend": Param(None, type=["null", "string"], enum=[None, "embedded", "openai_http", "vllm", "transformers"],
+                         title="Teacher backend", description="empty = the recipe file's teacher: section"),
+        "base_url": Param(None, type=["null", "string"], pattern=r"^https?://\S+$", title="Teacher URL (openai_http)"),
+        "model": Param(None, type=["null", "string"], minLength=1, title="Teacher model"),
+        "sandbox_workers": Param(2, type="integer", minimum=1, maximum=64, title="Parallel code-test sandboxes"),
+    },
+)
+def synthetic_data():
+    @task(multiple_outputs=True)
+    def plan() -> dict:
+        from dags.lib.plan import version_id
+        from dags.lib.synthetic import SHARDS, check_recipes
+
+        ctx = get_current_context()
+        params = ctx["params"]
+        version = version_id(ctx["run_id"], ctx.get("logical_date") or ctx["dag_run"].run_after)
+        summary = check_recipes(params["recipes"])
+        root = dataset_root("synthetic")
+        return {"version": version, "root": str(root), "shards_root": str(root / SHARDS / version),
+                "candidate_dir": str(root / "_candidates" / version), "recipes": summary}
+
+    @task
+    def shard_specs() -> list[str]:
+        from dags.lib.synthetic import shard_specs as specs
+
+        return specs(get_current_context()["params"]["shards"])
+
+    @task(pool=TEACHER_POOL)
+    def generate(spec: str, shards_root: str) -> str:
+        from pathlib import Path
+
+        from dags.lib.cli import run_module
+        from dags.lib.synthetic import shard_run_id
+
+        p = get_current_context()["params"]
+        run_id = shard_run_id(spec)
+        args = ["run", "--recipes", p["recipes"], "--output", shards_root, "--shard", spec, "--run-id", run_id,
+                "--sandbox-workers", p["sandbox_workers"], "--no-progress"]
+        for flag, key in (("--backend", "backend"), ("--base-url", "base_url"), ("--model", "model")):
+            if p[key]:
+                args += [flag, p[key]]
+        run_module("synthesis", args)
+        return str(Path(shards_root) / run_id)
+
+    @task
+    def merge(shard_dirs: list[str], planned: dict) -> str:
+        from pathlib import Path
+
+        from dags.lib.synthetic import merge_shards
+
+        return str(merge_shards(list(shard_dirs), Path(planned["candidate_dir"]).parent, planned["version"]))
+
+    @task(retries=0)
+    def validate(candidate_dir: str) -> dict:
+        from airflow.sdk.exceptions import AirflowFailException
+
+        from curation.quality_gates import run_gate
+
+        result = run_gate(candidate_dir, kind="synthetic")
+        if not result.success:
+            raise AirflowFailException(result.summary())
+        return {"evaluated": result.evaluated, "data_docs": result.docs_index}
+
+    @task(outlets=[SYNTHETIC])
+    def publish(planned: dict, **context) -> dict:
+        from airflow.sdk.exceptions import AirflowFailException
+
+        from curation.contract import Manifest
+        from curation.quality_gates import GateFailed, publish_gated
+
+        try:
+            final = publish_gated(planned["candidate_dir"], planned["root"], kind="synthetic")
+        except GateFailed as e:
+            raise AirflowFailException(str(e)) from e
+        m = Manifest.read(final)
+        info = {"version": m.version, "path": str(final), "rows": m.rows}
+        context["outlet_events"][SYNTHETIC].extra = info
+        return info
+
+    planned = plan()
+    specs = shard_specs()
+    planned >> specs
+    shards = generate.partial(shards_root=planned["shards_root"]).expand(spec=specs)
+    merged = merge(shards, planned)
+    validate(merged) >> publish(planned)
+
+
+synthetic_data()
