@@ -20,12 +20,12 @@ def band_rows(signatures):
             .select("id", F.posexplode("bands").alias("band", "key")))
 
 
-def candidate_edges(bands, max_bucket_pairs: int, all_pairs: bool):
-    """(id, band, key, _old) rows -> distinct candidate edges (a, b) with a < b.
+def bucket_members(bands):
+    """(id, band, key, _old) rows -> the rows of buckets that can yield an edge (more than one member, at
+    least one new), with the bucket's size and root (smallest id, and whether the root is old).
 
-    all_pairs=False: star edges for every bucket. all_pairs=True: all pairs for buckets up to
-    `max_bucket_pairs` members, star edges for larger ones.
-    """
+    Usually a small fraction of the band rows: the caller materialises it once, and both kinds of edges
+    are derived from that copy instead of re-running the band shuffle for each."""
     from pyspark.sql import functions as F
 
     buckets = (bands.groupBy("band", "key")
@@ -33,12 +33,21 @@ def candidate_edges(bands, max_bucket_pairs: int, all_pairs: bool):
                     F.max(F.when(~F.col("_old"), 1).otherwise(0)).alias("has_new"))
                .where((F.col("size") > 1) & (F.col("has_new") == 1))
                .select("band", "key", "size", F.col("_root.id").alias("root"), F.col("_root._old").alias("_root_old")))
-    members = bands.join(buckets, ["band", "key"])
+    return bands.join(buckets, ["band", "key"])
+
+
+def candidate_edges(members, max_bucket_pairs: int, all_pairs: bool):
+    """Bucket members (see `bucket_members`) -> distinct candidate edges (a, b) with a < b.
+
+    all_pairs=False: star edges for every bucket. all_pairs=True: all pairs for buckets up to
+    `max_bucket_pairs` members, star edges for larger ones. Edges between two old documents are dropped.
+    """
+    from pyspark.sql import functions as F
+
     star_members = members if not all_pairs else members.where(F.col("size") > max_bucket_pairs)
-    star = (star_members.where(F.col("id") != F.col("root"))
-            .where(~(F.col("_old") & F.col("_root_old")))
-            .select(F.least("id", "root").alias("a"), F.greatest("id", "root").alias("b")))
-    edges = star
+    edges = (star_members.where(F.col("id") != F.col("root"))
+             .where(~(F.col("_old") & F.col("_root_old")))
+             .select(F.least("id", "root").alias("a"), F.greatest("id", "root").alias("b")))
     if all_pairs:
         small = members.where(F.col("size") <= max_bucket_pairs).select("band", "key", "id", "_old")
         left = small.select("band", "key", F.col("id").alias("a"), F.col("_old").alias("_a_old"))

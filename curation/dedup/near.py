@@ -151,10 +151,12 @@ class NearDedup:
                                                   .withColumn("_old", F.lit(True)))
 
         # 3. candidate edges -> verified edges, materialised
-        from curation.dedup.lsh import candidate_edges, verify_edges
+        from curation.dedup.lsh import bucket_members, candidate_edges, verify_edges
 
         t0 = time.perf_counter()
-        edges = candidate_edges(all_bands, cfg.max_bucket_pairs, all_pairs=cfg.verify)
+        members_path = work / "bucket_members"
+        bucket_members(all_bands).write.mode("overwrite").parquet(str(members_path))
+        edges = candidate_edges(spark.read.parquet(str(members_path)), cfg.max_bucket_pairs, all_pairs=cfg.verify)
         cand_path = work / "candidates"
         edges.write.mode("overwrite").parquet(str(cand_path))
         edges = spark.read.parquet(str(cand_path))
