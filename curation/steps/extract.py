@@ -50,21 +50,30 @@ class ExtractionTimeout(Exception):
 
 @contextmanager
 def time_limit(seconds: float) -> Iterator[None]:
-    """Raise ExtractionTimeout in the block after `seconds` (no-op off the main thread or when 0)."""
+    """Raise ExtractionTimeout in the block after `seconds` (no-op off the main thread or when 0).
+
+    The alarm repeats every `seconds / 4` until the block ends, and an expiry is re-raised on exit:
+    the extractors catch broad exceptions in places, and a swallowed one-shot alarm would let a
+    pathological page run on (into the full cascade) for minutes.
+    """
     if seconds <= 0 or threading.current_thread() is not threading.main_thread():
         yield
         return
+    expired = []
 
     def _expire(signum, frame):
+        expired.append(True)
         raise ExtractionTimeout(f"extraction took over {seconds:g}s")
 
     previous = signal.signal(signal.SIGALRM, _expire)
-    signal.setitimer(signal.ITIMER_REAL, seconds)
+    signal.setitimer(signal.ITIMER_REAL, seconds, max(seconds / 4, 0.01))
     try:
         yield
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, previous)
+    if expired:
+        raise ExtractionTimeout(f"extraction took over {seconds:g}s")
 
 
 def charset_of(content_type: str | None) -> str | None:
