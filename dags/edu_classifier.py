@@ -45,7 +45,7 @@ FLOOR = {"type": ["null", "number"], "minimum": -1.0, "maximum": 1.0}
     params={
         "input": Param(str(dataset_root("web_curated")), type="string", minLength=1, pattern=r"^\S+$",
                        title="Corpus", description="dataset root (its CURRENT) or version folder to label and score"),
-        "n": Param(300, type="integer", minimum=20, maximum=1_000_000, title="Documents to label"),
+        "n": Param(300, type="integer", minimum=8, maximum=1_000_000, title="Documents to label"),
         "seed": Param(0, type="integer", minimum=0, title="Sampling seed"),
         "backend": Param(None, type=["null", "string"], enum=[None, "embedded", "openai_http", "vllm", "transformers"],
                          title="Teacher backend", description="empty = the label config's (embedded SmolLM2)"),

@@ -1,10 +1,7 @@
 #!/usr/bin/env bash
-# The main job on the sample data (run by `make demo`).
+# The main job (`make demo`): the whole chain through the Airflow DAGs, in-process (dag.test() on SQLite in a
+# throwaway AIRFLOW_HOME under $OUT), on the shared sample data; ends by printing where the report is.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-out/demo}
-DATA=${PHI_SHARED_DATA:-../shared/data}
-python -m curation run \
-  --input "$DATA/warc_commoncrawl_samples/*.warc.gz" \
-  --input "$DATA/webtext_cc2019_dolma_sample/*.jsonl.gz" \
-  --output "$OUT/web_curated"
+exec python -m dags.lib.demo --out "$OUT" "$@"

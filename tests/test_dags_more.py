@@ -68,7 +68,7 @@ def test_new_dags_tasks_pools_and_assets(dags):
 
 
 @pytest.mark.parametrize(("dag_id", "key", "value", "message"), [
-    ("edu_classifier", "n", 5, "less than the minimum"),
+    ("edu_classifier", "n", 5, "less than the minimum"),  # min 8
     ("edu_classifier", "n", "300", "is not of type"),
     ("edu_classifier", "backend", "gpt4", "is not one of"),
     ("edu_classifier", "base_url", "localhost:8000", "does not match"),
