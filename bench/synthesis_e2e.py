@@ -52,10 +52,18 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--scale", type=float, default=1.0)
     ap.add_argument("--output", type=Path, default=Path("out/bench/synthesis_e2e"))
+    ap.add_argument("--only", nargs="+", help="run only these recipes (textbook math code puzzle)")
+    ap.add_argument("--max-tokens", type=int, help="override every recipe's generation max_tokens")
     args = ap.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)
-    rs = parse_recipes(recipes(args.scale), "bench/synthesis_e2e.py")
+    spec = recipes(args.scale)
+    if args.only:
+        spec["recipes"] = [r for r in spec["recipes"] if r["name"] in args.only]
+    if args.max_tokens:
+        for r in spec["recipes"]:
+            r["sampling"] = {**r["sampling"], "max_tokens": args.max_tokens}
+    rs = parse_recipes(spec, "bench/synthesis_e2e.py")
     t0 = time.perf_counter()
     res = run_synthesis(rs, args.output / "dataset", recipes_path="bench/synthesis_e2e.py")
     wall = time.perf_counter() - t0
