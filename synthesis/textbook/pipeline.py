@@ -257,6 +257,13 @@ def _batch_dict(report) -> dict:
             "seconds": round(report.seconds, 2), "tokens_per_s": round(report.tokens_per_s, 2)}
 
 
+def _clean_own_stale_staging(root: DatasetRoot, run_id: str) -> None:
+    """Leftovers of a crashed attempt of this run id only: shards of one run share the root and publish at
+    the same time, so DatasetRoot.clean_stale_staging (which removes every staging folder) would race them."""
+    for p in root.root.glob(f".staging-{run_id}-*"):
+        shutil.rmtree(p, ignore_errors=True)
+
+
 def default_run_id(rs: RecipeSet, shard: Shard) -> str:
     suffix = f"-shard-{shard}" if shard.count > 1 else ""
     return f"{rs.name}-{config_hash(rs.model_dump(mode='json'))[:10]}{suffix}"
@@ -297,7 +304,7 @@ def run_synthesis(rs: RecipeSet, output: str | Path, *, recipes_path: str | Path
     rejected = [{**r, "reject_stage": st, "reject_reason": why, "reject_detail": detail}
                 for r, (_, st, why, detail) in zip(rows([x[0] for x in led.rejected]), led.rejected)]
     report = build_report(rs, plan.planned, plan.exhausted, kept, rejected)
-    root.clean_stale_staging()
+    _clean_own_stale_staging(root, run_id)
     staging = root.staging_dir(run_id)
     try:
         (staging / "data").mkdir()
