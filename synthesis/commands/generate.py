@@ -41,6 +41,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--requests", required=True, type=Path, help="JSONL file, one TeacherRequest per line")
     p.add_argument("--output", required=True, type=Path, help="output folder (store + parquet snapshot)")
     p.add_argument("--config", type=Path, help="YAML TeacherConfig; flags below override it")
+    add_backend_options(p)
+    p.set_defaults(func=run)
+
+
+def add_backend_options(p: argparse.ArgumentParser) -> None:
+    """The teacher backend flags, shared by every command that runs a teacher batch."""
     p.add_argument("--backend", choices=BACKENDS, help="default: the config's, else embedded (SmolLM2 on CPU)")
     p.add_argument("--model", help="openai_http: served model name; transformers: HF dir or .gguf; "
                                    "vllm: repo id or dir; embedded: .gguf file")
@@ -52,7 +58,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--request-timeout", type=float, help="openai_http/embedded: seconds per attempt")
     p.add_argument("--no-retry-failed", action="store_true", help="keep stored failures instead of retrying")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
-    p.set_defaults(func=run)
 
 
 def load_requests(path: Path) -> list[TeacherRequest]:
@@ -87,10 +92,15 @@ def backend_config(args: argparse.Namespace) -> TeacherConfig:
         if not args.config.is_file():
             raise FileNotFoundError(f"teacher config {args.config} does not exist")
         data = yaml.safe_load(args.config.read_text()) or {}
+    return teacher_config(data, args, source=args.config)
+
+
+def teacher_config(data: dict, args: argparse.Namespace, source: object = None) -> TeacherConfig:
+    """A TeacherConfig from `data` (a YAML section) with the command-line backend flags applied on top."""
     try:
         cfg = TeacherConfig.model_validate(data)
     except ValidationError as e:
-        raise ValueError(f"teacher config {args.config}: {e}") from None
+        raise ValueError(f"teacher config {source}: {e}") from None
     b = cfg.backend.model_dump(exclude_none=True) if (args.backend or cfg.backend.kind) == cfg.backend.kind else {}
     kind = args.backend or cfg.backend.kind
     b["kind"] = kind

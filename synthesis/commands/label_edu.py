@@ -6,11 +6,12 @@ from __future__ import annotations
 
 import argparse
 import logging
-import tempfile
 from pathlib import Path
 
 import yaml
 from pydantic import ValidationError
+
+from synthesis.commands.generate import add_backend_options
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -25,22 +26,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--structured", action="store_true", help="ask for schema-constrained JSON answers")
     p.add_argument("--store", type=Path, help="teacher result store (default DIR/teacher.sqlite)")
     p.add_argument("--run-id", help="version id of the published label dataset")
-    # the teacher backend flags, as `synthesis generate` has them
-    p.add_argument("--backend", choices=["embedded", "openai_http", "transformers", "vllm"])
-    p.add_argument("--model")
-    p.add_argument("--base-url")
-    p.add_argument("--concurrency", type=int)
-    p.add_argument("--batch-size", type=int)
-    p.add_argument("--tensor-parallel-size", type=int)
-    p.add_argument("--max-attempts", type=int)
-    p.add_argument("--request-timeout", type=float)
-    p.add_argument("--no-retry-failed", action="store_true")
-    p.add_argument("--no-progress", action="store_true")
+    add_backend_options(p)
     p.set_defaults(func=run)
 
 
 def load_config(args: argparse.Namespace):
-    from synthesis.commands.generate import backend_config
+    from synthesis.commands.generate import teacher_config
     from synthesis.label_edu import LabelEduConfig
 
     raw = {}
@@ -56,12 +47,8 @@ def load_config(args: argparse.Namespace):
     except ValidationError as e:
         bad = "; ".join(f"{'.'.join(map(str, x['loc']))}: {x['msg']}" for x in e.errors())
         raise ValueError(f"label-edu config {args.config or '(defaults)'}: {bad}") from None
-    # backend flags override the config's teacher section, exactly as in `synthesis generate` (which reads
-    # a TeacherConfig YAML: hand it ours)
-    with tempfile.TemporaryDirectory() as tmp:
-        teacher_yaml = Path(tmp) / "teacher.yaml"
-        teacher_yaml.write_text(yaml.safe_dump(cfg.teacher.model_dump(mode="json", exclude_none=True)))
-        teacher = backend_config(argparse.Namespace(**{**vars(args), "config": teacher_yaml}))
+    # backend flags override the config's teacher section, exactly as in `synthesis generate`
+    teacher = teacher_config(cfg.teacher.model_dump(mode="json", exclude_none=True), args, source=args.config)
     return cfg.model_copy(update={"teacher": teacher})
 
 

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import argparse
 import logging
-import tempfile
 from pathlib import Path
 
-import yaml
+
+from synthesis.commands.generate import add_backend_options
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -22,29 +22,16 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--shard", help="i/n: generate only this worker's disjoint share of the plan")
     p.add_argument("--run-id", help="version id (default: <name>-<config hash>[-shard-i-of-n])")
     p.add_argument("--sandbox-workers", type=int, default=2, help="code tests run in parallel")
-    # the teacher backend flags, as `synthesis generate` has them
-    p.add_argument("--backend", choices=["embedded", "openai_http", "transformers", "vllm"])
-    p.add_argument("--model")
-    p.add_argument("--base-url")
-    p.add_argument("--concurrency", type=int)
-    p.add_argument("--batch-size", type=int)
-    p.add_argument("--tensor-parallel-size", type=int)
-    p.add_argument("--max-attempts", type=int)
-    p.add_argument("--request-timeout", type=float)
-    p.add_argument("--no-retry-failed", action="store_true")
-    p.add_argument("--no-progress", action="store_true")
+    add_backend_options(p)
     p.set_defaults(func=run)
 
 
 def load(args: argparse.Namespace):
-    from synthesis.commands.generate import backend_config
+    from synthesis.commands.generate import teacher_config
     from synthesis.textbook.recipes import load_recipes
 
     rs = load_recipes(args.recipes)
-    with tempfile.TemporaryDirectory() as tmp:
-        teacher_yaml = Path(tmp) / "teacher.yaml"
-        teacher_yaml.write_text(yaml.safe_dump(rs.teacher.model_dump(mode="json", exclude_none=True)))
-        teacher = backend_config(argparse.Namespace(**{**vars(args), "config": teacher_yaml}))
+    teacher = teacher_config(rs.teacher.model_dump(mode="json", exclude_none=True), args, source=args.recipes)
     return rs.model_copy(update={"teacher": teacher})
 
 
