@@ -187,13 +187,7 @@ class DatasetRoot:
         if not (staging / "manifest.json").is_file():
             raise RuntimeError(f"refusing to publish {staging}: it has no manifest.json")
         final = self.version_dir(version)
-        trash = None
-        if final.exists():
-            trash = self.root / f".trash-{version}-{uuid.uuid4().hex[:8]}"
-            os.rename(final, trash)
-        os.rename(staging, final)
-        if trash is not None:
-            shutil.rmtree(trash, ignore_errors=True)
+        replace_dir(staging, final)
         if set_current:
             self.set_current(version)
         return final
@@ -209,6 +203,18 @@ class DatasetRoot:
             for p in self.root.iterdir():
                 if p.name.startswith((".staging-", ".trash-")):
                     shutil.rmtree(p, ignore_errors=True)
+
+
+def replace_dir(new: Path, final: Path) -> None:
+    """Move folder `new` to `final`, replacing what is there: the old folder is renamed aside first and deleted
+    after the swap, so at every instant `final` holds either the old or the new content."""
+    trash = None
+    if final.exists():
+        trash = final.parent / f".trash-{final.name}-{uuid.uuid4().hex[:8]}"
+        os.rename(final, trash)
+    os.rename(new, final)
+    if trash is not None:
+        shutil.rmtree(trash, ignore_errors=True)
 
 
 def resolve_version_dir(path: str | os.PathLike) -> Path:

@@ -20,7 +20,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from curation.contract import code_version, now_iso
+from curation.contract import code_version, now_iso, replace_dir
 from training.mixture import sources as S
 from training.mixture.blend import CachedSource, heldout_mask, write_phase
 from training.mixture.encode import non_empty, read_batches, read_cache, tokenize_source
@@ -235,13 +235,7 @@ def _build_into(cm: CheckedMixture, out: Path, prev: dict | None, staging: Path,
 
 
 def _swap(staging: Path, out: Path) -> None:
-    trash = None
-    if out.exists():
-        trash = out.parent / f".{out.name}.trash-{uuid.uuid4().hex[:8]}"
-        os.rename(out, trash)
-    os.rename(staging, out)
-    if trash is not None:
-        shutil.rmtree(trash, ignore_errors=True)
+    replace_dir(staging, out)
 
 
 def summary(result: BuildResult) -> str:
