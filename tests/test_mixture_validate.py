@@ -92,6 +92,23 @@ def test_registry_names_and_versions_resolve(tmp_path, srcs):
     assert cm.resolved[(0, 1)].version == "v1"
 
 
+def test_registry_roots_follow_environment_variables(tmp_path, srcs, monkeypatch):
+    """A deployment's registry names `${PHI_DATA_ROOT}`; an unset variable without a fallback is named."""
+    from training.mixture.sources import load_registry
+
+    reg = tmp_path / "datasets.yaml"
+    reg.write_text("datasets:\n  web_cc: ${PHI_TEST_ROOT:-fallback}/web\n  other: ${PHI_TEST_UNSET}/x\n")
+    monkeypatch.setenv("PHI_TEST_ROOT", str(srcs["web"].parent))
+    monkeypatch.setenv("PHI_TEST_UNSET", "/data")
+    got = load_registry(reg)
+    assert got["web_cc"] == str(srcs["web"]) and got["other"] == "/data/x"
+    monkeypatch.delenv("PHI_TEST_ROOT")
+    assert load_registry(reg)["web_cc"] == str(tmp_path / "fallback" / "web")
+    monkeypatch.delenv("PHI_TEST_UNSET")
+    with pytest.raises(ValueError, match="entry 'other': environment variable PHI_TEST_UNSET is not set"):
+        load_registry(reg)
+
+
 def test_unknown_key_is_reported_with_path_line_and_allowed_keys(tmp_path, srcs):
     text = GOOD.replace("        max_epochs: 2\n", "        max_epochs: 2\n        wieght: 0.5\n")
     (p,) = problems_of(write(tmp_path, text, srcs))

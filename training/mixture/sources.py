@@ -5,11 +5,15 @@ A dataset reference is one of
   * a dataset root (has CURRENT) or version folder (has manifest.json) of the project's contract,
   * a parquet file, folder of parquet files, or glob,
   * a name in the dataset registry (a YAML file `datasets: {name: root}`), optionally with `version`.
+    Registry roots may name environment variables, `${PHI_DATA_ROOT}` or `${PHI_DATA_ROOT:-fallback}`, so one
+    registry serves every deployment (the DAGs publish under `$PHI_DATA_ROOT`).
 """
 from __future__ import annotations
 
 import glob as globlib
 import logging
+import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -41,6 +45,23 @@ class ResolvedSource:
         return str(self.version_dir) if self.version_dir else self.reference
 
 
+_ENV_REF = re.compile(r"\$\{(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?::-(?P<default>[^}]*))?\}")
+
+
+def expand_env(value: str, where: str) -> str:
+    """`${VAR}` / `${VAR:-fallback}` -> the variable's value (or the fallback); an unset variable without a
+    fallback is an error naming it, never a silently empty path."""
+    def sub(m: re.Match) -> str:
+        got = os.environ.get(m["name"])
+        if got:
+            return got
+        if m["default"] is not None:
+            return m["default"]
+        raise ValueError(f"{where}: environment variable {m['name']} is not set (write ${{{m['name']}:-fallback}}"
+                         " to give a default)")
+    return _ENV_REF.sub(sub, value)
+
+
 def load_registry(path: Path | None) -> dict[str, str]:
     if path is None:
         return {}
@@ -51,8 +72,8 @@ def load_registry(path: Path | None) -> dict[str, str]:
     if not isinstance(entries, dict):
         raise ValueError(f"dataset registry {path}: expected a mapping `datasets: {{name: path}}`")  # noqa: TRY004 - a bad file, not a bad argument
     # Relative roots are relative to the registry file, so the registry can travel with its data.
-    return {str(k): str((path.parent / str(v)).resolve()) if not Path(str(v)).is_absolute() else str(v)
-            for k, v in entries.items()}
+    roots = {str(k): expand_env(str(v), f"dataset registry {path}, entry {k!r}") for k, v in entries.items()}
+    return {k: v if Path(v).is_absolute() else str((path.parent / v).resolve()) for k, v in roots.items()}
 
 
 def _looks_like_path(ref: str) -> bool:
