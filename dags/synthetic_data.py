@@ -9,7 +9,9 @@
   The `teacher` pool caps how many shards talk to the teacher server at once; a retried shard resumes
   from its teacher store (answers are not generated twice) and replaces its version.
 - merge: the shard versions become one contract version `_candidates/<version>` (stage counts summed).
-  Post-filtering (near-dedup, decontamination) runs within each shard, not across shards.
+  Each shard near-dedups within itself, so the merge runs MinHash near-dedup once more over the merged rows:
+  near-duplicates split across shards become rejects (stage `near_dedup_cross_shard`, reason
+  `near_duplicate_cross_shard`). Decontamination is per row and runs within each shard only.
 - validate / publish: the `synthetic` suite; a failing gate leaves the candidate unpublished. Publishing
   emits the `synthetic` Asset (extra: version, path, rows) that mixture_build schedules on.
 """

@@ -9,6 +9,7 @@ import os
 from pathlib import Path
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 
@@ -114,19 +115,21 @@ def test_floors():
         check_floors(metrics, {"min_accuracy": 0.5})
 
 
-def _shard(root: Path, name: str, texts: list[str], dropped: int) -> Path:
+def _shard(root: Path, name: str, texts: list[str], dropped: int, verified: list | None = None) -> Path:
     """A shard version in the dataset contract, as `synthesis run --shard` publishes it."""
     staging = DatasetRoot(root).staging_dir(name)
     (staging / "data").mkdir()
     (staging / "rejects").mkdir()
-    pq.write_table(pa.table({"id": [f"{name}-{i}" for i in range(len(texts))], "text": texts}),
-                   staging / "data" / "part-0.parquet")
+    cols = {"id": [f"{name}-{i}" for i in range(len(texts))], "text": texts}
+    if verified is not None:
+        cols["verified"] = pa.array(verified, pa.bool_())
+    pq.write_table(pa.table(cols), staging / "data" / "part-0.parquet")
     pq.write_table(pa.table({"id": [f"{name}-r{i}" for i in range(dropped)], "text": ["x"] * dropped,
                              "reject_stage": ["verify"] * dropped, "reject_reason": ["disagree"] * dropped}),
                    staging / "rejects" / "part-0.parquet")
     conf = {"shard": name}
     Manifest(dataset="synthetic", version=name, created_at=now_iso(), code_version="test", inputs=[], config=conf,
-             config_hash=config_hash(conf), rows=len(texts), rejected_rows=dropped, columns=["id", "text"],
+             config_hash=config_hash(conf), rows=len(texts), rejected_rows=dropped, columns=list(cols),
              stages=[StageCounts(stage="generate", rows_in=len(texts) + dropped, rows_kept=len(texts) + dropped,
                                  rows_rejected=0),
                      StageCounts(stage="verify", rows_in=len(texts) + dropped, rows_kept=len(texts),
@@ -135,12 +138,16 @@ def _shard(root: Path, name: str, texts: list[str], dropped: int) -> Path:
     return DatasetRoot(root).publish(staging, name, set_current=False)
 
 
-def test_merge_shards_sums_counts_and_is_rerunnable(tmp_path, shared_data):
+def _web_texts(shared_data, n: int) -> list[str]:
     import gzip
 
     src = next((shared_data / "webtext_cc2019_dolma_sample").glob("*.jsonl.gz"))
     with gzip.open(src, "rt") as f:
-        texts = [json.loads(next(f))["text"] for _ in range(5)]
+        return [json.loads(next(f))["text"] for _ in range(n)]
+
+
+def test_merge_shards_sums_counts_and_is_rerunnable(tmp_path, shared_data):
+    texts = _web_texts(shared_data, 5)
     assert shard_specs(2) == ["0/2", "1/2"] and shard_run_id("1/2") == "shard-1-of-2"
     shards = [_shard(tmp_path / "shards", "shard-0-of-2", texts[:3], 2),
               _shard(tmp_path / "shards", "shard-1-of-2", texts[3:], 0)]
@@ -151,12 +158,45 @@ def test_merge_shards_sums_counts_and_is_rerunnable(tmp_path, shared_data):
     m.check()
     assert m.rows == 5 and m.rejected_rows == 2
     assert [(s.stage, s.rows_in, s.rows_kept, s.reasons) for s in m.stages] == [
-        ("generate", 7, 7, {}), ("verify", 7, 5, {"disagree": 2})]
+        ("generate", 7, 7, {}), ("verify", 7, 5, {"disagree": 2}), ("near_dedup_cross_shard", 5, 5, {})]
     assert sorted(pq.read_table(merged / "data").column("text").to_pylist()) == sorted(texts)
     from curation.quality_gates import run_gate
 
     result = run_gate(merged, kind="synthetic")  # the real suite: this toy lacks the contract's columns
     assert not result.success and result.failures
+
+
+def test_merge_drops_near_duplicates_across_shards(tmp_path, shared_data, dags):
+    """A near-duplicate planted in two shards survives each shard's own post-filter; the DAG's merge task
+    keeps one copy (the verified one), records the other as a reject with its reason, and the counts
+    reconcile (rows in = kept + dropped by reason)."""
+    texts = _web_texts(shared_data, 5)
+    words = texts[2].split()      # 212 words: one word changed leaves shingle Jaccard ~0.95
+    copy_ = " ".join(words[:100] + ["indeed"] + words[101:])
+    shards = [_shard(tmp_path / "shards", "shard-0-of-2", texts[:3], 2, verified=[None, None, None]),
+              _shard(tmp_path / "shards", "shard-1-of-2", [*texts[3:], copy_], 0, verified=[None, None, True])]
+    merge = dags["synthetic_data"].task_dict["merge"].python_callable   # the DAG's merge path, run in process
+    planned = {"candidate_dir": str(tmp_path / "_candidates" / "v2"), "version": "v2"}
+    merged = Path(merge([str(d) for d in shards], planned))
+    assert merged == tmp_path / "_candidates" / "v2"
+    m = Manifest.read(merged)
+    m.check()
+    cross = m.stages[-1]
+    assert (cross.stage, cross.rows_in, cross.rows_kept, cross.rows_rejected, cross.reasons) == (
+        "near_dedup_cross_shard", 6, 5, 1, {"near_duplicate_cross_shard": 1})
+    assert m.rows == 5 and m.rejected_rows == 2 + 1
+    data = pq.read_table(merged / "data")
+    assert data.num_rows == m.rows
+    ids = set(data.column("id").to_pylist())
+    assert "shard-1-of-2-2" in ids and "shard-0-of-2-2" not in ids   # the verified copy survives
+    rejects = pq.read_table(merged / "rejects")
+    assert rejects.num_rows == m.rejected_rows
+    [row] = rejects.filter(pc.equal(rejects.column("reject_stage"), "near_dedup_cross_shard")).to_pylist()
+    assert row["id"] == "shard-0-of-2-2" and row["reject_reason"] == "near_duplicate_cross_shard"
+    assert row["text"] == texts[2] and "shard-1-of-2-2" in row["reject_detail"] and "Jaccard" in row["reject_detail"]
+    # nothing lost: every input row is either kept or a reject of exactly one stage
+    shard_rows = sum(Manifest.read(d).rows + Manifest.read(d).rejected_rows for d in shards)
+    assert data.num_rows + rejects.num_rows == shard_rows
 
 
 def test_train_config_and_mixture_resolution(tmp_path):

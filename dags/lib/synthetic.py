@@ -2,16 +2,26 @@
 (each published by its own `synthesis run --shard i/n`) into one candidate version of the dataset
 contract, which the `synthetic` gate validates before it is published.
 
+Each shard near-dedups only its own rows, so the merge runs one more near-dedup over the merged set: a
+pair split across two shards is caught there (stage `near_dedup_cross_shard`, reason
+`near_duplicate_cross_shard`). Decontamination and the edu floor are per row and need no second pass.
+
 Idempotent: shards publish under `<root>/_shards/<version>/shard-i-of-n` (a rerun of a shard replaces
 it and its teacher store resumes), and the merge rebuilds `<root>/_candidates/<version>` from scratch.
 """
 from __future__ import annotations
 
+import logging
 import shutil
+import time
 from collections import Counter
 from pathlib import Path
 
+log = logging.getLogger(__name__)
+
 SHARDS = "_shards"
+CROSS_SHARD_STAGE = "near_dedup_cross_shard"
+CROSS_SHARD_REASON = "near_duplicate_cross_shard"
 
 
 def shard_specs(count: int) -> list[str]:
@@ -33,9 +43,65 @@ def check_recipes(path: str | Path) -> dict:
     return {"name": rs.name, "recipes": {r.name: r.n for r in rs.recipes}}
 
 
+def _near_dedup_config(manifests):
+    """The recipes' `postfilter.near_dedup` (every shard of a run carries the same recipes; a merge of shards
+    whose settings differ is refused); defaults when the manifests carry no recipes (hand-made shards)."""
+    from synthesis.textbook.recipes import NearDupConfig
+
+    found = {repr(m.config.get("postfilter", {}).get("near_dedup")) for m in manifests}
+    if len(found) > 1:
+        raise ValueError(f"shards disagree on postfilter.near_dedup ({sorted(found)}): not one run's shards")
+    conf = manifests[0].config.get("postfilter", {}).get("near_dedup") if manifests else None
+    return NearDupConfig.model_validate(conf or {})
+
+
+def cross_shard_near_dedup(tables: list, cfg) -> tuple[list, dict[str, tuple[str, str]], int]:
+    """Near-duplicates across shards: the post-filter's own single-process MinHash-LSH + exact-Jaccard pass
+    (synthesis.textbook.postfilter.near_duplicates, built on curation/dedup/minhash.py), run once over the
+    merged rows. Survivors are chosen as in a shard: verified first, then not-applicable, then unverified, then
+    by id. Returns the tables without the dropped rows, {id: (reason, detail)} of the drops, and the number of
+    similar pairs.
+
+    Why single-process: the synthetic set is the output of teacher calls (thousands to a few hundred thousand
+    rows, orders of magnitude below web), and each shard already ran this same pass in process. Memory is
+    about the shingle sets (~8 bytes x ~distinct 5-grams per row: ~2 GB at 500k rows of ~500 words). A set
+    beyond that should go through the Spark job instead (`python -m curation dedup`, curation.dedup.job.
+    run_near_dedup: MinHash-LSH + connected components on the cluster) pointed at the merged candidate."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    from synthesis.textbook.postfilter import near_duplicates
+
+    rank = {True: 0, None: 1, False: 2}
+    rows = []   # (rank, id, table index, row index)
+    for t, table in enumerate(tables):
+        ids = table.column("id").to_pylist()
+        verified = table.column("verified").to_pylist() if "verified" in table.column_names else [None] * len(ids)
+        rows += [(rank[v], i, t, r) for r, (i, v) in enumerate(zip(ids, verified))]
+    if len({r[1] for r in rows}) != len(rows):
+        raise ValueError("the shards share row ids: not disjoint shards of one plan")
+    if len(tables) < 2 or len(rows) < 2 or not cfg.enabled:   # one shard: its own post-filter saw every pair
+        return tables, {}, 0
+    rows.sort()
+    texts = [tables[t].column("text")[r].as_py() for _, _, t, r in rows]
+    drops, pairs = near_duplicates([i for _, i, _, _ in rows], texts, cfg)
+    dropped = {rows[d.index][1]: (CROSS_SHARD_REASON, d.detail) for d in drops}
+    if not dropped:
+        return tables, {}, pairs
+    drop_ids = pa.array(sorted(dropped), pa.string())
+    kept = [t.filter(pc.invert(pc.is_in(t.column("id"), value_set=drop_ids))) for t in tables]
+    return kept, dropped, pairs
+
+
 def merge_shards(shard_dirs: list[str | Path], candidate_root: str | Path, version: str) -> Path:
-    """One contract version from the shard versions: their data and rejects files side by side, stage
-    counts summed per stage (each shard's chain holds, so the sum's does), the shards listed in `extra`."""
+    """One contract version from the shard versions: their rejects files side by side, their data minus the
+    near-duplicates across shards (recorded in `rejects/` with stage `near_dedup_cross_shard`), stage counts
+    summed per stage (each shard's chain holds, so the sum's does) plus the cross-shard stage, the shards
+    listed in `extra`."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
     from curation.contract import (
         Manifest,
         StageCounts,
@@ -53,9 +119,26 @@ def merge_shards(shard_dirs: list[str | Path], candidate_root: str | Path, versi
     (staging / "data").mkdir(parents=True)
     (staging / "rejects").mkdir()
     for d in shard_dirs:
-        for part in ("data", "rejects"):
-            for f in iter_parquet_files(d, part):
-                shutil.copy2(f, staging / part / f"{d.name}-{f.name}")
+        for f in iter_parquet_files(d, "rejects"):
+            shutil.copy2(f, staging / "rejects" / f"{d.name}-{f.name}")
+    # the data files are read (not copied) so the cross-shard near-duplicates can be taken out
+    names = [f"{d.name}-{f.name}" for d in shard_dirs for f in iter_parquet_files(d, "data")]
+    tables = [pq.read_table(f) for d in shard_dirs for f in iter_parquet_files(d, "data")]
+    t0 = time.perf_counter()
+    nd_cfg = _near_dedup_config(manifests)
+    kept, dropped, pairs = cross_shard_near_dedup(tables, nd_cfg)
+    seconds = time.perf_counter() - t0
+    for name, table in zip(names, kept):
+        pq.write_table(table, staging / "data" / name)
+    if dropped:
+        # the dropped rows with the shards' reject columns, in one file of their own
+        rej = pa.concat_tables([t.filter(pc.is_in(t.column("id"), value_set=pa.array(sorted(dropped))))
+                                for t in tables], promote_options="default")
+        ids = rej.column("id").to_pylist()
+        rej = (rej.append_column("reject_stage", pa.array([CROSS_SHARD_STAGE] * len(ids), pa.string()))
+                  .append_column("reject_reason", pa.array([dropped[i][0] for i in ids], pa.string()))
+                  .append_column("reject_detail", pa.array([dropped[i][1] for i in ids], pa.string())))
+        pq.write_table(rej, staging / "rejects" / f"{CROSS_SHARD_STAGE}.parquet")
     order = [s.stage for s in manifests[0].stages] if manifests else []
     stages = []
     for name in order:
@@ -66,15 +149,24 @@ def merge_shards(shard_dirs: list[str | Path], candidate_root: str | Path, versi
         stages.append(StageCounts(stage=name, rows_in=sum(s.rows_in for s in rows),
                                   rows_kept=sum(s.rows_kept for s in rows),
                                   rows_rejected=sum(s.rows_rejected for s in rows), reasons=dict(reasons)))
-    conf = {"shards": [m.version for m in manifests], "shard_configs": [m.config_hash for m in manifests]}
+    rows_in = sum(t.num_rows for t in tables)
+    stages.append(StageCounts(stage=CROSS_SHARD_STAGE, rows_in=rows_in, rows_kept=rows_in - len(dropped),
+                              rows_rejected=len(dropped),
+                              reasons={CROSS_SHARD_REASON: len(dropped)} if dropped else {},
+                              seconds=round(seconds, 3)))
+    log.info("merge %s: %d shards, %d rows, %d near-duplicates across shards (%d similar pairs)", version,
+             len(shard_dirs), rows_in, len(dropped), pairs)
+    conf = {"shards": [m.version for m in manifests], "shard_configs": [m.config_hash for m in manifests],
+            "near_dedup_cross_shard": nd_cfg.model_dump(mode="json")}
     manifest = Manifest(
         dataset="synthetic", version=version, created_at=now_iso(), code_version=code_version(),
         inputs=[str(d) for d in shard_dirs], config=conf, config_hash=config_hash(conf), stages=stages,
-        rows=sum(m.rows for m in manifests), rejected_rows=sum(m.rejected_rows for m in manifests),
+        rows=rows_in - len(dropped), rejected_rows=sum(m.rejected_rows for m in manifests) + len(dropped),
         columns=manifests[0].columns if manifests else [],
         extra={"shards": {m.version: {"rows": m.rows, **{k: m.extra.get(k) for k in
                                                           ("teacher_model", "teacher_backend", "totals")}}
-                          for m in manifests}})
+                          for m in manifests},
+               "near_dedup_cross_shard": {"dropped": len(dropped), "similar_pairs": pairs}})
     manifest.check()
     manifest.write(staging)
     if final.exists():
