@@ -117,6 +117,29 @@ def test_scored_web_checks_edu_score_range(published):
     assert {(f.column, tuple(f.sample)) for f in failures} == {("edu_score", (7.5,)), ("edu_int", (-1,))}
 
 
+def test_web_curated_accepts_scored_and_unscored_corpora(published):
+    """web_curation publishes unscored versions until an edu model is promoted, scored ones after; a
+    nightly whole-corpus version can mix both (older documents have null scores)."""
+    from curation.quality_gates.frames import documents_frame
+
+    cfg = GateConfig(allowed_languages=["en"])
+    frame = documents_frame(published)
+    assert "edu_score" not in frame.columns
+    _, failures, _ = validate_frame(frame, "web_curated", cfg)
+    assert failures == []
+    frame["edu_score"] = [None if i % 3 == 0 else i % 6 * 1.0 for i in range(len(frame))]
+    frame["edu_int"] = [None if i % 3 == 0 else i % 6 for i in range(len(frame))]
+    _, failures, _ = validate_frame(frame, "web_curated", cfg)
+    assert failures == []
+    frame.loc[frame.index[1], "edu_score"] = -0.5
+    frame.loc[frame.index[2], "edu_int"] = 9
+    _, failures, _ = validate_frame(frame, "web_curated", cfg)
+    assert {(f.column, tuple(f.sample)) for f in failures} == {("edu_score", (-0.5,)), ("edu_int", (9,))}
+    # a corpus scored as a whole (web_edu) must score every document
+    _, failures, _ = validate_frame(frame, "web_scored", cfg)
+    assert ("edu_score", "expect_column_values_to_not_be_null") in {(f.column, f.expectation) for f in failures}
+
+
 def _mixture_build(path: Path, realised_web: float) -> Path:
     path.mkdir(parents=True)
     manifest = {"name": "m", "seed": 0, "seq_len": 64, "dtype": "uint16", "phases": [

@@ -76,7 +76,7 @@ def validate_frame(frame: pd.DataFrame, kind: str, cfg: GateConfig | None = None
     batch = (ctx.data_sources.add_pandas(f"{kind}-{tag}")
              .add_dataframe_asset(name).add_batch_definition_whole_dataframe("whole"))
     suite = ctx.suites.add(gx.ExpectationSuite(name=kind))
-    for expectation in SUITES[kind](cfg, manifest):
+    for expectation in SUITES[kind](cfg, manifest, list(frame.columns)):
         suite.add_expectation(expectation)
     definition = ctx.validation_definitions.add(gx.ValidationDefinition(name=f"{kind}-{tag}", data=batch, suite=suite))
     actions, docs_index = [], None

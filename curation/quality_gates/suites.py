@@ -1,9 +1,9 @@
-"""One expectation suite per dataset kind. A suite is a function (GateConfig, manifest-or-None) ->
-list of great-expectations 1.x expectations, registered in SUITES; a stage owner adds a kind by adding
-a function here (the gate, Data Docs and publish hook need nothing else)."""
+"""One expectation suite per dataset kind. A suite is a function (GateConfig, manifest-or-None, columns of
+the validated frame) -> list of great-expectations 1.x expectations, registered in SUITES; a stage owner
+adds a kind by adding a function here (the gate, Data Docs and publish hook need nothing else)."""
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from typing import Any
 
 from curation.contract import DOC_COLUMNS, Manifest
@@ -52,20 +52,10 @@ def _documents(cfg: GateConfig, manifest: Manifest | None, formats: list[str]) -
     return exps
 
 
-def web_curated(cfg: GateConfig, manifest: Manifest | None) -> list[Any]:
+def _edu_ranges(cfg: GateConfig) -> list[Any]:
+    """Score values on the model's scale (nulls are not checked here: see web_scored)."""
     E = _gx()
-    return [*_documents(cfg, manifest, SOURCE_FORMATS),
-            E.ExpectColumnValuesToNotBeNull(column="lang_score"),
-            E.ExpectColumnValuesToBeBetween(column="lang_score", min_value=cfg.lang_score_min,
-                                            max_value=cfg.lang_score_max)]
-
-
-def web_scored(cfg: GateConfig, manifest: Manifest | None) -> list[Any]:
-    E = _gx()
-    return [*web_curated(cfg, manifest),
-            E.ExpectColumnToExist(column="edu_score"),
-            E.ExpectColumnValuesToNotBeNull(column="edu_score"),
-            E.ExpectColumnValuesToBeBetween(column="edu_score", min_value=cfg.edu_score_min,
+    return [E.ExpectColumnValuesToBeBetween(column="edu_score", min_value=cfg.edu_score_min,
                                             max_value=cfg.edu_score_max),
             E.ExpectColumnToExist(column="edu_int"),
             E.ExpectColumnValuesToBeInSet(column="edu_int",
@@ -73,11 +63,34 @@ def web_scored(cfg: GateConfig, manifest: Manifest | None) -> list[Any]:
                                                                int(cfg.edu_score_max) + 1)))]
 
 
-def synthetic(cfg: GateConfig, manifest: Manifest | None) -> list[Any]:
+def web_curated(cfg: GateConfig, manifest: Manifest | None, columns: Collection[str] = ()) -> list[Any]:
+    """The published web corpus, scored or not: web_curation/nightly_refresh score it when an edu model
+    is promoted. Score ranges are checked when the data has `edu_score`; nulls are allowed there (a
+    whole-corpus version can hold documents published before any model was promoted)."""
+    E = _gx()
+    exps = [*_documents(cfg, manifest, SOURCE_FORMATS),
+            E.ExpectColumnValuesToNotBeNull(column="lang_score"),
+            E.ExpectColumnValuesToBeBetween(column="lang_score", min_value=cfg.lang_score_min,
+                                            max_value=cfg.lang_score_max)]
+    if "edu_score" in columns:
+        exps += _edu_ranges(cfg)
+    return exps
+
+
+def web_scored(cfg: GateConfig, manifest: Manifest | None, columns: Collection[str] = ()) -> list[Any]:
+    """A corpus scored as a whole (edu_classifier's web_edu): every document has a score."""
+    E = _gx()
+    return [*web_curated(cfg, manifest, ()),
+            E.ExpectColumnToExist(column="edu_score"),
+            E.ExpectColumnValuesToNotBeNull(column="edu_score"),
+            *_edu_ranges(cfg)]
+
+
+def synthetic(cfg: GateConfig, manifest: Manifest | None, columns: Collection[str] = ()) -> list[Any]:
     return _documents(cfg, manifest, ["synthetic"])
 
 
-def mixture(cfg: GateConfig, manifest: Manifest | None) -> list[Any]:
+def mixture(cfg: GateConfig, manifest: Manifest | None, columns: Collection[str] = ()) -> list[Any]:
     """Rows are (phase, source) of a mixture build's manifest.json (see frames.mixture_frame)."""
     E = _gx()
     tol, sum_tol = cfg.mixture_tolerance, cfg.mixture_sum_tolerance
@@ -96,7 +109,7 @@ def mixture(cfg: GateConfig, manifest: Manifest | None) -> list[Any]:
     ]
 
 
-SUITES: dict[str, Callable[[GateConfig, Manifest | None], list[Any]]] = {
+SUITES: dict[str, Callable[[GateConfig, Manifest | None, Collection[str]], list[Any]]] = {
     "web_curated": web_curated,
     "web_scored": web_scored,
     "synthetic": synthetic,
