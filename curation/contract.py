@@ -118,6 +118,11 @@ class Manifest(BaseModel):
     columns: list[str] = Field(default_factory=list)
     timings: dict[str, float] = Field(default_factory=dict)
     extra: dict[str, Any] = Field(default_factory=dict)
+    # An incremental version (nightly refresh) is the whole corpus: the documents of `base_version`
+    # (base_rows of them, carried over unchanged) plus what this run's stages kept from its new inputs.
+    # The stages count only the new inputs (the delta); rows = base_rows + the last stage's kept rows.
+    base_version: str | None = None
+    base_rows: int = 0
 
     def check(self) -> None:
         """Stages chain (each stage's input is the previous stage's kept rows) and totals reconcile."""
@@ -127,9 +132,12 @@ class Manifest(BaseModel):
             if cur.rows_in != prev.rows_kept:
                 raise ValueError(f"stage {cur.stage!r} received {cur.rows_in} rows but {prev.stage!r}"
                                  f" kept {prev.rows_kept}")
+        if self.base_rows and self.base_version is None:
+            raise ValueError(f"base_rows={self.base_rows} without a base_version")
         if self.stages:
-            if self.stages[-1].rows_kept != self.rows:
-                raise ValueError(f"last stage kept {self.stages[-1].rows_kept} but dataset has {self.rows}")
+            if self.base_rows + self.stages[-1].rows_kept != self.rows:
+                base = f" + {self.base_rows} from base version {self.base_version}" if self.base_version else ""
+                raise ValueError(f"last stage kept {self.stages[-1].rows_kept}{base} but dataset has {self.rows}")
             rejected = sum(s.rows_rejected for s in self.stages)
             if rejected != self.rejected_rows:
                 raise ValueError(f"stages rejected {rejected} but rejects dataset has {self.rejected_rows}")
