@@ -39,7 +39,7 @@ from curation.contract import (
     new_run_id,
     now_iso,
 )
-from curation.edu.labels import duckdb_source
+from curation.edu.text_source import open_text_source
 from synthesis.teacher import (
     BatchRunner,
     ChatMessage,
@@ -170,18 +170,11 @@ def parse_edu_score(text: str | None) -> ParsedScore:
 def sample_documents(source: str | Path, n: int, seed: int, length_buckets: list[int]) -> pa.Table:
     """Up to n (id, text, url, domain, length_bucket) rows: strata (domain x length bucket) visited
     round-robin, each stratum in a seeded pseudo-random order. Runs in DuckDB (streams large corpora)."""
-    import duckdb
-
-    src = duckdb_source(source)
     bounds = sorted(int(b) for b in length_buckets)
     case = " ".join(f"WHEN length(text) < {b} THEN '<{b}'" for b in bounds)
-    con = duckdb.connect()
-    try:
-        cols = [r[0] for r in con.execute(f"DESCRIBE SELECT * FROM {src}").fetchall()]
-        if "text" not in cols:
-            raise ValueError(f"label-edu input {source}: no `text` column (columns: {cols})")
-        id_expr = "CAST(id AS VARCHAR)" if "id" in cols else "sha1(text)"
-        url_expr = "CAST(url AS VARCHAR)" if "url" in cols else "NULL"
+    with open_text_source(source, f"label-edu input {source}") as src:
+        id_expr = src.id_expr
+        url_expr = "CAST(url AS VARCHAR)" if "url" in src.columns else "NULL"
         query = f"""
             WITH docs AS (
                 SELECT {id_expr} AS id, text, {url_expr} AS url,
@@ -189,18 +182,14 @@ def sample_documents(source: str | Path, n: int, seed: int, length_buckets: list
                                 'unknown') AS domain,
                        CASE {case} ELSE '>={bounds[-1] if bounds else 0}' END AS length_bucket,
                        md5({id_expr} || '|' || '{int(seed)}') AS h
-                FROM {src} WHERE text IS NOT NULL AND length(trim(text)) > 0),
+                FROM {src.table} WHERE text IS NOT NULL AND length(trim(text)) > 0),
             ranked AS (
                 SELECT *, row_number() OVER (PARTITION BY domain, length_bucket ORDER BY h) AS rank_in_stratum
                 FROM docs)
             SELECT id, text, url, domain, length_bucket FROM ranked
             ORDER BY rank_in_stratum, md5(domain || '|' || length_bucket || '|' || '{int(seed)}'), h
             LIMIT {int(n)}"""
-        return con.sql(query).to_arrow_table()
-    except duckdb.Error as e:
-        raise ValueError(f"label-edu input {source}: could not read: {e}") from e
-    finally:
-        con.close()
+        return src.con.sql(query).to_arrow_table()
 
 
 # ---- requests -------------------------------------------------------------------------------------------

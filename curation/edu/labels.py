@@ -26,6 +26,7 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from curation.contract import iter_parquet_files, resolve_version_dir, text_hash
+from curation.edu.text_source import open_text_source
 
 log = logging.getLogger(__name__)
 
@@ -229,52 +230,15 @@ def read_labels(path: str | Path, score_field: str | None = None, max_score: int
 
 # ---- the reference-vs-random recipe ---------------------------------------------------------------------
 
-def _sql_str(path: Path) -> str:
-    return "'" + str(path).replace("'", "''") + "'"
-
-
-def duckdb_source(path: str | Path) -> str:
-    """A DuckDB table expression over a text source: a dataset (root or version), parquet, JSONL or CSV."""
-    path = Path(path)
-    if path.is_dir():
-        files = list(iter_parquet_files(resolve_version_dir(path)))
-        if not files:
-            raise ValueError(f"text source {path}: no data/*.parquet")
-        return f"read_parquet([{', '.join(_sql_str(f) for f in files)}])"
-    if not path.is_file():
-        raise FileNotFoundError(f"text source {path} does not exist")
-    name = path.name.lower()
-    if name.endswith(".parquet"):
-        return f"read_parquet({_sql_str(path)})"
-    if name.endswith((".jsonl", ".jsonl.gz", ".json", ".json.gz", ".ndjson")):
-        return f"read_json({_sql_str(path)}, format='newline_delimited')"
-    if name.endswith((".csv", ".csv.gz")):
-        return f"read_csv({_sql_str(path)})"
-    raise ValueError(f"text source {path}: unsupported format (dataset folder, .parquet, .jsonl[.gz] or .csv)")
-
-
 def sample_texts(path: str | Path, n: int | None, seed: int) -> pa.Table:
     """Up to `n` (id, text) rows from a text source, a deterministic pseudo-random sample for a seed.
     Runs in DuckDB, so sampling negatives from a large curated corpus streams instead of loading it."""
-    import duckdb
-
-    p = Path(path)
-    src = duckdb_source(p)
-    con = duckdb.connect()
-    try:
-        cols = [r[0] for r in con.execute(f"DESCRIBE SELECT * FROM {src}").fetchall()]
-        if "text" not in cols:
-            raise ValueError(f"text source {p}: no `text` column (columns: {cols})")
-        id_expr = "CAST(id AS VARCHAR)" if "id" in cols else "sha1(text)"
+    with open_text_source(path, f"text source {Path(path)}") as src:
         limit = f"LIMIT {int(n)}" if n is not None else ""
         # md5 of (id, seed) orders rows pseudo-randomly but reproducibly, on any DuckDB version.
-        query = (f"SELECT {id_expr} AS id, text FROM {src} WHERE text IS NOT NULL AND length(trim(text)) > 0 "
-                 f"ORDER BY md5({id_expr} || '|' || '{int(seed)}') {limit}")
-        return con.sql(query).to_arrow_table()
-    except duckdb.Error as e:
-        raise ValueError(f"text source {p}: could not read: {e}") from e
-    finally:
-        con.close()
+        query = (f"SELECT {src.id_expr} AS id, text FROM {src.table} WHERE text IS NOT NULL AND length(trim(text)) > 0 "
+                 f"ORDER BY md5({src.id_expr} || '|' || '{int(seed)}') {limit}")
+        return src.con.sql(query).to_arrow_table()
 
 
 def reference_vs_random(reference: list[str | Path], random: str | Path, n: int | None = None,

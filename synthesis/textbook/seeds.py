@@ -11,7 +11,6 @@ import logging
 import random
 import re
 from dataclasses import dataclass
-from pathlib import Path
 
 from synthesis.textbook.recipes import Recipe, WebSeedConfig
 
@@ -61,32 +60,21 @@ def make_extract(text: str, max_chars: int) -> str:
 def load_web_pool(cfg: WebSeedConfig) -> list[WebDoc]:
     """The `pool_size` best documents of the source: highest edu_score first when the column exists
     (ties and score-less sources ordered by id, so the pool is deterministic), in `lang` when known."""
-    import duckdb
+    from curation.edu.text_source import open_text_source
 
-    from curation.edu.labels import duckdb_source
-
-    src = duckdb_source(Path(cfg.source))
-    con = duckdb.connect()
-    try:
-        cols = [r[0] for r in con.execute(f"DESCRIBE SELECT * FROM {src}").fetchall()]
-        if "text" not in cols:
-            raise ValueError(f"web_seeds source {cfg.source}: no `text` column (columns: {cols})")
-        id_expr = "CAST(id AS VARCHAR)" if "id" in cols else "sha1(text)"
-        score = "CAST(edu_score AS DOUBLE)" if "edu_score" in cols else "NULL::DOUBLE"
-        url = "CAST(url AS VARCHAR)" if "url" in cols else "NULL"
+    with open_text_source(cfg.source, f"web_seeds source {cfg.source}") as src:
+        id_expr = src.id_expr
+        score = "CAST(edu_score AS DOUBLE)" if "edu_score" in src.columns else "NULL::DOUBLE"
+        url = "CAST(url AS VARCHAR)" if "url" in src.columns else "NULL"
         where = ["text IS NOT NULL", f"length(text) >= {int(cfg.min_chars)}"]
-        has_lang = "lang" in cols
+        has_lang = "lang" in src.columns
         if cfg.lang and has_lang:
             where.append(f"lang = '{cfg.lang.replace(chr(39), '')}'")
         # without a lang column the language is identified here, so fetch spares for the ones that fail
         limit = cfg.pool_size if has_lang or not cfg.lang else cfg.pool_size * 5
-        rows = con.execute(
-            f"SELECT {id_expr}, text, {score} AS s, {url} FROM {src} WHERE {' AND '.join(where)} "
+        rows = src.con.execute(
+            f"SELECT {id_expr}, text, {score} AS s, {url} FROM {src.table} WHERE {' AND '.join(where)} "
             f"ORDER BY s DESC NULLS LAST, {id_expr} LIMIT {int(limit)}").fetchall()
-    except duckdb.Error as e:
-        raise ValueError(f"web_seeds source {cfg.source}: could not read: {e}") from e
-    finally:
-        con.close()
     if not rows:
         raise ValueError(f"web_seeds source {cfg.source}: no document with >= {cfg.min_chars} chars"
                          + (f" and lang={cfg.lang}" if cfg.lang else ""))
@@ -97,7 +85,7 @@ def load_web_pool(cfg: WebSeedConfig) -> list[WebDoc]:
         if not pool:
             raise ValueError(f"web_seeds source {cfg.source}: no document identified as lang={cfg.lang}")
     log.info("web seed pool: %d documents from %s (edu_score %s)", len(pool), cfg.source,
-             "ranked" if "edu_score" in cols else "absent: ordered by id")
+             "ranked" if "edu_score" in src.columns else "absent: ordered by id")
     return pool
 
 
