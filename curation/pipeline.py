@@ -144,8 +144,11 @@ def reconcile(order: list[str], rows_in: int, rejects: dict[tuple[str, str], int
 
 
 def run(inputs: list[str], output: str | Path, cfg: CurationConfig | None = None, run_id: str | None = None,
-        spark=None, frame_steps: list | None = None, dataset: str = "web_curated") -> RunResult:
-    """Run the curation job and publish `output/<run_id>/` atomically. Returns the manifest."""
+        spark=None, frame_steps: list | None = None, dataset: str = "web_curated",
+        notes: list[str] | None = None) -> RunResult:
+    """Run the curation job and publish `output/<run_id>/` atomically. Returns the manifest.
+
+    `notes` (e.g. why a stage was skipped) are kept in the manifest's extra["notes"]."""
     from pyspark.sql import functions as F
     from pyspark.sql.pandas.types import from_arrow_schema
 
@@ -218,6 +221,9 @@ def run(inputs: list[str], output: str | Path, cfg: CurationConfig | None = None
         all_rejects.write.mode("overwrite").parquet(str(staging / "rejects"))
         timings["write"] = time.perf_counter() - t0
         step_extra: dict = {}
+        for step in steps:  # e.g. the edu stage's model version
+            if hasattr(step, "manifest_extra"):
+                step_extra.update(step.manifest_extra() or {})
         for fstep in frame_steps:
             if hasattr(fstep, "write_extra"):  # e.g. near dedup's duplicates audit and staged band index
                 step_extra.update(fstep.write_extra(staging) or {})
@@ -238,7 +244,7 @@ def run(inputs: list[str], output: str | Path, cfg: CurationConfig | None = None
             inputs=list(inputs), config=cfg.model_dump(mode="json"), config_hash=config_hash(cfg.model_dump(mode="json")),
             stages=counts, rows=rows, rejected_rows=n_rejected, columns=data_cols,
             timings={k: round(v, 3) for k, v in timings.items()},
-            extra={"input_files": len(files), **step_extra})
+            extra={"input_files": len(files), **step_extra, **({"notes": list(notes)} if notes else {})})
         manifest.check()
         manifest.write(staging)
         final = root.publish(staging, run_id)

@@ -1,6 +1,7 @@
 """web_curation: crawl files in, a validated, published web corpus version out.
 
-    plan -> curate (Spark) -> [near-dedup, edu scoring: slots] -> validate (GE gate) -> report -> publish
+    plan (edu model?) -> curate (Spark: ... -> edu score -> exact dedup [-> near dedup]) -> validate (GE gate)
+         -> report -> publish
 
 Params (checked by the trigger form's JSON schema before a run is created): `input_globs` (files,
 folders or globs, local or any Hadoop URI), `crawl_id` (overrides what the WARC headers say),
@@ -13,14 +14,25 @@ SparkContext: Hadoop-filesystem globbing through the JVM gateway, accumulators f
 driver JVM out of the Airflow task process and runs exactly `python -m curation run`, the command an
 engineer runs by hand.
 
+Edu scoring: `plan` looks up the edu model registry (`$PHI_EDU_REGISTRY`, else
+`$PHI_DATA_ROOT/edu_models`). With a promoted model it enables the curation job's `edu` stage pinned to
+that model version (a retry scores with the same model even if another is promoted meanwhile): the
+documents get `edu_score`, `edu_int`, `edu_model`, the manifest the stage's counts and
+`extra.edu.model`. The stage runs inside the curate job, before dedup, so the near-dedup keep rule
+(`edu_score desc`) keeps the most educational copy of a cluster. With no model promoted yet the run is
+not failed: it passes through unscored, the plan logs why and the manifest's `extra.notes` records it.
+A curation config with its own `edu:` section is used as written. The `web_curated` gate accepts both
+(score ranges are checked when the columns exist). Separately, edu_classifier rescores the published
+corpus with each newly promoted model into `web_edu`.
+
 Idempotent: the version id derives from the run id; the candidate is built under
 `<root>/_candidates/<version>` (replaced atomically on retry) and publish renames it into
 `<root>/<version>` only if its quality gate passed; a retried publish is a no-op. Publishing emits the
 `web_curated` Asset event (extra: version, path, rows) that downstream DAGs schedule on.
 
-TODO(near-dedup, edu scoring): insert their tasks between `curate` and `validate` (see the marked line
-below): near-dedup incremental against the published MinHash index (pool `spark`), then edu scoring
-(pool `spark`); scoring switches the gate kind to `web_scored`.
+Near-dedup runs inside the curate job when the curation config enables it (`near_dedup.enabled`, as
+configs/demo/curation.yaml does); incremental dedup against a persisted band index (`near_dedup.index_dir`)
+is not yet wired into the DAGs.
 """
 from __future__ import annotations
 
@@ -69,7 +81,6 @@ def web_curation():
 
     planned = plan()
     stages = curation_stages(planned, WEB_CURATED, kind="web_curated")
-    # SLOT: curate >> near_dedup >> edu_score >> validate   (see TODO in the docstring)
     stages["curate"] >> stages["validate"]
 
 

@@ -128,7 +128,7 @@ def test_version_id_is_stable_and_path_safe():
 
 def test_plan_builds_the_spark_submit_arguments(tmp_path, shared_data):
     warc = str(shared_data / "warc_commoncrawl_samples" / "whirlwind.warc.gz")
-    plan = plan_curation([warc], tmp_path / "web", "v1", crawl_id="CC-MAIN-2024-22")
+    plan = plan_curation([warc], tmp_path / "web", "v1", crawl_id="CC-MAIN-2024-22", edu_registry=tmp_path / "reg")
     assert plan["argv"][:3] == ["run", "--input", warc]
     assert plan["argv"][plan["argv"].index("--run-id") + 1] == "v1"
     assert plan["candidate_dir"] == str(tmp_path / "web" / "_candidates" / "v1")
@@ -142,10 +142,67 @@ def test_plan_fails_early_on_bad_config_or_input(tmp_path, shared_data):
     bad = tmp_path / "bad.yaml"
     bad.write_text("langid:\n  min_score: high\nno_such_step: {}\n")
     with pytest.raises(ConfigError) as err:
-        plan_curation([warc], tmp_path / "web", "v1", config_path=str(bad))
+        plan_curation([warc], tmp_path / "web", "v1", config_path=str(bad), edu_registry=tmp_path / "reg")
     assert "bad.yaml" in str(err.value) and "min_score" in str(err.value) and "no_such_step" in str(err.value)
     with pytest.raises(FileNotFoundError, match="nothing-here"):
         plan_curation([str(tmp_path / "nothing-here" / "*.warc.gz")], tmp_path / "web", "v1")
+
+
+@pytest.fixture(scope="module")
+def edu_registry(shared_data, tmp_path_factory):
+    """A promoted edu model (small fasttext on the DCLM human labels, as in test_edu_score)."""
+    from curation.edu.labels import read_label_file
+    from curation.edu.registry import ModelRegistry
+    from curation.edu.train import EduTrainConfig, FastTextParams
+    from curation.edu.workflow import train_and_register
+
+    reg = ModelRegistry(tmp_path_factory.mktemp("edu_registry"))
+    labels = read_label_file(shared_data / "quality_labels_dclm_human/majority_data_disputed.jsonl", max_score=1)
+    ref = train_and_register(labels, EduTrainConfig(fasttext=FastTextParams(dim=16, bucket=20_000), max_score=1,
+                                                    threshold=0.5), reg, human_labels=None)
+    reg.promote(ref.version)
+    return reg
+
+
+def test_plan_scores_with_the_promoted_edu_model_or_notes_its_absence(tmp_path, shared_data, edu_registry):
+    from curation.config import load_config
+
+    warc = str(shared_data / "warc_commoncrawl_samples" / "whirlwind.warc.gz")
+    # no model promoted yet: the run passes through unscored, and says so in the manifest (--note)
+    plan = plan_curation([warc], tmp_path / "web", "v1", edu_registry=tmp_path / "empty-registry")
+    assert plan["edu_model"] is None and "no promoted edu model" in plan["edu_note"]
+    assert plan["argv"][plan["argv"].index("--note") + 1] == plan["edu_note"]
+    assert load_config(plan["config"]).edu.enabled is False
+    # a promoted model: the edu stage is on, pinned to that version folder (a retry scores with the same model)
+    plan = plan_curation([warc], tmp_path / "web", "v2", edu_registry=edu_registry.root)
+    cfg = load_config(plan["config"]).edu
+    assert plan["edu_model"] == edu_registry.promoted() and plan["edu_note"] is None and "--note" not in plan["argv"]
+    assert cfg.enabled and Path(cfg.model).name == edu_registry.promoted() and cfg.threshold is None
+    # a config with its own edu section is used as written
+    off = tmp_path / "off.yaml"
+    off.write_text("edu:\n  enabled: false\n")
+    plan = plan_curation([warc], tmp_path / "web", "v3", config_path=str(off), edu_registry=edu_registry.root)
+    assert plan["edu_model"] is None and "disabled by" in plan["edu_note"]
+    on = tmp_path / "on.yaml"
+    on.write_text("edu:\n  enabled: true\n  threshold: 0.5\n")
+    with pytest.raises(FileNotFoundError, match="no edu model is promoted"):
+        plan_curation([warc], tmp_path / "web", "v4", config_path=str(on), edu_registry=tmp_path / "empty-registry")
+    plan = plan_curation([warc], tmp_path / "web", "v4", config_path=str(on), edu_registry=edu_registry.root)
+    assert load_config(plan["config"]).edu.threshold == 0.5 and plan["edu_model"] == edu_registry.promoted()
+
+
+def test_incremental_plan_builds_on_current(tmp_path, shared_data):
+    from curation.contract import DatasetRoot
+
+    warc = str(shared_data / "warc_commoncrawl_samples" / "whirlwind.warc.gz")
+    root = tmp_path / "web"
+    plan = plan_curation([warc], root, "n1", edu_registry=tmp_path / "reg", incremental=True)
+    assert plan["base_version"] is None
+    assert plan["argv"][plan["argv"].index("--output") + 1] == str(root / "_deltas")
+    assert plan["delta_dir"] == str(root / "_deltas" / "n1") and plan["candidate_dir"] == str(root / "_candidates" / "n1")
+    (root / "n0").mkdir(parents=True)
+    DatasetRoot(root).set_current("n0")
+    assert plan_curation([warc], root, "n1", edu_registry=tmp_path / "reg", incremental=True)["base_version"] == "n0"
 
 
 def test_ledger_skips_recorded_segments(tmp_path, shared_data):

@@ -12,6 +12,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--config", metavar="YAML", help="curation config (defaults when omitted)")
     p.add_argument("--run-id", help="version id; rerunning the same id replaces that version")
     p.add_argument("--master", help="Spark master (default: the active session, else local[*])")
+    p.add_argument("--note", action="append", default=[], metavar="TEXT",
+                   help="a note for the manifest's extra.notes (e.g. why a stage was skipped); repeatable")
     p.set_defaults(func=main)
 
 
@@ -22,7 +24,7 @@ def main(args: argparse.Namespace) -> int:
 
     cfg = load_config(args.config)
     spark = get_spark(master=args.master)
-    result = run(args.input, args.output, cfg, run_id=args.run_id, spark=spark)
+    result = run(args.input, args.output, cfg, run_id=args.run_id, spark=spark, notes=args.note)
     m = result.manifest
     print(summary_table(result.counts))
     print(f"\n{m.rows} documents kept, {m.rejected_rows} rejected -> {result.version_dir}")

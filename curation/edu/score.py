@@ -163,6 +163,11 @@ class EduScore(Step):
         self.cfg.model = str(ref.dir.resolve())
         log.info("edu stage pinned to model %s (threshold %s)", ref.version, self.cfg.threshold)
 
+    def manifest_extra(self) -> dict:
+        """What the run's manifest records about this stage: the model version every score came from."""
+        return {"edu": {"scored": True, "model": Path(self.cfg.model).name if self.cfg.model else None,
+                        "threshold": self.cfg.threshold}}
+
     def setup(self) -> None:
         if self.cfg.model is None:  # run without a driver (plain Python): resolve here
             self.cfg.model = str(ModelRegistry(self.cfg.registry).resolve(None).dir.resolve())

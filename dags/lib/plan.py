@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import glob
 import hashlib
+import logging
 import os
 import re
 from pathlib import Path
@@ -18,7 +19,10 @@ from curation.paths import REPO_ROOT
 
 #: spark-submit runs this file; it is `python -m curation`, so the CLI and the DAG share one code path.
 CURATION_APP = str(REPO_ROOT / "curation" / "__main__.py")
+log = logging.getLogger(__name__)
+
 CANDIDATES = "_candidates"   # under a dataset root; hidden from DatasetRoot.versions()
+DELTAS = "_deltas"           # nightly: each night's new documents alone, appended onto the corpus
 RUNS = "_runs"               # per-run scratch: the effective config
 
 
@@ -55,29 +59,91 @@ def check_inputs(globs: list[str]) -> None:
             raise FileNotFoundError(f"input {g!r} matches no file")
 
 
-def effective_config(config_path: str | None, crawl_id: str | None, out_path: Path) -> Path:
+def plan_edu(cfg, config_path: str | None, registry: str | Path | None) -> dict:
+    """The edu stage of a DAG's curation run: score with the model promoted *now*, pinned in the config.
+
+    - the config file has its own `edu:` section: it is used as written (its model, threshold, or
+      `enabled: false`); an enabled section without a model is pinned to the promoted one here;
+    - otherwise, with a promoted model in the registry: score (no threshold: selecting by score is the
+      mixture's job), pinned to that version folder so a retry scores with the same model;
+    - otherwise (no model promoted yet): no scoring; the run passes through unscored, the plan log and
+      the manifest's extra.notes say so, and edu_classifier's `web_edu` scores the corpus later.
+
+    Mutates `cfg.edu`; returns {"model": version or None, "note": text or None} for the plan's XCom."""
+    from curation.edu.registry import ModelRegistry
+
+    explicit = False
+    if config_path:
+        raw = yaml.safe_load(Path(config_path).read_text()) or {}
+        explicit = isinstance(raw, dict) and "edu" in raw
+    if explicit and not cfg.edu.enabled:
+        return {"model": None, "note": f"edu scoring disabled by {config_path} (edu.enabled: false)"}
+    reg = ModelRegistry(cfg.edu.registry if explicit and cfg.edu.registry else registry)
+    if explicit and cfg.edu.model:
+        ref = reg.resolve(cfg.edu.model)
+    elif reg.promoted() is not None:
+        ref = reg.resolve(None)
+    elif explicit:
+        raise FileNotFoundError(f"{config_path} enables edu scoring but no edu model is promoted in {reg.root}")
+    else:
+        return {"model": None, "note": f"edu scoring skipped: no promoted edu model in {reg.root} yet; "
+                                       f"published unscored (edu_classifier scores the corpus into web_edu "
+                                       f"once a model is promoted)"}
+    cfg.edu.enabled = True
+    cfg.edu.model = str(ref.dir.resolve())
+    cfg.edu.registry = str(reg.root)
+    return {"model": ref.version, "note": None}
+
+
+def effective_config(config_path: str | None, crawl_id: str | None, out_path: Path,
+                     edu_registry: str | Path | None = None) -> tuple[Path, dict]:
     """Validate the curation config (the error lists every bad field) and write the config the run
-    really uses, with the crawl id override applied, next to the run's other scratch files."""
+    really uses, with the crawl id override and the edu stage (plan_edu) applied, next to the run's
+    other scratch files. Returns the path and the edu decision."""
     from curation.config import load_config
 
     cfg = load_config(config_path)
     if crawl_id:
         cfg.ingest.crawl_id = crawl_id
+    edu = plan_edu(cfg, config_path, edu_registry)
     out_path.parent.mkdir(parents=True, exist_ok=True)
     out_path.write_text(yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False))
-    return out_path
+    return out_path, edu
 
 
 def plan_curation(inputs: list[str], root: str | Path, version: str, config_path: str | None = None,
-                  crawl_id: str | None = None) -> dict:
-    """Everything the curate/validate/report/publish tasks need, as plain JSON for XCom."""
+                  crawl_id: str | None = None, edu_registry: str | Path | None = None,
+                  incremental: bool = False) -> dict:
+    """Everything the curate/validate/report/publish tasks need, as plain JSON for XCom.
+
+    `incremental` (nightly_refresh): curate writes the new inputs' delta to `<root>/_deltas/<version>`
+    and the candidate `<root>/_candidates/<version>` is built from it on top of `base_version` (the
+    corpus's CURRENT at plan time; curation.append)."""
+    from curation.contract import DatasetRoot
+    from dags.lib.edu import registry_root
+
     check_inputs(inputs)
     root = Path(root)
-    config = effective_config(config_path, crawl_id, root / RUNS / version / "config.yaml")
+    config, edu = effective_config(config_path, crawl_id, root / RUNS / version / "config.yaml",
+                                   edu_registry if edu_registry is not None else registry_root())
+    if edu["note"]:
+        log.warning("%s", edu["note"])
+    else:
+        log.info("edu stage: scoring with promoted model %s", edu["model"])
     candidate_root = root / CANDIDATES
+    curate_root = root / DELTAS if incremental else candidate_root
     argv = ["run"]
     for g in inputs:
         argv += ["--input", g]
-    argv += ["--output", str(candidate_root), "--run-id", version, "--config", str(config)]
+    argv += ["--output", str(curate_root), "--run-id", version, "--config", str(config)]
+    if edu["note"]:
+        argv += ["--note", edu["note"]]
+    base = DatasetRoot(root).current() if incremental else None
+    if base == version:  # the plan re-ran after this very version was published: build on its base
+        from curation.contract import Manifest
+
+        base = Manifest.read(root / version).base_version
     return {"version": version, "root": str(root), "candidate_dir": str(candidate_root / version),
-            "config": str(config), "inputs": list(inputs), "argv": argv}
+            "delta_dir": str(curate_root / version), "base_version": base,
+            "config": str(config), "inputs": list(inputs), "argv": argv,
+            "edu_model": edu["model"], "edu_note": edu["note"]}
