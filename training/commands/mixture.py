@@ -2,7 +2,9 @@
 from __future__ import annotations
 
 import argparse
+import functools
 import json
+from collections.abc import Callable
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -33,27 +35,36 @@ def register(sub: argparse._SubParsersAction) -> None:
     r.set_defaults(func=report_main)
 
 
-def validate_main(args: argparse.Namespace) -> int:
-    from training.mixture.validate import MixtureValidationError, check_mixture
+def _invalid_mixture_exits_1(action: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
+    """An invalid mixture prints every problem (file, YAML path, line) on stdout and exits 1, instead of the
+    CLI's one-line `error:` and exit 2 that a MixtureValidationError (a ValueError) would otherwise get."""
+    @functools.wraps(action)
+    def run(args: argparse.Namespace) -> int:
+        from training.mixture.validate import MixtureValidationError
 
-    try:
-        cm = check_mixture(args.file)
-    except MixtureValidationError as e:
-        print(e)
-        return 1
+        try:
+            return action(args)
+        except MixtureValidationError as e:
+            print(e)
+            return 1
+    return run
+
+
+@_invalid_mixture_exits_1
+def validate_main(args: argparse.Namespace) -> int:
+    from training.mixture.validate import check_mixture
+
+    cm = check_mixture(args.file)
     print(f"{args.file}: valid ({len(cm.config.phases)} phase(s), {len(cm.resolved)} source(s))")
     return 0
 
 
+@_invalid_mixture_exits_1
 def plan_main(args: argparse.Namespace) -> int:
     from training.mixture.plan import plan_table, plot_plan
-    from training.mixture.validate import MixtureValidationError, check_mixture
+    from training.mixture.validate import check_mixture
 
-    try:
-        cm = check_mixture(args.file)
-    except MixtureValidationError as e:
-        print(e)
-        return 1
+    cm = check_mixture(args.file)
     if args.json:
         print(json.dumps([p.to_dict() for p in cm.plans], indent=2))
     else:
@@ -63,16 +74,11 @@ def plan_main(args: argparse.Namespace) -> int:
     return 0
 
 
+@_invalid_mixture_exits_1
 def build_main(args: argparse.Namespace) -> int:
     from training.mixture.build import build, summary
-    from training.mixture.validate import MixtureValidationError
 
-    try:
-        result = build(args.file, args.output, workers=args.workers)
-    except MixtureValidationError as e:
-        print(e)
-        return 1
-    print(summary(result))
+    print(summary(build(args.file, args.output, workers=args.workers)))
     return 0
 
 
