@@ -11,6 +11,7 @@ from typing import ClassVar
 from synthesis.teacher import ChatMessage
 from synthesis.textbook.seeds import SeedDraw
 from synthesis.textbook.seeds_catalog import STYLES
+from synthesis.textbook.verify.math import extract_final_answer
 
 SYSTEM = ("You are an expert teacher who writes clear, correct and engaging educational material. "
           "Write only the requested content, with no preamble and no closing remarks.")
@@ -71,3 +72,47 @@ class Generator(ABC):
     @staticmethod
     def style_text(seed: SeedDraw) -> str:
         return STYLES[seed.style]
+
+
+class AnsweredGenerator(Generator):
+    """A kind whose completion is a problem, its worked solution and a short final answer (math, puzzle). The
+    pipeline checks the answer against independent solves of the problem, so every such kind parses into the
+    same fields (problem, solution, answer, answer_method) and asks the solver the same way."""
+    has_answer = True
+    #: the section headers, as the dataset text and the solver prompt write them, e.g. ("Problem", "Solution",
+    #: "Final answer"); a missing section is rejected as `no_<header>` (`no_final_answer` for the answer)
+    headers: ClassVar[tuple[str, str, str]]
+    solver_system: ClassVar[str]
+    answer_hint: ClassVar[str]       # what the solver's answer line holds, e.g. "number"
+
+    @abstractmethod
+    def find_sections(self, text: str) -> tuple[str | None, str | None]:
+        """(problem, solution) as found under the headers a teacher actually writes (None where absent)."""
+
+    def reject_answer(self, answer: str) -> Parsed | None:
+        """The kind's check of a present answer: a reject, or None when it is usable."""
+        return None
+
+    def parse(self, text: str) -> Parsed:
+        problem, solution = self.find_sections(text)
+        answer = extract_final_answer(text)
+        problem_h, solution_h, answer_h = self.headers
+        if not problem:
+            return Parsed(reason=f"no_{problem_h.lower()}", detail=f"no '{problem_h}:' section")
+        if not solution:
+            return Parsed(reason=f"no_{solution_h.lower()}", detail=f"no '{solution_h}:' section")
+        if answer.answer is None:
+            return Parsed(reason="no_final_answer", detail=f"no '{answer_h}:' line")
+        rejected = self.reject_answer(answer.answer)
+        if rejected is not None:
+            return rejected
+        body = f"{problem_h}: {problem}\n\n{solution_h}: {solution}\n\n{answer_h}: {answer.answer}"
+        return Parsed(text=body, fields={"problem": problem, "solution": solution, "answer": answer.answer,
+                                         "answer_method": answer.method})
+
+    def solve_messages(self, parsed: Parsed) -> tuple[ChatMessage, ...]:
+        problem_h, _, answer_h = self.headers
+        return (ChatMessage(role="system", content=self.solver_system),
+                ChatMessage(role="user", content=f"Solve this {problem_h.lower()} step by step. End with a line of "
+                                                 f"the form '{answer_h}: <{self.answer_hint}>'.\n\n"
+                                                 f"{problem_h}: {parsed.fields['problem']}"))
