@@ -33,6 +33,11 @@ POOLS = {
     GPU_POOL: (1, "tasks holding the GPU (training, local inference)"),
 }
 
+# Celery queue of the tasks that need the GPU (torchrun phases): in compose the `trainer` service is a
+# Celery worker consuming only this queue (PHI_GPU_QUEUE=gpu there), so GPU work never lands on the
+# generic airflow-worker. Unset (local runs, dag.test) it is Airflow's default queue: nothing changes.
+GPU_QUEUE = os.environ.get("PHI_GPU_QUEUE") or "default"
+
 SPARK_CONN_ID = "spark_default"   # local[*] by default; spark://spark-master:7077 in compose
 
 #: The published web corpus; downstream DAGs (scoring, mixtures) schedule on it.

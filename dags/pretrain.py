@@ -1,13 +1,16 @@
 """pretrain: phase 1 -> phase 2 of the Phi-3-style decoder on a built mixture, through torchrun.
 
-    plan -> phase1 (torchrun, pool `gpu`) -> phase2 (torchrun, pool `gpu`) -> report (Asset `pretrained`)
+    plan -> phase1 (torchrun, pool `gpu`, queue $PHI_GPU_QUEUE) -> phase2 (same) -> report (Asset `pretrained`)
 
 - plan: which mixture build to train on (the `mixture` param; else the triggering `mixture` Asset
   event's path; else the config's `mixture:`), and the effective run config (the given YAML with that
   mixture and `out_dir = $PHI_DATA_ROOT/pretrain/<version>`), validated with a clear error.
 - phase1 / phase2: `torchrun --standalone --nproc_per_node=N -m training run CONFIG --phase phaseK` in a
-  BashOperator (locally; the trainer container in compose runs the same command). phase 2 starts from
-  phase 1's final checkpoint; a retried phase resumes from its latest checkpoint in the run's out_dir.
+  BashOperator, on the Celery queue `$PHI_GPU_QUEUE` (`dags._common.GPU_QUEUE`). In compose that is `gpu`,
+  consumed only by the `trainer` service (profile `gpu`): an Airflow Celery worker in the CUDA trainer
+  image, so torchrun runs in the trainer container on its GPUs; plan and report stay on the generic
+  worker. Without the variable (local runs, dag.test) the phases use the default queue. phase 2 starts
+  from phase 1's final checkpoint; a retried phase resumes from its latest checkpoint in the run's out_dir.
 - report: the trainer's metrics and plot; emits the `pretrained` Asset.
 
 Scheduled on the `mixture` Asset (a new build trains with the default config), or triggered by hand.
@@ -20,7 +23,7 @@ from airflow.providers.standard.operators.bash import BashOperator
 from airflow.sdk import Param, dag, get_current_context, task
 
 from curation.paths import REPO_ROOT
-from dags._common import DEFAULT_ARGS, GPU_POOL
+from dags._common import DEFAULT_ARGS, GPU_POOL, GPU_QUEUE
 from dags.lib.assets import MIXTURE, PRETRAINED
 
 DEFAULT_CONFIG = os.environ.get("PHI_TRAIN_CONFIG") or str(REPO_ROOT / "configs" / "train" / "tiny-cpu.yaml")
@@ -66,8 +69,8 @@ def pretrain():
         return {"version": version, "config": str(config), "out_dir": str(out_dir), "mixture": str(mixture)}
 
     planned = plan()
-    phase1 = BashOperator(task_id="phase1", bash_command=TORCHRUN % "phase1", cwd=str(REPO_ROOT), pool=GPU_POOL)
-    phase2 = BashOperator(task_id="phase2", bash_command=TORCHRUN % "phase2", cwd=str(REPO_ROOT), pool=GPU_POOL)
+    phase1, phase2 = (BashOperator(task_id=phase, bash_command=TORCHRUN % phase, cwd=str(REPO_ROOT),
+                                   pool=GPU_POOL, queue=GPU_QUEUE) for phase in ("phase1", "phase2"))
 
     @task(outlets=[PRETRAINED])
     def report(planned: dict, **context) -> dict:

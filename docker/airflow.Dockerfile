@@ -13,5 +13,5 @@ ENV JAVA_HOME=/usr/lib/jvm/java-17-openjdk-amd64
 COPY --chown=airflow:0 . /opt/phi
 USER airflow
 # the lock pins the stack that was tested together (requirements.lock); the image's own Airflow stays
-RUN pip install --no-cache-dir -c /opt/phi/requirements.lock -e /opt/phi \
-      "apache-airflow==${AIRFLOW_VERSION}" apache-airflow-providers-celery apache-airflow-providers-postgres
+# (the `worker` extra pins the celery and postgres providers)
+RUN pip install --no-cache-dir -c /opt/phi/requirements.lock -e "/opt/phi[worker]" "apache-airflow==${AIRFLOW_VERSION}"

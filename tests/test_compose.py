@@ -148,3 +148,64 @@ def test_pools_created_at_init_match_the_dags():
     pools = json.loads((REPO_ROOT / "docker" / "pools.json").read_text())
     assert {name: p["slots"] for name, p in pools.items()} == dag_pools()
     assert "docker/pools.json" in COMPOSE.read_text()
+
+
+def test_trainer_is_the_celery_worker_of_the_gpu_queue(config):
+    """The trainer (profile gpu) runs an Airflow Celery worker consuming only the GPU queue, with the
+    Airflow settings of the other services; every Airflow service sends GPU tasks to that queue."""
+    services = config["services"]
+    trainer = services["trainer"]
+    queue = services["airflow-dag-processor"]["environment"]["PHI_GPU_QUEUE"]
+    assert queue == "gpu"
+    for name in ("airflow-apiserver", "airflow-scheduler", "airflow-dag-processor", "airflow-worker",
+                 "airflow-triggerer", "trainer"):
+        assert services[name]["environment"]["PHI_GPU_QUEUE"] == queue, name
+    cmd = trainer["command"]
+    assert cmd[:3] == ["airflow", "celery", "worker"] and cmd[cmd.index("--queues") + 1] == queue
+    assert "--queues" not in services["airflow-worker"]["command"]  # the generic worker: default queue only
+    env = trainer["environment"]
+    for key in ("AIRFLOW__CORE__EXECUTOR", "AIRFLOW__CELERY__BROKER_URL", "AIRFLOW__CELERY__RESULT_BACKEND",
+                "AIRFLOW__CORE__EXECUTION_API_SERVER_URL", "AIRFLOW__CORE__DAGS_FOLDER", "PHI_DATA_ROOT"):
+        assert env[key] == services["airflow-worker"]["environment"][key], key
+    assert trainer["depends_on"]["airflow-apiserver"]["condition"] == "service_healthy"
+    assert trainer["build"]["dockerfile"] == "docker/trainer.Dockerfile" and trainer["image"].startswith("phi-data/trainer")
+    assert "celery" in " ".join(trainer["healthcheck"]["test"])
+
+
+def test_worker_images_pin_airflow_and_the_celery_provider():
+    """Both worker images install the project (apache-airflow pinned in pyproject and the lock) with the
+    `worker` extra (celery + postgres providers pinned), constrained by requirements.lock."""
+    import tomllib
+
+    project = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["project"]
+    lock = (REPO_ROOT / "requirements.lock").read_text().splitlines()
+    airflow_pin = next(d for d in project["dependencies"] if d.startswith("apache-airflow=="))
+    assert airflow_pin in lock
+    worker = project["optional-dependencies"]["worker"]
+    assert {d.split("==")[0] for d in worker if "==" in d} >= {"apache-airflow-providers-celery",
+                                                               "apache-airflow-providers-postgres"}
+    for dockerfile in ("docker/trainer.Dockerfile", "docker/airflow.Dockerfile"):
+        text = (REPO_ROOT / dockerfile).read_text()
+        assert "-c /opt/phi/requirements.lock" in text and '"/opt/phi[worker]"' in text, dockerfile
+
+
+def test_pretrain_phases_route_to_the_gpu_queue(config, tmp_path):
+    """Parsed with the compose environment, pretrain's torchrun phases go to the trainer's queue and the
+    light tasks stay on the default queue; parsed without it (local runs), everything uses the default."""
+    import sys
+
+    queue = config["services"]["airflow-dag-processor"]["environment"]["PHI_GPU_QUEUE"]
+    code = ("import json; from airflow.dag_processing.dagbag import DagBag; "
+            f"bag = DagBag(dag_folder={str(REPO_ROOT / 'dags')!r}); "
+            "assert not bag.import_errors, bag.import_errors; "
+            "print(json.dumps({t.task_id: t.queue for t in bag.dags['pretrain'].tasks}))")
+    base = {k: v for k, v in os.environ.items() if k != "PHI_GPU_QUEUE"}
+    base.update(AIRFLOW_HOME=str(tmp_path), AIRFLOW__CORE__LOAD_EXAMPLES="False", GX_ANALYTICS_ENABLED="false")
+    queues = {}
+    for label, env in (("compose", {**base, "PHI_GPU_QUEUE": queue}), ("local", base)):
+        proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300,
+                              check=False)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        queues[label] = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert queues["compose"] == {"plan": "default", "phase1": queue, "phase2": queue, "report": "default"}
+    assert set(queues["local"].values()) == {"default"}
