@@ -160,7 +160,7 @@ def test_operating_system_layers_contain_without_the_audit_hook(sentinel):
 # Runs as the unprivileged user: loads the sandbox (stdlib only), plants a secret it owns itself (so file
 # permissions cannot be what protects it), runs each attack with the audit hook off and reports as JSON.
 _UNPRIVILEGED_DRIVER = r'''
-import json, logging, os, shutil, sys, tempfile
+import json, logging, os, shutil, sys, tempfile, time
 sys.path.insert(0, sys.argv[1])
 logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
 from synthesis.textbook.verify import sandbox
@@ -190,20 +190,25 @@ out = {"uid": os.geteuid(), "results": {}}
 for name, (code, hook) in attacks.items():
     r = sandbox.run_python("import os\n" + code, timeout_s=2, memory_mb=256, audit_hook=hook)
     out["results"][name] = {"passed": r.passed, "reason": r.reason, "isolation": r.isolation, "missing": r.missing,
-                            "stdout": r.stdout, "stderr": r.stderr[-300:]}
+                            "stdout": r.stdout, "stderr": r.stderr[-300:], "seconds": r.seconds}
 out["secret"] = open(secret).read()
-def alive():   # our uid's processes but us, zombies aside (killed children wait for init to reap them)
+def alive():   # our uid's processes but us; killed ones (zombies, or exiting: no cmdline left) aside
     found = []
     for p in os.listdir("/proc"):
         try:
             if p.isdigit() and int(p) != os.getpid() and os.stat(f"/proc/{p}").st_uid == os.geteuid():
                 state = open(f"/proc/{p}/stat").read().rsplit(")", 1)[1].split()[0]
-                if state != "Z":
-                    found.append(f"{p}:{state}:{open(f'/proc/{p}/cmdline').read()[:60]}")
+                cmdline = open(f"/proc/{p}/cmdline").read()
+                if state != "Z" and cmdline:
+                    found.append(f"{p}:{state}:{cmdline[:60]}")
         except OSError:
             pass
     return found
-out["leftover"] = alive()
+for _ in range(20):
+    out["leftover"] = alive()
+    if not out["leftover"]:
+        break
+    time.sleep(0.1)
 shutil.rmtree(host)
 print(json.dumps(out))
 '''
