@@ -81,7 +81,8 @@ def cross_shard_near_dedup(tables: list, cfg) -> tuple[list, dict[str, tuple[str
         rows += [(rank[v], i, t, r) for r, (i, v) in enumerate(zip(ids, verified))]
     if len({r[1] for r in rows}) != len(rows):
         raise ValueError("the shards share row ids: not disjoint shards of one plan")
-    if len(tables) < 2 or len(rows) < 2 or not cfg.enabled:   # one shard: its own post-filter saw every pair
+    # one data file (one shard): its own post-filter already saw every pair, with the same deterministic LSH
+    if len(tables) < 2 or len(rows) < 2 or not cfg.enabled:
         return tables, {}, 0
     rows.sort()
     texts = [tables[t].column("text")[r].as_py() for _, _, t, r in rows]
