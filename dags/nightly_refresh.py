@@ -1,20 +1,30 @@
-"""nightly_refresh: every night, curate the crawl segments that no published version has consumed yet.
+"""nightly_refresh: every night, curate the crawl segments that no published version has consumed yet and
+publish the next whole-corpus version.
 
-    discover -> anything_new? -> plan -> curate -> [near-dedup: slot] -> validate -> report -> publish -> record
+    discover -> anything_new? -> plan -> curate (delta) -> append (onto CURRENT) -> validate -> report
+             -> publish -> record
 
 `discover` lists the segment globs and drops every segment in the processed-segments ledger
 (`<root>/_ledger/segments.json`); when nothing is new the run short-circuits and every later task is
 skipped, so a second run over the same segments processes nothing. Segments are recorded only after
 their version is published: a night that fails leaves them pending for the next one.
 
-Each nightly version holds the documents of that night's new segments (exact-deduplicated among
-themselves) and is published into the same `web_curated` root and Asset as web_curation, so
-downstream DAGs follow it the same way; the Asset event's extra names the version.
+`curate` runs the same curation job as web_curation (edu scoring with the promoted model when there is
+one, see web_curation) over the new segments only, into the delta `<root>/_deltas/<version>`. `append`
+(curation.append) builds the candidate `<root>/_candidates/<version>` = the corpus version that was
+CURRENT when the run was planned (`base_version`; all its documents, hard-linked, not copied) + the
+delta's documents minus those the corpus already holds (same `id` or normalized text: stage
+`published_dedup`). Its manifest has the delta's stage counts, `base_version`, `base_rows` and the
+cumulative `rows`. Every published version is therefore the whole corpus, gated as a whole, and
+published into the same `web_curated` root and Asset as web_curation, so downstream DAGs follow it the
+same way (the Asset event's extra names the version). If CURRENT moved between plan and append (a
+web_curation run published meanwhile) append fails rather than drop that version: clear the run from
+`plan`.
 
 Spark: SparkSubmitOperator on `spark_default`, for the reasons given in web_curation's docstring.
 
-TODO(near-dedup): insert near-dedup against the published index between `curate` and `validate`
-(marked below), so a night's documents are also deduplicated against every earlier version.
+Not yet: near-dedup of a night against the published corpus's MinHash band index
+(`near_dedup.index_dir`); today only exact duplicates of published documents are removed (in append).
 """
 from __future__ import annotations
 
@@ -71,7 +81,26 @@ def nightly_refresh():
         ctx = get_current_context()
         when = ctx.get("logical_date") or ctx["dag_run"].run_after
         return plan_curation(pending, dataset_root("web_curated"), version_id(ctx["run_id"], when),
-                             config_path=ctx["params"]["config_path"])
+                             config_path=ctx["params"]["config_path"], incremental=True)
+
+    @task
+    def append(planned: dict) -> str:
+        """The next whole-corpus candidate: the base version (hard-linked) + the night's new documents."""
+        from airflow.sdk.exceptions import AirflowFailException
+
+        from curation.append import append_version
+        from curation.contract import DatasetRoot
+        from dags.lib.plan import CANDIDATES
+
+        root = DatasetRoot(planned["root"])
+        base, current = planned["base_version"], root.current()
+        if current not in (base, planned["version"]):
+            raise AirflowFailException(
+                f"{root.root}: CURRENT moved from {base} to {current} since this run was planned; publishing "
+                f"on top of {base} would drop {current}. Clear this run from `plan` to build on {current}.")
+        final = append_version(planned["delta_dir"], root.version_dir(base) if base else None,
+                               root.root / CANDIDATES, planned["version"])
+        return str(final)
 
     @task
     def record(pending: list[str], published: dict) -> int:
@@ -85,8 +114,7 @@ def nightly_refresh():
     planned = plan(pending)
     anything_new(pending) >> planned
     stages = curation_stages(planned, WEB_CURATED, kind="web_curated")
-    # SLOT: curate >> near_dedup >> validate   (see TODO in the docstring)
-    stages["curate"] >> stages["validate"]
+    stages["curate"] >> append(planned) >> stages["validate"]
     record(pending, stages["publish"])
 
 

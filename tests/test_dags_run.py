@@ -46,7 +46,7 @@ def airflow(tmp_path_factory):
            "AIRFLOW__CORE__LOAD_EXAMPLES": "False", "AIRFLOW__CORE__PARALLELISM": "2",
            "AIRFLOW_CONN_SPARK_DEFAULT": json.dumps({"conn_type": "spark", "host": "local[2]"}),
            "SPARK_MASTER": "local[2]", "SPARK_DRIVER_MEMORY": "1g", "PHI_DATA_ROOT": str(data),
-           "GX_ANALYTICS_ENABLED": "false"}
+           "PHI_EDU_REGISTRY": str(data / "edu_models"), "GX_ANALYTICS_ENABLED": "false"}
     migrate = subprocess.run([sys.executable, "-m", "airflow", "db", "migrate"], env=env, capture_output=True,
                              text=True, timeout=300, check=False)
     assert migrate.returncode == 0, migrate.stderr[-3000:]
@@ -61,6 +61,7 @@ def airflow(tmp_path_factory):
         return result
 
     run.root = DatasetRoot(data / "web_curated")
+    run.registry = data / "edu_models"
     return run
 
 
@@ -87,6 +88,8 @@ def test_failing_expectation_blocks_publication(airflow, shared_data):
 
 
 def test_web_curation_publishes_a_validated_version(airflow, shared_data, tmp_path):
+    """No edu model is promoted yet (the nightly test below promotes one): the version is unscored, and
+    its manifest says why."""
     config = tmp_path / "curation.yaml"
     config.write_text("output_partitions: 1\n")
     result = airflow("web_curation", {"input_globs": [samples(shared_data, "dolma-sample-0000.warc.gz")],
@@ -104,25 +107,94 @@ def test_web_curation_publishes_a_validated_version(airflow, shared_data, tmp_pa
     assert (vdir / "report" / "report.html").is_file()
     assert not (airflow.root.root / "_candidates" / version).exists()
     assert result["events"][-1]["version"] == version and result["events"][-1]["rows"] == manifest["rows"]
+    assert "edu_score" not in manifest["columns"] and "edu" not in [s["stage"] for s in manifest["stages"]]
+    assert any("no promoted edu model" in n for n in manifest["extra"]["notes"])
+    assert "edu scoring skipped: no promoted edu model" in result["log"]
 
 
-def test_nightly_refresh_skips_processed_segments(airflow, shared_data, tmp_path):
+def promote_edu_model(registry: Path, shared_data: Path) -> str:
+    """A small promoted edu model (fasttext on the DCLM human labels, as in test_edu_score)."""
+    from curation.edu.labels import read_label_file
+    from curation.edu.registry import ModelRegistry
+    from curation.edu.train import EduTrainConfig, FastTextParams
+    from curation.edu.workflow import train_and_register
+
+    reg = ModelRegistry(registry)
+    labels = read_label_file(shared_data / "quality_labels_dclm_human" / "majority_data_disputed.jsonl", max_score=1)
+    ref = train_and_register(labels, EduTrainConfig(fasttext=FastTextParams(dim=16, bucket=20_000), max_score=1,
+                                                    threshold=0.5), reg, human_labels=None)
+    return reg.promote(ref.version).version
+
+
+def ids_of(vdir: Path) -> set[str]:
+    return set(pq.read_table(vdir / "data", columns=["id"]).column("id").to_pylist())
+
+
+def inodes(vdir: Path) -> set[int]:
+    return {p.stat().st_ino for p in (vdir / "data").glob("*.parquet")}
+
+
+def test_nightly_refresh_publishes_whole_corpus_versions(airflow, shared_data, tmp_path):
+    """Night 1 and night 2 each curate only their new segment (scored with the promoted edu model) and
+    publish the whole corpus: the previous version's documents (hard-linked) + the night's new ones.
+    A third run over the same segments processes nothing."""
+    from curation.append import STAGE
+    from curation.contract import Manifest
+
     inbox = tmp_path / "inbox"
     inbox.mkdir()
     (inbox / "segment-0001.warc.gz").symlink_to(samples(shared_data, "dolma-sample-0001.warc.gz"))
-    conf = {"segment_globs": [str(inbox / "*.warc.gz")]}
+    conf = {"segment_globs": [str(inbox / "*")]}
+    model = promote_edu_model(airflow.registry, shared_data)
     before = set(airflow.root.versions())
+    base = airflow.root.current()  # web_curation's version when the module runs whole, else none
+    base_ids = ids_of(airflow.root.version_dir(base)) if base else set()
 
-    first = airflow("nightly_refresh", conf)
-    assert set(first["tasks"].values()) == {"success"}, first["log"][-4000:]
-    new = set(airflow.root.versions()) - before
-    assert len(new) == 1 and airflow.root.current() in new
+    def night(expect_base: str | None, expect_base_ids: set[str], segment: str) -> tuple[str, Manifest, int]:
+        result = airflow("nightly_refresh", conf)
+        assert set(result["tasks"].values()) == {"success"}, result["log"][-4000:]
+        version = airflow.root.current()
+        vdir = airflow.root.version_dir(version)
+        m = Manifest.read(vdir)
+        m.check()
+        delta = Manifest.read(airflow.root.root / "_deltas" / version)
+        assert m.base_version == expect_base and delta.inputs == [str(inbox / segment)]
+        assert m.base_rows == (Manifest.read(airflow.root.version_dir(expect_base)).rows if expect_base else 0)
+        # the whole corpus: every earlier document plus what the night added, counts reconciling
+        new = m.stages[-1].rows_kept
+        assert m.stages[-1].stage == STAGE and m.stages[:-1] == delta.stages and new > 0
+        assert m.rows == m.base_rows + new == len(ids_of(vdir))
+        assert expect_base_ids <= ids_of(vdir) and len(ids_of(vdir) - expect_base_ids) == new
+        assert ids_of(vdir) - expect_base_ids <= ids_of(airflow.root.root / "_deltas" / version)
+        # scored with the promoted model; the manifest names it
+        assert "edu" in [s.stage for s in delta.stages] and m.extra["edu"]["model"] == model
+        scored = pq.read_table(vdir / "data", columns=["id", "edu_score", "edu_model"]).to_pylist()
+        assert {r["edu_model"] for r in scored if r["id"] not in expect_base_ids} == {model}
+        assert all(0.0 <= r["edu_score"] <= 1.0 for r in scored if r["edu_score"] is not None)
+        assert result["events"][-1] == {"version": version, "path": str(vdir), "rows": m.rows}
+        return version, m, len(result["events"])
+
+    night1, m1, _ = night(base, base_ids, "segment-0001.warc.gz")
+    ids1 = ids_of(airflow.root.version_dir(night1))
     ledger = json.loads((airflow.root.root / "_ledger" / "segments.json").read_text())
-    assert ledger[str(inbox / "segment-0001.warc.gz")]["version"] == airflow.root.current()
+    assert ledger[str(inbox / "segment-0001.warc.gz")]["version"] == night1
 
-    second = airflow("nightly_refresh", conf)
-    assert second["tasks"]["discover"] == "success" and second["tasks"]["anything_new"] == "success"
-    skipped = {t for t, s in second["tasks"].items() if s == "skipped"}
-    assert skipped == {"plan", "curate", "validate", "report", "publish", "record"}
-    assert set(airflow.root.versions()) == before | new  # nothing processed, nothing published
-    assert len(second["events"]) == len(first["events"])
+    # night 2: one new segment landed
+    (inbox / "segment-0002.jsonl.gz").symlink_to(
+        shared_data / "webtext_cc2019_dolma_sample" / "CC-MAIN-20190717121559-20190717143559-00140.jsonl.gz")
+    night2, m2, events = night(night1, ids1, "segment-0002.jsonl.gz")
+    assert m2.rows > m1.rows and night2 != night1
+    # night 1's files are in night 2 as hard links (same schema: both scored), not copies
+    assert inodes(airflow.root.version_dir(night1)) <= inodes(airflow.root.version_dir(night2))
+    assert m2.extra["files"]["base_linked"] == len(inodes(airflow.root.version_dir(night1)))
+    ledger = json.loads((airflow.root.root / "_ledger" / "segments.json").read_text())
+    assert {ledger[str(inbox / s)]["version"] for s in ("segment-0001.warc.gz", "segment-0002.jsonl.gz")} \
+        == {night1, night2}
+
+    # the same segments again: nothing to do, nothing published
+    third = airflow("nightly_refresh", conf)
+    assert third["tasks"]["discover"] == "success" and third["tasks"]["anything_new"] == "success"
+    skipped = {t for t, s in third["tasks"].items() if s == "skipped"}
+    assert skipped == {"plan", "curate", "append", "validate", "report", "publish", "record"}
+    assert set(airflow.root.versions()) == before | {night1, night2} and airflow.root.current() == night2
+    assert len(third["events"]) == events
