@@ -12,6 +12,7 @@ from datetime import timedelta
 
 from airflow.providers.apache.spark.operators.spark_submit import SparkSubmitOperator
 from airflow.sdk import Asset, TriggerRule, task
+from airflow.sdk.configuration import conf
 
 from dags.lib.plan import CURATION_APP, dataset_root
 
@@ -36,7 +37,7 @@ POOLS = {
 # Celery queue of the tasks that need the GPU (torchrun phases): in compose the `trainer` service is a
 # Celery worker consuming only this queue (PHI_GPU_QUEUE=gpu there), so GPU work never lands on the
 # generic airflow-worker. Unset (local runs, dag.test) it is Airflow's default queue: nothing changes.
-GPU_QUEUE = os.environ.get("PHI_GPU_QUEUE") or "default"
+GPU_QUEUE = os.environ.get("PHI_GPU_QUEUE") or conf.get("operators", "default_queue", fallback="default")
 
 SPARK_CONN_ID = "spark_default"   # local[*] by default; spark://spark-master:7077 in compose
 
