@@ -35,8 +35,15 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from curation.contract import (DatasetRoot, Manifest, StageCounts, code_version, iter_parquet_files,
-                               now_iso, resolve_version_dir)
+from curation.contract import (
+    DatasetRoot,
+    Manifest,
+    StageCounts,
+    code_version,
+    iter_parquet_files,
+    now_iso,
+    resolve_version_dir,
+)
 
 log = logging.getLogger(__name__)
 
@@ -110,18 +117,21 @@ def append_version(delta: str | Path, base: str | Path | None, output: str | Pat
     base_files = list(iter_parquet_files(base_dir)) if base_dir is not None else []
     if bm is not None and _rows(base_files) != bm.rows:
         raise ValueError(f"base version {base_dir}: data/ holds {_rows(base_files)} rows, manifest says {bm.rows}")
-    schemas = [s for s in (_schema(base_files), _schema(delta_files)) if s is not None]
     try:
+        schemas = [s for s in (_schema(base_files), _schema(delta_files)) if s is not None]
         schema = pa.unify_schemas(schemas, promote_options="default") if schemas else None
     except (pa.ArrowInvalid, pa.ArrowTypeError) as e:
         raise ValueError(f"cannot append {delta_dir} to {base_dir}: column types differ ({e})") from e
 
     # the delta's keys (a night's batch: small) against the base's, streamed
-    delta_table = pq.read_table(delta_dir / "data", columns=[c for c in ("id", "text_hash") if schema and c in schema.names]) \
-        if delta_files else pa.table({})
-    ids = set(delta_table.column("id").to_pylist()) if "id" in delta_table.column_names else set()
-    hashes = set(delta_table.column("text_hash").to_pylist()) if "text_hash" in delta_table.column_names else set()
-    hashes.discard(None)
+    ids: set[str] = set()
+    hashes: set[str] = set()
+    for f in delta_files:
+        keys = pq.read_table(f, columns=[c for c in ("id", "text_hash") if c in pq.read_schema(f).names])
+        if "id" in keys.column_names:
+            ids.update(keys.column("id").to_pylist())
+        if "text_hash" in keys.column_names:
+            hashes.update(h for h in keys.column("text_hash").to_pylist() if h is not None)
     hit_ids, hit_hashes = _published_hits(base_files, ids, hashes) if base_files else (set(), set())
 
     root = DatasetRoot(output)
