@@ -2,15 +2,13 @@
 
 Input: an undirected edge frame (a, b) of string node ids. Each round runs large-star then small-star;
 both only ever point nodes at smaller ids, so the edge set shrinks towards stars around each component's
-minimum id. A round that leaves the edge set unchanged means convergence. Every round is written to
-parquet and read back, so the query plan (and the lineage a failure would recompute) stays one round deep.
-Only scalar counts reach the driver.
+minimum id; once the edges form such stars the components are known. Only scalar counts reach the driver.
 """
 from __future__ import annotations
 
 import logging
-import shutil
-from pathlib import Path
+
+from curation.dedup.frames import checkpoint, release
 
 log = logging.getLogger(__name__)
 
@@ -41,33 +39,43 @@ def small_star(edges):
     return moved.union(mins.select("a", F.col("m").alias("b"))).distinct()
 
 
-def connected_components(spark, edges, work_dir: str | Path, max_iterations: int = 40):
+def _is_star_forest(edges) -> bool:
+    """Edges all point from a larger to a smaller id (every round's output does). They form stars around
+    each component's minimum, i.e. the algorithm has converged, iff no node has two outgoing edges and no
+    edge target has an outgoing edge. Checking this instead of "the round changed nothing" saves the
+    final confirmation round."""
+    from pyspark.sql import functions as F
+
+    out = edges.groupBy("a").agg(F.count("*").alias("deg"))
+    forked = out.where(F.col("deg") > 1).select("a")
+    chained = edges.select(F.col("b").alias("a")).join(out, "a", "left_semi")
+    return forked.union(chained).limit(1).count() == 0
+
+
+def connected_components(edges, max_iterations: int = 40):
     """(a, b) edges -> (id, cluster_id) for every node on an edge; cluster_id is the component's min id.
 
-    Returns (frame, rounds). Raises RuntimeError naming the limit if it has not converged by then.
+    Returns (frame, rounds); the frame is checkpointed (the caller releases it, see frames.py). Each round
+    is checkpointed and the previous one released, so a round reads the last round's rows from executor
+    storage and its plan stays one round deep. The input itself may already be stars (pairs only): then
+    no round runs. Raises RuntimeError naming the limit if it has not converged by then.
     """
     from pyspark.sql import functions as F
 
-    work = Path(work_dir)
-    current = edges.select("a", "b").where("a != b").distinct()
-    path = work / "round-000"
-    current.write.mode("overwrite").parquet(str(path))
-    current = spark.read.parquet(str(path))
-    for rnd in range(1, max_iterations + 1):
-        nxt = small_star(large_star(current))
-        path = work / f"round-{rnd:03d}"
-        nxt.write.mode("overwrite").parquet(str(path))
-        nxt = spark.read.parquet(str(path))
-        # one job: is any edge in only one of the two rounds?
-        changed = (current.withColumn("_prev", F.lit(True))
-                   .join(nxt.withColumn("_next", F.lit(True)), ["a", "b"], "full_outer")
-                   .where(F.col("_prev").isNull() | F.col("_next").isNull()).limit(1).count())
-        shutil.rmtree(work / f"round-{rnd - 1:03d}", ignore_errors=True)
+    current = checkpoint(edges.select(F.greatest("a", "b").alias("a"), F.least("a", "b").alias("b"))
+                         .where("a != b").distinct())
+    rounds = 0
+    while not _is_star_forest(current):
+        if rounds == max_iterations:
+            release(current)
+            raise RuntimeError(f"connected components did not converge in max_cc_iterations={max_iterations} rounds")
+        rounds += 1
+        nxt = checkpoint(small_star(large_star(current)))
+        release(current)
         current = nxt
-        log.info("connected components: round %d %s", rnd, "converged" if not changed else "changed")
-        if not changed:
-            # converged: every edge is (member, component min); roots map to themselves
-            members = current.groupBy("a").agg(F.min("b").alias("cluster_id")).withColumnRenamed("a", "id")
-            roots = current.select(F.col("b").alias("id"), F.col("b").alias("cluster_id"))
-            return members.unionByName(roots).distinct(), rnd
-    raise RuntimeError(f"connected components did not converge in max_cc_iterations={max_iterations} rounds")
+        log.info("connected components: round %d done", rounds)
+    # every edge is (member, component min); roots map to themselves
+    roots = current.select(F.col("b").alias("id"), F.col("b").alias("cluster_id")).distinct()
+    comps = checkpoint(current.select(F.col("a").alias("id"), F.col("b").alias("cluster_id")).unionByName(roots))
+    release(current)
+    return comps, rounds

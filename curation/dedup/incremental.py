@@ -30,7 +30,7 @@ INDEX_DATASET = "near_dedup_index"
 
 def params_dict(params: LshParams) -> dict:
     return {"num_perm": params.num_perm, "bands": params.bands, "rows": params.rows, "seed": params.seed,
-            "ngram": params.ngram, "scheme": "affine32"}
+            "ngram": params.ngram, "scheme": "affine32", "band_key": "fnv1a-fmix64"}
 
 
 @dataclass

@@ -24,16 +24,20 @@ def bucket_members(bands):
     """(id, band, key, _old) rows -> the rows of buckets that can yield an edge (more than one member, at
     least one new), with the bucket's size and root (smallest id, and whether the root is old).
 
-    Usually a small fraction of the band rows: the caller materialises it once, and both kinds of edges
-    are derived from that copy instead of re-running the band shuffle for each."""
+    One shuffle: a window over (band, key) sees each bucket whole, so size, root and the filter need no
+    second pass (a groupBy would have to be joined back to the band rows). Window buffers spill to disk,
+    so an oversized bucket costs disk, not memory. The result is usually a small fraction of the band
+    rows: the caller persists it once and derives both kinds of edges from that copy."""
+    from pyspark.sql import Window
     from pyspark.sql import functions as F
 
-    buckets = (bands.groupBy("band", "key")
-               .agg(F.count("*").alias("size"), F.min(F.struct("id", "_old")).alias("_root"),
-                    F.max(F.when(~F.col("_old"), 1).otherwise(0)).alias("has_new"))
-               .where((F.col("size") > 1) & (F.col("has_new") == 1))
-               .select("band", "key", "size", F.col("_root.id").alias("root"), F.col("_root._old").alias("_root_old")))
-    return bands.join(buckets, ["band", "key"])
+    w = Window.partitionBy("band", "key")
+    return (bands.select("id", "band", "key", "_old", F.count("*").over(w).alias("size"),
+                         F.min(F.struct("id", "_old")).over(w).alias("_root"),
+                         F.max(F.when(~F.col("_old"), 1).otherwise(0)).over(w).alias("has_new"))
+            .where((F.col("size") > 1) & (F.col("has_new") == 1))
+            .select("id", "band", "key", "_old", "size", F.col("_root.id").alias("root"),
+                    F.col("_root._old").alias("_root_old")))
 
 
 def candidate_edges(members, max_bucket_pairs: int, all_pairs: bool):
@@ -62,8 +66,9 @@ def jaccard_expr(left: str, right: str):
     """Exact Jaccard of two arrays of distinct shingle hashes, in Spark SQL (no Python UDF)."""
     from pyspark.sql import functions as F
 
+    # both arrays hold distinct values, so |A u B| = |A| + |B| - |A n B|: one hash set per pair, not two
     inter = F.size(F.array_intersect(left, right))
-    union = F.size(F.array_union(left, right))
+    union = F.size(left) + F.size(right) - inter
     return F.when(union > 0, inter / union).otherwise(F.lit(0.0))
 
 
