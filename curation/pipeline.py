@@ -1,7 +1,8 @@
 """The curation job: crawl files in, a clean exact-deduplicated corpus out (plus rejects and a manifest).
 
 Shape of the job on Spark:
-  1. list input files (Hadoop glob, so local paths and s3a:// alike); a path that matches nothing fails
+  1. list input files (Hadoop glob where the JVM has the filesystem, else fsspec: local paths, s3a://, s3://
+     alike); a path that matches nothing fails
   2. one `mapInArrow` pass, one file per task: read records (ingest) and run every Python step
      (extract -> langid -> quality filters -> decontam -> text hash) on Arrow batches
   3. the pass is materialised once to parquet under the staging folder, then Spark-level steps
@@ -18,6 +19,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
+from urllib.parse import urlparse
 
 import pyarrow as pa
 
@@ -91,24 +93,74 @@ def process_files(paths_and_formats: Iterator[tuple[str, str]], cfg_json: str,
 
 # ---- Spark plumbing ---------------------------------------------------------------------------------
 
-def list_input_files(spark, globs: list[str], fmt: str) -> list[tuple[str, str]]:
-    """Expand each glob with Hadoop's filesystem layer; fail naming any glob that matches nothing."""
+def _hadoop_serves(spark, uri: str, cache: dict[str, bool]) -> bool:
+    """True when the JVM has a Hadoop FileSystem class for the URI's scheme (a plain path: the default FS).
+
+    file: and hdfs: always; s3a: only with the hadoop-aws jar on the classpath (the pip pyspark has none)."""
+    scheme = urlparse(uri).scheme.lower()
+    if not scheme:  # a plain path: Hadoop's default filesystem
+        return True
+    if scheme not in cache:
+        from py4j.protocol import Py4JJavaError
+
+        jfs = spark.sparkContext._jvm.org.apache.hadoop.fs.FileSystem
+        try:  # UnsupportedFileSystemException, or a ClassNotFoundException for a configured but absent class
+            jfs.getFileSystemClass(scheme, spark.sparkContext._jsc.hadoopConfiguration())
+            cache[scheme] = True
+        except Py4JJavaError:
+            cache[scheme] = False
+    return cache[scheme]
+
+
+def _hadoop_glob(spark, g: str) -> list[str]:
     jvm = spark.sparkContext._jvm
-    hconf = spark.sparkContext._jsc.hadoopConfiguration()
-    files: list[tuple[str, str]] = []
-    for g in globs:
-        jpath = jvm.org.apache.hadoop.fs.Path(g)
-        fs = jpath.getFileSystem(hconf)
-        statuses = fs.globStatus(jpath)
+    jpath = jvm.org.apache.hadoop.fs.Path(g)
+    fs = jpath.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration())
+    matched = []
+    for st in fs.globStatus(jpath) or []:
+        if st.isDirectory():
+            it = fs.listFiles(st.getPath(), True)
+            while it.hasNext():
+                matched.append(it.next().getPath().toString())
+        else:
+            matched.append(st.getPath().toString())
+    return matched
+
+
+def _fsspec_glob(g: str) -> list[str]:
+    """Expand a glob with fsspec (s3fs reads the standard AWS credentials and AWS_ENDPOINT_URL[_S3]);
+    results keep the scheme as given (`s3a://` stays `s3a://`, so `source_file` says what the user wrote)."""
+    import fsspec
+
+    try:
+        fs, path = fsspec.core.url_to_fs(ingest.fsspec_uri(g))
+    except (ImportError, ValueError) as e:  # unknown protocol, or its fsspec package is not installed
+        raise ValueError(f"cannot list input {g!r}: neither Hadoop nor fsspec can read it ({e})") from e
+    fs.invalidate_cache()  # a long-lived process (dag.test, notebooks) must see objects added since last time
+    try:
+        found = fs.glob(path, detail=True)
         matched = []
-        for st in statuses or []:
-            if st.isDirectory():
-                it = fs.listFiles(st.getPath(), True)
-                while it.hasNext():
-                    matched.append(it.next().getPath().toString())
-            else:
-                matched.append(st.getPath().toString())
-        matched = [m for m in matched if not Path(m).name.startswith((".", "_"))]
+        for p, info in sorted(found.items()):
+            matched.extend(fs.find(p) if info.get("type") == "directory" else [p])
+    except FileNotFoundError:  # e.g. a bucket that does not exist: the same "matches no file" below
+        return []
+    except Exception as e:  # credentials, permissions, endpoint (botocore's errors are not OSErrors)
+        raise OSError(f"cannot list input {g!r}: {type(e).__name__}: {e}") from e
+    scheme = urlparse(g).scheme
+    return [f"{scheme}://{p}" if scheme else p for p in matched]
+
+
+def list_input_files(spark, globs: list[str], fmt: str) -> list[tuple[str, str]]:
+    """Expand each glob; fail naming any glob that matches nothing. Only file names reach the driver.
+
+    Hadoop's filesystem layer lists what the JVM can serve (local paths, file:, hdfs:, s3a: with hadoop-aws
+    on the classpath); anything else (s3://, s3a:// without the jar, gs://, ...) is listed with fsspec,
+    which the workers read every file through anyway."""
+    files: list[tuple[str, str]] = []
+    served: dict[str, bool] = {}
+    for g in globs:
+        matched = _hadoop_glob(spark, g) if _hadoop_serves(spark, g, served) else _fsspec_glob(g)
+        matched = [m for m in matched if not m.rstrip("/").rsplit("/", 1)[-1].startswith((".", "_"))]
         if not matched:
             raise FileNotFoundError(f"input {g!r} matches no file")
         for m in sorted(matched):
