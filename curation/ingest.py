@@ -82,11 +82,17 @@ def open_input(path: str) -> BinaryIO:
         fs, fs_path = fsspec.core.url_to_fs(uri)
     except ImportError as e:  # e.g. s3:// without s3fs installed
         raise ImportError(f"cannot open input {path!r}: {e}") from e
-    if not fs.exists(fs_path):
+    try:
+        exists = fs.exists(fs_path)
+        is_dir = exists and fs.isdir(fs_path)
+        handle = fs.open(fs_path, "rb") if exists and not is_dir else None
+    except Exception as e:  # object stores: credentials, permissions, endpoint (botocore errors are no OSError)
+        raise OSError(f"cannot open input {path!r}: {type(e).__name__}: {e}") from e
+    if not exists:
         raise FileNotFoundError(f"input file {path!r} does not exist")
-    if fs.isdir(fs_path):
+    if is_dir:
         raise IsADirectoryError(f"input {path!r} is a directory, expected a file")
-    return fs.open(fs_path, "rb")
+    return handle
 
 
 def _file_name(path: str) -> str:

@@ -185,3 +185,19 @@ def test_listing_uses_hadoop_only_for_schemes_the_jvm_serves(spark, corpus):
     assert _hadoop_serves(spark, f"s3a://{BUCKET}/x", served) == has_s3a
     with pytest.raises(ValueError, match="nosuchfs://x/y"):
         list_input_files(spark, ["nosuchfs://x/y/*.warc.gz"], "auto")
+
+
+def test_missing_credentials_are_an_error_naming_the_input(s3, spark, monkeypatch):
+    import s3fs
+
+    for k in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+        monkeypatch.delenv(k)
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")  # no instance-metadata probe (a 1 s timeout each)
+    s3fs.S3FileSystem.clear_instance_cache()  # cached instances hold the credentials they were made with
+    try:
+        with pytest.raises(OSError, match=f"s3a://{BUCKET}/crawl/whirlwind.warc.gz.*NoCredentialsError"):
+            open_input(f"s3a://{BUCKET}/crawl/whirlwind.warc.gz")
+        with pytest.raises(OSError, match=f"input 's3://{BUCKET}/crawl/[*].warc.gz'.*NoCredentialsError"):
+            list_input_files(spark, [f"s3://{BUCKET}/crawl/*.warc.gz"], "auto")
+    finally:
+        s3fs.S3FileSystem.clear_instance_cache()
