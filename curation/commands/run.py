@@ -7,7 +7,7 @@ import argparse
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("run", help="ingest crawl files and publish a clean, exact-deduplicated corpus")
     p.add_argument("--input", action="append", required=True, metavar="GLOB",
-                   help="input file, folder or glob (local path or any Hadoop URI, e.g. s3a://…); repeatable")
+                   help="input file, folder or glob (local path, hdfs://, or object storage s3a:// / s3:// read through s3fs); repeatable")
     p.add_argument("--output", required=True, metavar="DIR", help="dataset root; the run lands in DIR/<run_id>/")
     p.add_argument("--config", metavar="YAML", help="curation config (defaults when omitted)")
     p.add_argument("--run-id", help="version id; rerunning the same id replaces that version")
