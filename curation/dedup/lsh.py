@@ -63,7 +63,11 @@ def candidate_edges(members, max_bucket_pairs: int, all_pairs: bool):
 
 
 def jaccard_expr(left: str, right: str):
-    """Exact Jaccard of two arrays of distinct shingle hashes, in Spark SQL (no Python UDF)."""
+    """Exact Jaccard of two arrays of distinct shingle hashes, in Spark SQL (no Python UDF).
+
+    Fine for a projection that is written out as is. A frame filtered on it must be materialised first
+    (see `score_edges`): Spark pushes the filter below the projection and evaluates the expression there
+    again, and `array_intersect` is the expensive part of verification."""
     from pyspark.sql import functions as F
 
     # both arrays hold distinct values, so |A u B| = |A| + |B| - |A n B|: one hash set per pair, not two
@@ -72,14 +76,23 @@ def jaccard_expr(left: str, right: str):
     return F.when(union > 0, inter / union).otherwise(F.lit(0.0))
 
 
-def verify_edges(edges, shingles, threshold: float):
-    """Keep the candidate edges whose documents' exact shingle Jaccard is >= threshold.
+def pair_similarity(pairs, left: str, right: str, shingles, broadcast: bool):
+    """Rows of `pairs` (unique on (left, right)) + `similarity`, the exact Jaccard of the two documents'
+    shingle sets; `shingles` is (id, shingles). Pairs whose documents have no set are dropped.
 
-    `shingles` is (id, shingles). Returns (a, b, similarity).
-    """
+    With `broadcast` the pairs (ids only, small next to the sets) are sent to every task and each side's
+    sets are picked from `shingles` where they lie, without shuffling the whole table; only the picked
+    sets meet in one shuffle. Without it (cluster scale) the same joins run as shuffles."""
     from pyspark.sql import functions as F
 
-    sa = shingles.select(F.col("id").alias("a"), F.col("shingles").alias("_sa"))
-    sb = shingles.select(F.col("id").alias("b"), F.col("shingles").alias("_sb"))
-    scored = edges.join(sa, "a").join(sb, "b").select("a", "b", jaccard_expr("_sa", "_sb").alias("similarity"))
-    return scored.where(F.col("similarity") >= threshold)
+    hinted = F.broadcast(pairs) if broadcast else pairs
+    ids = hinted.select(left, right)
+    lhs = shingles.select(F.col("id").alias(left), F.col("shingles").alias("_sl")).join(hinted, left)
+    rhs = shingles.select(F.col("id").alias(right), F.col("shingles").alias("_sr")).join(ids, right)
+    return lhs.join(rhs, [left, right]).select(*pairs.columns, jaccard_expr("_sl", "_sr").alias("similarity"))
+
+
+def score_edges(edges, shingles, broadcast: bool):
+    """Candidate edges (a, b) -> (a, b, similarity). The caller materialises the result before filtering
+    on `similarity` (see `jaccard_expr`)."""
+    return pair_similarity(edges.select("a", "b"), "a", "b", shingles, broadcast)

@@ -146,7 +146,7 @@ class NearDedup:
 
         # 3. candidate edges -> verified edges. One shuffle of the band rows finds the multi-member buckets;
         # that small copy is persisted and both edge kinds come from it.
-        from curation.dedup.lsh import bucket_members, candidate_edges, verify_edges
+        from curation.dedup.lsh import bucket_members, candidate_edges, score_edges
 
         t0 = t3 = time.perf_counter()
         members = self._persist(bucket_members(all_bands))
@@ -155,20 +155,20 @@ class NearDedup:
         self._release(members)
         t0 = self._lap("buckets_and_edges", t0)
         if cfg.verify:
-            # only documents on a candidate edge need their shingles: pick them once (a broadcast semi-join
-            # scans without shuffling) and reuse the small table for verification and the audit similarity
-            ids = edges.select(F.col("a").alias("id")).union(edges.select(F.col("b").alias("id"))).distinct()
-            if 2 * self.stats["candidate_pairs"] <= cfg.broadcast_max_ids:
-                ids = F.broadcast(ids)
-            picked = shingles.join(ids, "id", "left_semi")
+            # candidate pairs (ids only) are broadcast while small, so the shingle sets are read where they
+            # lie in the signature checkpoint; the index's sets (incremental mode) are picked once
+            bcast = self.stats["candidate_pairs"] <= cfg.broadcast_max_ids
             if self._index_parent is not None:   # old documents the batch re-submits: the batch's copy wins
-                picked = picked.unionByName(loaded.shingles.join(ids, "id", "left_semi")
-                                            .join(sigs.select("id"), "id", "left_anti"))
-            shingles = self._persist(picked)
-            verified = self._persist(verify_edges(edges, shingles, cfg.threshold))
+                ids = edges.select(F.col("a").alias("id")).union(edges.select(F.col("b").alias("id"))).distinct()
+                old_sh = self._persist(loaded.shingles.join(F.broadcast(ids) if bcast else ids, "id", "left_semi")
+                                       .join(sigs.select("id"), "id", "left_anti"))
+                shingles = shingles.unionByName(old_sh)
+            # scored once and materialised, then filtered (a filter on the expression would evaluate it twice)
+            scored = self._persist(score_edges(edges, shingles, bcast))
+            verified = scored.where(F.col("similarity") >= cfg.threshold)
             self.stats["verified_pairs"] = verified.count()
             self._release(edges)
-            edges = verified
+            edges = verified       # its rows stay in `scored`'s checkpoint until the components are done
             self._lap("verification", t0)
         log.info("near dedup: %s in %.1fs", {k: v for k, v in self.stats.items() if k.endswith("pairs")},
                  time.perf_counter() - t3)
@@ -179,17 +179,17 @@ class NearDedup:
         t0 = time.perf_counter()
         comps, rounds = connected_components(edges, cfg.max_cc_iterations)
         self._cached.append(comps)
-        self._release(edges)
+        self._release(edges, scored if cfg.verify else None)
         self.stats["cc_rounds"] = rounds
         log.info("near dedup: components in %d rounds, %.1fs", rounds, time.perf_counter() - t0)
         t0 = self._lap("components", t0)
 
         # 5. keep rule -> duplicates audit dataset (removed documents only)
-        dups = self._duplicates(df, comps, shingles)
+        dups = self._duplicates(df, comps, shingles, self.stats.get("candidate_pairs", 0) <= cfg.broadcast_max_ids)
         dups_path = self.staging / DUPLICATES_DIR
         dups.write.mode("overwrite").parquet(str(dups_path))
         dups = spark.read.parquet(str(dups_path))
-        self._release(comps, shingles if cfg.verify else None)
+        self._release(*self._cached[1:])     # all but the signatures (the next index reads them)
         dup_counts = dups.agg(F.count("*").alias("n"), F.countDistinct("cluster_id").alias("clusters")).first()
         n_removed = dup_counts["n"]
         self._lap("keep_rule_and_audit", t0)
@@ -246,7 +246,7 @@ class NearDedup:
 
         return band_rows(sigs)
 
-    def _duplicates(self, df, comps, shingles):
+    def _duplicates(self, df, comps, shingles, broadcast: bool):
         """Rank each cluster by the keep rule; every non-first batch document is a duplicate.
 
         Index documents (incremental mode) are already published, so they rank first and are never removed.
@@ -254,7 +254,7 @@ class NearDedup:
         from pyspark.sql import Window
         from pyspark.sql import functions as F
 
-        from curation.dedup.lsh import jaccard_expr
+        from curation.dedup.lsh import pair_similarity
 
         keyed = df.select("id", *[c for c in self._keep_columns(df) if c != "id"]).withColumn("_new", F.lit(True))
         members = comps.join(keyed, "id", "left").withColumn("_old", F.col("_new").isNull())
@@ -266,10 +266,9 @@ class NearDedup:
             F.col("id").alias("doc_id"), "cluster_id", "kept_id")
         if shingles is None:
             return dups.withColumn("similarity", F.lit(None).cast("double"))
-        sd = shingles.select(F.col("id").alias("doc_id"), F.col("shingles").alias("_sd"))
-        sk = shingles.select(F.col("id").alias("kept_id"), F.col("shingles").alias("_sk"))
-        return (dups.join(sd, "doc_id", "left").join(sk, "kept_id", "left")
-                .select("doc_id", "cluster_id", "kept_id", jaccard_expr("_sd", "_sk").alias("similarity")))
+        # fewer rows than candidate pairs, so broadcast whenever the candidates were
+        dups = self._persist(dups)
+        return pair_similarity(dups, "doc_id", "kept_id", shingles, broadcast)
 
     def _keep_columns(self, df) -> list[str]:
         cols = [spec.split()[0] for spec in self.cfg.keep_order]
