@@ -12,9 +12,15 @@ A run reads the CURRENT version, never recomputes the old signatures, and stages
 old entries (minus ids the batch re-submits) + the batch's kept documents; the driver publishes it only
 after the deduplicated corpus itself has been published. Rerunning the same run id starts again from the
 parent of that version, so the result does not change (idempotent).
+
+Rebuild: `request_rebuild(root, corpus_version_dir, version)` leaves `root/REBUILD.json`; the next run over
+that root first indexes every document of that published corpus version as index version `version`
+(their signatures computed once, `build_from_corpus`) and then builds on it. nightly_refresh uses this
+when the published index does not describe the corpus version it appends to (dags/lib/near_index.py).
 """
 from __future__ import annotations
 
+import json
 import logging
 import shutil
 from dataclasses import dataclass
@@ -26,11 +32,21 @@ from curation.dedup.minhash import LshParams
 log = logging.getLogger(__name__)
 
 INDEX_DATASET = "near_dedup_index"
+REBUILD_REQUEST = "REBUILD.json"
 
 
 def params_dict(params: LshParams) -> dict:
     return {"num_perm": params.num_perm, "bands": params.bands, "rows": params.rows, "seed": params.seed,
             "ngram": params.ngram, "scheme": "affine32", "band_key": "fnv1a-fmix64"}
+
+
+def request_rebuild(root: str | Path, corpus_version_dir: str | Path, version: str, reason: str) -> Path:
+    """Have the next run over index `root` first build version `version` from every document of the
+    published corpus version `corpus_version_dir` (see BandIndex.load)."""
+    path = Path(root) / REBUILD_REQUEST
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"corpus": str(corpus_version_dir), "version": version, "reason": reason}) + "\n")
+    return path
 
 
 @dataclass
@@ -55,6 +71,7 @@ class BandIndex:
         return current
 
     def load(self, spark, run_id: str, need_shingles: bool) -> LoadedIndex:
+        self._rebuild_if_requested(spark, need_shingles)
         version = self.base_version(run_id)
         if version is None:
             log.info("band index %s is empty: first incremental run", self.root.root)
@@ -72,7 +89,36 @@ class BandIndex:
         log.info("band index %s: version %s, %d documents", self.root.root, version, manifest.rows)
         return LoadedIndex(version, bands, shingles)
 
-    def stage(self, spark, bands, shingles, run_id: str, parent: str | None) -> Path:
+    def _rebuild_if_requested(self, spark, need_shingles: bool) -> None:
+        request = self.root.root / REBUILD_REQUEST
+        if not request.is_file():
+            return
+        spec = json.loads(request.read_text())
+        if (self.root.version_dir(spec["version"]) / "manifest.json").is_file():
+            return   # built by an earlier attempt of this run
+        log.warning("band index %s: rebuilding version %s from corpus %s (%s): computing the signatures of"
+                    " every published document once", self.root.root, spec["version"], spec["corpus"],
+                    spec.get("reason", "requested"))
+        self.build_from_corpus(spark, spec["corpus"], spec["version"], need_shingles)
+
+    def build_from_corpus(self, spark, corpus_version_dir: str | Path, version: str, with_shingles: bool) -> Path:
+        """Index every document of a published corpus version as index version `version` (published, CURRENT)."""
+        from pyspark import StorageLevel
+
+        from curation.dedup.lsh import band_rows
+        from curation.dedup.near import compute_signatures
+
+        data = Path(corpus_version_dir) / "data"
+        sigs = compute_signatures(spark.read.parquet(str(data)), self.params, with_shingles)
+        sigs = sigs.persist(StorageLevel.MEMORY_AND_DISK)   # bands and shingles both come from one pass
+        try:
+            shingles = sigs.where("n_shingles > 0").select("id", "shingles") if with_shingles else None
+            self.stage(spark, band_rows(sigs), shingles, version, None, {"rebuilt_from": str(corpus_version_dir)})
+        finally:
+            sigs.unpersist()
+        return self.publish()
+
+    def stage(self, spark, bands, shingles, run_id: str, parent: str | None, extra: dict | None = None) -> Path:
         """Write the next index version to a hidden staging folder (published by `publish`)."""
         self.root.root.mkdir(parents=True, exist_ok=True)
         staging = self.root.staging_dir(run_id)
@@ -84,7 +130,7 @@ class BandIndex:
             cfg = {"lsh": params_dict(self.params)}
             Manifest(dataset=INDEX_DATASET, version=run_id, created_at=now_iso(), code_version=code_version(),
                      inputs=[parent] if parent else [], config=cfg, config_hash=config_hash(cfg), rows=docs,
-                     columns=["id", "band", "key"], extra={"parent": parent}).write(staging)
+                     columns=["id", "band", "key"], extra={"parent": parent, **(extra or {})}).write(staging)
         except BaseException:
             shutil.rmtree(staging, ignore_errors=True)
             raise
