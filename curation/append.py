@@ -102,11 +102,13 @@ def _published_hits(base_files: list[Path], ids: set[str], hashes: set[str]) -> 
     return hit_ids, hit_hashes
 
 
-def append_version(delta: str | Path, base: str | Path | None, output: str | Path, version: str) -> Path:
+def append_version(delta: str | Path, base: str | Path | None, output: str | Path, version: str,
+                   extra: dict | None = None) -> Path:
     """Publish `output/<version>` = `base` (a version folder or root; None = no corpus yet) + `delta`.
 
     `output` is a dataset root (nightly_refresh: `<corpus>/_candidates`, gated and then renamed into
     the corpus root). Rerunning with the same arguments rebuilds the same version (replaced atomically).
+    `extra` is merged into the manifest's extra (nightly_refresh: the near-dedup band index it used).
     """
     t0 = time.perf_counter()
     delta_dir = resolve_version_dir(delta)
@@ -212,7 +214,7 @@ def append_version(delta: str | Path, base: str | Path | None, output: str | Pat
             base_version=bm.version if bm else None, base_rows=bm.rows if bm else 0,
             extra={**dm.extra, "delta": {"version": dm.version, "path": str(delta_dir), "rows_in": dm.stages[0].rows_in
                                          if dm.stages else dm.rows, "rows_kept": delta_kept - n_dropped},
-                   "files": dict(sorted(how.items()))})
+                   "files": dict(sorted(how.items())), **(extra or {})})
         if rows != manifest.base_rows + kept:
             raise RuntimeError(f"appended version holds {rows} rows, expected {manifest.base_rows} + {kept}")
         manifest.check()

@@ -94,15 +94,17 @@ def curation_stages(plan, asset: Asset, kind: str = "web_curated") -> dict:
         return str(result.html)
 
     @task(outlets=[asset])
-    def publish(candidate_dir: str, root: str, **context) -> dict:
-        """Publish only a version whose gate passed; tell downstream DAGs which version it is."""
+    def publish(candidate_dir: str, root: str, near_index: dict | None = None, **context) -> dict:
+        """Publish only a version whose gate passed, then its near-dedup band index (if the run staged
+        one); tell downstream DAGs which version it is."""
         from airflow.sdk.exceptions import AirflowFailException
 
         from curation.contract import Manifest
-        from curation.quality_gates import GateFailed, publish_gated
+        from curation.quality_gates import GateFailed
+        from dags.lib.near_index import publish_with_index
 
         try:
-            final = publish_gated(candidate_dir, root, kind=kind)
+            final = publish_with_index(candidate_dir, root, kind, near_index)
         except GateFailed as e:
             raise AirflowFailException(str(e)) from e
         manifest = Manifest.read(final)
@@ -114,7 +116,7 @@ def curation_stages(plan, asset: Asset, kind: str = "web_curated") -> dict:
 
     gate = validate(plan["candidate_dir"])
     rep = report(plan["candidate_dir"])
-    pub = publish(plan["candidate_dir"], plan["root"])
+    pub = publish(plan["candidate_dir"], plan["root"], plan["near_index"])
     gate >> rep >> pub
     gate >> pub  # explicit: publish needs the gate's success, not only the report's
     return {"curate": curate, "validate": gate, "report": rep, "publish": pub}

@@ -21,10 +21,20 @@ same way (the Asset event's extra names the version). If CURRENT moved between p
 web_curation run published meanwhile) append fails rather than drop that version: clear the run from
 `plan`.
 
-Spark: SparkSubmitOperator on `spark_default`, for the reasons given in web_curation's docstring.
+Near-dedup against the published corpus: `curate` runs near-dedup (MinHash-LSH) in incremental mode
+against the corpus's band index `<root>/_near_index` (dags/lib/near_index.py): a night's document that
+near-duplicates a published document, or another of the night's, is dropped in the delta (stage
+`near_dedup`, reason `near_duplicate`, detail `kept <id>`; the published document always wins, old
+documents are never dropped), so the appended version's counts reconcile as before. The job stages the
+next index version in the run's own root `_near_index/_staged/<version>`; `publish` promotes it (index
+CURRENT = the version just published) only after the gate passed and the corpus version went live. When
+the index's CURRENT does not describe the base version (a web_curation run without near-dedup, a manual
+run, other LSH parameters, no index yet), `plan` says so and the curate job rebuilds it from the base
+version first (signatures of the base computed once). The manifest's `extra.near_dedup_index` names the
+index version used (`base`) and whether it was rebuilt. On by default; a config with
+`near_dedup: {enabled: false}` turns it off (then the index falls behind and the next night rebuilds it).
 
-Not yet: near-dedup of a night against the published corpus's MinHash band index
-(`near_dedup.index_dir`); today only exact duplicates of published documents are removed (in append).
+Spark: SparkSubmitOperator on `spark_default`, for the reasons given in web_curation's docstring.
 """
 from __future__ import annotations
 
@@ -98,8 +108,11 @@ def nightly_refresh():
             raise AirflowFailException(
                 f"{root.root}: CURRENT moved from {base} to {current} since this run was planned; publishing "
                 f"on top of {base} would drop {current}. Clear this run from `plan` to build on {current}.")
+        near = planned["near_index"]
+        used = {"near_dedup_index": {k: near.get(k) for k in ("root", "base", "rebuilt", "reason")}} \
+            if near.get("enabled") else {}
         final = append_version(planned["delta_dir"], root.version_dir(base) if base else None,
-                               root.root / CANDIDATES, planned["version"])
+                               root.root / CANDIDATES, planned["version"], extra=used)
         return str(final)
 
     @task

@@ -31,8 +31,12 @@ Idempotent: the version id derives from the run id; the candidate is built under
 `web_curated` Asset event (extra: version, path, rows) that downstream DAGs schedule on.
 
 Near-dedup runs inside the curate job when the curation config enables it (`near_dedup.enabled`, as
-configs/demo/curation.yaml does); incremental dedup against a persisted band index (`near_dedup.index_dir`)
-is not yet wired into the DAGs.
+configs/demo/curation.yaml does; off by default). Then the job also builds the corpus's MinHash band index
+from the version's kept documents, staged in `<root>/_near_index/_staged/<version>`, and `publish` makes it
+the index's CURRENT right after the corpus version goes live (a failed gate leaves the index as it was):
+the next nightly_refresh deduplicates its new documents against it (dags/lib/near_index.py). Without
+near-dedup no index is built and the next night rebuilds one from the published version. The DAGs own
+`near_dedup.index_dir`: a config that sets it is refused at plan time.
 """
 from __future__ import annotations
 

@@ -5,6 +5,7 @@ the end-to-end nightly runs are in test_dags_run.py."""
 from __future__ import annotations
 
 import errno
+import json
 import os
 from pathlib import Path
 
@@ -136,3 +137,115 @@ def test_manifest_check_reconciles_base_rows():
         m.model_copy(update={"rows": 15}).check()
     with pytest.raises(ValueError, match="without a base_version"):
         m.model_copy(update={"base_version": None}).check()
+
+
+# ---- the near-dedup band index as the DAGs keep it (dags/lib/near_index.py): planned, staged, promoted -------
+
+def index_version(root: Path, name: str, lsh: dict, parent: str | None = None, shingles: bool = True) -> Path:
+    """A published band-index version (what curation.dedup.incremental.BandIndex writes), without Spark."""
+    from curation.dedup.incremental import INDEX_DATASET
+
+    staging = DatasetRoot(root).staging_dir(name)
+    (staging / "bands").mkdir()
+    pq.write_table(pa.table({"id": ["a"], "band": [0], "key": [7]}), staging / "bands" / "part-0.parquet")
+    if shingles:
+        (staging / "shingles").mkdir()
+        pq.write_table(pa.table({"id": ["a"], "shingles": [[1, 2]]}), staging / "shingles" / "part-0.parquet")
+    Manifest(dataset=INDEX_DATASET, version=name, created_at=now_iso(), code_version="test", inputs=[],
+             config={"lsh": lsh}, config_hash=config_hash({"lsh": lsh}), rows=1, columns=["id", "band", "key"],
+             extra={"parent": parent}).write(staging)
+    return DatasetRoot(root).publish(staging, name)
+
+
+def default_lsh() -> dict:
+    from curation.dedup.incremental import params_dict
+    from curation.dedup.near import lsh_params
+    from curation.dedup.near_config import NearDedupConfig
+
+    return params_dict(lsh_params(NearDedupConfig()))
+
+
+def test_failed_gate_leaves_the_band_index_current_unchanged(tmp_path):
+    """The curate job stages the night's index version in the run's own root; the index's CURRENT moves
+    only in publish, after the gate passed and the corpus version went live."""
+    from curation.config import load_config
+    from curation.quality_gates import GateFailed
+    from dags.lib.near_index import index_root, plan_near_index, promote, publish_with_index
+
+    corpus = tmp_path / "web"
+    version(corpus, "n1", [[doc("a", "alpha text")]])
+    index = DatasetRoot(index_root(corpus))
+    index_version(index.root, "n1", default_lsh())
+    cfg = load_config(None)
+    near = plan_near_index(cfg, None, corpus, "n2", "n1", incremental=True)
+    # near-dedup on, against index version n1, hard-linked into the run's staged root
+    staged = DatasetRoot(near["staged_root"])
+    assert cfg.near_dedup.enabled and cfg.near_dedup.index_dir == str(staged.root)
+    assert (near["base"], near["rebuilt"]) == ("n1", False) and staged.current() == "n1"
+    assert {p.stat().st_ino for p in (index.root / "n1").rglob("*.parquet")} == \
+        {p.stat().st_ino for p in (staged.root / "n1").rglob("*.parquet")}
+    # what the curate job leaves: version n2 in the staged root (its pipeline "publishes" it there)
+    index_version(staged.root, "n2", default_lsh(), parent="n1")
+    assert index.current() == "n1"
+
+    bad = version(corpus / "_candidates", "n2", [[doc("d", "delta text"), doc("d", "delta again")]])  # repeated id
+    with pytest.raises(GateFailed):
+        publish_with_index(bad, corpus, "web_curated", near)
+    assert index.current() == "n1" and index.versions() == ["n1"] and DatasetRoot(corpus).current() == "n1"
+    assert (staged.root / "n2" / "manifest.json").is_file()   # left staged, like the candidate
+
+    good = version(corpus / "_candidates", "n2", [[doc("d", "delta text"), doc("e", "epsilon text")]])
+    publish_with_index(good, corpus, "web_curated", near)
+    assert DatasetRoot(corpus).current() == "n2" and index.current() == "n2" and index.versions() == ["n1", "n2"]
+    assert Manifest.read(index.root / "n2").extra["parent"] == "n1" and not staged.root.exists()
+    assert promote(near, "n2") == "n2" and index.current() == "n2"   # a retried publish: no-op
+
+
+def test_plan_rebuilds_a_band_index_that_does_not_describe_the_base(tmp_path):
+    from curation.config import load_config
+    from curation.dedup.incremental import REBUILD_REQUEST
+    from dags.lib.near_index import index_root, plan_near_index
+
+    corpus = tmp_path / "web"
+    version(corpus, "n0", [[doc("a", "alpha text")]])
+    version(corpus, "n1", [[doc("a", "alpha text"), doc("b", "beta text")]])
+    index = index_root(corpus)
+
+    def plan(config: str | None = None, base: str | None = "n1", incremental: bool = True) -> tuple[dict, object]:
+        cfg = load_config(config)
+        return plan_near_index(cfg, config, corpus, "n2", base, incremental), cfg
+
+    near, _ = plan()   # no index at all yet
+    assert near["rebuilt"] and "no version yet" in near["reason"] and "signatures of its 2 documents" in near["note"]
+    request = json.loads((Path(near["staged_root"]) / REBUILD_REQUEST).read_text())
+    assert request["corpus"] == str(corpus / "n1") and request["version"] == "n1"
+    index_version(index, "n0", default_lsh())   # the index describes an older corpus version
+    near, _ = plan()
+    assert near["rebuilt"] and "CURRENT is n0, not the corpus's CURRENT n1" in near["reason"]
+    index_version(index, "n1", default_lsh(), shingles=False)
+    near, _ = plan()
+    assert near["rebuilt"] and "no shingles/" in near["reason"]
+    index_version(index, "n1", default_lsh())
+    other = tmp_path / "other.yaml"
+    other.write_text("near_dedup:\n  num_perm: 60\n  bands: 10\n")
+    near, cfg = plan(str(other))
+    assert near["rebuilt"] and "LSH parameters" in near["reason"] and cfg.near_dedup.num_perm == 60
+    near, _ = plan()
+    assert not near["rebuilt"] and near["base"] == "n1"
+    assert not (Path(near["staged_root"]) / REBUILD_REQUEST).exists()   # re-planned: a clean root
+    # web_curation (full run): near-dedup only when its config enables it, built from the run alone
+    near, cfg = plan(base=None, incremental=False)
+    assert near["enabled"] is False and not cfg.near_dedup.enabled and cfg.near_dedup.index_dir is None
+    on = tmp_path / "on.yaml"
+    on.write_text("near_dedup:\n  enabled: true\n")
+    near, cfg = plan(str(on), base=None, incremental=False)
+    assert near["enabled"] and near["base"] is None and not any(Path(near["staged_root"]).iterdir())
+    # nightly: an explicit opt-out is respected; the DAGs own index_dir
+    off = tmp_path / "off.yaml"
+    off.write_text("near_dedup:\n  enabled: false\n")
+    near, cfg = plan(str(off))
+    assert near["enabled"] is False and not cfg.near_dedup.enabled
+    own = tmp_path / "own.yaml"
+    own.write_text("near_dedup:\n  index_dir: /somewhere\n")
+    with pytest.raises(ValueError, match="index_dir is set"):
+        plan(str(own))

@@ -96,19 +96,23 @@ def plan_edu(cfg, config_path: str | None, registry: str | Path | None) -> dict:
 
 
 def effective_config(config_path: str | None, crawl_id: str | None, out_path: Path,
-                     edu_registry: str | Path | None = None) -> tuple[Path, dict]:
+                     edu_registry: str | Path | None = None, near_index: dict | None = None) -> tuple[Path, dict, dict]:
     """Validate the curation config (the error lists every bad field) and write the config the run
-    really uses, with the crawl id override and the edu stage (plan_edu) applied, next to the run's
-    other scratch files. Returns the path and the edu decision."""
+    really uses, with the crawl id override, the edu stage (plan_edu) and near-dedup's band index
+    (dags.lib.near_index.plan_near_index, given `near_index` = its corpus_root/version/base_version/
+    incremental) applied, next to the run's other scratch files. Returns the path, the edu decision and
+    the near-index decision."""
     from curation.config import load_config
+    from dags.lib.near_index import plan_near_index
 
     cfg = load_config(config_path)
     if crawl_id:
         cfg.ingest.crawl_id = crawl_id
     edu = plan_edu(cfg, config_path, edu_registry)
+    near = plan_near_index(cfg, config_path, **near_index) if near_index is not None else {"enabled": False}
     out_path.parent.mkdir(parents=True, exist_ok=True)
     out_path.write_text(yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False))
-    return out_path, edu
+    return out_path, edu, near
 
 
 def plan_curation(inputs: list[str], root: str | Path, version: str, config_path: str | None = None,
@@ -118,14 +122,24 @@ def plan_curation(inputs: list[str], root: str | Path, version: str, config_path
 
     `incremental` (nightly_refresh): curate writes the new inputs' delta to `<root>/_deltas/<version>`
     and the candidate `<root>/_candidates/<version>` is built from it on top of `base_version` (the
-    corpus's CURRENT at plan time; curation.append)."""
+    corpus's CURRENT at plan time; curation.append).
+
+    `near_index` (dags.lib.near_index): where the curate job stages near-dedup's band index and which
+    index version it deduplicates against; `publish` promotes it after the corpus version."""
     from curation.contract import DatasetRoot
     from dags.lib.edu import registry_root
 
     check_inputs(inputs)
     root = Path(root)
-    config, edu = effective_config(config_path, crawl_id, root / RUNS / version / "config.yaml",
-                                   edu_registry if edu_registry is not None else registry_root())
+    base = DatasetRoot(root).current() if incremental else None
+    if base == version:  # the plan re-ran after this very version was published: build on its base
+        from curation.contract import Manifest
+
+        base = Manifest.read(root / version).base_version
+    config, edu, near = effective_config(
+        config_path, crawl_id, root / RUNS / version / "config.yaml",
+        edu_registry if edu_registry is not None else registry_root(),
+        near_index={"corpus_root": root, "version": version, "base_version": base, "incremental": incremental})
     if edu["note"]:
         log.warning("%s", edu["note"])
     else:
@@ -138,12 +152,9 @@ def plan_curation(inputs: list[str], root: str | Path, version: str, config_path
     argv += ["--output", str(curate_root), "--run-id", version, "--config", str(config)]
     if edu["note"]:
         argv += ["--note", edu["note"]]
-    base = DatasetRoot(root).current() if incremental else None
-    if base == version:  # the plan re-ran after this very version was published: build on its base
-        from curation.contract import Manifest
-
-        base = Manifest.read(root / version).base_version
+    if near["enabled"]:   # which band index the run deduplicates against, in the manifest's notes
+        argv += ["--note", near["note"]]
     return {"version": version, "root": str(root), "candidate_dir": str(candidate_root / version),
             "delta_dir": str(curate_root / version), "base_version": base,
             "config": str(config), "inputs": list(inputs), "argv": argv,
-            "edu_model": edu["model"], "edu_note": edu["note"]}
+            "edu_model": edu["model"], "edu_note": edu["note"], "near_index": near}

@@ -1,0 +1,171 @@
+"""The near-dedup band index of the published web corpus, as the DAGs keep it: planned with the run, staged by
+the curate job, promoted by `publish` only after the corpus version it describes is published.
+
+    <web_curated>/_near_index/             a dataset root (curation/dedup/incremental.py)
+      CURRENT, <version>/                  version id = the corpus version it describes
+      _staged/<version>/                   the run's own index root, given to the curate job as
+                                           `near_dedup.index_dir`: its base (hard-linked) or a rebuild request,
+                                           and the version the job staged; promoted by publish, then removed
+
+The curate job's pipeline publishes its index version as soon as its own output is written (that is the
+job's contract), so it is handed a per-run root: the live index's CURRENT cannot move before the gate.
+`promote` (called by the DAG's publish task after the corpus version went live) renames the staged
+version into the index root and points CURRENT at it; a failed gate leaves both untouched.
+
+nightly_refresh: the night's delta is near-deduplicated against the index version describing its base
+corpus version (same id, same LSH parameters, shingles when verification is on). Any other state (a
+web_curation run without near-dedup, a manual run, an index built with other parameters, none at all)
+is handled at plan time by a rebuild request: the curate job first indexes every document of the base
+corpus version (their signatures computed once, logged) and then deduplicates the night against it.
+web_curation (a full run): with near-dedup enabled in its config, the index is built from the run's own
+kept documents (no base); without it no index is staged, and the next night rebuilds one.
+
+Known imprecision, harmless in direction: the staged index holds the night's near-dedup survivors, a few of
+which `append` may still drop as already published (same id re-crawled); their entries stay in the index,
+so a later near copy of them is dropped too (the corpus holds the published text of that id).
+"""
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+from pathlib import Path
+
+import yaml
+
+log = logging.getLogger(__name__)
+
+INDEX = "_near_index"   # under the corpus root; hidden from DatasetRoot.versions()
+STAGED = "_staged"
+
+
+def index_root(corpus_root: str | Path) -> Path:
+    return Path(corpus_root) / INDEX
+
+
+def _link_tree(src: Path, dst: Path) -> None:
+    """`dst` = `src` with every file hard-linked (copied across devices): published versions are immutable."""
+    from curation.append import link_or_copy
+
+    for dirpath, _, files in os.walk(src):
+        out = dst / Path(dirpath).relative_to(src)
+        out.mkdir(parents=True, exist_ok=True)
+        for name in files:
+            link_or_copy(Path(dirpath) / name, out / name)
+
+
+def _unusable(index, version: str, params: dict, verify: bool) -> str | None:
+    """Why index version `version` cannot serve as the base of a run with `params`, or None."""
+    from curation.contract import Manifest
+
+    current = index.current()
+    if current is None:
+        return f"the band index {index.root} has no version yet"
+    if current != version:
+        return f"the band index's CURRENT is {current}, not the corpus's CURRENT {version}"
+    vdir = index.version_dir(version)
+    if not (vdir / "manifest.json").is_file():
+        return f"{vdir} has no manifest.json"
+    stored = Manifest.read(vdir).config.get("lsh")
+    if stored != params:
+        return f"{vdir} was built with LSH parameters {stored}, this run uses {params}"
+    if verify and not (vdir / "shingles").is_dir():
+        return f"{vdir} has no shingles/ (built with verify off) but verification is on"
+    return None
+
+
+def plan_near_index(cfg, config_path: str | None, corpus_root: str | Path, version: str,
+                    base_version: str | None, incremental: bool) -> dict:
+    """Decide the run's near-dedup and point `cfg.near_dedup.index_dir` at the run's staged index root.
+
+    web_curation (full run): near-dedup as the config says (off by default); when on, the index is built
+    from the run's kept documents. nightly_refresh (incremental): on unless the config says
+    `near_dedup: {enabled: false}`, against the index of `base_version` (rebuilt by the job when the
+    published index does not describe it). Mutates `cfg`; returns the plan's `near_index` XCom."""
+    from curation.contract import DatasetRoot, Manifest
+    from curation.dedup.incremental import params_dict, request_rebuild
+    from curation.dedup.near import lsh_params
+
+    nd = cfg.near_dedup
+    explicit = {}
+    if config_path:
+        raw = yaml.safe_load(Path(config_path).read_text()) or {}
+        explicit = raw.get("near_dedup") or {} if isinstance(raw, dict) else {}
+    if nd.index_dir:
+        raise ValueError(f"{config_path}: near_dedup.index_dir is set ({nd.index_dir!r}) but the DAGs keep the "
+                         f"corpus's band index themselves ({index_root(corpus_root)}); remove index_dir")
+    if incremental and "enabled" not in explicit:
+        nd.enabled = True
+    index = DatasetRoot(index_root(corpus_root))
+    if not nd.enabled:
+        note = (f"near-dedup off ({config_path or 'default config'}): no band index staged; the index "
+                f"{index.root} will not describe this version and the next nightly_refresh rebuilds it")
+        log.warning("%s", note)
+        return {"enabled": False, "root": str(index.root), "note": note}
+
+    staged = index.root / STAGED / version
+    shutil.rmtree(staged, ignore_errors=True)   # a re-planned run starts from a clean root
+    staged.mkdir(parents=True)
+    nd.index_dir = str(staged)
+    plan = {"enabled": True, "root": str(index.root), "staged_root": str(staged), "version": version,
+            "base": None, "rebuilt": False, "reason": None}
+    if not incremental or base_version is None:
+        plan["note"] = (f"near-dedup band index: built from this version's kept documents alone, staged in "
+                        f"{staged}; it goes live when this version is published")
+        log.info("%s", plan["note"])
+        return plan
+
+    plan["base"] = base_version
+    why = _unusable(index, base_version, params_dict(lsh_params(nd)), nd.verify)
+    if why is None:
+        _link_tree(index.version_dir(base_version), staged / base_version)
+        DatasetRoot(staged).set_current(base_version)
+        plan["note"] = f"near-dedup against band index version {base_version} ({index.root})"
+        log.info("%s", plan["note"])
+        return plan
+    corpus_dir = Path(corpus_root) / base_version
+    rows = Manifest.read(corpus_dir).rows if (corpus_dir / "manifest.json").is_file() else "all"
+    request_rebuild(staged, corpus_dir, base_version, why)
+    plan.update(rebuilt=True, reason=why,
+                note=f"near-dedup band index rebuilt: {why}; the curate job indexes corpus version {base_version} "
+                     f"first (signatures of its {rows} documents, computed once) and deduplicates the night "
+                     f"against it")
+    log.warning("%s", plan["note"])
+    return plan
+
+
+def promote(near: dict | None, published_version: str) -> str | None:
+    """After `published_version` of the corpus went live: make the index version the run staged CURRENT.
+
+    Idempotent (a retried publish finds it promoted). Returns the index version now CURRENT, or None when
+    the run staged none (near-dedup off: the index no longer describes the corpus's CURRENT)."""
+    from curation.contract import DatasetRoot, replace_dir
+
+    if not near or not near.get("enabled"):
+        log.warning("no band index staged for %s: %s", published_version, (near or {}).get("note", "near-dedup off"))
+        return None
+    index, staged = DatasetRoot(near["root"]), DatasetRoot(near["staged_root"])
+    version = near["version"]
+    if version != published_version:
+        raise ValueError(f"band index staged for {version} but the published corpus version is {published_version}")
+    src, final = staged.version_dir(version), index.version_dir(version)
+    if (src / "manifest.json").is_file():
+        index.root.mkdir(parents=True, exist_ok=True)
+        replace_dir(src, final)
+    elif not (final / "manifest.json").is_file():
+        raise FileNotFoundError(f"no band index staged for {version} in {staged.root} and none in {index.root}: "
+                                f"did the curate job run with near-dedup?")
+    index.set_current(version)
+    shutil.rmtree(staged.root, ignore_errors=True)
+    log.info("band index %s promoted: CURRENT = %s (describes the published corpus version)", final, version)
+    return version
+
+
+def publish_with_index(candidate_dir: str | Path, root: str | Path, kind: str, near: dict | None) -> Path:
+    """The DAGs' publish: the candidate goes live only if its gate passes (GateFailed otherwise, and
+    nothing moves), and only then its band index (`promote`)."""
+    from curation.quality_gates import publish_gated
+
+    final = publish_gated(candidate_dir, root, kind=kind)
+    promote(near, Path(final).name)
+    return final
