@@ -27,5 +27,5 @@ def release(frame) -> None:
         return
     try:
         frame._jdf.queryExecution().logical().rdd().unpersist(False)
-    except Exception as exc:  # not a checkpointed frame (or not classic Spark): the cleaner will do it
+    except Exception as exc:  # noqa: BLE001 -- not a checkpointed frame / not classic Spark: the cleaner frees it
         log.debug("could not release frame blocks: %s", exc)
