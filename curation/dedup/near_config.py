@@ -36,8 +36,9 @@ class NearDedupConfig(BaseModel):
     # always appended as the final tie-breaker, missing columns are skipped).
     keep_order: list[str] = ["edu_score desc", "date asc"]
     max_cc_iterations: int = Field(40, ge=1)
-    # Up to this many candidate documents, their ids are broadcast to pick their shingle sets out of the
-    # signature table without shuffling it; above it a shuffled semi-join is used (cluster scale).
+    # Up to this many candidate pairs (or batch band keys, incremental mode), the ids are broadcast so the
+    # shingle sets (or index rows) are picked where they lie without shuffling the big table; above it the
+    # same joins run as shuffles (cluster scale).
     broadcast_max_ids: int = Field(2_000_000, ge=0)
     # Incremental mode: a band index (dataset root) of the published corpus; None = dedup the input alone.
     index_dir: str | None = None
