@@ -5,8 +5,9 @@ whole-corpus version: what nightly_refresh publishes.
                  + the delta's kept documents, minus those the base already holds (stage `published_dedup`)
 
 Why the base is never trimmed: the nightly's new documents are deduplicated against what is published
-(exact here; near-dedup's incremental mode likewise ranks published documents first and never removes
-them, curation/dedup/near.py), so a night only ever adds documents. A delta document whose `id` or
+(near duplicates already in the delta: nightly_refresh's curate job runs near-dedup against the corpus's
+band index, which ranks published documents first and never removes them, curation/dedup/near.py and
+dags/lib/near_index.py; exact duplicates here), so a night only ever adds documents. A delta document whose `id` or
 normalized `text_hash` is already in the base is rejected (reasons `id_already_published`,
 `text_already_published`) instead of entering the corpus twice; the corpus gate checks both are unique.
 

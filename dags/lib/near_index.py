@@ -21,8 +21,11 @@ web_curation (a full run): with near-dedup enabled in its config, the index is b
 kept documents (no base); without it no index is staged, and the next night rebuilds one.
 
 Known imprecision, harmless in direction: the staged index holds the night's near-dedup survivors, a few of
-which `append` may still drop as already published (same id re-crawled); their entries stay in the index,
-so a later near copy of them is dropped too (the corpus holds the published text of that id).
+which `append` may still drop as already published (an id re-crawled with new text: near-dedup lets the
+batch's copy replace the index entry of that id, append then keeps the published text). The index then
+holds the new text's bands for that id, so a later near copy of the new text is dropped too although the
+corpus holds the old one: more deduplication, never a lost published document. (An exact text copy of a
+published document is caught by near-dedup already, Jaccard 1, before append's text check.)
 """
 from __future__ import annotations
 
