@@ -17,7 +17,6 @@ import argparse
 import gzip
 import io
 import json
-import os
 import resource
 import subprocess
 import sys
@@ -84,8 +83,13 @@ def run_ours(corpus: Path, out: Path) -> dict:
 def run_datatrove(corpus: Path, out: Path) -> dict:
     from datatrove.executor import LocalPipelineExecutor
     from datatrove.pipeline.extractors import Trafilatura
-    from datatrove.pipeline.filters import (C4QualityFilter, FineWebQualityFilter, GopherQualityFilter,
-                                            GopherRepetitionFilter, LanguageFilter)
+    from datatrove.pipeline.filters import (
+        C4QualityFilter,
+        FineWebQualityFilter,
+        GopherQualityFilter,
+        GopherRepetitionFilter,
+        LanguageFilter,
+    )
     from datatrove.pipeline.readers import WarcReader
     from datatrove.pipeline.writers import JsonlWriter
     from datatrove.utils import lid

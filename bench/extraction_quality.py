@@ -18,10 +18,10 @@ import random
 import re
 import sys
 import time
-from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Callable
 
 from curation.paths import shared_data_dir
 from curation.steps.extract import Extract, ExtractConfig
@@ -160,7 +160,7 @@ def main() -> None:
     print(table(scores, next(iter(SETTINGS))))
     if args.json:
         args.json.write_text(json.dumps({
-            "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "date": datetime.now(UTC).isoformat(timespec="seconds"),
             "machine": platform.platform(), "pages": len(corpus),
             "scores": {n: {"precision": s.precision, "recall": s.recall, "f1": s.f1, "accuracy": s.accuracy,
                            "docs_per_s": s.docs_per_s, "empty": s.empty, "errors": s.errors}

@@ -102,7 +102,6 @@ def child(method: str, work: Path) -> dict:
 def prepare(n: int, work: Path) -> list[dict]:
     import pyarrow as pa
     import pyarrow.parquet as pq
-
     from near_dedup_corpus import build_corpus
 
     from curation.contract import DOC_COLUMNS, DatasetRoot, Manifest, code_version, now_iso
@@ -130,7 +129,7 @@ def prepare(n: int, work: Path) -> list[dict]:
 
 
 def score(n: int, work: Path, docs: list[dict], results: list[dict]) -> dict:
-    from near_dedup_corpus import ShingleSets, gt_components, ground_truth, score_removal
+    from near_dedup_corpus import ShingleSets, ground_truth, gt_components, score_removal
 
     t0 = time.perf_counter()
     sets = ShingleSets(docs)
@@ -205,7 +204,7 @@ def main() -> int:
         all_runs.append(run)
         args.out.mkdir(parents=True, exist_ok=True)
         (args.out / "results.json").write_text(json.dumps(
-            {"date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+            {"date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
              "command": " ".join(sys.argv), "params": {"num_perm": NUM_PERM, "bands": BANDS, "rows": ROWS,
                                                         "seed": SEED, "ngram": NGRAM}, "runs": all_runs},
             indent=2, default=str))

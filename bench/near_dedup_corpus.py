@@ -21,7 +21,6 @@ import random
 import re
 import sys
 from collections import defaultdict
-from pathlib import Path
 
 import numpy as np
 

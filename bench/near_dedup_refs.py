@@ -69,8 +69,13 @@ def run_datasketch(docs: list[dict], num_perm: int, bands: int, rows: int, seed:
 def run_datatrove(parquet_dir: Path, work: Path, bands: int, rows: int, seed: int, ngram: int,
                   tasks: int = 2) -> set[str]:
     from datatrove.executor.local import LocalPipelineExecutor
-    from datatrove.pipeline.dedup.minhash import (MinhashConfig, MinhashDedupBuckets, MinhashDedupCluster,
-                                                  MinhashDedupFilter, MinhashDedupSignature)
+    from datatrove.pipeline.dedup.minhash import (
+        MinhashConfig,
+        MinhashDedupBuckets,
+        MinhashDedupCluster,
+        MinhashDedupFilter,
+        MinhashDedupSignature,
+    )
     from datatrove.pipeline.readers import ParquetReader
     from datatrove.pipeline.writers import ParquetWriter
     from datatrove.utils.hashing import HashConfig
@@ -89,7 +94,7 @@ def run_datatrove(parquet_dir: Path, work: Path, bands: int, rows: int, seed: in
     # datatrove's default xxhash path passes str to xxhash 4.x, which only hashes bytes: use its sha1 option
     cfg = MinhashConfig(n_grams=ngram, num_buckets=bands, hashes_per_bucket=rows, seed=seed,
                         hash_config=HashConfig(precision=64, hash_fc="sha1"))
-    reader = lambda: ParquetReader(str(parquet_dir), id_key="id", text_key="text")  # noqa: E731
+    reader = lambda: ParquetReader(str(parquet_dir), id_key="id", text_key="text")
     logs = work / "logs"
     LocalPipelineExecutor([reader(), MinhashDedupSignature(str(work / "sigs"), config=cfg,
                                                            language=Whitespace())],

@@ -22,8 +22,9 @@ import os
 import shutil
 import subprocess
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pyarrow as pa
 from pydantic import BaseModel, Field
@@ -64,7 +65,7 @@ def text_hash(text: str) -> str:
 
 def new_run_id(prefix: str = "") -> str:
     """A sortable, unique run id: UTC timestamp plus a short random suffix."""
-    stamp = _dt.datetime.now(_dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    stamp = _dt.datetime.now(_dt.UTC).strftime("%Y%m%dT%H%M%SZ")
     return f"{prefix}{stamp}-{uuid.uuid4().hex[:6]}"
 
 
@@ -148,7 +149,7 @@ class Manifest(BaseModel):
         return path
 
     @classmethod
-    def read(cls, version_dir: str | Path) -> "Manifest":
+    def read(cls, version_dir: str | Path) -> Manifest:
         path = Path(version_dir) / "manifest.json"
         if not path.is_file():
             raise FileNotFoundError(f"no manifest.json in {version_dir}: not a published dataset version")
@@ -156,7 +157,7 @@ class Manifest(BaseModel):
 
 
 def now_iso() -> str:
-    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+    return _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
 
 
 # ---- layout --------------------------------------------------------------------------------------

@@ -20,8 +20,9 @@ import logging
 import re
 import zlib
 from collections import Counter
+from collections.abc import Iterator
 from pathlib import PurePosixPath
-from typing import Any, BinaryIO, Iterator, Literal
+from typing import Any, BinaryIO, Literal
 from urllib.parse import unquote, urlparse
 
 import fsspec
@@ -471,7 +472,7 @@ def read_jsonl(path: str, cfg: IngestConfig) -> Iterator[pa.RecordBatch]:
                 if not line:
                     break
                 lineno += 1
-                line_offset, offset = offset, offset + len(line)
+                offset += len(line)
                 if len(line) > cfg.max_record_bytes and not line.endswith(b"\n"):
                     while (chunk := stream.readline(1 << 20)) and not chunk.endswith(b"\n"):
                         offset += len(chunk)  # skip the rest of the over-long line without holding it

@@ -16,17 +16,26 @@ from __future__ import annotations
 import logging
 import shutil
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator
 from urllib.parse import urlparse
 
 import pyarrow as pa
 
 from curation import ingest
 from curation.config import CurationConfig
-from curation.contract import (DOC_FIELDS, REJECT_FIELDS, DatasetRoot, Manifest, StageCounts, code_version,
-                               config_hash, new_run_id, now_iso)
+from curation.contract import (
+    DOC_FIELDS,
+    REJECT_FIELDS,
+    DatasetRoot,
+    Manifest,
+    StageCounts,
+    code_version,
+    config_hash,
+    new_run_id,
+    now_iso,
+)
 from curation.dedup.exact import ExactDedup, TextHash
 from curation.steps.base import REJECT_DETAIL, DocBatch, Step, StepTimer
 

@@ -144,7 +144,7 @@ def score(fixtures: Path, extractor: str) -> tuple[float, float, float]:
     evaldata = json.loads((root / "evaldata.json").read_text(encoding="utf-8"))
     s = step(extractor=extractor)
     tp = fp = fn = 0
-    norm = lambda t: re.sub(r"\s+", " ", t).strip()  # noqa: E731
+    norm = lambda t: re.sub(r"\s+", " ", t).strip()
     for item in evaldata.values():
         text, *_ = s.extract_one(gzip.decompress((root / "html" / f"{item['file']}.gz").read_bytes()))
         out = norm(text or "")

@@ -15,8 +15,7 @@ import pytest
 from warcio.statusandheaders import StatusAndHeaders
 from warcio.warcwriter import WARCWriter
 
-from curation.ingest import (RAW_SCHEMA, IngestConfig, detect_format, fsspec_uri, read_documents,
-                             stable_id)
+from curation.ingest import RAW_SCHEMA, IngestConfig, detect_format, fsspec_uri, read_documents, stable_id
 
 WARC_DIR = "warc_commoncrawl_samples"
 DOLMA = "webtext_cc2019_dolma_sample/CC-MAIN-20190717121559-20190717143559-00140.jsonl.gz"

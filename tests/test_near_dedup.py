@@ -5,11 +5,11 @@ from __future__ import annotations
 import pyarrow.parquet as pq
 import pytest
 from pydantic import ValidationError
+from test_near_dedup_helpers import clusters_from_duplicates, jaccard, planted_corpus, publish_docs
 
 from curation.contract import DOC_COLUMNS, Manifest
 from curation.dedup.job import run_near_dedup
 from curation.dedup.near_config import NearDedupConfig, candidate_probability
-from test_near_dedup_helpers import clusters_from_duplicates, jaccard, planted_corpus, publish_docs
 
 pytestmark = pytest.mark.slow
 

@@ -20,15 +20,15 @@ import torch
 import yaml
 
 sys.path.insert(0, str(Path(__file__).parent))
-from fixtures.mixture.sources import build_quality, build_web  # noqa: E402
+from fixtures.mixture.sources import build_quality, build_web
 
-from training.checkpoint import latest_checkpoint, list_checkpoints  # noqa: E402
-from training.cli import main as training_cli  # noqa: E402
-from training.config import RunConfig, load_config  # noqa: E402
-from training.data import Permutation, TrainLoader, Windows, read_mixture, window_ids  # noqa: E402
-from training.model import PRESETS, build_model, count_params, flops_per_token, phi3_config  # noqa: E402
-from training.report import read_metrics  # noqa: E402
-from training.schedule import WSD, wsd_from_config  # noqa: E402
+from training.checkpoint import latest_checkpoint, list_checkpoints
+from training.cli import main as training_cli
+from training.config import RunConfig, load_config
+from training.data import Permutation, TrainLoader, Windows, read_mixture, window_ids
+from training.model import PRESETS, build_model, count_params, flops_per_token, phi3_config
+from training.report import read_metrics
+from training.schedule import WSD, wsd_from_config
 
 REPO = Path(__file__).resolve().parents[1]
 SEQ = 64

@@ -38,7 +38,7 @@ class TextHash(Step):
             out[i] = normalized_text_hash(texts[i] or "")
 
 
-def sort_columns(df: "DataFrame", keep_order: list[str]):
+def sort_columns(df: DataFrame, keep_order: list[str]):
     """Turn ["date asc", "edu_score desc"] into Spark sort expressions (nulls last), skipping columns
     the frame does not have; `id asc` is always the final tie-breaker so the choice is deterministic."""
     from pyspark.sql import functions as F
@@ -63,7 +63,7 @@ class ExactDedup:
     def __init__(self, keep_order: list[str]):
         self.keep_order = keep_order
 
-    def apply(self, df: "DataFrame") -> tuple["DataFrame", "DataFrame"]:
+    def apply(self, df: DataFrame) -> tuple[DataFrame, DataFrame]:
         from pyspark.sql import Window
         from pyspark.sql import functions as F
 

@@ -14,8 +14,18 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from curation.contract import (REJECT_COLUMNS, DatasetRoot, Manifest, StageCounts, code_version, config_hash,
-                               iter_parquet_files, new_run_id, now_iso, resolve_version_dir)
+from curation.contract import (
+    REJECT_COLUMNS,
+    DatasetRoot,
+    Manifest,
+    StageCounts,
+    code_version,
+    config_hash,
+    iter_parquet_files,
+    new_run_id,
+    now_iso,
+    resolve_version_dir,
+)
 from curation.dedup.near import DUPLICATES_DIR, REJECT_REASON, NearDedup
 from curation.dedup.near_config import NearDedupConfig
 
@@ -30,7 +40,6 @@ class DedupResult:
 
 def run_near_dedup(input_path: str | Path, output: str | Path, cfg: NearDedupConfig, run_id: str | None = None,
                    spark=None, dataset: str | None = None) -> DedupResult:
-    from pyspark.sql import functions as F
 
     from curation.spark import get_spark
 

@@ -44,7 +44,7 @@ class NearDedupConfig(BaseModel):
     index_dir: str | None = None
 
     @model_validator(mode="after")
-    def _bands_fit(self) -> "NearDedupConfig":
+    def _bands_fit(self) -> NearDedupConfig:
         if self.bands * self.rows > self.num_perm:
             raise ValueError(f"near_dedup: bands*rows = {self.bands}*{self.rows} = {self.bands * self.rows}"
                              f" exceeds num_perm={self.num_perm}")

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import time
 from abc import ABC, abstractmethod
-from typing import Any, ClassVar, Iterator
+from collections.abc import Iterator
+from typing import Any, ClassVar
 
 import pyarrow as pa
 
@@ -32,7 +33,7 @@ class DocBatch:
             self.columns.setdefault(f.name, [None] * self.n)
 
     @classmethod
-    def from_arrow(cls, batch: pa.RecordBatch | pa.Table) -> "DocBatch":
+    def from_arrow(cls, batch: pa.RecordBatch | pa.Table) -> DocBatch:
         return cls(batch.to_pydict())
 
     def to_arrow(self, schema: pa.Schema) -> pa.RecordBatch:

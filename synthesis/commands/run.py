@@ -10,7 +10,6 @@ import argparse
 import logging
 from pathlib import Path
 
-
 from synthesis.commands.generate import add_backend_options
 
 
