@@ -6,7 +6,7 @@ import argparse
 
 from curation.cli_common import build_command_parser, run_command_line
 
-COMMANDS = ["run", "dedup", "report", "edu"]
+COMMANDS = ["run", "dedup", "report", "edu", "prune"]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -34,6 +34,11 @@ version first (signatures of the base computed once). The manifest's `extra.near
 index version used (`base`) and whether it was rebuilt. On by default; a config with
 `near_dedup: {enabled: false}` turns it off (then the index falls behind and the next night rebuilds it).
 
+Retention: `publish` keeps the band index's newest 2 versions (near_index.KEEP_INDEX_VERSIONS, never its
+CURRENT); `record` deletes the `_deltas/<version>` of earlier published nights (the latest night's delta
+stays for inspection: its manifest's `extra.delta.path`). Corpus versions are never pruned automatically
+(mixtures pin them); operators use `python -m curation prune --root DIR --keep K`.
+
 Spark: SparkSubmitOperator on `spark_default`, for the reasons given in web_curation's docstring.
 """
 from __future__ import annotations
@@ -117,10 +122,17 @@ def nightly_refresh():
 
     @task
     def record(pending: list[str], published: dict) -> int:
+        """Runs only after a successful publish: the night's segments go into the ledger, and the deltas
+        of earlier published nights are deleted (their documents and rejects are in their published
+        versions as hard links); this night's delta stays until the next night publishes."""
+        from curation.contract import prune_run_folders
         from dags.lib.ledger import SegmentLedger
+        from dags.lib.plan import DELTAS
 
-        added = SegmentLedger.for_root(dataset_root("web_curated")).record(pending, published["version"])
+        root = dataset_root("web_curated")
+        added = SegmentLedger.for_root(root).record(pending, published["version"])
         log.info("ledger: %d segment(s) recorded as consumed by %s", added, published["version"])
+        prune_run_folders(root / DELTAS, root, keep=published["version"])
         return added
 
     pending = discover()

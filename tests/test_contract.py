@@ -68,3 +68,66 @@ def test_resolve_version_dir_names_the_bad_path(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(FileNotFoundError, match="neither a dataset version"):
         resolve_version_dir(tmp_path / "empty")
+
+
+def _publish(root: DatasetRoot, version: str, set_current: bool = True) -> None:
+    staging = root.staging_dir(version)
+    _manifest(version).write(staging)
+    root.publish(staging, version, set_current=set_current)
+
+
+def test_prune_versions_keeps_newest_and_current_ignores_run_folders(tmp_path, caplog):
+    from curation.contract import prune_versions
+
+    root = DatasetRoot(tmp_path / "ds")
+    root.root.mkdir()
+    names = ["20260101T030000Z-aaaaaa", "20260102T030000Z-bbbbbb", "20260103T030000Z-cccccc",
+             "20260104T030000Z-dddddd", "20260105T030000Z-eeeeee"]
+    for v in reversed(names):   # publish order differs from time order: the names decide
+        _publish(root, v)
+    root.set_current(names[0])  # a rollback: CURRENT is the oldest version
+    for run in ("_deltas/x", "_near_index/y", "_candidates/" + names[1]):
+        (root.root / run).mkdir(parents=True)
+    (root.root / "not-a-version").mkdir()   # no manifest: not a version, not touched
+    with caplog.at_level("INFO", logger="curation.contract"):
+        removed = prune_versions(root.root, keep=2)
+    assert removed == names[1:3]
+    assert root.versions() == [names[0], *names[3:]] and root.current() == names[0]
+    assert all((root.root / run).is_dir() for run in ("_deltas/x", "_near_index/y", "_candidates/" + names[1],
+                                                      "not-a-version"))
+    assert f"pruned version {names[1]}" in caplog.text
+    assert not [p for p in root.root.iterdir() if p.name.startswith(".")]   # no trash left
+    assert prune_versions(root.root, keep=2) == []   # idempotent
+    root.set_current(names[-1])
+    assert prune_versions(root.root, keep=1) == [names[0], names[3]] and root.versions() == [names[-1]]
+    with pytest.raises(ValueError, match="keep must be >= 1"):
+        prune_versions(root.root, keep=0)
+    assert prune_versions(tmp_path / "missing", keep=1) == []
+
+
+def test_prune_command(tmp_path, capsys):
+    from curation.cli import main
+
+    root = DatasetRoot(tmp_path / "ds")
+    root.root.mkdir()
+    for v in ("r1", "r2", "r3"):
+        _publish(root, v)
+    assert main(["prune", "--root", str(root.root), "--keep", "1"]) == 0
+    assert root.versions() == ["r3"] and "removed  r1" in capsys.readouterr().out
+    assert main(["prune", "--root", str(tmp_path / "nope"), "--keep", "1"]) == 2   # a user error: exit 2
+
+
+def test_prune_run_folders_removes_only_published_runs_but_keep(tmp_path):
+    from curation.contract import prune_run_folders
+
+    root = DatasetRoot(tmp_path / "ds")
+    root.root.mkdir()
+    runs = root.root / "_deltas"
+    for v in ("n1", "n2", "n3"):
+        _publish(root, v)
+    for v in ("n1", "n2", "n3", "failed", "_x", ".staging-n4"):
+        (runs / v / "data").mkdir(parents=True)
+    assert prune_run_folders(runs, root.root, keep="n3") == ["n1", "n2"]
+    assert sorted(p.name for p in runs.iterdir()) == [".staging-n4", "_x", "failed", "n3"]
+    assert prune_run_folders(runs, root.root, keep="n3") == []   # idempotent
+    assert prune_run_folders(tmp_path / "none", root.root, keep="n3") == []

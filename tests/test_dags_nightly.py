@@ -249,3 +249,43 @@ def test_plan_rebuilds_a_band_index_that_does_not_describe_the_base(tmp_path):
     own.write_text("near_dedup:\n  index_dir: /somewhere\n")
     with pytest.raises(ValueError, match="index_dir is set"):
         plan(str(own))
+
+
+def test_promote_prunes_the_band_index_to_its_newest_versions(tmp_path):
+    """Each promote keeps KEEP_INDEX_VERSIONS index versions (the new CURRENT and the one before): an index
+    version only serves as the base of the next night, older ones would be rebuilt from the corpus anyway."""
+    from dags.lib.near_index import KEEP_INDEX_VERSIONS, STAGED, index_root, promote
+
+    assert KEEP_INDEX_VERSIONS == 2
+    index = DatasetRoot(index_root(tmp_path / "web"))
+    for v in ("n0", "n1"):
+        index_version(index.root, v, default_lsh())
+    staged = index.root / STAGED / "n2"
+    index_version(staged, "n2", default_lsh(), parent="n1")
+    (index.root / STAGED / "n3").mkdir()   # another run's staged root: not a version, left alone
+    near = {"enabled": True, "root": str(index.root), "staged_root": str(staged), "version": "n2"}
+    assert promote(near, "n2") == "n2"
+    assert index.current() == "n2" and index.versions() == ["n1", "n2"] and (index.root / STAGED / "n3").is_dir()
+    assert promote(near, "n2") == "n2" and index.versions() == ["n1", "n2"]   # a retried publish: no-op
+
+
+def test_delta_cleanup_removes_only_earlier_published_nights(tmp_path):
+    """What nightly_refresh's record task does after a successful publish: the deltas of earlier published
+    nights go (their documents live on in the published versions as hard links), this night's stays, and a
+    failed night's delta (not published) is left for its rerun."""
+    from curation.contract import prune_run_folders
+
+    corpus = tmp_path / "web"
+    version(corpus, "n1", [[doc("a", "alpha text")]])
+    deltas = corpus / "_deltas"
+    d2 = version(deltas, "n2", [[doc("b", "beta text")]])
+    append_version(d2, corpus / "n1", corpus / "_candidates", "n2")
+    DatasetRoot(corpus).publish(corpus / "_candidates" / "n2", "n2")
+    d3 = version(deltas, "n3", [[doc("c", "gamma text")]])
+    append_version(d3, corpus / "n2", corpus / "_candidates", "n3")
+    DatasetRoot(corpus).publish(corpus / "_candidates" / "n3", "n3")
+    version(deltas, "n4", [[doc("d", "delta text")]])   # a failed night: never published
+    assert prune_run_folders(deltas, corpus, keep="n3") == ["n2"]
+    assert sorted(p.name for p in deltas.iterdir() if not p.name.startswith(".")) == ["CURRENT", "n3", "n4"]
+    assert ids(corpus / "n3") == ["a", "b", "c"] and ids(corpus / "n2") == ["a", "b"]   # links survive
+    assert prune_run_folders(deltas, corpus, keep="n3") == []

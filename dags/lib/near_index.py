@@ -6,6 +6,7 @@ the curate job, promoted by `publish` only after the corpus version it describes
       _staged/<version>/                   the run's own index root, given to the curate job as
                                            `near_dedup.index_dir`: its base (hard-linked) or a rebuild request,
                                            and the version the job staged; promoted by publish, then removed
+                                           (the index keeps its newest KEEP_INDEX_VERSIONS versions)
 
 The curate job's pipeline publishes its index version as soon as its own output is written (that is the
 job's contract), so it is handed a per-run root: the live index's CURRENT cannot move before the gate.
@@ -40,6 +41,10 @@ log = logging.getLogger(__name__)
 
 INDEX = "_near_index"   # under the corpus root; hidden from DatasetRoot.versions()
 STAGED = "_staged"
+#: Index versions kept after a promote (the new CURRENT and the one before it); older ones are deleted.
+#: An index version is only ever a base for the next night (same id as the corpus's CURRENT); anything
+#: older is rebuilt from its corpus version on demand (plan_near_index), so 2 bounds disk at no cost.
+KEEP_INDEX_VERSIONS = 2
 
 
 def index_root(corpus_root: str | Path) -> Path:
@@ -140,9 +145,10 @@ def plan_near_index(cfg, config_path: str | None, corpus_root: str | Path, versi
 def promote(near: dict | None, published_version: str) -> str | None:
     """After `published_version` of the corpus went live: make the index version the run staged CURRENT.
 
+    Then prunes the index root to its newest KEEP_INDEX_VERSIONS versions (never CURRENT).
     Idempotent (a retried publish finds it promoted). Returns the index version now CURRENT, or None when
     the run staged none (near-dedup off: the index no longer describes the corpus's CURRENT)."""
-    from curation.contract import DatasetRoot, replace_dir
+    from curation.contract import DatasetRoot, prune_versions, replace_dir
 
     if not near or not near.get("enabled"):
         log.warning("no band index staged for %s: %s", published_version, (near or {}).get("note", "near-dedup off"))
@@ -161,6 +167,7 @@ def promote(near: dict | None, published_version: str) -> str | None:
     index.set_current(version)
     shutil.rmtree(staged.root, ignore_errors=True)
     log.info("band index %s promoted: CURRENT = %s (describes the published corpus version)", final, version)
+    prune_versions(index.root, KEEP_INDEX_VERSIONS)   # a run staging from an older one holds hard links
     return version
 
 
