@@ -77,7 +77,12 @@ class SandboxResult:
     stdout: str
     stderr: str
     isolation: list[str] = field(default_factory=list)
-    missing: list[str] = field(default_factory=list)   # containments this run lacked (see the module doc)
+
+    @property
+    def missing(self) -> list[str]:
+        """The containments this run lacked (see the module doc), from the layers in `isolation`."""
+        return [name for name, layer in (("network", "netns"), ("host_files", "mountns_hide_project"))
+                if layer not in self.isolation]
 
     @property
     def reason(self) -> str:
@@ -304,9 +309,7 @@ def run_python(code: str, *, timeout_s: float = 5.0, memory_mb: int = 512, audit
     seconds = time.perf_counter() - t0
     result = SandboxResult(passed=not timed_out and proc.returncode == 0, returncode=proc.returncode,
                            timed_out=timed_out, seconds=round(seconds, 3), stdout=_tail(logs / "stdout"),
-                           stderr=_tail(logs / "stderr"), isolation=isolation,
-                           missing=[name for name, layer in (("network", "netns"), ("host_files", "mountns_hide_project"))
-                                    if layer not in isolation])
+                           stderr=_tail(logs / "stderr"), isolation=isolation)
     if result.missing and not _warned_missing:
         _warned_missing = True
         log.warning("sandbox: no %s containment (%s; user namespaces unavailable?): network access is refused only"
