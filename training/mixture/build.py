@@ -152,7 +152,7 @@ def build(mixture_path: str | Path, output: str | Path, workers: int = 1) -> Bui
     result = BuildResult(out, {})
     try:
         _build_into(cm, out, prev, staging, workers, result)
-        _swap(staging, out)
+        replace_dir(staging, out)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
@@ -232,10 +232,6 @@ def _build_into(cm: CheckedMixture, out: Path, prev: dict | None, staging: Path,
     }
     (staging / "manifest.json").write_text(json.dumps(manifest, indent=2))
     result.manifest = manifest
-
-
-def _swap(staging: Path, out: Path) -> None:
-    replace_dir(staging, out)
 
 
 def summary(result: BuildResult) -> str:
