@@ -234,10 +234,8 @@ def prune_versions(root: str | os.PathLike, keep: int) -> list[str]:
     versions = ds.versions()
     doomed = [v for v in versions[:max(len(versions) - keep, 0)] if v != current]
     for v in doomed:
-        # renamed aside first (like replace_dir), so a reader never sees a half-deleted version folder
-        trash = ds.root / f".trash-{v}-{uuid.uuid4().hex[:8]}"
-        os.rename(ds.version_dir(v), trash)
-        shutil.rmtree(trash, ignore_errors=True)
+        # renamed aside first, so a reader never sees a half-deleted version folder
+        shutil.rmtree(_rename_aside(ds.version_dir(v)), ignore_errors=True)
         log.info("pruned version %s of %s (keeping the newest %d and CURRENT %s)", v, ds.root, keep, current)
     return doomed
 
@@ -263,13 +261,17 @@ def prune_run_folders(runs: str | os.PathLike, root: str | os.PathLike, keep: st
 def replace_dir(new: Path, final: Path) -> None:
     """Move folder `new` to `final`, replacing what is there: the old folder is renamed aside first and deleted
     after the swap, so at every instant `final` holds either the old or the new content."""
-    trash = None
-    if final.exists():
-        trash = final.parent / f".trash-{final.name}-{uuid.uuid4().hex[:8]}"
-        os.rename(final, trash)
+    trash = _rename_aside(final) if final.exists() else None
     os.rename(new, final)
     if trash is not None:
         shutil.rmtree(trash, ignore_errors=True)
+
+
+def _rename_aside(path: Path) -> Path:
+    """Rename `path` to a hidden `.trash-` sibling (what clean_stale_staging sweeps) and return the new path."""
+    trash = path.parent / f".trash-{path.name}-{uuid.uuid4().hex[:8]}"
+    os.rename(path, trash)
+    return trash
 
 
 def resolve_version_dir(path: str | os.PathLike) -> Path:
