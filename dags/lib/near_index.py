@@ -35,8 +35,6 @@ import os
 import shutil
 from pathlib import Path
 
-import yaml
-
 log = logging.getLogger(__name__)
 
 INDEX = "_near_index"   # under the corpus root; hidden from DatasetRoot.versions()
@@ -89,20 +87,17 @@ def plan_near_index(cfg, config_path: str | None, corpus_root: str | Path, versi
     web_curation (full run): near-dedup as the config says (off by default); when on, the index is built
     from the run's kept documents. nightly_refresh (incremental): on unless the config says
     `near_dedup: {enabled: false}`, against the index of `base_version` (rebuilt by the job when the
-    published index does not describe it). Mutates `cfg`; returns the plan's `near_index` XCom."""
+    published index does not describe it). `cfg` is the config loaded from `config_path` (what the file
+    sets is its model_fields_set). Mutates `cfg`; returns the plan's `near_index` XCom."""
     from curation.contract import DatasetRoot, Manifest
     from curation.dedup.incremental import params_dict, request_rebuild
     from curation.dedup.near import lsh_params
 
     nd = cfg.near_dedup
-    explicit = {}
-    if config_path:
-        raw = yaml.safe_load(Path(config_path).read_text()) or {}
-        explicit = raw.get("near_dedup") or {} if isinstance(raw, dict) else {}
     if nd.index_dir:
         raise ValueError(f"{config_path}: near_dedup.index_dir is set ({nd.index_dir!r}) but the DAGs keep the "
                          f"corpus's band index themselves ({index_root(corpus_root)}); remove index_dir")
-    if incremental and "enabled" not in explicit:
+    if incremental and "enabled" not in nd.model_fields_set:   # the config file leaves near_dedup.enabled unset
         nd.enabled = True
     index = DatasetRoot(index_root(corpus_root))
     if not nd.enabled:

@@ -72,10 +72,7 @@ def plan_edu(cfg, config_path: str | None, registry: str | Path | None) -> dict:
     Mutates `cfg.edu`; returns {"model": version or None, "note": text or None} for the plan's XCom."""
     from curation.edu.registry import ModelRegistry
 
-    explicit = False
-    if config_path:
-        raw = yaml.safe_load(Path(config_path).read_text()) or {}
-        explicit = isinstance(raw, dict) and "edu" in raw
+    explicit = "edu" in cfg.model_fields_set   # the config file has an `edu:` section
     if explicit and not cfg.edu.enabled:
         return {"model": None, "note": f"edu scoring disabled by {config_path} (edu.enabled: false)"}
     reg = ModelRegistry(cfg.edu.registry if explicit and cfg.edu.registry else registry)
