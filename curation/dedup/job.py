@@ -40,7 +40,6 @@ class DedupResult:
 
 def run_near_dedup(input_path: str | Path, output: str | Path, cfg: NearDedupConfig, run_id: str | None = None,
                    spark=None, dataset: str | None = None) -> DedupResult:
-
     from curation.spark import get_spark
 
     version_dir = resolve_version_dir(input_path)
@@ -81,7 +80,6 @@ def run_near_dedup(input_path: str | Path, output: str | Path, cfg: NearDedupCon
         if counts[0].rows_in != step.stats["documents_in"]:
             raise RuntimeError(f"read {step.stats['documents_in']} documents but wrote {rows} kept"
                                f" + {n_rejected} rejected")
-        shutil.rmtree(staging / "_work", ignore_errors=True)
         cfg_json = cfg.model_dump(mode="json")
         manifest = Manifest(
             dataset=dataset or f"{in_manifest.dataset}_near_dedup", version=run_id, created_at=now_iso(),

@@ -73,7 +73,6 @@ class NearDedup:
         self.params = lsh_params(cfg)
         self.run_id = run_id
         self.spark = None
-        self.work: Path | None = None
         self.staging: Path | None = None
         self.index = BandIndex(cfg.index_dir, self.params) if cfg.index_dir else None
         self.stats: dict = {}
@@ -82,7 +81,6 @@ class NearDedup:
     # ---- driver hooks ----------------------------------------------------------------------------
     def bind(self, spark, staging: Path, run_id: str | None = None) -> None:
         self.spark, self.staging = spark, Path(staging)
-        self.work = self.staging / "_work" / self.name
         self.run_id = run_id or self.run_id or self.staging.name
 
     def write_extra(self, staging: Path) -> dict:
