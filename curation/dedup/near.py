@@ -152,10 +152,10 @@ class NearDedup:
         self.stats["candidate_pairs"] = edges.count()
         self._release(members)
         t0 = self._lap("buckets_and_edges", t0)
+        # candidate pairs (ids only) are broadcast while small, so the shingle sets are read where they
+        # lie in the signature checkpoint; the index's sets (incremental mode) are picked once
+        bcast = self.stats["candidate_pairs"] <= cfg.broadcast_max_ids
         if cfg.verify:
-            # candidate pairs (ids only) are broadcast while small, so the shingle sets are read where they
-            # lie in the signature checkpoint; the index's sets (incremental mode) are picked once
-            bcast = self.stats["candidate_pairs"] <= cfg.broadcast_max_ids
             if self._index_parent is not None:   # old documents the batch re-submits: the batch's copy wins
                 ids = edges.select(F.col("a").alias("id")).union(edges.select(F.col("b").alias("id"))).distinct()
                 old_sh = self._persist(loaded.shingles.join(F.broadcast(ids) if bcast else ids, "id", "left_semi")
@@ -183,7 +183,7 @@ class NearDedup:
         t0 = self._lap("components", t0)
 
         # 5. keep rule -> duplicates audit dataset (removed documents only)
-        dups = self._duplicates(df, comps, shingles, self.stats.get("candidate_pairs", 0) <= cfg.broadcast_max_ids)
+        dups = self._duplicates(df, comps, shingles, bcast)
         dups_path = self.staging / DUPLICATES_DIR
         dups.write.mode("overwrite").parquet(str(dups_path))
         dups = spark.read.parquet(str(dups_path))
