@@ -124,8 +124,9 @@ def merge_shards(shard_dirs: list[str | Path], candidate_root: str | Path, versi
         for f in iter_parquet_files(d, "rejects"):
             shutil.copy2(f, staging / "rejects" / f"{d.name}-{f.name}")
     # the data files are read (not copied) so the cross-shard near-duplicates can be taken out
-    names = [f"{d.name}-{f.name}" for d in shard_dirs for f in iter_parquet_files(d, "data")]
-    tables = [pq.read_table(f) for d in shard_dirs for f in iter_parquet_files(d, "data")]
+    data_files = [(d, f) for d in shard_dirs for f in iter_parquet_files(d, "data")]
+    names = [f"{d.name}-{f.name}" for d, f in data_files]
+    tables = [pq.read_table(f) for _, f in data_files]
     t0 = time.perf_counter()
     nd_cfg = _near_dedup_config(manifests)
     kept, dropped, pairs = cross_shard_near_dedup(tables, nd_cfg)
