@@ -31,7 +31,6 @@ published document is caught by near-dedup already, Jaccard 1, before append's t
 from __future__ import annotations
 
 import logging
-import os
 import shutil
 from pathlib import Path
 
@@ -53,11 +52,7 @@ def _link_tree(src: Path, dst: Path) -> None:
     """`dst` = `src` with every file hard-linked (copied across devices): published versions are immutable."""
     from curation.append import link_or_copy
 
-    for dirpath, _, files in os.walk(src):
-        out = dst / Path(dirpath).relative_to(src)
-        out.mkdir(parents=True, exist_ok=True)
-        for name in files:
-            link_or_copy(Path(dirpath) / name, out / name)
+    shutil.copytree(src, dst, copy_function=link_or_copy)
 
 
 def _unusable(index, version: str, params: dict, verify: bool) -> str | None:
