@@ -6,6 +6,7 @@ laptop can all run the same code.
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -19,6 +20,29 @@ def models_dir() -> Path:
 def shared_data_dir() -> Path:
     """Real third-party sample data (read-only), beside the repository by default."""
     return Path(os.environ.get("PHI_SHARED_DATA", REPO_ROOT.parent / "shared" / "data"))
+
+
+_ENV_REF = re.compile(r"\$\{(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?::-(?P<default>[^}]*))?\}")
+
+#: Variables with a project default, used when they are unset (so `${PHI_SHARED_DATA}` works on a laptop).
+_PROJECT_DEFAULTS = {"PHI_SHARED_DATA": shared_data_dir, "PHI_MODELS_DIR": models_dir}
+
+
+def expand_env(value: str, where: str) -> str:
+    """`${VAR}` / `${VAR:-fallback}` in a configured path -> the variable's value, else the fallback, else the
+    project default (PHI_SHARED_DATA, PHI_MODELS_DIR). Anything else unset (or empty) is an error naming `where`
+    and the variable, never a silently empty path."""
+    def sub(m: re.Match) -> str:
+        name = m["name"]
+        if os.environ.get(name):
+            return os.environ[name]
+        if m["default"] is not None:
+            return m["default"]
+        if name in _PROJECT_DEFAULTS:
+            return str(_PROJECT_DEFAULTS[name]())
+        raise ValueError(f"{where}: environment variable {name} is not set (write ${{{name}:-fallback}}"
+                         " to give a default)")
+    return _ENV_REF.sub(sub, value)
 
 
 def require_file(path: str | os.PathLike, what: str, how_to_get: str = "run `make setup`") -> Path:

@@ -26,14 +26,13 @@ Every error names the file, the recipe and the field (`load_recipes`).
 """
 from __future__ import annotations
 
-import os
-import re
 from pathlib import Path
 from typing import Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from curation.paths import expand_env
 from synthesis.teacher import TeacherConfig
 from synthesis.textbook.seeds_catalog import AUDIENCES, STYLES, TOPICS
 
@@ -200,23 +199,6 @@ class RecipeSet(_Cfg):
         return self
 
 
-_ENV = re.compile(r"\$\{([A-Z_][A-Z0-9_]*)\}")
-
-
-def _expand_env(value: str, path: Path) -> str:
-    """${VAR} in paths (e.g. ${PHI_SHARED_DATA}); an unset variable is an error naming it."""
-    from curation.paths import shared_data_dir
-
-    def sub(m: re.Match) -> str:
-        var = m.group(1)
-        if var == "PHI_SHARED_DATA":
-            return str(shared_data_dir())
-        if var not in os.environ:
-            raise ValueError(f"recipes {path}: environment variable ${{{var}}} is not set")
-        return os.environ[var]
-    return _ENV.sub(sub, value)
-
-
 def _where(raw: dict, loc: tuple) -> str:
     """'recipe 'math-1' field 'sampling.temperature'' for a pydantic error location inside `recipes`."""
     if len(loc) >= 2 and loc[0] == "recipes" and isinstance(loc[1], int):
@@ -244,7 +226,7 @@ def parse_recipes(raw: object, path: str | Path = "<recipes>") -> RecipeSet:
             problems.append(f"{_where(raw, loc)}: {err['msg']}{shown}")
         raise ValueError(f"recipes {path}: " + "; ".join(problems)) from None
     if rs.web_seeds is not None:
-        rs.web_seeds.source = _expand_env(rs.web_seeds.source, path)
+        rs.web_seeds.source = expand_env(rs.web_seeds.source, f"recipes {path}")
     return rs
 
 

@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import glob as globlib
 import logging
-import os
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -23,6 +21,7 @@ import xxhash
 import yaml
 
 from curation.contract import DatasetRoot, iter_parquet_files, resolve_version_dir
+from curation.paths import expand_env
 
 log = logging.getLogger(__name__)
 
@@ -43,23 +42,6 @@ class ResolvedSource:
     @property
     def label(self) -> str:
         return str(self.version_dir) if self.version_dir else self.reference
-
-
-_ENV_REF = re.compile(r"\$\{(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?::-(?P<default>[^}]*))?\}")
-
-
-def expand_env(value: str, where: str) -> str:
-    """`${VAR}` / `${VAR:-fallback}` -> the variable's value (or the fallback); an unset variable without a
-    fallback is an error naming it, never a silently empty path."""
-    def sub(m: re.Match) -> str:
-        got = os.environ.get(m["name"])
-        if got:
-            return got
-        if m["default"] is not None:
-            return m["default"]
-        raise ValueError(f"{where}: environment variable {m['name']} is not set (write ${{{m['name']}:-fallback}}"
-                         " to give a default)")
-    return _ENV_REF.sub(sub, value)
 
 
 def load_registry(path: Path | None) -> dict[str, str]:
