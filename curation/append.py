@@ -26,7 +26,6 @@ held in memory (a night's batch), the base is only streamed (its `id`/`text_hash
 from __future__ import annotations
 
 import logging
-import os
 import shutil
 import time
 from collections import Counter
@@ -42,6 +41,7 @@ from curation.contract import (
     StageCounts,
     code_version,
     iter_parquet_files,
+    link_or_copy,
     now_iso,
     resolve_version_dir,
 )
@@ -52,17 +52,6 @@ STAGE = "published_dedup"
 ID_PUBLISHED = "id_already_published"
 TEXT_PUBLISHED = "text_already_published"
 REJECT_COLS = ("reject_stage", "reject_reason", "reject_detail")
-
-
-def link_or_copy(src: Path, dst: Path) -> str:
-    """Hard-link `src` to `dst` (no data copied); copy where linking is impossible. Returns which."""
-    try:
-        os.link(src, dst)
-        return "linked"
-    except OSError as e:  # EXDEV across devices, EPERM/ENOTSUP on filesystems without hard links, EMLINK
-        log.info("cannot hard-link %s (%s): copying", src, e.strerror)
-        shutil.copy2(src, dst)
-        return "copied"
 
 
 def _rows(files: list[Path]) -> int:

@@ -258,6 +258,17 @@ def prune_run_folders(runs: str | os.PathLike, root: str | os.PathLike, keep: st
     return doomed
 
 
+def link_or_copy(src: Path, dst: Path) -> str:
+    """Hard-link `src` to `dst` (no data copied); copy where linking is impossible. Returns which."""
+    try:
+        os.link(src, dst)
+        return "linked"
+    except OSError as e:  # EXDEV across devices, EPERM/ENOTSUP on filesystems without hard links, EMLINK
+        log.info("cannot hard-link %s (%s): copying", src, e.strerror)
+        shutil.copy2(src, dst)
+        return "copied"
+
+
 def replace_dir(new: Path, final: Path) -> None:
     """Move folder `new` to `final`, replacing what is there: the old folder is renamed aside first and deleted
     after the swap, so at every instant `final` holds either the old or the new content."""

@@ -98,6 +98,7 @@ def shipped_names(version: str) -> tuple[str, str]:
 
 def ship_model(spark, ref: ModelRef, work_dir: str | Path) -> None:
     """Copy model + card under version-unique names and addFile them (once per SparkContext)."""
+    from curation.contract import link_or_copy
     from curation.steps.shipping import ship_once
 
     work = Path(work_dir)
@@ -106,10 +107,7 @@ def ship_model(spark, ref: ModelRef, work_dir: str | Path) -> None:
     for src, name in ((ref.model_path, model_name), (ref.dir / CARD_FILE, card_name)):
         dst = work / name
         if not dst.exists():
-            try:
-                os.link(src, dst)       # same filesystem: no copy of a large model
-            except OSError:
-                shutil.copyfile(src, dst)
+            link_or_copy(src, dst)      # same filesystem: no copy of a large model
         ship_once(spark, dst)
 
 

@@ -50,7 +50,7 @@ def index_root(corpus_root: str | Path) -> Path:
 
 def _link_tree(src: Path, dst: Path) -> None:
     """`dst` = `src` with every file hard-linked (copied across devices): published versions are immutable."""
-    from curation.append import link_or_copy
+    from curation.contract import link_or_copy
 
     shutil.copytree(src, dst, copy_function=link_or_copy)
 
