@@ -26,7 +26,6 @@ held in memory (a night's batch), the base is only streamed (its `id`/`text_hash
 from __future__ import annotations
 
 import logging
-import shutil
 import time
 from collections import Counter
 from pathlib import Path
@@ -39,10 +38,8 @@ from curation.contract import (
     DatasetRoot,
     Manifest,
     StageCounts,
-    code_version,
     iter_parquet_files,
     link_or_copy,
-    now_iso,
     resolve_version_dir,
 )
 
@@ -126,10 +123,9 @@ def append_version(delta: str | Path, base: str | Path | None, output: str | Pat
             hashes.update(h for h in keys.column("text_hash").to_pylist() if h is not None)
     hit_ids, hit_hashes = _published_hits(base_files, ids, hashes) if base_files else (set(), set())
 
-    root = DatasetRoot(output)
-    root.root.mkdir(parents=True, exist_ok=True)
-    staging = root.staging_dir(version)
-    try:
+    # own leftovers only: what else sits in `output` (other candidates) is not this run's to remove
+    with DatasetRoot(output).building(version, clean="own") as build:
+        staging = build.staging
         (staging / "data").mkdir()
         (staging / "rejects").mkdir()
         how: Counter[str] = Counter()
@@ -196,8 +192,8 @@ def append_version(delta: str | Path, base: str | Path | None, output: str | Pat
                                           rows_rejected=n_dropped, reasons=dict(sorted(reasons.items())),
                                           seconds=round(time.perf_counter() - t0, 3))]
         rows = _rows(list(iter_parquet_files(staging)))
-        manifest = Manifest(
-            dataset=dm.dataset, version=version, created_at=now_iso(), code_version=code_version(),
+        manifest = build.manifest(
+            dataset=dm.dataset,
             inputs=dm.inputs, config=dm.config, config_hash=dm.config_hash, stages=stages, rows=rows,
             rejected_rows=dm.rejected_rows + n_dropped, columns=schema.names if schema else dm.columns,
             timings={**dm.timings, "append": round(time.perf_counter() - t0, 3)},
@@ -207,12 +203,6 @@ def append_version(delta: str | Path, base: str | Path | None, output: str | Pat
                    "files": dict(sorted(how.items())), **(extra or {})})
         if rows != manifest.base_rows + kept:
             raise RuntimeError(f"appended version holds {rows} rows, expected {manifest.base_rows} + {kept}")
-        manifest.check()
-        manifest.write(staging)
-        final = root.publish(staging, version)
-        log.info("version %s = base %s (%d rows) + %d new of delta %s (%d already published); files %s",
-                 version, manifest.base_version, manifest.base_rows, kept, dm.version, n_dropped, dict(how))
-        return final
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
+    log.info("version %s = base %s (%d rows) + %d new of delta %s (%d already published); files %s",
+             version, manifest.base_version, manifest.base_rows, kept, dm.version, n_dropped, dict(how))
+    return build.final
