@@ -8,21 +8,23 @@ components) are checkpointed in executor storage (curation/dedup/frames.py) so e
 parquet round trip; the duplicates audit is written under the run's staging folder. The driver only ever
 sees counts.
 
-The driver hooks: `bind(spark, staging)` before `apply`, `write_extra(staging)` after the corpus and
-rejects are written (returns manifest extras), `commit()` after publish (publishes the band index in
-incremental mode), `abort()` on failure.
+A FrameStep (curation/steps/base.py documents the driver hooks): it uses `bind` (the staging folder for the
+duplicates audit), `write_extra` (stages the next band index in incremental mode, returns the counts for the
+manifest), `commit` (publishes that index once the corpus is published) and `abort`.
 """
 from __future__ import annotations
 
 import logging
 import time
 from pathlib import Path
+from typing import ClassVar
 
 from curation.dedup.exact import sort_columns
 from curation.dedup.frames import checkpoint, release
 from curation.dedup.incremental import BandIndex
 from curation.dedup.minhash import SIGNATURE_SCHEMA, LshParams, signature_batches
 from curation.dedup.near_config import NearDedupConfig
+from curation.steps.base import FrameStep
 
 log = logging.getLogger(__name__)
 
@@ -63,10 +65,10 @@ def check_unique_ids(signatures, where: str) -> tuple[int, int]:
         raise ValueError(f"near dedup needs unique ids but {where} has repeated `id` values: {shown}")
 
 
-class NearDedup:
+class NearDedup(FrameStep):
     """Spark-level step: drop near-duplicates, keep one document per cluster."""
 
-    name = "near_dedup"
+    name: ClassVar[str] = "near_dedup"
 
     def __init__(self, cfg: NearDedupConfig, run_id: str | None = None):
         self.cfg = cfg
