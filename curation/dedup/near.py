@@ -21,8 +21,8 @@ from typing import ClassVar
 
 from curation.dedup.exact import sort_columns
 from curation.dedup.frames import checkpoint, release
-from curation.dedup.incremental import BandIndex
-from curation.dedup.minhash import SIGNATURE_SCHEMA, LshParams, signature_batches
+from curation.dedup.band_index import BandIndex
+from curation.dedup.minhash import LshParams, compute_signatures
 from curation.dedup.near_config import NearDedupConfig
 from curation.steps.base import FrameStep
 
@@ -34,16 +34,6 @@ REJECT_REASON = "near_duplicate"
 
 def lsh_params(cfg: NearDedupConfig) -> LshParams:
     return LshParams(num_perm=cfg.num_perm, bands=cfg.bands, rows=cfg.rows, seed=cfg.seed, ngram=cfg.ngram)
-
-
-def compute_signatures(df, params: LshParams, with_shingles: bool):
-    """(id, text, ...) frame -> signature frame (SIGNATURE_SCHEMA), one Arrow-batched Python pass."""
-    from pyspark.sql.pandas.types import from_arrow_schema
-
-    def _map(batches):
-        yield from signature_batches(batches, params, with_shingles)
-
-    return df.select("id", "text").mapInArrow(_map, from_arrow_schema(SIGNATURE_SCHEMA))
 
 
 def check_unique_ids(signatures, where: str) -> tuple[int, int]:

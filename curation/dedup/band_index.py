@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from curation.contract import DatasetRoot, Manifest, VersionBuild
-from curation.dedup.minhash import LshParams
+from curation.dedup.minhash import LshParams, compute_signatures
 
 log = logging.getLogger(__name__)
 
@@ -104,7 +104,6 @@ class BandIndex:
         from pyspark import StorageLevel
 
         from curation.dedup.lsh import band_rows
-        from curation.dedup.near import compute_signatures
 
         data = Path(corpus_version_dir) / "data"
         sigs = compute_signatures(spark.read.parquet(str(data)), self.params, with_shingles)
