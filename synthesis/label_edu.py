@@ -20,7 +20,6 @@ from __future__ import annotations
 import json
 import logging
 import re
-import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,10 +33,7 @@ from curation.contract import (
     DatasetRoot,
     Manifest,
     StageCounts,
-    code_version,
-    config_hash,
     new_run_id,
-    now_iso,
 )
 from curation.edu.text_source import open_text_source
 from synthesis.teacher import (

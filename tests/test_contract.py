@@ -93,15 +93,14 @@ def test_building_publishes_atomically_and_fills_the_manifest(tmp_path):
 def test_a_failed_building_publishes_nothing_and_leaves_no_staging(tmp_path, failure):
     root = DatasetRoot(tmp_path / "ds")
     _build(root, "v1", "published")
-    with pytest.raises((RuntimeError, ValueError)) as err:
-        with root.building("v2") as b:
-            (b.staging / "data").mkdir()
-            (b.staging / "data" / "part.txt").write_text("half written")
-            if failure == "exception":
-                raise RuntimeError("the stage broke half way")
-            if failure == "bad_counts":   # Manifest.check refuses it on the way out
-                b.manifest(dataset="t", inputs=[], config={}, rows=5, stages=[
-                    StageCounts(stage="a", rows_in=5, rows_kept=4, rows_rejected=1, reasons={"x": 1})])
+    with pytest.raises((RuntimeError, ValueError)) as err, root.building("v2") as b:
+        (b.staging / "data").mkdir()
+        (b.staging / "data" / "part.txt").write_text("half written")
+        if failure == "exception":
+            raise RuntimeError("the stage broke half way")
+        if failure == "bad_counts":   # Manifest.check refuses it on the way out
+            b.manifest(dataset="t", inputs=[], config={}, rows=5, stages=[
+                StageCounts(stage="a", rows_in=5, rows_kept=4, rows_rejected=1, reasons={"x": 1})])
     assert {"exception": "half way", "bad_counts": "kept 4", "no_manifest": "no manifest"}[failure] in str(err.value)
     assert root.versions() == ["v1"] and root.current() == "v1"
     assert (root.version_dir("v1") / "data" / "part.txt").read_text() == "published"

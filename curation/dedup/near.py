@@ -19,9 +19,9 @@ import time
 from pathlib import Path
 from typing import ClassVar
 
+from curation.dedup.band_index import BandIndex
 from curation.dedup.exact import sort_columns
 from curation.dedup.frames import checkpoint, release
-from curation.dedup.band_index import BandIndex
 from curation.dedup.minhash import LshParams, compute_signatures
 from curation.dedup.near_config import NearDedupConfig
 from curation.steps.base import FrameStep

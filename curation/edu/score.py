@@ -32,11 +32,8 @@ from curation.contract import (
     DatasetRoot,
     Manifest,
     StageCounts,
-    code_version,
-    config_hash,
     iter_parquet_files,
     new_run_id,
-    now_iso,
     resolve_version_dir,
 )
 from curation.edu.registry import CARD_FILE, ModelCard, ModelRef, ModelRegistry, verify_model_file

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import json
 import logging
-import shutil
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -35,7 +34,6 @@ from curation.contract import (
     DatasetRoot,
     Manifest,
     StageCounts,
-    code_version,
     config_hash,
     now_iso,
 )
