@@ -26,9 +26,9 @@ held in memory (a night's batch), the base is only streamed (its `id`/`text_hash
 from __future__ import annotations
 
 import logging
-import shutil
 import time
 from collections import Counter
+from dataclasses import dataclass
 from pathlib import Path
 
 import pyarrow as pa
@@ -39,10 +39,9 @@ from curation.contract import (
     DatasetRoot,
     Manifest,
     StageCounts,
-    code_version,
+    VersionBuild,
     iter_parquet_files,
     link_or_copy,
-    now_iso,
     resolve_version_dir,
 )
 
@@ -92,15 +91,19 @@ def _published_hits(base_files: list[Path], ids: set[str], hashes: set[str]) -> 
     return hit_ids, hit_hashes
 
 
-def append_version(delta: str | Path, base: str | Path | None, output: str | Path, version: str,
-                   extra: dict | None = None) -> Path:
-    """Publish `output/<version>` = `base` (a version folder or root; None = no corpus yet) + `delta`.
+@dataclass
+class _Inputs:
+    """The two versions an append reads, checked: their folders, manifests, data files and the union schema."""
+    delta_dir: Path
+    dm: Manifest
+    base_dir: Path | None
+    bm: Manifest | None
+    delta_files: list[Path]
+    base_files: list[Path]
+    schema: pa.Schema | None
 
-    `output` is a dataset root (nightly_refresh: `<corpus>/_candidates`, gated and then renamed into
-    the corpus root). Rerunning with the same arguments rebuilds the same version (replaced atomically).
-    `extra` is merged into the manifest's extra (nightly_refresh: the near-dedup band index it used).
-    """
-    t0 = time.perf_counter()
+
+def _read_inputs(delta: str | Path, base: str | Path | None) -> _Inputs:
     delta_dir = resolve_version_dir(delta)
     dm = Manifest.read(delta_dir)
     base_dir = resolve_version_dir(base) if base is not None else None
@@ -114,8 +117,11 @@ def append_version(delta: str | Path, base: str | Path | None, output: str | Pat
         schema = pa.unify_schemas(schemas, promote_options="default") if schemas else None
     except (pa.ArrowInvalid, pa.ArrowTypeError) as e:
         raise ValueError(f"cannot append {delta_dir} to {base_dir}: column types differ ({e})") from e
+    return _Inputs(delta_dir, dm, base_dir, bm, delta_files, base_files, schema)
 
-    # the delta's keys (a night's batch: small) against the base's, streamed
+
+def _delta_keys(delta_files: list[Path]) -> tuple[set[str], set[str]]:
+    """The delta's ids and text hashes (a night's batch: small enough to hold)."""
     ids: set[str] = set()
     hashes: set[str] = set()
     for f in delta_files:
@@ -124,95 +130,130 @@ def append_version(delta: str | Path, base: str | Path | None, output: str | Pat
             ids.update(keys.column("id").to_pylist())
         if "text_hash" in keys.column_names:
             hashes.update(h for h in keys.column("text_hash").to_pylist() if h is not None)
-    hit_ids, hit_hashes = _published_hits(base_files, ids, hashes) if base_files else (set(), set())
+    return ids, hashes
 
-    root = DatasetRoot(output)
-    root.root.mkdir(parents=True, exist_ok=True)
-    staging = root.staging_dir(version)
-    try:
+
+class _Files:
+    """The staging folder's data/ and rejects/ files, and how each got there (the manifest's `files`)."""
+
+    def __init__(self, staging: Path, schema: pa.Schema | None):
+        self.staging, self.schema = staging, schema
+        self.how: Counter[str] = Counter()
+        self._names: set[str] = set()
         (staging / "data").mkdir()
         (staging / "rejects").mkdir()
-        how: Counter[str] = Counter()
-        names: set[str] = set()
 
-        def target(part: str, name: str, origin: str) -> Path:
-            # part files of different runs have unique (uuid) names; prefix only on a clash
-            if name in names:
-                name = f"{origin}-{name}"
-            names.add(name)
-            return staging / part / name
+    def target(self, part: str, name: str, origin: str) -> Path:
+        # part files of different runs have unique (uuid) names; prefix only on a clash
+        if name in self._names:
+            name = f"{origin}-{name}"
+        self._names.add(name)
+        return self.staging / part / name
 
-        for f in base_files:  # the published corpus, carried over
-            dst = target("data", f.name, bm.version)
-            if _same_fields(f, schema):
-                how["base_" + link_or_copy(f, dst)] += 1
-            else:
-                pq.write_table(_conform(pq.read_table(f), schema), dst)
-                how["base_rewritten"] += 1
+    def carry(self, f: Path, dst: Path, side: str, table: pa.Table | None = None) -> None:
+        """Hard-link an unchanged file; rewrite it to the union schema when its columns differ."""
+        if _same_fields(f, self.schema):
+            self.how[f"{side}_" + link_or_copy(f, dst)] += 1
+        else:
+            pq.write_table(_conform(table if table is not None else pq.read_table(f), self.schema), dst)
+            self.how[f"{side}_rewritten"] += 1
 
-        dropped_tables, reasons = [], Counter()
-        kept = 0
-        for f in delta_files:  # the new documents, minus what the base already holds
-            dst = target("data", f.name, dm.version)
-            table = None
-            if hit_ids or hit_hashes:
-                table = pq.read_table(f)
-                id_hit = pc.is_in(table.column("id"), pa.array(sorted(hit_ids), pa.string()))
-                text_hit = pc.is_in(table.column("text_hash"), pa.array(sorted(hit_hashes), pa.string())) \
-                    if "text_hash" in table.column_names else pa.repeat(False, len(table))
-                id_hit = pc.fill_null(id_hit, False)
-                text_hit = pc.and_(pc.invert(id_hit), pc.fill_null(text_hit, False))
-                drop = pc.or_(id_hit, text_hit)
-                if pc.any(drop).as_py():
-                    out = table.filter(drop)
-                    reason = pc.if_else(pc.filter(id_hit, drop), ID_PUBLISHED, TEXT_PUBLISHED)
-                    reasons.update(reason.to_pylist())
-                    dropped_tables.append(out.append_column("reject_stage", pa.repeat(STAGE, len(out)).cast(pa.string()))
-                                          .append_column("reject_reason", reason.cast(pa.string()))
-                                          .append_column("reject_detail", pa.repeat(
-                                              f"already in published version {bm.version}", len(out)).cast(pa.string())))
-                    table = table.filter(pc.invert(drop))
-                    kept += len(table)
-                    if len(table):
-                        pq.write_table(_conform(table, schema), dst)
-                    how["delta_filtered"] += 1
-                    continue
-            kept += pq.ParquetFile(f).metadata.num_rows
-            if _same_fields(f, schema):
-                how["delta_" + link_or_copy(f, dst)] += 1
-            else:
-                pq.write_table(_conform(table if table is not None else pq.read_table(f), schema), dst)
-                how["delta_rewritten"] += 1
 
-        for f in iter_parquet_files(delta_dir, "rejects"):  # the delta's own rejects (immutable: link)
-            link_or_copy(f, target("rejects", f.name, dm.version))
-        n_dropped = sum(reasons.values())
+def _split_published(table: pa.Table, hit_ids: set[str], hit_hashes: set[str],
+                     base_version: str) -> tuple[pa.Table, pa.Table | None]:
+    """(rows to keep, rows the base already holds with their reject columns, or None when there are none).
+    An id hit wins over a text hit, so each dropped row has one reason."""
+    id_hit = pc.fill_null(pc.is_in(table.column("id"), pa.array(sorted(hit_ids), pa.string())), False)
+    text_hit = pc.is_in(table.column("text_hash"), pa.array(sorted(hit_hashes), pa.string())) \
+        if "text_hash" in table.column_names else pa.repeat(False, len(table))
+    text_hit = pc.and_(pc.invert(id_hit), pc.fill_null(text_hit, False))
+    drop = pc.or_(id_hit, text_hit)
+    if not pc.any(drop).as_py():
+        return table, None
+    out = table.filter(drop)
+    reason = pc.if_else(pc.filter(id_hit, drop), ID_PUBLISHED, TEXT_PUBLISHED)
+    dropped = (out.append_column("reject_stage", pa.repeat(STAGE, len(out)).cast(pa.string()))
+               .append_column("reject_reason", reason.cast(pa.string()))
+               .append_column("reject_detail", pa.repeat(f"already in published version {base_version}",
+                                                         len(out)).cast(pa.string())))
+    return table.filter(pc.invert(drop)), dropped
+
+
+def _append_delta(files: _Files, inp: _Inputs, hit_ids: set[str], hit_hashes: set[str]
+                  ) -> tuple[int, Counter[str], list[pa.Table]]:
+    """The delta's documents minus what the base already holds: (rows kept, reasons, dropped tables)."""
+    dropped_tables: list[pa.Table] = []
+    reasons: Counter[str] = Counter()
+    kept = 0
+    for f in inp.delta_files:
+        dst = files.target("data", f.name, inp.dm.version)
+        table = None
+        if hit_ids or hit_hashes:
+            table = pq.read_table(f)
+            table, dropped = _split_published(table, hit_ids, hit_hashes, inp.bm.version)
+            if dropped is not None:
+                reasons.update(dropped.column("reject_reason").to_pylist())
+                dropped_tables.append(dropped)
+                kept += len(table)
+                if len(table):
+                    pq.write_table(_conform(table, inp.schema), dst)
+                files.how["delta_filtered"] += 1
+                continue
+        kept += pq.ParquetFile(f).metadata.num_rows
+        files.carry(f, dst, "delta", table)
+    return kept, reasons, dropped_tables
+
+
+def append_version(delta: str | Path, base: str | Path | None, output: str | Path, version: str,
+                   extra: dict | None = None) -> Path:
+    """Publish `output/<version>` = `base` (a version folder or root; None = no corpus yet) + `delta`.
+
+    `output` is a dataset root (nightly_refresh: `<corpus>/_candidates`, gated and then renamed into
+    the corpus root). Rerunning with the same arguments rebuilds the same version (replaced atomically).
+    `extra` is merged into the manifest's extra (nightly_refresh: the near-dedup band index it used).
+    """
+    t0 = time.perf_counter()
+    inp = _read_inputs(delta, base)
+    dm, bm = inp.dm, inp.bm
+    # the delta's keys (small) against the base's, streamed
+    ids, hashes = _delta_keys(inp.delta_files)
+    hit_ids, hit_hashes = _published_hits(inp.base_files, ids, hashes) if inp.base_files else (set(), set())
+
+    # own leftovers only: what else sits in `output` (other candidates) is not this run's to remove
+    with DatasetRoot(output).building(version, clean="own") as build:
+        files = _Files(build.staging, inp.schema)
+        for f in inp.base_files:  # the published corpus, carried over
+            files.carry(f, files.target("data", f.name, bm.version), "base")
+        kept, reasons, dropped_tables = _append_delta(files, inp, hit_ids, hit_hashes)
+        for f in iter_parquet_files(inp.delta_dir, "rejects"):  # the delta's own rejects (immutable: link)
+            link_or_copy(f, files.target("rejects", f.name, dm.version))
         if dropped_tables:
             rejects = pa.concat_tables(dropped_tables, promote_options="permissive")
-            pq.write_table(rejects, staging / "rejects" / f"part-{STAGE}-{version}.parquet")
+            pq.write_table(rejects, build.staging / "rejects" / f"part-{STAGE}-{version}.parquet")
+        n_dropped = sum(reasons.values())
+        manifest = _describe(build, inp, reasons, files.how, t0, extra)
+        if manifest.rows != manifest.base_rows + kept:
+            raise RuntimeError(f"appended version holds {manifest.rows} rows, expected {manifest.base_rows} + {kept}")
+    log.info("version %s = base %s (%d rows) + %d new of delta %s (%d already published); files %s",
+             version, manifest.base_version, manifest.base_rows, kept, dm.version, n_dropped, dict(files.how))
+    return build.final
 
-        delta_kept = dm.stages[-1].rows_kept if dm.stages else dm.rows
-        stages = [*dm.stages, StageCounts(stage=STAGE, rows_in=delta_kept, rows_kept=delta_kept - n_dropped,
-                                          rows_rejected=n_dropped, reasons=dict(sorted(reasons.items())),
-                                          seconds=round(time.perf_counter() - t0, 3))]
-        rows = _rows(list(iter_parquet_files(staging)))
-        manifest = Manifest(
-            dataset=dm.dataset, version=version, created_at=now_iso(), code_version=code_version(),
-            inputs=dm.inputs, config=dm.config, config_hash=dm.config_hash, stages=stages, rows=rows,
-            rejected_rows=dm.rejected_rows + n_dropped, columns=schema.names if schema else dm.columns,
-            timings={**dm.timings, "append": round(time.perf_counter() - t0, 3)},
-            base_version=bm.version if bm else None, base_rows=bm.rows if bm else 0,
-            extra={**dm.extra, "delta": {"version": dm.version, "path": str(delta_dir), "rows_in": dm.stages[0].rows_in
-                                         if dm.stages else dm.rows, "rows_kept": delta_kept - n_dropped},
-                   "files": dict(sorted(how.items())), **(extra or {})})
-        if rows != manifest.base_rows + kept:
-            raise RuntimeError(f"appended version holds {rows} rows, expected {manifest.base_rows} + {kept}")
-        manifest.check()
-        manifest.write(staging)
-        final = root.publish(staging, version)
-        log.info("version %s = base %s (%d rows) + %d new of delta %s (%d already published); files %s",
-                 version, manifest.base_version, manifest.base_rows, kept, dm.version, n_dropped, dict(how))
-        return final
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
+
+def _describe(build: VersionBuild, inp: _Inputs, reasons: Counter[str], how: Counter[str], t0: float,
+              extra: dict | None) -> Manifest:
+    """The appended version's manifest: the delta's stages plus `published_dedup`, rows counted on disk."""
+    dm, bm = inp.dm, inp.bm
+    n_dropped = sum(reasons.values())
+    delta_kept = dm.stages[-1].rows_kept if dm.stages else dm.rows
+    stages = [*dm.stages, StageCounts(stage=STAGE, rows_in=delta_kept, rows_kept=delta_kept - n_dropped,
+                                      rows_rejected=n_dropped, reasons=dict(sorted(reasons.items())),
+                                      seconds=round(time.perf_counter() - t0, 3))]
+    return build.manifest(
+        dataset=dm.dataset, inputs=dm.inputs, config=dm.config, config_hash=dm.config_hash, stages=stages,
+        rows=_rows(list(iter_parquet_files(build.staging))), rejected_rows=dm.rejected_rows + n_dropped,
+        columns=inp.schema.names if inp.schema else dm.columns,
+        timings={**dm.timings, "append": round(time.perf_counter() - t0, 3)},
+        base_version=bm.version if bm else None, base_rows=bm.rows if bm else 0,
+        extra={**dm.extra, "delta": {"version": dm.version, "path": str(inp.delta_dir), "rows_in": dm.stages[0].rows_in
+                                     if dm.stages else dm.rows, "rows_kept": delta_kept - n_dropped},
+               "files": dict(sorted(how.items())), **(extra or {})})

@@ -24,8 +24,9 @@ import shutil
 import subprocess
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import pyarrow as pa
 from pydantic import BaseModel, Field
@@ -215,6 +216,77 @@ class DatasetRoot:
             for p in self.root.iterdir():
                 if p.name.startswith((".staging-", ".trash-")):
                     shutil.rmtree(p, ignore_errors=True)
+
+    def clean_own_staging(self, version: str) -> None:
+        """Remove leftovers of crashed attempts of `version` only: writers that share a root and run at the
+        same time (synthesis shards) would race each other's staging folders with clean_stale_staging."""
+        for p in self.root.glob(f".staging-{version}-*"):
+            shutil.rmtree(p, ignore_errors=True)
+
+    @contextmanager
+    def building(self, version: str, *, set_current: bool = True, clean: Literal["all", "own"] = "all",
+                 defer: bool = False) -> Iterator[VersionBuild]:
+        """The one way to build a version: stage it, describe it, check it, publish it atomically.
+
+            with DatasetRoot(out).building(run_id) as b:
+                write parquet under b.staging / "data", b.staging / "rejects"
+                b.manifest(dataset=..., inputs=..., config=..., stages=..., rows=..., ...)
+            b.final   # <out>/<run_id>, CURRENT points at it
+
+        Cleans stale staging first (`clean="all"`: every leftover in the root; `"own"`: only this version's,
+        for roots several writers share at once). On leaving the block the manifest is checked
+        (`Manifest.check`), written last, and the staging folder renamed into place (`publish`); an exception
+        anywhere in the block (or in the check) removes the staging folder and publishes nothing.
+        `defer=True` stops after the manifest is written: the caller publishes later with `b.publish()` or
+        drops it with `b.discard()` (the band index goes live only after the corpus it describes)."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        if clean == "all":
+            self.clean_stale_staging()
+        else:
+            self.clean_own_staging(version)
+        build = VersionBuild(self, version, self.staging_dir(version), set_current)
+        try:
+            yield build
+            build.seal()
+            if not defer:
+                build.publish()
+        except BaseException:
+            build.discard()
+            raise
+
+
+class VersionBuild:
+    """A version being built by `DatasetRoot.building`: its staging folder and its manifest."""
+
+    def __init__(self, root: DatasetRoot, version: str, staging: Path, set_current: bool):
+        self.root, self.version, self.staging, self.set_current = root, version, staging, set_current
+        self.final: Path | None = None
+        self._manifest: Manifest | None = None
+
+    def manifest(self, *, config: dict[str, Any], **fields: Any) -> Manifest:
+        """Describe the version. `version`, `created_at`, `code_version` and `config_hash` (of `config`)
+        are filled in unless given; the rest are Manifest's fields. Checked and written when the block ends."""
+        fields.setdefault("version", self.version)
+        fields.setdefault("created_at", now_iso())
+        fields.setdefault("code_version", code_version())
+        fields.setdefault("config_hash", config_hash(config))
+        self._manifest = Manifest(config=config, **fields)
+        return self._manifest
+
+    def seal(self) -> None:
+        if self._manifest is None:
+            raise RuntimeError(f"version {self.version} in {self.root.root}: the build set no manifest")
+        if self._manifest.version != self.version:
+            raise RuntimeError(f"manifest names version {self._manifest.version!r} but {self.version!r} is built")
+        self._manifest.check()
+        self._manifest.write(self.staging)
+
+    def publish(self) -> Path:
+        self.final = self.root.publish(self.staging, self.version, set_current=self.set_current)
+        return self.final
+
+    def discard(self) -> None:
+        shutil.rmtree(self.staging, ignore_errors=True)
 
 
 def prune_versions(root: str | os.PathLike, keep: int) -> list[str]:

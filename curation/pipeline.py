@@ -31,13 +31,10 @@ from curation.contract import (
     DatasetRoot,
     Manifest,
     StageCounts,
-    code_version,
-    config_hash,
     new_run_id,
-    now_iso,
 )
 from curation.dedup.exact import ExactDedup, TextHash
-from curation.steps.base import REJECT_DETAIL, DocBatch, Step, StepTimer
+from curation.steps.base import REJECT_DETAIL, DocBatch, DriverHooks, FrameStep, Step, StepTimer
 
 log = logging.getLogger(__name__)
 
@@ -204,15 +201,24 @@ def reconcile(order: list[str], rows_in: int, rejects: dict[tuple[str, str], int
     return counts
 
 
+def build_frame_steps(cfg: CurationConfig, run_id: str, extra: list[FrameStep] | None = None) -> list[FrameStep]:
+    """The Spark-level steps in pipeline order: exact dedup, near dedup, then any the caller adds."""
+    steps: list[FrameStep] = []
+    if cfg.exact_dedup.enabled:
+        steps.append(ExactDedup(cfg.exact_dedup.keep_order))
+    if cfg.near_dedup.enabled:
+        from curation.dedup.near import NearDedup
+        steps.append(NearDedup(cfg.near_dedup, run_id))
+    return [*steps, *(extra or [])]
+
+
 def run(inputs: list[str], output: str | Path, cfg: CurationConfig | None = None, run_id: str | None = None,
-        spark=None, frame_steps: list | None = None, dataset: str = "web_curated",
+        spark=None, frame_steps: list[FrameStep] | None = None, dataset: str = "web_curated",
         notes: list[str] | None = None) -> RunResult:
     """Run the curation job and publish `output/<run_id>/` atomically. Returns the manifest.
 
+    Every step's driver hooks (curation.steps.base.DriverHooks) are called here, in their documented order.
     `notes` (e.g. why a stage was skipped) are kept in the manifest's extra["notes"]."""
-    from pyspark.sql import functions as F
-    from pyspark.sql.pandas.types import from_arrow_schema
-
     from curation.spark import get_spark
 
     cfg = cfg or CurationConfig()
@@ -220,106 +226,117 @@ def run(inputs: list[str], output: str | Path, cfg: CurationConfig | None = None
     spark = spark or get_spark()
     t_start = time.perf_counter()
     timings: dict[str, float] = {}
-
-    root = DatasetRoot(output)
-    root.root.mkdir(parents=True, exist_ok=True)
-    root.clean_stale_staging()
-    staging = root.staging_dir(run_id)
+    steps = build_python_steps(cfg)
+    frames = build_frame_steps(cfg, run_id, frame_steps)
+    hooked: list[DriverHooks] = [*steps, *frames]
     try:
-        files = list_input_files(spark, inputs, cfg.ingest.format)
-        log.info("run %s: %d input file(s)", run_id, len(files))
-
-        steps = build_python_steps(cfg)
-        for step in steps:  # driver-side preparation (build indexes, ship model files) before workers start
-            prepare = getattr(step, "prepare_driver", None)
-            if prepare:
-                prepare(spark, staging / "_work")
-        cfg_json = cfg.model_dump_json()
-        schema = processed_schema(steps)
-        timer_acc = spark.sparkContext.accumulator({}, _DictSum())
-
-        def _map(batches):
-            timer = StepTimer()
-            pairs = ((p, f) for b in batches for p, f in zip(b.column("path").to_pylist(),
-                                                             b.column("format").to_pylist()))
-            yield from process_files(pairs, cfg_json, schema, timer)
-            timer_acc.add(timer.seconds)
-
-        t0 = time.perf_counter()
-        files_df = spark.createDataFrame(
-            spark.sparkContext.parallelize(files, max(1, len(files))), "path string, format string")
-        processed_path = staging / "_work" / "processed"
-        files_df.mapInArrow(_map, from_arrow_schema(schema)).write.mode("overwrite").parquet(str(processed_path))
-        timings["read_and_python_steps"] = time.perf_counter() - t0
-        log.info("python steps done in %.1fs", timings["read_and_python_steps"])
-
-        processed = spark.read.parquet(str(processed_path))
-        rejected = [processed.filter(F.col("reject_stage").isNotNull())]
-        active = processed.filter(F.col("reject_stage").isNull())
-        frame_steps = list(frame_steps or [])
-        if cfg.exact_dedup.enabled:
-            frame_steps.insert(0, ExactDedup(cfg.exact_dedup.keep_order))
-        if cfg.near_dedup.enabled:
-            from curation.dedup.near import NearDedup
-            frame_steps.insert(1 if cfg.exact_dedup.enabled else 0, NearDedup(cfg.near_dedup, run_id))
-        for fstep in frame_steps:
-            t0 = time.perf_counter()
-            if hasattr(fstep, "bind"):  # frame steps that write intermediate/extra outputs under staging
-                fstep.bind(spark, staging, run_id)
-            active, dropped = fstep.apply(active)
-            rejected.append(dropped.select(*processed.columns))
-            timings[fstep.name] = time.perf_counter() - t0
-
-        t0 = time.perf_counter()
-        data_cols = [c for c in processed.columns if c not in ("reject_stage", "reject_reason", "reject_detail")]
-        writer = active.select(*data_cols)
-        if cfg.output_partitions:
-            writer = writer.repartition(cfg.output_partitions)
-        writer.write.mode("overwrite").parquet(str(staging / "data"))
-        all_rejects = rejected[0]
-        for r in rejected[1:]:
-            all_rejects = all_rejects.unionByName(r)
-        all_rejects.write.mode("overwrite").parquet(str(staging / "rejects"))
-        timings["write"] = time.perf_counter() - t0
-        step_extra: dict = {}
-        for step in steps:  # e.g. the edu stage's model version
-            if hasattr(step, "manifest_extra"):
-                step_extra.update(step.manifest_extra() or {})
-        for fstep in frame_steps:
-            if hasattr(fstep, "write_extra"):  # e.g. near dedup's duplicates audit and staged band index
-                step_extra.update(fstep.write_extra(staging) or {})
-
-        rows = spark.read.parquet(str(staging / "data")).count()
-        reject_counts = {(r["reject_stage"], r["reject_reason"]): r["count"] for r in
-                         spark.read.parquet(str(staging / "rejects")).groupBy("reject_stage", "reject_reason")
-                         .count().collect()}
-        n_rejected = sum(reject_counts.values())
-        counts = reconcile(stage_order(cfg, steps, frame_steps), rows + n_rejected, reject_counts)
-        for c in counts:
-            c.seconds = round(timer_acc.value.get(c.stage, timings.get(c.stage, 0.0)), 3) or None
-        shutil.rmtree(staging / "_work", ignore_errors=True)
-        timings["total"] = time.perf_counter() - t_start
-
-        manifest = Manifest(
-            dataset=dataset, version=run_id, created_at=now_iso(), code_version=code_version(),
-            inputs=list(inputs), config=cfg.model_dump(mode="json"), config_hash=config_hash(cfg.model_dump(mode="json")),
-            stages=counts, rows=rows, rejected_rows=n_rejected, columns=data_cols,
-            timings={k: round(v, 3) for k, v in timings.items()},
-            extra={"input_files": len(files), **step_extra, **({"notes": list(notes)} if notes else {})})
-        manifest.check()
-        manifest.write(staging)
-        final = root.publish(staging, run_id)
-        for fstep in frame_steps:  # side outputs (near dedup's band index) go live only after the corpus
-            if hasattr(fstep, "commit"):
-                fstep.commit()
-        log.info("published %s: %d kept, %d rejected", final, rows, n_rejected)
-        return RunResult(manifest=manifest, version_dir=final, counts=counts)
+        with DatasetRoot(output).building(run_id) as build:
+            staging = build.staging
+            files = list_input_files(spark, inputs, cfg.ingest.format)
+            log.info("run %s: %d input file(s)", run_id, len(files))
+            for step in hooked:  # build indexes, ship model files, before workers start
+                step.prepare_driver(spark, staging / "_work")
+            processed, worker_seconds = python_pass(spark, cfg, steps, files, staging / "_work" / "processed",
+                                                    timings)
+            active, rejected = frame_pass(spark, run_id, staging, processed, frames, timings)
+            data_cols = write_outputs(cfg, staging, processed, active, rejected, timings)
+            step_extra: dict = {}
+            for step in hooked:  # e.g. the edu stage's model version, near dedup's audit and staged band index
+                step_extra.update(step.manifest_extra())
+                step_extra.update(step.write_extra(staging))
+            rows, n_rejected, counts = count_outputs(spark, staging, stage_order(cfg, steps, frames),
+                                                     {**timings, **worker_seconds.value})
+            shutil.rmtree(staging / "_work", ignore_errors=True)
+            timings["total"] = time.perf_counter() - t_start
+            manifest = build.manifest(
+                dataset=dataset, inputs=list(inputs), config=cfg.model_dump(mode="json"),
+                stages=counts, rows=rows, rejected_rows=n_rejected, columns=data_cols,
+                timings={k: round(v, 3) for k, v in timings.items()},
+                extra={"input_files": len(files), **step_extra, **({"notes": list(notes)} if notes else {})})
+        for step in hooked:  # side outputs (near dedup's band index) go live only after the corpus
+            step.commit()
     except BaseException:
-        for fstep in frame_steps or []:
-            if hasattr(fstep, "abort"):
-                fstep.abort()
-        shutil.rmtree(staging, ignore_errors=True)
+        for step in hooked:
+            step.abort()
         raise
+    log.info("published %s: %d kept, %d rejected", build.final, rows, n_rejected)
+    return RunResult(manifest=manifest, version_dir=build.final, counts=counts)
+
+
+def python_pass(spark, cfg: CurationConfig, steps: list[Step], files: list[tuple[str, str]], out: Path,
+                timings: dict[str, float]):
+    """Phase 1: one `mapInArrow` pass (a file per task) reads every file and runs every Python step;
+    materialised once to parquet at `out`. Returns the processed frame (rejected rows included, marked)
+    and the accumulator of per-step worker seconds."""
+    from pyspark.sql.pandas.types import from_arrow_schema
+
+    cfg_json = cfg.model_dump_json()
+    schema = processed_schema(steps)
+    timer_acc = spark.sparkContext.accumulator({}, _DictSum())
+
+    def _map(batches):
+        timer = StepTimer()
+        pairs = ((p, f) for b in batches for p, f in zip(b.column("path").to_pylist(),
+                                                         b.column("format").to_pylist()))
+        yield from process_files(pairs, cfg_json, schema, timer)
+        timer_acc.add(timer.seconds)
+
+    t0 = time.perf_counter()
+    files_df = spark.createDataFrame(
+        spark.sparkContext.parallelize(files, max(1, len(files))), "path string, format string")
+    files_df.mapInArrow(_map, from_arrow_schema(schema)).write.mode("overwrite").parquet(str(out))
+    timings["read_and_python_steps"] = time.perf_counter() - t0
+    log.info("python steps done in %.1fs", timings["read_and_python_steps"])
+    return spark.read.parquet(str(out)), timer_acc
+
+
+def frame_pass(spark, run_id: str, staging: Path, processed, frame_steps: list[FrameStep],
+               timings: dict[str, float]):
+    """Phase 2: the Spark-level steps over the rows the Python steps kept. Returns (active frame,
+    list of rejected frames with the processed columns: the Python pass's first)."""
+    from pyspark.sql import functions as F
+
+    rejected = [processed.filter(F.col("reject_stage").isNotNull())]
+    active = processed.filter(F.col("reject_stage").isNull())
+    for fstep in frame_steps:
+        t0 = time.perf_counter()
+        fstep.bind(spark, staging, run_id)
+        active, dropped = fstep.apply(active)
+        rejected.append(dropped.select(*processed.columns))
+        timings[fstep.name] = time.perf_counter() - t0
+    return active, rejected
+
+
+def write_outputs(cfg: CurationConfig, staging: Path, processed, active, rejected: list,
+                  timings: dict[str, float]) -> list[str]:
+    """Phase 3: kept rows -> data/ (without the reject columns), every rejected row -> rejects/.
+    Returns the data columns."""
+    t0 = time.perf_counter()
+    data_cols = [c for c in processed.columns if c not in ("reject_stage", "reject_reason", "reject_detail")]
+    writer = active.select(*data_cols)
+    if cfg.output_partitions:
+        writer = writer.repartition(cfg.output_partitions)
+    writer.write.mode("overwrite").parquet(str(staging / "data"))
+    all_rejects = rejected[0]
+    for r in rejected[1:]:
+        all_rejects = all_rejects.unionByName(r)
+    all_rejects.write.mode("overwrite").parquet(str(staging / "rejects"))
+    timings["write"] = time.perf_counter() - t0
+    return data_cols
+
+
+def count_outputs(spark, staging: Path, order: list[str], seconds: dict[str, float]):
+    """Phase 4 (the manifest's numbers): rows kept, rows rejected, and per-stage counts chained from the
+    rejects themselves; `seconds` per stage (worker time for Python steps, driver time for frame steps)."""
+    rows = spark.read.parquet(str(staging / "data")).count()
+    reject_counts = {(r["reject_stage"], r["reject_reason"]): r["count"] for r in
+                     spark.read.parquet(str(staging / "rejects")).groupBy("reject_stage", "reject_reason")
+                     .count().collect()}
+    n_rejected = sum(reject_counts.values())
+    counts = reconcile(order, rows + n_rejected, reject_counts)
+    for c in counts:
+        c.seconds = round(seconds.get(c.stage, 0.0), 3) or None
+    return rows, n_rejected, counts
 
 
 class _DictSum:

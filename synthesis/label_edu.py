@@ -20,7 +20,6 @@ from __future__ import annotations
 import json
 import logging
 import re
-import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,10 +33,7 @@ from curation.contract import (
     DatasetRoot,
     Manifest,
     StageCounts,
-    code_version,
-    config_hash,
     new_run_id,
-    now_iso,
 )
 from curation.edu.text_source import open_text_source
 from synthesis.teacher import (
@@ -281,9 +277,8 @@ def run_label_edu(source: str | Path, output: str | Path, cfg: LabelEduConfig, s
     kept, rejected = label_rows(docs, requests, results, backend.model_id, backend.name, cfg)
 
     run_id = run_id or new_run_id("labels-")
-    root.clean_stale_staging()
-    staging = root.staging_dir(run_id)
-    try:
+    with root.building(run_id) as build:
+        staging = build.staging
         (staging / "data").mkdir()
         (staging / "rejects").mkdir()
         pq.write_table(pa.Table.from_pylist(kept, schema=pa.schema(LABEL_FIELDS)), staging / "data" / "part-0.parquet")
@@ -296,9 +291,8 @@ def run_label_edu(source: str | Path, output: str | Path, cfg: LabelEduConfig, s
         for r in kept:
             score_counts[str(r["score"])] = score_counts.get(str(r["score"]), 0) + 1
         conf = {"source": str(source), **cfg.model_dump(mode="json"), "prompt_version": PROMPT_VERSION}
-        manifest = Manifest(
-            dataset="edu_labels", version=run_id, created_at=now_iso(), code_version=code_version(),
-            inputs=[str(source)], config=conf, config_hash=config_hash(conf),
+        manifest = build.manifest(
+            dataset="edu_labels", inputs=[str(source)], config=conf,
             stages=[StageCounts(stage=STAGE, rows_in=len(kept) + len(rejected), rows_kept=len(kept),
                                 rows_rejected=len(rejected), reasons=dict(sorted(reasons.items())),
                                 seconds=round(report.seconds, 3))],
@@ -309,12 +303,6 @@ def run_label_edu(source: str | Path, output: str | Path, cfg: LabelEduConfig, s
                    "batch": {"generated": report.generated, "skipped": report.skipped, "failed": report.failed,
                              "completion_tokens": report.completion_tokens,
                              "tokens_per_s": round(report.tokens_per_s, 2)}})
-        manifest.check()
-        manifest.write(staging)
-        final = root.publish(staging, run_id)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
     log.info("edu labels %s: %d labelled (%s), %d rejected %s -> %s", run_id, len(kept), score_counts,
-             len(rejected), reasons, final)
-    return LabelRunResult(manifest, final, report)
+             len(rejected), reasons, build.final)
+    return LabelRunResult(manifest, build.final, report)

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from curation.contract import DatasetRoot, Manifest, StageCounts, now_iso, resolve_version_dir
+from curation.contract import DatasetRoot, Manifest, StageCounts, config_hash, now_iso, resolve_version_dir
 from curation.pipeline import reconcile
 
 
@@ -60,6 +60,72 @@ def test_publish_refuses_folder_without_manifest(tmp_path):
     with pytest.raises(RuntimeError, match="no manifest.json"):
         root.publish(staging, "run1")
     assert root.current() is None
+
+
+def _build(root: DatasetRoot, version: str, content: str, **kw) -> None:
+    """One version through `building`: a data file and a manifest whose counts reconcile."""
+    with root.building(version, **kw) as b:
+        (b.staging / "data").mkdir()
+        (b.staging / "data" / "part.txt").write_text(content)
+        b.manifest(dataset="t", inputs=[], config={"c": content}, rows=1)
+
+
+def test_building_publishes_atomically_and_fills_the_manifest(tmp_path):
+    root = DatasetRoot(tmp_path / "ds")
+    (tmp_path / "ds").mkdir()
+    stale = root.staging_dir("crashed-run")   # a crashed run's leftover: swept before the build starts
+    with root.building("run1") as b:
+        assert not stale.exists()
+        # while the block runs readers see nothing: the version exists only under a hidden staging name
+        assert b.staging.name.startswith(".staging-run1-") and root.versions() == [] and root.current() is None
+        (b.staging / "data").mkdir()
+        (b.staging / "data" / "part.txt").write_text("first")
+        b.manifest(dataset="t", inputs=["in"], config={"a": 1}, rows=1)
+    assert b.final == root.version_dir("run1") and root.current() == "run1"
+    m = Manifest.read(b.final)
+    assert (m.version, m.dataset, m.rows, m.config_hash) == ("run1", "t", 1, config_hash({"a": 1}))
+    _build(root, "run1", "second")            # a rerun of the run id replaces the version in one rename
+    assert (root.version_dir("run1") / "data" / "part.txt").read_text() == "second"
+    assert root.versions() == ["run1"] and not [p for p in root.root.iterdir() if p.name.startswith(".")]
+
+
+@pytest.mark.parametrize("failure", ["exception", "bad_counts", "no_manifest"])
+def test_a_failed_building_publishes_nothing_and_leaves_no_staging(tmp_path, failure):
+    root = DatasetRoot(tmp_path / "ds")
+    _build(root, "v1", "published")
+    with pytest.raises((RuntimeError, ValueError)) as err, root.building("v2") as b:
+        (b.staging / "data").mkdir()
+        (b.staging / "data" / "part.txt").write_text("half written")
+        if failure == "exception":
+            raise RuntimeError("the stage broke half way")
+        if failure == "bad_counts":   # Manifest.check refuses it on the way out
+            b.manifest(dataset="t", inputs=[], config={}, rows=5, stages=[
+                StageCounts(stage="a", rows_in=5, rows_kept=4, rows_rejected=1, reasons={"x": 1})])
+    assert {"exception": "half way", "bad_counts": "kept 4", "no_manifest": "no manifest"}[failure] in str(err.value)
+    assert root.versions() == ["v1"] and root.current() == "v1"
+    assert (root.version_dir("v1") / "data" / "part.txt").read_text() == "published"
+    assert sorted(p.name for p in root.root.iterdir()) == ["CURRENT", "v1"]
+
+
+def test_building_deferred_goes_live_only_on_publish(tmp_path):
+    root = DatasetRoot(tmp_path / "ds")
+    with root.building("v1", defer=True) as b:
+        b.manifest(dataset="t", inputs=[], config={}, rows=0)
+    assert (b.staging / "manifest.json").is_file() and root.versions() == [] and root.current() is None
+    b.publish()
+    assert root.versions() == ["v1"] and root.current() == "v1"
+    with root.building("v2", defer=True) as b2:
+        b2.manifest(dataset="t", inputs=[], config={}, rows=0)
+    b2.discard()
+    assert root.versions() == ["v1"] and not b2.staging.exists()
+
+
+def test_building_clean_own_spares_other_writers_staging(tmp_path):
+    root = DatasetRoot(tmp_path / "ds")
+    (tmp_path / "ds").mkdir()
+    mine, theirs = root.staging_dir("shard-0"), root.staging_dir("shard-1")
+    _build(root, "shard-0", "x", clean="own", set_current=False)
+    assert not mine.exists() and theirs.exists() and root.current() is None
 
 
 def test_resolve_version_dir_names_the_bad_path(tmp_path):

@@ -166,6 +166,27 @@ def test_merge_shards_sums_counts_and_is_rerunnable(tmp_path, shared_data):
     assert not result.success and result.failures
 
 
+def test_a_failed_merge_leaves_the_previous_candidate_intact(tmp_path, shared_data):
+    """merge_shards builds through DatasetRoot.building: a shard that breaks half way through the merge
+    leaves the candidate a previous merge published as it was, and no staging folder behind."""
+    import shutil
+
+    texts = _web_texts(shared_data, 5)
+    shards = [_shard(tmp_path / "shards", "shard-0-of-2", texts[:3], 2),
+              _shard(tmp_path / "shards", "shard-1-of-2", texts[3:], 0)]
+    before = merge_shards(shards, tmp_path / "_candidates", "v1")
+    data_before = sorted(pq.read_table(before / "data").column("text").to_pylist())
+    broken = tmp_path / "shards" / "shard-1-broken"
+    shutil.copytree(shards[1], broken)
+    (broken / "data" / "part-0.parquet").write_bytes(b"not a parquet file")   # its rejects copy, its data fails
+    with pytest.raises(pa.ArrowInvalid):
+        merge_shards([shards[0], broken], tmp_path / "_candidates", "v1")
+    assert sorted(p.name for p in (tmp_path / "_candidates").iterdir()) == ["v1"]
+    m = Manifest.read(before)
+    m.check()
+    assert m.rows == 5 and sorted(pq.read_table(before / "data").column("text").to_pylist()) == data_before
+
+
 def test_merge_drops_near_duplicates_across_shards(tmp_path, shared_data, dags):
     """A near-duplicate planted in two shards survives each shard's own post-filter; the DAG's merge task
     keeps one copy (the verified one), records the other as a reject with its reason, and the counts

@@ -142,8 +142,8 @@ def test_manifest_check_reconciles_base_rows():
 # ---- the near-dedup band index as the DAGs keep it (dags/lib/near_index.py): planned, staged, promoted -------
 
 def index_version(root: Path, name: str, lsh: dict, parent: str | None = None, shingles: bool = True) -> Path:
-    """A published band-index version (what curation.dedup.incremental.BandIndex writes), without Spark."""
-    from curation.dedup.incremental import INDEX_DATASET
+    """A published band-index version (what curation.dedup.band_index.BandIndex writes), without Spark."""
+    from curation.dedup.band_index import INDEX_DATASET
 
     staging = DatasetRoot(root).staging_dir(name)
     (staging / "bands").mkdir()
@@ -158,7 +158,7 @@ def index_version(root: Path, name: str, lsh: dict, parent: str | None = None, s
 
 
 def default_lsh() -> dict:
-    from curation.dedup.incremental import params_dict
+    from curation.dedup.band_index import params_dict
     from curation.dedup.near import lsh_params
     from curation.dedup.near_config import NearDedupConfig
 
@@ -203,7 +203,7 @@ def test_failed_gate_leaves_the_band_index_current_unchanged(tmp_path):
 
 def test_plan_rebuilds_a_band_index_that_does_not_describe_the_base(tmp_path):
     from curation.config import load_config
-    from curation.dedup.incremental import REBUILD_REQUEST
+    from curation.dedup.band_index import REBUILD_REQUEST
     from dags.lib.near_index import index_root, plan_near_index
 
     corpus = tmp_path / "web"

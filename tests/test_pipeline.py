@@ -10,6 +10,7 @@ import pytest
 from curation.config import CurationConfig
 from curation.contract import DOC_COLUMNS, DatasetRoot, Manifest
 from curation.pipeline import run
+from curation.steps.base import FrameStep
 
 pytestmark = pytest.mark.slow
 
@@ -98,3 +99,71 @@ def test_missing_input_is_a_clear_error_and_publishes_nothing(spark, tmp_path):
         run([str(tmp_path / "nope" / "*.warc.gz")], tmp_path / "out", CurationConfig(), run_id="x", spark=spark)
     assert DatasetRoot(tmp_path / "out").versions() == []
     assert not [p for p in (tmp_path / "out").iterdir() if p.name.startswith(".staging")]
+
+
+class _RecordingStep(FrameStep):
+    """A frame step that rejects short documents and records which driver hooks the pipeline called."""
+
+    name = "toy_short"
+
+    def __init__(self, fail_in: str | None = None):
+        self.calls: list[str] = []
+        self.fail_in = fail_in
+
+    def _hook(self, hook: str) -> None:
+        self.calls.append(hook)
+        if hook == self.fail_in:
+            raise RuntimeError(f"toy step fails in {hook}")
+
+    def prepare_driver(self, spark, work_dir) -> None:
+        self._hook("prepare_driver")
+
+    def bind(self, spark, staging, run_id) -> None:
+        self._hook("bind")
+
+    def apply(self, df):
+        from pyspark.sql import functions as F
+
+        self._hook("apply")
+        short = F.length("text") < 2000
+        return df.filter(~short), (df.filter(short).withColumn("reject_stage", F.lit(self.name))
+                                   .withColumn("reject_reason", F.lit("toy_short:length"))
+                                   .withColumn("reject_detail", F.lit(None).cast("string")))
+
+    def manifest_extra(self) -> dict:
+        self._hook("manifest_extra")
+        return {"toy": "extra"}
+
+    def write_extra(self, staging) -> dict:
+        self._hook("write_extra")
+        return {}
+
+    def commit(self) -> None:
+        self._hook("commit")
+
+    def abort(self) -> None:
+        self._hook("abort")
+
+
+def test_frame_step_hooks_are_called_in_order_and_abort_publishes_nothing(spark, shared_data, tmp_path):
+    """The FrameStep contract (curation/steps/base.py): every hook called, in order; its rejects and manifest
+    extra land in the version; a hook that fails aborts the step and publishes nothing."""
+    src = shared_data / "webtext_cc2019_dolma_sample" / "CC-MAIN-20190717121559-20190717143559-00140.jsonl.gz"
+    (tmp_path / "a.jsonl").write_text("\n".join(gzip.decompress(src.read_bytes()).decode().splitlines()[:30]) + "\n")
+    off = {"enabled": False}
+    cfg = CurationConfig.model_validate({
+        "langid": {"languages": [], "min_score": 0.0}, "decontam": off, "exact_dedup": off,
+        "quality": {"gopher_quality": off, "gopher_repetition": off, "c4": off, "fineweb": off}})
+    step = _RecordingStep()
+    result = run([str(tmp_path / "a.jsonl")], tmp_path / "out", cfg, run_id="ok", spark=spark, frame_steps=[step])
+    assert step.calls == ["prepare_driver", "bind", "apply", "manifest_extra", "write_extra", "commit"]
+    toy = result.counts[-1]
+    assert toy.stage == "toy_short" and 0 < toy.rows_rejected < toy.rows_in
+    assert toy.reasons == {"toy_short:length": toy.rows_rejected} and result.manifest.extra["toy"] == "extra"
+
+    failing = _RecordingStep(fail_in="write_extra")
+    with pytest.raises(RuntimeError, match="fails in write_extra"):
+        run([str(tmp_path / "a.jsonl")], tmp_path / "out", cfg, run_id="bad", spark=spark, frame_steps=[failing])
+    assert failing.calls[-2:] == ["write_extra", "abort"] and "commit" not in failing.calls
+    assert DatasetRoot(tmp_path / "out").versions() == ["ok"] and DatasetRoot(tmp_path / "out").current() == "ok"
+    assert not [p for p in (tmp_path / "out").iterdir() if p.name.startswith(".")]

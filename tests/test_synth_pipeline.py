@@ -149,9 +149,8 @@ def test_verify_stage_keeps_passing_code_and_rejects_failing_code_with_stderr():
 def test_a_shard_cleans_only_its_own_stale_staging(tmp_path):
     """Shards publish into one root at the same time: one must never remove another's half-built version."""
     from curation.contract import DatasetRoot
-    from synthesis.textbook.pipeline import _clean_own_stale_staging
 
     root = DatasetRoot(tmp_path)
     mine, theirs = root.staging_dir("shard-0-of-2"), root.staging_dir("shard-1-of-2")
-    _clean_own_stale_staging(root, "shard-0-of-2")
+    root.clean_own_staging("shard-0-of-2")
     assert not mine.exists() and theirs.exists()

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, ClassVar
 
 import pyarrow as pa
 
-from curation.steps.base import DocBatch, Step
+from curation.steps.base import DocBatch, FrameStep, Step
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame
@@ -55,10 +55,10 @@ def sort_columns(df: DataFrame, keep_order: list[str]):
     return exprs
 
 
-class ExactDedup:
+class ExactDedup(FrameStep):
     """Spark-level step: within each `text_hash` group keep the first row by `keep_order`."""
 
-    name = "exact_dedup"
+    name: ClassVar[str] = "exact_dedup"
 
     def __init__(self, keep_order: list[str]):
         self.keep_order = keep_order

@@ -194,3 +194,14 @@ def signature_batches(batches: Iterable[pa.RecordBatch], params: LshParams,
     for batch in batches:
         if batch.num_rows:
             yield signature_batch(batch, params, with_shingles)
+
+
+def compute_signatures(df, params: LshParams, with_shingles: bool):
+    """(id, text, ...) Spark frame -> signature frame (SIGNATURE_SCHEMA), one Arrow-batched Python pass.
+    Shared by the near-dedup step and the band index's rebuild from a corpus."""
+    from pyspark.sql.pandas.types import from_arrow_schema
+
+    def _map(batches):
+        yield from signature_batches(batches, params, with_shingles)
+
+    return df.select("id", "text").mapInArrow(_map, from_arrow_schema(SIGNATURE_SCHEMA))

@@ -8,21 +8,23 @@ components) are checkpointed in executor storage (curation/dedup/frames.py) so e
 parquet round trip; the duplicates audit is written under the run's staging folder. The driver only ever
 sees counts.
 
-The driver hooks: `bind(spark, staging)` before `apply`, `write_extra(staging)` after the corpus and
-rejects are written (returns manifest extras), `commit()` after publish (publishes the band index in
-incremental mode), `abort()` on failure.
+A FrameStep (curation/steps/base.py documents the driver hooks): it uses `bind` (the staging folder for the
+duplicates audit), `write_extra` (stages the next band index in incremental mode, returns the counts for the
+manifest), `commit` (publishes that index once the corpus is published) and `abort`.
 """
 from __future__ import annotations
 
 import logging
 import time
 from pathlib import Path
+from typing import ClassVar
 
+from curation.dedup.band_index import BandIndex
 from curation.dedup.exact import sort_columns
 from curation.dedup.frames import checkpoint, release
-from curation.dedup.incremental import BandIndex
-from curation.dedup.minhash import SIGNATURE_SCHEMA, LshParams, signature_batches
+from curation.dedup.minhash import LshParams, compute_signatures
 from curation.dedup.near_config import NearDedupConfig
+from curation.steps.base import FrameStep
 
 log = logging.getLogger(__name__)
 
@@ -32,16 +34,6 @@ REJECT_REASON = "near_duplicate"
 
 def lsh_params(cfg: NearDedupConfig) -> LshParams:
     return LshParams(num_perm=cfg.num_perm, bands=cfg.bands, rows=cfg.rows, seed=cfg.seed, ngram=cfg.ngram)
-
-
-def compute_signatures(df, params: LshParams, with_shingles: bool):
-    """(id, text, ...) frame -> signature frame (SIGNATURE_SCHEMA), one Arrow-batched Python pass."""
-    from pyspark.sql.pandas.types import from_arrow_schema
-
-    def _map(batches):
-        yield from signature_batches(batches, params, with_shingles)
-
-    return df.select("id", "text").mapInArrow(_map, from_arrow_schema(SIGNATURE_SCHEMA))
 
 
 def check_unique_ids(signatures, where: str) -> tuple[int, int]:
@@ -63,10 +55,10 @@ def check_unique_ids(signatures, where: str) -> tuple[int, int]:
         raise ValueError(f"near dedup needs unique ids but {where} has repeated `id` values: {shown}")
 
 
-class NearDedup:
+class NearDedup(FrameStep):
     """Spark-level step: drop near-duplicates, keep one document per cluster."""
 
-    name = "near_dedup"
+    name: ClassVar[str] = "near_dedup"
 
     def __init__(self, cfg: NearDedupConfig, run_id: str | None = None):
         self.cfg = cfg
@@ -104,32 +96,45 @@ class NearDedup:
 
     # ---- the step ----------------------------------------------------------------------------------
     def apply(self, df):
-        """df -> (kept, rejected); duplicates audit rows are written to <staging>/duplicates."""
-        from pyspark.sql import functions as F
-
+        """df -> (kept, rejected); duplicates audit rows are written to <staging>/duplicates. The phases
+        below run in this order; the driver only ever sees their counts."""
         if self.spark is None:
             raise RuntimeError("NearDedup.bind(spark, staging) must be called before apply()")
-        spark, cfg = self.spark, self.cfg
         t_start = time.perf_counter()
+        sigs, n_in, n_empty = self._sign(df, t_start)
+        new_bands, all_bands, loaded = self._bands(sigs, n_in)
+        edges, scored, shingles, bcast = self._edges(all_bands, sigs, loaded)
+        comps = self._components(edges, scored)
+        dups = self._audit(df, comps, shingles, bcast, t_start, n_in, n_empty)
+        if self.index is not None:
+            self._plan_next_index(new_bands, sigs, dups, loaded)
+        return self._split(df, dups)
 
-        # 1. signatures, computed once and kept in executor storage for the whole step. With verification on,
-        # the same Python pass also emits each document's distinct shingle hashes: a second Python pass over
-        # the candidate documents' text (the earlier design, when intermediates went through parquet) cost
-        # ~10 s at 100k documents against ~3 s for carrying the sets in the checkpoint.
-        all_shingles = cfg.verify
-        sigs = self._persist(compute_signatures(df, self.params, all_shingles))
+    # ---- the phases of apply -------------------------------------------------------------------------
+    def _sign(self, df, t_start: float):
+        """1. signatures, computed once and kept in executor storage for the whole step. With verification on,
+        the same Python pass also emits each document's distinct shingle hashes: a second Python pass over
+        the candidate documents' text (the earlier design, when intermediates went through parquet) cost
+        ~10 s at 100k documents against ~3 s for carrying the sets in the checkpoint."""
+        sigs = self._persist(compute_signatures(df, self.params, self.cfg.verify))
         n_in, n_empty = check_unique_ids(sigs, "the input")
         self._lap("sign", t_start)
         log.info("near dedup: %d documents signed (%d without words, never candidates) in %.1fs",
                  n_in, n_empty, time.perf_counter() - t_start)
+        return sigs, n_in, n_empty
 
-        # 2. bands of the batch, plus the persisted index in incremental mode
+    def _bands(self, sigs, n_in: int):
+        """2. bands of the batch, plus the persisted index in incremental mode. Returns (the batch's bands,
+        every band row with `_old` marking index rows, the loaded index or None)."""
+        from pyspark.sql import functions as F
+
+        cfg = self.cfg
         new_bands = self._band_rows(sigs)
         all_bands = new_bands.withColumn("_old", F.lit(False))
-        shingles = sigs.select("id", "shingles") if all_shingles else None
         self._index_parent = None
+        loaded = None
         if self.index is not None:
-            loaded = self.index.load(spark, self.run_id, cfg.verify)
+            loaded = self.index.load(self.spark, self.run_id, cfg.verify)
             self._index_parent = loaded.version
             if loaded.bands is not None:
                 # only index rows sharing a bucket with the batch can matter: a semi-join on the batch's
@@ -141,11 +146,18 @@ class NearDedup:
                              .join(sigs.select("id"), "id", "left_anti"))   # re-submitted ids: the batch wins
                 all_bands = all_bands.unionByName(old_bands.select("id", "band", "key")
                                                   .withColumn("_old", F.lit(True)))
+        return new_bands, all_bands, loaded
 
-        # 3. candidate edges -> verified edges. One shuffle of the band rows finds the multi-member buckets;
-        # that small copy is persisted and both edge kinds come from it.
+    def _edges(self, all_bands, sigs, loaded):
+        """3. candidate edges -> verified edges. One shuffle of the band rows finds the multi-member buckets;
+        that small copy is persisted and both edge kinds come from it. Returns (edges, the scored pairs
+        holding them when verifying, the shingle sets, whether candidate ids are broadcast)."""
+        from pyspark.sql import functions as F
+
         from curation.dedup.lsh import bucket_members, candidate_edges, score_edges
 
+        cfg = self.cfg
+        shingles = sigs.select("id", "shingles") if cfg.verify else None
         t0 = t3 = time.perf_counter()
         members = self._persist(bucket_members(all_bands))
         edges = self._persist(candidate_edges(members, cfg.max_bucket_pairs, all_pairs=cfg.verify))
@@ -155,6 +167,7 @@ class NearDedup:
         # candidate pairs (ids only) are broadcast while small, so the shingle sets are read where they
         # lie in the signature checkpoint; the index's sets (incremental mode) are picked once
         bcast = self.stats["candidate_pairs"] <= cfg.broadcast_max_ids
+        scored = None
         if cfg.verify:
             if self._index_parent is not None:   # old documents the batch re-submits: the batch's copy wins
                 ids = edges.select(F.col("a").alias("id")).union(edges.select(F.col("b").alias("id"))).distinct()
@@ -170,23 +183,31 @@ class NearDedup:
             self._lap("verification", t0)
         log.info("near dedup: %s in %.1fs", {k: v for k, v in self.stats.items() if k.endswith("pairs")},
                  time.perf_counter() - t3)
+        return edges, scored, shingles, bcast
 
-        # 4. connected components
+    def _components(self, edges, scored):
+        """4. connected components of the (verified) edges."""
         from curation.dedup.components import connected_components
 
         t0 = time.perf_counter()
-        comps, rounds = connected_components(edges, cfg.max_cc_iterations)
+        comps, rounds = connected_components(edges, self.cfg.max_cc_iterations)
         self._cached.append(comps)
-        self._release(edges, scored if cfg.verify else None)
+        self._release(edges, scored)
         self.stats["cc_rounds"] = rounds
         log.info("near dedup: components in %d rounds, %.1fs", rounds, time.perf_counter() - t0)
-        t0 = self._lap("components", t0)
+        self._lap("components", t0)
+        return comps
 
-        # 5. keep rule -> duplicates audit dataset (removed documents only)
+    def _audit(self, df, comps, shingles, bcast: bool, t_start: float, n_in: int, n_empty: int):
+        """5. keep rule -> duplicates audit dataset (removed documents only), written under the staging folder
+        and read back (the kept/rejected joins read the materialised copy)."""
+        from pyspark.sql import functions as F
+
+        t0 = time.perf_counter()
         dups = self._duplicates(df, comps, shingles, bcast)
         dups_path = self.staging / DUPLICATES_DIR
         dups.write.mode("overwrite").parquet(str(dups_path))
-        dups = spark.read.parquet(str(dups_path))
+        dups = self.spark.read.parquet(str(dups_path))
         self._release(*self._cached[1:])     # all but the signatures (the next index reads them)
         dup_counts = dups.agg(F.count("*").alias("n"), F.countDistinct("cluster_id").alias("clusters")).first()
         n_removed = dup_counts["n"]
@@ -195,21 +216,26 @@ class NearDedup:
                           clusters=dup_counts["clusters"],
                           seconds=round(time.perf_counter() - t_start, 3))
         log.info("near dedup: %d of %d documents removed as near duplicates", n_removed, n_in)
+        return dups
 
-        # 6. the next index: old entries + kept batch documents (staged in write_extra)
-        if self.index is not None:
-            removed_ids = dups.select(F.col("doc_id").alias("id"))
-            kept_bands = new_bands.join(removed_ids, "id", "left_anti")
-            next_bands = kept_bands if self._index_parent is None else kept_bands.unionByName(
-                loaded.bands.join(sigs.select("id"), "id", "left_anti").select("id", "band", "key"))
-            self._next_index_bands = next_bands
-            self._next_index_shingles = None
-            if cfg.verify:
-                kept_sh = sigs.where(F.col("n_shingles") > 0).select("id", "shingles").join(removed_ids, "id", "left_anti")
-                self._next_index_shingles = kept_sh if self._index_parent is None else \
-                    kept_sh.unionByName(loaded.shingles.join(sigs.select("id"), "id", "left_anti"))
+    def _plan_next_index(self, new_bands, sigs, dups, loaded) -> None:
+        """6. the next index: old entries + kept batch documents (staged in write_extra)."""
+        from pyspark.sql import functions as F
 
-        # 7. kept / rejected frames (joins against the materialised duplicates)
+        removed_ids = dups.select(F.col("doc_id").alias("id"))
+        kept_bands = new_bands.join(removed_ids, "id", "left_anti")
+        self._next_index_bands = kept_bands if self._index_parent is None else kept_bands.unionByName(
+            loaded.bands.join(sigs.select("id"), "id", "left_anti").select("id", "band", "key"))
+        self._next_index_shingles = None
+        if self.cfg.verify:
+            kept_sh = sigs.where(F.col("n_shingles") > 0).select("id", "shingles").join(removed_ids, "id", "left_anti")
+            self._next_index_shingles = kept_sh if self._index_parent is None else \
+                kept_sh.unionByName(loaded.shingles.join(sigs.select("id"), "id", "left_anti"))
+
+    def _split(self, df, dups):
+        """7. kept / rejected frames (joins against the materialised duplicates)."""
+        from pyspark.sql import functions as F
+
         kept = df.join(dups.select(F.col("doc_id").alias("id")), "id", "left_anti").select(*df.columns)
         rejected = (df.join(dups.select(F.col("doc_id").alias("id"), "kept_id"), "id")
                     .withColumn("reject_stage", F.lit(self.name))

@@ -32,11 +32,8 @@ from curation.contract import (
     DatasetRoot,
     Manifest,
     StageCounts,
-    code_version,
-    config_hash,
     iter_parquet_files,
     new_run_id,
-    now_iso,
     resolve_version_dir,
 )
 from curation.edu.registry import CARD_FILE, ModelCard, ModelRef, ModelRegistry, verify_model_file
@@ -249,11 +246,8 @@ def score_dataset(spark, input_path: str | Path, output: str | Path, model: str 
     ref = ModelRegistry(registry).resolve(model)
     verify_model_file(ref)
     run_id = run_id or new_run_id()
-    root = DatasetRoot(output)
-    root.root.mkdir(parents=True, exist_ok=True)
-    root.clean_stale_staging()
-    staging = root.staging_dir(run_id)
-    try:
+    with DatasetRoot(output).building(run_id) as build:
+        staging = build.staging
         ship_model(spark, ref, staging / "_work" / "model")
         scored_path = staging / "_work" / "scored"
         t0 = time.perf_counter()
@@ -272,22 +266,15 @@ def score_dataset(spark, input_path: str | Path, output: str | Path, model: str 
         shutil.rmtree(staging / "_work", ignore_errors=True)
         cfg = {"model": ref.version, "model_dir": str(ref.dir), "threshold": threshold,
                "model_sha256": ref.card.model_sha256, "normalization": ref.card.normalization.model_dump()}
-        manifest = Manifest(
-            dataset=dataset or f"{in_manifest.dataset}_edu", version=run_id, created_at=now_iso(),
-            code_version=code_version(), inputs=[str(in_dir)], config=cfg, config_hash=config_hash(cfg),
+        manifest = build.manifest(
+            dataset=dataset or f"{in_manifest.dataset}_edu", inputs=[str(in_dir)], config=cfg,
             stages=[StageCounts(stage=STAGE, rows_in=rows + rejected, rows_kept=rows, rows_rejected=rejected,
                                 reasons=dict(sorted(reasons.items())), seconds=round(score_seconds, 3))],
             rows=rows, rejected_rows=rejected, columns=data_cols,
             timings={"score": round(score_seconds, 3), "total": round(time.perf_counter() - t_start, 3)},
             extra={"edu_model_version": ref.version, "input_dataset": in_manifest.dataset,
                    "input_version": in_manifest.version, "input_rows": in_manifest.rows})
-        manifest.check()
         if rows + rejected != in_manifest.rows:
             raise RuntimeError(f"scored {rows + rejected} rows but input {in_dir} has {in_manifest.rows}")
-        manifest.write(staging)
-        final = root.publish(staging, run_id)
-        log.info("edu-scored %s with %s: %d kept, %d rejected -> %s", in_dir, ref.version, rows, rejected, final)
-        return ScoreResult(manifest, final)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
+    log.info("edu-scored %s with %s: %d kept, %d rejected -> %s", in_dir, ref.version, rows, rejected, build.final)
+    return ScoreResult(manifest, build.final)

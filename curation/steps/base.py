@@ -10,11 +10,15 @@ from __future__ import annotations
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
-from typing import Any, ClassVar
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import pyarrow as pa
 
 from curation.contract import REJECT_FIELDS
+
+if TYPE_CHECKING:
+    from pyspark.sql import DataFrame
 
 #: Free-text detail for a reject (e.g. the id a duplicate was kept as, the offending value).
 REJECT_DETAIL = pa.field("reject_detail", pa.string())
@@ -64,7 +68,44 @@ class DocBatch:
         self.columns["reject_detail"][i] = detail
 
 
-class Step(ABC):
+class DriverHooks:
+    """What `curation.pipeline.run` does with every step on the driver, in this order. Each hook is a no-op
+    here; a step overrides the ones it needs. The pipeline calls all of them on every step (Python and frame
+    steps alike), so a step's extension points are these methods and nothing else.
+
+    1. `prepare_driver(spark, work_dir)`: before any worker starts (build an index, ship a model file
+       under `work_dir`, the run's scratch folder inside the staging folder, removed before publishing).
+    2. `bind(spark, staging, run_id)`: frame steps only, just before `apply`; `staging` is the version's
+       staging folder, for side outputs (near dedup's duplicates audit).
+    3. `manifest_extra()` and `write_extra(staging)`: after data/ and rejects/ are written; both return a
+       dict merged into the manifest's `extra` (the edu model version; near dedup's counts, after staging
+       its band index).
+    4. `commit()`: after the version is published: side outputs go live only once the corpus has
+       (near dedup publishes its band index).
+    5. `abort()`: instead of `commit` when anything failed (the staging folder is removed by the
+       pipeline; the step drops what it staged or cached elsewhere).
+    """
+
+    def prepare_driver(self, spark, work_dir: Path) -> None:
+        """Driver-side preparation before workers start."""
+
+    def bind(self, spark, staging: Path, run_id: str) -> None:
+        """Frame steps: the session and staging folder `apply` and `write_extra` use."""
+
+    def manifest_extra(self) -> dict[str, Any]:
+        return {}
+
+    def write_extra(self, staging: Path) -> dict[str, Any]:
+        return {}
+
+    def commit(self) -> None:
+        """The version is published."""
+
+    def abort(self) -> None:
+        """The run failed; nothing was published."""
+
+
+class Step(DriverHooks, ABC):
     """One job over a DocBatch. Subclasses set `name` (the stage recorded on rejects) and declare the
     columns they add in `output_fields`, so the pipeline can tell Spark the output schema up front."""
 
@@ -80,6 +121,18 @@ class Step(ABC):
 
     def fields(self) -> list[pa.Field]:
         return list(self.output_fields)
+
+
+class FrameStep(DriverHooks, ABC):
+    """A Spark-level step over the DataFrame of rows every Python step kept (dedup needs all rows at once).
+    `apply` returns (kept, rejected): `rejected` has the input columns plus `reject_stage` (= `name`),
+    `reject_reason` and `reject_detail`. Driver hooks: see DriverHooks."""
+
+    name: ClassVar[str]
+
+    @abstractmethod
+    def apply(self, df: DataFrame) -> tuple[DataFrame, DataFrame]:
+        ...
 
 
 class DocFilter(Step):

@@ -85,7 +85,7 @@ def plan_near_index(cfg, config_path: str | None, corpus_root: str | Path, versi
     published index does not describe it). `cfg` is the config loaded from `config_path` (what the file
     sets is its model_fields_set). Mutates `cfg`; returns the plan's `near_index` XCom."""
     from curation.contract import DatasetRoot, Manifest
-    from curation.dedup.incremental import params_dict, request_rebuild
+    from curation.dedup.band_index import params_dict, request_rebuild
     from curation.dedup.near import lsh_params
 
     nd = cfg.near_dedup

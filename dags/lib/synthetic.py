@@ -104,75 +104,63 @@ def merge_shards(shard_dirs: list[str | Path], candidate_root: str | Path, versi
     import pyarrow.compute as pc
     import pyarrow.parquet as pq
 
-    from curation.contract import (
-        Manifest,
-        StageCounts,
-        code_version,
-        config_hash,
-        iter_parquet_files,
-        now_iso,
-    )
+    from curation.contract import DatasetRoot, Manifest, StageCounts, iter_parquet_files
 
     shard_dirs = [Path(d) for d in shard_dirs]
     manifests = [Manifest.read(d) for d in shard_dirs]
-    staging = Path(candidate_root) / f".staging-{version}"
-    final = Path(candidate_root) / version
-    shutil.rmtree(staging, ignore_errors=True)
-    (staging / "data").mkdir(parents=True)
-    (staging / "rejects").mkdir()
-    for d in shard_dirs:
-        for f in iter_parquet_files(d, "rejects"):
-            shutil.copy2(f, staging / "rejects" / f"{d.name}-{f.name}")
-    # the data files are read (not copied) so the cross-shard near-duplicates can be taken out
-    data_files = [(d, f) for d in shard_dirs for f in iter_parquet_files(d, "data")]
-    names = [f"{d.name}-{f.name}" for d, f in data_files]
-    tables = [pq.read_table(f) for _, f in data_files]
-    t0 = time.perf_counter()
-    nd_cfg = _near_dedup_config(manifests)
-    kept, dropped, pairs = cross_shard_near_dedup(tables, nd_cfg)
-    seconds = time.perf_counter() - t0
-    for name, table in zip(names, kept):
-        pq.write_table(table, staging / "data" / name)
-    if dropped:
-        # the dropped rows with the shards' reject columns, in one file of their own
-        rej = pa.concat_tables([t.filter(pc.is_in(t.column("id"), value_set=pa.array(sorted(dropped))))
-                                for t in tables], promote_options="default")
-        ids = rej.column("id").to_pylist()
-        rej = (rej.append_column("reject_stage", pa.array([CROSS_SHARD_STAGE] * len(ids), pa.string()))
-                  .append_column("reject_reason", pa.array([dropped[i][0] for i in ids], pa.string()))
-                  .append_column("reject_detail", pa.array([dropped[i][1] for i in ids], pa.string())))
-        pq.write_table(rej, staging / "rejects" / f"{CROSS_SHARD_STAGE}.parquet")
-    order = [s.stage for s in manifests[0].stages] if manifests else []
-    stages = []
-    for name in order:
-        rows = [s for m in manifests for s in m.stages if s.stage == name]
-        reasons: Counter = Counter()
-        for s in rows:
-            reasons.update(s.reasons)
-        stages.append(StageCounts(stage=name, rows_in=sum(s.rows_in for s in rows),
-                                  rows_kept=sum(s.rows_kept for s in rows),
-                                  rows_rejected=sum(s.rows_rejected for s in rows), reasons=dict(reasons)))
-    rows_in = sum(t.num_rows for t in tables)
-    stages.append(StageCounts(stage=CROSS_SHARD_STAGE, rows_in=rows_in, rows_kept=rows_in - len(dropped),
-                              rows_rejected=len(dropped),
-                              reasons={CROSS_SHARD_REASON: len(dropped)} if dropped else {},
-                              seconds=round(seconds, 3)))
-    log.info("merge %s: %d shards, %d rows, %d near-duplicates across shards (%d similar pairs)", version,
-             len(shard_dirs), rows_in, len(dropped), pairs)
-    conf = {"shards": [m.version for m in manifests], "shard_configs": [m.config_hash for m in manifests],
-            "near_dedup_cross_shard": nd_cfg.model_dump(mode="json")}
-    manifest = Manifest(
-        dataset="synthetic", version=version, created_at=now_iso(), code_version=code_version(),
-        inputs=[str(d) for d in shard_dirs], config=conf, config_hash=config_hash(conf), stages=stages,
-        rows=rows_in - len(dropped), rejected_rows=sum(m.rejected_rows for m in manifests) + len(dropped),
-        columns=manifests[0].columns if manifests else [],
-        extra={"shards": {m.version: {"rows": m.rows, **{k: m.extra.get(k) for k in
-                                                          ("teacher_model", "teacher_backend", "totals")}}
-                          for m in manifests},
-               "near_dedup_cross_shard": {"dropped": len(dropped), "similar_pairs": pairs}})
-    manifest.check()
-    manifest.write(staging)
-    if final.exists():
-        shutil.rmtree(final)
-    staging.rename(final)
-    return final
+    # built under a fresh staging name and renamed into place (the gate publishes it, so no CURRENT here):
+    # a failure anywhere leaves the previous candidate of this version as it was and no staging behind
+    with DatasetRoot(candidate_root).building(version, set_current=False, clean="own") as build:
+        staging = build.staging
+        (staging / "data").mkdir()
+        (staging / "rejects").mkdir()
+        for d in shard_dirs:
+            for f in iter_parquet_files(d, "rejects"):
+                shutil.copy2(f, staging / "rejects" / f"{d.name}-{f.name}")
+        # the data files are read (not copied) so the cross-shard near-duplicates can be taken out
+        data_files = [(d, f) for d in shard_dirs for f in iter_parquet_files(d, "data")]
+        names = [f"{d.name}-{f.name}" for d, f in data_files]
+        tables = [pq.read_table(f) for _, f in data_files]
+        t0 = time.perf_counter()
+        nd_cfg = _near_dedup_config(manifests)
+        kept, dropped, pairs = cross_shard_near_dedup(tables, nd_cfg)
+        seconds = time.perf_counter() - t0
+        for name, table in zip(names, kept):
+            pq.write_table(table, staging / "data" / name)
+        if dropped:
+            # the dropped rows with the shards' reject columns, in one file of their own
+            rej = pa.concat_tables([t.filter(pc.is_in(t.column("id"), value_set=pa.array(sorted(dropped))))
+                                    for t in tables], promote_options="default")
+            ids = rej.column("id").to_pylist()
+            rej = (rej.append_column("reject_stage", pa.array([CROSS_SHARD_STAGE] * len(ids), pa.string()))
+                      .append_column("reject_reason", pa.array([dropped[i][0] for i in ids], pa.string()))
+                      .append_column("reject_detail", pa.array([dropped[i][1] for i in ids], pa.string())))
+            pq.write_table(rej, staging / "rejects" / f"{CROSS_SHARD_STAGE}.parquet")
+        order = [s.stage for s in manifests[0].stages] if manifests else []
+        stages = []
+        for name in order:
+            rows = [s for m in manifests for s in m.stages if s.stage == name]
+            reasons: Counter = Counter()
+            for s in rows:
+                reasons.update(s.reasons)
+            stages.append(StageCounts(stage=name, rows_in=sum(s.rows_in for s in rows),
+                                      rows_kept=sum(s.rows_kept for s in rows),
+                                      rows_rejected=sum(s.rows_rejected for s in rows), reasons=dict(reasons)))
+        rows_in = sum(t.num_rows for t in tables)
+        stages.append(StageCounts(stage=CROSS_SHARD_STAGE, rows_in=rows_in, rows_kept=rows_in - len(dropped),
+                                  rows_rejected=len(dropped),
+                                  reasons={CROSS_SHARD_REASON: len(dropped)} if dropped else {},
+                                  seconds=round(seconds, 3)))
+        log.info("merge %s: %d shards, %d rows, %d near-duplicates across shards (%d similar pairs)", version,
+                 len(shard_dirs), rows_in, len(dropped), pairs)
+        conf = {"shards": [m.version for m in manifests], "shard_configs": [m.config_hash for m in manifests],
+                "near_dedup_cross_shard": nd_cfg.model_dump(mode="json")}
+        build.manifest(
+            dataset="synthetic", inputs=[str(d) for d in shard_dirs], config=conf, stages=stages,
+            rows=rows_in - len(dropped), rejected_rows=sum(m.rejected_rows for m in manifests) + len(dropped),
+            columns=manifests[0].columns if manifests else [],
+            extra={"shards": {m.version: {"rows": m.rows, **{k: m.extra.get(k) for k in
+                                                              ("teacher_model", "teacher_backend", "totals")}}
+                              for m in manifests},
+                   "near_dedup_cross_shard": {"dropped": len(dropped), "similar_pairs": pairs}})
+    return build.final

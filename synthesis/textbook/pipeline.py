@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import json
 import logging
-import shutil
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -35,7 +34,6 @@ from curation.contract import (
     DatasetRoot,
     Manifest,
     StageCounts,
-    code_version,
     config_hash,
     now_iso,
 )
@@ -257,13 +255,6 @@ def _batch_dict(report) -> dict:
             "seconds": round(report.seconds, 2), "tokens_per_s": round(report.tokens_per_s, 2)}
 
 
-def _clean_own_stale_staging(root: DatasetRoot, run_id: str) -> None:
-    """Leftovers of a crashed attempt of this run id only: shards of one run share the root and publish at
-    the same time, so DatasetRoot.clean_stale_staging (which removes every staging folder) would race them."""
-    for p in root.root.glob(f".staging-{run_id}-*"):
-        shutil.rmtree(p, ignore_errors=True)
-
-
 def default_run_id(rs: RecipeSet, shard: Shard) -> str:
     suffix = f"-shard-{shard}" if shard.count > 1 else ""
     return f"{rs.name}-{config_hash(rs.model_dump(mode='json'))[:10]}{suffix}"
@@ -304,9 +295,9 @@ def run_synthesis(rs: RecipeSet, output: str | Path, *, recipes_path: str | Path
     rejected = [{**r, "reject_stage": st, "reject_reason": why, "reject_detail": detail}
                 for r, (_, st, why, detail) in zip(rows([x[0] for x in led.rejected]), led.rejected)]
     report = build_report(rs, plan.planned, plan.exhausted, kept, rejected)
-    _clean_own_stale_staging(root, run_id)
-    staging = root.staging_dir(run_id)
-    try:
+    # shards of one run share the root and publish at the same time: each cleans only its own leftovers
+    with root.building(run_id, set_current=shard.count == 1, clean="own") as build:
+        staging = build.staging
         (staging / "data").mkdir()
         (staging / "rejects").mkdir()
         pq.write_table(pa.Table.from_pylist(kept, schema=SYNTH_SCHEMA), staging / "data" / f"part-{shard}.parquet")
@@ -314,19 +305,13 @@ def run_synthesis(rs: RecipeSet, output: str | Path, *, recipes_path: str | Path
                        staging / "rejects" / f"part-{shard}.parquet")
         write_report(report, staging)
         conf = {**rs.model_dump(mode="json"), "shard": str(shard)}
-        manifest = Manifest(
-            dataset="synthetic", version=run_id, created_at=created, code_version=code_version(),
+        manifest = build.manifest(
+            dataset="synthetic", created_at=created,
             inputs=[str(recipes_path)] + ([rs.web_seeds.source] if web_pool else []), config=conf,
-            config_hash=config_hash(conf), stages=led.stages, rows=len(kept), rejected_rows=len(rejected),
+            stages=led.stages, rows=len(kept), rejected_rows=len(rejected),
             columns=SYNTH_SCHEMA.names, timings={"total": round(time.perf_counter() - t0, 3)},
             extra={"teacher_model": backend.model_id, "teacher_backend": backend.name, "shard": str(shard),
                    "planned": plan.planned, "prompt_space_exhausted": plan.exhausted, "batches": batches,
                    "totals": report["totals"]})
-        manifest.check()
-        manifest.write(staging)
-        final = root.publish(staging, run_id, set_current=shard.count == 1)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
-    log.info("synthetic %s: %d kept, %d rejected -> %s", run_id, len(kept), len(rejected), final)
-    return SynthesisResult(manifest, final, report)
+    log.info("synthetic %s: %d kept, %d rejected -> %s", run_id, len(kept), len(rejected), build.final)
+    return SynthesisResult(manifest, build.final, report)

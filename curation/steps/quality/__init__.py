@@ -6,7 +6,7 @@ filters of a batch share one `TextStats` per document, so words, lines and n-gra
 """
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ConfigDict, Field, create_model
 
 from curation.steps.base import Step
 from curation.steps.quality.c4 import C4Config, C4Quality
@@ -17,34 +17,36 @@ from curation.steps.quality.gopher import (
     GopherRepetition,
     GopherRepetitionConfig,
 )
+from curation.steps.quality.rule_filter import FilterConfig
 
+#: The quality filters: config key -> config class (whose `build()` makes the step), in pipeline order: the
+#: cheap Gopher quality rules first (they drop most short/boilerplate pages before the costlier repetition
+#: rules see them), then repetition, C4, FineWeb. Adding a filter: its module (a FilterConfig + a RuleFilter)
+#: and one line here; QualityConfig and quality_steps follow.
+QUALITY_FILTERS: dict[str, type[FilterConfig]] = {
+    "gopher_quality": GopherQualityConfig,
+    "gopher_repetition": GopherRepetitionConfig,
+    "c4": C4Config,
+    "fineweb": FineWebConfig,
+}
 
-class QualityConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    gopher_quality: GopherQualityConfig = Field(default_factory=GopherQualityConfig)
-    gopher_repetition: GopherRepetitionConfig = Field(default_factory=GopherRepetitionConfig)
-    c4: C4Config = Field(default_factory=C4Config)
-    fineweb: FineWebConfig = Field(default_factory=FineWebConfig)
+#: The `quality` block of the curation config: one field per registered filter, each defaulting to its config.
+QualityConfig = create_model(
+    "QualityConfig", __config__=ConfigDict(extra="forbid"), __module__=__name__,
+    **{key: (cls, Field(default_factory=cls)) for key, cls in QUALITY_FILTERS.items()})
 
 
 def quality_steps(cfg: QualityConfig) -> list[Step]:
-    """The enabled quality filters, in order: the cheap Gopher quality rules first (they drop most
-    short/boilerplate pages before the costlier repetition rules see them), then repetition, C4, FineWeb."""
-    steps: list[Step] = []
-    if cfg.gopher_quality.enabled:
-        steps.append(GopherQuality(cfg.gopher_quality))
-    if cfg.gopher_repetition.enabled:
-        steps.append(GopherRepetition(cfg.gopher_repetition))
-    if cfg.c4.enabled:
-        steps.append(C4Quality(cfg.c4))
-    if cfg.fineweb.enabled:
-        steps.append(FineWebQuality(cfg.fineweb))
-    return steps
+    """The enabled quality filters, in registry order, each built by its config."""
+    blocks = (getattr(cfg, key) for key in QUALITY_FILTERS)
+    return [block.build() for block in blocks if block.enabled]
 
 
 __all__ = [
+    "QUALITY_FILTERS",
     "C4Config",
     "C4Quality",
+    "FilterConfig",
     "FineWebConfig",
     "FineWebQuality",
     "GopherQuality",

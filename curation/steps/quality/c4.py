@@ -13,9 +13,8 @@ from __future__ import annotations
 import re
 
 import pyarrow as pa
-from pydantic import BaseModel, ConfigDict
 
-from curation.steps.quality.rule_filter import RuleFilter, Verdict
+from curation.steps.quality.rule_filter import FilterConfig, RuleFilter, Verdict
 from curation.steps.quality.text_stats import TextStats
 
 _CITATION_RE = re.compile(r"\[\d*]|\[edit]|\[citation needed]")
@@ -31,9 +30,7 @@ def count_sentences(line: str) -> int:
     return len(ends) + (1 if tail.strip() else 0)
 
 
-class C4Config(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    enabled: bool = True
+class C4Config(FilterConfig):
     remove_lines: bool = True             # rewrite the text to the lines that pass the line rules
     remove_citations: bool = True         # strip wikipedia-style [1] / [edit] / [citation needed]
     filter_no_terminal_punct: bool = False
@@ -44,6 +41,9 @@ class C4Config(BaseModel):
     filter_javascript: bool = True
     filter_curly_bracket: bool = True
     filter_policy: bool = True
+
+    def build(self) -> C4Quality:
+        return C4Quality(self)
 
 
 class C4Quality(RuleFilter):

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import pyarrow as pa
 import regex
-from pydantic import BaseModel, ConfigDict
 
-from curation.steps.quality.rule_filter import RuleFilter, Verdict, ratio
+from curation.steps.quality.rule_filter import FilterConfig, RuleFilter, Verdict, ratio
 from curation.steps.quality.text_stats import TextStats, duplicate_counts
 
 # Unicode's Sentence_Terminal property: terminal punctuation of every script (., !, ?, 。, ।, ...)
@@ -22,15 +21,16 @@ def ends_with_terminal(line: str) -> bool:
     return known
 
 
-class FineWebConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    enabled: bool = True
+class FineWebConfig(FilterConfig):
     line_punct_thr: float | None = 0.12        # min fraction of lines ending in terminal punctuation
     line_punct_exclude_zero: bool = False      # true: a document with no such line at all passes
     short_line_thr: float | None = 0.67        # max fraction of lines of <= short_line_length chars
     short_line_length: int = 30
     char_duplicates_ratio: float | None = 0.01  # max fraction of chars in repeated lines
     new_line_ratio: float | None = 0.3         # max newlines per word
+
+    def build(self) -> FineWebQuality:
+        return FineWebQuality(self)
 
 
 class FineWebQuality(RuleFilter):

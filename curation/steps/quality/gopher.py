@@ -5,18 +5,16 @@ Defaults are the paper's thresholds, as datatrove's GopherQualityFilter / Gopher
 from __future__ import annotations
 
 import pyarrow as pa
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
-from curation.steps.quality.rule_filter import RuleFilter, Verdict, ratio
+from curation.steps.quality.rule_filter import FilterConfig, RuleFilter, Verdict, ratio
 from curation.steps.quality.text_stats import TextStats, duplicate_counts
 
 #: The Gopher paper's stop words; a document needs `min_stop_words` distinct ones (case-sensitive).
 GOPHER_STOP_WORDS = ["the", "be", "to", "of", "and", "that", "have", "with"]
 
 
-class GopherQualityConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    enabled: bool = True
+class GopherQualityConfig(FilterConfig):
     # each threshold: None disables that rule
     min_doc_words: int | None = 50          # counted over non-symbol words
     max_doc_words: int | None = 100_000
@@ -28,6 +26,9 @@ class GopherQualityConfig(BaseModel):
     min_alpha_words_ratio: float | None = 0.8   # words with an alphabetic character / all tokens
     min_stop_words: int | None = 2
     stop_words: list[str] = Field(default_factory=lambda: list(GOPHER_STOP_WORDS))
+
+    def build(self) -> GopherQuality:
+        return GopherQuality(self)
 
 
 class GopherQuality(RuleFilter):
@@ -86,9 +87,7 @@ class GopherQuality(RuleFilter):
         return v
 
 
-class GopherRepetitionConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    enabled: bool = True
+class GopherRepetitionConfig(FilterConfig):
     # each threshold: None disables that rule
     dup_para_frac: float | None = 0.3
     dup_para_char_frac: float | None = 0.2
@@ -99,6 +98,9 @@ class GopherRepetitionConfig(BaseModel):
     # n -> max fraction of characters in repeated n-grams
     dup_n_grams: dict[int, float] = Field(
         default_factory=lambda: {5: 0.15, 6: 0.14, 7: 0.13, 8: 0.12, 9: 0.11, 10: 0.10})
+
+    def build(self) -> GopherRepetition:
+        return GopherRepetition(self)
 
 
 class GopherRepetition(RuleFilter):

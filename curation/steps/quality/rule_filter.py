@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pyarrow as pa
+from pydantic import BaseModel, ConfigDict
 
 from curation.steps.base import DocBatch, DocFilter
 from curation.steps.quality.text_stats import TextStats, stats_for
@@ -36,6 +37,19 @@ def _fmt(x: float) -> str:
 
 def ratio(num: float, den: float) -> float | None:
     return num / den if den else None
+
+
+class FilterConfig(BaseModel):
+    """A quality filter's config block (`quality.<key>` in the curation config, the key its registry
+    entry in curation/steps/quality/__init__.py): `enabled`, the filter's thresholds, and `build()`,
+    the step it configures."""
+
+    model_config = ConfigDict(extra="forbid")
+    enabled: bool = True
+
+    @abstractmethod
+    def build(self) -> RuleFilter:
+        ...
 
 
 class RuleFilter(DocFilter):

@@ -22,12 +22,11 @@ from __future__ import annotations
 
 import json
 import logging
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from curation.contract import DatasetRoot, Manifest, code_version, config_hash, now_iso
-from curation.dedup.minhash import LshParams
+from curation.contract import DatasetRoot, Manifest, VersionBuild
+from curation.dedup.minhash import LshParams, compute_signatures
 
 log = logging.getLogger(__name__)
 
@@ -60,8 +59,7 @@ class BandIndex:
     def __init__(self, root: str | Path, params: LshParams):
         self.root = DatasetRoot(root)
         self.params = params
-        self._staging: Path | None = None
-        self._staged_version: str | None = None
+        self._build: VersionBuild | None = None   # staged by `stage`, published after the corpus
 
     def base_version(self, run_id: str) -> str | None:
         """The version a run builds on: CURRENT, or CURRENT's parent when CURRENT is this same run."""
@@ -106,7 +104,6 @@ class BandIndex:
         from pyspark import StorageLevel
 
         from curation.dedup.lsh import band_rows
-        from curation.dedup.near import compute_signatures
 
         data = Path(corpus_version_dir) / "data"
         sigs = compute_signatures(spark.read.parquet(str(data)), self.params, with_shingles)
@@ -120,32 +117,26 @@ class BandIndex:
 
     def stage(self, spark, bands, shingles, run_id: str, parent: str | None, extra: dict | None = None) -> Path:
         """Write the next index version to a hidden staging folder (published by `publish`)."""
-        self.root.root.mkdir(parents=True, exist_ok=True)
-        staging = self.root.staging_dir(run_id)
-        try:
-            bands.write.mode("overwrite").parquet(str(staging / "bands"))
+        with self.root.building(run_id, clean="own", defer=True) as build:
+            bands.write.mode("overwrite").parquet(str(build.staging / "bands"))
             if shingles is not None:
-                shingles.write.mode("overwrite").parquet(str(staging / "shingles"))
-            docs = spark.read.parquet(str(staging / "bands")).select("id").distinct().count()
-            cfg = {"lsh": params_dict(self.params)}
-            Manifest(dataset=INDEX_DATASET, version=run_id, created_at=now_iso(), code_version=code_version(),
-                     inputs=[parent] if parent else [], config=cfg, config_hash=config_hash(cfg), rows=docs,
-                     columns=["id", "band", "key"], extra={"parent": parent, **(extra or {})}).write(staging)
-        except BaseException:
-            shutil.rmtree(staging, ignore_errors=True)
-            raise
-        self._staging, self._staged_version = staging, run_id
-        return staging
+                shingles.write.mode("overwrite").parquet(str(build.staging / "shingles"))
+            docs = spark.read.parquet(str(build.staging / "bands")).select("id").distinct().count()
+            build.manifest(dataset=INDEX_DATASET, inputs=[parent] if parent else [],
+                           config={"lsh": params_dict(self.params)}, rows=docs, columns=["id", "band", "key"],
+                           extra={"parent": parent, **(extra or {})})
+        self._build = build
+        return build.staging
 
     def publish(self) -> Path | None:
-        if self._staging is None:
+        if self._build is None:
             return None
-        final = self.root.publish(self._staging, self._staged_version)
+        final = self._build.publish()
         log.info("band index published: %s", final)
-        self._staging = None
+        self._build = None
         return final
 
     def abort(self) -> None:
-        if self._staging is not None:
-            shutil.rmtree(self._staging, ignore_errors=True)
-            self._staging = None
+        if self._build is not None:
+            self._build.discard()
+            self._build = None
