@@ -235,3 +235,25 @@ def test_time_travel_by_run_id_or_snapshot_id_and_rollback(config, docs):
 
 def _schema(batches):
     return to_table(batches[0]).schema
+
+
+def test_spark_written_files_are_committed_as_one_snapshot(spark, tmp_path, docs):
+    """The production shape: Spark (the compute engine) writes the run's files under the table, the driver
+    commits what it wrote. Local warehouse only: this Spark has no S3A connector jars."""
+    from pyspark.sql.pandas.types import to_arrow_schema
+
+    from curation.tables import data_location, written_files
+
+    frame = spark.createDataFrame(to_table(docs)).repartition(3)
+    wh = Warehouse(warehouse_config("local", tmp_path))
+    table = wh.ensure("web", to_arrow_schema(frame.schema))
+    out = data_location(table, "spark-run")
+    frame.write.parquet(out)
+    files = written_files(out)
+    assert len(files) == 3 and all(f.startswith("file:///") for f in files)  # not _SUCCESS nor .crc files
+    commit_version(table, files, "spark-run", {"rows": frame.count()})
+    table = wh.table("web")
+    assert len(table.metadata.snapshots) == 1 and versions(table)[0]["files"] == 3
+    assert _ids(table) == sorted(d["id"] for d in docs)
+    assert read_arrow(table).sort_by("id").select(["id", "text"]).equals(
+        to_table(docs).sort_by("id").select(["id", "text"]))
