@@ -208,6 +208,11 @@ def test_new_columns_evolve_the_schema_without_rewriting_old_files(config, docs)
     now = read_arrow(table, columns=("id", "edu_score")).to_pylist()
     assert sum(r["edu_score"] is None for r in now) == 10 and len(now) == 20
     assert "edu_score" not in read_arrow(table, "r1").column_names  # r1 read with its own schema
+    # a column that only a later file of the run brings (the first file's footer does not show it)
+    mixed = [docs[20:25], [{**d, "quality_tag": f"q{i}"} for i, d in enumerate(docs[25:30])]]
+    commit_version(table, write_files(table, "r3", mixed), "r3")
+    tags = read_arrow(wh.table("web"), columns=("quality_tag",)).column("quality_tag")
+    assert len(tags) == 30 and tags.null_count == 25
 
 
 def test_time_travel_by_run_id_or_snapshot_id_and_rollback(config, docs):

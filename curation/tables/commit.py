@@ -111,8 +111,16 @@ def commit_version(table, data_files: Sequence[str], run_id: str, summary: dict[
             _tag(table, run_id, done.snapshot_id)
             return Committed(run_id, done.snapshot_id, created=False)
         try:
-            evolve_schema(table, data_files)
-            _commit_once(table, list(data_files), props, mode)
+            # one job writes one schema: evolve from the first file's footer (add_files reads every footer
+            # anyway); a file with more columns than that makes add_files refuse, then all footers are read
+            evolve_schema(table, data_files[:1])
+            try:
+                _commit_once(table, list(data_files), props, mode)
+            except ValueError as e:
+                if "contains more columns" not in str(e):
+                    raise
+                evolve_schema(table, data_files)
+                _commit_once(table, list(data_files), props, mode)
         except _commit_failed() as e:
             wait = min(0.05 * 2 ** attempt, 2.0) * (1 + random.random())
             log.info("commit of run %s to %s lost a race (%s): retry %d in %.2fs",
