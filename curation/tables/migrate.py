@@ -11,7 +11,7 @@ holds the version's WHOLE content, and a nightly version hard-links its base's f
 
 Either way a snapshot's row count is its manifest's `rows`, which the import checks. Files are copied into the
 table's location (`data/<first version that holds them>/imported/`), so the table does not depend on the folder tree
-(which may be pruned) and the warehouse may be on S3. Re-running the import skips versions already committed.
+(which may be pruned) and the warehouse may be on S3. Re-running the import skips versions already committed. In a local warehouse the files are hard-linked, not copied.
 Finally the table's current snapshot is the version CURRENT names (a rolled-back root stays rolled back).
 """
 from __future__ import annotations
@@ -24,7 +24,7 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 
-from curation.contract import DatasetRoot, Manifest, iter_parquet_files
+from curation.contract import DatasetRoot, Manifest, iter_parquet_files, link_or_copy
 from curation.tables.catalog import Warehouse
 from curation.tables.commit import commit_version, manifest_summary, snapshot_for_run
 from curation.tables.read import rollback
@@ -52,6 +52,14 @@ def _file_ids(files: list[Path]) -> dict[FileId, Path]:
 
 
 def _copy(table, src: Path, dest: str) -> None:
+    """Put `src` at `dest` in the table: a hard link in a local warehouse (no data copied; a copy across
+    devices), a streamed upload otherwise."""
+    if dest.startswith("file://"):
+        target = Path(dest.removeprefix("file://"))
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.unlink(missing_ok=True)  # a partial file of an interrupted import
+        link_or_copy(src, target)
+        return
     with open(src, "rb") as fin, table.io.new_output(dest).create(overwrite=True) as fout:
         shutil.copyfileobj(fin, fout, length=8 << 20)
 
@@ -71,7 +79,7 @@ def import_root(root: str | os.PathLike, warehouse: Warehouse, name: str) -> lis
     previous: set[FileId] = set()
     done = []
     for version in version_names:
-        done.append(_import_version(table, ds, version, home, previous))
+        done.append(_import_version(table, ds.version_dir(version), home, previous))
         previous = set(_file_ids(list(iter_parquet_files(ds.version_dir(version)))))
     current = ds.current()
     if current in version_names and table.current_snapshot().snapshot_id != snapshot_for_run(
@@ -81,9 +89,19 @@ def import_root(root: str | os.PathLike, warehouse: Warehouse, name: str) -> lis
     return done
 
 
-def _import_version(table, ds: DatasetRoot, version: str, home: dict[FileId, str],
-                    previous: set[FileId]) -> ImportedVersion:
-    vdir = ds.version_dir(version)
+def publish_version(version_dir: str | os.PathLike, warehouse: Warehouse, name: str) -> ImportedVersion:
+    """Commit one published folder version as the whole content of table `name` (an OVERWRITE snapshot tagged
+    with the version id; the table is created from its schema when missing): `curation run --table`. A version
+    id the table already holds is not committed again (mode "skipped")."""
+    vdir = Path(version_dir)
+    files = list(iter_parquet_files(vdir))
+    if not files:
+        raise FileNotFoundError(f"{vdir}/data: no parquet files to publish as a table snapshot")
+    return _import_version(warehouse.ensure(name, pq.read_schema(files[0])), vdir, {}, set())
+
+
+def _import_version(table, vdir: Path, home: dict[FileId, str], previous: set[FileId]) -> ImportedVersion:
+    version = vdir.name
     manifest = Manifest.read(vdir)
     files = _file_ids(list(iter_parquet_files(vdir)))
     if not files:
