@@ -262,3 +262,27 @@ def test_spark_written_files_are_committed_as_one_snapshot(spark, tmp_path, docs
     assert _ids(table) == sorted(d["id"] for d in docs)
     assert read_arrow(table).sort_by("id").select(["id", "text"]).equals(
         to_table(docs).sort_by("id").select(["id", "text"]))
+
+
+def test_retention_expires_old_versions_but_never_pinned_ones_and_frees_their_files(config, docs):
+    from curation.tables import expire_versions
+
+    wh = Warehouse(config)
+    table = wh.ensure("web", _schema([docs[:10]]))
+    for k in range(4):  # n0..n3: a growing corpus, one night at a time
+        commit_version(table, write_files(table, f"n{k}", [docs[k * 10:k * 10 + 10]]), f"n{k}")
+    rebuilt = write_files(table, "full", [docs[40:50]])  # a full rebuild replaces everything
+    commit_version(table, rebuilt, "full", mode="overwrite")
+    pinned = _ids(wh.table("web"), "n1")                  # a mixture was built from n1
+
+    expired = expire_versions(wh.table("web"), keep=1, pinned=["n1"])
+    table = wh.table("web")
+    assert [v["run_id"] for v in versions(table)] == ["n1", "full"] and len(expired) == 3
+    assert set(table.metadata.refs) == {"main", "n1", "full"}
+    assert _ids(table, "n1") == pinned and _ids(table) == sorted(d["id"] for d in docs[40:50])
+    removed = remove_orphan_files(table, older_than=dt.timedelta(0))
+    assert len(removed) == 2                             # n2's and n3's files: only expired versions read them
+    assert _ids(wh.table("web"), "n1") == pinned         # n0's file is n1's too: kept
+    assert expire_versions(wh.table("web"), keep=1, pinned=["n1"]) == []
+    with pytest.raises(ValueError, match="PHI_ICEBERG_CATALOG_URI"):
+        TablesConfig(warehouse="s3://bucket/lake").resolved_catalog_uri()

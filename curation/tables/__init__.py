@@ -9,9 +9,9 @@ from curation.tables.commit import (
     snapshot_for_run,
     written_files,
 )
-from curation.tables.maintenance import expire_snapshots, remove_orphan_files
+from curation.tables.maintenance import expire_versions, remove_orphan_files
 from curation.tables.read import data_files, read_arrow, rollback, snapshot_id, versions
 
 __all__ = ["Committed", "TablesConfig", "Warehouse", "commit_version", "data_files", "data_location",
-           "evolve_schema", "expire_snapshots", "read_arrow", "remove_orphan_files", "rollback", "snapshot_for_run",
+           "evolve_schema", "expire_versions", "read_arrow", "remove_orphan_files", "rollback", "snapshot_for_run",
            "snapshot_id", "versions", "written_files"]

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import logging
+from collections.abc import Iterable
 
 log = logging.getLogger(__name__)
 
@@ -20,7 +21,7 @@ def _key(path: str) -> str:
 
 
 def referenced_files(table) -> set[str]:
-    """Every data file any snapshot of the table references (scheme stripped)."""
+    """Every data file some snapshot of the table reads (scheme stripped)."""
     io = table.io
     seen_manifests: set[str] = set()
     files: set[str] = set()
@@ -29,7 +30,9 @@ def referenced_files(table) -> set[str]:
             if manifest.manifest_path in seen_manifests:
                 continue
             seen_manifests.add(manifest.manifest_path)
-            for entry in manifest.fetch_manifest_entry(io, discard_deleted=False):
+            # live entries only: a DELETED entry records that a file left the table at that snapshot; only
+            # older snapshots read it, and they are in this loop themselves while they are kept
+            for entry in manifest.fetch_manifest_entry(io, discard_deleted=True):
                 files.add(_key(entry.data_file.file_path))
     return files
 
@@ -62,13 +65,31 @@ def remove_orphan_files(table, older_than: _dt.timedelta = _dt.timedelta(days=1)
     return doomed
 
 
-def expire_snapshots(table, older_than: _dt.datetime) -> None:
-    """Expire snapshots committed before `older_than`. Tagged snapshots (every version committed through
-    commit_version is tagged with its run id) and the current one are kept by Iceberg itself; remove a
-    version's tag first to let it expire."""
-    protected = {ref.snapshot_id for ref in table.metadata.refs.values()}
-    doomed = [s.snapshot_id for s in table.metadata.snapshots
-              if s.timestamp_ms < older_than.timestamp() * 1000 and s.snapshot_id not in protected]
-    if doomed:
-        table.maintenance.expire_snapshots().by_ids(doomed).commit()
-    log.info("table %s: expired %d snapshot(s)", table.name(), len(doomed))
+def expire_versions(table, keep: int, pinned: Iterable[int | str] = ()) -> list[int]:
+    """Retention: expire every snapshot but the newest `keep`, the current one and the `pinned` ones (run ids or
+    snapshot ids: what mixtures and training runs reference). Their run-id tags go first (a tag protects its
+    snapshot from expiry), then the snapshots; their data files, once no kept snapshot references them, are
+    orphans that `remove_orphan_files` deletes. Returns the snapshot ids expired, oldest first. Idempotent."""
+    from curation.tables.read import snapshot_id
+
+    if keep < 1:
+        raise ValueError(f"expire_versions({table.name()}): keep must be >= 1, got {keep}")
+    table.refresh()
+    ordered = sorted(table.metadata.snapshots, key=lambda snap: snap.sequence_number or 0)
+    spared = {snap.snapshot_id for snap in ordered[-keep:]} | {snapshot_id(table, ref) for ref in pinned}
+    current = table.current_snapshot()
+    if current is not None:
+        spared.add(current.snapshot_id)
+    doomed = [snap.snapshot_id for snap in ordered if snap.snapshot_id not in spared]
+    if not doomed:
+        return []
+    tags = [name for name, ref in table.metadata.refs.items() if ref.snapshot_id in doomed and name != "main"]
+    if tags:
+        manage = table.manage_snapshots()
+        for name in tags:
+            manage = manage.remove_tag(name)
+        manage.commit()
+    table.maintenance.expire_snapshots().by_ids(doomed).commit()
+    log.info("table %s: expired %d snapshot(s) (kept the newest %d, current and pinned %s)", table.name(),
+             len(doomed), keep, sorted(spared))
+    return doomed
