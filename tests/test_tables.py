@@ -24,6 +24,7 @@ from curation.tables import (
     rollback,
     snapshot_id,
     versions,
+    written_files,
 )
 from curation.tables.catalog import TableNotFound
 from curation.tables.maintenance import referenced_files
@@ -81,6 +82,7 @@ def test_a_run_is_one_snapshot_and_committing_it_again_is_a_no_op(any_config, do
     batches = [docs[0:10], docs[10:20], docs[20:25]]
     table = wh.ensure("web", _schema(batches))
     files = write_files(table, "r1", batches)
+    assert written_files(files[0].rsplit("/", 1)[0]) == sorted(files)  # what a writer lists to commit
     stages = [{"stage": "quality", "rows_in": 30, "rows_kept": 25, "rows_rejected": 5}]
     first = commit_version(table, files, "r1", {"rows": 25, "stages": stages, "config_hash": "abc",
                                                 "code_version": "deadbeef"})
