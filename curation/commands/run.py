@@ -14,6 +14,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--master", help="Spark master (default: the active session, else local[*])")
     p.add_argument("--note", action="append", default=[], metavar="TEXT",
                    help="a note for the manifest's extra.notes (e.g. why a stage was skipped); repeatable")
+    p.add_argument("--table", metavar="NAME",
+                   help="also publish the kept documents as a snapshot of Iceberg table NAME (tagged with the run id;"
+                        " the whole table content, as the version folder is), beside the folder contract")
+    p.add_argument("--warehouse", help="with --table: local folder or s3://bucket/prefix (default: $PHI_ICEBERG_WAREHOUSE)")
+    p.add_argument("--catalog-uri", help="with --table: SQLAlchemy URL of the catalog (default: $PHI_ICEBERG_CATALOG_URI,"
+                                         " else SQLite in a local warehouse)")
     p.set_defaults(func=main)
 
 
@@ -28,4 +34,18 @@ def main(args: argparse.Namespace) -> int:
     m = result.manifest
     print(summary_table(result.counts))
     print(f"\n{m.rows} documents kept, {m.rejected_rows} rejected -> {result.version_dir}")
+    if args.table:
+        _publish_table(args, result.version_dir)
     return 0
+
+
+def _publish_table(args: argparse.Namespace, version_dir) -> None:
+    """The folder version is published first (unchanged behaviour); the table snapshot follows it."""
+    from curation.tables import TablesConfig, Warehouse
+    from curation.tables.migrate import publish_version
+
+    warehouse = Warehouse(TablesConfig.from_env(warehouse=args.warehouse, catalog_uri=args.catalog_uri))
+    done = publish_version(version_dir, warehouse, args.table)
+    what = "already in" if done.mode == "skipped" else "published to"
+    print(f"run {done.version} {what} table {warehouse.identifier(args.table)}: snapshot {done.snapshot_id},"
+          f" {done.rows} rows")

@@ -1,0 +1,132 @@
+"""Import a folder-contract dataset root (`DIR/<version>/data/*.parquet` + manifest.json, CURRENT) into a table.
+
+Every published version becomes one snapshot, oldest first, tagged with its version id and carrying its
+manifest's description (rows, per-stage counts, config hash, code version, base version). A version folder
+holds the version's WHOLE content, and a nightly version hard-links its base's files, so:
+
+- when a version holds every file of the version imported just before it (same inode: hard-linked), it is an
+  APPEND snapshot of the files it adds (the nightly delta); nothing is copied twice;
+- otherwise (the first version, a full rebuild, a base rewritten because columns arrived, a copy where hard
+  links were impossible) it is an OVERWRITE snapshot: the table becomes exactly this version's files.
+
+Either way a snapshot's row count is its manifest's `rows`, which the import checks. Files are copied into the
+table's location (`data/<first version that holds them>/imported/`), so the table does not depend on the folder tree
+(which may be pruned) and the warehouse may be on S3. Re-running the import skips versions already committed. In a local warehouse the files are hard-linked, not copied.
+Finally the table's current snapshot is the version CURRENT names (a rolled-back root stays rolled back).
+"""
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import pyarrow.parquet as pq
+
+from curation.contract import DatasetRoot, Manifest, iter_parquet_files, link_or_copy
+from curation.tables.catalog import Warehouse
+from curation.tables.commit import commit_version, manifest_summary, snapshot_for_run
+from curation.tables.read import rollback
+
+log = logging.getLogger(__name__)
+
+FileId = tuple[int, int]  # (st_dev, st_ino): hard links of one file share it
+
+
+@dataclass(frozen=True)
+class ImportedVersion:
+    version: str
+    snapshot_id: int
+    mode: str          # append | overwrite | skipped (already imported)
+    rows: int
+    files_copied: int
+
+
+def _file_ids(files: list[Path]) -> dict[FileId, Path]:
+    out = {}
+    for f in files:
+        st = f.stat()
+        out[(st.st_dev, st.st_ino)] = f
+    return out
+
+
+def _copy(table, src: Path, dest: str) -> None:
+    """Put `src` at `dest` in the table: a hard link in a local warehouse (no data copied; a copy across
+    devices), a streamed upload otherwise."""
+    if dest.startswith("file://"):
+        target = Path(dest.removeprefix("file://"))
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.unlink(missing_ok=True)  # a partial file of an interrupted import
+        link_or_copy(src, target)
+        return
+    with open(src, "rb") as fin, table.io.new_output(dest).create(overwrite=True) as fout:
+        shutil.copyfileobj(fin, fout, length=8 << 20)
+
+
+def import_root(root: str | os.PathLike, warehouse: Warehouse, name: str) -> list[ImportedVersion]:
+    """Import every published version of dataset root `root` into table `name` (created from the first
+    version's schema when missing). Returns what happened to each version, oldest first."""
+    ds = DatasetRoot(root)
+    version_names = ds.versions()
+    if not version_names:
+        raise FileNotFoundError(f"{root}: no published versions (no <version>/manifest.json) to import")
+    first_files = list(iter_parquet_files(ds.version_dir(version_names[0])))
+    if not first_files:
+        raise FileNotFoundError(f"{ds.version_dir(version_names[0])}/data: no parquet files")
+    table = warehouse.ensure(name, pq.read_schema(first_files[0]))
+    home: dict[FileId, str] = {}  # file identity -> its path in the table (under its first version's folder)
+    previous: set[FileId] = set()
+    done = []
+    for version in version_names:
+        done.append(_import_version(table, ds.version_dir(version), home, previous))
+        previous = set(_file_ids(list(iter_parquet_files(ds.version_dir(version)))))
+    current = ds.current()
+    if current in version_names and table.current_snapshot().snapshot_id != snapshot_for_run(
+            table, current).snapshot_id:
+        rollback(table, current)
+        log.info("table %s: current version set to CURRENT %s", table.name(), current)
+    return done
+
+
+def publish_version(version_dir: str | os.PathLike, warehouse: Warehouse, name: str) -> ImportedVersion:
+    """Commit one published folder version as the whole content of table `name` (an OVERWRITE snapshot tagged
+    with the version id; the table is created from its schema when missing): `curation run --table`. A version
+    id the table already holds is not committed again (mode "skipped")."""
+    vdir = Path(version_dir)
+    files = list(iter_parquet_files(vdir))
+    if not files:
+        raise FileNotFoundError(f"{vdir}/data: no parquet files to publish as a table snapshot")
+    return _import_version(warehouse.ensure(name, pq.read_schema(files[0])), vdir, {}, set())
+
+
+def _import_version(table, vdir: Path, home: dict[FileId, str], previous: set[FileId]) -> ImportedVersion:
+    version = vdir.name
+    manifest = Manifest.read(vdir)
+    files = _file_ids(list(iter_parquet_files(vdir)))
+    if not files:
+        raise FileNotFoundError(f"{vdir}/data: no parquet files, but its manifest says rows={manifest.rows}")
+    append = bool(previous) and previous <= set(files)
+    added = [fid for fid in files if fid not in previous] if append else list(files)
+    fresh = [fid for fid in files if fid not in home]
+    for fid in fresh:
+        home[fid] = f"{table.location().rstrip('/')}/data/{version}/imported/{files[fid].name}"
+    already = snapshot_for_run(table, version)
+    if already is not None:
+        return ImportedVersion(version, already.snapshot_id, "skipped", int(already.summary["total-records"]), 0)
+    for fid in fresh:
+        _copy(table, files[fid], home[fid])
+    summary = manifest_summary(manifest) | {"imported_from": str(vdir)}
+    mode = "append" if append else "overwrite"
+    if append and not added:  # a version identical to the previous one: an empty overwrite keeps the history
+        mode = "overwrite"
+        added = list(files)
+    committed = commit_version(table, [home[fid] for fid in added], version, summary, mode=mode)
+    snap = table.metadata.snapshot_by_id(committed.snapshot_id)
+    rows = int(snap.summary["total-records"])
+    if rows != manifest.rows:
+        raise RuntimeError(f"import of {vdir}: snapshot {committed.snapshot_id} holds {rows} rows but the"
+                           f" manifest says rows={manifest.rows}")
+    log.info("imported %s as %s snapshot %s (%d rows, %d file(s) copied)", version, mode,
+             committed.snapshot_id, rows, len(fresh))
+    return ImportedVersion(version, committed.snapshot_id, mode, rows, len(fresh))

@@ -1,0 +1,82 @@
+"""Reading a table at a version: a snapshot named by id, by run id (its tag) or the current one.
+
+Readers never list folders: the files of a version come from the snapshot's scan planning (with column and
+row-filter pruning), so files no snapshot references (a killed job's) are never read.
+"""
+from __future__ import annotations
+
+import datetime as _dt
+from typing import Any
+
+import pyarrow as pa
+
+from curation.tables.catalog import TableNotFound
+from curation.tables.commit import RUN_ID, snapshot_for_run
+
+Ref = int | str | None
+
+
+def snapshot_id(table, ref: Ref = None) -> int | None:
+    """The snapshot `ref` names: None -> the current one (None for an empty table); an int (or its digits)
+    -> that snapshot id; a string -> the tag (run id) of that name, else the snapshot whose summary names it."""
+    if ref is None:
+        snap = table.current_snapshot()
+        return None if snap is None else snap.snapshot_id
+    if isinstance(ref, int) or ref.isdigit():
+        sid = int(ref)
+        if table.metadata.snapshot_by_id(sid) is None:
+            raise TableNotFound(f"table {table.name()}: no snapshot {sid}; it has {_known(table)}")
+        return sid
+    if ref in table.metadata.refs:
+        return table.metadata.refs[ref].snapshot_id
+    snap = snapshot_for_run(table, ref)
+    if snap is None:
+        raise TableNotFound(f"table {table.name()}: no version (tag or run id) {ref!r}; it has {_known(table)}")
+    return snap.snapshot_id
+
+
+def _known(table) -> list[str]:
+    return [v["run_id"] or str(v["snapshot_id"]) for v in versions(table)]
+
+
+def data_files(table, ref: Ref = None, row_filter: Any = None, columns: tuple[str, ...] = ("*",)) -> list[str]:
+    """Paths of the data files version `ref` reads (scan planning; pruned by `row_filter` when given)."""
+    sid = snapshot_id(table, ref)
+    if sid is None:
+        return []
+    scan = table.scan(snapshot_id=sid, selected_fields=columns,
+                      **({"row_filter": row_filter} if row_filter is not None else {}))
+    return [task.file.file_path for task in scan.plan_files()]
+
+
+def read_arrow(table, ref: Ref = None, columns: tuple[str, ...] = ("*",), row_filter: Any = None) -> pa.Table:
+    """Version `ref` of the table as Arrow, projected on the current schema (columns added later read null)."""
+    sid = snapshot_id(table, ref)
+    if sid is None:
+        return table.schema().as_arrow().empty_table()
+    kwargs = {"row_filter": row_filter} if row_filter is not None else {}
+    return table.scan(snapshot_id=sid, selected_fields=columns, **kwargs).to_arrow()
+
+
+def versions(table) -> list[dict[str, Any]]:
+    """Every snapshot, oldest first: id, parent, run id, operation, total rows and files, time, current?"""
+    current = table.current_snapshot()
+    out = []
+    for snap in sorted(table.metadata.snapshots, key=lambda s: s.sequence_number or 0):
+        summary = snap.summary
+        out.append({"snapshot_id": snap.snapshot_id, "parent_id": snap.parent_snapshot_id,
+                    "run_id": summary.get(RUN_ID) if summary else None,
+                    "operation": summary.operation.value if summary else None,
+                    "rows": int(summary.get("total-records", 0)) if summary else 0,
+                    "files": int(summary.get("total-data-files", 0)) if summary else 0,
+                    "committed_at": _dt.datetime.fromtimestamp(snap.timestamp_ms / 1000, _dt.UTC).isoformat(),
+                    "current": current is not None and snap.snapshot_id == current.snapshot_id})
+    return out
+
+
+def rollback(table, ref: int | str) -> int:
+    """Make version `ref` (snapshot id or run id) the table's current one again; returns its snapshot id.
+    The later snapshots stay in the history (time travel still reaches them) until they expire."""
+    sid = snapshot_id(table, ref)
+    table.manage_snapshots().set_current_snapshot(snapshot_id=sid).commit()
+    return sid

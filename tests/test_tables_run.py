@@ -1,0 +1,42 @@
+"""`python -m curation run --table NAME`: the curation job publishes its version folder as before and the same
+kept documents as one snapshot of an Iceberg table, tagged with the run id, carrying the manifest's counts."""
+from __future__ import annotations
+
+import gzip
+import json
+
+import pyarrow.parquet as pq
+import pytest
+
+from curation.cli import main as curation_cli
+from curation.contract import DatasetRoot, Manifest
+from curation.tables import TablesConfig, Warehouse, read_arrow, versions
+from curation.tables.migrate import publish_version
+
+DOLMA = "webtext_cc2019_dolma_sample/CC-MAIN-20190717121559-20190717143559-00140.jsonl.gz"
+
+
+@pytest.mark.slow
+def test_curation_run_publishes_the_folder_version_and_a_table_snapshot(spark, shared_data, tmp_path, capsys):
+    lines = gzip.decompress((shared_data / DOLMA).read_bytes()).decode().splitlines()[:40]
+    crawl = tmp_path / "dolma-head.jsonl.gz"
+    crawl.write_bytes(gzip.compress(("\n".join(lines) + "\n").encode()))
+    out, wh = tmp_path / "out", tmp_path / "warehouse"
+    assert curation_cli(["run", "--input", str(crawl), "--output", str(out), "--run-id", "r1",
+                         "--table", "web", "--warehouse", str(wh)]) == 0
+    assert "published to table phi.web" in capsys.readouterr().out
+    assert DatasetRoot(out).current() == "r1"  # the folder contract as without --table
+
+    table = Warehouse(TablesConfig(warehouse=str(wh))).table("web")
+    m = Manifest.read(out / "r1")
+    want = sorted(pq.read_table(out / "r1" / "data", columns=["id"]).column("id").to_pylist())
+    assert [v["run_id"] for v in versions(table)] == ["r1"] and m.rows == len(want) > 0
+    assert sorted(read_arrow(table, columns=("id",)).column("id").to_pylist()) == want
+    props = table.metadata.snapshot_by_id(table.metadata.refs["r1"].snapshot_id).summary.additional_properties
+    assert json.loads(props["phi.stages"]) == [s.model_dump(exclude_none=True) for s in m.stages]
+    assert props["phi.rejected-rows"] == str(m.rejected_rows) and props["phi.config-hash"] == m.config_hash
+    # the table's file is a hard link of the version's (local warehouse): no data copied
+    inodes = {p.stat().st_ino for p in (out / "r1" / "data").glob("*.parquet")}
+    assert {p.stat().st_ino for p in (wh / "phi" / "web" / "data" / "r1").rglob("*.parquet")} == inodes
+    again = publish_version(out / "r1", Warehouse(TablesConfig(warehouse=str(wh))), "web")
+    assert again.mode == "skipped" and len(Warehouse(TablesConfig(warehouse=str(wh))).table("web").metadata.snapshots) == 1
