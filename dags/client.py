@@ -16,6 +16,7 @@ import json
 import os
 import sys
 import time
+from urllib.parse import quote
 
 import httpx
 
@@ -78,7 +79,7 @@ class AirflowClient:
                             json={"logical_date": None, "conf": conf or {}}).json()
 
     def run(self, dag_id: str, run_id: str) -> dict:
-        return self.get(f"/dags/{dag_id}/dagRuns/{run_id}")
+        return self.get(f"/dags/{dag_id}/dagRuns/{quote(run_id)}")
 
     def wait(self, dag_id: str, run_id: str, timeout_s: float = 900.0, poll_s: float = 2.0) -> dict:
         deadline = time.monotonic() + timeout_s
@@ -92,18 +93,26 @@ class AirflowClient:
         return self.get(f"/dags/{dag_id}/dagRuns", limit=100, **params)["dag_runs"]
 
     def tasks(self, dag_id: str, run_id: str) -> dict[str, dict]:
-        body = self.get(f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances")
+        body = self.get(f"/dags/{dag_id}/dagRuns/{quote(run_id)}/taskInstances")
         return {ti["task_id"]: ti for ti in body["task_instances"]}
 
     def log(self, dag_id: str, run_id: str, task_id: str, try_number: int | None = None) -> str:
         if try_number is None:
             try_number = max(self.tasks(dag_id, run_id)[task_id]["try_number"], 1)
-        r = self.request("GET", f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}/logs/{try_number}",
-                         params={"full_content": "true"}, headers={"Accept": "text/plain"})
-        return r.text
+        body = self.get(f"/dags/{dag_id}/dagRuns/{quote(run_id)}/taskInstances/{task_id}/logs/{try_number}",
+                        full_content="true")
+        # structured log records (one dict per line: timestamp, level, event, ...) -> readable lines
+        lines = []
+        for rec in body["content"]:
+            if isinstance(rec, dict):
+                lines.append(f"{rec.get('timestamp', '')} {rec.get('level', '')} {rec.get('event', '')}".strip())
+                lines += [str(e) for e in rec.get("error_detail") or []]
+            else:
+                lines.append(str(rec))
+        return "\n".join(lines)
 
     def triggering_events(self, dag_id: str, run_id: str) -> list[dict]:
-        return self.get(f"/dags/{dag_id}/dagRuns/{run_id}/upstreamAssetEvents")["asset_events"]
+        return self.get(f"/dags/{dag_id}/dagRuns/{quote(run_id)}/upstreamAssetEvents")["asset_events"]
 
     def asset_events(self, asset_name: str) -> list[dict]:
         assets = self.get("/assets", name_pattern=asset_name)["assets"]

@@ -22,9 +22,15 @@ from pathlib import Path
 
 from curation.paths import REPO_ROOT
 from dags.service import health
-from dags.service.config import (POOLS_FILE, StackConfig, airflow_env, ensure_secrets, spark_defaults,
-                                 spark_env)
-from dags.service.processes import MARKER, Service, log_tail, marked, rss_bytes, start, stop
+from dags.service.config import (
+    POOLS_FILE,
+    StackConfig,
+    airflow_env,
+    ensure_secrets,
+    spark_defaults,
+    spark_env,
+)
+from dags.service.processes import MARKER, Service, log_tail, marked, rss_bytes, stack_pids, start, stop
 
 log = logging.getLogger("dags.stack")
 
@@ -77,12 +83,15 @@ def prepare(cfg: StackConfig, fresh: bool) -> dict[str, str]:
     state = read_state(cfg)
     if state and (any(Service(**s).alive() for s in state["services"]) or marked(state["run_id"])):
         raise RuntimeError(f"the stack is already running (pids in {cfg.state_file}); `make stack-down` first")
+    health.check_postgres(cfg)
+    health.check_redis(cfg)
     busy = health.busy_ports(all_ports(cfg))
     if busy:
         raise RuntimeError(f"ports already in use on 127.0.0.1: {busy}; free them or set PHI_STACK_*_PORT "
                            f"(dags/service/config.py)")
-    health.check_postgres(cfg, fresh=fresh)
-    health.check_redis(cfg, fresh=fresh)
+    if fresh:   # only now: never drop the database under a running stack
+        health.check_postgres(cfg, fresh=True)
+        health.check_redis(cfg, fresh=True)
     secret = ensure_secrets()
     for d in (cfg.airflow_home, cfg.logs_dir, cfg.state_dir / "spark" / "conf", cfg.datasets):
         d.mkdir(parents=True, exist_ok=True)
@@ -161,7 +170,7 @@ def status(cfg: StackConfig) -> dict:
         return {"running": False}
     services = {s["name"]: {"pid": s["pid"], "alive": Service(**s).alive(), "log": s["log"]}
                 for s in state["services"]}
-    pids = marked(state["run_id"])
+    pids = stack_pids([Service(**s) for s in state["services"]], state["run_id"])
     return {"running": any(s["alive"] for s in services.values()), "services": services,
             "airflow_health": health.airflow_health(cfg),
             "spark_alive_workers": len(health.spark_workers(cfg)),

@@ -53,7 +53,7 @@ class StackConfig(BaseModel):
         return tuple(int(p) for p in v.split(",")) if isinstance(v, str) else v
 
     @classmethod
-    def from_env(cls, environ: dict[str, str] | None = None) -> "StackConfig":
+    def from_env(cls, environ: dict[str, str] | None = None) -> StackConfig:
         environ = os.environ if environ is None else environ
         given = {name: environ[f"PHI_STACK_{name.upper()}"] for name in cls.model_fields
                  if environ.get(f"PHI_STACK_{name.upper()}")}

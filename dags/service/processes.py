@@ -68,6 +68,28 @@ def marked(run_id: str) -> list[int]:
     return found
 
 
+def group_members(pgids: set[int]) -> list[int]:
+    """Pids of live processes whose process group is one of `pgids`."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except (FileNotFoundError, ProcessLookupError, IndexError):
+            continue
+        if fields[0] != "Z" and int(fields[2]) in pgids:
+            found.append(int(entry.name))
+    return found
+
+
+def stack_pids(services: list[Service], run_id: str) -> list[int]:
+    """Every live process of the stack: its services' process groups, and whatever carries its marker
+    (task processes start their own sessions). Both are needed: a process that sets its title
+    (setproctitle) overwrites the environment /proc shows, so the marker alone misses Airflow's daemons."""
+    return sorted(set(group_members({s.pid for s in services})) | set(marked(run_id)))
+
+
 def _signal_group(pgid: int, sig: int) -> None:
     try:
         os.killpg(pgid, sig)
@@ -82,7 +104,7 @@ def stop(services: list[Service], run_id: str, grace_s: float = 20.0) -> list[in
         if svc.alive():
             _signal_group(svc.pid, signal.SIGTERM)
     deadline = time.monotonic() + grace_s
-    while time.monotonic() < deadline and (any(s.alive() for s in services) or marked(run_id)):
+    while time.monotonic() < deadline and stack_pids(services, run_id):
         time.sleep(0.5)
     for svc in services:
         _signal_group(svc.pid, signal.SIGKILL)
@@ -93,20 +115,30 @@ def stop(services: list[Service], run_id: str, grace_s: float = 20.0) -> list[in
         except ProcessLookupError:
             pass
     time.sleep(0.5)
-    return marked(run_id)
+    return stack_pids(services, run_id)
 
 
-def rss_bytes(pids: list[int]) -> int:
-    """Resident memory of these processes (VmRSS), summed; processes that exited meanwhile count 0."""
+def _sum_field(pids: list[int], file: str, field: str) -> int:
     total = 0
     for pid in pids:
         try:
-            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-                if line.startswith("VmRSS:"):
+            for line in Path(f"/proc/{pid}/{file}").read_text().splitlines():
+                if line.startswith(field):
                     total += int(line.split()[1]) * 1024
         except (FileNotFoundError, ProcessLookupError):
             continue
     return total
+
+
+def rss_bytes(pids: list[int]) -> int:
+    """Resident memory of these processes (VmRSS), summed; processes that exited meanwhile count 0.
+    Pages shared between forked processes count once per process: an upper bound (see pss_bytes)."""
+    return _sum_field(pids, "status", "VmRSS:")
+
+
+def pss_bytes(pids: list[int]) -> int:
+    """Proportional set size summed: shared pages split among their sharers (what the processes cost)."""
+    return _sum_field(pids, "smaps_rollup", "Pss:")
 
 
 def log_tail(path: str | Path, lines: int = 30) -> str:
