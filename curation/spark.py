@@ -12,7 +12,9 @@ def get_spark(app_name: str = "phi-curation", master: str | None = None, conf: d
     """Return the active SparkSession (spark-submit / cluster) or build a local one.
 
     The local defaults fix the pitfalls seen on these machines: workers must use this interpreter (so
-    they see pyarrow and the project), and the driver binds to loopback.
+    they see pyarrow and the project), and the driver binds to loopback. Settings given to spark-submit
+    (--conf, the cluster's spark-defaults.conf) win over the defaults below, which fill only what is unset;
+    `conf` (the caller's own) wins over everything.
     """
     from pyspark.sql import SparkSession
 
@@ -25,21 +27,37 @@ def get_spark(app_name: str = "phi-curation", master: str | None = None, conf: d
     builder = SparkSession.builder.appName(app_name)
     # Under spark-submit (PYSPARK_GATEWAY_PORT is set) the master comes from its --master: never override it.
     if master or "PYSPARK_GATEWAY_PORT" not in os.environ:
-        builder = builder.master(master or os.environ.get("SPARK_MASTER", "local[*]"))
-    builder = (builder
-               .config("spark.sql.execution.arrow.pyspark.enabled", "true")
-               .config("spark.sql.execution.arrow.maxRecordsPerBatch", "1000")
-               .config("spark.sql.shuffle.partitions", os.environ.get("SPARK_SHUFFLE_PARTITIONS", "8"))
-               .config("spark.ui.enabled", "false")
-               .config("spark.ui.showConsoleProgress", "false")
-               .config("spark.driver.memory", os.environ.get("SPARK_DRIVER_MEMORY", "2g"))
-               .config("spark.python.worker.reuse", "true"))
+        master = master or os.environ.get("SPARK_MASTER", "local[*]")
+        builder = builder.master(master)
+        if master.startswith("local"):
+            # launch-time settings, known before the JVM starts only when we start it ourselves
+            builder = (builder.config("spark.ui.enabled", "false")
+                       .config("spark.ui.showConsoleProgress", "false")
+                       .config("spark.driver.memory", os.environ.get("SPARK_DRIVER_MEMORY", "2g")))
     for k, v in (conf or {}).items():
         builder = builder.config(k, v)
     spark = builder.getOrCreate()
+    _fill_runtime_defaults(spark, given=set(conf or {}))
     spark.sparkContext.setLogLevel(os.environ.get("SPARK_LOG_LEVEL", "WARN"))
     log.info("spark session %s master=%s", spark.version, spark.sparkContext.master)
     return spark
+
+
+def _fill_runtime_defaults(spark, given: set[str]) -> None:
+    """SQL settings the curation job wants, set only where neither the caller, spark-submit --conf nor
+    spark-defaults.conf set them. On `local[*]` a fixed, small shuffle partition count (one machine); on a
+    cluster adaptive query execution sizes partitions from the data and the cluster's cores instead."""
+    submitted = spark.sparkContext.getConf()
+    wanted = {"spark.sql.execution.arrow.pyspark.enabled": "true",
+              "spark.sql.execution.arrow.maxRecordsPerBatch": "1000"}
+    if spark.sparkContext.master.startswith("local"):
+        wanted["spark.sql.shuffle.partitions"] = os.environ.get("SPARK_SHUFFLE_PARTITIONS", "8")
+    else:
+        wanted["spark.sql.adaptive.enabled"] = "true"
+        wanted["spark.sql.adaptive.coalescePartitions.enabled"] = "true"
+    for key, value in wanted.items():
+        if key not in given and not submitted.contains(key):
+            spark.conf.set(key, value)
 
 
 def ship_file(spark, path: str) -> None:
