@@ -74,21 +74,21 @@ def append_night(spark, delta: str | Path, warehouse: Warehouse, name: str, run_
         return _already(done, run_id)
     base_sid = snapshot_id(table)  # pinned: the whole dedup reads this snapshot, whatever commits meanwhile
     night = spark.read.parquet(*[Path(f).resolve().as_uri() for f in files])
-    if night.count() != dm.rows:
-        raise ValueError(f"delta {delta_dir}: data/ holds {night.count()} rows, its manifest says rows={dm.rows}")
-    flagged = _flag_published(spark, night, _base_keys(spark, table, base_sid)).cache()
-    try:
-        reasons = Counter({r["_reason"]: r["count"] for r in flagged.groupBy("_reason").count().collect()
-                           if r["_reason"] is not None})
-        new = flagged.where("_reason IS NULL").select(*night.columns)
-        appended = dm.rows - sum(reasons.values())
-        paths = _write(new, appended, data_location(table, run_id), night.schema)
-    finally:
-        flagged.unpersist()
-    summary = _summary(dm, delta_dir, table, base_sid, reasons, time.perf_counter() - t0)
+    night_keys = night.select(*[c for c in KEYS if c in night.columns]).toArrow()  # a night's batch: small
+    if night_keys.num_rows != dm.rows:
+        raise ValueError(f"delta {delta_dir}: data/ holds {night_keys.num_rows} rows, its manifest says rows={dm.rows}")
+    hits = _published_hits(night, _base_keys(spark, table, base_sid))
+    reasons = _reasons(night_keys, hits)
+    appended = dm.rows - sum(reasons.values())
+    t_dedup = time.perf_counter()
+    paths = _write(_new_rows(spark, night, hits), appended, data_location(table, run_id), night.schema)
+    t_write = time.perf_counter()
+    summary = _summary(dm, delta_dir, table, base_sid, reasons, t_dedup - t0)
+    summary["timings"] = {**dm.timings, "published_dedup": round(t_dedup - t0, 3), "write": round(t_write - t_dedup, 3)}
     committed = commit_version(table, paths, run_id, summary, mode="append")
-    log.info("night %s -> table %s snapshot %s: %d of %d rows appended, rejected %s (base snapshot %s)", run_id,
-             name, committed.snapshot_id, appended, dm.rows, dict(reasons), base_sid)
+    log.info("night %s -> table %s snapshot %s: %d of %d rows appended, rejected %s (base snapshot %s); dedup %.2f s,"
+             " write %.2f s, commit %.2f s", run_id, name, committed.snapshot_id, appended, dm.rows, dict(reasons),
+             base_sid, t_dedup - t0, t_write - t_dedup, time.perf_counter() - t_write)
     return NightAppended(run_id, committed.snapshot_id, base_sid, dm.rows, appended, dict(sorted(reasons.items())),
                          paths, committed.created)
 
@@ -132,23 +132,51 @@ def _base_keys(spark, table, sid: int | None):
     return spark.createDataFrame(rdd.mapPartitions(read), schema)
 
 
-def _flag_published(spark, night, keys):
-    """The night with `_reason`: id_already_published (wins), text_already_published, or null (new)."""
+def _published_hits(night, keys) -> dict[str, set[str]]:
+    """Which of the night's ids and text hashes the table holds: {"id": ..., "text_hash": ...}. The night's keys
+    (small) are broadcast into the scan of the table's (broadcast hash semi-joins: no shuffle, only hits return)."""
     from pyspark.sql import functions as F
 
+    hits: dict[str, set[str]] = {c: set() for c in KEYS}
     if keys is None:
-        return night.withColumn("_reason", F.lit(None).cast("string"))
-    id_hits = keys.select("id").join(night.select("id"), "id", "left_semi").distinct() \
-        .withColumn("_id_hit", F.lit(True))
-    flagged = night.join(F.broadcast(id_hits), "id", "left")
-    if "text_hash" in keys.columns and "text_hash" in night.columns:
-        text_hits = keys.select("text_hash").where("text_hash IS NOT NULL") \
-            .join(night.select("text_hash"), "text_hash", "left_semi").distinct().withColumn("_text_hit", F.lit(True))
-        flagged = flagged.join(F.broadcast(text_hits), "text_hash", "left")
-    else:
-        flagged = flagged.withColumn("_text_hit", F.lit(None).cast("boolean"))
-    reason = F.when(F.col("_id_hit"), F.lit(ID_PUBLISHED)).when(F.col("_text_hit"), F.lit(TEXT_PUBLISHED))
-    return flagged.withColumn("_reason", reason).drop("_id_hit", "_text_hit")
+        return hits
+    cols = [c for c in KEYS if c in keys.columns and c in night.columns]
+    found = None
+    for c in cols:
+        side = keys.select(F.col(c).alias("k")).join(F.broadcast(night.select(F.col(c).alias("k"))), "k",
+                                                     "left_semi").withColumn("key", F.lit(c))
+        found = side if found is None else found.unionByName(side)
+    for row in found.collect() if found is not None else []:  # a set: no distinct (and its shuffle) needed
+        hits[row["key"]].add(row["k"])
+    return hits
+
+
+def _reasons(night_keys, hits: dict[str, set[str]]) -> Counter:
+    """Each night row's reason (an id hit wins over a text hit, so each row has one), counted."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    id_hit = pc.fill_null(pc.is_in(night_keys.column("id"), pa.array(sorted(hits["id"]), pa.string())), False)
+    text_hit = pa.repeat(False, len(night_keys))
+    if "text_hash" in night_keys.column_names:
+        text_hit = pc.fill_null(pc.is_in(night_keys.column("text_hash"),
+                                         pa.array(sorted(hits["text_hash"]), pa.string())), False)
+    n_id = pc.sum(id_hit.cast(pa.int64())).as_py() or 0
+    n_text = pc.sum(pc.and_(pc.invert(id_hit), text_hit).cast(pa.int64())).as_py() or 0
+    return Counter({k: v for k, v in ((ID_PUBLISHED, n_id), (TEXT_PUBLISHED, n_text)) if v})
+
+
+def _new_rows(spark, night, hits: dict[str, set[str]]):
+    """The night minus its hits: broadcast hash anti-joins against the (small) hit sets."""
+    from pyspark.sql import functions as F
+    from pyspark.sql.types import StringType, StructField, StructType
+
+    new = night
+    for c in KEYS:
+        if hits[c]:
+            known = spark.createDataFrame([(k,) for k in sorted(hits[c])], StructType([StructField(c, StringType())]))
+            new = new.join(F.broadcast(known), c, "left_anti")
+    return new.select(*night.columns)
 
 
 def _write(new, rows: int, location: str, schema) -> list[str]:
