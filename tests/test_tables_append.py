@@ -111,3 +111,26 @@ def test_the_folder_contract_append_is_unchanged(nights, tmp_path, capsys):
     assert (m.rows, m.base_rows, m.stages[-1].reasons) == (50, 30, {ID_PUBLISHED: 1, TEXT_PUBLISHED: 1})
     assert curation_cli(["append", "--delta", str(nights["n1"]), "--table", "t", "--output", str(root)]) == 2
     assert "give one or the other" in capsys.readouterr().err
+
+
+def test_a_night_refuses_to_commit_when_another_writer_moved_the_table(nights, spark, tmp_path, monkeypatch):
+    """Another night committed while this one was deduplicating: nothing of this night lands, a rerun dedups
+    against the new snapshot (and rejects the rows the other night published)."""
+    from curation.tables import nightly
+
+    wh = Warehouse(warehouse_config("local", tmp_path))
+    append_night(spark, nights["n1"], wh, "corpus")
+    real_write = nightly._write
+
+    def write_then_other_writer(*args):
+        paths = real_write(*args)
+        monkeypatch.setattr(nightly, "_write", real_write)
+        append_night(spark, nights["n3"], wh, "corpus")  # the other writer, committed between pin and commit
+        return paths
+
+    monkeypatch.setattr(nightly, "_write", write_then_other_writer)
+    with pytest.raises(nightly.TableMoved, match="rerun the night"):
+        append_night(spark, nights["n2"], wh, "corpus")
+    assert [v["run_id"] for v in versions(wh.table("corpus"))] == ["n1", "n3"]
+    rerun = append_night(spark, nights["n2"], wh, "corpus")
+    assert rerun.appended == 20 and rerun.base_snapshot_id == wh.table("corpus").snapshot_by_name("n3").snapshot_id
