@@ -6,6 +6,8 @@ row-filter pruning), so files no snapshot references (a killed job's) are never 
 from __future__ import annotations
 
 import datetime as _dt
+import os
+from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
@@ -80,3 +82,33 @@ def rollback(table, ref: int | str) -> int:
     sid = snapshot_id(table, ref)
     table.manage_snapshots().set_current_snapshot(snapshot_id=sid).commit()
     return sid
+
+
+def local_version_files(table, ref: Ref, cache_dir: str | None = None) -> tuple[int, list[str]]:
+    """(snapshot id, local paths of its data files, sorted) for readers that need plain files (DuckDB over a
+    mixture source). A local warehouse's files are used in place; a remote one's are downloaded once into
+    `cache_dir/<table>/` (a data file's path is written once and never changed, so a cached copy stays valid).
+    Versions with delete files are refused: plain files would show rows the snapshot deleted."""
+    sid = snapshot_id(table, ref)
+    if sid is None:
+        raise TableNotFound(f"table {table.name()}: empty (no snapshot), nothing to read")
+    tasks = list(table.scan(snapshot_id=sid).plan_files())
+    if any(task.delete_files for task in tasks):
+        raise ValueError(f"table {table.name()} snapshot {sid}: has delete files; read it with read_arrow")
+    paths = sorted(task.file.file_path for task in tasks)
+    if all(p.startswith("file:") or "://" not in p for p in paths):
+        return sid, [p.removeprefix("file://") for p in paths]
+    if cache_dir is None:
+        raise ValueError(f"table {table.name()} lives in a remote warehouse: give a cache_dir to copy its files to")
+    import fsspec
+
+    out = []
+    for p in paths:
+        local = Path(cache_dir) / ".".join(table.name()) / p.split("://", 1)[1]
+        if not local.is_file():
+            local.parent.mkdir(parents=True, exist_ok=True)
+            fs, src = fsspec.core.url_to_fs(p)
+            fs.get_file(src, str(local) + ".part")
+            os.replace(str(local) + ".part", local)  # a half-downloaded file is never taken for a cached one
+        out.append(str(local))
+    return sid, out

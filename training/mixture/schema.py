@@ -42,11 +42,17 @@ class TokenizerConfig(Strict):
 
 class SourceConfig(Strict):
     name: str = Field(pattern=NAME_PATTERN)
-    dataset: str = Field(min_length=1)      # path, glob, dataset root/version folder, or registry name
-    version: str | None = None              # only with a registry name / dataset root; default: CURRENT
+    dataset: str = Field(min_length=1)      # path, glob, dataset root/version folder, registry name, iceberg:<table>
+    version: str | None = None              # registry name / dataset root: default CURRENT; iceberg: run id or
+                                            # snapshot id, default the current snapshot
     filter: str | None = None               # DuckDB SQL boolean expression over the dataset's columns
     weight: float
     max_epochs: float = Field(default=1.0, gt=0)
+
+    @field_validator("version", mode="before")
+    @classmethod
+    def _snapshot_id(cls, v: Any) -> Any:
+        return str(v) if isinstance(v, int) and not isinstance(v, bool) else v  # an unquoted snapshot id
 
     @field_validator("weight")
     @classmethod

@@ -6,7 +6,10 @@ A dataset reference is one of
   * a parquet file, folder of parquet files, or glob,
   * a name in the dataset registry (a YAML file `datasets: {name: root}`), optionally with `version`.
     Registry roots may name environment variables, `${PHI_DATA_ROOT}` or `${PHI_DATA_ROOT:-fallback}`, so one
-    registry serves every deployment (the DAGs publish under `$PHI_DATA_ROOT`).
+    registry serves every deployment (the DAGs publish under `$PHI_DATA_ROOT`),
+  * `iceberg:<table>`, an Iceberg table of the configured catalog, with `version` a run id or snapshot id
+    (default: the current snapshot): the source reads exactly that snapshot's data files, so nights appended
+    later do not change it (time travel; the resolved snapshot id is what the build records as the version).
 """
 from __future__ import annotations
 
@@ -21,7 +24,7 @@ import xxhash
 import yaml
 
 from curation.contract import DatasetRoot, iter_parquet_files, resolve_version_dir
-from curation.paths import expand_env
+from curation.paths import TABLE_PREFIX, expand_env, table_version_files
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +67,11 @@ def _looks_like_path(ref: str) -> bool:
 
 def resolve(ref: str, version: str | None, registry: dict[str, str], base_dir: Path) -> ResolvedSource:
     """Resolve a dataset reference to its parquet files; FileNotFoundError/ValueError say what is wrong."""
+    if ref.startswith(TABLE_PREFIX):
+        sid, files = table_version_files(ref, version)
+        if not files:
+            raise FileNotFoundError(f"dataset {ref!r}: snapshot {sid} has no data files")
+        return ResolvedSource(ref, files, None, str(sid))
     if not _looks_like_path(ref):
         if ref not in registry:
             known = ", ".join(sorted(registry)) or "none (no registry given)"
