@@ -10,7 +10,7 @@ A recipe file::
     postfilter: {near_dedup: {...}, decontam: {...}, edu: null}
     recipes:
       - name: math-word-problems
-        generator: math                          # textbook | math | code | puzzle
+        generator: math                          # a registered generator (generators/): textbook | math | code | puzzle
         n: 100
         template_version: math-v1
         topics: {math: 3, world_knowledge: 1}    # pool -> weight (built-in pools or topic_lists below)
@@ -27,16 +27,14 @@ Every error names the file, the recipe and the field (`load_recipes`).
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from curation.paths import expand_env
 from synthesis.teacher import TeacherConfig
+from synthesis.textbook.generators import GENERATORS
 from synthesis.textbook.seeds_catalog import AUDIENCES, STYLES, TOPICS
-
-GeneratorKind = Literal["textbook", "math", "code", "puzzle"]
 
 
 class _Cfg(BaseModel):
@@ -82,7 +80,7 @@ class VerifyConfig(_Cfg):
 
 class Recipe(_Cfg):
     name: str = Field(..., pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
-    generator: GeneratorKind
+    generator: str
     n: int = Field(..., ge=1, le=10_000_000)
     template_version: str = Field("v1", min_length=1)
     topics: dict[str, float] = Field(..., min_length=1)
@@ -93,6 +91,13 @@ class Recipe(_Cfg):
     sampling: RecipeSampling = RecipeSampling()
     filters: TextFilters = TextFilters()
     verify: VerifyConfig = VerifyConfig()
+
+    @field_validator("generator")
+    @classmethod
+    def _generator_registered(cls, v: str) -> str:
+        if v not in GENERATORS:
+            raise ValueError(f"unknown generator {v!r}; registered: {sorted(GENERATORS)}")
+        return v
 
     @field_validator("topics", "audiences", "styles")
     @classmethod

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import ast
 import re
+from concurrent.futures import ThreadPoolExecutor
 
-from synthesis.textbook.generators.base import Generator, Parsed, web_block
+from synthesis.textbook.generators.base import Generator, Parsed, ToVerify, Verdict, VerifyContext, web_block
 from synthesis.textbook.seeds import SeedDraw
+from synthesis.textbook.verify.sandbox import run_python
 
 _FENCE = re.compile(r"```[ \t]*(?:python|py|Python)?[ \t]*\n(.*?)```", re.DOTALL)
 
@@ -58,3 +60,20 @@ class CodeGenerator(Generator):
         body = (f"Exercise: {doc}\n\n```python\n{solution}\n```\n\nTests:\n```python\n{tests}\n```")
         return Parsed(text=body, fields={"function": func.name, "signature": signature, "docstring": doc,
                                          "solution": solution, "tests": tests})
+
+    def prose(self, parsed: Parsed) -> str:
+        return parsed.fields.get("docstring", "")
+
+    def verify(self, items: list[ToVerify], ctx: VerifyContext) -> list[Verdict]:
+        """The reference solution and its tests, run together in the sandbox, `ctx.workers` at a time."""
+        with ThreadPoolExecutor(max_workers=ctx.workers) as pool:
+            return list(pool.map(self._run_tests, items))
+
+    @staticmethod
+    def _run_tests(it: ToVerify) -> Verdict:
+        f = it.parsed.fields
+        res = run_python(f["solution"] + "\n\n" + f["tests"], timeout_s=it.config.timeout_s,
+                         memory_mb=it.config.memory_mb)
+        ev = {"method": "sandbox_tests", "passed": res.passed, "reason": res.reason, "returncode": res.returncode,
+              "seconds": res.seconds, "stderr": res.stderr[-1500:], "isolation": res.isolation}
+        return Verdict(res.passed, ev, f"sandbox_{res.reason}")

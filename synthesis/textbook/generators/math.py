@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from synthesis.textbook.generators.base import AnsweredGenerator, Parsed, section, web_block
 from synthesis.textbook.seeds import SeedDraw
-from synthesis.textbook.verify.math import to_value
+from synthesis.textbook.verify.math import equivalent, to_value
 
 SOLVER_SYSTEM = "You are a careful math tutor. Solve problems step by step and check your arithmetic."
 
@@ -24,6 +24,9 @@ class MathGenerator(AnsweredGenerator):
         # small teachers often title the problem; accept the common headers, never unlabelled text
         problem = section(text, "(?:math word problem|word problem|problem|question)", ["solution", "final answer"])
         return problem, section(text, "solution", ["final answer"])
+
+    def compare(self, claimed: str | None, solved: str | None) -> bool:
+        return equivalent(claimed, solved)
 
     def reject_answer(self, answer: str) -> Parsed | None:
         if to_value(answer) is None:

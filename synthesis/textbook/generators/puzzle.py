@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from synthesis.textbook.generators.base import AnsweredGenerator, Parsed, section, web_block
 from synthesis.textbook.seeds import SeedDraw
+from synthesis.textbook.verify.math import same_short_answer
 
 MAX_ANSWER_CHARS = 100
 
@@ -23,6 +24,9 @@ class PuzzleGenerator(AnsweredGenerator):
     def find_sections(self, text: str) -> tuple[str | None, str | None]:
         puzzle = section(text, "(?:puzzle|problem|riddle)", ["reasoning", "solution", "answer"])
         return puzzle, section(text, "reasoning", ["answer"]) or section(text, "solution", ["answer"])
+
+    def compare(self, claimed: str | None, solved: str | None) -> bool:
+        return same_short_answer(claimed, solved)
 
     def reject_answer(self, answer: str) -> Parsed | None:
         if len(answer) > MAX_ANSWER_CHARS:
