@@ -24,6 +24,7 @@ from airflow.sdk import Param, dag, get_current_context, task
 from dags._common import DEFAULT_ARGS, TEACHER_POOL
 from dags.lib.assets import SYNTHETIC
 from dags.lib.plan import dataset_root
+from synthesis.teacher.registry import BACKEND_KINDS
 
 DEFAULT_RECIPES = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
                                "configs", "synthesis", "recipes.yaml")
@@ -40,10 +41,11 @@ DEFAULT_RECIPES = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(_
     params={
         "recipes": Param(DEFAULT_RECIPES, type="string", pattern=r"^\S+\.ya?ml$", title="Recipes YAML"),
         "shards": Param(2, type="integer", minimum=1, maximum=256, title="Shards (parallel generate tasks)"),
-        "backend": Param(None, type=["null", "string"], enum=[None, "embedded", "openai_http", "vllm", "transformers"],
+        "backend": Param(None, type=["null", "string"], enum=[None, *BACKEND_KINDS],
                          title="Teacher backend", description="empty = the recipe file's teacher: section"),
         "base_url": Param(None, type=["null", "string"], pattern=r"^https?://\S+$", title="Teacher URL (openai_http)"),
-        "model": Param(None, type=["null", "string"], minLength=1, title="Teacher model"),
+        "model": Param(None, type=["null", "string"], minLength=1, title="Teacher model",
+                       description="empty = the recipe file's, or the one model $TEACHER_BASE_URL serves"),
         "sandbox_workers": Param(2, type="integer", minimum=1, maximum=64, title="Parallel code-test sandboxes"),
     },
 )

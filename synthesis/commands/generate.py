@@ -18,22 +18,14 @@ from pydantic import ValidationError
 
 from synthesis.teacher.backends.base import TeacherBackendError
 from synthesis.teacher.batch import BatchRunner
-from synthesis.teacher.config import (
-    EmbeddedConfig,
-    OpenAIHttpConfig,
-    TeacherConfig,
-    TransformersConfig,
-    VllmConfig,
-    make_backend,
-)
+from synthesis.teacher.config import TeacherConfig
+from synthesis.teacher.endpoint import apply_teacher_base_url
+from synthesis.teacher.registry import BACKEND_KINDS, BACKENDS, make_backend
 from synthesis.teacher.request import TeacherRequest
 from synthesis.teacher.store import ResultStore
 from synthesis.teacher.structured import check_schema
 
 log = logging.getLogger(__name__)
-
-BACKENDS = ["embedded", "openai_http", "transformers", "vllm"]
-
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("generate", help="run a JSONL file of teacher requests into a durable, resumable store",
@@ -47,9 +39,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def add_backend_options(p: argparse.ArgumentParser) -> None:
     """The teacher backend flags, shared by every command that runs a teacher batch."""
-    p.add_argument("--backend", choices=BACKENDS, help="default: the config's, else embedded (SmolLM2 on CPU)")
-    p.add_argument("--model", help="openai_http: served model name; transformers: HF dir or .gguf; "
-                                   "vllm: repo id or dir; embedded: .gguf file")
+    p.add_argument("--backend", choices=BACKEND_KINDS, help="default: the config's, else embedded (SmolLM2 on CPU)")
+    p.add_argument("--model", help="the backend's model: openai_http: served model name; transformers: HF dir "
+                                   "or .gguf; vllm: repo id or dir; embedded: .gguf file")
     p.add_argument("--base-url", help="openai_http: server root incl. /v1")
     p.add_argument("--concurrency", type=int, help="openai_http/embedded: requests in flight")
     p.add_argument("--batch-size", type=int, help="transformers/vllm: requests per engine call")
@@ -96,23 +88,24 @@ def backend_config(args: argparse.Namespace) -> TeacherConfig:
 
 
 def teacher_config(data: dict, args: argparse.Namespace, source: object = None) -> TeacherConfig:
-    """A TeacherConfig from `data` (a YAML section) with the command-line backend flags applied on top."""
+    """A TeacherConfig from `data` (a YAML section) with the command-line backend flags applied on top, and
+    `TEACHER_BASE_URL` between the two (see synthesis/teacher/endpoint.py)."""
     try:
         cfg = TeacherConfig.model_validate(data)
     except ValidationError as e:
         raise ValueError(f"teacher config {source}: {e}") from None
+    cfg = apply_teacher_base_url(cfg, backend_flag=args.backend, base_url_flag=args.base_url, model_flag=args.model)
     b = cfg.backend.model_dump(exclude_none=True) if (args.backend or cfg.backend.kind) == cfg.backend.kind else {}
     kind = args.backend or cfg.backend.kind
     b["kind"] = kind
+    model = BACKENDS[kind].config
     if args.model:
-        b["model_file" if kind == "embedded" else "model"] = args.model
+        b[model.model_field] = args.model
     overrides = {"base_url": args.base_url, "concurrency": args.concurrency, "batch_size": args.batch_size,
                  "tensor_parallel_size": args.tensor_parallel_size, "request_timeout_s": args.request_timeout}
     b.update({k: v for k, v in overrides.items() if v is not None})
     if args.max_attempts is not None:
         b.setdefault("retry", {})["max_attempts"] = args.max_attempts
-    model = {"embedded": EmbeddedConfig, "openai_http": OpenAIHttpConfig, "transformers": TransformersConfig,
-             "vllm": VllmConfig}[kind]
     try:
         backend = model.model_validate(b)
     except ValidationError as e:
