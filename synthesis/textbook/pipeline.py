@@ -57,6 +57,7 @@ PROVENANCE_FIELDS = [pa.field(n, t) for n, t in (
     ("teacher_model", pa.string()), ("teacher_backend", pa.string()), ("request_key", pa.string()),
     ("sampling", pa.string()), ("finish_reason", pa.string()), ("completion_tokens", pa.int64()),
     ("answer", pa.string()), ("parts", pa.string()), ("verified", pa.bool_()), ("verification", pa.string()),
+    ("verification_kind", pa.string()),
     ("quality_signals", pa.string()), ("edu_score", pa.float64()), ("shard", pa.string()))]
 SYNTH_SCHEMA = pa.schema([*DOC_FIELDS, *PROVENANCE_FIELDS])
 REJECT_SCHEMA = pa.schema([*SYNTH_SCHEMA, pa.field("reject_stage", pa.string()), pa.field("reject_reason", pa.string()),
@@ -121,10 +122,14 @@ def _generate(led: _Ledger, runner: BatchRunner) -> dict:
         c.result = res
         if res is None:
             drops[i] = ("teacher_missing", "no result in the store")
+        elif res.error_type == "schema_invalid":     # answered, but not JSON of the schema (e.g. cut off)
+            drops[i] = ("unparseable:schema_invalid", (res.error or "")[:500])
         elif not res.ok:
             drops[i] = ("teacher_failed", f"{res.error_type}: {res.error}"[:500])
         else:
-            c.parsed = GENERATORS[c.planned.recipe.generator].parse(res.text or "")
+            gen = GENERATORS[c.planned.recipe.generator]
+            # structured requests come back parsed and schema-valid; free text goes through the parser
+            c.parsed = gen.from_json(res.parsed) if isinstance(res.parsed, dict) else gen.parse(res.text or "")
             if not c.parsed.ok:
                 drops[i] = (f"unparseable:{c.parsed.reason}", c.parsed.detail or "")
     led.stage("generate", drops, time.perf_counter() - t0)
@@ -152,13 +157,13 @@ def _verify(led: _Ledger, runner: BatchRunner, set_seed: int, workers: int) -> d
         by_kind.setdefault(c.planned.recipe.generator, []).append(i)
     verdicts: dict[int, Verdict] = {}
     for kind, idx in by_kind.items():
-        items = [ToVerify(c.planned.sample_id, c.parsed, c.planned.recipe.verify, c.planned.request.template_version)
-                 for c in (led.alive[i] for i in idx)]
+        items = [ToVerify(c.planned.sample_id, c.parsed, c.planned.recipe.verify, c.planned.request.template_version,
+                          c.planned.recipe.structured) for c in (led.alive[i] for i in idx)]
         verdicts.update(zip(idx, GENERATORS[kind].verify(items, ctx)))
     drops = {}
     for i, c in enumerate(led.alive):
         v = verdicts[i]
-        c.verified, c.verification = v.verified, v.evidence
+        c.verified, c.verification = v.verified, {**v.evidence, "kind": v.kind} if v.kind else v.evidence
         if v.verified is False and c.planned.recipe.verify.require_verified:
             detail = json.dumps({k: v.evidence.get(k) for k in ("claimed", "solve_answers", "reason", "stderr")
                                  if k in v.evidence})[:1000]
@@ -203,6 +208,7 @@ def _row(c: Candidate, model_id: str, backend: str, source_file: str, shard: Sha
         "completion_tokens": res.completion_tokens if res is not None else None,
         "answer": fields.get("answer"), "parts": json.dumps(fields, ensure_ascii=False) if fields else None,
         "verified": c.verified, "verification": json.dumps(c.verification, ensure_ascii=False) if c.verification else None,
+        "verification_kind": c.verification.get("kind"),
         "quality_signals": json.dumps(c.signals) if c.signals else None, "edu_score": c.edu_score, "shard": str(shard),
     }
 

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, ClassVar
 
 from synthesis.teacher import BatchReport, BatchRunner, ChatMessage, SamplingParams, TeacherRequest
+from synthesis.textbook.generators.schema import SHORT, char_budget, obj, pattern, prose, steps
 from synthesis.textbook.seeds import SeedDraw
 from synthesis.textbook.seeds_catalog import STYLES
 from synthesis.textbook.verify.math import check_by_agreement, extract_final_answer
@@ -61,15 +62,18 @@ class ToVerify:
     parsed: Parsed
     config: VerifyConfig
     template_version: str        # the generation request's (solve requests derive theirs from it)
+    structured: bool = False     # the sample was generated as JSON: solves are asked for JSON too
 
 
 @dataclass
 class Verdict:
     """A generator's verdict on one sample: verified True/False, or None where the kind has nothing to check;
-    the evidence recorded on the row; the reject reason when it is False."""
+    the evidence recorded on the row; the reject reason when it is False; and which kind of verification it
+    was (`ground_truth`, `self_consistency`, `tests_run`; None when nothing was checked)."""
     verified: bool | None
     evidence: dict
     reason: str = ""
+    kind: str | None = None
 
 
 NOT_APPLICABLE = Verdict(None, {"method": "not_applicable"})
@@ -86,20 +90,36 @@ class VerifyContext:
 
 
 class Generator(ABC):
+    """A kind of synthetic sample. Structured (the default): `json_prompt` + `schema`, and the teacher's JSON
+    is read by `from_json`; free text (for endpoints without structured output): `prompt` + `parse`."""
     kind: ClassVar[str]
     prompt_version: ClassVar[str]
+    json_version: ClassVar[str] = "json-v1"
 
-    def template_version(self, recipe_version: str) -> str:
-        return f"{self.kind}-{self.prompt_version}/{recipe_version}"
+    def template_version(self, recipe_version: str, structured: bool = False) -> str:
+        return f"{self.kind}-{self.json_version if structured else self.prompt_version}/{recipe_version}"
 
-    def messages(self, seed: SeedDraw) -> tuple[ChatMessage, ...]:
-        return (ChatMessage(role="system", content=SYSTEM), ChatMessage(role="user", content=self.prompt(seed)))
+    def messages(self, seed: SeedDraw, structured: bool = False) -> tuple[ChatMessage, ...]:
+        user = self.json_prompt(seed) if structured else self.prompt(seed)
+        return (ChatMessage(role="system", content=SYSTEM), ChatMessage(role="user", content=user))
 
     @abstractmethod
     def prompt(self, seed: SeedDraw) -> str: ...
 
     @abstractmethod
     def parse(self, text: str) -> Parsed: ...
+
+    @abstractmethod
+    def json_prompt(self, seed: SeedDraw) -> str:
+        """The prompt asking for the answer as JSON with the schema's keys."""
+
+    @abstractmethod
+    def schema(self, max_tokens: int) -> dict:
+        """The JSON schema of the answer, its fields sized so the object fits `max_tokens` (schema.py)."""
+
+    @abstractmethod
+    def from_json(self, value: dict) -> Parsed:
+        """The schema-valid answer as the same `Parsed` fields `parse` gives for free text."""
 
     def verify(self, items: list[ToVerify], ctx: VerifyContext) -> list[Verdict]:
         """One verdict per item (same order). Default: nothing to check."""
@@ -149,6 +169,31 @@ class AnsweredGenerator(Generator):
         return Parsed(text=body, fields={"problem": problem, "solution": solution, "answer": answer.answer,
                                          "answer_method": answer.method})
 
+    #: the JSON keys of (problem, reasoning, answer), in the order the teacher writes them
+    json_keys: ClassVar[tuple[str, str, str]]
+
+    def schema(self, max_tokens: int) -> dict:
+        budget = char_budget(max_tokens, 3) - 16
+        problem_k, steps_k, answer_k = self.json_keys
+        return obj(**{problem_k: prose(20, budget // 2), steps_k: steps(1, 3, prose(5, max(budget // 6, 12))),
+                      answer_k: pattern(self.answer_pattern)})
+
+    answer_pattern: ClassVar[str] = SHORT
+
+    def from_json(self, value: dict) -> Parsed:
+        problem_k, steps_k, answer_k = self.json_keys
+        problem, answer = value[problem_k].strip(), value[answer_k].strip()
+        solution = "\n".join(s.strip() for s in value[steps_k] if s.strip())
+        if not solution:
+            return Parsed(reason=f"no_{self.headers[1].lower()}", detail=f"empty {steps_k!r}")
+        rejected = self.reject_answer(answer)
+        if rejected is not None:
+            return rejected
+        problem_h, solution_h, answer_h = self.headers
+        body = f"{problem_h}: {problem}\n\n{solution_h}: {solution}\n\n{answer_h}: {answer}"
+        return Parsed(text=body, fields={"problem": problem, "solution": solution, "answer": answer,
+                                         "answer_method": "json"})
+
     @abstractmethod
     def compare(self, claimed: str | None, solved: str | None) -> bool:
         """Whether a solve's final answer agrees with the claimed one."""
@@ -164,23 +209,40 @@ class AnsweredGenerator(Generator):
         results = iter(ctx.runner.results(flat))
         verdicts = []
         for it, rs in zip(items, reqs):
-            texts = [(r.text if r is not None and r.ok else None) for r in (next(results) for _ in rs)]
+            texts = [self.solve_text(r) for r in (next(results) for _ in rs)]
             chk = check_by_agreement(it.parsed.fields["answer"], texts, it.config.min_agreement, self.compare)
-            verdicts.append(Verdict(chk.verified, chk.evidence, "unverified_answer"))
+            verdicts.append(Verdict(chk.verified, chk.evidence, "unverified_answer", "self_consistency"))
         return verdicts
+
+    def solve_text(self, result) -> str | None:
+        """A stored solve as text with a final-answer line (a structured solve's JSON answer becomes one)."""
+        if result is None or not result.ok:
+            return None
+        if isinstance(result.parsed, dict):
+            return f"{self.headers[2]}: {result.parsed[self.json_keys[2]]}"
+        return result.text
+
+    def solve_schema(self, max_tokens: int) -> dict:
+        _, steps_k, answer_k = self.json_keys
+        budget = char_budget(max_tokens, 2) - 16
+        return obj(**{steps_k: steps(1, 3, prose(5, max(budget // 3, 12))), answer_k: pattern(self.answer_pattern)})
 
     def solve_requests(self, it: ToVerify, ctx: VerifyContext) -> list[TeacherRequest]:
         v = it.config
-        return [TeacherRequest(id=f"{it.sample_id}-solve{j}", messages=self.solve_messages(it.parsed),
+        return [TeacherRequest(id=f"{it.sample_id}-solve{j}", messages=self.solve_messages(it.parsed, it.structured),
                                sampling=SamplingParams(temperature=v.solve_temperature, top_p=0.95,
                                                        max_tokens=v.solve_max_tokens,
                                                        seed=ctx.solve_seed(it.sample_id, j)),
+                               response_schema=self.solve_schema(v.solve_max_tokens) if it.structured else None,
                                template_version=f"solve-{it.template_version}")
                 for j in range(v.k)]
 
-    def solve_messages(self, parsed: Parsed) -> tuple[ChatMessage, ...]:
+    def solve_messages(self, parsed: Parsed, structured: bool = False) -> tuple[ChatMessage, ...]:
         problem_h, _, answer_h = self.headers
+        _, steps_k, answer_k = self.json_keys
+        ending = (f"Answer in JSON with keys {steps_k} (a list of short steps) and {answer_k} "
+                  f"(the {self.answer_hint} only)." if structured else
+                  f"End with a line of the form '{answer_h}: <{self.answer_hint}>'.")
         return (ChatMessage(role="system", content=self.solver_system),
-                ChatMessage(role="user", content=f"Solve this {problem_h.lower()} step by step. End with a line of "
-                                                 f"the form '{answer_h}: <{self.answer_hint}>'.\n\n"
+                ChatMessage(role="user", content=f"Solve this {problem_h.lower()} step by step. {ending}\n\n"
                                                  f"{problem_h}: {parsed.fields['problem']}"))

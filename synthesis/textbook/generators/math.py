@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from synthesis.textbook.generators.base import AnsweredGenerator, Parsed, section, web_block
+from synthesis.textbook.generators.schema import NUMBER
 from synthesis.textbook.seeds import SeedDraw
 from synthesis.textbook.verify.math import equivalent, to_value
 
@@ -14,11 +15,18 @@ class MathGenerator(AnsweredGenerator):
     headers = ("Problem", "Solution", "Final answer")
     solver_system = SOLVER_SYSTEM
     answer_hint = "number"
+    json_keys = ("problem", "solution_steps", "final_answer")
+    answer_pattern = NUMBER
 
     def prompt(self, seed: SeedDraw) -> str:
         return (web_block(seed) + f"Write one math word problem about {seed.topic} for {seed.audience_text}, "
                 "then solve it step by step. The answer must be a single number. Use exactly this format:\n"
                 "Problem: <the problem>\nSolution: <the step-by-step solution>\nFinal answer: <the number only>")
+
+    def json_prompt(self, seed: SeedDraw) -> str:
+        return (web_block(seed) + f"Write one math word problem about {seed.topic} for {seed.audience_text}, "
+                "then solve it step by step. The answer must be a single number. Answer in JSON with the keys "
+                "problem (the problem), solution_steps (a list of short steps) and final_answer (the number only).")
 
     def find_sections(self, text: str) -> tuple[str | None, str | None]:
         # small teachers often title the problem; accept the common headers, never unlabelled text

@@ -4,6 +4,7 @@ from __future__ import annotations
 import re
 
 from synthesis.textbook.generators.base import Generator, Parsed, web_block
+from synthesis.textbook.generators.schema import char_budget, obj, prose, text
 from synthesis.textbook.seeds import SeedDraw
 
 
@@ -15,6 +16,19 @@ class TextbookGenerator(Generator):
         return (web_block(seed) + f"Write {self.style_text(seed)} about \"{seed.topic}\" for {seed.audience_text}. "
                 "Explain the ideas step by step, give at least one concrete example, and keep the tone clear "
                 "and precise.")
+
+    def json_prompt(self, seed: SeedDraw) -> str:
+        return self.prompt(seed) + " Answer in JSON with the keys title (a short title) and text (the section)."
+
+    def schema(self, max_tokens: int) -> dict:
+        budget = char_budget(max_tokens, 2)
+        return obj(title=prose(3, min(60, budget // 4)), text=text(budget - min(60, budget // 4)))
+
+    def from_json(self, value: dict) -> Parsed:
+        title, body = value["title"].strip(), value["text"].strip()
+        if not body:
+            return Parsed(reason="empty", detail="empty text")
+        return Parsed(text=f"# {title}\n\n{body}", fields={"title": title[:200]})
 
     def parse(self, text: str) -> Parsed:
         body = text.strip()
