@@ -15,8 +15,9 @@ from synthesis.textbook.plan import build_plan
 from synthesis.textbook.recipes import parse_recipes
 
 #: the end-to-end benchmark's caps (BENCHMARKS.md): generations 64 tokens, code 96
-CAPS = {"textbook": 64, "math": 64, "code": 96, "puzzle": 64}
-TOPICS = {"textbook": "science", "math": "math", "code": "programming", "puzzle": "reasoning"}
+CAPS = {"textbook": 64, "math": 64, "code": 96, "puzzle": 64, "math_exercise": 64}
+TOPICS = {"textbook": "science", "math": "math", "code": "programming", "puzzle": "reasoning",
+          "math_exercise": "math_exercises"}
 
 
 def _patterns(node) -> list[str]:
@@ -68,8 +69,8 @@ def test_schema_constrained_answers_of_the_embedded_teacher_parse_for_every_gene
         assert res.ok, (s.recipe.generator, res.error_type, res.error, res.text)
         assert isinstance(res.parsed, dict) and json.loads(res.text, strict=False) == res.parsed
         assert set(res.parsed) == set(s.request.response_schema["properties"])
-        parsed.setdefault(s.recipe.generator, []).append(GENERATORS[s.recipe.generator].from_json(res.parsed))
-    for kind in ("textbook", "math", "puzzle"):
+        parsed.setdefault(s.recipe.generator, []).append(GENERATORS[s.recipe.generator].read(res, s.seed))
+    for kind in ("textbook", "math", "puzzle", "math_exercise"):
         assert all(p.ok and p.text for p in parsed[kind]), [(p.reason, p.detail) for p in parsed[kind]]
     # code: the JSON always parses; whether the 135M teacher's one-line body is valid Python is its own check
     for p in parsed["code"]:

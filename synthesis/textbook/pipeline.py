@@ -127,9 +127,7 @@ def _generate(led: _Ledger, runner: BatchRunner) -> dict:
         elif not res.ok:
             drops[i] = ("teacher_failed", f"{res.error_type}: {res.error}"[:500])
         else:
-            gen = GENERATORS[c.planned.recipe.generator]
-            # structured requests come back parsed and schema-valid; free text goes through the parser
-            c.parsed = gen.from_json(res.parsed) if isinstance(res.parsed, dict) else gen.parse(res.text or "")
+            c.parsed = GENERATORS[c.planned.recipe.generator].read(res, c.planned.seed)
             if not c.parsed.ok:
                 drops[i] = (f"unparseable:{c.parsed.reason}", c.parsed.detail or "")
     led.stage("generate", drops, time.perf_counter() - t0)

@@ -4,10 +4,11 @@ subclass with `kind`, `prompt`, `parse`, and `verify` where its answers can be c
 from synthesis.textbook.generators.base import Generator, Parsed, ToVerify, Verdict, VerifyContext
 from synthesis.textbook.generators.code import CodeGenerator
 from synthesis.textbook.generators.math import MathGenerator
+from synthesis.textbook.generators.math_exercise import MathExerciseGenerator
 from synthesis.textbook.generators.puzzle import PuzzleGenerator
 from synthesis.textbook.generators.textbook import TextbookGenerator
 
 GENERATORS: dict[str, Generator] = {g.kind: g for g in (TextbookGenerator(), MathGenerator(), CodeGenerator(),
-                                                           PuzzleGenerator())}
+                                                           PuzzleGenerator(), MathExerciseGenerator())}
 
 __all__ = ["GENERATORS", "Generator", "Parsed", "ToVerify", "Verdict", "VerifyContext"]

@@ -121,6 +121,11 @@ class Generator(ABC):
     def from_json(self, value: dict) -> Parsed:
         """The schema-valid answer as the same `Parsed` fields `parse` gives for free text."""
 
+    def read(self, result, seed: SeedDraw) -> Parsed:
+        """A stored teacher result for the sample drawn from `seed`: structured requests come back parsed and
+        schema-valid (`from_json`), free text goes through `parse`."""
+        return self.from_json(result.parsed) if isinstance(result.parsed, dict) else self.parse(result.text or "")
+
     def verify(self, items: list[ToVerify], ctx: VerifyContext) -> list[Verdict]:
         """One verdict per item (same order). Default: nothing to check."""
         return [NOT_APPLICABLE for _ in items]
