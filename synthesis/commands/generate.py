@@ -3,8 +3,12 @@
 FILE is JSONL, one TeacherRequest per line, e.g.
     {"id": "q1", "messages": [{"role": "user", "content": "Define entropy."}], "sampling": {"max_tokens": 64}}
     {"id": "q2", "prompt": "Once upon a time", "sampling": {"max_tokens": 32, "temperature": 0.7, "seed": 1}}
+or a line of the OpenAI Batch API (what vLLM's run_batch and hosted batch APIs take), e.g.
+    {"custom_id": "q3", "method": "POST", "url": "/v1/chat/completions",
+     "body": {"model": "m", "messages": [...], "max_tokens": 64, "temperature": 0.7, "response_format": {...}}}
 DIR receives teacher.sqlite (the durable store: rerunning the same command resumes), results.parquet (a
-snapshot for DuckDB/Spark) and report.json (the counts of this run).
+snapshot for DuckDB/Spark), report.json (the counts of this run) and, with --output-format openai_batch,
+results.jsonl in the Batch API's output format (one line per request, in file order).
 """
 from __future__ import annotations
 
@@ -20,6 +24,7 @@ from synthesis.teacher.backends.base import TeacherBackendError
 from synthesis.teacher.batch import BatchRunner
 from synthesis.teacher.config import TeacherConfig
 from synthesis.teacher.endpoint import apply_teacher_base_url
+from synthesis.teacher.openai_batch import batch_output_line, is_batch_line, request_from_batch_line
 from synthesis.teacher.registry import BACKEND_KINDS, BACKENDS, make_backend
 from synthesis.teacher.request import TeacherRequest
 from synthesis.teacher.store import ResultStore
@@ -33,6 +38,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--requests", required=True, type=Path, help="JSONL file, one TeacherRequest per line")
     p.add_argument("--output", required=True, type=Path, help="output folder (store + parquet snapshot)")
     p.add_argument("--config", type=Path, help="YAML TeacherConfig; flags below override it")
+    p.add_argument("--output-format", choices=["parquet", "openai_batch"], default="parquet",
+                   help="openai_batch: also write results.jsonl in the OpenAI Batch API output format")
     add_backend_options(p)
     p.set_defaults(func=run)
 
@@ -62,7 +69,8 @@ def load_requests(path: Path) -> list[TeacherRequest]:
             if not line.strip():
                 continue
             try:
-                req = TeacherRequest.model_validate_json(line)
+                raw = json.loads(line)
+                req = request_from_batch_line(raw) if is_batch_line(raw) else TeacherRequest.model_validate(raw)
                 if req.response_schema is not None:
                     check_schema(req.response_schema)
             except ValidationError as e:
@@ -70,7 +78,7 @@ def load_requests(path: Path) -> list[TeacherRequest]:
                 field = ".".join(str(x) for x in err["loc"]) or "<line>"
                 raise ValueError(f"{path}:{lineno}: field {field!r}: {err['msg']}"
                                  f" (input: {str(err.get('input'))[:120]!r})") from None
-            except ValueError as e:
+            except ValueError as e:   # json.JSONDecodeError included
                 raise ValueError(f"{path}:{lineno}: {e}") from None
             requests.append(req)
     if not requests:
@@ -131,6 +139,10 @@ def run(args: argparse.Namespace) -> int:
             report = runner.run(requests)
             results = runner.results(requests)
             store.export_parquet(args.output / "results.parquet")
+        if args.output_format == "openai_batch":
+            with (args.output / "results.jsonl").open("w", encoding="utf-8") as f:
+                for req, res in zip(requests, results):
+                    f.write(json.dumps(batch_output_line(req, res, backend.model_id), ensure_ascii=False) + "\n")
     except TeacherBackendError as e:
         raise ValueError(str(e)) from None
     finally:
