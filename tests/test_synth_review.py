@@ -3,6 +3,7 @@ decision recorded in the candidate (flags become `reviewer_flagged` reject rows,
 from __future__ import annotations
 
 import json
+from datetime import UTC
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -72,3 +73,23 @@ def test_unattended_runs_say_the_review_was_skipped_and_unknown_flags_are_refuse
     assert Manifest.read(d).rows == 12        # nothing changed by the refused review
     m = apply_review(d, approved=True, reviewer="auto-approve", skipped=True)
     assert m.extra["review"]["skipped"] is True and m.rows == 12 and m.stages[-1].rows_rejected == 0
+
+
+def test_the_hitl_payload_becomes_a_decision():
+    from datetime import datetime
+
+    from synthesis.textbook.review import decision_from_hitl
+
+    at = datetime(2026, 12, 6, 2, 0, tzinfo=UTC)
+    approve = {"chosen_options": ["Approve"], "params_input": {"flag_ids": ["code-1", " textbook-3 "]},
+               "responded_by_user": {"id": "7", "name": "ada"}, "responded_at": at}
+    assert decision_from_hitl(approve) == {"approved": True, "flagged": ["code-1", "textbook-3"], "reviewer": "ada",
+                                           "at": "2026-12-06T02:00:00+00:00"}
+    reject = {**approve, "chosen_options": ["Reject"], "params_input": {"flag_ids": "code-1, code-2"}}
+    assert decision_from_hitl(reject)["approved"] is False and decision_from_hitl(reject)["flagged"] == ["code-1", "code-2"]
+    timeout = {"chosen_options": ["Reject"], "timedout": True, "responded_at": at}
+    assert decision_from_hitl(timeout, "approve") == {"approved": True, "flagged": [], "reviewer": "timeout (approve)",
+                                                      "at": "2026-12-06T02:00:00+00:00"}
+    assert decision_from_hitl(timeout)["approved"] is False
+    with pytest.raises(ValueError, match="on_timeout='maybe'"):
+        decision_from_hitl(timeout, "maybe")

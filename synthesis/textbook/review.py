@@ -94,3 +94,20 @@ def apply_review(version_dir: str | Path, *, approved: bool, reviewer: str, flag
     m.check()
     m.write(version_dir)
     return m
+
+
+def decision_from_hitl(payload: dict, on_timeout: str = "reject") -> dict:
+    """The review decision from Airflow's HITL task result (chosen_options, params_input, responded_by_user,
+    responded_at, timedout): keyword arguments for `apply_review`. A timed-out review takes `on_timeout`
+    (approve | reject), and says so in the reviewer field."""
+    if on_timeout not in ("approve", "reject"):
+        raise ValueError(f"on_timeout={on_timeout!r}: expected approve or reject")
+    timed_out = bool(payload.get("timedout"))
+    user = payload.get("responded_by_user") or {}
+    raw = (payload.get("params_input") or {}).get("flag_ids") or []
+    flagged = [s.strip() for s in (raw.split(",") if isinstance(raw, str) else raw) if str(s).strip()]
+    approved = on_timeout == "approve" if timed_out else payload.get("chosen_options") == ["Approve"]
+    at = payload.get("responded_at")
+    return {"approved": approved, "flagged": [] if timed_out else flagged,
+            "reviewer": f"timeout ({on_timeout})" if timed_out else (user.get("name") or user.get("id") or "unknown"),
+            "at": at.isoformat() if hasattr(at, "isoformat") else at}
