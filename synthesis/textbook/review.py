@@ -62,9 +62,12 @@ def review_body(version_dir: str | Path, sample: list[dict]) -> str:
 def apply_review(version_dir: str | Path, *, approved: bool, reviewer: str, flagged: Iterable[str] = (),
                  skipped: bool = False, at: str | None = None) -> Manifest:
     """Record the decision in the candidate version (see the module docstring) and return its manifest.
-    Flagged ids that are not kept items are an error naming them (a typo must not pass silently)."""
+    Flagged ids that are not kept items are an error naming them (a typo must not pass silently). Applying a
+    review to a candidate that already records one changes nothing (task retries are safe)."""
     version_dir = Path(version_dir)
     m = Manifest.read(version_dir)
+    if "review" in m.extra:    # a retried task: the decision is already recorded
+        return m
     flagged = sorted(set(flagged))
     tables = _data(version_dir)
     present = {i for _, t in tables for i in t.column("id").to_pylist()}
