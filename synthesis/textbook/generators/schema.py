@@ -15,15 +15,17 @@ from typing import Any
 
 #: characters per token we can count on (prose is ~4, digits and symbols ~1-2); a low guess only shortens fields
 CHARS_PER_TOKEN = 2.0
+#: running English prose: ~4.5 characters per token for SmolLM2's tokenizer, less a margin
+PROSE_CHARS_PER_TOKEN = 3.8
 #: tokens for the braces, keys, quotes, separators and spaces of a small object, per field (or array item)
 TOKENS_PER_FIELD = 8
 #: plain prose: letters, digits, spaces and common punctuation (no quotes, backslashes or braces)
 PROSE = r"A-Za-z0-9 ,.;:!?'()%$+*/=<>&-"
 
 
-def char_budget(max_tokens: int, fields: int) -> int:
+def char_budget(max_tokens: int, fields: int, chars_per_token: float = CHARS_PER_TOKEN) -> int:
     """Characters the content of `fields` fields may use in total so the object fits `max_tokens`."""
-    return max(int((max_tokens - TOKENS_PER_FIELD * fields - 2) * CHARS_PER_TOKEN), 12 * fields)
+    return max(int((max_tokens - TOKENS_PER_FIELD * fields - 2) * chars_per_token), 12 * fields)
 
 
 def prose(min_chars: int, max_chars: int) -> dict[str, Any]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 import re
 
 from synthesis.textbook.generators.base import Generator, Parsed, web_block
-from synthesis.textbook.generators.schema import char_budget, obj, prose, text
+from synthesis.textbook.generators.schema import PROSE_CHARS_PER_TOKEN, char_budget, obj, text
 from synthesis.textbook.seeds import SeedDraw
 
 
@@ -18,17 +18,14 @@ class TextbookGenerator(Generator):
                 "and precise.")
 
     def json_prompt(self, seed: SeedDraw) -> str:
-        return self.prompt(seed) + " Answer in JSON with the keys title (a short title) and text (the section)."
+        return self.prompt(seed) + " Answer in JSON with the key text (the section, starting with its title)."
 
     def schema(self, max_tokens: int) -> dict:
-        budget = char_budget(max_tokens, 2)
-        return obj(title=prose(3, min(60, budget // 4)), text=text(budget - min(60, budget // 4)))
+        # one prose field: every token the format does not need goes to the section itself
+        return obj(text=text(char_budget(max_tokens, 1, PROSE_CHARS_PER_TOKEN)))
 
     def from_json(self, value: dict) -> Parsed:
-        title, body = value["title"].strip(), value["text"].strip()
-        if not body:
-            return Parsed(reason="empty", detail="empty text")
-        return Parsed(text=f"# {title}\n\n{body}", fields={"title": title[:200]})
+        return self.parse(value["text"])
 
     def parse(self, text: str) -> Parsed:
         body = text.strip()
