@@ -43,6 +43,12 @@ def test_every_generator_declares_a_valid_schema_the_grammar_converter_accepts(k
             assert "\\" not in outside, (kind, p)
 
 
+def test_textbook_defaults_to_free_text_and_every_other_generator_to_json():
+    spec = {"recipes": [{"name": k, "generator": k, "n": 1, "topics": {TOPICS[k]: 1}} for k in sorted(GENERATORS)]}
+    sent = {s.recipe.generator: s.request.response_schema is not None for s in build_plan(parse_recipes(spec), None).samples}
+    assert sent == {k: k != "textbook" for k in GENERATORS}
+
+
 def test_a_free_text_recipe_sends_no_schema_and_keeps_its_template():
     spec = {"recipes": [{"name": "m", "generator": "math", "n": 2, "topics": {"math": 1}, "structured": False},
                         {"name": "j", "generator": "math", "n": 2, "topics": {"math": 1}}]}
@@ -56,7 +62,7 @@ def test_a_free_text_recipe_sends_no_schema_and_keeps_its_template():
 @pytest.mark.slow
 def test_schema_constrained_answers_of_the_embedded_teacher_parse_for_every_generator(llama_server, tmp_path):
     spec = {"seed": 5, "recipes": [
-        {"name": kind, "generator": kind, "n": 2, "topics": {TOPICS[kind]: 1},
+        {"name": kind, "generator": kind, "n": 2, "topics": {TOPICS[kind]: 1}, "structured": True,
          "sampling": {"temperature": 0.8, "max_tokens": CAPS[kind]}} for kind in sorted(GENERATORS)]}
     plan = build_plan(parse_recipes(spec), None)
     requests = [s.request for s in plan.samples]

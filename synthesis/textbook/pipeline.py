@@ -156,7 +156,7 @@ def _verify(led: _Ledger, runner: BatchRunner, set_seed: int, workers: int) -> d
     verdicts: dict[int, Verdict] = {}
     for kind, idx in by_kind.items():
         items = [ToVerify(c.planned.sample_id, c.parsed, c.planned.recipe.verify, c.planned.request.template_version,
-                          c.planned.recipe.structured) for c in (led.alive[i] for i in idx)]
+                          c.planned.request.response_schema is not None) for c in (led.alive[i] for i in idx)]
         verdicts.update(zip(idx, GENERATORS[kind].verify(items, ctx)))
     drops = {}
     for i, c in enumerate(led.alive):

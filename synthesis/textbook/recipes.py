@@ -18,7 +18,8 @@ A recipe file::
         audiences: {high_school: 1, college: 1}
         styles: {worked_examples: 1}
         web_share: 0.5                           # share of prompts that embed a web extract
-        structured: true                         # JSON answers by the generator's schema (false: free text)
+        structured: true                         # JSON answers by the generator's schema (false: free text;
+                                                 # unset: the generator's default)
         sampling: {temperature: 0.8, max_tokens: 400}
         filters: {min_words: 40, max_words: 1500, lang: en}
         verify: {k: 3, min_agreement: 0.5}
@@ -90,8 +91,9 @@ class Recipe(_Cfg):
     styles: dict[str, float] = Field(default_factory=lambda: {"textbook": 1.0})
     web_share: float = Field(0.0, ge=0.0, le=1.0)
     # JSON answers constrained by the generator's schema (llama.cpp grammar, vLLM structured outputs,
-    # `response_format`); false: free-text prompts and parsers, for endpoints without structured output
-    structured: bool = True
+    # `response_format`); false: free-text prompts and parsers, for endpoints without structured output;
+    # unset: the generator's default (JSON for all but textbook, whose answer is the prose itself)
+    structured: bool | None = None
     sampling: RecipeSampling = RecipeSampling()
     filters: TextFilters = TextFilters()
     verify: VerifyConfig = VerifyConfig()

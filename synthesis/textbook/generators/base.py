@@ -95,6 +95,12 @@ class Generator(ABC):
     kind: ClassVar[str]
     prompt_version: ClassVar[str]
     json_version: ClassVar[str] = "json-v1"
+    #: what a recipe without `structured:` gets; a kind whose answer is just prose (textbook) gains nothing
+    #: from JSON and loses length to it (BENCHMARKS.md), so it defaults to free text
+    structured_by_default: ClassVar[bool] = True
+
+    def structured(self, recipe_choice: bool | None) -> bool:
+        return self.structured_by_default if recipe_choice is None else recipe_choice
 
     def template_version(self, recipe_version: str, structured: bool = False) -> str:
         return f"{self.kind}-{self.json_version if structured else self.prompt_version}/{recipe_version}"

@@ -11,6 +11,7 @@ from synthesis.textbook.seeds import SeedDraw
 class TextbookGenerator(Generator):
     kind = "textbook"
     prompt_version = "v1"
+    structured_by_default = False
 
     def prompt(self, seed: SeedDraw) -> str:
         return (web_block(seed) + f"Write {self.style_text(seed)} about \"{seed.topic}\" for {seed.audience_text}. "
