@@ -33,8 +33,8 @@ import httpx
 
 from curation.paths import shared_data_dir
 from synthesis.teacher import BatchRunner, ChatMessage, SamplingParams, TeacherRequest
+from synthesis.teacher.backends.embedded import LlamaServer
 from synthesis.teacher.backends.openai_http import OpenAIHttpBackend
-from synthesis.teacher.embedded import LlamaServer
 
 
 def gsm8k_requests(n: int, max_tokens: int, tag: str) -> list[TeacherRequest]:

@@ -29,6 +29,7 @@ from airflow.sdk import Param, dag, get_current_context, task
 from dags._common import DEFAULT_ARGS, SPARK_CONN_ID, SPARK_POOL, TEACHER_POOL, WEB_CURATED
 from dags.lib.assets import EDU_MODEL, WEB_EDU
 from dags.lib.plan import CURATION_APP, dataset_root
+from synthesis.teacher.registry import BACKEND_KINDS
 
 YAML = r"^\S+\.ya?ml$"
 FLOOR = {"type": ["null", "number"], "minimum": -1.0, "maximum": 1.0}
@@ -47,9 +48,11 @@ FLOOR = {"type": ["null", "number"], "minimum": -1.0, "maximum": 1.0}
                        title="Corpus", description="dataset root (its CURRENT) or version folder to label and score"),
         "n": Param(300, type="integer", minimum=8, maximum=1_000_000, title="Documents to label"),
         "seed": Param(0, type="integer", minimum=0, title="Sampling seed"),
-        "backend": Param(None, type=["null", "string"], enum=[None, "embedded", "openai_http", "vllm", "transformers"],
+        "backend": Param(None, type=["null", "string"], enum=[None, *BACKEND_KINDS],
                          title="Teacher backend", description="empty = the label config's (embedded SmolLM2)"),
         "base_url": Param(None, type=["null", "string"], pattern=r"^https?://\S+$", title="Teacher URL (openai_http)"),
+        "model": Param(None, type=["null", "string"], minLength=1, title="Teacher model",
+                       description="empty = the config's, or the one model $TEACHER_BASE_URL serves"),
         "label_config": Param(None, type=["null", "string"], pattern=YAML, title="LabelEduConfig YAML"),
         "extra_labels": Param([], type="array", items={"type": "string", "minLength": 1, "pattern": r"^\S+$"},
                               title="More label files", description="human or earlier label files trained on "
@@ -83,7 +86,8 @@ def edu_classifier():
         p = get_current_context()["params"]
         args = ["label-edu", "--input", planned["corpus"], "--output", planned["labels_root"],
                 "--run-id", planned["version"], "--n", p["n"], "--seed", p["seed"], "--no-progress"]
-        for flag, key in (("--config", "label_config"), ("--backend", "backend"), ("--base-url", "base_url")):
+        for flag, key in (("--config", "label_config"), ("--backend", "backend"), ("--base-url", "base_url"),
+                          ("--model", "model")):
             if p[key]:
                 args += [flag, p[key]]
         run_module("synthesis", args)

@@ -1,6 +1,7 @@
 """synthetic_data: recipes -> textbook-like synthetic data, generated in parallel shards, validated, published.
 
-    plan -> generate[shard 0..n-1] (pool `teacher`) -> merge -> validate (GE `synthetic`) -> publish (Asset `synthetic`)
+    plan -> generate[shard 0..n-1] (pool `teacher`) -> merge -> validate (GE `synthetic`)
+         -> review_mode -> [prepare_review -> review (human)] -> apply_review -> publish (Asset `synthetic`)
 
 - plan: validates the recipes YAML (the error names the file and field) and fans out `shards` shard specs.
 - generate: one mapped task per shard runs `python -m synthesis run --recipes R --shard i/n`, which
@@ -14,17 +15,29 @@
   `near_duplicate_cross_shard`). Decontamination is per row and runs within each shard only.
 - validate / publish: the `synthetic` suite; a failing gate leaves the candidate unpublished. Publishing
   emits the `synthetic` Asset (extra: version, path, rows) that mixture_build schedules on.
+- review: a researcher sees the stage counts and `review_sample` random items per generator (Airflow's
+  human-in-the-loop task, Browse -> Required Actions), approves or rejects publication and may flag item ids;
+  flagged items become rejects (`reviewer_flagged`) and the decision, reviewer and time go into the version's
+  manifest (synthesis/textbook/review.py). Rejecting publishes nothing. A review left unanswered for
+  REVIEW_TIMEOUT_HOURS takes `review_on_timeout`. Unattended runs (the demo, CI) set `review_auto_approve`,
+  and the manifest records that the review was skipped.
 """
 from __future__ import annotations
 
 import os
+from datetime import timedelta
 
+from airflow.providers.standard.operators.hitl import HITLOperator
 from airflow.sdk import Param, dag, get_current_context, task
 
 from dags._common import DEFAULT_ARGS, TEACHER_POOL
 from dags.lib.assets import SYNTHETIC
 from dags.lib.plan import dataset_root
+from synthesis.teacher.registry import BACKEND_KINDS
 
+#: how long a review waits for its researcher before `review_on_timeout` decides (the operator's timeout is
+#: fixed at parse time, not a run param)
+REVIEW_TIMEOUT_HOURS = 48
 DEFAULT_RECIPES = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
                                "configs", "synthesis", "recipes.yaml")
 
@@ -40,11 +53,16 @@ DEFAULT_RECIPES = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(_
     params={
         "recipes": Param(DEFAULT_RECIPES, type="string", pattern=r"^\S+\.ya?ml$", title="Recipes YAML"),
         "shards": Param(2, type="integer", minimum=1, maximum=256, title="Shards (parallel generate tasks)"),
-        "backend": Param(None, type=["null", "string"], enum=[None, "embedded", "openai_http", "vllm", "transformers"],
+        "backend": Param(None, type=["null", "string"], enum=[None, *BACKEND_KINDS],
                          title="Teacher backend", description="empty = the recipe file's teacher: section"),
         "base_url": Param(None, type=["null", "string"], pattern=r"^https?://\S+$", title="Teacher URL (openai_http)"),
-        "model": Param(None, type=["null", "string"], minLength=1, title="Teacher model"),
+        "model": Param(None, type=["null", "string"], minLength=1, title="Teacher model",
+                       description="empty = the recipe file's, or the one model $TEACHER_BASE_URL serves"),
         "sandbox_workers": Param(2, type="integer", minimum=1, maximum=64, title="Parallel code-test sandboxes"),
+        "review_auto_approve": Param(False, type="boolean", title="Skip the researcher review (unattended runs)"),
+        "review_sample": Param(3, type="integer", minimum=0, maximum=200, title="Review sample per generator"),
+        "review_on_timeout": Param("reject", type="string", enum=["reject", "approve"],
+                                   title="Decision when the review times out"),
     },
 )
 def synthetic_data():
@@ -119,12 +137,51 @@ def synthetic_data():
         context["outlet_events"][SYNTHETIC].extra = info
         return info
 
+    @task.branch
+    def review_mode() -> str | None:
+        # unattended: skip the human steps; apply_review still runs (its trigger rule) and records the skip
+        return None if get_current_context()["params"]["review_auto_approve"] else "prepare_review"
+
+    @task
+    def prepare_review(candidate_dir: str) -> str:
+        from synthesis.textbook.review import review_body, review_sample
+
+        sample = review_sample(candidate_dir, get_current_context()["params"]["review_sample"])
+        return review_body(candidate_dir, sample)
+
+    review = HITLOperator(
+        task_id="review", subject="Publish this synthetic version?", options=["Approve", "Reject"],
+        defaults=["Reject"], body="{{ ti.xcom_pull(task_ids='prepare_review') }}",
+        params={"flag_ids": Param([], type="array", items={"type": "string"}, title="Item ids to reject")},
+        response_timeout=timedelta(hours=REVIEW_TIMEOUT_HOURS))
+
+    @task(trigger_rule="none_failed_min_one_success")
+    def apply_review(candidate_dir: str) -> dict:
+        from airflow.sdk.exceptions import AirflowSkipException
+
+        from synthesis.textbook.review import apply_review as record
+        from synthesis.textbook.review import decision_from_hitl
+
+        ctx = get_current_context()
+        params = ctx["params"]
+        if params["review_auto_approve"]:
+            m = record(candidate_dir, approved=True, reviewer="auto-approve", skipped=True)
+        else:
+            decision = decision_from_hitl(ctx["ti"].xcom_pull(task_ids="review"), params["review_on_timeout"])
+            m = record(candidate_dir, **decision)
+        if m.extra["review"]["decision"] != "approved":
+            raise AirflowSkipException(f"review rejected by {m.extra['review']['reviewer']}: nothing is published")
+        return m.extra["review"]
+
     planned = plan()
     specs = shard_specs()
     planned >> specs
     shards = generate.partial(shards_root=planned["shards_root"]).expand(spec=specs)
     merged = merge(shards, planned)
-    validate(merged) >> publish(planned)
+    checked = validate(merged)
+    applied = apply_review(merged)
+    checked >> review_mode() >> prepare_review(merged) >> review >> applied
+    checked >> applied >> publish(planned)
 
 
 synthetic_data()

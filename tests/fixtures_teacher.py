@@ -130,7 +130,7 @@ class FaultProxy:
 @pytest.fixture(scope="session")
 def llama_server():
     """The real llama.cpp OpenAI-compatible server on 127.0.0.1, serving the embedded SmolLM2 GGUF."""
-    from synthesis.teacher.embedded import LlamaServer
+    from synthesis.teacher.backends.embedded import LlamaServer
 
     # One thread: on a shared, overloaded box llama.cpp's spinning thread barrier makes 2 threads 3-4x
     # slower than 1 (measured 16:54 UTC, load 11 on 2 cores); tests want steady latency, not peak speed.

@@ -40,7 +40,8 @@ def _recipes(n: int = 2, max_tokens: int = 48) -> dict:
 @pytest.mark.slow
 def test_run_publishes_a_contract_dataset_and_resumes(llama_server, tmp_path):
     rs = parse_recipes(_recipes())
-    backend = OpenAIHttpBackend(llama_server.base_url, llama_server.model_alias, concurrency=2)
+    backend = OpenAIHttpBackend(llama_server.base_url, llama_server.model_alias, concurrency=2,
+                                structured_output="json_object_schema")   # llama-cpp-python's dialect
     out = tmp_path / "synthetic"
     first = run_synthesis(rs, out, backend=backend)
     m = Manifest.read(resolve_version_dir(out))
@@ -98,6 +99,9 @@ def test_killed_run_resumes_without_duplicates(llama_server, tmp_path):
     recipes = tmp_path / "r.yaml"
     spec = _recipes(n=3, max_tokens=40)
     spec["recipes"] = spec["recipes"][:2]            # textbook + math: 6 generations (+ solves)
+    # llama-cpp-python's server takes the JSON schema in its own response_format dialect
+    spec["teacher"] = {"backend": {"kind": "openai_http", "base_url": llama_server.base_url,
+                                   "model": llama_server.model_alias, "structured_output": "json_object_schema"}}
     recipes.write_text(yaml.safe_dump(spec))
     out = tmp_path / "synthetic"
     cmd = [sys.executable, "-m", "synthesis", "run", "--recipes", str(recipes), "--output", str(out),

@@ -121,7 +121,7 @@ def test_vllm_without_vllm_installed_is_a_clear_error_and_the_project_imports_wi
 
 
 def test_missing_embedded_gguf_says_how_to_get_it(tmp_path, monkeypatch):
-    from synthesis.teacher.config import EmbeddedConfig, TransformersConfig
+    from synthesis.teacher import EmbeddedConfig, TransformersConfig
 
     monkeypatch.setenv("PHI_MODELS_DIR", str(tmp_path))
     for cfg in (EmbeddedConfig(), TransformersConfig()):

@@ -14,10 +14,9 @@ from pathlib import Path
 import pytest
 from fixtures_teacher import question_requests, web_snippets
 
-from synthesis.teacher import BatchRunner, ChatMessage, SamplingParams, TeacherRequest
+from synthesis.teacher import BatchRunner, ChatMessage, RetryConfig, SamplingParams, TeacherRequest
+from synthesis.teacher.backends.embedded import EMBEDDED_GGUF
 from synthesis.teacher.backends.openai_http import OpenAIHttpBackend
-from synthesis.teacher.config import RetryConfig
-from synthesis.teacher.embedded import EMBEDDED_GGUF
 
 MODEL = EMBEDDED_GGUF.removesuffix(".gguf")
 FAST_RETRY = RetryConfig(max_attempts=4, initial_s=0.05, max_s=0.2)

@@ -62,7 +62,8 @@ def stage_conf(data: Path) -> list[tuple[str, dict]]:
             # 16 teacher labels alone cannot train a classifier: the shared FineWeb-C human labels join them
             "extra_labels": [str(shared / "edu_labels_finewebc_danish" / "fineweb-c_danish.csv")],
             "min_macro_f1": 0.2, "min_spearman": 0.2}),
-        ("synthetic_data", {"recipes": str(DEMO / "synthetic.yaml"), "shards": 2, "sandbox_workers": 1}),
+        ("synthetic_data", {"recipes": str(DEMO / "synthetic.yaml"), "shards": 2, "sandbox_workers": 1,
+                            "review_auto_approve": True}),
         ("mixture_build", {"mixture_yaml": str(DEMO / "mixture.yaml")}),
         ("pretrain", {"train_config": str(REPO_ROOT / "configs" / "train" / "tiny-cpu.yaml"),
                       "mixture": str(data / "mixtures" / "demo"), "nproc_per_node": 1}),

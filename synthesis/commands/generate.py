@@ -3,8 +3,12 @@
 FILE is JSONL, one TeacherRequest per line, e.g.
     {"id": "q1", "messages": [{"role": "user", "content": "Define entropy."}], "sampling": {"max_tokens": 64}}
     {"id": "q2", "prompt": "Once upon a time", "sampling": {"max_tokens": 32, "temperature": 0.7, "seed": 1}}
+or a line of the OpenAI Batch API (what vLLM's run_batch and hosted batch APIs take), e.g.
+    {"custom_id": "q3", "method": "POST", "url": "/v1/chat/completions",
+     "body": {"model": "m", "messages": [...], "max_tokens": 64, "temperature": 0.7, "response_format": {...}}}
 DIR receives teacher.sqlite (the durable store: rerunning the same command resumes), results.parquet (a
-snapshot for DuckDB/Spark) and report.json (the counts of this run).
+snapshot for DuckDB/Spark), report.json (the counts of this run) and, with --output-format openai_batch,
+results.jsonl in the Batch API's output format (one line per request, in file order).
 """
 from __future__ import annotations
 
@@ -18,22 +22,15 @@ from pydantic import ValidationError
 
 from synthesis.teacher.backends.base import TeacherBackendError
 from synthesis.teacher.batch import BatchRunner
-from synthesis.teacher.config import (
-    EmbeddedConfig,
-    OpenAIHttpConfig,
-    TeacherConfig,
-    TransformersConfig,
-    VllmConfig,
-    make_backend,
-)
+from synthesis.teacher.config import TeacherConfig
+from synthesis.teacher.endpoint import apply_teacher_base_url
+from synthesis.teacher.openai_batch import batch_output_line, is_batch_line, request_from_batch_line
+from synthesis.teacher.registry import BACKEND_KINDS, BACKENDS, make_backend
 from synthesis.teacher.request import TeacherRequest
 from synthesis.teacher.store import ResultStore
 from synthesis.teacher.structured import check_schema
 
 log = logging.getLogger(__name__)
-
-BACKENDS = ["embedded", "openai_http", "transformers", "vllm"]
-
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("generate", help="run a JSONL file of teacher requests into a durable, resumable store",
@@ -41,15 +38,17 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--requests", required=True, type=Path, help="JSONL file, one TeacherRequest per line")
     p.add_argument("--output", required=True, type=Path, help="output folder (store + parquet snapshot)")
     p.add_argument("--config", type=Path, help="YAML TeacherConfig; flags below override it")
+    p.add_argument("--output-format", choices=["parquet", "openai_batch"], default="parquet",
+                   help="openai_batch: also write results.jsonl in the OpenAI Batch API output format")
     add_backend_options(p)
     p.set_defaults(func=run)
 
 
 def add_backend_options(p: argparse.ArgumentParser) -> None:
     """The teacher backend flags, shared by every command that runs a teacher batch."""
-    p.add_argument("--backend", choices=BACKENDS, help="default: the config's, else embedded (SmolLM2 on CPU)")
-    p.add_argument("--model", help="openai_http: served model name; transformers: HF dir or .gguf; "
-                                   "vllm: repo id or dir; embedded: .gguf file")
+    p.add_argument("--backend", choices=BACKEND_KINDS, help="default: the config's, else embedded (SmolLM2 on CPU)")
+    p.add_argument("--model", help="the backend's model: openai_http: served model name; transformers: HF dir "
+                                   "or .gguf; vllm: repo id or dir; embedded: .gguf file")
     p.add_argument("--base-url", help="openai_http: server root incl. /v1")
     p.add_argument("--concurrency", type=int, help="openai_http/embedded: requests in flight")
     p.add_argument("--batch-size", type=int, help="transformers/vllm: requests per engine call")
@@ -70,7 +69,8 @@ def load_requests(path: Path) -> list[TeacherRequest]:
             if not line.strip():
                 continue
             try:
-                req = TeacherRequest.model_validate_json(line)
+                raw = json.loads(line)
+                req = request_from_batch_line(raw) if is_batch_line(raw) else TeacherRequest.model_validate(raw)
                 if req.response_schema is not None:
                     check_schema(req.response_schema)
             except ValidationError as e:
@@ -78,7 +78,7 @@ def load_requests(path: Path) -> list[TeacherRequest]:
                 field = ".".join(str(x) for x in err["loc"]) or "<line>"
                 raise ValueError(f"{path}:{lineno}: field {field!r}: {err['msg']}"
                                  f" (input: {str(err.get('input'))[:120]!r})") from None
-            except ValueError as e:
+            except ValueError as e:   # json.JSONDecodeError included
                 raise ValueError(f"{path}:{lineno}: {e}") from None
             requests.append(req)
     if not requests:
@@ -96,23 +96,24 @@ def backend_config(args: argparse.Namespace) -> TeacherConfig:
 
 
 def teacher_config(data: dict, args: argparse.Namespace, source: object = None) -> TeacherConfig:
-    """A TeacherConfig from `data` (a YAML section) with the command-line backend flags applied on top."""
+    """A TeacherConfig from `data` (a YAML section) with the command-line backend flags applied on top, and
+    `TEACHER_BASE_URL` between the two (see synthesis/teacher/endpoint.py)."""
     try:
         cfg = TeacherConfig.model_validate(data)
     except ValidationError as e:
         raise ValueError(f"teacher config {source}: {e}") from None
+    cfg = apply_teacher_base_url(cfg, backend_flag=args.backend, base_url_flag=args.base_url, model_flag=args.model)
     b = cfg.backend.model_dump(exclude_none=True) if (args.backend or cfg.backend.kind) == cfg.backend.kind else {}
     kind = args.backend or cfg.backend.kind
     b["kind"] = kind
+    model = BACKENDS[kind].config
     if args.model:
-        b["model_file" if kind == "embedded" else "model"] = args.model
+        b[model.model_field] = args.model
     overrides = {"base_url": args.base_url, "concurrency": args.concurrency, "batch_size": args.batch_size,
                  "tensor_parallel_size": args.tensor_parallel_size, "request_timeout_s": args.request_timeout}
     b.update({k: v for k, v in overrides.items() if v is not None})
     if args.max_attempts is not None:
         b.setdefault("retry", {})["max_attempts"] = args.max_attempts
-    model = {"embedded": EmbeddedConfig, "openai_http": OpenAIHttpConfig, "transformers": TransformersConfig,
-             "vllm": VllmConfig}[kind]
     try:
         backend = model.model_validate(b)
     except ValidationError as e:
@@ -138,6 +139,10 @@ def run(args: argparse.Namespace) -> int:
             report = runner.run(requests)
             results = runner.results(requests)
             store.export_parquet(args.output / "results.parquet")
+        if args.output_format == "openai_batch":
+            with (args.output / "results.jsonl").open("w", encoding="utf-8") as f:
+                for req, res in zip(requests, results):
+                    f.write(json.dumps(batch_output_line(req, res, backend.model_id), ensure_ascii=False) + "\n")
     except TeacherBackendError as e:
         raise ValueError(str(e)) from None
     finally:

@@ -26,7 +26,9 @@ How a caller uses it (edu labelling, textbook synthesis, the `generate` CLI)::
 Guarantees:
 - Every request key ends up with exactly one row in the store (`status` ok or failed). Duplicate requests
   (same key) in one batch are generated once.
-- A rerun skips keys whose row is "ok"; failed keys are retried unless `retry_failed=False`.
+- A rerun skips keys whose row is "ok"; failed keys are retried unless `retry_failed=False`, except answers
+  that arrived but were unusable (`FINAL_ERRORS`: not JSON of the schema, fewer samples than `n`): the same
+  request (same key, same seed) reproduces them, so retrying costs tokens and changes nothing.
 - A run killed at any instant (SIGKILL included) loses only the requests in flight; the rerun generates just
   those. Results are committed one by one (or one micro-batch at a time for batched engines).
 - A request with `response_schema` whose completion does not parse/validate is stored as failed with
@@ -50,6 +52,9 @@ from synthesis.teacher.store import ResultStore
 from synthesis.teacher.structured import SchemaViolation, parse_structured
 
 log = logging.getLogger(__name__)
+
+#: failures of a completion that did arrive; a rerun of the same key would reproduce them, so never retried
+FINAL_ERRORS = frozenset({"schema_invalid", "n_mismatch"})
 
 
 @dataclass
@@ -106,6 +111,8 @@ class BatchRunner:
             unique.setdefault(k, r)
         status = self.store.statuses(unique)
         done = {k for k, s in status.items() if s == "ok" or (s == "failed" and not self.retry_failed)}
+        if self.retry_failed:
+            done |= {k for k, e in self.store.failure_types(unique).items() if e in FINAL_ERRORS}
         todo = [r for k, r in unique.items() if k not in done]
         return keys, todo, len(done)
 

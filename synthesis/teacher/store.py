@@ -127,6 +127,17 @@ class ResultStore:
             out.update(self._db.execute(q, chunk).fetchall())
         return out
 
+    def failure_types(self, keys: Iterable[str]) -> dict[str, str | None]:
+        """key -> error_type for those of `keys` whose row is a failure."""
+        out: dict[str, str | None] = {}
+        keys = list(keys)
+        for i in range(0, len(keys), 500):  # stay under SQLite's host-parameter limit
+            chunk = keys[i:i + 500]
+            q = (f"SELECT key, error_type FROM results WHERE status = 'failed' "
+                 f"AND key IN ({','.join('?' * len(chunk))})")
+            out.update(self._db.execute(q, chunk).fetchall())
+        return out
+
     def get(self, key: str) -> TeacherResult | None:
         row = self._db.execute(f"SELECT {', '.join(_COLUMNS)} FROM results WHERE key = ?", (key,)).fetchone()
         return _result(row) if row else None

@@ -33,13 +33,15 @@ def _validator(schema_json: str):
 
 def parse_structured(text: str, schema: dict[str, Any]) -> Any:
     """The JSON value in `text`, validated against `schema`. Small models often wrap JSON in a markdown
-    fence, so a fenced block is accepted too; anything else raises SchemaViolation."""
+    fence, so a fenced block is accepted too; anything else raises SchemaViolation. Raw control characters
+    (a literal newline) inside strings are accepted (`strict=False`): llama.cpp's JSON grammar lets them
+    through, and they mean what their escapes would."""
     candidates = [text.strip()]
     candidates += [m.group(1).strip() for m in _FENCE.finditer(text)]
     value, parse_error = None, None
     for cand in candidates:
         try:
-            value = json.loads(cand)
+            value = json.loads(cand, strict=False)
             break
         except json.JSONDecodeError as e:
             parse_error = e

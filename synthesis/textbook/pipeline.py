@@ -21,9 +21,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from itertools import islice
 from pathlib import Path
 
 import pyarrow as pa
@@ -37,22 +35,13 @@ from curation.contract import (
     config_hash,
     now_iso,
 )
-from synthesis.teacher import (
-    BatchRunner,
-    ResultStore,
-    SamplingParams,
-    TeacherRequest,
-    TeacherResult,
-    make_backend,
-)
-from synthesis.textbook.generators import GENERATORS, Parsed
+from synthesis.teacher import BatchRunner, ResultStore, TeacherResult, make_backend
+from synthesis.textbook.generators import GENERATORS, Parsed, ToVerify, Verdict, VerifyContext
 from synthesis.textbook.plan import WHOLE, PlannedSample, Shard, build_plan, request_seed
 from synthesis.textbook.postfilter import contaminated, edu_scores, near_duplicates
 from synthesis.textbook.recipes import RecipeSet
 from synthesis.textbook.report import build_report, write_report
 from synthesis.textbook.seeds import load_web_pool
-from synthesis.textbook.verify.math import check_by_agreement, equivalent, same_short_answer
-from synthesis.textbook.verify.sandbox import run_python
 from synthesis.textbook.verify.text import check_text
 
 log = logging.getLogger(__name__)
@@ -66,6 +55,7 @@ PROVENANCE_FIELDS = [pa.field(n, t) for n, t in (
     ("teacher_model", pa.string()), ("teacher_backend", pa.string()), ("request_key", pa.string()),
     ("sampling", pa.string()), ("finish_reason", pa.string()), ("completion_tokens", pa.int64()),
     ("answer", pa.string()), ("parts", pa.string()), ("verified", pa.bool_()), ("verification", pa.string()),
+    ("verification_kind", pa.string()),
     ("quality_signals", pa.string()), ("edu_score", pa.float64()), ("shard", pa.string()))]
 SYNTH_SCHEMA = pa.schema([*DOC_FIELDS, *PROVENANCE_FIELDS])
 REJECT_SCHEMA = pa.schema([*SYNTH_SCHEMA, pa.field("reject_stage", pa.string()), pa.field("reject_reason", pa.string()),
@@ -130,21 +120,16 @@ def _generate(led: _Ledger, runner: BatchRunner) -> dict:
         c.result = res
         if res is None:
             drops[i] = ("teacher_missing", "no result in the store")
+        elif res.error_type == "schema_invalid":     # answered, but not JSON of the schema (e.g. cut off)
+            drops[i] = ("unparseable:schema_invalid", (res.error or "")[:500])
         elif not res.ok:
             drops[i] = ("teacher_failed", f"{res.error_type}: {res.error}"[:500])
         else:
-            c.parsed = GENERATORS[c.planned.recipe.generator].parse(res.text or "")
+            c.parsed = GENERATORS[c.planned.recipe.generator].read(res, c.planned.seed)
             if not c.parsed.ok:
                 drops[i] = (f"unparseable:{c.parsed.reason}", c.parsed.detail or "")
     led.stage("generate", drops, time.perf_counter() - t0)
     return _batch_dict(report)
-
-
-def _prose_for_language(c: Candidate) -> str:
-    """Code samples are judged on their prose (the docstring), not on Python keywords."""
-    if c.planned.recipe.generator == "code":
-        return c.parsed.fields.get("docstring", "")
-    return c.parsed.text
 
 
 def _quality(led: _Ledger) -> None:
@@ -152,61 +137,35 @@ def _quality(led: _Ledger) -> None:
     drops = {}
     for i, c in enumerate(led.alive):
         v = check_text(c.parsed.text, c.planned.recipe.filters, c.result.finish_reason,
-                       lang_text=_prose_for_language(c))
+                       lang_text=GENERATORS[c.planned.recipe.generator].prose(c.parsed))
         c.signals = v.signals
         if v.reason:
             drops[i] = (v.reason, v.detail or "")
     led.stage("quality", drops, time.perf_counter() - t0)
 
 
-def _solve_requests(c: Candidate, set_seed: int) -> list[TeacherRequest]:
-    recipe = c.planned.recipe
-    msgs = GENERATORS[recipe.generator].solve_messages(c.parsed)
-    v = recipe.verify
-    return [TeacherRequest(id=f"{c.planned.sample_id}-solve{j}", messages=msgs,
-                           sampling=SamplingParams(temperature=v.solve_temperature, top_p=0.95,
-                                                   max_tokens=v.solve_max_tokens,
-                                                   seed=request_seed(set_seed, c.planned.sample_id, "solve", j)),
-                           template_version=f"solve-{GENERATORS[recipe.generator].template_version(recipe.template_version)}")
-            for j in range(v.k)]
-
-
 def _verify(led: _Ledger, runner: BatchRunner, set_seed: int, workers: int) -> dict:
+    """Each generator verifies its own samples (generators/: solves, sandboxed tests, nothing)."""
     t0 = time.perf_counter()
-    answered = [(i, c) for i, c in enumerate(led.alive) if GENERATORS[c.planned.recipe.generator].has_answer]
-    solve_reqs = {i: _solve_requests(c, set_seed) for i, c in answered}
-    flat = [r for reqs in solve_reqs.values() for r in reqs]
-    report = runner.run(flat) if flat else None
-    results = iter(runner.results(flat)) if flat else iter(())
-    outcome: dict[int, tuple[bool | None, dict, str]] = {}
-    for i, c in answered:
-        texts = [(r.text if r is not None and r.ok else None) for r in islice(results, len(solve_reqs[i]))]
-        compare = equivalent if c.planned.recipe.generator == "math" else same_short_answer
-        chk = check_by_agreement(c.parsed.fields["answer"], texts, c.planned.recipe.verify.min_agreement, compare)
-        outcome[i] = (chk.verified, chk.evidence, "unverified_answer")
-    coded = [(i, c) for i, c in enumerate(led.alive) if c.planned.recipe.generator == "code"]
-
-    def sandbox(item):
-        i, c = item
-        v = c.planned.recipe.verify
-        res = run_python(c.parsed.fields["solution"] + "\n\n" + c.parsed.fields["tests"], timeout_s=v.timeout_s,
-                         memory_mb=v.memory_mb)
-        ev = {"method": "sandbox_tests", "passed": res.passed, "reason": res.reason, "returncode": res.returncode,
-              "seconds": res.seconds, "stderr": res.stderr[-1500:], "isolation": res.isolation}
-        return i, res.passed, ev, f"sandbox_{res.reason}"
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        for i, passed, ev, reason in pool.map(sandbox, coded):
-            outcome[i] = (passed, ev, reason)
+    ctx = VerifyContext(runner, lambda sample_id, j: request_seed(set_seed, sample_id, "solve", j), workers)
+    by_kind: dict[str, list[int]] = {}
+    for i, c in enumerate(led.alive):
+        by_kind.setdefault(c.planned.recipe.generator, []).append(i)
+    verdicts: dict[int, Verdict] = {}
+    for kind, idx in by_kind.items():
+        items = [ToVerify(c.planned.sample_id, c.parsed, c.planned.recipe.verify, c.planned.request.template_version,
+                          c.planned.request.response_schema is not None) for c in (led.alive[i] for i in idx)]
+        verdicts.update(zip(idx, GENERATORS[kind].verify(items, ctx)))
     drops = {}
     for i, c in enumerate(led.alive):
-        verified, evidence, reason = outcome.get(i, (None, {"method": "not_applicable"}, ""))
-        c.verified, c.verification = verified, evidence
-        if verified is False and c.planned.recipe.verify.require_verified:
-            detail = json.dumps({k: evidence.get(k) for k in ("claimed", "solve_answers", "reason", "stderr")
-                                 if k in evidence})[:1000]
-            drops[i] = (reason, detail)
+        v = verdicts[i]
+        c.verified, c.verification = v.verified, {**v.evidence, "kind": v.kind} if v.kind else v.evidence
+        if v.verified is False and c.planned.recipe.verify.require_verified:
+            detail = json.dumps({k: v.evidence.get(k) for k in ("claimed", "solve_answers", "reason", "stderr")
+                                 if k in v.evidence})[:1000]
+            drops[i] = (v.reason, detail)
     led.stage("verify", drops, time.perf_counter() - t0)
-    return _batch_dict(report) if report else {}
+    return _batches_dict(ctx.reports)
 
 
 def _postfilter(led: _Ledger, rs: RecipeSet) -> None:
@@ -245,6 +204,7 @@ def _row(c: Candidate, model_id: str, backend: str, source_file: str, shard: Sha
         "completion_tokens": res.completion_tokens if res is not None else None,
         "answer": fields.get("answer"), "parts": json.dumps(fields, ensure_ascii=False) if fields else None,
         "verified": c.verified, "verification": json.dumps(c.verification, ensure_ascii=False) if c.verification else None,
+        "verification_kind": c.verification.get("kind"),
         "quality_signals": json.dumps(c.signals) if c.signals else None, "edu_score": c.edu_score, "shard": str(shard),
     }
 
@@ -253,6 +213,17 @@ def _batch_dict(report) -> dict:
     return {"requests": report.requests, "skipped": report.skipped, "generated": report.generated,
             "failed": report.failed, "completion_tokens": report.completion_tokens,
             "seconds": round(report.seconds, 2), "tokens_per_s": round(report.tokens_per_s, 2)}
+
+
+def _batches_dict(reports: list) -> dict:
+    """Several teacher batches (one per generator that asked for solves) summed as one; {} when none ran."""
+    if not reports:
+        return {}
+    keys = ("requests", "skipped", "generated", "failed", "completion_tokens")
+    out = {k: sum(getattr(r, k) for r in reports) for k in keys}
+    seconds = sum(r.seconds for r in reports)
+    return {**out, "seconds": round(seconds, 2),
+            "tokens_per_s": round(out["completion_tokens"] / seconds, 2) if seconds else 0.0}
 
 
 def default_run_id(rs: RecipeSet, shard: Shard) -> str:

@@ -70,10 +70,12 @@ def request_seed(*parts: object) -> int:
 def generation_request(sample_id: str, recipe: Recipe, seed: SeedDraw, set_seed: int) -> TeacherRequest:
     gen = GENERATORS[recipe.generator]
     s = recipe.sampling
-    return TeacherRequest(id=sample_id, messages=gen.messages(seed),
+    structured = gen.structured(recipe.structured)
+    return TeacherRequest(id=sample_id, messages=gen.messages(seed, structured),
                           sampling=SamplingParams(temperature=s.temperature, top_p=s.top_p, max_tokens=s.max_tokens,
                                                   seed=request_seed(set_seed, sample_id)),
-                          template_version=gen.template_version(recipe.template_version))
+                          response_schema=gen.schema(s.max_tokens) if structured else None,
+                          template_version=gen.template_version(recipe.template_version, structured))
 
 
 def build_plan(rs: RecipeSet, web_pool: list[WebDoc] | None, shard: Shard = WHOLE) -> Plan:
@@ -87,7 +89,7 @@ def build_plan(rs: RecipeSet, web_pool: list[WebDoc] | None, shard: Shard = WHOL
         for index in range(recipe.n):
             for attempt in range(MAX_REDRAWS):
                 seed = draw_seed(recipe, rs.seed, index, attempt, web_pool)
-                prompt = "\n".join(m.content for m in gen.messages(seed))
+                prompt = "\n".join(m.content for m in gen.messages(seed, gen.structured(recipe.structured)))
                 digest = hashlib.sha256(prompt.encode()).hexdigest()
                 if digest not in seen:
                     seen.add(digest)

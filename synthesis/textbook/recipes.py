@@ -10,7 +10,7 @@ A recipe file::
     postfilter: {near_dedup: {...}, decontam: {...}, edu: null}
     recipes:
       - name: math-word-problems
-        generator: math                          # textbook | math | code | puzzle
+        generator: math                          # a registered generator (generators/): textbook | math | code | puzzle
         n: 100
         template_version: math-v1
         topics: {math: 3, world_knowledge: 1}    # pool -> weight (built-in pools or topic_lists below)
@@ -18,6 +18,8 @@ A recipe file::
         audiences: {high_school: 1, college: 1}
         styles: {worked_examples: 1}
         web_share: 0.5                           # share of prompts that embed a web extract
+        structured: true                         # JSON answers by the generator's schema (false: free text;
+                                                 # unset: the generator's default)
         sampling: {temperature: 0.8, max_tokens: 400}
         filters: {min_words: 40, max_words: 1500, lang: en}
         verify: {k: 3, min_agreement: 0.5}
@@ -27,16 +29,14 @@ Every error names the file, the recipe and the field (`load_recipes`).
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from curation.paths import expand_env
 from synthesis.teacher import TeacherConfig
+from synthesis.textbook.generators import GENERATORS
 from synthesis.textbook.seeds_catalog import AUDIENCES, STYLES, TOPICS
-
-GeneratorKind = Literal["textbook", "math", "code", "puzzle"]
 
 
 class _Cfg(BaseModel):
@@ -82,7 +82,7 @@ class VerifyConfig(_Cfg):
 
 class Recipe(_Cfg):
     name: str = Field(..., pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
-    generator: GeneratorKind
+    generator: str
     n: int = Field(..., ge=1, le=10_000_000)
     template_version: str = Field("v1", min_length=1)
     topics: dict[str, float] = Field(..., min_length=1)
@@ -90,9 +90,20 @@ class Recipe(_Cfg):
     audiences: dict[str, float] = Field(default_factory=lambda: {"high_school": 1.0})
     styles: dict[str, float] = Field(default_factory=lambda: {"textbook": 1.0})
     web_share: float = Field(0.0, ge=0.0, le=1.0)
+    # JSON answers constrained by the generator's schema (llama.cpp grammar, vLLM structured outputs,
+    # `response_format`); false: free-text prompts and parsers, for endpoints without structured output;
+    # unset: the generator's default (JSON for all but textbook, whose answer is the prose itself)
+    structured: bool | None = None
     sampling: RecipeSampling = RecipeSampling()
     filters: TextFilters = TextFilters()
     verify: VerifyConfig = VerifyConfig()
+
+    @field_validator("generator")
+    @classmethod
+    def _generator_registered(cls, v: str) -> str:
+        if v not in GENERATORS:
+            raise ValueError(f"unknown generator {v!r}; registered: {sorted(GENERATORS)}")
+        return v
 
     @field_validator("topics", "audiences", "styles")
     @classmethod

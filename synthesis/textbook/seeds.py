@@ -11,8 +11,10 @@ import logging
 import random
 import re
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from synthesis.textbook.recipes import Recipe, WebSeedConfig
+if TYPE_CHECKING:   # annotations only: recipes -> generators -> SeedDraw here, so no import back at run time
+    from synthesis.textbook.recipes import Recipe, WebSeedConfig
 
 log = logging.getLogger(__name__)
 

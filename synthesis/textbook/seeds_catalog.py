@@ -2,7 +2,11 @@
 their own topic lists (`topic_lists` in the recipe). Kept as plain data so a researcher can read and extend it."""
 from __future__ import annotations
 
+from synthesis.textbook.exercises import BUILDERS, LEVELS
+
 TOPICS: dict[str, list[str]] = {
+    # the ground-truth exercises (generator math_exercise): `<family>/<level>`, see exercises.py
+    "math_exercises": [f"{family}/{level}" for family in BUILDERS for level in LEVELS],
     "math": [
         "fractions and decimals", "percentages and discounts", "ratios and proportions", "linear equations",
         "systems of linear equations", "quadratic equations", "area and perimeter", "volume of solids",

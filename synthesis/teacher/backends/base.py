@@ -18,11 +18,30 @@ import logging
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
-from typing import ClassVar, Self
+from typing import Any, ClassVar, Self
+
+from pydantic import BaseModel, ConfigDict, Field
 
 from synthesis.teacher.request import TeacherRequest
 
 log = logging.getLogger(__name__)
+
+
+class BackendConfigBase(BaseModel):
+    """What every backend's config is: validated at the edge (extra="forbid") and tagged by `kind`, the key
+    the backend is registered under (synthesis/teacher/registry.py)."""
+    model_config = ConfigDict(extra="forbid")
+    kind: str
+    #: the field the command line's `--model` (and the DAGs' `model` param) sets
+    model_field: ClassVar[str] = "model"
+
+
+class RetryConfig(BaseModel):
+    """Exponential backoff with full jitter on 429 / 5xx / timeouts / connection resets."""
+    model_config = ConfigDict(extra="forbid")
+    max_attempts: int = Field(5, ge=1, le=50)
+    initial_s: float = Field(0.5, gt=0)
+    max_s: float = Field(30.0, gt=0)
 
 
 class TeacherBackendError(RuntimeError):
@@ -54,6 +73,13 @@ class Backend(ABC):
     name: ClassVar[str]
     #: Whether the backend constrains decoding to `response_schema` itself (the runner validates either way).
     constrains_schema: ClassVar[bool] = False
+    #: The pydantic config this backend is built from; its `kind` literal equals `name`.
+    config: ClassVar[type[BackendConfigBase]]
+
+    @classmethod
+    def from_config(cls, cfg: Any) -> Backend:
+        """Build (but do not start) the backend from its config. Heavy imports happen in here or in start()."""
+        return cls(cfg)
 
     @property
     @abstractmethod

@@ -14,9 +14,10 @@ import logging
 import os
 import time
 from collections.abc import AsyncIterator, Sequence
-from typing import Any
+from typing import Any, Literal
 
 import httpx
+from pydantic import Field
 from tenacity import (
     AsyncRetrying,
     RetryCallState,
@@ -25,11 +26,32 @@ from tenacity import (
     wait_random_exponential,
 )
 
-from synthesis.teacher.backends.base import Backend, Generation, TeacherBackendError
-from synthesis.teacher.config import OpenAIHttpConfig, RetryConfig
+from synthesis.teacher.backends.base import (
+    Backend,
+    BackendConfigBase,
+    Generation,
+    RetryConfig,
+    TeacherBackendError,
+)
 from synthesis.teacher.request import TeacherRequest
 
 log = logging.getLogger(__name__)
+
+StructuredOutput = Literal["json_schema", "json_object_schema", "vllm_structured_outputs"]
+
+
+class OpenAIHttpConfig(BackendConfigBase):
+    kind: Literal["openai_http"] = "openai_http"
+    base_url: str = Field(..., description="server root including /v1, e.g. http://127.0.0.1:8000/v1")
+    model: str = Field(..., description="model name as the server knows it (goes into request keys)")
+    api_key_env: str | None = Field(None, description="environment variable holding the API key, if any")
+    concurrency: int = Field(16, ge=1, le=4096)
+    request_timeout_s: float = Field(300.0, gt=0, description="hard wall-clock limit per attempt")
+    connect_timeout_s: float = Field(10.0, gt=0)
+    retry: RetryConfig = RetryConfig()
+    # How the JSON schema travels: OpenAI's `response_format: json_schema` (vLLM, SGLang, OpenAI),
+    # llama-cpp-python's `response_format: {type: json_object, schema}`, or vLLM's `structured_outputs` extra.
+    structured_output: StructuredOutput = "json_schema"
 
 
 #: Longest server-requested pause (Retry-After) we honour; a larger value is treated as this.
@@ -58,12 +80,13 @@ class ClientRequestError(Exception):
 
 class OpenAIHttpBackend(Backend):
     name = "openai_http"
+    config = OpenAIHttpConfig
     constrains_schema = True
 
     def __init__(self, base_url: str, model: str, *, api_key: str | None = None, concurrency: int = 16,
                  request_timeout_s: float = 300.0, connect_timeout_s: float = 10.0,
                  retry: RetryConfig | None = None,
-                 structured_output: str = "json_schema"):
+                 structured_output: StructuredOutput = "json_schema"):
         self.base_url = base_url.rstrip("/")
         self.model = model
         self.api_key = api_key

@@ -16,20 +16,30 @@ import os
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Literal
 
-from synthesis.teacher.backends.base import BatchedBackend, Generation, TeacherBackendError
-from synthesis.teacher.config import TransformersConfig
+from pydantic import Field
+
+from synthesis.teacher.backends.base import BackendConfigBase, BatchedBackend, Generation, TeacherBackendError
+from synthesis.teacher.backends.embedded import embedded_model_path, gguf_model_id
 from synthesis.teacher.request import SamplingParams, TeacherRequest
 
 log = logging.getLogger(__name__)
 
 
+class TransformersConfig(BackendConfigBase):
+    kind: Literal["transformers"] = "transformers"
+    model: Path | None = Field(None, description="HF model directory or a .gguf file; default: the embedded GGUF")
+    device: str = Field("cpu", description="cpu | cuda | cuda:N | auto")
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
+    batch_size: int = Field(8, ge=1, le=4096)
+
+
 class TransformersBackend(BatchedBackend):
     name = "transformers"
+    config = TransformersConfig
 
     def __init__(self, cfg: TransformersConfig | None = None):
-        from synthesis.teacher.embedded import embedded_model_path, gguf_model_id
-
         self.cfg = cfg or TransformersConfig()
         self.batch_size = self.cfg.batch_size
         path = Path(self.cfg.model) if self.cfg.model is not None else embedded_model_path()

@@ -14,10 +14,11 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Literal
 
-from synthesis.teacher.backends.base import BatchedBackend, Generation, TeacherBackendError
-from synthesis.teacher.config import VllmConfig
+from pydantic import Field
+
+from synthesis.teacher.backends.base import BackendConfigBase, BatchedBackend, Generation, TeacherBackendError
 from synthesis.teacher.request import TeacherRequest
 
 log = logging.getLogger(__name__)
@@ -25,6 +26,19 @@ log = logging.getLogger(__name__)
 MISSING_VLLM = ("teacher backend 'vllm' needs the `vllm` package, which is only installed on GPU nodes "
                 "(pip install -e '.[gpu]' in a CUDA environment). On this machine use backend kind 'embedded' "
                 "or 'transformers', or 'openai_http' pointed at a `vllm serve` endpoint.")
+
+
+class VllmConfig(BackendConfigBase):
+    kind: Literal["vllm"] = "vllm"
+    model: str = Field(..., description="HF repo id or local directory")
+    tensor_parallel_size: int = Field(1, ge=1)
+    gpu_memory_utilization: float = Field(0.9, gt=0, le=1)
+    max_model_len: int | None = Field(None, ge=128)
+    dtype: str = "auto"
+    seed: int = 0
+    # Requests handed to vLLM per call: vLLM schedules them continuously inside the call; the runner commits
+    # results after each call, so this bounds the work a crash can cost.
+    batch_size: int = Field(1024, ge=1)
 
 
 def import_vllm():
@@ -50,6 +64,7 @@ def sampling_kwargs(req: TeacherRequest) -> dict[str, Any]:
 
 class VllmBackend(BatchedBackend):
     name = "vllm"
+    config = VllmConfig
     constrains_schema = True
 
     def __init__(self, cfg: VllmConfig):

