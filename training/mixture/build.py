@@ -79,7 +79,7 @@ def _previous_manifest(out: Path) -> dict | None:
 
 # ---- tokenizer -------------------------------------------------------------------------------------
 
-def _tokenizer_sample(cm: CheckedMixture, con, limit: int) -> Iterator[str]:
+def tokenizer_sample(cm: CheckedMixture, con, limit: int) -> Iterator[str]:
     """Up to `limit` training texts from the phase-1 sources, each source contributing by its weight; the
     pick is a hash of (seed, id), so it is deterministic and streams, and held-out documents are excluded."""
     cfg = cm.config
@@ -123,7 +123,7 @@ def _tokenizer(cm: CheckedMixture, con, content: dict, prev: dict | None, prev_d
         how = "loaded"
     else:
         t = tcfg.train
-        tok = train_bpe(_tokenizer_sample(cm, con, t.sample_documents), t.vocab_size, t.min_frequency, tcfg.eos_token)
+        tok = train_bpe(tokenizer_sample(cm, con, t.sample_documents), t.vocab_size, t.min_frequency, tcfg.eos_token)
         save_tokenizer(tok, dest, tcfg.eos_token)
         how = "trained"
     if prev:
