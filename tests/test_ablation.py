@@ -176,3 +176,38 @@ def test_seed_noise_decides_which_differences_count():
     sd, _, ranking, beyond = compare(arms, "mean", 2.0)
     assert ranking == ["a", "b", "c"] and sd == pytest.approx(0.01414, abs=1e-4)
     assert [(b, w) for b, w, _ in beyond] == [("a", "c"), ("b", "c")]     # a vs b (0.01) is within the noise
+
+
+# ---------------------------------------------------------------------------------------------- search
+@pytest.mark.slow
+def test_mixture_search_samples_fits_proposes_within_caps_and_verifies(env, tmp_path):
+    from training.ablation.search import run_search
+    from training.mixture.validate import check_mixture
+
+    base = yaml.safe_load(env["base"].read_text())
+    base["phases"][0]["sources"] = [
+        {"name": "web_en", "dataset": str(env["web"]), "filter": "lang = 'en'", "weight": 0.2,
+         "max_epochs": 0.01},
+        {"name": "web_other", "dataset": str(env["web"]), "filter": "lang <> 'en'", "weight": 0.4, "max_epochs": 8},
+        {"name": "edu", "dataset": str(env["edu"]), "weight": 0.4, "max_epochs": 8}]
+    base["phases"][0]["tokens"] = 8000         # the real run's budget: the proposal must fit it too
+    (tmp_path / "base3.yaml").write_text(yaml.safe_dump(base))
+    search = write_ablation(tmp_path / "search.yaml", name="s", output="out", tokenizer=str(env["tok"]),
+                            base="base3.yaml", phase="phase1", samples=8, folds=4, candidates=5000, top_k=20,
+                            proxy=PROXY, tokens={"phase1": 6 * 1024}, eval={"tokens": 2048})
+    rep = run_search(search)
+    out = tmp_path / "out" / "report"
+    data = json.loads((out / "report.json").read_text())
+    assert len(data["weights"]) == 8 and set(data["observed"]) == {*data["weights"], "current", "proposed"}
+    assert -1 <= data["cv_spearman"] <= 1 and rep.quartile in (1, 2, 3, 4)
+    # web_en's max_epochs caps its weight at what 0.01 epochs give: at the proxies' budget for the samples, at
+    # the base's (larger) budget for the proposal
+    cap, run_cap = data["caps"][0], data["run_caps"][0]
+    assert 0.2 < run_cap < cap < 1 and all(w[0] <= cap + 1e-9 for w in data["weights"].values())
+    assert rep.proposed[0] <= run_cap + 1e-9
+    assert abs(sum(rep.proposed) - 1) < 1e-9
+    proposed = check_mixture(out / "proposed.yaml")       # a valid mixture: the base with the proposed weights
+    assert [s.weight for s in proposed.config.phases[0].sources] == pytest.approx(rep.proposed, abs=1e-4)
+    assert proposed.config.tokenizer.train is not None    # only the weights change, not the base's settings
+    for f in ("predicted_vs_observed.png", "partial_dependence.png", "weights.png"):
+        assert (out / f).stat().st_size > 0

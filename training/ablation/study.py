@@ -62,7 +62,7 @@ class Study:
         path, dest = self.arm_dir(arm) / "mixture.yaml", self.arm_dir(arm) / "build"
         manifest = dest / "manifest.json"
         if not (manifest.is_file() and read_mixture(dest).manifest.get("mixture_yaml") == path.read_text()):
-            build(path, dest)
+            build(path, dest, shared_cache=self.out / "token_cache")
         got = read_mixture(dest).manifest["tokenizer"]["hash"]
         if got != self.tok["hash"]:
             raise ValueError(f"arm {arm!r}: its build {dest} uses tokenizer {got[:12]}, not the shared "
