@@ -155,3 +155,16 @@ def kind_of(path: str | Path) -> Literal["ablation", "search"]:
     """Which of the two a YAML is (the DAG's single param takes either): a search names a `phase`."""
     doc = load_yaml(path)
     return "search" if isinstance(doc.data, dict) and "phase" in doc.data else "ablation"
+
+
+def describe(path: str | Path) -> dict:
+    """What the `mixture_ablation` DAG needs to route a study: its kind, whether its proxies want the GPU
+    queue (a preset larger than the CPU `tiny`, or device cuda), and where its report lands. Validates the
+    YAML fully (every problem listed) so the DAG fails in its first task."""
+    path = Path(path)
+    kind = kind_of(path)
+    cfg = load_search(path) if kind == "search" else load_ablation(path)
+    out = Path(cfg.output) if Path(cfg.output).is_absolute() else path.parent / cfg.output
+    gpu = cfg.proxy.device == "cuda" or cfg.proxy.preset != "tiny"
+    return {"kind": kind, "name": cfg.name, "gpu": gpu, "output": str(out.resolve()),
+            "arms": len(cfg.arms) if kind == "ablation" else cfg.samples + 1 + int(cfg.verify)}

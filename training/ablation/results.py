@@ -48,3 +48,13 @@ def publish_results(root: Path, study: str, kind: str, preset: str, results: lis
     m.check()
     m.write(staging)
     return dr.publish(staging, version)
+
+
+def latest_results(output: str | Path) -> dict:
+    """The report files and the current results version of a study's output folder."""
+    out = Path(output)
+    root = DatasetRoot(out / "results")
+    if root.current() is None:
+        raise FileNotFoundError(f"{out}: no results published (did the study run?)")
+    return {"results": str(root.version_dir(root.current())), "report": str(out / "report" / "report.md"),
+            "files": sorted(str(p) for p in (out / "report").glob("*") if p.is_file())}
