@@ -51,7 +51,7 @@ def write(path: Path, data: dict) -> Path:
     return path
 
 
-def studies(out: Path, data: Path) -> tuple[Path, Path, dict]:
+def studies(out: Path, data: Path, steps: tuple[int, int], folder: str) -> tuple[Path, Path, dict]:
     raw, web, syn, shuf = data / "raw", data / "web_edu", data / "synthetic", data / "shuffled"
     lo, hi = edu_quantiles(web)
     mix = out / "mixtures"
@@ -71,9 +71,10 @@ def studies(out: Path, data: Path) -> tuple[Path, Path, dict]:
         {"name": "edu_q75_both", "variations": [{"phase": "phase1", "source": "web", "edu_threshold": hi},
                                                 {"phase": "phase2", "source": "web", "edu_threshold": hi}]}]
     base = mix / "curated.yaml"
-    ablation = write(out / "ablation.yaml", {
-        "name": "bench-8arm", "output": "ablation", "tokenizer": "tokenizer", "base": str(base), "arms": entries,
-        "proxy": PROXY, "tokens": {"phase1": 30 * 2048, "phase2": 15 * 2048}, "seeds": [0, 1],
+    ablation = write(out / f"{folder}.yaml", {
+        "name": f"bench-8arm-{steps[0]}-{steps[1]}", "output": folder, "tokenizer": "tokenizer", "base": str(base),
+        "arms": entries, "proxy": PROXY, "tokens": {"phase1": steps[0] * 2048, "phase2": steps[1] * 2048},
+        "seeds": [0, 1],
         "heldout_fraction": 0.1,
         "eval": {"tokens": 16384, "heldout_exclude": [str(shuf)], "mmlu_questions": 200}})
     search_base = write(mix / "search_base.yaml", mixture("search", [
@@ -92,6 +93,9 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", default="out/bench/ablation")
     ap.add_argument("--skip-search", action="store_true")
+    ap.add_argument("--steps", type=int, nargs=2, default=[30, 15], metavar=("PHASE1", "PHASE2"),
+                    help="proxy steps (2,048 tokens each) per phase of every ablation arm")
+    ap.add_argument("--ablation-dir", default="ablation", help="the ablation's folder under --out")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     out = Path(args.out).resolve()
@@ -100,7 +104,7 @@ def main(argv: list[str] | None = None) -> int:
     subprocess.run([sys.executable, str(REPO_ROOT / "bench" / "ablation_data.py"), "--out", str(out / "data")],
                    check=True, cwd=REPO_ROOT)
     summary["data_seconds"] = time.perf_counter() - t0
-    ablation, search, summary["edu_thresholds"] = studies(out, out / "data")
+    ablation, search, summary["edu_thresholds"] = studies(out, out / "data", tuple(args.steps), args.ablation_dir)
     from training.ablation.runner import run_ablation
     from training.ablation.search import run_search
     from training.mixture.artifact import train_artifact
@@ -124,7 +128,7 @@ def main(argv: list[str] | None = None) -> int:
                              "sources": srep.sources, "load": Path("/proc/loadavg").read_text().split()[:3]}
         print(srep.summary(), flush=True)
     summary["total_seconds"] = time.perf_counter() - t0
-    (out / "summary.json").write_text(json.dumps(summary, indent=1))
+    (out / f"summary-{args.ablation_dir}.json").write_text(json.dumps(summary, indent=1))
     print(json.dumps(summary, indent=1))
     return 0
 
