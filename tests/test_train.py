@@ -340,3 +340,48 @@ def test_two_process_ddp_and_fsdp_equal_one_process(mixture, tmp_path):
         np.testing.assert_allclose([x for *_, x in two], [x for *_, x in one], rtol=2e-5, err_msg=parallel)
         # both ranks wrote their share of every DCP checkpoint
         assert len(list((tmp_path / parallel / "checkpoints" / "phase1" / "step-00000008").glob("*.distcp"))) == 2
+
+
+# ---------------------------------------------------------------------------------------------- budgets (issue 17)
+def test_a_run_asking_more_tokens_than_built_is_refused_before_step_0(mixture, tmp_path):
+    from training.budget import budget_problems
+
+    built = read_mixture(mixture)
+    phase1 = next(p for p in built.manifest["phases"] if p["name"] == "phase1")
+    steps = phase1["tokens"] // 1024 + 50                 # 1,024 tokens per step: past the build
+    out = tmp_path / "over"
+    config = write_config(tmp_path, run_config(mixture, out, phases={"phase1": {"steps": steps}}))
+    proc = train_cli(config, check=False)
+    assert proc.returncode != 0
+    assert f"{steps * 1024:,} tokens" in proc.stderr and f"built {phase1['tokens']:,} training tokens" in proc.stderr
+    assert "allow_repetition" in proc.stderr
+    assert not (out / "metrics.jsonl").exists() and not (out / "checkpoints").exists()   # nothing trained
+
+    # allow_repetition: up to the tightest source's max_epochs / the epochs the build already spent on it
+    web = phase1["sources"][0]
+    max_passes = web["max_epochs"] / web["epochs"]
+    served = sum((t - 1) // SEQ for t in built.train["phase1"].tokens) * SEQ
+    within = int(served * min(max_passes, 1.5)) // 1024
+    cfg = RunConfig.model_validate(run_config(mixture, out, allow_repetition=True, phases={"phase1": {"steps": within}}))
+    assert within * 1024 > served and budget_problems(cfg, built) == []
+    beyond = int(served * max_passes) // 1024 + 20
+    cfg = RunConfig.model_validate(run_config(mixture, out, allow_repetition=True, phases={"phase1": {"steps": beyond}}))
+    [problem] = budget_problems(cfg, built)
+    assert f"permits {max_passes:.2f} passes" in problem and "'web'" in problem
+
+
+def test_shipped_run_configs_fit_the_budgets_of_the_mixtures_they_read():
+    """Each configs/train/*.yaml reads out/mixtures/<name>, built from configs/mixtures/<name>.yaml (or the demo's):
+    its steps x tokens/step must fit the phase budget minus the < seq_len tokens each shard may leave unread."""
+    for path in sorted((REPO / "configs" / "train").glob("*.yaml")):
+        cfg = load_config(path)
+        mix_yaml = REPO / "configs" / "mixtures" / f"{Path(cfg.mixture).name}.yaml"
+        mix = yaml.safe_load(mix_yaml.read_text())
+        assert not cfg.allow_repetition, path
+        for phase in mix["phases"]:
+            if phase["name"] not in cfg.phases:
+                continue
+            shards = -(-phase["tokens"] // mix["shard_tokens"])
+            servable = phase["tokens"] - shards * mix["seq_len"]
+            asked = cfg.phase_steps(phase["name"]) * cfg.global_batch_tokens
+            assert asked <= servable, f"{path.name} {phase['name']}: asks {asked:,}, {mix_yaml.name} builds {servable:,}"

@@ -5,7 +5,7 @@ import argparse
 
 from curation.cli_common import build_command_parser, run_command_line
 
-COMMANDS: list[str] = ["run", "mixture"]
+COMMANDS: list[str] = ["run", "mixture", "tokenizer", "ablate"]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -70,6 +70,9 @@ class RunConfig(Strict):
     prefetch: int = Field(4, gt=0)              # batches the background loader keeps ready
     peak_tflops: float | None = None            # per device, for MFU; None: 989 (H100/H200 dense bf16) on CUDA
     seed: int = 0
+    # A phase may ask more tokens than the mixture built only with this set, and then only up to its sources'
+    # max_epochs (training/budget.py); otherwise the trainer refuses before step 0.
+    allow_repetition: bool = False
     phases: dict[Literal["phase1", "phase2"], PhaseConfig]
 
     @model_validator(mode="after")

@@ -21,6 +21,7 @@ import torch.distributed as dist
 import torch.nn.functional as F
 
 from training import checkpoint
+from training.budget import check_budgets
 from training.config import PHASES, RunConfig
 from training.data import MixtureBuild, TrainLoader, Windows, eval_windows, read_mixture
 from training.model import build_model, count_params, flops_per_token, phi3_config
@@ -118,6 +119,7 @@ class Trainer:
             if phase not in self.mixture.train:
                 raise ValueError(f"config phases.{phase}: mixture {cfg.mixture} has no phase {phase!r} "
                                  f"(it has {sorted(self.mixture.train)})")
+        check_budgets(cfg, self.mixture)
         self.grad_accum = cfg.grad_accum(env.world_size)
         self.schedule = wsd_from_config(cfg)
         on_cuda = env.device.type == "cuda"

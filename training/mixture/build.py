@@ -79,7 +79,7 @@ def _previous_manifest(out: Path) -> dict | None:
 
 # ---- tokenizer -------------------------------------------------------------------------------------
 
-def _tokenizer_sample(cm: CheckedMixture, con, limit: int) -> Iterator[str]:
+def tokenizer_sample(cm: CheckedMixture, con, limit: int) -> Iterator[str]:
     """Up to `limit` training texts from the phase-1 sources, each source contributing by its weight; the
     pick is a hash of (seed, id), so it is deterministic and streams, and held-out documents are excluded."""
     cfg = cm.config
@@ -123,7 +123,7 @@ def _tokenizer(cm: CheckedMixture, con, content: dict, prev: dict | None, prev_d
         how = "loaded"
     else:
         t = tcfg.train
-        tok = train_bpe(_tokenizer_sample(cm, con, t.sample_documents), t.vocab_size, t.min_frequency, tcfg.eos_token)
+        tok = train_bpe(tokenizer_sample(cm, con, t.sample_documents), t.vocab_size, t.min_frequency, tcfg.eos_token)
         save_tokenizer(tok, dest, tcfg.eos_token)
         how = "trained"
     if prev:
@@ -137,7 +137,10 @@ def _tokenizer(cm: CheckedMixture, con, content: dict, prev: dict | None, prev_d
 
 # ---- the build -------------------------------------------------------------------------------------
 
-def build(mixture_path: str | Path, output: str | Path, workers: int = 1) -> BuildResult:
+def build(mixture_path: str | Path, output: str | Path, workers: int = 1,
+          shared_cache: str | Path | None = None) -> BuildResult:
+    """`shared_cache`: a folder of source token caches shared by many builds (an ablation's arms read the same
+    sources with one tokenizer); a cache is keyed by exactly what it depends on, so any build may reuse it."""
     t0 = time.perf_counter()
     cm = check_mixture(mixture_path)
     out = Path(output).resolve()
@@ -151,7 +154,7 @@ def build(mixture_path: str | Path, output: str | Path, workers: int = 1) -> Bui
     staging.mkdir()
     result = BuildResult(out, {})
     try:
-        _build_into(cm, out, prev, staging, workers, result)
+        _build_into(cm, out, prev, staging, workers, result, Path(shared_cache) if shared_cache else None)
         replace_dir(staging, out)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
@@ -160,8 +163,20 @@ def build(mixture_path: str | Path, output: str | Path, workers: int = 1) -> Bui
     return result
 
 
+def _share(folder: Path, shared: Path, key: str) -> None:
+    """Offer a finished cache to other builds: linked into place under a temporary name, then renamed."""
+    if (shared / key).exists():
+        return
+    tmp = shared / f".{key}.{uuid.uuid4().hex[:8]}"
+    _link_tree(folder, tmp)
+    try:
+        tmp.rename(shared / key)
+    except OSError:             # another build shared the same key first
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
 def _build_into(cm: CheckedMixture, out: Path, prev: dict | None, staging: Path, workers: int,
-                result: BuildResult) -> None:
+                result: BuildResult, shared: Path | None = None) -> None:
     cfg = cm.config
     con = S.connect()
     content = {ij: S.content_hash(res, cfg.phases[ij[0]].sources[ij[1]].filter) for ij, res in cm.resolved.items()}
@@ -187,9 +202,15 @@ def _build_into(cm: CheckedMixture, out: Path, prev: dict | None, staging: Path,
         if key in prev_caches and (out / "cache" / key / "COMPLETE").is_file():
             _link_tree(out / "cache" / key, folder)
             result.reused.append(f"source {name}")
+        elif shared is not None and (shared / key / "COMPLETE").is_file():
+            _link_tree(shared / key, folder)
+            result.reused.append(f"source {name} (shared cache)")
         else:
             tokenize_source(con, res, cfg.phases[i].sources[j].filter, tok_dir, eos, dtype, folder, workers, name)
             result.rebuilt.append(f"source {name}")
+            if shared is not None:
+                shared.mkdir(parents=True, exist_ok=True)
+                _share(folder, shared, key)
 
     prev_phases = {p["name"]: p for p in prev.get("phases", [])} if prev else {}
     phases = []

@@ -99,3 +99,20 @@ def iter_sample_texts(batches: Iterator[list[str]], limit: int) -> Iterator[str]
                 return
             yield t
             n += 1
+
+
+META_FILE = "tokenizer.meta.json"
+
+
+def write_meta(folder: str | Path, eos_token: str, trained_on: dict) -> dict:
+    """tokenizer.meta.json beside tokenizer.json: the hash (what a build's manifest records as tokenizer.hash,
+    so arms built from this folder can be checked for one vocabulary), vocab size, EOS and what it was trained on."""
+    from curation.contract import code_version, now_iso
+
+    out = Path(folder)
+    tok = load_tokenizer(out)
+    meta = {"hash": tokenizer_hash(out), "vocab_size": tok.get_vocab_size(), "eos_token": eos_token,
+            "eos_id": eos_id(tok, eos_token), "trained_on": trained_on, "created_at": now_iso(),
+            "code_version": code_version()}
+    (out / META_FILE).write_text(json.dumps(meta, indent=2))
+    return meta

@@ -158,94 +158,128 @@ def _measure_chars_per_token(con, res: S.ResolvedSource, where: str | None, tok)
 
 # ---- the whole mixture --------------------------------------------------------------------------
 
+@dataclass
+class _Found:
+    """What the checks gather while walking the raw document (problems and every source that checked out)."""
+    problems: list[Problem] = field(default_factory=list)
+    resolved: dict[tuple[int, int], S.ResolvedSource] = field(default_factory=dict)
+    stats: dict[tuple[int, int], SourceStats] = field(default_factory=dict)
+    cpt: dict[tuple[int, int], float] = field(default_factory=dict)
+    plans: list[SourcePlan] = field(default_factory=list)
+
+
+def _registry(raw: dict, file: str, doc: LoadedYaml, found: _Found) -> dict[str, str]:
+    if not isinstance(raw.get("registry"), str):
+        return {}
+    try:
+        return S.load_registry(Path(file).parent / raw["registry"])
+    except (FileNotFoundError, ValueError) as e:
+        found.problems.append(Problem("registry", doc.line(("registry",)), str(e)))
+        return {}
+
+
+def _given_tokenizer(raw: dict, doc: LoadedYaml, found: _Found):
+    """The tokenizer a `tokenizer.path` names (it measures chars/token for the plan), else None."""
+    tok_raw = raw.get("tokenizer")
+    if not (isinstance(tok_raw, dict) and isinstance(tok_raw.get("path"), str)):
+        return None
+    tok = None
+    try:
+        tok = load_tokenizer(tok_raw["path"])
+        eos_id(tok, tok_raw.get("eos_token", "<|endoftext|>"))
+    except (FileNotFoundError, ValueError) as e:
+        key = "eos_token" if tok is not None else "path"
+        found.problems.append(Problem(f"tokenizer.{key}", doc.line(("tokenizer", key)), str(e)))
+        return None
+    return tok
+
+
+def _check_phase_sources(con, i: int, phase: dict, doc: LoadedYaml, registry: dict[str, str], tok,
+                         cpt_default: float, found: _Found) -> dict[int, SourceConfig]:
+    """Each source of phase i: unique name, readable dataset, working filter; returns the valid ones."""
+    valid: dict[int, SourceConfig] = {}
+    names: dict[str, int] = {}
+    for j, s in enumerate(phase["sources"]):
+        loc = ("phases", i, "sources", j)
+        try:
+            src_cfg = SourceConfig.model_validate(s)
+        except ValidationError:
+            continue   # already reported by the whole-document validation
+        if src_cfg.name in names:
+            found.problems.append(Problem(format_path(loc + ("name",)), doc.line(loc + ("name",)),
+                                          f"source name {src_cfg.name!r} repeats sources[{names[src_cfg.name]}]"))
+        names[src_cfg.name] = j
+        problems, res, st = _check_source(con, src_cfg, loc, doc, registry)
+        found.problems += problems
+        if res is not None:
+            valid[j] = src_cfg
+            found.resolved[(i, j)], found.stats[(i, j)] = res, st
+            found.cpt[(i, j)] = _measure_chars_per_token(con, res, src_cfg.filter, tok) if tok else cpt_default
+    return valid
+
+
+def _check_weights(i: int, phase: dict, doc: LoadedYaml, found: _Found) -> None:
+    weights = [s.get("weight") for s in phase["sources"] if isinstance(s, dict)]
+    if weights and all(isinstance(w, (int, float)) and w > 0 for w in weights):
+        total = float(sum(weights))
+        if abs(total - 1.0) > WEIGHT_TOLERANCE:
+            normalised = ", ".join(f"{w / total:.4f}" for w in weights)
+            found.problems.append(Problem(format_path(("phases", i, "sources")), doc.line(("phases", i, "sources")),
+                                          f"weights sum to {total:g}, they must sum to 1 (normalised: {normalised})"))
+
+
+def _check_budget(i: int, phase: dict, valid: dict[int, SourceConfig], heldout: float, estimated: bool,
+                  doc: LoadedYaml, found: _Found) -> None:
+    """Plan the phase (all its sources valid) and report any source the budget pushes over max_epochs."""
+    budget = phase.get("tokens")
+    if not (isinstance(budget, int) and budget > 0 and len(valid) == len(phase["sources"])):
+        return
+    rows = []
+    for j, s in valid.items():
+        st = found.stats[(i, j)]
+        available = int((st.chars / found.cpt[(i, j)]) * (1 - heldout)) + (st.documents - st.empty)
+        rows.append((s.name, s.weight, st.documents - st.empty, available, s.max_epochs))
+    phase_plans = assign_phase(str(phase.get("name", f"phase{i}")), budget, rows, estimated=estimated)
+    found.plans += phase_plans
+    for p in phase_plans:
+        if p.over_cap:
+            found.problems.append(Problem(format_path(("phases", i, "tokens")), doc.line(("phases", i, "tokens")),
+                                          f"budget {budget:,} cannot be met within the repetition cap: source"
+                                          f" {p.source!r} needs {p.epochs:.2f} epochs of its ~{p.available_tokens:,}"
+                                          f" tokens (max_epochs {p.max_epochs:g})"))
+
+
 def check_mixture(path: str | Path) -> CheckedMixture:
     """Validate everything; raise MixtureValidationError listing every problem, else return the checked mixture
     with per-source stats and the (estimated) plan."""
     doc = load_yaml(path)
     file = str(path)
     raw = doc.data if isinstance(doc.data, dict) else {}
-    problems: list[Problem] = []
+    found = _Found()
     config: MixtureConfig | None = None
     try:
         config = MixtureConfig.model_validate(doc.data)
     except ValidationError as e:
-        problems += _schema_problems(e, doc)
-
-    registry: dict[str, str] = {}
-    if isinstance(raw.get("registry"), str):
-        try:
-            registry = S.load_registry(Path(file).parent / raw["registry"])
-        except (FileNotFoundError, ValueError) as e:
-            problems.append(Problem("registry", doc.line(("registry",)), str(e)))
-
-    tok = None
-    tok_raw = raw.get("tokenizer")
-    if isinstance(tok_raw, dict) and isinstance(tok_raw.get("path"), str):
-        try:
-            tok = load_tokenizer(tok_raw["path"])
-            eos_id(tok, tok_raw.get("eos_token", "<|endoftext|>"))
-        except (FileNotFoundError, ValueError) as e:
-            key = "eos_token" if tok is not None else "path"
-            problems.append(Problem(f"tokenizer.{key}", doc.line(("tokenizer", key)), str(e)))
-            tok = None
+        found.problems += _schema_problems(e, doc)
+    registry = _registry(raw, file, doc, found)
+    tok = _given_tokenizer(raw, doc, found)
 
     cpt_default = raw.get("chars_per_token_estimate", 4.0)
     cpt_default = cpt_default if isinstance(cpt_default, (int, float)) and cpt_default > 0 else 4.0
     heldout = raw.get("heldout_fraction", 0.01)
     heldout = heldout if isinstance(heldout, (int, float)) and 0 <= heldout < 0.5 else 0.01
 
-    resolved: dict[tuple[int, int], S.ResolvedSource] = {}
-    stats: dict[tuple[int, int], SourceStats] = {}
-    cpt: dict[tuple[int, int], float] = {}
-    plans: list[SourcePlan] = []
     con = S.connect()
     phases = raw.get("phases") if isinstance(raw.get("phases"), list) else []
     for i, phase in enumerate(phases):
         if not isinstance(phase, dict) or not isinstance(phase.get("sources"), list):
             continue
-        valid: dict[int, SourceConfig] = {}
-        names: dict[str, int] = {}
-        for j, s in enumerate(phase["sources"]):
-            loc = ("phases", i, "sources", j)
-            try:
-                src_cfg = SourceConfig.model_validate(s)
-            except ValidationError:
-                continue   # already reported by the whole-document validation
-            if src_cfg.name in names:
-                problems.append(Problem(format_path(loc + ("name",)), doc.line(loc + ("name",)),
-                                        f"source name {src_cfg.name!r} repeats sources[{names[src_cfg.name]}]"))
-            names[src_cfg.name] = j
-            found, res, st = _check_source(con, src_cfg, loc, doc, registry)
-            problems += found
-            if res is not None:
-                valid[j] = src_cfg
-                resolved[(i, j)], stats[(i, j)] = res, st
-                cpt[(i, j)] = _measure_chars_per_token(con, res, src_cfg.filter, tok) if tok else cpt_default
-        weights = [s.get("weight") for s in phase["sources"] if isinstance(s, dict)]
-        if weights and all(isinstance(w, (int, float)) and w > 0 for w in weights):
-            total = float(sum(weights))
-            if abs(total - 1.0) > WEIGHT_TOLERANCE:
-                normalised = ", ".join(f"{w / total:.4f}" for w in weights)
-                problems.append(Problem(format_path(("phases", i, "sources")), doc.line(("phases", i, "sources")),
-                                        f"weights sum to {total:g}, they must sum to 1 (normalised: {normalised})"))
-        budget = phase.get("tokens")
-        if isinstance(budget, int) and budget > 0 and len(valid) == len(phase["sources"]):
-            rows = []
-            for j, s in valid.items():
-                st = stats[(i, j)]
-                available = int((st.chars / cpt[(i, j)]) * (1 - heldout)) + (st.documents - st.empty)
-                rows.append((s.name, s.weight, st.documents - st.empty, available, s.max_epochs))
-            phase_plans = assign_phase(str(phase.get("name", f"phase{i}")), budget, rows, estimated=tok is None)
-            plans += phase_plans
-            for p in phase_plans:
-                if p.over_cap:
-                    problems.append(Problem(format_path(("phases", i, "tokens")), doc.line(("phases", i, "tokens")),
-                                            f"budget {budget:,} cannot be met within the repetition cap: source"
-                                            f" {p.source!r} needs {p.epochs:.2f} epochs of its ~{p.available_tokens:,}"
-                                            f" tokens (max_epochs {p.max_epochs:g})"))
-    if problems:
-        problems.sort(key=lambda p: (p.line or 0, p.path))
-        raise MixtureValidationError(file, problems)
+        valid = _check_phase_sources(con, i, phase, doc, registry, tok, cpt_default, found)
+        _check_weights(i, phase, doc, found)
+        _check_budget(i, phase, valid, heldout, tok is None, doc, found)
+    if found.problems:
+        found.problems.sort(key=lambda p: (p.line or 0, p.path))
+        raise MixtureValidationError(file, found.problems)
     assert config is not None
-    log.info("mixture %s valid: %d phase(s), %d source(s)", config.name, len(config.phases), len(resolved))
-    return CheckedMixture(Path(file), doc.text, config, resolved, stats, cpt, plans, registry)
+    log.info("mixture %s valid: %d phase(s), %d source(s)", config.name, len(config.phases), len(found.resolved))
+    return CheckedMixture(Path(file), doc.text, config, found.resolved, found.stats, found.cpt, found.plans, registry)
