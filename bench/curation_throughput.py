@@ -11,6 +11,7 @@ Each (side, size) runs in a fresh subprocess so its peak memory is its own.
 
     python bench/curation_throughput.py --sizes 2000 8000 --out bench/out/throughput
 """
+
 from __future__ import annotations
 
 import argparse
@@ -44,12 +45,18 @@ def build_corpus(n_docs: int, out_dir: Path, n_files: int = 8) -> Path:
     writers = [WARCWriter(open(folder / f"bench-{i:03d}.warc.gz", "wb"), gzip=True) for i in range(n_files)]
     for i in range(n_docs):
         body = bodies[i % len(bodies)]
-        http = StatusAndHeaders("200 OK", [("Content-Type", "text/html; charset=utf-8"),
-                                           ("Content-Length", str(len(body)))], protocol="HTTP/1.1")
+        http = StatusAndHeaders(
+            "200 OK",
+            [("Content-Type", "text/html; charset=utf-8"), ("Content-Length", str(len(body)))],
+            protocol="HTTP/1.1",
+        )
         rec = writers[i % n_files].create_warc_record(
-            f"https://bench.example/{i}/{pages[i % len(pages)].stem}", "response",
-            payload=io.BytesIO(body), http_headers=http,
-            warc_headers_dict={"WARC-Record-ID": f"<urn:uuid:{uuid.UUID(int=i)}>"})
+            f"https://bench.example/{i}/{pages[i % len(pages)].stem}",
+            "response",
+            payload=io.BytesIO(body),
+            http_headers=http,
+            warc_headers_dict={"WARC-Record-ID": f"<urn:uuid:{uuid.UUID(int=i)}>"},
+        )
         writers[i % n_files].write_record(rec)
     for w in writers:
         w.out.close()
@@ -65,19 +72,32 @@ def run_ours(corpus: Path, out: Path) -> dict:
     from curation.pipeline import run
     from curation.spark import get_spark
 
-    cfg = CurationConfig.model_validate({"decontam": {"enabled": False}, "exact_dedup": {"enabled": False},
-                                         "langid": {"languages": []}})
+    cfg = CurationConfig.model_validate(
+        {"decontam": {"enabled": False}, "exact_dedup": {"enabled": False}, "langid": {"languages": []}}
+    )
     spark = get_spark("bench", master="local[2]")
     t0 = time.perf_counter()
     result = run([str(corpus / "*.warc.gz")], out, cfg, run_id="bench", spark=spark)
     wall = time.perf_counter() - t0
     jvm = spark.sparkContext._jvm.java.lang.management.ManagementFactory
-    heap_peak = sum(p.getPeakUsage().getUsed() for p in jvm.getMemoryPoolMXBeans()
-                    if str(p.getType()) == "Heap memory") / 2**20
+    heap_peak = (
+        sum(
+            p.getPeakUsage().getUsed()
+            for p in jvm.getMemoryPoolMXBeans()
+            if str(p.getType()) == "Heap memory"
+        )
+        / 2**20
+    )
     m = result.manifest
     ingested = m.stages[0].rows_in
-    return {"wall_s": wall, "docs": ingested, "kept": m.rows, "driver_py_rss_mb": peak_rss_mb(),
-            "driver_jvm_heap_peak_mb": heap_peak, "stage_seconds": {s.stage: s.seconds for s in m.stages}}
+    return {
+        "wall_s": wall,
+        "docs": ingested,
+        "kept": m.rows,
+        "driver_py_rss_mb": peak_rss_mb(),
+        "driver_jvm_heap_peak_mb": heap_peak,
+        "stage_seconds": {s.stage: s.seconds for s in m.stages},
+    }
 
 
 def run_datatrove(corpus: Path, out: Path) -> dict:
@@ -103,17 +123,26 @@ def run_datatrove(corpus: Path, out: Path) -> dict:
         def model(self):
             if self._model is None:
                 from fasttext.FastText import _FastText
+
                 self._model = _FastText(model_path)
             return self._model
 
     lang_filter = LanguageFilter(languages=None, language_threshold=0.0)
     lang_filter.model = LocalFT176(None)
-    pipeline = [WarcReader(str(corpus), glob_pattern="*.warc.gz"), Trafilatura(favour_precision=True),
-                lang_filter, GopherRepetitionFilter(), GopherQualityFilter(), C4QualityFilter(),
-                FineWebQualityFilter(), JsonlWriter(str(out / "kept"))]
+    pipeline = [
+        WarcReader(str(corpus), glob_pattern="*.warc.gz"),
+        Trafilatura(favour_precision=True),
+        lang_filter,
+        GopherRepetitionFilter(),
+        GopherQualityFilter(),
+        C4QualityFilter(),
+        FineWebQualityFilter(),
+        JsonlWriter(str(out / "kept")),
+    ]
     t0 = time.perf_counter()
-    LocalPipelineExecutor(pipeline, tasks=2, workers=2, logging_dir=str(out / "logs"),
-                                  skip_completed=False).run()
+    LocalPipelineExecutor(
+        pipeline, tasks=2, workers=2, logging_dir=str(out / "logs"), skip_completed=False
+    ).run()
     wall = time.perf_counter() - t0
     kept = sum(1 for f in (out / "kept").glob("*.jsonl*") for _ in __import__("gzip").open(f, "rt"))
     return {"wall_s": wall, "docs": None, "kept": kept, "driver_py_rss_mb": peak_rss_mb()}
@@ -139,8 +168,11 @@ def main() -> None:
         corpus = build_corpus(n, args.out)
         for side in args.sides:
             out = args.out / f"{side}_{n}_{uuid.uuid4().hex[:6]}"
-            proc = subprocess.run([sys.executable, __file__, "--child", side, str(corpus), str(out)],
-                                  capture_output=True, text=True)
+            proc = subprocess.run(
+                [sys.executable, __file__, "--child", side, str(corpus), str(out)],
+                capture_output=True,
+                text=True,
+            )
             line = [ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")]
             if proc.returncode != 0 or not line:
                 sys.stderr.write(proc.stderr[-4000:])
@@ -153,12 +185,16 @@ def main() -> None:
     print("\n| docs | side | wall s | docs/s | driver py peak RSS MB | driver JVM heap peak MB |")
     print("|---:|---|---:|---:|---:|---:|")
     for r in rows:
-        print(f"| {r['size']} | {r['side']} | {r['wall_s']:.1f} | {r['docs_per_s']:.1f} | "
-              f"{r['driver_py_rss_mb']:.0f} | {r.get('driver_jvm_heap_peak_mb', float('nan')):.0f} |")
+        print(
+            f"| {r['size']} | {r['side']} | {r['wall_s']:.1f} | {r['docs_per_s']:.1f} | "
+            f"{r['driver_py_rss_mb']:.0f} | {r.get('driver_jvm_heap_peak_mb', float('nan')):.0f} |"
+        )
     for n in args.sizes:
         by = {r["side"]: r for r in rows if r["size"] == n}
         if {"ours", "datatrove"} <= by.keys():
-            print(f"size {n}: ours/datatrove docs/s ratio = {by['ours']['docs_per_s'] / by['datatrove']['docs_per_s']:.2f}")
+            print(
+                f"size {n}: ours/datatrove docs/s ratio = {by['ours']['docs_per_s'] / by['datatrove']['docs_per_s']:.2f}"
+            )
 
 
 if __name__ == "__main__":

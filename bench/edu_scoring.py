@@ -16,6 +16,7 @@ Spark timings are warm: a first pass on the same session loads the model into th
 
     python bench/edu_scoring.py --docs 60000 --repeats 3
 """
+
 from __future__ import annotations
 
 import argparse
@@ -67,7 +68,9 @@ def real_texts() -> list[str]:
     import pandas as pd
 
     d = shared_data_dir()
-    texts = pd.read_json(d / "quality_labels_dclm_human" / "majority_data_disputed.jsonl", lines=True).text.tolist()
+    texts = pd.read_json(
+        d / "quality_labels_dclm_human" / "majority_data_disputed.jsonl", lines=True
+    ).text.tolist()
     with gzip.open(next((d / "webtext_cc2019_dolma_sample").glob("*.jsonl.gz")), "rt") as f:
         texts += [json.loads(line)["text"] for line in f]
     texts += pd.read_csv(d / "edu_labels_finewebc_danish" / "fineweb-c_danish.csv").text.tolist()
@@ -84,17 +87,32 @@ def build_dataset(n: int, files: int) -> tuple[Path, list[str]]:
     (staging / "data").mkdir()
     per = (n + files - 1) // files
     for f in range(files):
-        chunk = texts[f * per:(f + 1) * per]
+        chunk = texts[f * per : (f + 1) * per]
         rows = {c.name: [None] * len(chunk) for c in DOC_FIELDS}
         rows["id"] = [f"doc-{f * per + i}" for i in range(len(chunk))]
         rows["text"] = chunk
-        pq.write_table(pa.table(rows, schema=pa.schema(DOC_FIELDS)), staging / "data" / f"part-{f:03d}.parquet")
-    Manifest(dataset="bench_docs", version="bench", created_at=now_iso(), code_version="bench", inputs=[],
-             config={}, config_hash="-", rows=n,
-             stages=[StageCounts(stage="ingest", rows_in=n, rows_kept=n, rows_rejected=0)]).write(staging)
+        pq.write_table(
+            pa.table(rows, schema=pa.schema(DOC_FIELDS)), staging / "data" / f"part-{f:03d}.parquet"
+        )
+    Manifest(
+        dataset="bench_docs",
+        version="bench",
+        created_at=now_iso(),
+        code_version="bench",
+        inputs=[],
+        config={},
+        config_hash="-",
+        rows=n,
+        stages=[StageCounts(stage="ingest", rows_in=n, rows_kept=n, rows_rejected=0)],
+    ).write(staging)
     root.publish(staging, "bench")
-    log.info("%d documents (%d distinct windows, mean %.0f chars) in %d files", n, len(base),
-             sum(map(len, texts)) / n, files)
+    log.info(
+        "%d documents (%d distinct windows, mean %.0f chars) in %d files",
+        n,
+        len(base),
+        sum(map(len, texts)) / n,
+        files,
+    )
     return root.root, texts
 
 
@@ -116,7 +134,7 @@ def _proc_tree_cpu(root_pid: int) -> float:
         except OSError:
             continue
         parents[int(entry)] = int(fields[1])
-        cpu[int(entry)] = sum(int(x) for x in fields[11:15]) / _TICK   # utime stime cutime cstime
+        cpu[int(entry)] = sum(int(x) for x in fields[11:15]) / _TICK  # utime stime cutime cstime
 
     def in_tree(pid: int) -> bool:
         while pid > 1:
@@ -147,14 +165,15 @@ def bare_loop(scorer: EduScorer, texts: list[str]) -> None:
 
 def bare_batched(scorer: EduScorer, texts: list[str], batch: int = 1000) -> None:
     for i in range(0, len(texts), batch):
-        scorer.score(texts[i:i + batch])
+        scorer.score(texts[i : i + batch])
 
 
 def spark_pass(spark, docs: Path, ref, registry: str) -> None:
     from curation.edu.score import score_frame
 
-    score_frame(spark.read.parquet(str(docs / "bench" / "data")), ref, None, registry) \
-        .write.format("noop").mode("overwrite").save()
+    score_frame(spark.read.parquet(str(docs / "bench" / "data")), ref, None, registry).write.format(
+        "noop"
+    ).mode("overwrite").save()
 
 
 def main() -> int:
@@ -168,8 +187,9 @@ def main() -> int:
 
     registry = ModelRegistry(OUT / "registry")
     shutil.rmtree(registry.root, ignore_errors=True)
-    labels = read_label_file(shared_data_dir() / "quality_labels_dclm_human" / "majority_data_disputed.jsonl",
-                             max_score=1)
+    labels = read_label_file(
+        shared_data_dir() / "quality_labels_dclm_human" / "majority_data_disputed.jsonl", max_score=1
+    )
     ref = train_and_register(labels, EduTrainConfig(max_score=1, threshold=0.5), registry)
     docs, texts = build_dataset(args.docs, args.files)
     scorer = EduScorer(ref)
@@ -179,8 +199,14 @@ def main() -> int:
     def record(name: str, measured: tuple[float, float]) -> None:
         wall.setdefault(name, []).append(measured[0])
         cpu.setdefault(name, []).append(measured[1])
-        log.info("%-15s wall %.2fs (%.0f docs/s)  cpu %.2fs (%.0f docs per cpu-s)", name, measured[0],
-                 args.docs / measured[0], measured[1], args.docs / max(measured[1], 1e-9))
+        log.info(
+            "%-15s wall %.2fs (%.0f docs/s)  cpu %.2fs (%.0f docs per cpu-s)",
+            name,
+            measured[0],
+            args.docs / measured[0],
+            measured[1],
+            args.docs / max(measured[1], 1e-9),
+        )
 
     for _ in range(args.repeats):
         record("bare_loop", timed(lambda: bare_loop(scorer, texts)))
@@ -191,28 +217,47 @@ def main() -> int:
 
     registry.promote(ref.version)
     for cores in (1, 2):
-        spark = get_spark(f"bench-edu-{cores}", master=f"local[{cores}]",
-                          conf={"spark.default.parallelism": str(cores), "spark.sql.shuffle.partitions": str(cores)})
+        spark = get_spark(
+            f"bench-edu-{cores}",
+            master=f"local[{cores}]",
+            conf={"spark.default.parallelism": str(cores), "spark.sql.shuffle.partitions": str(cores)},
+        )
         jvm_pid = spark.sparkContext._gateway.proc.pid
         tree = lambda pid=jvm_pid: _proc_tree_cpu(pid)
-        spark_pass(spark, docs, ref, str(registry.root))            # warm-up: workers start, model loads
+        spark_pass(spark, docs, ref, str(registry.root))  # warm-up: workers start, model loads
         for _ in range(args.repeats):
-            record(f"spark_local{cores}", timed(lambda s=spark: spark_pass(s, docs, ref, str(registry.root)), tree))
+            record(
+                f"spark_local{cores}",
+                timed(lambda s=spark: spark_pass(s, docs, ref, str(registry.root)), tree),
+            )
         if cores == 2:
             for i in range(args.repeats):
-                record("publish_local2", timed(lambda s=spark, i=i: score_dataset(
-                    s, docs, OUT / "scored", registry=str(registry.root), run_id=f"r{i}"), tree))
+                record(
+                    "publish_local2",
+                    timed(
+                        lambda s=spark, i=i: score_dataset(
+                            s, docs, OUT / "scored", registry=str(registry.root), run_id=f"r{i}"
+                        ),
+                        tree,
+                    ),
+                )
         spark.stop()
 
     med_wall = {k: statistics.median(v) for k, v in wall.items()}
     med_cpu = {k: statistics.median(v) for k, v in cpu.items()}
     per_cpu_s = {k: args.docs / v for k, v in med_cpu.items()}
     summary = {
-        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "docs": args.docs,
-        "mean_chars": round(sum(map(len, texts)) / len(texts)), "repeats": args.repeats,
-        "model": {"version": ref.version, "bytes": ref.card.model_bytes, **{k: ref.card.params["fasttext"][k]
-                                                                          for k in ("dim", "wordNgrams", "bucket")}},
-        "cpu_count": os.cpu_count(), "load_avg_at_end": os.getloadavg(),
+        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "docs": args.docs,
+        "mean_chars": round(sum(map(len, texts)) / len(texts)),
+        "repeats": args.repeats,
+        "model": {
+            "version": ref.version,
+            "bytes": ref.card.model_bytes,
+            **{k: ref.card.params["fasttext"][k] for k in ("dim", "wordNgrams", "bucket")},
+        },
+        "cpu_count": os.cpu_count(),
+        "load_avg_at_end": os.getloadavg(),
         "wall_docs_per_s": {k: round(args.docs / v) for k, v in med_wall.items()},
         "docs_per_cpu_second": {k: round(v) for k, v in per_cpu_s.items()},
         "spark_local1_vs_bare_loop_per_cpu_s": round(per_cpu_s["spark_local1"] / per_cpu_s["bare_loop"], 3),

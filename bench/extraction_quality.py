@@ -8,6 +8,7 @@ extraction call only, one process, pages interleaved across settings so machine 
 
     python bench/extraction_quality.py [--limit N] [--json out.json]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -108,7 +109,9 @@ SETTINGS: dict[str, Callable[[], Callable[[bytes], str | None]]] = {
     "ours default: trafilatura fast+precision, full cascade below 700 chars": lambda: ours(),
     "ours: trafilatura fast+precision, no fallback": lambda: ours(fallback_below_chars=0),
     "ours: trafilatura fast+precision, full cascade below 300 chars": lambda: ours(fallback_below_chars=300),
-    "ours: trafilatura fast+precision, full cascade below 1000 chars": lambda: ours(fallback_below_chars=1000),
+    "ours: trafilatura fast+precision, full cascade below 1000 chars": lambda: ours(
+        fallback_below_chars=1000
+    ),
     "ours: trafilatura fast (no precision)": lambda: ours(favor_precision=False, fallback_below_chars=0),
     "ours: trafilatura full cascade + precision": lambda: ours(fast=False),
     "ours: resiliparse main_content": lambda: ours(extractor="resiliparse"),
@@ -137,17 +140,23 @@ def run(corpus: list[tuple[dict, bytes]], names: list[str]) -> dict[str, Score]:
 
 def table(scores: dict[str, Score], reference: str) -> str:
     ref = scores.get(reference)
-    lines = ["| setting | precision | recall | F1 | accuracy | docs/s | x datatrove | empty |",
-             "|---|---:|---:|---:|---:|---:|---:|---:|"]
+    lines = [
+        "| setting | precision | recall | F1 | accuracy | docs/s | x datatrove | empty |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
     for name, s in scores.items():
         ratio = f"{s.docs_per_s / ref.docs_per_s:.2f}" if ref and ref.docs_per_s else "-"
-        lines.append(f"| {name} | {s.precision:.3f} | {s.recall:.3f} | {s.f1:.3f} | {s.accuracy:.3f} |"
-                     f" {s.docs_per_s:.1f} | {ratio} | {s.empty} |")
+        lines.append(
+            f"| {name} | {s.precision:.3f} | {s.recall:.3f} | {s.f1:.3f} | {s.accuracy:.3f} |"
+            f" {s.docs_per_s:.1f} | {ratio} | {s.empty} |"
+        )
     return "\n".join(lines)
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--data", type=Path, default=shared_data_dir() / "html_trafilatura_eval")
     parser.add_argument("--limit", type=int, default=None, help="pages (random sample, seed 0); default all")
     parser.add_argument("--settings", nargs="*", default=list(SETTINGS), choices=list(SETTINGS))
@@ -159,12 +168,28 @@ def main() -> None:
     scores = run(corpus, args.settings)
     print(table(scores, next(iter(SETTINGS))))
     if args.json:
-        args.json.write_text(json.dumps({
-            "date": datetime.now(UTC).isoformat(timespec="seconds"),
-            "machine": platform.platform(), "pages": len(corpus),
-            "scores": {n: {"precision": s.precision, "recall": s.recall, "f1": s.f1, "accuracy": s.accuracy,
-                           "docs_per_s": s.docs_per_s, "empty": s.empty, "errors": s.errors}
-                       for n, s in scores.items()}}, indent=2))
+        args.json.write_text(
+            json.dumps(
+                {
+                    "date": datetime.now(UTC).isoformat(timespec="seconds"),
+                    "machine": platform.platform(),
+                    "pages": len(corpus),
+                    "scores": {
+                        n: {
+                            "precision": s.precision,
+                            "recall": s.recall,
+                            "f1": s.f1,
+                            "accuracy": s.accuracy,
+                            "docs_per_s": s.docs_per_s,
+                            "empty": s.empty,
+                            "errors": s.errors,
+                        }
+                        for n, s in scores.items()
+                    },
+                },
+                indent=2,
+            )
+        )
 
 
 if __name__ == "__main__":

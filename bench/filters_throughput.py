@@ -15,6 +15,7 @@ Also reported: how often the two sides make the same keep/reject decision, for t
 
 Run: python bench/filters_throughput.py [--docs 20000]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -37,8 +38,10 @@ def load_texts() -> list[str]:
     path = data / "webtext_cc2019_dolma_sample" / "CC-MAIN-20190717121559-20190717143559-00140.jsonl.gz"
     with gzip.open(path, "rt") as f:
         texts = [d["text"] for d in map(json.loads, f)]
-    texts += [json.loads(line)["text"] for line in
-              (data / "quality_labels_dclm_human" / "majority_data_disputed.jsonl").open()]
+    texts += [
+        json.loads(line)["text"]
+        for line in (data / "quality_labels_dclm_human" / "majority_data_disputed.jsonl").open()
+    ]
     return [t for t in texts if t and t.strip()]
 
 
@@ -54,8 +57,12 @@ def datatrove_filters():
         GopherRepetitionFilter,
     )
 
-    return [GopherQualityFilter(), GopherRepetitionFilter(), C4QualityFilter(filter_no_terminal_punct=False),
-            FineWebQualityFilter()]
+    return [
+        GopherQualityFilter(),
+        GopherRepetitionFilter(),
+        C4QualityFilter(filter_no_terminal_punct=False),
+        FineWebQualityFilter(),
+    ]
 
 
 def run_datatrove(texts: list[str]) -> tuple[float, float, set[int]]:
@@ -73,12 +80,20 @@ def run_datatrove(texts: list[str]) -> tuple[float, float, set[int]]:
 
 def run_ours(texts: list[str]) -> tuple[float, float, set[int], dict[str, float]]:
     steps = quality_steps(QualityConfig())
-    schema = pa.schema([pa.field("id", pa.string()), pa.field("text", pa.string())]
-                       + [f for s in steps for f in s.fields()]
-                       + [pa.field(n, pa.string()) for n in ("reject_stage", "reject_reason", "reject_detail")])
-    batches = [pa.RecordBatch.from_pydict({"id": [str(i) for i in range(s, min(s + BATCH_ROWS, len(texts)))],
-                                           "text": texts[s:s + BATCH_ROWS]})
-               for s in range(0, len(texts), BATCH_ROWS)]
+    schema = pa.schema(
+        [pa.field("id", pa.string()), pa.field("text", pa.string())]
+        + [f for s in steps for f in s.fields()]
+        + [pa.field(n, pa.string()) for n in ("reject_stage", "reject_reason", "reject_detail")]
+    )
+    batches = [
+        pa.RecordBatch.from_pydict(
+            {
+                "id": [str(i) for i in range(s, min(s + BATCH_ROWS, len(texts)))],
+                "text": texts[s : s + BATCH_ROWS],
+            }
+        )
+        for s in range(0, len(texts), BATCH_ROWS)
+    ]
     timer = StepTimer()
     kept: set[int] = set()
     t0, c0 = time.perf_counter(), time.process_time()
@@ -124,8 +139,10 @@ def main() -> None:
     n = len(texts)
     # wall time is what a user sees; CPU time is what survives the shared machine's noise
     print(f"\n{'system':<32}{'wall s':>8}{'docs/s':>8}{'CPU s':>8}{'docs/CPU-s':>12}{'kept':>8}")
-    for name, wall, cpu, kept in (("ours (4 steps, Arrow batches)", t_ours, cpu_ours, kept_ours),
-                                  ("datatrove 0.10.1 (4 filters)", t_dt, cpu_dt, kept_dt)):
+    for name, wall, cpu, kept in (
+        ("ours (4 steps, Arrow batches)", t_ours, cpu_ours, kept_ours),
+        ("datatrove 0.10.1 (4 filters)", t_dt, cpu_dt, kept_dt),
+    ):
         print(f"{name:<32}{wall:>8.1f}{n / wall:>8.0f}{cpu:>8.1f}{n / cpu:>12.0f}{len(kept):>8}")
     print(f"speed-up: {t_dt / t_ours:.1f}x wall, {cpu_dt / cpu_ours:.1f}x CPU")
     print("\nour time per step: " + ", ".join(f"{k} {v / t_ours:.0%}" for k, v in ours_split.items()))

@@ -10,6 +10,7 @@ tag), and a separate reader (its own catalog connection) polls until its current
 
     python bench/iceberg_commit.py --files 10 100 1000 --repeat 3 --json /tmp/iceberg_commit.json
 """
+
 from __future__ import annotations
 
 import argparse
@@ -57,11 +58,21 @@ def run(kind: str, counts: list[int], repeat: int, docs: list[dict], tmp: Path) 
             where.mkdir()
             runs.append(measure(warehouse_config(kind, where), f"bench_{n}_{r}", n, docs))
         med = statistics.median(x["visible_s"] for x in runs)
-        rows.append({"warehouse": kind, "files": n, "visible_s_median": med,
-                     "commit_s_median": statistics.median(x["commit_s"] for x in runs),
-                     "ms_per_file": round(1000 * med / n, 2), "runs": runs})
-        print(f"{kind:<6} {n:>5} files: visible after {med:.3f} s (median of {repeat}),"
-              f" {1000 * med / n:.2f} ms/file", flush=True)
+        rows.append(
+            {
+                "warehouse": kind,
+                "files": n,
+                "visible_s_median": med,
+                "commit_s_median": statistics.median(x["commit_s"] for x in runs),
+                "ms_per_file": round(1000 * med / n, 2),
+                "runs": runs,
+            }
+        )
+        print(
+            f"{kind:<6} {n:>5} files: visible after {med:.3f} s (median of {repeat}),"
+            f" {1000 * med / n:.2f} ms/file",
+            flush=True,
+        )
     return rows
 
 

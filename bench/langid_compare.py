@@ -9,6 +9,7 @@ Labelled sets (all in $PHI_SHARED_DATA):
 
 Run: python bench/langid_compare.py
 """
+
 from __future__ import annotations
 
 import csv

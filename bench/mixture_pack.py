@@ -11,6 +11,7 @@
 
     python bench/mixture_pack.py --repeat 4 --rounds 3 --out out/bench/mixture
 """
+
 from __future__ import annotations
 
 import argparse
@@ -52,8 +53,16 @@ def repeated(src_version: Path, root: Path, times: int) -> Path:
     for k in range(times):
         ids = pa.array([f"{i}-r{k}" for i in table["id"].to_pylist()])
         pq.write_table(table.set_column(0, "id", ids), staging / "data" / f"part-{k:05d}.parquet")
-    Manifest(dataset=root.name, version="v1", created_at=now_iso(), code_version=code_version(), inputs=[],
-             config={}, config_hash=config_hash({}), rows=table.num_rows * times).write(staging)
+    Manifest(
+        dataset=root.name,
+        version="v1",
+        created_at=now_iso(),
+        code_version=code_version(),
+        inputs=[],
+        config={},
+        config_hash=config_hash({}),
+        rows=table.num_rows * times,
+    ).write(staging)
     return dr.publish(staging, "v1")
 
 
@@ -62,11 +71,13 @@ def bare_loop(tok, texts: list[str], batch: int, fast: bool) -> tuple[int, float
     n = 0
     enc = tok.encode_batch_fast if fast else tok.encode_batch
     for i in range(0, len(texts), batch):
-        n += sum(len(e) for e in enc(texts[i:i + batch], add_special_tokens=False))   # no id copy: strictest
+        n += sum(len(e) for e in enc(texts[i : i + batch], add_special_tokens=False))  # no id copy: strictest
     return n, time.perf_counter() - t0
 
 
-def our_path(datasets: list[S.ResolvedSource], tok_dir: Path, eos: int, dtype, work: Path) -> tuple[int, float, float]:
+def our_path(
+    datasets: list[S.ResolvedSource], tok_dir: Path, eos: int, dtype, work: Path
+) -> tuple[int, float, float]:
     shutil.rmtree(work, ignore_errors=True)
     con = S.connect()
     t0 = time.perf_counter()
@@ -108,8 +119,13 @@ phases:
       - {{name: edu_hi, dataset: {edu}, filter: "edu_score >= 1", weight: 0.3, max_epochs: 40}}
       - {{name: quality, dataset: {quality}, filter: "quality_label = 1", weight: 0.4, max_epochs: 40}}
 """
-RATIO_FILTERS = {"web": ("web", None), "edu": ("edu", None), "web_en": ("web", "lang = 'en'"),
-                 "edu_hi": ("edu", "edu_score >= 1"), "quality": ("quality", "quality_label = 1")}
+RATIO_FILTERS = {
+    "web": ("web", None),
+    "edu": ("edu", None),
+    "web_en": ("web", "lang = 'en'"),
+    "edu_hi": ("edu", "edu_score >= 1"),
+    "quality": ("quality", "quality_label = 1"),
+}
 
 
 def ratios_from_shards(build_dir: Path, srcs: dict[str, Path]) -> list[dict]:
@@ -121,7 +137,9 @@ def ratios_from_shards(build_dir: Path, srcs: dict[str, Path]) -> list[dict]:
         owner = {}
         for s in phase["sources"]:
             ds, where = RATIO_FILTERS[s["name"]]
-            q = f"SELECT text FROM read_parquet('{srcs[ds]}/v1/data/*.parquet')" + (f" WHERE {where}" if where else "")
+            q = f"SELECT text FROM read_parquet('{srcs[ds]}/v1/data/*.parquet')" + (
+                f" WHERE {where}" if where else ""
+            )
             owner.update({t: s["name"] for (t,) in duckdb.sql(q).fetchall() if t})
         counts: dict[str, int] = {}
         for sh in phase["shards"]:
@@ -130,14 +148,25 @@ def ratios_from_shards(build_dir: Path, srcs: dict[str, Path]) -> list[dict]:
             for text, d in zip(tok.decode_batch([d[:-1].tolist() for d in docs]), docs):
                 counts[owner[text]] = counts.get(owner[text], 0) + len(d)
         total = sum(counts.values())
-        longest = duckdb.sql(f"SELECT max(tokens) FROM '{build_dir / phase['dir']}/documents.parquet'"
-                             " WHERE split = 'train'").fetchall()[0][0]
+        longest = duckdb.sql(
+            f"SELECT max(tokens) FROM '{build_dir / phase['dir']}/documents.parquet' WHERE split = 'train'"
+        ).fetchall()[0][0]
         for s in phase["sources"]:
             realised = counts[s["name"]] / total
-            rows.append({"phase": phase["name"], "source": s["name"], "budget": phase["budget"], "tokens": total,
-                         "target": s["target_weight"], "realised_from_shards": realised,
-                         "abs_error": abs(realised - s["target_weight"]), "epochs": s["epochs"],
-                         "longest_document": longest, "longest_over_tokens": longest / total})
+            rows.append(
+                {
+                    "phase": phase["name"],
+                    "source": s["name"],
+                    "budget": phase["budget"],
+                    "tokens": total,
+                    "target": s["target_weight"],
+                    "realised_from_shards": realised,
+                    "abs_error": abs(realised - s["target_weight"]),
+                    "epochs": s["epochs"],
+                    "longest_document": longest,
+                    "longest_over_tokens": longest / total,
+                }
+            )
     return rows
 
 
@@ -150,25 +179,40 @@ def summarise_throughput(bare, fast, ours, texts, tok, dtype) -> dict:
     paired = [(o[0] / (o[1] + o[2])) / (b[0] / b[1]) for o, b in zip(ours, bare)]
     paired_fast = [(o[0] / (o[1] + o[2])) / (f[0] / f[1]) for o, f in zip(ours, fast)]
     assert ours[0][0] == bare[0][0], f"token counts differ: ours {ours[0][0]} vs bare {bare[0][0]}"
-    throughput = {"documents": len(texts), "tokens": bare[0][0], "vocab": tok.get_vocab_size(), "dtype": dtype.name,
-                  "bare_encode_batch_tok_s": bare_tps, "bare_encode_batch_fast_tok_s": fast_tps,
-                  "ours_tokenize_pack_tok_s": ours_tps, "ratio_of_medians_vs_encode_batch": ours_tps / bare_tps,
-                  "paired_ratio_vs_encode_batch": med(paired), "paired_ratio_vs_encode_batch_fast": med(paired_fast),
-                  "paired_ratios_by_round": [round(x, 3) for x in paired],
-                  "ours_pack_share": med(b / (a + b) for _, a, b in ours)}
+    throughput = {
+        "documents": len(texts),
+        "tokens": bare[0][0],
+        "vocab": tok.get_vocab_size(),
+        "dtype": dtype.name,
+        "bare_encode_batch_tok_s": bare_tps,
+        "bare_encode_batch_fast_tok_s": fast_tps,
+        "ours_tokenize_pack_tok_s": ours_tps,
+        "ratio_of_medians_vs_encode_batch": ours_tps / bare_tps,
+        "paired_ratio_vs_encode_batch": med(paired),
+        "paired_ratio_vs_encode_batch_fast": med(paired_fast),
+        "paired_ratios_by_round": [round(x, 3) for x in paired],
+        "ours_pack_share": med(b / (a + b) for _, a, b in ours),
+    }
 
     return throughput
 
 
 def main() -> int:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--repeat", type=int, default=2, help="copies of each sample source (throughput corpus size)")
+    ap.add_argument(
+        "--repeat", type=int, default=2, help="copies of each sample source (throughput corpus size)"
+    )
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--vocab", type=int, default=32064)
     ap.add_argument("--batch", type=int, default=2048)
     ap.add_argument("--p1", type=int, default=6_000_000, help="phase-1 budget of the ratio mixture")
-    ap.add_argument("--p2", type=int, nargs="+", default=[1_500_000, 6_000_000],
-                    help="phase-2 budgets: one ratio build each (the error bound is ~ longest document / budget)")
+    ap.add_argument(
+        "--p2",
+        type=int,
+        nargs="+",
+        default=[1_500_000, 6_000_000],
+        help="phase-2 budgets: one ratio build each (the error bound is ~ longest document / budget)",
+    )
     ap.add_argument("--skip-throughput", action="store_true")
     ap.add_argument("--out", type=Path, default=REPO / "out" / "bench" / "mixture")
     args = ap.parse_args()
@@ -180,8 +224,13 @@ def main() -> int:
     built = build_all(shared_data_dir(), models_dir(), out / "sources")
     srcs = {k: v.parent for k, v in built.items()}
     big = [repeated(v, out / "repeated" / k, args.repeat) for k, v in built.items()]
-    texts_all = [x for v in built.values() for x in pq.read_table(v / "data", columns=["text"])["text"].to_pylist() if x]
-    texts = texts_all * args.repeat   # the bare loop's texts: the same documents our path reads
+    texts_all = [
+        x
+        for v in built.values()
+        for x in pq.read_table(v / "data", columns=["text"])["text"].to_pylist()
+        if x
+    ]
+    texts = texts_all * args.repeat  # the bare loop's texts: the same documents our path reads
 
     tok = train_bpe(iter(texts_all), args.vocab, 2, "<|endoftext|>")
     tok_dir = save_tokenizer(tok, out / "tokenizer", "<|endoftext|>")
@@ -198,32 +247,45 @@ def main() -> int:
     bare, fast, ours = [], [], []
     for rnd in range(0 if args.skip_throughput else args.rounds):
         n, t = bare_loop(tok, texts, args.batch, fast=False)
-        bare.append((n + len(texts), t))          # + one EOS per document, as ours counts
+        bare.append((n + len(texts), t))  # + one EOS per document, as ours counts
         n, t = bare_loop(tok, texts, args.batch, fast=True)
         fast.append((n + len(texts), t))
         n, t_tok, t_pack = our_path(resolved, tok_dir, eos, dtype, out / "ours")
         ours.append((n, t_tok, t_pack))
-        print(f"round {rnd}: bare {bare[-1][0] / bare[-1][1]:,.0f} tok/s, bare-fast {fast[-1][0] / fast[-1][1]:,.0f},"
-              f" ours {n / (t_tok + t_pack):,.0f} (tokenize {t_tok:.2f}s + pack {t_pack:.2f}s)", flush=True)
+        print(
+            f"round {rnd}: bare {bare[-1][0] / bare[-1][1]:,.0f} tok/s, bare-fast {fast[-1][0] / fast[-1][1]:,.0f},"
+            f" ours {n / (t_tok + t_pack):,.0f} (tokenize {t_tok:.2f}s + pack {t_pack:.2f}s)",
+            flush=True,
+        )
     throughput = summarise_throughput(bare, fast, ours, texts, tok, dtype) if ours else None
 
     ratio_rows = []
     t0 = time.perf_counter()
     for p2 in args.p2:
         mix = out / f"ratios-{p2}.yaml"
-        mix.write_text(RATIO_MIXTURE.format(tok=tok_dir, p1=args.p1, p2=p2, **{k: v for k, v in srcs.items()}))
+        mix.write_text(
+            RATIO_MIXTURE.format(tok=tok_dir, p1=args.p1, p2=p2, **{k: v for k, v in srcs.items()})
+        )
         build(mix, out / f"ratio_build-{p2}")
         ratio_rows += ratios_from_shards(out / f"ratio_build-{p2}", srcs)
-    result = {"throughput": throughput, "ratios": ratio_rows, "ratio_builds_seconds": time.perf_counter() - t0,
-              "max_abs_ratio_error": max(r["abs_error"] for r in ratio_rows)}
+    result = {
+        "throughput": throughput,
+        "ratios": ratio_rows,
+        "ratio_builds_seconds": time.perf_counter() - t0,
+        "max_abs_ratio_error": max(r["abs_error"] for r in ratio_rows),
+    }
     (out / "results.json").write_text(json.dumps(result, indent=2))
     if throughput:
         print(json.dumps(throughput, indent=2))
-    print(f"{'phase':<8} {'budget':>10} {'source':<9} {'target':>7} {'realised':>9} {'abs err':>8} {'epochs':>7}"
-          f" {'longest/tokens':>15}")
+    print(
+        f"{'phase':<8} {'budget':>10} {'source':<9} {'target':>7} {'realised':>9} {'abs err':>8} {'epochs':>7}"
+        f" {'longest/tokens':>15}"
+    )
     for r in ratio_rows:
-        print(f"{r['phase']:<8} {r['budget']:>10,} {r['source']:<9} {r['target']:>7.4f} {r['realised_from_shards']:>9.5f}"
-              f" {r['abs_error']:>8.5f} {r['epochs']:>7.2f} {r['longest_over_tokens']:>15.5f}")
+        print(
+            f"{r['phase']:<8} {r['budget']:>10,} {r['source']:<9} {r['target']:>7.4f} {r['realised_from_shards']:>9.5f}"
+            f" {r['abs_error']:>8.5f} {r['epochs']:>7.2f} {r['longest_over_tokens']:>15.5f}"
+        )
     print(f"max |realised - target| = {result['max_abs_ratio_error']:.5f}; results in {out / 'results.json'}")
     return 0
 

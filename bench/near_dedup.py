@@ -8,6 +8,7 @@ Every method runs in its own child process (fresh interpreter, so peak RSS is it
 the Spark JVM's peak), one after the other on the same corpus files; the parent builds the corpus, scores
 every method against one exact-Jaccard ground truth and writes results.json and a markdown table.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -59,15 +60,20 @@ def child(method: str, work: Path) -> dict:
         from curation.spark import get_spark
 
         t0 = time.perf_counter()
-        spark = get_spark("near-dedup-bench", master="local[2]",
-                          conf={"spark.sql.shuffle.partitions": "4", "spark.default.parallelism": "2"})
+        spark = get_spark(
+            "near-dedup-bench",
+            master="local[2]",
+            conf={"spark.sql.shuffle.partitions": "4", "spark.default.parallelism": "2"},
+        )
         out["spark_start_s"] = time.perf_counter() - t0
         cfg = NearDedupConfig(num_perm=NUM_PERM, bands=BANDS, rows=ROWS, seed=SEED, ngram=NGRAM, verify=True)
         t0 = time.perf_counter()
         result = run_near_dedup(work / "dataset", work / "ours", cfg, run_id="bench", spark=spark)
         out["seconds"] = time.perf_counter() - t0
-        out["python_peak_mb"] = _peak_rss_mb()   # the driver's peak during the job, before bench bookkeeping
-        removed = set(pq.read_table(result.version_dir / "duplicates", columns=["doc_id"]).column(0).to_pylist())
+        out["python_peak_mb"] = _peak_rss_mb()  # the driver's peak during the job, before bench bookkeeping
+        removed = set(
+            pq.read_table(result.version_dir / "duplicates", columns=["doc_id"]).column(0).to_pylist()
+        )
         out["stats"] = result.manifest.extra.get("near_dedup", {})
         out["jvm_peak_mb"] = _jvm_peak_mb(spark)
         clusters: dict[str, list[str]] = {}
@@ -82,7 +88,9 @@ def child(method: str, work: Path) -> dict:
         if method.startswith("datasketch"):
             from near_dedup_refs import run_datasketch
 
-            removed = run_datasketch(docs, NUM_PERM, BANDS, ROWS, SEED, NGRAM, verify=method.endswith("verified"))
+            removed = run_datasketch(
+                docs, NUM_PERM, BANDS, ROWS, SEED, NGRAM, verify=method.endswith("verified")
+            )
         elif method == "datatrove":
             import shutil
 
@@ -110,20 +118,38 @@ def prepare(n: int, work: Path) -> list[dict]:
     work.mkdir(parents=True, exist_ok=True)
     (work / "parts").mkdir(exist_ok=True)
     half = (len(docs) + 1) // 2
-    for i, part in enumerate((docs[:half], docs[half:])):   # two files: one per datatrove task
-        pq.write_table(pa.Table.from_pylist([{"id": d["id"], "text": d["text"]} for d in part]),
-                       work / "parts" / f"part-{i}.parquet")
+    for i, part in enumerate((docs[:half], docs[half:])):  # two files: one per datatrove task
+        pq.write_table(
+            pa.Table.from_pylist([{"id": d["id"], "text": d["text"]} for d in part]),
+            work / "parts" / f"part-{i}.parquet",
+        )
     root = DatasetRoot(work / "dataset")
     if root.current() != "v1":
         root.root.mkdir(parents=True, exist_ok=True)
         staging = root.staging_dir("v1")
         (staging / "data").mkdir()
-        schema = pa.schema([pa.field(c, pa.float64() if c == "lang_score" else pa.string()) for c in DOC_COLUMNS])
+        schema = pa.schema(
+            [pa.field(c, pa.float64() if c == "lang_score" else pa.string()) for c in DOC_COLUMNS]
+        )
         for i in range(0, len(docs), 10_000):
-            rows = [{"id": d["id"], "text": d["text"], "source_format": "jsonl"} for d in docs[i:i + 10_000]]
-            pq.write_table(pa.Table.from_pylist(rows, schema=schema), staging / "data" / f"part-{i // 10_000:04d}.parquet")
-        Manifest(dataset="bench_near_dedup", version="v1", created_at=now_iso(), code_version=code_version(),
-                 inputs=[], config={"n": n}, config_hash="-", rows=len(docs), columns=DOC_COLUMNS).write(staging)
+            rows = [
+                {"id": d["id"], "text": d["text"], "source_format": "jsonl"} for d in docs[i : i + 10_000]
+            ]
+            pq.write_table(
+                pa.Table.from_pylist(rows, schema=schema),
+                staging / "data" / f"part-{i // 10_000:04d}.parquet",
+            )
+        Manifest(
+            dataset="bench_near_dedup",
+            version="v1",
+            created_at=now_iso(),
+            code_version=code_version(),
+            inputs=[],
+            config={"n": n},
+            config_hash="-",
+            rows=len(docs),
+            columns=DOC_COLUMNS,
+        ).write(staging)
         root.publish(staging, "v1")
     return docs
 
@@ -144,20 +170,29 @@ def score(n: int, work: Path, docs: list[dict], results: list[dict]) -> dict:
     for r in results:
         removed = set(json.loads((work / f"removed-{r['method']}.json").read_text()))
         r.update(score_removal(removed, gt["pairs"], comps))
-    return {"n": n, "gt_pairs": len(gt["pairs"]), "gt_components": len(comps),
-            "gt_removable": sum(len(c) - 1 for c in comps),
-            **{k: v for k, v in gt.items() if k != "pairs"}, "scoring_s": time.perf_counter() - t0,
-            "methods": results}
+    return {
+        "n": n,
+        "gt_pairs": len(gt["pairs"]),
+        "gt_components": len(comps),
+        "gt_removable": sum(len(c) - 1 for c in comps),
+        **{k: v for k, v in gt.items() if k != "pairs"},
+        "scoring_s": time.perf_counter() - t0,
+        "methods": results,
+    }
 
 
 def table(all_runs: list[dict]) -> str:
-    lines = ["| docs | method | wall s | removed | precision | recall | python peak MB | JVM peak MB |",
-             "|---:|---|---:|---:|---:|---:|---:|---:|"]
+    lines = [
+        "| docs | method | wall s | removed | precision | recall | python peak MB | JVM peak MB |",
+        "|---:|---|---:|---:|---:|---:|---:|---:|",
+    ]
     for run in all_runs:
         for r in run["methods"]:
             jvm = f"{r['jvm_peak_mb']:.0f}" if r.get("jvm_peak_mb") else "-"
-            lines.append(f"| {run['n']} | {r['method']} | {r['seconds']:.1f} | {r['removed']} | {r['precision']:.3f}"
-                         f" | {r['recall']:.3f} | {r['python_peak_mb']:.0f} | {jvm} |")
+            lines.append(
+                f"| {run['n']} | {r['method']} | {r['seconds']:.1f} | {r['removed']} | {r['precision']:.3f}"
+                f" | {r['recall']:.3f} | {r['python_peak_mb']:.0f} | {jvm} |"
+            )
     return "\n".join(lines)
 
 
@@ -166,8 +201,11 @@ def main() -> int:
     p.add_argument("--sizes", type=int, nargs="+", default=[20_000, 100_000])
     p.add_argument("--methods", nargs="+", default=METHODS, choices=METHODS)
     p.add_argument("--out", type=Path, default=Path("out/bench/near_dedup"))
-    p.add_argument("--concurrent", action="store_true",
-                   help="start all methods at once (same load for all on a shared machine) instead of in turn")
+    p.add_argument(
+        "--concurrent",
+        action="store_true",
+        help="start all methods at once (same load for all on a shared machine) instead of in turn",
+    )
     p.add_argument("--child", help=argparse.SUPPRESS)
     p.add_argument("--work", type=Path, help=argparse.SUPPRESS)
     args = p.parse_args()
@@ -189,25 +227,44 @@ def main() -> int:
             for method in batch:
                 log.info("n=%d: running %s", n, method)
                 procs[method] = subprocess.Popen(
-                    [sys.executable, __file__, "--child", method, "--work", str(work)], env=os.environ.copy(),
-                    stdout=subprocess.PIPE, stderr=open(work / f"log-{method}.txt", "w"), text=True)
+                    [sys.executable, __file__, "--child", method, "--work", str(work)],
+                    env=os.environ.copy(),
+                    stdout=subprocess.PIPE,
+                    stderr=open(work / f"log-{method}.txt", "w"),
+                    text=True,
+                )
             for method, proc in procs.items():
                 stdout, _ = proc.communicate()
                 line = next((x for x in stdout.splitlines() if x.startswith("RESULT ")), None)
                 if proc.returncode != 0 or line is None:
-                    raise RuntimeError(f"{method} failed at n={n} (exit {proc.returncode}); see {work}/log-{method}.txt")
-                res = json.loads(line[len("RESULT "):])
+                    raise RuntimeError(
+                        f"{method} failed at n={n} (exit {proc.returncode}); see {work}/log-{method}.txt"
+                    )
+                res = json.loads(line[len("RESULT ") :])
                 res["concurrent_with"] = [m for m in batch if m != method]
                 log.info("n=%d %s: %.1fs, removed %d", n, method, res["seconds"], res["removed"])
                 results.append(res)
         run = score(n, work, docs, results)
         all_runs.append(run)
         args.out.mkdir(parents=True, exist_ok=True)
-        (args.out / "results.json").write_text(json.dumps(
-            {"date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-             "command": " ".join(sys.argv), "params": {"num_perm": NUM_PERM, "bands": BANDS, "rows": ROWS,
-                                                        "seed": SEED, "ngram": NGRAM}, "runs": all_runs},
-            indent=2, default=str))
+        (args.out / "results.json").write_text(
+            json.dumps(
+                {
+                    "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+                    "command": " ".join(sys.argv),
+                    "params": {
+                        "num_perm": NUM_PERM,
+                        "bands": BANDS,
+                        "rows": ROWS,
+                        "seed": SEED,
+                        "ngram": NGRAM,
+                    },
+                    "runs": all_runs,
+                },
+                indent=2,
+                default=str,
+            )
+        )
         print(table(all_runs), flush=True)
     return 0
 

@@ -12,6 +12,7 @@ Ground truth is exact Jaccard over the same shingles the pipeline uses (word 5-g
 all pairs inside each family, every pair any method put in one cluster across families, and a sample
 of random cross-family pairs.
 """
+
 from __future__ import annotations
 
 import csv
@@ -46,7 +47,9 @@ BOILERPLATE = [
 def real_documents() -> list[str]:
     d = shared_data_dir()
     texts = []
-    with gzip.open(d / "webtext_cc2019_dolma_sample" / "CC-MAIN-20190717121559-20190717143559-00140.jsonl.gz") as f:
+    with gzip.open(
+        d / "webtext_cc2019_dolma_sample" / "CC-MAIN-20190717121559-20190717143559-00140.jsonl.gz"
+    ) as f:
         texts += [json.loads(line)["text"] for line in f]
     with open(d / "quality_labels_dclm_human" / "majority_data_disputed.jsonl") as f:
         texts += [json.loads(line)["text"] for line in f]
@@ -75,13 +78,13 @@ def _edit(rng: random.Random, text: str, vocab: list[str], rate: float) -> str:
     for w in words:
         r = rng.random()
         if r < rate / 3:
-            continue                                   # delete
+            continue  # delete
         if r < 2 * rate / 3:
-            out.append(rng.choice(vocab))              # substitute
+            out.append(rng.choice(vocab))  # substitute
             continue
         out.append(w)
         if r < rate:
-            out.append(rng.choice(vocab))              # insert
+            out.append(rng.choice(vocab))  # insert
     return " ".join(out)
 
 
@@ -99,7 +102,9 @@ def _boiler(rng: random.Random, text: str) -> str:
     return "\n".join(x for x in (head, text, foot) if x)
 
 
-def build_corpus(n: int, seed: int = 0, derived_frac: float = 0.3, template_frac: float = 0.005) -> list[dict]:
+def build_corpus(
+    n: int, seed: int = 0, derived_frac: float = 0.3, template_frac: float = 0.005
+) -> list[dict]:
     """n documents: dicts with id, text, family, kind. Deterministic for (n, seed)."""
     rng = random.Random(seed)
     real = real_documents()
@@ -150,9 +155,9 @@ class ShingleSets:
         self.index = {d["id"]: i for i, d in enumerate(docs)}
         self.sets: list[np.ndarray] = []
         for s in range(0, len(docs), batch):
-            h, off = shingle_hashes_batch([d["text"] for d in docs[s:s + batch]], ngram)
+            h, off = shingle_hashes_batch([d["text"] for d in docs[s : s + batch]], ngram)
             v, off = distinct_per_doc(h, off)
-            self.sets += [v[off[i]:off[i + 1]] for i in range(len(off) - 1)]
+            self.sets += [v[off[i] : off[i + 1]] for i in range(len(off) - 1)]
 
     def jaccard(self, a: str, b: str) -> float:
         x, y = self.sets[self.index[a]], self.sets[self.index[b]]
@@ -162,8 +167,14 @@ class ShingleSets:
         return inter / (len(x) + len(y) - inter)
 
 
-def ground_truth(docs: list[dict], sets: ShingleSets, predicted_clusters: list[list[list[str]]],
-                 threshold: float = 0.8, random_pairs: int = 100_000, seed: int = 0) -> dict:
+def ground_truth(
+    docs: list[dict],
+    sets: ShingleSets,
+    predicted_clusters: list[list[list[str]]],
+    threshold: float = 0.8,
+    random_pairs: int = 100_000,
+    seed: int = 0,
+) -> dict:
     """Pairs with exact Jaccard >= threshold, found by brute force within families, across every predicted
     cluster (all methods), and in a random sample of cross-family pairs."""
     fam = defaultdict(list)
@@ -182,21 +193,21 @@ def ground_truth(docs: list[dict], sets: ShingleSets, predicted_clusters: list[l
 
     for members in fam.values():
         for i, a in enumerate(members):
-            for b in members[i + 1:]:
+            for b in members[i + 1 :]:
                 check(a, b)
     within = len(positive)
     family_of = {d["id"]: d["family"] for d in docs}
     for clusters in predicted_clusters:
         for c in clusters:
             c = sorted(c)
-            if len(c) > 60:     # big clusters: every member against the first few (enough to judge each member)
+            if len(c) > 60:  # big clusters: every member against the first few (enough to judge each member)
                 for a in c:
                     for b in c[:5]:
                         if family_of[a] != family_of[b]:
                             check(a, b)
                 continue
             for i, a in enumerate(c):
-                for b in c[i + 1:]:
+                for b in c[i + 1 :]:
                     if family_of[a] != family_of[b]:
                         check(a, b)
     from_clusters = len(positive) - within
@@ -207,8 +218,13 @@ def ground_truth(docs: list[dict], sets: ShingleSets, predicted_clusters: list[l
         a, b = rng.choice(ids), rng.choice(ids)
         if family_of[a] != family_of[b]:
             check(a, b)
-    return {"pairs": positive, "within_family": within, "cross_family_from_clusters": from_clusters,
-            "cross_family_random_hits": len(positive) - before, "pairs_checked": len(checked)}
+    return {
+        "pairs": positive,
+        "within_family": within,
+        "cross_family_from_clusters": from_clusters,
+        "cross_family_random_hits": len(positive) - before,
+        "pairs_checked": len(checked),
+    }
 
 
 def gt_components(ids: list[str], pairs: set[tuple[str, str]]) -> list[set[str]]:
@@ -238,5 +254,8 @@ def score_removal(removed: set[str], pairs: set[tuple[str, str]], components: li
     tp = len(removed & has_partner)
     excess = sum(len(c) - 1 for c in components)
     covered = sum(min(len(removed & c), len(c) - 1) for c in components)
-    return {"removed": len(removed), "precision": tp / len(removed) if removed else 1.0,
-            "recall": covered / excess if excess else 1.0}
+    return {
+        "removed": len(removed),
+        "precision": tp / len(removed) if removed else 1.0,
+        "recall": covered / excess if excess else 1.0,
+    }

@@ -9,6 +9,7 @@
     be downloaded here, so it gets a whitespace tokenizer over its own normalized text (datatrove's
     `simplify_text` already lowercases and strips punctuation), i.e. the same `\\w+`-like words as ours.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -22,11 +23,19 @@ def _shingle_strings(text: str, n: int) -> set[bytes]:
         return set()
     if len(toks) < n:
         return {" ".join(toks).encode()}
-    return {" ".join(toks[i:i + n]).encode() for i in range(len(toks) - n + 1)}
+    return {" ".join(toks[i : i + n]).encode() for i in range(len(toks) - n + 1)}
 
 
-def run_datasketch(docs: list[dict], num_perm: int, bands: int, rows: int, seed: int, ngram: int,
-                   verify: bool, threshold: float = 0.8) -> set[str]:
+def run_datasketch(
+    docs: list[dict],
+    num_perm: int,
+    bands: int,
+    rows: int,
+    seed: int,
+    ngram: int,
+    verify: bool,
+    threshold: float = 0.8,
+) -> set[str]:
     """Returns the removed ids (one kept per cluster: the smallest id)."""
     from datasketch import MinHash, MinHashLSH
 
@@ -66,8 +75,9 @@ def run_datasketch(docs: list[dict], num_perm: int, bands: int, rows: int, seed:
     return {x for x in parent if find(x) != x}
 
 
-def run_datatrove(parquet_dir: Path, work: Path, bands: int, rows: int, seed: int, ngram: int,
-                  tasks: int = 2) -> set[str]:
+def run_datatrove(
+    parquet_dir: Path, work: Path, bands: int, rows: int, seed: int, ngram: int, tasks: int = 2
+) -> set[str]:
     from datatrove.executor.local import LocalPipelineExecutor
     from datatrove.pipeline.dedup.minhash import (
         MinhashConfig,
@@ -92,21 +102,45 @@ def run_datatrove(parquet_dir: Path, work: Path, bands: int, rows: int, seed: in
             return [(0, len(text))]
 
     # datatrove's default xxhash path passes str to xxhash 4.x, which only hashes bytes: use its sha1 option
-    cfg = MinhashConfig(n_grams=ngram, num_buckets=bands, hashes_per_bucket=rows, seed=seed,
-                        hash_config=HashConfig(precision=64, hash_fc="sha1"))
+    cfg = MinhashConfig(
+        n_grams=ngram,
+        num_buckets=bands,
+        hashes_per_bucket=rows,
+        seed=seed,
+        hash_config=HashConfig(precision=64, hash_fc="sha1"),
+    )
     reader = lambda: ParquetReader(str(parquet_dir), id_key="id", text_key="text")
     logs = work / "logs"
-    LocalPipelineExecutor([reader(), MinhashDedupSignature(str(work / "sigs"), config=cfg,
-                                                           language=Whitespace())],
-                          tasks=tasks, workers=tasks, logging_dir=str(logs / "s1")).run()
-    LocalPipelineExecutor([MinhashDedupBuckets(str(work / "sigs"), str(work / "buckets"), config=cfg)],
-                          tasks=bands, workers=tasks, logging_dir=str(logs / "s2")).run()
-    LocalPipelineExecutor([MinhashDedupCluster(str(work / "buckets"), str(work / "remove"), config=cfg)],
-                          tasks=1, logging_dir=str(logs / "s3")).run()
-    LocalPipelineExecutor([reader(), MinhashDedupFilter(str(work / "remove"),
-                                                        exclusion_writer=ParquetWriter(str(work / "removed")))],
-                          tasks=tasks, workers=tasks, logging_dir=str(logs / "s4")).run()
+    LocalPipelineExecutor(
+        [reader(), MinhashDedupSignature(str(work / "sigs"), config=cfg, language=Whitespace())],
+        tasks=tasks,
+        workers=tasks,
+        logging_dir=str(logs / "s1"),
+    ).run()
+    LocalPipelineExecutor(
+        [MinhashDedupBuckets(str(work / "sigs"), str(work / "buckets"), config=cfg)],
+        tasks=bands,
+        workers=tasks,
+        logging_dir=str(logs / "s2"),
+    ).run()
+    LocalPipelineExecutor(
+        [MinhashDedupCluster(str(work / "buckets"), str(work / "remove"), config=cfg)],
+        tasks=1,
+        logging_dir=str(logs / "s3"),
+    ).run()
+    LocalPipelineExecutor(
+        [
+            reader(),
+            MinhashDedupFilter(str(work / "remove"), exclusion_writer=ParquetWriter(str(work / "removed"))),
+        ],
+        tasks=tasks,
+        workers=tasks,
+        logging_dir=str(logs / "s4"),
+    ).run()
     import pyarrow.parquet as pq
 
-    return {i for f in sorted((work / "removed").glob("*.parquet"))
-            for i in pq.read_table(f, columns=["id"]).column(0).to_pylist()}
+    return {
+        i
+        for f in sorted((work / "removed").glob("*.parquet"))
+        for i in pq.read_table(f, columns=["id"]).column(0).to_pylist()
+    }

@@ -20,6 +20,7 @@ that existed (the SQLite catalog), over the warehouse / corpus root.
 With --curate, `curation run` over the night's 5,100 documents (as raw JSONL) is timed once: the night's real
 cost is curating it plus appending it, and the goal compares that with curating alone.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -59,9 +60,17 @@ def _publish(root: Path, version: str, rows: list[dict], files: int) -> Path:
     with DatasetRoot(root).building(version) as b:
         (b.staging / "data").mkdir()
         for k in range(files):
-            pq.write_table(to_table(rows[k * step:(k + 1) * step]), b.staging / "data" / f"part-{k:05d}.parquet")
-        b.manifest(dataset="web_curated", inputs=[version], config={"bench": version}, rows=n, rejected_rows=0,
-                   stages=[StageCounts(stage="quality", rows_in=n, rows_kept=n, rows_rejected=0)])
+            pq.write_table(
+                to_table(rows[k * step : (k + 1) * step]), b.staging / "data" / f"part-{k:05d}.parquet"
+            )
+        b.manifest(
+            dataset="web_curated",
+            inputs=[version],
+            config={"bench": version},
+            rows=n,
+            rejected_rows=0,
+            stages=[StageCounts(stage="quality", rows_in=n, rows_kept=n, rows_rejected=0)],
+        )
     return b.final
 
 
@@ -71,11 +80,13 @@ def corpus_and_nights(tmp: Path, n_docs: int, n_night: int) -> tuple[Path, dict[
     base = [_doc(f"base-{i:07d}", _composed(rng, pool)) for i in range(n_docs)]
     _publish(tmp / "corpus", "base", base, files=4)
     night = [_doc(f"night-{i:06d}", _composed(rng, pool)) for i in range(n_night)]
-    night += [base[i * 7] for i in range(50)]                                    # published ids
+    night += [base[i * 7] for i in range(50)]  # published ids
     night += [{**base[i * 11 + 3], "id": f"night-copy-{i}"} for i in range(50)]  # published texts
     scored = [{**d, "edu_score": round(rng.uniform(0, 5), 3), "edu_int": rng.randint(0, 5)} for d in night]
-    return tmp / "corpus" / "base", {"plain": _publish(tmp / "nights", "plain", night, files=1),
-                                     "edu": _publish(tmp / "nights", "edu", scored, files=1)}
+    return tmp / "corpus" / "base", {
+        "plain": _publish(tmp / "nights", "plain", night, files=1),
+        "edu": _publish(tmp / "nights", "edu", scored, files=1),
+    }
 
 
 def _inventory(root: Path) -> dict[int, int]:
@@ -128,21 +139,43 @@ def run(spark, tmp: Path, base_dir: Path, nights: dict[str, Path], repeat: int) 
         runs = []
         for r in range(repeat):
             rollback(wh.table("corpus"), corpus_sid)
-            out = {"delta alone": _timed(tmp / "warehouse", lambda d=delta, n=f"alone_{scenario}_{r}": append_night(
-                       spark, d, wh, n)),
-                   "iceberg": _timed(tmp / "warehouse", lambda d=delta, n=f"{scenario}-{r}": append_night(
-                       spark, d, wh, "corpus", run_id=n)),
-                   "folder": _timed(base_dir.parent, lambda d=delta, n=f"{scenario}-{r}": append_version(
-                       d, base_dir, base_dir.parent, n))}
+            out = {
+                "delta alone": _timed(
+                    tmp / "warehouse",
+                    lambda d=delta, n=f"alone_{scenario}_{r}": append_night(spark, d, wh, n),
+                ),
+                "iceberg": _timed(
+                    tmp / "warehouse",
+                    lambda d=delta, n=f"{scenario}-{r}": append_night(spark, d, wh, "corpus", run_id=n),
+                ),
+                "folder": _timed(
+                    base_dir.parent,
+                    lambda d=delta, n=f"{scenario}-{r}": append_version(d, base_dir, base_dir.parent, n),
+                ),
+            }
             runs.append(out)
-            print(f"{scenario} #{r}: " + ", ".join(f"{k} {v['seconds']:.2f} s {v['bytes'] / 1e6:.2f} MB"
-                                                  for k, v in out.items()), flush=True)
-        med = {k: {m: statistics.median(x[k][m] for x in runs) for m in ("seconds", "bytes")} for k in runs[0]}
-        rows.append({"scenario": scenario, "delta_bytes": delta_bytes, "median": med, "runs": runs,
-                     "iceberg_bytes_over_delta": round(med["iceberg"]["bytes"] / delta_bytes, 2),
-                     "folder_bytes_over_delta": round(med["folder"]["bytes"] / delta_bytes, 2),
-                     "iceberg_time_over_alone": round(med["iceberg"]["seconds"] / med["delta alone"]["seconds"], 2),
-                     "folder_time_over_alone": round(med["folder"]["seconds"] / med["delta alone"]["seconds"], 2)})
+            print(
+                f"{scenario} #{r}: "
+                + ", ".join(f"{k} {v['seconds']:.2f} s {v['bytes'] / 1e6:.2f} MB" for k, v in out.items()),
+                flush=True,
+            )
+        med = {
+            k: {m: statistics.median(x[k][m] for x in runs) for m in ("seconds", "bytes")} for k in runs[0]
+        }
+        rows.append(
+            {
+                "scenario": scenario,
+                "delta_bytes": delta_bytes,
+                "median": med,
+                "runs": runs,
+                "iceberg_bytes_over_delta": round(med["iceberg"]["bytes"] / delta_bytes, 2),
+                "folder_bytes_over_delta": round(med["folder"]["bytes"] / delta_bytes, 2),
+                "iceberg_time_over_alone": round(
+                    med["iceberg"]["seconds"] / med["delta alone"]["seconds"], 2
+                ),
+                "folder_time_over_alone": round(med["folder"]["seconds"] / med["delta alone"]["seconds"], 2),
+            }
+        )
         print(json.dumps({k: v for k, v in rows[-1].items() if k != "runs"}), flush=True)
     return rows
 
@@ -153,27 +186,40 @@ def main() -> int:
     ap.add_argument("--night", type=int, default=5_000)
     ap.add_argument("--repeat", type=int, default=2)
     ap.add_argument("--json", type=Path)
-    ap.add_argument("--curate", action="store_true", help="also time `curation run` over the night's documents")
+    ap.add_argument(
+        "--curate", action="store_true", help="also time `curation run` over the night's documents"
+    )
     args = ap.parse_args()
     from curation.spark import get_spark
 
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s: %(message)s")
-    logging.getLogger("curation.tables.nightly").setLevel(logging.INFO)  # the night's dedup/write/commit split
+    logging.getLogger("curation.tables.nightly").setLevel(
+        logging.INFO
+    )  # the night's dedup/write/commit split
     print(f"load average at start: {os.getloadavg()}", flush=True)
     with tempfile.TemporaryDirectory(prefix="nightly-bench-") as tmp:
         tmp = Path(tmp)
         t0 = time.perf_counter()
         base_dir, nights = corpus_and_nights(tmp, args.docs, args.night)
         size = sum(f.stat().st_size for f in (base_dir / "data").glob("*.parquet"))
-        print(f"corpus {args.docs} docs, {size / 1e6:.1f} MB parquet, built in {time.perf_counter() - t0:.0f} s",
-              flush=True)
+        print(
+            f"corpus {args.docs} docs, {size / 1e6:.1f} MB parquet, built in {time.perf_counter() - t0:.0f} s",
+            flush=True,
+        )
         spark = get_spark("phi-bench-nightly", master="local[2]")
         results = run(spark, tmp, base_dir, nights, args.repeat)
         curated = curate_night(spark, tmp, nights["plain"]) if args.curate else None
         if curated:
             print(f"curating the night's documents alone: {curated['seconds']:.1f} s", flush=True)
-    report = {"curate_night": curated, "docs": args.docs, "night": args.night, "repeat": args.repeat, "corpus_bytes": size,
-              "load_average_end": os.getloadavg(), "results": results}
+    report = {
+        "curate_night": curated,
+        "docs": args.docs,
+        "night": args.night,
+        "repeat": args.repeat,
+        "corpus_bytes": size,
+        "load_average_end": os.getloadavg(),
+        "results": results,
+    }
     print(f"load average at end: {os.getloadavg()}", flush=True)
     if args.json:
         args.json.write_text(json.dumps(report, indent=2))

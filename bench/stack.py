@@ -8,6 +8,7 @@ in one process with `dag.test()` (SQLite, `spark_default` = local[2]: the cluste
 the sum of the resident sizes of every process of the stack (the marked process tree: Airflow, Celery task
 processes, spark-submit drivers, Spark daemons and executors), sampled every 0.5 s.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -60,8 +61,14 @@ class PeakRss(threading.Thread):
 
 def stack_run(conf: dict, env: dict) -> dict:
     up_t0 = time.monotonic()
-    up = subprocess.run([sys.executable, "-m", "dags.stack", "up", "--fresh"], cwd=ROOT, env=env,
-                        capture_output=True, text=True, check=False)
+    up = subprocess.run(
+        [sys.executable, "-m", "dags.stack", "up", "--fresh"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     if up.returncode != 0:
         raise SystemExit(up.stderr[-3000:])
     up_wall = time.monotonic() - up_t0
@@ -79,41 +86,69 @@ def stack_run(conf: dict, env: dict) -> dict:
         wall = time.time() - t0
         tis = api.tasks("web_curation", run["dag_run_id"])
         first = min(tis.values(), key=lambda ti: ts(ti["start_date"]))
-        out = {"up_seconds": state["up_seconds"], "up_wall_seconds": round(up_wall, 1),
-               "state": done["state"], "trigger_to_success_s": round(wall, 1),
-               "trigger_to_first_task_queued_s": round(ts(first["queued_when"]) - t0, 2),
-               "trigger_to_first_task_start_s": round(ts(first["start_date"]) - t0, 2),
-               "task_seconds": {t: round(ti["duration"] or 0, 1) for t, ti in tis.items()},
-               "idle_rss_mib": round(idle_rss / 2**20)}
+        out = {
+            "up_seconds": state["up_seconds"],
+            "up_wall_seconds": round(up_wall, 1),
+            "state": done["state"],
+            "trigger_to_success_s": round(wall, 1),
+            "trigger_to_first_task_queued_s": round(ts(first["queued_when"]) - t0, 2),
+            "trigger_to_first_task_start_s": round(ts(first["start_date"]) - t0, 2),
+            "task_seconds": {t: round(ti["duration"] or 0, 1) for t, ti in tis.items()},
+            "idle_rss_mib": round(idle_rss / 2**20),
+        }
     finally:
         sampler.stop.set()
         sampler.join()
         subprocess.run([sys.executable, "-m", "dags.stack", "down"], cwd=ROOT, env=env, check=False)
-    out.update(peak_rss_mib=round(sampler.peak_rss / 2**20), peak_pss_mib=round(sampler.peak_pss / 2**20),
-               peak_processes=sampler.peak_procs)
+    out.update(
+        peak_rss_mib=round(sampler.peak_rss / 2**20),
+        peak_pss_mib=round(sampler.peak_pss / 2**20),
+        peak_processes=sampler.peak_procs,
+    )
     return out
 
 
 def dag_test_run(conf: dict, home: Path, data: Path) -> dict:
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "AIRFLOW_HOME": str(home), "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-           "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "dags"), "PHI_DATA_ROOT": str(data),
-           "AIRFLOW_CONN_SPARK_DEFAULT": json.dumps({"conn_type": "spark", "host": "local[2]"}),
-           "SPARK_MASTER": "local[2]", "SPARK_DRIVER_MEMORY": "1g", "GX_ANALYTICS_ENABLED": "false"}
-    subprocess.run([sys.executable, "-m", "airflow", "db", "migrate"], env=env, capture_output=True, check=True)
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(ROOT),
+        "AIRFLOW_HOME": str(home),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "dags"),
+        "PHI_DATA_ROOT": str(data),
+        "AIRFLOW_CONN_SPARK_DEFAULT": json.dumps({"conn_type": "spark", "host": "local[2]"}),
+        "SPARK_MASTER": "local[2]",
+        "SPARK_DRIVER_MEMORY": "1g",
+        "GX_ANALYTICS_ENABLED": "false",
+    }
+    subprocess.run(
+        [sys.executable, "-m", "airflow", "db", "migrate"], env=env, capture_output=True, check=True
+    )
     t0 = time.monotonic()
-    proc = subprocess.run([sys.executable, "-c", DAG_TEST, "web_curation", json.dumps(conf), str(ROOT / "dags")],
-                          env=env, capture_output=True, text=True, check=False)
+    proc = subprocess.run(
+        [sys.executable, "-c", DAG_TEST, "web_curation", json.dumps(conf), str(ROOT / "dags")],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     wall = time.monotonic() - t0
     line = [ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")]
     if proc.returncode != 0 or not line:
         raise SystemExit((proc.stdout + proc.stderr)[-3000:])
     result = json.loads(line[-1].removeprefix("RESULT "))
-    return {"state": result["state"], "dag_test_s": round(result["seconds"], 1), "process_wall_s": round(wall, 1)}
+    return {
+        "state": result["state"],
+        "dag_test_s": round(result["seconds"], 1),
+        "process_wall_s": round(wall, 1),
+    }
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--input", default=str(shared_data_dir() / "warc_commoncrawl_samples" / "dolma-sample-0000.warc.gz"))
+    p.add_argument(
+        "--input", default=str(shared_data_dir() / "warc_commoncrawl_samples" / "dolma-sample-0000.warc.gz")
+    )
     p.add_argument("--skip-dag-test", action="store_true")
     args = p.parse_args()
     with tempfile.TemporaryDirectory(prefix="phi-bench-stack-") as tmp:

@@ -10,6 +10,7 @@ Model load / server start-up time is reported separately and not counted in toke
 
 Run: python bench/teacher_cpu.py [--requests 8] [--max-tokens 32] [--json out.json]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -37,8 +38,13 @@ def measure(cfg, requests, store: Path) -> dict:
     finally:
         backend.close()
     assert report.ok == len(requests), report.summary()
-    return {"load_s": round(load_s, 2), "wall_s": round(wall, 2), "completion_tokens": report.completion_tokens,
-            "tok_per_s": round(report.completion_tokens / wall, 2), "req_per_s": round(len(requests) / wall, 3)}
+    return {
+        "load_s": round(load_s, 2),
+        "wall_s": round(wall, 2),
+        "completion_tokens": report.completion_tokens,
+        "tok_per_s": round(report.completion_tokens / wall, 2),
+        "req_per_s": round(len(requests) / wall, 3),
+    }
 
 
 def main() -> None:
@@ -55,14 +61,23 @@ def main() -> None:
         "transformers (batch 1)": TransformersConfig(batch_size=1),
         "transformers (batch 8)": TransformersConfig(batch_size=8),
     }
-    out = {"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "cores": len(os.sched_getaffinity(0)),
-           "omp_num_threads": os.environ.get("OMP_NUM_THREADS"), "loadavg_start": os.getloadavg(),
-           "requests": args.requests, "max_tokens": args.max_tokens, "backends": {}}
+    out = {
+        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "cores": len(os.sched_getaffinity(0)),
+        "omp_num_threads": os.environ.get("OMP_NUM_THREADS"),
+        "loadavg_start": os.getloadavg(),
+        "requests": args.requests,
+        "max_tokens": args.max_tokens,
+        "backends": {},
+    }
     with tempfile.TemporaryDirectory() as tmp:
         for i, (name, cfg) in enumerate(configs.items()):
             out["backends"][name] = r = measure(cfg, requests, Path(tmp) / f"{i}.sqlite")
-            print(f"{name:<34} load {r['load_s']:6.1f}s  {r['completion_tokens']:5d} tok in {r['wall_s']:7.1f}s"
-                  f"  = {r['tok_per_s']:6.1f} tok/s, {r['req_per_s']:.2f} req/s", flush=True)
+            print(
+                f"{name:<34} load {r['load_s']:6.1f}s  {r['completion_tokens']:5d} tok in {r['wall_s']:7.1f}s"
+                f"  = {r['tok_per_s']:6.1f} tok/s, {r['req_per_s']:.2f} req/s",
+                flush=True,
+            )
     out["loadavg_end"] = os.getloadavg()
     print(f"load average start {out['loadavg_start']}, end {out['loadavg_end']}")
     if args.json:

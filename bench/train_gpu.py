@@ -21,6 +21,7 @@ not on which ids occur). CPU smoke run (checks the script, measures nothing usef
     python bench/train_gpu.py --device cpu --presets tiny --seq-len 128 --steps 2 --warmup 1 --profile-steps 1 \
         --modes eager --micro-batch 2 --accum 2
 """
+
 from __future__ import annotations
 
 import argparse
@@ -58,7 +59,9 @@ def real_texts() -> tuple[str, list[str]]:
             with gzip.open(path, "rt") as fh:
                 texts += [json.loads(line)["text"] for line in fh]
         return f"Dolma CC sample ({len(texts)} docs)", texts
-    paths = [p for p in REPO.rglob("*") if p.suffix in (".md", ".py") and ".venv" not in p.parts and p.is_file()]
+    paths = [
+        p for p in REPO.rglob("*") if p.suffix in (".md", ".py") and ".venv" not in p.parts and p.is_file()
+    ]
     texts = [p.read_text(errors="replace") for p in sorted(paths)]
     return f"repository .md/.py files ({len(texts)} files)", texts
 
@@ -71,9 +74,15 @@ def build_bench_mixture(root: Path) -> str:
     tok = Tokenizer(models.BPE())
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tok.decoder = decoders.ByteLevel()
-    tok.train_from_iterator(texts, trainers.BpeTrainer(vocab_size=MODEL_VOCAB, special_tokens=["<|endoftext|>"],
-                                                       initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
-                                                       show_progress=False))
+    tok.train_from_iterator(
+        texts,
+        trainers.BpeTrainer(
+            vocab_size=MODEL_VOCAB,
+            special_tokens=["<|endoftext|>"],
+            initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+            show_progress=False,
+        ),
+    )
     (root / "tokenizer").mkdir(parents=True)
     tok.save(str(root / "tokenizer" / "tokenizer.json"))
     eos, dtype = tok.token_to_id("<|endoftext|>"), token_dtype(MODEL_VOCAB)
@@ -82,10 +91,24 @@ def build_bench_mixture(root: Path) -> str:
         writer.add_document(np.array(enc.ids + [eos], dtype=dtype))
     shards = [s.to_dict() for s in writer.close()]
     tokens = sum(s["tokens"] for s in shards)
-    manifest = {"name": "bench", "seed": 0, "seq_len": 2048, "dtype": dtype.name,
-                "tokenizer": {"path": "tokenizer", "vocab_size": MODEL_VOCAB, "eos_id": eos, "hash": ""},
-                "mixture_yaml": "", "phases": [{"name": "phase1", "dir": "phase1", "tokens": tokens,
-                                                "shards": shards, "sources": [], "heldout": {}}]}
+    manifest = {
+        "name": "bench",
+        "seed": 0,
+        "seq_len": 2048,
+        "dtype": dtype.name,
+        "tokenizer": {"path": "tokenizer", "vocab_size": MODEL_VOCAB, "eos_id": eos, "hash": ""},
+        "mixture_yaml": "",
+        "phases": [
+            {
+                "name": "phase1",
+                "dir": "phase1",
+                "tokens": tokens,
+                "shards": shards,
+                "sources": [],
+                "heldout": {},
+            }
+        ],
+    }
     (root / "manifest.json").write_text(json.dumps(manifest))
     return f"{what}, {tokens:,} tokens"
 
@@ -94,8 +117,9 @@ def busy_fraction(prof, wall_s: float) -> float | None:
     """Union of CUDA kernel intervals over the profiled wall time."""
     from torch.autograd import DeviceType
 
-    spans = sorted((e.time_range.start, e.time_range.end) for e in prof.events()
-                   if e.device_type == DeviceType.CUDA)
+    spans = sorted(
+        (e.time_range.start, e.time_range.end) for e in prof.events() if e.device_type == DeviceType.CUDA
+    )
     if not spans:
         return None
     busy, (cur_start, cur_end) = 0.0, spans[0]
@@ -116,8 +140,15 @@ def loader_throughput(mixture: Path, seq_len: int, batch: int, steps: int) -> fl
 
     build = read_mixture(mixture)
     windows = Windows(build.train["phase1"], build.dtype, seq_len)
-    loader = TrainLoader(windows, seed=0, global_batch=batch, micro_batch=batch, rank=0, world_size=1,
-                         pin_memory=torch.cuda.is_available())
+    loader = TrainLoader(
+        windows,
+        seed=0,
+        global_batch=batch,
+        micro_batch=batch,
+        rank=0,
+        world_size=1,
+        pin_memory=torch.cuda.is_available(),
+    )
     loader.next()
     t0 = time.perf_counter()
     for _ in range(steps):
@@ -132,7 +163,7 @@ def sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-MODES = {   # name -> (torch.compile, attention implementation)
+MODES = {  # name -> (torch.compile, attention implementation)
     "compiled": (True, "sdpa_causal"),
     "eager": (False, "sdpa_causal"),
     # the same-card baseline: transformers' own SDPA attention (it builds a mask under compile on torch 2.13)
@@ -143,11 +174,21 @@ MODES = {   # name -> (torch.compile, attention implementation)
 def bench_one(args, mixture: Path, preset: str, mode: str, device: torch.device) -> dict:
     micro = args.micro_batch or DEFAULT_MICRO.get(preset, 4)
     compile_, attn = MODES[mode]
-    cfg = RunConfig(mixture=mixture, out_dir=Path(tempfile.mkdtemp(prefix="bench-train-")), preset=preset,
-                    seq_len=args.seq_len, global_batch_tokens=micro * args.accum * args.seq_len, micro_batch=micro,
-                    compile=compile_, attn_implementation=attn, device=device.type, log_every=10**9,
-                    eval_every=10**9,
-                    checkpoint_every=10**9, phases={"phase1": {"steps": 10**9}})
+    cfg = RunConfig(
+        mixture=mixture,
+        out_dir=Path(tempfile.mkdtemp(prefix="bench-train-")),
+        preset=preset,
+        seq_len=args.seq_len,
+        global_batch_tokens=micro * args.accum * args.seq_len,
+        micro_batch=micro,
+        compile=compile_,
+        attn_implementation=attn,
+        device=device.type,
+        log_every=10**9,
+        eval_every=10**9,
+        checkpoint_every=10**9,
+        phases={"phase1": {"steps": 10**9}},
+    )
     trainer = Trainer(cfg, DistEnv(0, 1, 0, device))
     loader = trainer.make_loader("phase1")
     lr = cfg.optimizer.lr
@@ -166,7 +207,7 @@ def bench_one(args, mixture: Path, preset: str, mode: str, device: torch.device)
         sync(device)
         return time.perf_counter() - t0, wait, loss
 
-    t_compile, _, first_loss = steps(args.warmup)           # compile + autotune + allocator warm-up
+    t_compile, _, first_loss = steps(args.warmup)  # compile + autotune + allocator warm-up
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
     wall, wait, last_loss = steps(args.steps)
@@ -186,13 +227,25 @@ def bench_one(args, mixture: Path, preset: str, mode: str, device: torch.device)
     strict = flops_per_token(trainer.model_config, cfg.seq_len, include_embedding=False)
     peak = H100_BF16_DENSE_TFLOPS * 1e12
     result = {
-        "preset": preset, "mode": mode, "params_M": round(trainer.n_params / 1e6, 1),
-        "seq_len": cfg.seq_len, "micro_batch": micro, "grad_accum": args.accum, "tokens_per_step": tokens_per_step,
-        "warmup_s": round(t_compile, 1), "timed_steps": args.steps, "tokens_per_s": round(tps),
-        "mfu": round(tps * trainer.flops_per_token / peak, 4), "mfu_strict": round(tps * strict / peak, 4),
-        "gpu_busy": None if busy is None else round(busy, 4), "data_wait_frac": round(wait / wall, 5),
-        "loss_first": round(first_loss.item(), 3), "loss_last": round(last_loss.item(), 3),
-        "peak_mem_GiB": round(torch.cuda.max_memory_allocated(device) / 2**30, 1) if device.type == "cuda" else None,
+        "preset": preset,
+        "mode": mode,
+        "params_M": round(trainer.n_params / 1e6, 1),
+        "seq_len": cfg.seq_len,
+        "micro_batch": micro,
+        "grad_accum": args.accum,
+        "tokens_per_step": tokens_per_step,
+        "warmup_s": round(t_compile, 1),
+        "timed_steps": args.steps,
+        "tokens_per_s": round(tps),
+        "mfu": round(tps * trainer.flops_per_token / peak, 4),
+        "mfu_strict": round(tps * strict / peak, 4),
+        "gpu_busy": None if busy is None else round(busy, 4),
+        "data_wait_frac": round(wait / wall, 5),
+        "loss_first": round(first_loss.item(), 3),
+        "loss_last": round(last_loss.item(), 3),
+        "peak_mem_GiB": round(torch.cuda.max_memory_allocated(device) / 2**30, 1)
+        if device.type == "cuda"
+        else None,
     }
     return result
 
@@ -208,9 +261,16 @@ def free_memory(device: torch.device) -> None:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--presets", nargs="+", default=["125m", "350m"])
-    ap.add_argument("--modes", nargs="+", choices=list(MODES), default=["compiled", "compiled-hf-sdpa"],
-                    help="add `eager` for the uncompiled figure (fits the 8 minutes only with fewer presets)")
-    ap.add_argument("--mixture", type=Path, help="a mixture build (default: pack real text into a temp build)")
+    ap.add_argument(
+        "--modes",
+        nargs="+",
+        choices=list(MODES),
+        default=["compiled", "compiled-hf-sdpa"],
+        help="add `eager` for the uncompiled figure (fits the 8 minutes only with fewer presets)",
+    )
+    ap.add_argument(
+        "--mixture", type=Path, help="a mixture build (default: pack real text into a temp build)"
+    )
     ap.add_argument("--seq-len", type=int, default=2048)
     ap.add_argument("--micro-batch", type=int, help="default per preset: " + str(DEFAULT_MICRO))
     ap.add_argument("--accum", type=int, default=4, help="micro-batches per optimizer step")
@@ -224,7 +284,9 @@ def main() -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     device = torch.device(args.device)
     card = torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU"
-    print(f"# bench/train_gpu.py on {card}, torch {torch.__version__}, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}")
+    print(
+        f"# bench/train_gpu.py on {card}, torch {torch.__version__}, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}"
+    )
 
     with tempfile.TemporaryDirectory(prefix="bench-mixture-") as tmp:
         mixture, data = args.mixture, f"mixture build {args.mixture}"
@@ -245,19 +307,32 @@ def main() -> int:
                 results.append(r)
                 print(json.dumps(r), flush=True)
 
-    print("\n| preset | params | mode | micro x accum | tokens/s | MFU (6N+attn) | MFU strict | GPU busy | data wait | peak mem |")
+    print(
+        "\n| preset | params | mode | micro x accum | tokens/s | MFU (6N+attn) | MFU strict | GPU busy | data wait | peak mem |"
+    )
     print("|---|---|---|---|---|---|---|---|---|---|")
     for r in results:
         busy = "n/a" if r["gpu_busy"] is None else f"{r['gpu_busy']:.1%}"
-        print(f"| {r['preset']} | {r['params_M']}M | {r['mode']} | "
-              f"{r['micro_batch']} x {r['grad_accum']} | {r['tokens_per_s']:,} | {r['mfu']:.1%} | "
-              f"{r['mfu_strict']:.1%} | {busy} | {r['data_wait_frac']:.2%} | {r['peak_mem_GiB']} GiB |")
+        print(
+            f"| {r['preset']} | {r['params_M']}M | {r['mode']} | "
+            f"{r['micro_batch']} x {r['grad_accum']} | {r['tokens_per_s']:,} | {r['mfu']:.1%} | "
+            f"{r['mfu_strict']:.1%} | {busy} | {r['data_wait_frac']:.2%} | {r['peak_mem_GiB']} GiB |"
+        )
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps({"card": card, "torch": torch.__version__, "data": data,
-                                        "loader_tokens_per_s": round(lt),
-                                        "args": {k: str(v) for k, v in vars(args).items()}, "results": results},
-                                       indent=1))
+        args.out.write_text(
+            json.dumps(
+                {
+                    "card": card,
+                    "torch": torch.__version__,
+                    "data": data,
+                    "loader_tokens_per_s": round(lt),
+                    "args": {k: str(v) for k, v in vars(args).items()},
+                    "results": results,
+                },
+                indent=1,
+            )
+        )
     return 0
 
 

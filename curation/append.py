@@ -23,6 +23,7 @@ Manifest: the delta's stage counts plus `published_dedup`, `base_version`/`base_
 (the base's rejects stay with the base version). Works on the driver with pyarrow: the delta's keys are
 held in memory (a night's batch), the base is only streamed (its `id`/`text_hash` columns).
 """
+
 from __future__ import annotations
 
 import logging
@@ -66,8 +67,10 @@ def _schema(files: list[Path]) -> pa.Schema | None:
 
 def _conform(table: pa.Table, schema: pa.Schema) -> pa.Table:
     """Columns in `schema`'s order; missing ones as nulls."""
-    cols = [table.column(f.name).cast(f.type) if f.name in table.column_names else pa.nulls(len(table), f.type)
-            for f in schema]
+    cols = [
+        table.column(f.name).cast(f.type) if f.name in table.column_names else pa.nulls(len(table), f.type)
+        for f in schema
+    ]
     return pa.Table.from_arrays(cols, schema=schema)
 
 
@@ -94,6 +97,7 @@ def _published_hits(base_files: list[Path], ids: set[str], hashes: set[str]) -> 
 @dataclass
 class _Inputs:
     """The two versions an append reads, checked: their folders, manifests, data files and the union schema."""
+
     delta_dir: Path
     dm: Manifest
     base_dir: Path | None
@@ -111,7 +115,9 @@ def _read_inputs(delta: str | Path, base: str | Path | None) -> _Inputs:
     delta_files = list(iter_parquet_files(delta_dir))
     base_files = list(iter_parquet_files(base_dir)) if base_dir is not None else []
     if bm is not None and _rows(base_files) != bm.rows:
-        raise ValueError(f"base version {base_dir}: data/ holds {_rows(base_files)} rows, manifest says {bm.rows}")
+        raise ValueError(
+            f"base version {base_dir}: data/ holds {_rows(base_files)} rows, manifest says {bm.rows}"
+        )
     try:
         schemas = [s for s in (_schema(base_files), _schema(delta_files)) if s is not None]
         schema = pa.unify_schemas(schemas, promote_options="default") if schemas else None
@@ -159,28 +165,37 @@ class _Files:
             self.how[f"{side}_rewritten"] += 1
 
 
-def _split_published(table: pa.Table, hit_ids: set[str], hit_hashes: set[str],
-                     base_version: str) -> tuple[pa.Table, pa.Table | None]:
+def _split_published(
+    table: pa.Table, hit_ids: set[str], hit_hashes: set[str], base_version: str
+) -> tuple[pa.Table, pa.Table | None]:
     """(rows to keep, rows the base already holds with their reject columns, or None when there are none).
     An id hit wins over a text hit, so each dropped row has one reason."""
     id_hit = pc.fill_null(pc.is_in(table.column("id"), pa.array(sorted(hit_ids), pa.string())), False)
-    text_hit = pc.is_in(table.column("text_hash"), pa.array(sorted(hit_hashes), pa.string())) \
-        if "text_hash" in table.column_names else pa.repeat(False, len(table))
+    text_hit = (
+        pc.is_in(table.column("text_hash"), pa.array(sorted(hit_hashes), pa.string()))
+        if "text_hash" in table.column_names
+        else pa.repeat(False, len(table))
+    )
     text_hit = pc.and_(pc.invert(id_hit), pc.fill_null(text_hit, False))
     drop = pc.or_(id_hit, text_hit)
     if not pc.any(drop).as_py():
         return table, None
     out = table.filter(drop)
     reason = pc.if_else(pc.filter(id_hit, drop), ID_PUBLISHED, TEXT_PUBLISHED)
-    dropped = (out.append_column("reject_stage", pa.repeat(STAGE, len(out)).cast(pa.string()))
-               .append_column("reject_reason", reason.cast(pa.string()))
-               .append_column("reject_detail", pa.repeat(f"already in published version {base_version}",
-                                                         len(out)).cast(pa.string())))
+    dropped = (
+        out.append_column("reject_stage", pa.repeat(STAGE, len(out)).cast(pa.string()))
+        .append_column("reject_reason", reason.cast(pa.string()))
+        .append_column(
+            "reject_detail",
+            pa.repeat(f"already in published version {base_version}", len(out)).cast(pa.string()),
+        )
+    )
     return table.filter(pc.invert(drop)), dropped
 
 
-def _append_delta(files: _Files, inp: _Inputs, hit_ids: set[str], hit_hashes: set[str]
-                  ) -> tuple[int, Counter[str], list[pa.Table]]:
+def _append_delta(
+    files: _Files, inp: _Inputs, hit_ids: set[str], hit_hashes: set[str]
+) -> tuple[int, Counter[str], list[pa.Table]]:
     """The delta's documents minus what the base already holds: (rows kept, reasons, dropped tables)."""
     dropped_tables: list[pa.Table] = []
     reasons: Counter[str] = Counter()
@@ -204,8 +219,9 @@ def _append_delta(files: _Files, inp: _Inputs, hit_ids: set[str], hit_hashes: se
     return kept, reasons, dropped_tables
 
 
-def append_version(delta: str | Path, base: str | Path | None, output: str | Path, version: str,
-                   extra: dict | None = None) -> Path:
+def append_version(
+    delta: str | Path, base: str | Path | None, output: str | Path, version: str, extra: dict | None = None
+) -> Path:
     """Publish `output/<version>` = `base` (a version folder or root; None = no corpus yet) + `delta`.
 
     `output` is a dataset root (nightly_refresh: `<corpus>/_candidates`, gated and then renamed into
@@ -233,27 +249,61 @@ def append_version(delta: str | Path, base: str | Path | None, output: str | Pat
         n_dropped = sum(reasons.values())
         manifest = _describe(build, inp, reasons, files.how, t0, extra)
         if manifest.rows != manifest.base_rows + kept:
-            raise RuntimeError(f"appended version holds {manifest.rows} rows, expected {manifest.base_rows} + {kept}")
-    log.info("version %s = base %s (%d rows) + %d new of delta %s (%d already published); files %s",
-             version, manifest.base_version, manifest.base_rows, kept, dm.version, n_dropped, dict(files.how))
+            raise RuntimeError(
+                f"appended version holds {manifest.rows} rows, expected {manifest.base_rows} + {kept}"
+            )
+    log.info(
+        "version %s = base %s (%d rows) + %d new of delta %s (%d already published); files %s",
+        version,
+        manifest.base_version,
+        manifest.base_rows,
+        kept,
+        dm.version,
+        n_dropped,
+        dict(files.how),
+    )
     return build.final
 
 
-def _describe(build: VersionBuild, inp: _Inputs, reasons: Counter[str], how: Counter[str], t0: float,
-              extra: dict | None) -> Manifest:
+def _describe(
+    build: VersionBuild, inp: _Inputs, reasons: Counter[str], how: Counter[str], t0: float, extra: dict | None
+) -> Manifest:
     """The appended version's manifest: the delta's stages plus `published_dedup`, rows counted on disk."""
     dm, bm = inp.dm, inp.bm
     n_dropped = sum(reasons.values())
     delta_kept = dm.stages[-1].rows_kept if dm.stages else dm.rows
-    stages = [*dm.stages, StageCounts(stage=STAGE, rows_in=delta_kept, rows_kept=delta_kept - n_dropped,
-                                      rows_rejected=n_dropped, reasons=dict(sorted(reasons.items())),
-                                      seconds=round(time.perf_counter() - t0, 3))]
+    stages = [
+        *dm.stages,
+        StageCounts(
+            stage=STAGE,
+            rows_in=delta_kept,
+            rows_kept=delta_kept - n_dropped,
+            rows_rejected=n_dropped,
+            reasons=dict(sorted(reasons.items())),
+            seconds=round(time.perf_counter() - t0, 3),
+        ),
+    ]
     return build.manifest(
-        dataset=dm.dataset, inputs=dm.inputs, config=dm.config, config_hash=dm.config_hash, stages=stages,
-        rows=_rows(list(iter_parquet_files(build.staging))), rejected_rows=dm.rejected_rows + n_dropped,
+        dataset=dm.dataset,
+        inputs=dm.inputs,
+        config=dm.config,
+        config_hash=dm.config_hash,
+        stages=stages,
+        rows=_rows(list(iter_parquet_files(build.staging))),
+        rejected_rows=dm.rejected_rows + n_dropped,
         columns=inp.schema.names if inp.schema else dm.columns,
         timings={**dm.timings, "append": round(time.perf_counter() - t0, 3)},
-        base_version=bm.version if bm else None, base_rows=bm.rows if bm else 0,
-        extra={**dm.extra, "delta": {"version": dm.version, "path": str(inp.delta_dir), "rows_in": dm.stages[0].rows_in
-                                     if dm.stages else dm.rows, "rows_kept": delta_kept - n_dropped},
-               "files": dict(sorted(how.items())), **(extra or {})})
+        base_version=bm.version if bm else None,
+        base_rows=bm.rows if bm else 0,
+        extra={
+            **dm.extra,
+            "delta": {
+                "version": dm.version,
+                "path": str(inp.delta_dir),
+                "rows_in": dm.stages[0].rows_in if dm.stages else dm.rows,
+                "rows_kept": delta_kept - n_dropped,
+            },
+            "files": dict(sorted(how.items())),
+            **(extra or {}),
+        },
+    )

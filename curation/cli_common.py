@@ -3,6 +3,7 @@ curation because both other packages may import curation, never the reverse).
 
 Each command is a module `<package>.commands.<name>` exposing `register(subparsers)`, so a package's CLI is
 its list of command names."""
+
 from __future__ import annotations
 
 import argparse
@@ -11,8 +12,9 @@ import logging
 import sys
 
 
-def build_command_parser(prog: str, description: str, commands_package: str,
-                         commands: list[str]) -> argparse.ArgumentParser:
+def build_command_parser(
+    prog: str, description: str, commands_package: str, commands: list[str]
+) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog=prog, description=description)
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -24,8 +26,11 @@ def build_command_parser(prog: str, description: str, commands_package: str,
 def run_command_line(parser: argparse.ArgumentParser, argv: list[str] | None = None) -> int:
     """Parse argv, set up logging and run the chosen command; its return value is the exit status."""
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
     # Spark's JVM bridge logs every call; -v is for our own debug lines (a no-op where Spark never starts)
     logging.getLogger("py4j").setLevel(logging.WARNING)
     try:

@@ -1,4 +1,5 @@
 """The curation job's configuration: one pydantic model per step, composed here, loaded from YAML."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -31,8 +32,8 @@ class CurationConfig(BaseModel):
     decontam: DecontamConfig = Field(default_factory=DecontamConfig)
     exact_dedup: ExactDedupConfig = Field(default_factory=ExactDedupConfig)
     near_dedup: NearDedupConfig = Field(default_factory=NearDedupConfig)
-    edu: EduConfig = Field(default_factory=EduConfig)   # off by default: needs a trained, promoted model
-    output_partitions: int | None = None   # files per output part; None = as Spark produced them
+    edu: EduConfig = Field(default_factory=EduConfig)  # off by default: needs a trained, promoted model
+    output_partitions: int | None = None  # files per output part; None = as Spark produced them
 
 
 class ConfigError(ValueError):

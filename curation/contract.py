@@ -13,6 +13,7 @@ Layout of a dataset root (what `--output DIR` names):
 A version folder is built under a hidden staging name and renamed into place, so readers never see a
 half-written version and a rerun of the same run id replaces the old folder instead of adding to it.
 """
+
 from __future__ import annotations
 
 import datetime as _dt
@@ -43,8 +44,8 @@ DOC_FIELDS: list[pa.Field] = [
     pa.field("text", pa.string()),
     pa.field("url", pa.string()),
     pa.field("title", pa.string()),
-    pa.field("date", pa.string()),          # crawl/publication date as given by the source (ISO 8601 when known)
-    pa.field("crawl_id", pa.string()),      # e.g. CC-MAIN-2024-22
+    pa.field("date", pa.string()),  # crawl/publication date as given by the source (ISO 8601 when known)
+    pa.field("crawl_id", pa.string()),  # e.g. CC-MAIN-2024-22
     pa.field("source_format", pa.string()),  # warc | wet | jsonl | parquet | synthetic
     pa.field("source_file", pa.string()),
     pa.field("lang", pa.string()),
@@ -67,6 +68,7 @@ def text_hash(text: str) -> str:
 
 # ---- run ids and versions ------------------------------------------------------------------------
 
+
 def new_run_id(prefix: str = "") -> str:
     """A sortable, unique run id: UTC timestamp plus a short random suffix."""
     stamp = _dt.datetime.now(_dt.UTC).strftime("%Y%m%dT%H%M%SZ")
@@ -76,10 +78,19 @@ def new_run_id(prefix: str = "") -> str:
 def code_version() -> str:
     """Git commit of the running code (with `-dirty` when the tree has local edits), or 'unknown'."""
     try:
-        sha = subprocess.run(["git", "-C", str(REPO_ROOT), "rev-parse", "--short=12", "HEAD"],
-                             capture_output=True, text=True, timeout=5, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "-C", str(REPO_ROOT), "status", "--porcelain", "--untracked-files=no"],
-                               capture_output=True, text=True, timeout=5).stdout.strip()
+        sha = subprocess.run(
+            ["git", "-C", str(REPO_ROOT), "rev-parse", "--short=12", "HEAD"],
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=True,
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "-C", str(REPO_ROOT), "status", "--porcelain", "--untracked-files=no"],
+            capture_output=True,
+            text=True,
+            timeout=5,
+        ).stdout.strip()
         return sha + ("-dirty" if dirty else "")
     except (OSError, subprocess.SubprocessError):
         return "unknown"
@@ -91,8 +102,10 @@ def config_hash(config: dict[str, Any]) -> str:
 
 # ---- manifest ------------------------------------------------------------------------------------
 
+
 class StageCounts(BaseModel):
     """Per-stage bookkeeping: rows_in == rows_kept + rows_rejected must hold."""
+
     stage: str
     rows_in: int
     rows_kept: int
@@ -102,24 +115,28 @@ class StageCounts(BaseModel):
 
     def check(self) -> None:
         if self.rows_in != self.rows_kept + self.rows_rejected:
-            raise ValueError(f"stage {self.stage!r}: rows_in={self.rows_in} != kept {self.rows_kept}"
-                             f" + rejected {self.rows_rejected}")
+            raise ValueError(
+                f"stage {self.stage!r}: rows_in={self.rows_in} != kept {self.rows_kept}"
+                f" + rejected {self.rows_rejected}"
+            )
         if sum(self.reasons.values()) != self.rows_rejected:
-            raise ValueError(f"stage {self.stage!r}: reasons sum to {sum(self.reasons.values())},"
-                             f" rejected={self.rows_rejected}")
+            raise ValueError(
+                f"stage {self.stage!r}: reasons sum to {sum(self.reasons.values())},"
+                f" rejected={self.rows_rejected}"
+            )
 
 
 class Manifest(BaseModel):
-    dataset: str                      # e.g. web_curated, web_dedup, synthetic, mixture
-    version: str                      # run id
+    dataset: str  # e.g. web_curated, web_dedup, synthetic, mixture
+    version: str  # run id
     created_at: str
     code_version: str
     inputs: list[str]
     config: dict[str, Any]
     config_hash: str
     stages: list[StageCounts] = Field(default_factory=list)
-    rows: int                         # rows in data/
-    rejected_rows: int = 0            # rows in rejects/
+    rows: int  # rows in data/
+    rejected_rows: int = 0  # rows in rejects/
     columns: list[str] = Field(default_factory=list)
     timings: dict[str, float] = Field(default_factory=dict)
     extra: dict[str, Any] = Field(default_factory=dict)
@@ -135,14 +152,20 @@ class Manifest(BaseModel):
             s.check()
         for prev, cur in zip(self.stages, self.stages[1:]):
             if cur.rows_in != prev.rows_kept:
-                raise ValueError(f"stage {cur.stage!r} received {cur.rows_in} rows but {prev.stage!r}"
-                                 f" kept {prev.rows_kept}")
+                raise ValueError(
+                    f"stage {cur.stage!r} received {cur.rows_in} rows but {prev.stage!r}"
+                    f" kept {prev.rows_kept}"
+                )
         if self.base_rows and self.base_version is None:
             raise ValueError(f"base_rows={self.base_rows} without a base_version")
         if self.stages:
             if self.base_rows + self.stages[-1].rows_kept != self.rows:
-                base = f" + {self.base_rows} from base version {self.base_version}" if self.base_version else ""
-                raise ValueError(f"last stage kept {self.stages[-1].rows_kept}{base} but dataset has {self.rows}")
+                base = (
+                    f" + {self.base_rows} from base version {self.base_version}" if self.base_version else ""
+                )
+                raise ValueError(
+                    f"last stage kept {self.stages[-1].rows_kept}{base} but dataset has {self.rows}"
+                )
             rejected = sum(s.rows_rejected for s in self.stages)
             if rejected != self.rejected_rows:
                 raise ValueError(f"stages rejected {rejected} but rejects dataset has {self.rejected_rows}")
@@ -166,6 +189,7 @@ def now_iso() -> str:
 
 # ---- layout --------------------------------------------------------------------------------------
 
+
 class DatasetRoot:
     """A dataset root folder holding immutable versions and a CURRENT pointer (local filesystem)."""
 
@@ -178,8 +202,11 @@ class DatasetRoot:
     def versions(self) -> list[str]:
         if not self.root.is_dir():
             return []
-        return sorted(p.name for p in self.root.iterdir()
-                      if p.is_dir() and not p.name.startswith((".", "_")) and (p / "manifest.json").is_file())
+        return sorted(
+            p.name
+            for p in self.root.iterdir()
+            if p.is_dir() and not p.name.startswith((".", "_")) and (p / "manifest.json").is_file()
+        )
 
     def current(self) -> str | None:
         pointer = self.root / "CURRENT"
@@ -224,8 +251,14 @@ class DatasetRoot:
             shutil.rmtree(p, ignore_errors=True)
 
     @contextmanager
-    def building(self, version: str, *, set_current: bool = True, clean: Literal["all", "own"] = "all",
-                 defer: bool = False) -> Iterator[VersionBuild]:
+    def building(
+        self,
+        version: str,
+        *,
+        set_current: bool = True,
+        clean: Literal["all", "own"] = "all",
+        defer: bool = False,
+    ) -> Iterator[VersionBuild]:
         """The one way to build a version: stage it, describe it, check it, publish it atomically.
 
             with DatasetRoot(out).building(run_id) as b:
@@ -277,7 +310,9 @@ class VersionBuild:
         if self._manifest is None:
             raise RuntimeError(f"version {self.version} in {self.root.root}: the build set no manifest")
         if self._manifest.version != self.version:
-            raise RuntimeError(f"manifest names version {self._manifest.version!r} but {self.version!r} is built")
+            raise RuntimeError(
+                f"manifest names version {self._manifest.version!r} but {self.version!r} is built"
+            )
         self._manifest.check()
         self._manifest.write(self.staging)
 
@@ -304,7 +339,7 @@ def prune_versions(root: str | os.PathLike, keep: int) -> list[str]:
     ds = DatasetRoot(root)
     current = ds.current()
     versions = ds.versions()
-    doomed = [v for v in versions[:max(len(versions) - keep, 0)] if v != current]
+    doomed = [v for v in versions[: max(len(versions) - keep, 0)] if v != current]
     for v in doomed:
         # renamed aside first, so a reader never sees a half-deleted version folder
         shutil.rmtree(_rename_aside(ds.version_dir(v)), ignore_errors=True)
@@ -322,8 +357,11 @@ def prune_run_folders(runs: str | os.PathLike, root: str | os.PathLike, keep: st
     if not runs.is_dir():
         return []
     published = set(ds.versions())
-    doomed = sorted(p.name for p in runs.iterdir() if p.is_dir() and not p.name.startswith((".", "_"))
-                    and p.name != keep and p.name in published)
+    doomed = sorted(
+        p.name
+        for p in runs.iterdir()
+        if p.is_dir() and not p.name.startswith((".", "_")) and p.name != keep and p.name in published
+    )
     for v in doomed:
         shutil.rmtree(runs / v, ignore_errors=True)
         log.info("removed run folder %s (version %s is published in %s)", runs / v, v, ds.root)
@@ -367,8 +405,9 @@ def resolve_version_dir(path: str | os.PathLike) -> Path:
     if cur is None:
         if not p.exists():
             raise FileNotFoundError(f"dataset path {p} does not exist")
-        raise FileNotFoundError(f"{p} is neither a dataset version (no manifest.json) nor a dataset root"
-                                f" (no CURRENT file)")
+        raise FileNotFoundError(
+            f"{p} is neither a dataset version (no manifest.json) nor a dataset root (no CURRENT file)"
+        )
     return root.version_dir(cur)
 
 

@@ -12,6 +12,7 @@ is small, loads fast and is shared by the curation step and the synthesis packag
     index.save(path); index = DecontamIndex.load(path)
     index.match(text)  # -> Match(benchmark, item_id, matched, item_ngrams) or None
 """
+
 from __future__ import annotations
 
 import csv
@@ -46,15 +47,17 @@ _FORMAT_VERSION = 2
 
 # ---- sources -------------------------------------------------------------------------------------
 
+
 class BenchmarkSource(BaseModel):
     """One benchmark file (or glob) and which fields of each record make up the text of an item."""
+
     model_config = ConfigDict(extra="forbid")
-    name: str                                  # recorded in reject reasons: benchmark_overlap:<name>
-    path: str                                  # file or glob; relative paths are under benchmarks_dir
+    name: str  # recorded in reject reasons: benchmark_overlap:<name>
+    path: str  # file or glob; relative paths are under benchmarks_dir
     text_fields: list[str] = Field(min_length=1)  # joined with newlines; list values are joined too
-    id_field: str | None = None                # default: <file name>:<record number>
+    id_field: str | None = None  # default: <file name>:<record number>
     format: Literal["auto", "jsonl", "csv", "parquet"] = "auto"
-    drop_regex: str | None = None              # removed from the text first (e.g. GSM8K's <<calc>> notes)
+    drop_regex: str | None = None  # removed from the text first (e.g. GSM8K's <<calc>> notes)
 
 
 def default_benchmarks_dir() -> Path:
@@ -64,30 +67,49 @@ def default_benchmarks_dir() -> Path:
 def default_sources() -> list[BenchmarkSource]:
     """GSM8K test, HumanEval, MMLU test, MBPP: the shared copies described in their SOURCE.md."""
     return [
-        BenchmarkSource(name="gsm8k", path="gsm8k/test.jsonl", text_fields=["question", "answer"],
-                        drop_regex=r"<<[^>]*>>"),
-        BenchmarkSource(name="humaneval", path="humaneval/HumanEval.jsonl.gz",
-                        text_fields=["prompt", "canonical_solution", "test"], id_field="task_id"),
-        BenchmarkSource(name="mmlu", path="mmlu/test/*_test.csv",
-                        text_fields=["question", "choice0", "choice1", "choice2", "choice3"]),
-        BenchmarkSource(name="mbpp", path="mbpp/mbpp.jsonl", text_fields=["text", "code", "test_list"],
-                        id_field="task_id"),
+        BenchmarkSource(
+            name="gsm8k", path="gsm8k/test.jsonl", text_fields=["question", "answer"], drop_regex=r"<<[^>]*>>"
+        ),
+        BenchmarkSource(
+            name="humaneval",
+            path="humaneval/HumanEval.jsonl.gz",
+            text_fields=["prompt", "canonical_solution", "test"],
+            id_field="task_id",
+        ),
+        BenchmarkSource(
+            name="mmlu",
+            path="mmlu/test/*_test.csv",
+            text_fields=["question", "choice0", "choice1", "choice2", "choice3"],
+        ),
+        BenchmarkSource(
+            name="mbpp", path="mbpp/mbpp.jsonl", text_fields=["text", "code", "test_list"], id_field="task_id"
+        ),
     ]
 
 
 def _detect_format(path: Path) -> str:
     name = path.name.lower()
-    for suffix, fmt in ((".jsonl", "jsonl"), (".jsonl.gz", "jsonl"), (".json.gz", "jsonl"), (".csv", "csv"),
-                        (".csv.gz", "csv"), (".parquet", "parquet")):
+    for suffix, fmt in (
+        (".jsonl", "jsonl"),
+        (".jsonl.gz", "jsonl"),
+        (".json.gz", "jsonl"),
+        (".csv", "csv"),
+        (".csv.gz", "csv"),
+        (".parquet", "parquet"),
+    ):
         if name.endswith(suffix):
             return fmt
-    raise ValueError(f"benchmark file {path}: cannot tell its format from the name; set format: jsonl|csv|parquet")
+    raise ValueError(
+        f"benchmark file {path}: cannot tell its format from the name; set format: jsonl|csv|parquet"
+    )
 
 
 @contextmanager
 def _open_text(path: Path) -> Iterator[io.TextIOWrapper]:
-    with (gzip.open(path, "rb") if path.name.endswith(".gz") else open(path, "rb")) as raw, \
-            io.TextIOWrapper(raw, encoding="utf-8", newline="") as f:
+    with (
+        gzip.open(path, "rb") if path.name.endswith(".gz") else open(path, "rb") as raw,
+        io.TextIOWrapper(raw, encoding="utf-8", newline="") as f,
+    ):
         yield f
 
 
@@ -134,8 +156,10 @@ def iter_items(source: BenchmarkSource, base_dir: Path) -> Iterator[tuple[str, s
         for no, rec in _records(path, fmt):
             missing = [f for f in source.text_fields if f not in rec]
             if missing:
-                raise ValueError(f"benchmark file {path} record {no}: no field(s) {missing} "
-                                 f"(has {sorted(rec)}); fix text_fields of source {source.name!r}")
+                raise ValueError(
+                    f"benchmark file {path} record {no}: no field(s) {missing} "
+                    f"(has {sorted(rec)}); fix text_fields of source {source.name!r}"
+                )
             text = "\n".join(_field_text(rec[f]) for f in source.text_fields)
             if drop is not None:
                 text = drop.sub(" ", text)
@@ -149,6 +173,7 @@ def iter_items(source: BenchmarkSource, base_dir: Path) -> Iterator[tuple[str, s
 
 
 # ---- hashing -------------------------------------------------------------------------------------
+
 
 def normalize_words(text: str) -> list[str]:
     return _WORD_RE.findall(unicodedata.normalize("NFKC", text).lower())
@@ -164,36 +189,47 @@ def ngram_hashes(text: str, n: int) -> np.ndarray:
     m = len(words) - n + 1
     if m <= 0:
         return np.empty(0, dtype=np.uint64)
-    word_h = np.fromiter((xxhash.xxh3_64_intdigest(w.encode()) for w in words), dtype=np.uint64, count=len(words))
+    word_h = np.fromiter(
+        (xxhash.xxh3_64_intdigest(w.encode()) for w in words), dtype=np.uint64, count=len(words)
+    )
     wordy = np.fromiter((not w.isdigit() for w in words), dtype=np.int32, count=len(words))
     wordy_prefix = np.concatenate(([0], np.cumsum(wordy)))
     informative = (wordy_prefix[n:] - wordy_prefix[:m]) * 2 >= n
     acc = word_h[:m].copy()
     for k in range(1, n):
         acc *= _POLY
-        acc += word_h[k:k + m]
+        acc += word_h[k : k + m]
     return np.unique(acc[informative])
 
 
 # ---- the index -----------------------------------------------------------------------------------
 
+
 @dataclass(frozen=True)
 class Match:
     benchmark: str
     item_id: str
-    matched: int        # distinct n-grams the document shares with the item
-    item_ngrams: int    # distinct (indexed) n-grams the item has
+    matched: int  # distinct n-grams the document shares with the item
+    item_ngrams: int  # distinct (indexed) n-grams the item has
 
     def describe(self, n: int) -> str:
         return f"{self.benchmark} item {self.item_id} shares {self.matched}/{self.item_ngrams} {n}-grams"
 
 
 class DecontamIndex:
-    def __init__(self, ngram_size: int, hashes: np.ndarray, offsets: np.ndarray, item_of: np.ndarray,
-                 item_benchmark: list[str], item_ids: list[str], item_ngrams: np.ndarray):
+    def __init__(
+        self,
+        ngram_size: int,
+        hashes: np.ndarray,
+        offsets: np.ndarray,
+        item_of: np.ndarray,
+        item_benchmark: list[str],
+        item_ids: list[str],
+        item_ngrams: np.ndarray,
+    ):
         self.ngram_size = ngram_size
-        self.hashes = hashes            # sorted unique n-gram hashes
-        self.offsets = offsets          # items of hashes[j] are item_of[offsets[j]:offsets[j+1]]
+        self.hashes = hashes  # sorted unique n-gram hashes
+        self.offsets = offsets  # items of hashes[j] are item_of[offsets[j]:offsets[j+1]]
         self.item_of = item_of
         self.item_benchmark = item_benchmark
         self.item_ids = item_ids
@@ -204,8 +240,13 @@ class DecontamIndex:
 
     # ---- build ---------------------------------------------------------------------------------
     @classmethod
-    def build(cls, sources: list[BenchmarkSource] | None = None, ngram_size: int = 13,
-              max_items_per_ngram: int | None = 10, base_dir: str | Path | None = None) -> DecontamIndex:
+    def build(
+        cls,
+        sources: list[BenchmarkSource] | None = None,
+        ngram_size: int = 13,
+        max_items_per_ngram: int | None = 10,
+        base_dir: str | Path | None = None,
+    ) -> DecontamIndex:
         """Index every item of every source. N-grams shared by more than `max_items_per_ngram` items
         are boilerplate (licence headers, test harness lines) and would only cause false positives."""
         if ngram_size < 1:
@@ -219,13 +260,18 @@ class DecontamIndex:
                 h = ngram_hashes(text, ngram_size)
                 n_items += 1
                 if len(h) == 0:
-                    n_short += 1   # shorter than one n-gram: cannot be matched at this n
+                    n_short += 1  # shorter than one n-gram: cannot be matched at this n
                     continue
                 benchmarks.append(src.name)
                 ids.append(item_id)
                 per_item.append(h)
-            log.info("decontam source %s: %d items (%d without an indexable %d-gram)",
-                     src.name, n_items, n_short, ngram_size)
+            log.info(
+                "decontam source %s: %d items (%d without an indexable %d-gram)",
+                src.name,
+                n_items,
+                n_short,
+                ngram_size,
+            )
         if not per_item:
             raise ValueError("decontamination index is empty: no benchmark item has enough words")
         all_h = np.concatenate(per_item)
@@ -237,7 +283,9 @@ class DecontamIndex:
             keep = counts <= max_items_per_ngram
             dropped = int((~keep).sum())
             if dropped:
-                log.info("decontam: dropped %d n-grams shared by more than %d items", dropped, max_items_per_ngram)
+                log.info(
+                    "decontam: dropped %d n-grams shared by more than %d items", dropped, max_items_per_ngram
+                )
             mask = np.repeat(keep, counts)
             uniq, counts, all_items = uniq[keep], counts[keep], all_items[mask]
         offsets = np.zeros(len(uniq) + 1, dtype=np.int64)
@@ -250,12 +298,24 @@ class DecontamIndex:
     def save(self, path: str | Path) -> Path:
         p = Path(path)
         p.parent.mkdir(parents=True, exist_ok=True)
-        meta = json.dumps({"version": _FORMAT_VERSION, "ngram_size": self.ngram_size,
-                           "benchmark": self.item_benchmark, "ids": self.item_ids})
+        meta = json.dumps(
+            {
+                "version": _FORMAT_VERSION,
+                "ngram_size": self.ngram_size,
+                "benchmark": self.item_benchmark,
+                "ids": self.item_ids,
+            }
+        )
         tmp = p.with_name(p.name + ".tmp")
         with open(tmp, "wb") as f:
-            np.savez(f, hashes=self.hashes, offsets=self.offsets, item_of=self.item_of,
-                     item_ngrams=self.item_ngrams, meta=np.frombuffer(meta.encode(), dtype=np.uint8))
+            np.savez(
+                f,
+                hashes=self.hashes,
+                offsets=self.offsets,
+                item_of=self.item_of,
+                item_ngrams=self.item_ngrams,
+                meta=np.frombuffer(meta.encode(), dtype=np.uint8),
+            )
         tmp.replace(p)  # readers never see a half-written index
         return p
 
@@ -272,8 +332,15 @@ class DecontamIndex:
             raise ValueError(f"{p} is not a decontamination index ({e}); rebuild it") from e
         if meta.get("version") != _FORMAT_VERSION:
             raise ValueError(f"{p}: index format {meta.get('version')} != {_FORMAT_VERSION}; rebuild it")
-        return cls(meta["ngram_size"], arrays["hashes"], arrays["offsets"], arrays["item_of"],
-                   meta["benchmark"], meta["ids"], arrays["item_ngrams"])
+        return cls(
+            meta["ngram_size"],
+            arrays["hashes"],
+            arrays["offsets"],
+            arrays["item_of"],
+            meta["benchmark"],
+            meta["ids"],
+            arrays["item_ngrams"],
+        )
 
     # ---- lookup --------------------------------------------------------------------------------
     def overlaps(self, text: str) -> Counter[int]:
@@ -285,7 +352,7 @@ class DecontamIndex:
         pos = np.searchsorted(self.hashes, q)
         pos[pos == len(self.hashes)] = 0
         for j in pos[self.hashes[pos] == q].tolist():
-            counts.update(self.item_of[self.offsets[j]:self.offsets[j + 1]].tolist())
+            counts.update(self.item_of[self.offsets[j] : self.offsets[j + 1]].tolist())
         return counts
 
     def match(self, text: str, min_matches: int = 3) -> Match | None:
@@ -294,16 +361,27 @@ class DecontamIndex:
         return self.match_counts(self.overlaps(text), min_matches)
 
     def match_counts(self, counts: Counter[int], min_matches: int) -> Match | None:
-        passing = [(item, m) for item, m in counts.items() if m >= min(min_matches, int(self.item_ngrams[item]))]
+        passing = [
+            (item, m) for item, m in counts.items() if m >= min(min_matches, int(self.item_ngrams[item]))
+        ]
         if not passing:
             return None
         best, matched = max(passing, key=lambda kv: (kv[1], -kv[0]))
         return Match(self.item_benchmark[best], self.item_ids[best], matched, int(self.item_ngrams[best]))
 
 
-def sources_fingerprint(sources: list[BenchmarkSource], ngram_size: int, max_items_per_ngram: int | None,
-                        base_dir: Path) -> str:
+def sources_fingerprint(
+    sources: list[BenchmarkSource], ngram_size: int, max_items_per_ngram: int | None, base_dir: Path
+) -> str:
     """A short stable name for an index built from this configuration (used to ship it to workers)."""
-    payload = json.dumps({"sources": [s.model_dump() for s in sources], "n": ngram_size,
-                          "max": max_items_per_ngram, "base": str(base_dir), "v": _FORMAT_VERSION}, sort_keys=True)
+    payload = json.dumps(
+        {
+            "sources": [s.model_dump() for s in sources],
+            "n": ngram_size,
+            "max": max_items_per_ngram,
+            "base": str(base_dir),
+            "v": _FORMAT_VERSION,
+        },
+        sort_keys=True,
+    )
     return hashlib.sha256(payload.encode()).hexdigest()[:16]

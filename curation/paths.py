@@ -3,6 +3,7 @@
 Every default path is overridable by an environment variable so that a cluster, a container and a
 laptop can all run the same code.
 """
+
 from __future__ import annotations
 
 import os
@@ -32,6 +33,7 @@ def expand_env(value: str, where: str) -> str:
     """`${VAR}` / `${VAR:-fallback}` in a configured path -> the variable's value, else the fallback, else the
     project default (PHI_SHARED_DATA, PHI_MODELS_DIR). Anything else unset (or empty) is an error naming `where`
     and the variable, never a silently empty path."""
+
     def sub(m: re.Match) -> str:
         name = m["name"]
         if os.environ.get(name):
@@ -40,8 +42,10 @@ def expand_env(value: str, where: str) -> str:
             return m["default"]
         if name in _PROJECT_DEFAULTS:
             return str(_PROJECT_DEFAULTS[name]())
-        raise ValueError(f"{where}: environment variable {name} is not set (write ${{{name}:-fallback}}"
-                         " to give a default)")
+        raise ValueError(
+            f"{where}: environment variable {name} is not set (write ${{{name}:-fallback}} to give a default)"
+        )
+
     return _ENV_REF.sub(sub, value)
 
 
@@ -68,9 +72,9 @@ def table_version_files(reference: str, version: str | int | None = None) -> tup
     from curation.tables.catalog import Warehouse
     from curation.tables.read import local_version_files
 
-    if not reference.startswith(TABLE_PREFIX) or not reference[len(TABLE_PREFIX):]:
+    if not reference.startswith(TABLE_PREFIX) or not reference[len(TABLE_PREFIX) :]:
         raise ValueError(f"{reference!r} is not a table reference (expected {TABLE_PREFIX}<table>)")
-    table = Warehouse().table(reference[len(TABLE_PREFIX):])
+    table = Warehouse().table(reference[len(TABLE_PREFIX) :])
     cache = os.environ.get("PHI_ICEBERG_CACHE") or str(REPO_ROOT / "out" / "iceberg-cache")
     sid, files = local_version_files(table, version, cache_dir=cache)
     return sid, [Path(f) for f in files]

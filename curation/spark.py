@@ -1,4 +1,5 @@
 """SparkSession for curation jobs: reuse the one spark-submit created, or build a local one."""
+
 from __future__ import annotations
 
 import logging
@@ -31,9 +32,11 @@ def get_spark(app_name: str = "phi-curation", master: str | None = None, conf: d
         builder = builder.master(master)
         if master.startswith("local"):
             # launch-time settings, known before the JVM starts only when we start it ourselves
-            builder = (builder.config("spark.ui.enabled", "false")
-                       .config("spark.ui.showConsoleProgress", "false")
-                       .config("spark.driver.memory", os.environ.get("SPARK_DRIVER_MEMORY", "2g")))
+            builder = (
+                builder.config("spark.ui.enabled", "false")
+                .config("spark.ui.showConsoleProgress", "false")
+                .config("spark.driver.memory", os.environ.get("SPARK_DRIVER_MEMORY", "2g"))
+            )
     for k, v in (conf or {}).items():
         builder = builder.config(k, v)
     spark = builder.getOrCreate()
@@ -48,8 +51,10 @@ def _fill_runtime_defaults(spark, given: set[str]) -> None:
     spark-defaults.conf set them. On `local[*]` a fixed, small shuffle partition count (one machine); on a
     cluster adaptive query execution sizes partitions from the data and the cluster's cores instead."""
     submitted = spark.sparkContext.getConf()
-    wanted = {"spark.sql.execution.arrow.pyspark.enabled": "true",
-              "spark.sql.execution.arrow.maxRecordsPerBatch": "1000"}
+    wanted = {
+        "spark.sql.execution.arrow.pyspark.enabled": "true",
+        "spark.sql.execution.arrow.maxRecordsPerBatch": "1000",
+    }
     if spark.sparkContext.master.startswith("local"):
         wanted["spark.sql.shuffle.partitions"] = os.environ.get("SPARK_SHUFFLE_PARTITIONS", "8")
     else:

@@ -1,4 +1,5 @@
 """`python -m synthesis <command>`: commands live in synthesis/commands/<name>.py with `register(subparsers)`."""
+
 from __future__ import annotations
 
 import argparse
@@ -9,9 +10,12 @@ COMMANDS: list[str] = ["generate", "label_edu", "run"]
 
 
 def build_parser() -> argparse.ArgumentParser:
-    return build_command_parser("python -m synthesis",
-                                "Teacher LLM batches: edu labels and synthetic textbook data.",
-                                "synthesis.commands", COMMANDS)
+    return build_command_parser(
+        "python -m synthesis",
+        "Teacher LLM batches: edu labels and synthetic textbook data.",
+        "synthesis.commands",
+        COMMANDS,
+    )
 
 
 def main(argv: list[str] | None = None) -> int:

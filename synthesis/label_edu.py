@@ -15,6 +15,7 @@ educational-value score, parse it robustly, publish a label dataset `curation ed
 A stronger teacher (vLLM or any OpenAI-compatible endpoint) is a TeacherConfig change only; `structured`
 asks the backend for schema-constrained JSON where it supports it.
 """
+
 from __future__ import annotations
 
 import json
@@ -77,37 +78,46 @@ USER_TEMPLATE_JSON = """Page:
 
 Answer only with JSON: {{"rationale": "<one or two sentences>", "score": <integer 0 to 5>}}"""
 
-SCORE_SCHEMA = {"type": "object", "properties": {
-    "rationale": {"type": "string", "maxLength": 400}, "score": {"type": "integer", "minimum": 0, "maximum": MAX_SCORE}},
-    "required": ["rationale", "score"]}
+SCORE_SCHEMA = {
+    "type": "object",
+    "properties": {
+        "rationale": {"type": "string", "maxLength": 400},
+        "score": {"type": "integer", "minimum": 0, "maximum": MAX_SCORE},
+    },
+    "required": ["rationale", "score"],
+}
 
 
 class LabelEduConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
     teacher: TeacherConfig = Field(default_factory=TeacherConfig)
-    n: int = Field(1000, ge=1)                      # documents to label
+    n: int = Field(1000, ge=1)  # documents to label
     seed: int = 0
-    length_buckets: list[int] = [500, 1500, 4000]   # character boundaries of the length strata
-    max_doc_chars: int = Field(3000, ge=200)        # page text shown to the teacher (its context is limited)
+    length_buckets: list[int] = [500, 1500, 4000]  # character boundaries of the length strata
+    max_doc_chars: int = Field(3000, ge=200)  # page text shown to the teacher (its context is limited)
     max_tokens: int = Field(200, ge=8)
     temperature: float = Field(0.0, ge=0)
-    structured: bool = False                        # JSON-schema constrained answers (vLLM, llama.cpp, OpenAI)
+    structured: bool = False  # JSON-schema constrained answers (vLLM, llama.cpp, OpenAI)
 
 
 # ---- parsing --------------------------------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class ParsedScore:
     score: int | None
     rationale: str | None
-    method: str | None      # json | score_line | bare_number
-    error: str | None       # why it is unparseable (None when score is set)
+    method: str | None  # json | score_line | bare_number
+    error: str | None  # why it is unparseable (None when score is set)
 
 
 _FENCED = re.compile(r"```(?:json)?\s*(\{.*?\})\s*```", re.DOTALL)
 _OBJECT = re.compile(r"\{[^{}]*\}", re.DOTALL)
-_SCORE_LINE = re.compile(r"(?:educational\s+)?score\s*(?:is|of)?\s*[:=]?\s*\**\s*(-?\d+(?:\.\d+)?)\s*\**"
-                         r"(?:\s*(?:/|out of)\s*5)?", re.IGNORECASE)
+_SCORE_LINE = re.compile(
+    r"(?:educational\s+)?score\s*(?:is|of)?\s*[:=]?\s*\**\s*(-?\d+(?:\.\d+)?)\s*\**"
+    r"(?:\s*(?:/|out of)\s*5)?",
+    re.IGNORECASE,
+)
 _BARE = re.compile(r"^\s*\**\s*(-?\d+)\s*\**\s*\.?\s*$")
 
 
@@ -145,8 +155,9 @@ def parse_edu_score(text: str | None) -> ParsedScore:
         if len(values) > 1:
             return ParsedScore(None, None, "json", f"conflicting JSON scores {sorted(values)}")
         obj = objects[0]
-        rationale = next((str(obj[k]) for k in ("rationale", "justification", "reason", "explanation")
-                          if k in obj), None)
+        rationale = next(
+            (str(obj[k]) for k in ("rationale", "justification", "reason", "explanation") if k in obj), None
+        )
         return _check_range(obj.get("score"), "json", rationale)
     lines = _SCORE_LINE.findall(text)
     if lines:
@@ -162,6 +173,7 @@ def parse_edu_score(text: str | None) -> ParsedScore:
 
 
 # ---- sampling -------------------------------------------------------------------------------------------
+
 
 def sample_documents(source: str | Path, n: int, seed: int, length_buckets: list[int]) -> pa.Table:
     """Up to n (id, text, url, domain, length_bucket) rows: strata (domain x length bucket) visited
@@ -190,67 +202,125 @@ def sample_documents(source: str | Path, n: int, seed: int, length_buckets: list
 
 # ---- requests -------------------------------------------------------------------------------------------
 
+
 def build_request(doc_id: str, text: str, cfg: LabelEduConfig) -> TeacherRequest:
     shown = text[: cfg.max_doc_chars]
     template = USER_TEMPLATE_JSON if cfg.structured else USER_TEMPLATE
     return TeacherRequest(
         id=doc_id,
-        messages=(ChatMessage(role="system", content=SYSTEM_PROMPT),
-                  ChatMessage(role="user", content=template.format(text=shown))),
+        messages=(
+            ChatMessage(role="system", content=SYSTEM_PROMPT),
+            ChatMessage(role="user", content=template.format(text=shown)),
+        ),
         sampling=SamplingParams(max_tokens=cfg.max_tokens, temperature=cfg.temperature, seed=cfg.seed),
         response_schema=SCORE_SCHEMA if cfg.structured else None,
-        template_version=PROMPT_VERSION + ("-json" if cfg.structured else ""))
+        template_version=PROMPT_VERSION + ("-json" if cfg.structured else ""),
+    )
 
 
 # ---- the batch ------------------------------------------------------------------------------------------
+
 
 @dataclass
 class LabelRunResult:
     manifest: Manifest
     version_dir: Path
-    report: Any   # BatchReport of this run
+    report: Any  # BatchReport of this run
 
 
-def label_rows(docs: pa.Table, requests: list[TeacherRequest], results: list[TeacherResult | None],
-               model_id: str, backend: str, cfg: LabelEduConfig) -> tuple[list[dict], list[dict]]:
+def label_rows(
+    docs: pa.Table,
+    requests: list[TeacherRequest],
+    results: list[TeacherResult | None],
+    model_id: str,
+    backend: str,
+    cfg: LabelEduConfig,
+) -> tuple[list[dict], list[dict]]:
     """(labelled rows, reject rows) from the teacher results aligned with the sampled documents."""
     sampling = json.dumps(requests[0].sampling.model_dump(mode="json"), sort_keys=True) if requests else None
     kept, rejected = [], []
     for doc, req, res in zip(docs.to_pylist(), requests, results):
-        base = {"id": doc["id"], "text": doc["text"], "url": doc["url"], "domain": doc["domain"],
-                "length_bucket": doc["length_bucket"], "teacher_model": model_id, "teacher_backend": backend,
-                "prompt_version": req.template_version, "sampling": sampling,
-                "request_key": req.key(model_id), "raw_response": res.text if res is not None else None}
+        base = {
+            "id": doc["id"],
+            "text": doc["text"],
+            "url": doc["url"],
+            "domain": doc["domain"],
+            "length_bucket": doc["length_bucket"],
+            "teacher_model": model_id,
+            "teacher_backend": backend,
+            "prompt_version": req.template_version,
+            "sampling": sampling,
+            "request_key": req.key(model_id),
+            "raw_response": res.text if res is not None else None,
+        }
         if res is None or not res.ok:
             why = "teacher_failed" if res is not None else "teacher_missing"
             detail = f"{res.error_type}: {res.error}"[:500] if res is not None else "no result in the store"
             if res is not None and res.error_type == "schema_invalid":
                 why = "unparseable_score"
-            rejected.append({**base, "score": None, "rationale": None, "parse_method": None,
-                             "reject_stage": STAGE, "reject_reason": why, "reject_detail": detail})
+            rejected.append(
+                {
+                    **base,
+                    "score": None,
+                    "rationale": None,
+                    "parse_method": None,
+                    "reject_stage": STAGE,
+                    "reject_reason": why,
+                    "reject_detail": detail,
+                }
+            )
             continue
         parsed = parse_edu_score(res.text)
         row = {**base, "score": parsed.score, "rationale": parsed.rationale, "parse_method": parsed.method}
         if parsed.score is None:
-            rejected.append({**row, "reject_stage": STAGE, "reject_reason": "unparseable_score",
-                             "reject_detail": parsed.error})
+            rejected.append(
+                {
+                    **row,
+                    "reject_stage": STAGE,
+                    "reject_reason": "unparseable_score",
+                    "reject_detail": parsed.error,
+                }
+            )
         else:
             kept.append(row)
     return kept, rejected
 
 
-LABEL_FIELDS = [pa.field(n, t) for n, t in (
-    ("id", pa.string()), ("text", pa.string()), ("url", pa.string()), ("domain", pa.string()),
-    ("length_bucket", pa.string()), ("score", pa.int64()), ("rationale", pa.string()),
-    ("parse_method", pa.string()), ("teacher_model", pa.string()), ("teacher_backend", pa.string()),
-    ("prompt_version", pa.string()), ("sampling", pa.string()), ("request_key", pa.string()),
-    ("raw_response", pa.string()))]
-REJECT_EXTRA = [pa.field("reject_stage", pa.string()), pa.field("reject_reason", pa.string()),
-                pa.field("reject_detail", pa.string())]
+LABEL_FIELDS = [
+    pa.field(n, t)
+    for n, t in (
+        ("id", pa.string()),
+        ("text", pa.string()),
+        ("url", pa.string()),
+        ("domain", pa.string()),
+        ("length_bucket", pa.string()),
+        ("score", pa.int64()),
+        ("rationale", pa.string()),
+        ("parse_method", pa.string()),
+        ("teacher_model", pa.string()),
+        ("teacher_backend", pa.string()),
+        ("prompt_version", pa.string()),
+        ("sampling", pa.string()),
+        ("request_key", pa.string()),
+        ("raw_response", pa.string()),
+    )
+]
+REJECT_EXTRA = [
+    pa.field("reject_stage", pa.string()),
+    pa.field("reject_reason", pa.string()),
+    pa.field("reject_detail", pa.string()),
+]
 
 
-def run_label_edu(source: str | Path, output: str | Path, cfg: LabelEduConfig, store: str | Path | None = None,
-                  run_id: str | None = None, backend=None, progress: bool = False) -> LabelRunResult:
+def run_label_edu(
+    source: str | Path,
+    output: str | Path,
+    cfg: LabelEduConfig,
+    store: str | Path | None = None,
+    run_id: str | None = None,
+    backend=None,
+    progress: bool = False,
+) -> LabelRunResult:
     """Sample, label through the durable batch runner, publish `output/<run_id>/`. `backend` overrides the
     one the config names (tests pass a started loopback server). The store defaults to
     `output/teacher.sqlite`, beside the versions, so every rerun resumes from it."""
@@ -258,10 +328,16 @@ def run_label_edu(source: str | Path, output: str | Path, cfg: LabelEduConfig, s
     docs = sample_documents(source, cfg.n, cfg.seed, cfg.length_buckets)
     if docs.num_rows == 0:
         raise ValueError(f"label-edu input {source}: no documents with text")
-    log.info("sampled %d documents from %s over %d strata", docs.num_rows, source,
-             len(set(zip(docs.column("domain").to_pylist(), docs.column("length_bucket").to_pylist()))))
-    requests = [build_request(i, t, cfg) for i, t in zip(docs.column("id").to_pylist(),
-                                                          docs.column("text").to_pylist())]
+    log.info(
+        "sampled %d documents from %s over %d strata",
+        docs.num_rows,
+        source,
+        len(set(zip(docs.column("domain").to_pylist(), docs.column("length_bucket").to_pylist()))),
+    )
+    requests = [
+        build_request(i, t, cfg)
+        for i, t in zip(docs.column("id").to_pylist(), docs.column("text").to_pylist())
+    ]
     root = DatasetRoot(output)
     root.root.mkdir(parents=True, exist_ok=True)
     own_backend = backend is None
@@ -281,9 +357,13 @@ def run_label_edu(source: str | Path, output: str | Path, cfg: LabelEduConfig, s
         staging = build.staging
         (staging / "data").mkdir()
         (staging / "rejects").mkdir()
-        pq.write_table(pa.Table.from_pylist(kept, schema=pa.schema(LABEL_FIELDS)), staging / "data" / "part-0.parquet")
-        pq.write_table(pa.Table.from_pylist(rejected, schema=pa.schema(LABEL_FIELDS + REJECT_EXTRA)),
-                       staging / "rejects" / "part-0.parquet")
+        pq.write_table(
+            pa.Table.from_pylist(kept, schema=pa.schema(LABEL_FIELDS)), staging / "data" / "part-0.parquet"
+        )
+        pq.write_table(
+            pa.Table.from_pylist(rejected, schema=pa.schema(LABEL_FIELDS + REJECT_EXTRA)),
+            staging / "rejects" / "part-0.parquet",
+        )
         reasons: dict[str, int] = {}
         for r in rejected:
             reasons[r["reject_reason"]] = reasons.get(r["reject_reason"], 0) + 1
@@ -292,17 +372,44 @@ def run_label_edu(source: str | Path, output: str | Path, cfg: LabelEduConfig, s
             score_counts[str(r["score"])] = score_counts.get(str(r["score"]), 0) + 1
         conf = {"source": str(source), **cfg.model_dump(mode="json"), "prompt_version": PROMPT_VERSION}
         manifest = build.manifest(
-            dataset="edu_labels", inputs=[str(source)], config=conf,
-            stages=[StageCounts(stage=STAGE, rows_in=len(kept) + len(rejected), rows_kept=len(kept),
-                                rows_rejected=len(rejected), reasons=dict(sorted(reasons.items())),
-                                seconds=round(report.seconds, 3))],
-            rows=len(kept), rejected_rows=len(rejected), columns=[f.name for f in LABEL_FIELDS],
+            dataset="edu_labels",
+            inputs=[str(source)],
+            config=conf,
+            stages=[
+                StageCounts(
+                    stage=STAGE,
+                    rows_in=len(kept) + len(rejected),
+                    rows_kept=len(kept),
+                    rows_rejected=len(rejected),
+                    reasons=dict(sorted(reasons.items())),
+                    seconds=round(report.seconds, 3),
+                )
+            ],
+            rows=len(kept),
+            rejected_rows=len(rejected),
+            columns=[f.name for f in LABEL_FIELDS],
             timings={"total": round(time.perf_counter() - t0, 3), "teacher": round(report.seconds, 3)},
-            extra={"teacher_model": backend.model_id, "teacher_backend": backend.name,
-                   "prompt_version": requests[0].template_version, "score_counts": dict(sorted(score_counts.items())),
-                   "batch": {"generated": report.generated, "skipped": report.skipped, "failed": report.failed,
-                             "completion_tokens": report.completion_tokens,
-                             "tokens_per_s": round(report.tokens_per_s, 2)}})
-    log.info("edu labels %s: %d labelled (%s), %d rejected %s -> %s", run_id, len(kept), score_counts,
-             len(rejected), reasons, build.final)
+            extra={
+                "teacher_model": backend.model_id,
+                "teacher_backend": backend.name,
+                "prompt_version": requests[0].template_version,
+                "score_counts": dict(sorted(score_counts.items())),
+                "batch": {
+                    "generated": report.generated,
+                    "skipped": report.skipped,
+                    "failed": report.failed,
+                    "completion_tokens": report.completion_tokens,
+                    "tokens_per_s": round(report.tokens_per_s, 2),
+                },
+            },
+        )
+    log.info(
+        "edu labels %s: %d labelled (%s), %d rejected %s -> %s",
+        run_id,
+        len(kept),
+        score_counts,
+        len(rejected),
+        reasons,
+        build.final,
+    )
     return LabelRunResult(manifest, build.final, report)

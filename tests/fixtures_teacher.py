@@ -1,6 +1,7 @@
 """Teacher-layer fixtures: a real llama.cpp server on loopback serving the embedded SmolLM2, a fault-injecting
 loopback proxy in front of it, and requests built from the real shared data (GSM8K questions, Common Crawl
 text). Loaded by tests/conftest.py through `pytest_plugins`."""
+
 from __future__ import annotations
 
 import asyncio
@@ -18,11 +19,19 @@ import pytest
 from synthesis.teacher import ChatMessage, SamplingParams, TeacherRequest
 
 #: JSON schema for the edu-score style structured requests.
-SCORE_SCHEMA = {"type": "object", "properties": {"score": {"type": "integer", "minimum": 0, "maximum": 5}},
-                "required": ["score"]}
+SCORE_SCHEMA = {
+    "type": "object",
+    "properties": {"score": {"type": "integer", "minimum": 0, "maximum": 5}},
+    "required": ["score"],
+}
 
-_REASONS = {200: "OK", 400: "Bad Request", 429: "Too Many Requests", 500: "Internal Server Error",
-            503: "Service Unavailable"}
+_REASONS = {
+    200: "OK",
+    400: "Bad Request",
+    429: "Too Many Requests",
+    500: "Internal Server Error",
+    503: "Service Unavailable",
+}
 
 
 class FaultProxy:
@@ -35,13 +44,19 @@ class FaultProxy:
     `bodies` maps each hash back to the request body.
     """
 
-    def __init__(self, upstream: str, plan: Callable[[int, bytes], str] | None = None, delay_s: float = 0.0,
-                 stall_s: float = 60.0, retry_after_s: int = 1):
+    def __init__(
+        self,
+        upstream: str,
+        plan: Callable[[int, bytes], str] | None = None,
+        delay_s: float = 0.0,
+        stall_s: float = 60.0,
+        retry_after_s: int = 1,
+    ):
         self.upstream = upstream.rstrip("/")
         self.plan = plan or (lambda attempt, body: "pass")
         self.delay_s = delay_s
         self.stall_s = stall_s
-        self.retry_after_s = retry_after_s   # sent with every injected 429
+        self.retry_after_s = retry_after_s  # sent with every injected 429
         self.actions: Counter[str] = Counter()
         self.attempts: Counter[str] = Counter()
         self.forwarded: Counter[str] = Counter()
@@ -97,29 +112,38 @@ class FaultProxy:
                 action = self.plan(self.attempts[digest], body)
                 self.actions[action] += 1
                 if action == "drop":
-                    return                                   # finally closes: no response at all
+                    return  # finally closes: no response at all
                 if action == "reset":
-                    writer.transport.abort()                 # RST instead of FIN
+                    writer.transport.abort()  # RST instead of FIN
                     return
                 if action == "stall":
-                    try:                                     # hold the connection until the client gives up
+                    try:  # hold the connection until the client gives up
                         await asyncio.wait_for(reader.read(1), self.stall_s)
                     except TimeoutError:
                         pass
                     return
                 if action == "pass":
                     await asyncio.sleep(self.delay_s)
-                    resp = await self.client.request(method, self.upstream + target, content=body,
-                                                     headers={"Content-Type": "application/json"})
+                    resp = await self.client.request(
+                        method,
+                        self.upstream + target,
+                        content=body,
+                        headers={"Content-Type": "application/json"},
+                    )
                     status, payload = resp.status_code, resp.content
                     if status == 200:
                         self.forwarded[digest] += 1
                 else:
                     status = int(action)
-                    payload = json.dumps({"error": {"message": f"injected {status}", "code": status}}).encode()
+                    payload = json.dumps(
+                        {"error": {"message": f"injected {status}", "code": status}}
+                    ).encode()
                 extra = f"Retry-After: {self.retry_after_s}\r\n" if status == 429 else ""
-                writer.write(f"HTTP/1.1 {status} {_REASONS.get(status, 'X')}\r\nContent-Type: application/json\r\n"
-                             f"{extra}Content-Length: {len(payload)}\r\n\r\n".encode() + payload)
+                writer.write(
+                    f"HTTP/1.1 {status} {_REASONS.get(status, 'X')}\r\nContent-Type: application/json\r\n"
+                    f"{extra}Content-Length: {len(payload)}\r\n\r\n".encode()
+                    + payload
+                )
                 await writer.drain()
         except (ConnectionError, asyncio.IncompleteReadError, asyncio.CancelledError):
             pass
@@ -173,17 +197,33 @@ def web_snippets(shared_data: Path, n: int, chars: int = 400) -> list[tuple[str,
 
 def question_requests(shared_data: Path, n: int, max_tokens: int = 8, template_version: str = "qa-v1"):
     """Chat requests asking SmolLM2 to start solving real GSM8K test questions."""
-    return [TeacherRequest(id=f"gsm8k-{i}", messages=[ChatMessage(role="user", content=q)],
-                           sampling=SamplingParams(max_tokens=max_tokens), template_version=template_version)
-            for i, q in enumerate(gsm8k_questions(shared_data, n))]
+    return [
+        TeacherRequest(
+            id=f"gsm8k-{i}",
+            messages=[ChatMessage(role="user", content=q)],
+            sampling=SamplingParams(max_tokens=max_tokens),
+            template_version=template_version,
+        )
+        for i, q in enumerate(gsm8k_questions(shared_data, n))
+    ]
 
 
 def score_requests(shared_data: Path, n: int, max_tokens: int = 12):
     """Structured edu-score requests over real Common Crawl text."""
-    return [TeacherRequest(id=doc_id, messages=[
-                ChatMessage(role="system", content="Rate the educational value of the text from 0 to 5. "
-                                                   'Answer with JSON like {"score": 3}.'),
-                ChatMessage(role="user", content=text)],
-                sampling=SamplingParams(max_tokens=max_tokens), response_schema=SCORE_SCHEMA,
-                template_version="edu-score-v1")
-            for doc_id, text in web_snippets(shared_data, n)]
+    return [
+        TeacherRequest(
+            id=doc_id,
+            messages=[
+                ChatMessage(
+                    role="system",
+                    content="Rate the educational value of the text from 0 to 5. "
+                    'Answer with JSON like {"score": 3}.',
+                ),
+                ChatMessage(role="user", content=text),
+            ],
+            sampling=SamplingParams(max_tokens=max_tokens),
+            response_schema=SCORE_SCHEMA,
+            template_version="edu-score-v1",
+        )
+        for doc_id, text in web_snippets(shared_data, n)
+    ]

@@ -1,5 +1,6 @@
 """Shared by the Iceberg table tests: real documents (the dolma Common Crawl sample), warehouses (local folder,
 moto's S3 server, a PostgreSQL catalog) and writing data files the way a job does."""
+
 from __future__ import annotations
 
 import gzip
@@ -26,15 +27,22 @@ TYPES = {f.name: f.type for f in DOC_FIELDS} | {"text_hash": pa.string()}
 
 def real_docs(shared_data: Path, n: int, start: int = 0) -> list[dict]:
     """`n` documents of the dolma sample (from line `start`) as contract rows (DOC_COLUMNS + text_hash)."""
-    lines = gzip.decompress((shared_data / DOLMA).read_bytes()).decode().splitlines()[start:start + n]
+    lines = gzip.decompress((shared_data / DOLMA).read_bytes()).decode().splitlines()[start : start + n]
     assert len(lines) == n, f"the dolma sample has fewer than {start + n} documents"
     rows = []
     for line in lines:
         rec = json.loads(line)
         row = {c: None for c in DOC_COLUMNS}
         meta = rec.get("metadata") or {}
-        row.update(id=rec["id"], text=rec["text"], url=meta.get("url"), source_format="jsonl", lang="en",
-                   lang_score=1.0, text_hash=text_hash(rec["text"].lower()))
+        row.update(
+            id=rec["id"],
+            text=rec["text"],
+            url=meta.get("url"),
+            source_format="jsonl",
+            lang="en",
+            lang_score=1.0,
+            text_hash=text_hash(rec["text"].lower()),
+        )
         rows.append(row)
     return rows
 
@@ -42,8 +50,9 @@ def real_docs(shared_data: Path, n: int, start: int = 0) -> list[dict]:
 def to_table(rows: list[dict]) -> pa.Table:
     """Rows as Arrow with the contract's column types (extra columns inferred)."""
     inferred = pa.Table.from_pylist(rows).schema
-    return pa.Table.from_pylist(rows, schema=pa.schema(
-        [pa.field(f.name, TYPES.get(f.name, f.type)) for f in inferred]))
+    return pa.Table.from_pylist(
+        rows, schema=pa.schema([pa.field(f.name, TYPES.get(f.name, f.type)) for f in inferred])
+    )
 
 
 def write_files(table, run_id: str, batches: list[list[dict]]) -> list[str]:
@@ -75,9 +84,14 @@ def moto_s3(tmp: Path) -> Iterator[str]:
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()
     endpoint = f"http://127.0.0.1:{port}"
-    env = {"AWS_ACCESS_KEY_ID": "phi-test", "AWS_SECRET_ACCESS_KEY": "phi-test-secret",
-           "AWS_DEFAULT_REGION": "us-east-1", "AWS_ENDPOINT_URL": endpoint,
-           "AWS_CONFIG_FILE": str(tmp / "no-aws-config"), "AWS_SHARED_CREDENTIALS_FILE": str(tmp / "no-aws-creds")}
+    env = {
+        "AWS_ACCESS_KEY_ID": "phi-test",
+        "AWS_SECRET_ACCESS_KEY": "phi-test-secret",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_ENDPOINT_URL": endpoint,
+        "AWS_CONFIG_FILE": str(tmp / "no-aws-config"),
+        "AWS_SHARED_CREDENTIALS_FILE": str(tmp / "no-aws-creds"),
+    }
     try:
         with pytest.MonkeyPatch.context() as mp:
             for k, v in env.items():
@@ -108,7 +122,7 @@ def warehouse_config(kind: str, tmp: Path, catalog_uri: str | None = None) -> Ta
     """local: SQLite + folder; s3: SQLite + s3://BUCKET/<unique prefix> (moto must be running); postgres: the
     given catalog URL + a local folder."""
     if kind == "s3":
-        return TablesConfig(warehouse=f"s3://{BUCKET}/wh-{uuid.uuid4().hex[:8]}",
-                            catalog_uri=f"sqlite:///{tmp}/catalog.db")
+        return TablesConfig(
+            warehouse=f"s3://{BUCKET}/wh-{uuid.uuid4().hex[:8]}", catalog_uri=f"sqlite:///{tmp}/catalog.db"
+        )
     return TablesConfig(warehouse=str(tmp / "warehouse"), catalog_uri=catalog_uri)
-

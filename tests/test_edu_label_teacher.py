@@ -1,6 +1,7 @@
 """Teacher labelling for the edu classifier: the score parser on real SmolLM2 answers (malformed ones are
 recorded as unparseable, never guessed), seeded stratified sampling, and the resumable labelling batch
 against the real llama.cpp server."""
+
 from __future__ import annotations
 
 import ast
@@ -32,26 +33,31 @@ def test_parser_on_real_smollm2_answers(fixtures):
     reasons = []
     for r in rows:
         parsed = parse_edu_score(r["raw_response"])
-        assert parsed.score == r["expected_score"] and parsed.error == r["expected_error"], r["raw_response"][:200]
+        assert parsed.score == r["expected_score"] and parsed.error == r["expected_error"], r["raw_response"][
+            :200
+        ]
         reasons.append(parsed.error.split(" ")[0])
     assert all(r["expected_score"] is None for r in rows)
-    assert sorted(set(reasons)) == ["conflicting", "no", "score"]   # conflicting / no score / out of range
+    assert sorted(set(reasons)) == ["conflicting", "no", "score"]  # conflicting / no score / out of range
 
 
-@pytest.mark.parametrize("answer, score, method", [
-    ('{"rationale": "Explains photosynthesis with a worked example.", "score": 4}', 4, "json"),
-    ('Sure!\n```json\n{"score": 2, "reason": "basic facts"}\n```', 2, "json"),
-    ("The page introduces fractions clearly.\nEducational score: 3", 3, "score_line"),
-    ("Mostly ads.\n**Educational score: 1**", 1, "score_line"),
-    ("Score: 5/5 - excellent tutorial", 5, "score_line"),
-    ("2", 2, "bare_number"),
-    ('{"score": 7}', None, "json"),
-    ('{"score": 2.5}', None, "json"),
-    ('{"score": 2} and later {"score": 4}', None, "json"),
-    ("Educational score: 3\nOn reflection, educational score: 4", None, "score_line"),
-    ("It is a good page, maybe three points.", None, None),
-    ("", None, None),
-])
+@pytest.mark.parametrize(
+    "answer, score, method",
+    [
+        ('{"rationale": "Explains photosynthesis with a worked example.", "score": 4}', 4, "json"),
+        ('Sure!\n```json\n{"score": 2, "reason": "basic facts"}\n```', 2, "json"),
+        ("The page introduces fractions clearly.\nEducational score: 3", 3, "score_line"),
+        ("Mostly ads.\n**Educational score: 1**", 1, "score_line"),
+        ("Score: 5/5 - excellent tutorial", 5, "score_line"),
+        ("2", 2, "bare_number"),
+        ('{"score": 7}', None, "json"),
+        ('{"score": 2.5}', None, "json"),
+        ('{"score": 2} and later {"score": 4}', None, "json"),
+        ("Educational score: 3\nOn reflection, educational score: 4", None, "score_line"),
+        ("It is a good page, maybe three points.", None, None),
+        ("", None, None),
+    ],
+)
 def test_parser_formats(answer, score, method):
     parsed = parse_edu_score(answer)
     assert (parsed.score, parsed.method) == (score, method)
@@ -72,18 +78,38 @@ def dolma_dataset(shared_data, tmp_path_factory):
     for line in lines:
         r = json.loads(line)
         meta = ast.literal_eval(r["metadata"]) if isinstance(r["metadata"], str) else r["metadata"]
-        rows.append({"id": r["id"], "text": r["text"], "url": meta.get("warc_url"), "title": None,
-                     "date": r.get("created"), "crawl_id": "CC-MAIN-2019-30", "source_format": "jsonl",
-                     "source_file": DOLMA, "lang": None, "lang_score": None})
+        rows.append(
+            {
+                "id": r["id"],
+                "text": r["text"],
+                "url": meta.get("warc_url"),
+                "title": None,
+                "date": r.get("created"),
+                "crawl_id": "CC-MAIN-2019-30",
+                "source_format": "jsonl",
+                "source_file": DOLMA,
+                "lang": None,
+                "lang_score": None,
+            }
+        )
     root = DatasetRoot(tmp_path_factory.mktemp("web") / "web_curated")
     root.root.mkdir(parents=True)
     staging = root.staging_dir("v1")
     (staging / "data").mkdir()
-    pq.write_table(pa.Table.from_pylist(rows, schema=pa.schema(DOC_FIELDS)), staging / "data" / "part-0.parquet")
-    Manifest(dataset="web_curated", version="v1", created_at=now_iso(), code_version="test", inputs=[DOLMA],
-             config={}, config_hash="x", rows=len(rows),
-             stages=[StageCounts(stage="ingest", rows_in=len(rows), rows_kept=len(rows), rows_rejected=0)]
-             ).write(staging)
+    pq.write_table(
+        pa.Table.from_pylist(rows, schema=pa.schema(DOC_FIELDS)), staging / "data" / "part-0.parquet"
+    )
+    Manifest(
+        dataset="web_curated",
+        version="v1",
+        created_at=now_iso(),
+        code_version="test",
+        inputs=[DOLMA],
+        config={},
+        config_hash="x",
+        rows=len(rows),
+        stages=[StageCounts(stage="ingest", rows_in=len(rows), rows_kept=len(rows), rows_rejected=0)],
+    ).write(staging)
     root.publish(staging, "v1")
     return root.root
 
@@ -93,12 +119,14 @@ def test_sampling_is_stratified_and_seeded(dolma_dataset):
     assert sample.num_rows == 60 and len(set(sample.column("id").to_pylist())) == 60
     strata = list(zip(sample.column("domain").to_pylist(), sample.column("length_bucket").to_pylist()))
     everything = sample_documents(dolma_dataset, 10_000, seed=1, length_buckets=[500, 1500, 4000])
-    all_strata = set(zip(everything.column("domain").to_pylist(), everything.column("length_bucket").to_pylist()))
-    assert everything.num_rows == 670                      # 697 documents minus 27 with empty text
+    all_strata = set(
+        zip(everything.column("domain").to_pylist(), everything.column("length_bucket").to_pylist())
+    )
+    assert everything.num_rows == 670  # 697 documents minus 27 with empty text
     # round-robin: the first k documents come from k different strata (as long as there are k strata)
     k = min(60, len(all_strata))
     assert len(set(strata[:k])) == k
-    assert "unknown" not in {d for d, _ in strata}         # domains come from the real URLs
+    assert "unknown" not in {d for d, _ in strata}  # domains come from the real URLs
     assert sample.equals(sample_documents(dolma_dataset, 60, seed=1, length_buckets=[500, 1500, 4000]))
     other = sample_documents(dolma_dataset, 60, seed=2, length_buckets=[500, 1500, 4000])
     assert other.column("id").to_pylist() != sample.column("id").to_pylist()
@@ -107,7 +135,10 @@ def test_sampling_is_stratified_and_seeded(dolma_dataset):
 def test_requests_carry_prompt_version_and_truncate(dolma_dataset):
     cfg = LabelEduConfig(max_doc_chars=300, structured=True)
     req = build_request("d1", "x" * 1000, cfg)
-    assert req.template_version == "edu-additive-v1-json" and req.response_schema["required"] == ["rationale", "score"]
+    assert req.template_version == "edu-additive-v1-json" and req.response_schema["required"] == [
+        "rationale",
+        "score",
+    ]
     assert "x" * 300 in req.messages[1].content and "x" * 301 not in req.messages[1].content
     assert build_request("d1", "x" * 1000, LabelEduConfig()).response_schema is None
 
@@ -129,20 +160,27 @@ def test_labelling_batch_on_the_real_teacher_is_resumable(llama_server, dolma_da
     from synthesis.teacher.backends.openai_http import OpenAIHttpBackend
 
     cfg = LabelEduConfig(n=3, seed=5, max_doc_chars=300, max_tokens=60, structured=True)
-    backend = OpenAIHttpBackend(llama_server.base_url, llama_server.model_alias, concurrency=1,
-                                structured_output="json_object_schema")
+    backend = OpenAIHttpBackend(
+        llama_server.base_url, llama_server.model_alias, concurrency=1, structured_output="json_object_schema"
+    )
     first = run_label_edu(dolma_dataset, tmp_path / "labels", cfg, run_id="l1", backend=backend)
     m = first.manifest
     stage = m.stages[0]
     assert stage.rows_in == 3 and first.report.generated == 3
     assert set(stage.reasons) <= {"unparseable_score", "teacher_failed"}
-    assert m.extra["teacher_model"] == llama_server.model_alias and m.extra["prompt_version"] == "edu-additive-v1-json"
+    assert (
+        m.extra["teacher_model"] == llama_server.model_alias
+        and m.extra["prompt_version"] == "edu-additive-v1-json"
+    )
     data = pa.concat_tables([pq.read_table(p) for p in iter_parquet_files(first.version_dir, "data")])
     rejects = pa.concat_tables([pq.read_table(p) for p in iter_parquet_files(first.version_dir, "rejects")])
     assert data.num_rows == stage.rows_kept and rejects.num_rows == stage.rows_rejected
     for row in data.to_pylist():
         assert 0 <= row["score"] <= 5 and row["parse_method"] == "json" and row["raw_response"]
-        assert json.loads(row["sampling"])["max_tokens"] == 60 and row["teacher_model"] == llama_server.model_alias
+        assert (
+            json.loads(row["sampling"])["max_tokens"] == 60
+            and row["teacher_model"] == llama_server.model_alias
+        )
     for row in rejects.to_pylist():
         assert row["raw_response"] is not None and row["reject_detail"]
 
@@ -150,6 +188,6 @@ def test_labelling_batch_on_the_real_teacher_is_resumable(llama_server, dolma_da
     assert again.report.generated == 0 and again.report.skipped == 3
     data2 = pa.concat_tables([pq.read_table(p) for p in iter_parquet_files(again.version_dir, "data")])
     assert data2.column("score").to_pylist() == data.column("score").to_pylist()
-    if data.num_rows:   # the curation side reads it as a label dataset
+    if data.num_rows:  # the curation side reads it as a label dataset
         labels = read_labels(tmp_path / "labels")
         assert labels.scores == data2.column("score").to_pylist()

@@ -1,5 +1,6 @@
 """Label ingestion: real label files, defects counted (never guessed or dropped silently), the
 reference-vs-random recipe, teacher label datasets with unparseable rows, de-duplication."""
+
 from __future__ import annotations
 
 import gzip
@@ -27,9 +28,9 @@ DOLMA = "webtext_cc2019_dolma_sample/CC-MAIN-20190717121559-20190717143559-00140
 
 
 def test_reads_finewebc_csv_with_its_counts(shared_data):
-    labels = read_label_file(shared_data / DANISH, max_score=4)   # picks int_score (no score/label column)
+    labels = read_label_file(shared_data / DANISH, max_score=4)  # picks int_score (no score/label column)
     assert len(labels) == 806
-    assert labels.counts() == {0: 491, 1: 250, 2: 62, 3: 3}       # as documented in SOURCE.md
+    assert labels.counts() == {0: 491, 1: 250, 2: 62, 3: 3}  # as documented in SOURCE.md
     assert labels.rejects == {}
     assert all(t.strip() for t in labels.texts)
 
@@ -56,22 +57,38 @@ def test_defects_are_counted_with_reasons(fixtures, caplog):
     path = fixtures / "edu" / "labels_with_defects.jsonl"
     with caplog.at_level(logging.WARNING):
         labels = read_label_file(path, max_score=5)
-    assert labels.rejects == {"invalid_json": 1, "missing_text": 2, "score_out_of_range": 1,
-                              "score_not_integer": 1, "score_not_a_number": 1, "missing_score": 1,
-                              "not_an_object": 1}
+    assert labels.rejects == {
+        "invalid_json": 1,
+        "missing_text": 2,
+        "score_out_of_range": 1,
+        "score_not_integer": 1,
+        "score_not_a_number": 1,
+        "missing_score": 1,
+        "not_an_object": 1,
+    }
     ids = labels.table.column("id").to_pylist()
-    assert len(ids) == 12 + 2 and "string-int" in ids and "float-int" in ids   # "3" and 1.0 are integers
+    assert len(ids) == 12 + 2 and "string-int" in ids and "float-int" in ids  # "3" and 1.0 are integers
     assert dict(zip(ids, labels.scores))["string-int"] == 3
     # the log names the file, line and offending value of each reason
     assert "labels_with_defects.jsonl:" in caplog.text and "score=7" in caplog.text
 
 
-@pytest.mark.parametrize("value, expected", [
-    (3, (3, None)), ("4", (4, None)), (2.0, (2, None)), (True, (1, None)),
-    (2.5, (None, "score_not_integer")), (-1, (None, "score_out_of_range")), (6, (None, "score_out_of_range")),
-    ("five", (None, "score_not_a_number")), (None, (None, "missing_score")), (float("nan"), (None, "missing_score")),
-    ([3], (None, "score_not_a_number")),
-])
+@pytest.mark.parametrize(
+    "value, expected",
+    [
+        (3, (3, None)),
+        ("4", (4, None)),
+        (2.0, (2, None)),
+        (True, (1, None)),
+        (2.5, (None, "score_not_integer")),
+        (-1, (None, "score_out_of_range")),
+        (6, (None, "score_out_of_range")),
+        ("five", (None, "score_not_a_number")),
+        (None, (None, "missing_score")),
+        (float("nan"), (None, "missing_score")),
+        ([3], (None, "score_not_a_number")),
+    ],
+)
 def test_parse_score(value, expected):
     assert parse_score(value, 5) == expected
 
@@ -123,19 +140,28 @@ def _publish_label_dataset(root, rows):
     staging = ds.staging_dir("v1")
     (staging / "data").mkdir()
     pq.write_table(pa.Table.from_pylist(rows), staging / "data" / "part-0.parquet")
-    Manifest(dataset="edu_labels", version="v1", created_at=now_iso(), code_version="test", inputs=[],
-             config={}, config_hash="x", rows=len(rows),
-             stages=[StageCounts(stage="label", rows_in=len(rows), rows_kept=len(rows), rows_rejected=0)]
-             ).write(staging)
+    Manifest(
+        dataset="edu_labels",
+        version="v1",
+        created_at=now_iso(),
+        code_version="test",
+        inputs=[],
+        config={},
+        config_hash="x",
+        rows=len(rows),
+        stages=[StageCounts(stage="label", rows_in=len(rows), rows_kept=len(rows), rows_rejected=0)],
+    ).write(staging)
     ds.publish(staging, "v1")
 
 
 def test_teacher_label_dataset_counts_unparseable(shared_data, tmp_path):
     texts = read_label_file(shared_data / DCLM, max_score=1).texts[:6]
-    rows = [{"id": f"d{i}", "text": t, "score": s, "teacher_model": "smollm2-135m", "prompt_version": "edu-v1"}
-            for i, (t, s) in enumerate(zip(texts, [0, 3, None, 5, None, 2]))]
+    rows = [
+        {"id": f"d{i}", "text": t, "score": s, "teacher_model": "smollm2-135m", "prompt_version": "edu-v1"}
+        for i, (t, s) in enumerate(zip(texts, [0, 3, None, 5, None, 2]))
+    ]
     _publish_label_dataset(tmp_path / "labels", rows)
-    labels = read_labels(tmp_path / "labels")          # a folder: read as a dataset (root -> CURRENT)
+    labels = read_labels(tmp_path / "labels")  # a folder: read as a dataset (root -> CURRENT)
     assert labels.scores == [0, 3, 5, 2]
     assert labels.rejects == {"unparseable_teacher_score": 2}
     assert set(labels.table.column("label_source").to_pylist()) == {"teacher:smollm2-135m"}

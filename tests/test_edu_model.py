@@ -1,5 +1,6 @@
 """Training, evaluation, the registry and local scoring of the edu classifier on real labelled data
 (FineWeb-C Danish human edu labels; DCLM human quality labels for agreement)."""
+
 from __future__ import annotations
 
 import json
@@ -40,8 +41,8 @@ def test_beats_majority_baseline_on_held_out_documents(trained):
     val = trained.card.metrics["validation"]
     assert val["n"] == trained.card.split["validation"] > 100
     assert val["macro_f1"] > val["baseline_macro_f1"] + 0.05
-    assert val["spearman"] > 0.2            # edu_score ranks held-out documents with the human labels
-    assert val["binary_f1"] > 0.3           # keep decision at 1.0 vs label >= 1
+    assert val["spearman"] > 0.2  # edu_score ranks held-out documents with the human labels
+    assert val["binary_f1"] > 0.3  # keep decision at 1.0 vs label >= 1
 
 
 def test_card_and_report(trained, registry):
@@ -53,7 +54,7 @@ def test_card_and_report(trained, registry):
     assert card.split["train"] + card.split["validation"] == 806
     assert card.params["fasttext"]["wordNgrams"] == 2 and card.params["seed"] == 3
     human = card.metrics["human_agreement"]
-    assert human["n"] == 218 and 0.0 <= human["auc"] <= 1.0   # reported as agreement, any value is legitimate
+    assert human["n"] == 218 and 0.0 <= human["auc"] <= 1.0  # reported as agreement, any value is legitimate
     report_dir = trained.dir / "eval" / "validation"
     for f in ("report.json", "report.md", "confusion.png", "histogram.png", "histogram_human.png"):
         assert (report_dir / f).stat().st_size > 0, f
@@ -85,8 +86,9 @@ def test_normalisation_identical_at_train_and_score_time(danish, registry, tmp_p
     """The text fasttext trained on is exactly what the scorer feeds it, including a non-default spec
     (which only reaches the scorer through the model card)."""
     spec = NormalizationSpec(max_chars=300)
-    cfg = EduTrainConfig(fasttext=FastTextParams(dim=8, bucket=5000, epoch=5), max_score=4,
-                         normalization=spec, oversample_to=0)   # no resampling: file lines follow the rows
+    cfg = EduTrainConfig(
+        fasttext=FastTextParams(dim=8, bucket=5000, epoch=5), max_score=4, normalization=spec, oversample_to=0
+    )  # no resampling: file lines follow the rows
     ref = train_and_register(danish, cfg, registry)
     assert ref.card.normalization == spec
     result = train(danish, cfg, tmp_path, keep_train_file=True)
@@ -130,10 +132,10 @@ def test_missing_or_corrupt_model_file_is_a_clear_error(trained, tmp_path):
     ref = ModelRegistry(tmp_path).resolve(copy)
     model = copy / "model.bin"
     data = model.read_bytes()
-    model.write_bytes(data[: len(data) // 2])                   # truncated
+    model.write_bytes(data[: len(data) // 2])  # truncated
     with pytest.raises(ValueError, match=r"model file .*model.bin is corrupt"):
         EduScorer(ref)
-    model.write_bytes(b"\0" * 64)                                # garbage
+    model.write_bytes(b"\0" * 64)  # garbage
     with pytest.raises(ValueError, match="corrupt"):
         EduScorer(ref)
     model.unlink()
@@ -158,14 +160,35 @@ def test_cli_train_reference_vs_random_and_config_errors(shared_data, tmp_path, 
     cfg = tmp_path / "edu.yaml"
     cfg.write_text("fasttext: {dim: 16, bucket: 20000}\nmax_score: 1\nthreshold: 0.5\n")
     reg = tmp_path / "reg"
-    rc = main(["edu", "train", "--registry", str(reg), "--config", str(cfg), "--human", "none", "--promote",
-               "--reference", str(shared_data / "quality_labels_dclm_human" / "majority_data_disputed.jsonl"),
-               "--random", str(shared_data / "webtext_cc2019_dolma_sample" /
-                               "CC-MAIN-20190717121559-20190717143559-00140.jsonl.gz"), "--reference-n", "80"])
+    rc = main(
+        [
+            "edu",
+            "train",
+            "--registry",
+            str(reg),
+            "--config",
+            str(cfg),
+            "--human",
+            "none",
+            "--promote",
+            "--reference",
+            str(shared_data / "quality_labels_dclm_human" / "majority_data_disputed.jsonl"),
+            "--random",
+            str(
+                shared_data
+                / "webtext_cc2019_dolma_sample"
+                / "CC-MAIN-20190717121559-20190717143559-00140.jsonl.gz"
+            ),
+            "--reference-n",
+            "80",
+        ]
+    )
     assert rc == 0
-    ref = ModelRegistry(reg).resolve()                  # promoted by --promote
+    ref = ModelRegistry(reg).resolve()  # promoted by --promote
     counts, dups = ref.card.label_source_counts, ref.card.label_rejects.get("duplicate_text", 0)
-    assert counts["reference"] == 80 and counts["random"] + dups == 80   # copies in the crawl sample are counted
+    assert (
+        counts["reference"] == 80 and counts["random"] + dups == 80
+    )  # copies in the crawl sample are counted
     assert "registered " + ref.version in capsys.readouterr().out
 
     cfg.write_text("fasttext: {dims: 16}\n")
@@ -180,8 +203,24 @@ def test_cli_evaluate_writes_report(trained, registry, shared_data, tmp_path, ca
     from curation.cli import main
 
     out = tmp_path / "ev"
-    rc = main(["edu", "evaluate", "--registry", str(registry.root), "--model", trained.version,
-               "--labels", str(shared_data / DANISH), "--max-score", "4", "--human", "none", "--output", str(out)])
+    rc = main(
+        [
+            "edu",
+            "evaluate",
+            "--registry",
+            str(registry.root),
+            "--model",
+            trained.version,
+            "--labels",
+            str(shared_data / DANISH),
+            "--max-score",
+            "4",
+            "--human",
+            "none",
+            "--output",
+            str(out),
+        ]
+    )
     assert rc == 0
     report = json.loads((out / "report.json").read_text())
     assert report["model_version"] == trained.version and report["labels"]["n"] == 806

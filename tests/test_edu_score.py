@@ -1,6 +1,7 @@
 """Scoring with the edu classifier: Spark (mapInArrow, model shipped, loaded once per worker) equals local
 scoring document by document; the EduScore step rejects below the threshold with the reason; standalone
 scoring publishes with the contract and records the model version; bad models are clear errors."""
+
 from __future__ import annotations
 
 import gzip
@@ -57,9 +58,21 @@ def registry(shared_data, tmp_path_factory):
 def dolma_docs(shared_data):
     with gzip.open(shared_data / DOLMA, "rt") as f:
         rows = [json.loads(line) for line in f]
-    docs = [{"id": r["id"], "text": r["text"], "url": None, "title": None, "date": r.get("created"),
-             "crawl_id": "CC-MAIN-2019-30", "source_format": "jsonl", "source_file": DOLMA, "lang": None,
-             "lang_score": None} for r in rows]
+    docs = [
+        {
+            "id": r["id"],
+            "text": r["text"],
+            "url": None,
+            "title": None,
+            "date": r.get("created"),
+            "crawl_id": "CC-MAIN-2019-30",
+            "source_format": "jsonl",
+            "source_file": DOLMA,
+            "lang": None,
+            "lang_score": None,
+        }
+        for r in rows
+    ]
     # two defective rows: nothing to score
     docs += [{**docs[0], "id": "no-text", "text": None}, {**docs[1], "id": "blank-text", "text": "  \n "}]
     return docs
@@ -76,10 +89,20 @@ def input_dataset(dolma_docs, tmp_path_factory):
     half = table.num_rows // 2
     pq.write_table(table.slice(0, half), staging / "data" / "part-0.parquet")
     pq.write_table(table.slice(half), staging / "data" / "part-1.parquet")
-    Manifest(dataset="web_curated", version="v1", created_at=now_iso(), code_version="test", inputs=[DOLMA],
-             config={}, config_hash="x", rows=table.num_rows, columns=DOC_COLUMNS,
-             stages=[StageCounts(stage="ingest", rows_in=table.num_rows, rows_kept=table.num_rows,
-                                 rows_rejected=0)]).write(staging)
+    Manifest(
+        dataset="web_curated",
+        version="v1",
+        created_at=now_iso(),
+        code_version="test",
+        inputs=[DOLMA],
+        config={},
+        config_hash="x",
+        rows=table.num_rows,
+        columns=DOC_COLUMNS,
+        stages=[
+            StageCounts(stage="ingest", rows_in=table.num_rows, rows_kept=table.num_rows, rows_rejected=0)
+        ],
+    ).write(staging)
     root.publish(staging, "v1")
     return root.root
 
@@ -91,8 +114,9 @@ def _read(version_dir, part):
 def test_spark_scoring_equals_local_scoring(spark, registry, dolma_docs, tmp_path):
     ref = registry.resolve()
     ship_model(spark, ref, tmp_path / "ship")
-    df = spark.createDataFrame(pa.Table.from_pylist(dolma_docs, schema=pa.schema(DOC_FIELDS)).to_pandas()) \
-        .repartition(2)
+    df = spark.createDataFrame(
+        pa.Table.from_pylist(dolma_docs, schema=pa.schema(DOC_FIELDS)).to_pandas()
+    ).repartition(2)
     got = score_frame(df, ref, threshold=None).toArrow()
     by_id = {r["id"]: r for r in got.to_pylist()}
     assert len(by_id) == len(dolma_docs)
@@ -102,11 +126,11 @@ def test_spark_scoring_equals_local_scoring(spark, registry, dolma_docs, tmp_pat
     scores, ints = local.score([d["text"] for d in with_text])
     for d, s, k in zip(with_text, scores.tolist(), ints.tolist()):
         row = by_id[d["id"]]
-        assert row["edu_score"] == s and row["edu_int"] == k, d["id"]   # bit-identical, document by document
+        assert row["edu_score"] == s and row["edu_int"] == k, d["id"]  # bit-identical, document by document
         assert row["edu_model"] == ref.version and row["reject_stage"] is None
-        assert row["text"] == d["text"]                                   # input columns pass through
+        assert row["text"] == d["text"]  # input columns pass through
     for d in dolma_docs:
-        if d not in with_text:   # the sample has 27 empty documents, plus our two defective rows
+        if d not in with_text:  # the sample has 27 empty documents, plus our two defective rows
             assert by_id[d["id"]]["reject_reason"] == MISSING_TEXT and by_id[d["id"]]["edu_score"] is None
     assert 0.0 <= min(scores) < max(scores) <= 1.0 and len(set(scores.tolist())) > 100
 
@@ -114,7 +138,7 @@ def test_spark_scoring_equals_local_scoring(spark, registry, dolma_docs, tmp_pat
 def test_step_scores_active_rows_and_rejects_below_threshold(registry, dolma_docs):
     docs = [d for d in dolma_docs if d["text"] and not d["text"].isspace()][:40]
     batch = DocBatch({k: [d[k] for d in docs] for k in DOC_COLUMNS})
-    batch.reject(0, "langid", "lang_not_allowed")            # an earlier stage's reject is left alone
+    batch.reject(0, "langid", "lang_not_allowed")  # an earlier stage's reject is left alone
     scores, _ = EduScorer(registry.resolve()).score([d["text"] for d in docs])
     threshold = float(np.median(scores))
     step = EduScore(EduConfig(enabled=True, registry=str(registry.root), threshold=threshold))
@@ -133,10 +157,14 @@ def test_step_scores_active_rows_and_rejects_below_threshold(registry, dolma_doc
 
 def test_score_dataset_publishes_with_contract(spark, registry, input_dataset, dolma_docs, tmp_path):
     ref = registry.resolve()
-    result = score_dataset(spark, input_dataset, tmp_path / "scored", registry=str(registry.root),
-                           threshold=0.5, run_id="s1")
+    result = score_dataset(
+        spark, input_dataset, tmp_path / "scored", registry=str(registry.root), threshold=0.5, run_id="s1"
+    )
     m = result.manifest
-    assert result.version_dir == tmp_path / "scored" / "s1" and DatasetRoot(tmp_path / "scored").current() == "s1"
+    assert (
+        result.version_dir == tmp_path / "scored" / "s1"
+        and DatasetRoot(tmp_path / "scored").current() == "s1"
+    )
     assert m.extra["edu_model_version"] == ref.version and m.config["model"] == ref.version
     assert m.dataset == "web_curated_edu" and m.inputs == [str(input_dataset / "v1")]
     data, rejects = _read(result.version_dir, "data"), _read(result.version_dir, "rejects")
@@ -149,7 +177,7 @@ def test_score_dataset_publishes_with_contract(spark, registry, input_dataset, d
     below = rejects.filter(pc.equal(rejects["reject_reason"], BELOW_THRESHOLD))
     assert pc.max(below["edu_score"]).as_py() < 0.5
     assert set(data["edu_model"].to_pylist()) == {ref.version}
-    assert "reject_stage" not in data.column_names and data.column_names[:len(DOC_COLUMNS)] == DOC_COLUMNS
+    assert "reject_stage" not in data.column_names and data.column_names[: len(DOC_COLUMNS)] == DOC_COLUMNS
     # rescoring a scored dataset replaces the edu columns instead of duplicating them
     again = score_dataset(spark, result.version_dir, tmp_path / "rescored", registry=str(registry.root))
     assert again.manifest.rows == m.rows and again.manifest.rejected_rows == 0
@@ -160,12 +188,42 @@ def test_cli_score_and_list(spark, registry, input_dataset, tmp_path, capsys):
 
     assert main(["edu", "list", "--registry", str(registry.root)]) == 0
     assert registry.promoted() + " *" in capsys.readouterr().out
-    assert main(["edu", "score", "--registry", str(registry.root), "--input", str(input_dataset),
-                 "--output", str(tmp_path / "o"), "--run-id", "c1"]) == 0
+    assert (
+        main(
+            [
+                "edu",
+                "score",
+                "--registry",
+                str(registry.root),
+                "--input",
+                str(input_dataset),
+                "--output",
+                str(tmp_path / "o"),
+                "--run-id",
+                "c1",
+            ]
+        )
+        == 0
+    )
     out = capsys.readouterr().out
     assert "edu" in out and "-> " in out and (tmp_path / "o" / "c1" / "manifest.json").is_file()
-    assert main(["edu", "score", "--registry", str(registry.root), "--model", "edu-missing",
-                 "--input", str(input_dataset), "--output", str(tmp_path / "o")]) == 2
+    assert (
+        main(
+            [
+                "edu",
+                "score",
+                "--registry",
+                str(registry.root),
+                "--model",
+                "edu-missing",
+                "--input",
+                str(input_dataset),
+                "--output",
+                str(tmp_path / "o"),
+            ]
+        )
+        == 2
+    )
     assert "edu model version 'edu-missing' not found" in capsys.readouterr().err
 
 
@@ -177,7 +235,9 @@ def test_bad_model_is_a_clear_error_before_any_work(spark, registry, input_datas
     with pytest.raises(ValueError, match="is corrupt"):
         score_dataset(spark, input_dataset, tmp_path / "out", model=ref.version, registry=str(broken))
     with pytest.raises(FileNotFoundError, match="no promoted edu model"):
-        EduScore(EduConfig(enabled=True, registry=str(tmp_path / "empty"))).prepare_driver(spark, tmp_path / "w")
+        EduScore(EduConfig(enabled=True, registry=str(tmp_path / "empty"))).prepare_driver(
+            spark, tmp_path / "w"
+        )
     assert not (tmp_path / "out").exists() or not DatasetRoot(tmp_path / "out").versions()
 
 
@@ -185,15 +245,17 @@ def test_prepare_driver_pins_the_resolved_version(spark, registry, tmp_path):
     from curation.config import CurationConfig
     from curation.pipeline import build_python_steps
 
-    cfg = CurationConfig.model_validate({"edu": {"enabled": True, "registry": str(registry.root), "threshold": 0.5}})
+    cfg = CurationConfig.model_validate(
+        {"edu": {"enabled": True, "registry": str(registry.root), "threshold": 0.5}}
+    )
     steps = build_python_steps(cfg)
     names = [s.name for s in steps]
-    assert names.index("edu") == names.index("text_hash") - 1      # just before TextHash
+    assert names.index("edu") == names.index("text_hash") - 1  # just before TextHash
     edu = steps[names.index("edu")]
     edu.prepare_driver(spark, tmp_path / "work")
     assert cfg.edu.model == str(registry.resolve().dir.resolve())  # workers rebuild from this config
     assert (tmp_path / "work" / f"edu-{registry.promoted()}.bin").is_file()
-    assert "edu" not in [s.name for s in build_python_steps(CurationConfig())]   # off by default
+    assert "edu" not in [s.name for s in build_python_steps(CurationConfig())]  # off by default
 
 
 @pytest.mark.slow
@@ -206,8 +268,12 @@ def test_pipeline_run_with_edu_stage(spark, registry, shared_data, tmp_path):
     inputs = tmp_path / "in"
     inputs.mkdir()
     shutil.copy(shared_data / DOLMA, inputs / "dolma.jsonl.gz")
-    cfg = CurationConfig.model_validate({"edu": {"enabled": True, "registry": str(registry.root), "threshold": 0.5},
-                                         "decontam": {"enabled": False}})
+    cfg = CurationConfig.model_validate(
+        {
+            "edu": {"enabled": True, "registry": str(registry.root), "threshold": 0.5},
+            "decontam": {"enabled": False},
+        }
+    )
     result = run([str(inputs / "*")], tmp_path / "out", cfg, spark=spark, run_id="e1")
     stages = {c.stage: c for c in result.counts}
     assert set(stages["edu"].reasons) <= {BELOW_THRESHOLD}

@@ -1,5 +1,6 @@
 """Extract step on real pages: the Common Crawl / wget WARC samples, 20 pages of trafilatura's ground-truth
 corpus (quality floors measured with bench/extraction_quality.py), and generated bad pages."""
+
 from __future__ import annotations
 
 import gzip
@@ -19,7 +20,9 @@ WARC_DIR = "warc_commoncrawl_samples"
 
 
 def batch_from(path: Path, **cfg) -> DocBatch:
-    table = pa.Table.from_batches(list(read_documents(str(path), "auto", IngestConfig(**cfg))), schema=RAW_SCHEMA)
+    table = pa.Table.from_batches(
+        list(read_documents(str(path), "auto", IngestConfig(**cfg))), schema=RAW_SCHEMA
+    )
     return DocBatch.from_arrow(table)
 
 
@@ -31,11 +34,20 @@ def step(**cfg) -> Extract:
 
 def page_batch(pages: list[bytes], content_type: str = "text/html") -> DocBatch:
     n = len(pages)
-    return DocBatch({"id": [f"p{i}" for i in range(n)], "text": [None] * n, "title": [None] * n,
-                     "url": [None] * n, "html": pages, "content_type": [content_type] * n})
+    return DocBatch(
+        {
+            "id": [f"p{i}" for i in range(n)],
+            "text": [None] * n,
+            "title": [None] * n,
+            "url": [None] * n,
+            "html": pages,
+            "content_type": [content_type] * n,
+        }
+    )
 
 
 # ---- real crawl pages -------------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("extractor", ["trafilatura", "resiliparse"])
 def test_wikipedia_page_from_common_crawl(shared_data, extractor):
@@ -66,8 +78,10 @@ def test_non_utf8_crawl_pages_decode(shared_data):
     batch = batch_from(shared_data / WARC_DIR / "resiliparse-warcfile-CC-MAIN-2020-34.warc.gz")
     step().apply(batch)
     by_url = dict(zip(batch["url"], batch["text"]))
-    assert "компании" in (batch["title"][batch["url"].index("http://01spb.ru/company/")] or "") \
+    assert (
+        "компании" in (batch["title"][batch["url"].index("http://01spb.ru/company/")] or "")
         or "компан" in by_url["http://01spb.ru/company/"]
+    )
     texts = [t for t in batch["text"] if t]
     assert texts and all("\ufffd" not in t[:200] for t in texts if t)
 
@@ -77,8 +91,9 @@ def test_text_sources_pass_through_untouched(shared_data):
     before = list(batch["text"])
     step().apply(batch)
     assert batch["text"] == before and batch["reject_reason"] == [None]
-    jsonl = batch_from(shared_data / "webtext_cc2019_dolma_sample" /
-                       "CC-MAIN-20190717121559-20190717143559-00140.jsonl.gz")
+    jsonl = batch_from(
+        shared_data / "webtext_cc2019_dolma_sample" / "CC-MAIN-20190717121559-20190717143559-00140.jsonl.gz"
+    )
     before_texts, before_rejects = list(jsonl["text"]), list(jsonl["reject_reason"])
     step().apply(jsonl)
     assert jsonl["text"] == before_texts and jsonl["reject_reason"] == before_rejects
@@ -86,11 +101,18 @@ def test_text_sources_pass_through_untouched(shared_data):
 
 # ---- bad pages --------------------------------------------------------------------------------------
 
+
 def test_twenty_megabyte_page_is_rejected_fast():
     big = b"<html><body>" + b"<div><p>spam spam spam spam</p></div>" * 560_000 + b"</body></html>"
     assert len(big) > 20_000_000
-    batch = page_batch([big, b"<html><body><article><p>" + b"A normal sentence about rivers. " * 20
-                        + b"</p></article></body></html>"])
+    batch = page_batch(
+        [
+            big,
+            b"<html><body><article><p>"
+            + b"A normal sentence about rivers. " * 20
+            + b"</p></article></body></html>",
+        ]
+    )
     t0 = time.perf_counter()
     step().apply(batch)
     assert time.perf_counter() - t0 < 10
@@ -100,16 +122,23 @@ def test_twenty_megabyte_page_is_rejected_fast():
 
 
 def test_empty_and_boilerplate_only_pages():
-    batch = page_batch([b"<html><body></body></html>", b"<html><head><script>var x = 'not text';</script><style>p {color: red}</style></head>"
-                        b"<body><!-- a comment --></body></html>",
-                        b"\x00\x01\x02 not html at all \xff\xfe"])
+    batch = page_batch(
+        [
+            b"<html><body></body></html>",
+            b"<html><head><script>var x = 'not text';</script><style>p {color: red}</style></head>"
+            b"<body><!-- a comment --></body></html>",
+            b"\x00\x01\x02 not html at all \xff\xfe",
+        ]
+    )
     step().apply(batch)
     assert batch["reject_reason"][:2] == ["no_main_text", "no_main_text"]
     assert batch["reject_reason"][2] in ("no_main_text", "extraction_error", None)  # never an exception
 
 
 def test_declared_charset_and_invalid_bytes():
-    body = "<html><head><title>Grüße</title></head><body><article><p>" + "Müller und Söhne bauen Häuser. " * 20
+    body = (
+        "<html><head><title>Grüße</title></head><body><article><p>" + "Müller und Söhne bauen Häuser. " * 20
+    )
     page = (body + "</p></article></body></html>").encode("iso-8859-1")
     batch = page_batch([page], "text/html; charset=ISO-8859-1")
     step().apply(batch)
@@ -128,7 +157,11 @@ def test_charset_helpers():
 
 def test_timeout_guard_rejects_instead_of_hanging():
     # a big but legal page with the size cap lifted and a tiny budget: the alarm must cut it short
-    page = b"<html><body>" + b"<table><tr><td><p>cell text here</p></td></tr></table>" * 200_000 + b"</body></html>"
+    page = (
+        b"<html><body>"
+        + b"<table><tr><td><p>cell text here</p></td></tr></table>" * 200_000
+        + b"</body></html>"
+    )
     s = step(max_html_bytes=50_000_000, timeout_s=0.3)
     t0 = time.perf_counter()
     text, _, reason, detail = s.extract_one(page)
@@ -137,6 +170,7 @@ def test_timeout_guard_rejects_instead_of_hanging():
 
 
 # ---- quality against trafilatura's ground truth -------------------------------------------------------
+
 
 def score(fixtures: Path, extractor: str) -> tuple[float, float, float]:
     """Pooled precision / recall / F1 of with/without snippets, as in trafilatura's tests/evaluate.py."""
@@ -168,6 +202,7 @@ def test_extraction_quality_floor(fixtures):
 
 # ---- through the pipeline's Python pass (ingest -> extract -> langid -> quality -> hash), no Spark --------
 
+
 def test_python_pass_over_real_warcs(shared_data, models):
     from curation import ingest
     from curation.config import CurationConfig
@@ -175,10 +210,18 @@ def test_python_pass_over_real_warcs(shared_data, models):
 
     cfg = CurationConfig.model_validate({"decontam": {"enabled": False}})
     schema = processed_schema(build_python_steps(cfg))
-    paths = [f"file:{shared_data / WARC_DIR / name}" for name in
-             ("whirlwind.warc.gz", "resiliparse-clipped-truncated.warc.gz", "dolma-sample-0001.warc.gz")]
-    out = pa.Table.from_batches(list(process_files(((p, ingest.detect_format(p)) for p in paths),
-                                                   cfg.model_dump_json(), schema)), schema=schema)
+    paths = [
+        f"file:{shared_data / WARC_DIR / name}"
+        for name in (
+            "whirlwind.warc.gz",
+            "resiliparse-clipped-truncated.warc.gz",
+            "dolma-sample-0001.warc.gz",
+        )
+    ]
+    out = pa.Table.from_batches(
+        list(process_files(((p, ingest.detect_format(p)) for p in paths), cfg.model_dump_json(), schema)),
+        schema=schema,
+    )
     rows = out.to_pylist()
     assert len(rows) == 1 + 1 + 15  # every response record comes out, kept or rejected
     [truncated] = [r for r in rows if r["reject_stage"] == "ingest"]

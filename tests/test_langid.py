@@ -1,5 +1,6 @@
 """Language ID on real multilingual text: Danish FineWeb-C, English DCLM, German/Polish trafilatura pages
 and the multilingual Dolma sample; thresholds and allowed languages; missing/corrupt model errors."""
+
 from __future__ import annotations
 
 import csv
@@ -37,8 +38,10 @@ def test_danish_finewebc_is_danish(step, shared_data):
 
 
 def test_dclm_english_is_english(step, shared_data):
-    texts = [json.loads(line)["text"] for line in
-             (shared_data / "quality_labels_dclm_human" / "majority_data_disputed.jsonl").open()]
+    texts = [
+        json.loads(line)["text"]
+        for line in (shared_data / "quality_labels_dclm_human" / "majority_data_disputed.jsonl").open()
+    ]
     batch = run(step, texts)
     assert sum(lang == "en" for lang in batch["lang"]) / len(texts) >= 0.97
 
@@ -46,8 +49,11 @@ def test_dclm_english_is_english(step, shared_data):
 @pytest.mark.parametrize("tlds,lang,min_chars", [(("de", "at"), "de", 80), (("pl",), "pl", 30)])
 def test_trafilatura_pages_match_their_country(step, shared_data, tlds, lang, min_chars):
     pages = json.load((shared_data / "html_trafilatura_eval" / "evaldata.json").open())
-    texts = [" ".join(p.get("with", [])) for url, p in pages.items()
-             if "://" in url and url.split("/")[2].rsplit(".", 1)[-1] in tlds]
+    texts = [
+        " ".join(p.get("with", []))
+        for url, p in pages.items()
+        if "://" in url and url.split("/")[2].rsplit(".", 1)[-1] in tlds
+    ]
     texts = [t for t in texts if len(t) >= min_chars]
     assert len(texts) >= 10
     batch = run(step, texts)
@@ -55,8 +61,10 @@ def test_trafilatura_pages_match_their_country(step, shared_data, tlds, lang, mi
 
 
 def test_dolma_sample_filtered_to_english(shared_data, models):
-    with gzip.open(shared_data / "webtext_cc2019_dolma_sample" /
-                   "CC-MAIN-20190717121559-20190717143559-00140.jsonl.gz", "rt") as f:
+    with gzip.open(
+        shared_data / "webtext_cc2019_dolma_sample" / "CC-MAIN-20190717121559-20190717143559-00140.jsonl.gz",
+        "rt",
+    ) as f:
         texts = [json.loads(line)["text"] for line in f]
     s = LanguageId(LangIdConfig())  # defaults: en, min_score 0.65
     batch = run(s, texts)
@@ -72,9 +80,12 @@ def test_dolma_sample_filtered_to_english(shared_data, models):
 
 
 def test_min_score_rejects_uncertain_text(shared_data, models):
-    texts = ["Tervetuloa! Welcome! Willkommen! Bienvenue!",  # mixed greeting: low confidence
-             json.loads((shared_data / "quality_labels_dclm_human" / "majority_data_disputed.jsonl")
-                        .open().readline())["text"]]
+    texts = [
+        "Tervetuloa! Welcome! Willkommen! Bienvenue!",  # mixed greeting: low confidence
+        json.loads(
+            (shared_data / "quality_labels_dclm_human" / "majority_data_disputed.jsonl").open().readline()
+        )["text"],
+    ]
     s = LanguageId(LangIdConfig(languages=[], min_score=0.9))
     batch = run(s, texts)
     assert batch["reject_reason"][0] == "lang_score_below_min"

@@ -2,6 +2,7 @@
 documents), realised ratios measured from the shards, held-out documents never in training shards,
 determinism (same YAML + seed -> byte-identical shards, in-process or with worker processes), incremental
 rebuilds, a loaded tokenizer folder, and the SQL reports."""
+
 from __future__ import annotations
 
 import filecmp
@@ -61,8 +62,10 @@ phases:
         weight: 0.5
         max_epochs: 3
 """
-PHASE_SOURCES = {"phase1": {"web": ("web", "length(text) < 6000"), "edu": ("edu", None)},
-                 "phase2": {"edu_hi": ("edu", "edu_score >= 1"), "quality": ("quality", "quality_label = 1")}}
+PHASE_SOURCES = {
+    "phase1": {"web": ("web", "length(text) < 6000"), "edu": ("edu", None)},
+    "phase2": {"edu_hi": ("edu", "edu_score >= 1"), "quality": ("quality", "quality_label = 1")},
+}
 
 
 @pytest.fixture(scope="module")
@@ -73,8 +76,15 @@ def env(tmp_path_factory, shared_data, models):
     yaml_path = root / "mix.yaml"
     yaml_path.write_text(MIXTURE.format(**{k: str(v) for k, v in srcs.items()}))
     result = build(yaml_path, root / "build")
-    return {"root": root, "srcs": srcs, "yaml": yaml_path, "result": result, "out": root / "build",
-            "shared": shared_data, "models": models}
+    return {
+        "root": root,
+        "srcs": srcs,
+        "yaml": yaml_path,
+        "result": result,
+        "out": root / "build",
+        "shared": shared_data,
+        "models": models,
+    }
 
 
 def source_texts(srcs: dict[str, Path], dataset: str, where: str | None) -> dict[str, str]:
@@ -104,20 +114,31 @@ def test_layout_and_manifest(env):
     assert tok.id_to_token(m["tokenizer"]["eos_id"]) == "<|endoftext|>"
     for phase in m["phases"]:
         assert sum(s["tokens"] for s in phase["shards"]) == phase["tokens"] >= phase["budget"]
-        assert len(phase["shards"]) >= 2   # shard_tokens 60,000 forces roll-over
+        assert len(phase["shards"]) >= 2  # shard_tokens 60,000 forces roll-over
         for s in phase["sources"]:
-            assert {"documents", "tokens", "epochs", "content_hash", "target_weight", "realised_weight"} <= set(s)
+            assert {
+                "documents",
+                "tokens",
+                "epochs",
+                "content_hash",
+                "target_weight",
+                "realised_weight",
+            } <= set(s)
             assert s["epochs"] == pytest.approx(s["tokens"] / s["available_tokens"])
 
 
 def test_documents_without_text_are_counted_not_lost(env):
     """The Dolma sample has documents whose extracted text is empty: skipped, and counted in the manifest."""
-    empty = duckdb.sql(f"SELECT count(*) FROM read_parquet('{env['srcs']['web']}/v1/data/*.parquet')"
-                       " WHERE (text IS NULL OR text = '') AND length(text) < 6000").fetchall()[0][0]
+    empty = duckdb.sql(
+        f"SELECT count(*) FROM read_parquet('{env['srcs']['web']}/v1/data/*.parquet')"
+        " WHERE (text IS NULL OR text = '') AND length(text) < 6000"
+    ).fetchall()[0][0]
     web = env["result"].manifest["phases"][0]["sources"][0]
     assert empty > 0 and web["skipped_empty"] == empty
-    kept = duckdb.sql(f"SELECT count(*) FROM read_parquet('{env['srcs']['web']}/v1/data/*.parquet')"
-                      " WHERE text <> '' AND length(text) < 6000").fetchall()[0][0]
+    kept = duckdb.sql(
+        f"SELECT count(*) FROM read_parquet('{env['srcs']['web']}/v1/data/*.parquet')"
+        " WHERE text <> '' AND length(text) < 6000"
+    ).fetchall()[0][0]
     assert web["available_documents"] + web["heldout_documents"] == kept
 
 
@@ -135,9 +156,13 @@ def test_round_trip_decodes_to_the_source_documents(env):
     for phase in m["phases"]:
         folder = out / phase["dir"]
         docs = read_docs(folder, phase["shards"], np.dtype(m["dtype"]))
-        table = duckdb.sql(f"SELECT source, id FROM '{folder}/documents.parquet' WHERE split = 'train'").fetchall()
+        table = duckdb.sql(
+            f"SELECT source, id FROM '{folder}/documents.parquet' WHERE split = 'train'"
+        ).fetchall()
         assert len(docs) == len(table)
-        texts = {name: source_texts(env["srcs"], *spec) for name, spec in PHASE_SOURCES[phase["name"]].items()}
+        texts = {
+            name: source_texts(env["srcs"], *spec) for name, spec in PHASE_SOURCES[phase["name"]].items()
+        }
         for tokens, (source, doc_id) in zip(docs, table):
             assert tokens[-1] == eos and eos not in tokens[:-1]
             assert tok.decode(tokens[:-1].tolist(), skip_special_tokens=False) == texts[source][doc_id]
@@ -167,8 +192,9 @@ def test_blend_tracks_the_targets_at_every_point(env):
     the targets (not just at the end)."""
     out, m = env["out"], env["result"].manifest
     for phase in m["phases"]:
-        rows = duckdb.sql(f"SELECT source, tokens FROM '{out / phase['dir']}/documents.parquet'"
-                          " WHERE split = 'train'").fetchall()   # in write order
+        rows = duckdb.sql(
+            f"SELECT source, tokens FROM '{out / phase['dir']}/documents.parquet' WHERE split = 'train'"
+        ).fetchall()  # in write order
         targets = {s["name"]: s["target_weight"] for s in phase["sources"]}
         longest = max(t for _, t in rows)
         emitted = dict.fromkeys(targets, 0)
@@ -185,11 +211,13 @@ def test_document_table_points_at_each_document_in_the_shards(env):
     dtype = np.dtype(m["dtype"])
     for phase in m["phases"]:
         folder = out / phase["dir"]
-        rows = duckdb.sql(f"SELECT split, shard, \"offset\", tokens FROM '{folder}/documents.parquet'").fetchall()
+        rows = duckdb.sql(
+            f"SELECT split, shard, \"offset\", tokens FROM '{folder}/documents.parquet'"
+        ).fetchall()
         shards = {}
         for split, shard, offset, tokens in rows:
             toks = shards.setdefault(shard, np.asarray(open_shard(folder / shard, dtype)))
-            doc = toks[offset:offset + tokens]
+            doc = toks[offset : offset + tokens]
             assert len(doc) == tokens and doc[-1] == m["tokenizer"]["eos_id"]
             assert m["tokenizer"]["eos_id"] not in doc[:-1]
 
@@ -197,7 +225,9 @@ def test_document_table_points_at_each_document_in_the_shards(env):
 def test_heldout_documents_never_reach_training_shards(env):
     out, m = env["out"], env["result"].manifest
     for phase in m["phases"]:
-        rows = duckdb.sql(f"SELECT split, source, id FROM '{out / phase['dir']}/documents.parquet'").fetchall()
+        rows = duckdb.sql(
+            f"SELECT split, source, id FROM '{out / phase['dir']}/documents.parquet'"
+        ).fetchall()
         held = {(s, i) for sp, s, i in rows if sp == "heldout"}
         train = {(s, i) for sp, s, i in rows if sp == "train"}
         assert held and not held & train
@@ -206,19 +236,27 @@ def test_heldout_documents_never_reach_training_shards(env):
             assert sum(h["documents"] for h in hs) == s["heldout_documents"] > 0
             assert (out / phase["dir"] / hs[0]["file"]).is_file()
     # the same document (FineWeb-C edu) is held out in phase 1 and in its filtered phase-2 subset alike
-    p1 = duckdb.sql(f"SELECT id FROM '{out}/phase1/documents.parquet' WHERE split='heldout' AND source='edu'").fetchall()
-    p2 = duckdb.sql(f"SELECT id FROM '{out}/phase2/documents.parquet' WHERE source='edu_hi' AND split='train'").fetchall()
+    p1 = duckdb.sql(
+        f"SELECT id FROM '{out}/phase1/documents.parquet' WHERE split='heldout' AND source='edu'"
+    ).fetchall()
+    p2 = duckdb.sql(
+        f"SELECT id FROM '{out}/phase2/documents.parquet' WHERE source='edu_hi' AND split='train'"
+    ).fetchall()
     assert not {i for (i,) in p1} & {i for (i,) in p2}
 
 
 def test_same_yaml_and_seed_give_byte_identical_shards(env):
     again = env["root"] / "build_again"
-    build(env["yaml"], again, workers=2)   # fresh folder, tokenizer retrained, worker processes
+    build(env["yaml"], again, workers=2)  # fresh folder, tokenizer retrained, worker processes
     m = env["result"].manifest
     assert json.loads((again / "manifest.json").read_text())["tokenizer"]["hash"] == m["tokenizer"]["hash"]
     for phase in m["phases"]:
-        names = [s["file"] for s in phase["shards"]] + [h["file"] for hs in phase["heldout"].values() for h in hs]
-        match, mismatch, errors = filecmp.cmpfiles(env["out"] / phase["dir"], again / phase["dir"], names, shallow=False)
+        names = [s["file"] for s in phase["shards"]] + [
+            h["file"] for hs in phase["heldout"].values() for h in hs
+        ]
+        match, mismatch, errors = filecmp.cmpfiles(
+            env["out"] / phase["dir"], again / phase["dir"], names, shallow=False
+        )
         assert not mismatch and not errors and len(match) == len(names)
 
 
@@ -236,7 +274,7 @@ def test_rebuild_with_one_source_changed_rebuilds_only_that(env):
     r = build(changed_yaml, out)
     assert r.rebuilt == ["source phase2/quality", "phase phase2"]
     assert "tokenizer" in r.reused and "phase phase1" in r.reused and "source phase2/edu_hi" in r.reused
-    assert (out / "phase1" / "shard-00000.bin").stat().st_ino == before   # hard-linked, not rewritten
+    assert (out / "phase1" / "shard-00000.bin").stat().st_ino == before  # hard-linked, not rewritten
     q = next(s for s in r.manifest["phases"][1]["sources"] if s["name"] == "quality")
     old_q = next(s for s in env["result"].manifest["phases"][1]["sources"] if s["name"] == "quality")
     assert q["content_hash"] != old_q["content_hash"] and dclm.exists()
@@ -256,23 +294,34 @@ def test_loaded_tokenizer_folder_and_uint32_shards(env, tmp_path):
     vocab = dict(big.get_vocab())
     for k in range(70_000 - len(vocab)):
         vocab[f"<|pad_{k}|>"] = len(vocab)
-    merges = [tuple(m.split(" ")) if isinstance(m, str) else tuple(m)
-              for m in json.loads(big.to_str())["model"]["merges"]]
+    merges = [
+        tuple(m.split(" ")) if isinstance(m, str) else tuple(m)
+        for m in json.loads(big.to_str())["model"]["merges"]
+    ]
     wide = Tokenizer(models.BPE(vocab=vocab, merges=merges))
     wide.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     wide.decoder = decoders.ByteLevel()
     wide.add_special_tokens(["<|endoftext|>"])
     (tmp_path / "tok").mkdir()
     wide.save(str(tmp_path / "tok" / "tokenizer.json"))
-    text = env["yaml"].read_text().replace("train: {vocab_size: 1024, sample_documents: 400}",
-                                           f"path: {tmp_path / 'tok'}")
-    text = text[:text.index("  - name: phase2")]
+    text = (
+        env["yaml"]
+        .read_text()
+        .replace("train: {vocab_size: 1024, sample_documents: 400}", f"path: {tmp_path / 'tok'}")
+    )
+    text = text[: text.index("  - name: phase2")]
     y = tmp_path / "loaded.yaml"
     y.write_text(text)
     r = build(y, tmp_path / "out")
     m = r.manifest
-    assert m["tokenizer"]["how"] == "loaded" and m["dtype"] == "uint32" and m["tokenizer"]["vocab_size"] >= 70_000
-    assert (tmp_path / "out" / "tokenizer" / "tokenizer.json").read_bytes() == (tmp_path / "tok" / "tokenizer.json").read_bytes()
+    assert (
+        m["tokenizer"]["how"] == "loaded"
+        and m["dtype"] == "uint32"
+        and m["tokenizer"]["vocab_size"] >= 70_000
+    )
+    assert (tmp_path / "out" / "tokenizer" / "tokenizer.json").read_bytes() == (
+        tmp_path / "tok" / "tokenizer.json"
+    ).read_bytes()
     p1 = m["phases"][0]
     first = read_docs(tmp_path / "out" / "phase1", p1["shards"][:1], np.dtype("<u4"))[0]
     assert first[-1] == m["tokenizer"]["eos_id"]
@@ -281,8 +330,12 @@ def test_loaded_tokenizer_folder_and_uint32_shards(env, tmp_path):
 def test_sql_reports(env, capsys):
     out, m = env["out"], env["result"].manifest
     comp = run_report("composition", out).as_dicts()
-    assert {(r["phase"], r["source"]) for r in comp} == {("phase1", "web"), ("phase1", "edu"),
-                                                        ("phase2", "edu_hi"), ("phase2", "quality")}
+    assert {(r["phase"], r["source"]) for r in comp} == {
+        ("phase1", "web"),
+        ("phase1", "edu"),
+        ("phase2", "edu_hi"),
+        ("phase2", "quality"),
+    }
     for r in comp:
         assert abs(r["deviation"]) < 0.005
     by_source = run_report("tokens_by_source", out).as_dicts()
@@ -294,15 +347,19 @@ def test_sql_reports(env, capsys):
     assert any(r["phase"] == "phase1" and r["sources"] == "web" and "." in r["domain"] for r in domains)
     edu = run_report("tokens_by_edu", out).as_dicts()
     buckets = {r["edu_bucket"] for r in edu if r["source"] == "edu_hi"}
-    assert buckets and min(buckets) >= 1   # the phase-2 filter edu_score >= 1 shows in the report
+    assert buckets and min(buckets) >= 1  # the phase-2 filter edu_score >= 1 shows in the report
     assert cli_main(["mixture", "report", "composition", "--build", str(out)]) == 0
     assert "phase1" in capsys.readouterr().out
 
 
 def test_sql_compare_two_builds(env):
     other = env["root"] / "build_compare"
-    text = env["yaml"].read_text().replace("weight: 0.7", "weight: 0.6").replace("weight: 0.3\n        max_epochs: 2",
-                                                                                   "weight: 0.4\n        max_epochs: 2")
+    text = (
+        env["yaml"]
+        .read_text()
+        .replace("weight: 0.7", "weight: 0.6")
+        .replace("weight: 0.3\n        max_epochs: 2", "weight: 0.4\n        max_epochs: 2")
+    )
     y = env["root"] / "mix_compare.yaml"
     y.write_text(text)
     build(y, other)
@@ -315,7 +372,7 @@ def test_sql_compare_two_builds(env):
 def test_cli_build_reports_what_it_did(env, tmp_path, capsys):
     y = tmp_path / "one_phase.yaml"
     text = env["yaml"].read_text()
-    y.write_text(text[:text.index("  - name: phase2")])
+    y.write_text(text[: text.index("  - name: phase2")])
     assert cli_main(["mixture", "build", str(y), "--output", str(tmp_path / "b")]) == 0
     out = capsys.readouterr().out
     assert "phase1" in out and "rebuilt: tokenizer" in out
@@ -337,24 +394,33 @@ def test_plain_parquet_glob_source_with_integer_ids(env, tmp_path):
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    texts = [t for (t,) in duckdb.sql(f"SELECT text FROM read_parquet('{env['srcs']['quality']}/v1/data/*.parquet')"
-                                       " WHERE quality_label = 1").fetchall()]
+    texts = [
+        t
+        for (t,) in duckdb.sql(
+            f"SELECT text FROM read_parquet('{env['srcs']['quality']}/v1/data/*.parquet')"
+            " WHERE quality_label = 1"
+        ).fetchall()
+    ]
     (tmp_path / "plain").mkdir()
     half = len(texts) // 2
     for k, part in enumerate((texts[:half], texts[half:])):
-        pq.write_table(pa.table({"id": pa.array(range(k * half, k * half + len(part)), pa.int64()), "text": part}),
-                       tmp_path / "plain" / f"p{k}.parquet")
+        pq.write_table(
+            pa.table({"id": pa.array(range(k * half, k * half + len(part)), pa.int64()), "text": part}),
+            tmp_path / "plain" / f"p{k}.parquet",
+        )
     y = tmp_path / "plain.yaml"
-    y.write_text(textwrap.dedent(f"""\
+    y.write_text(
+        textwrap.dedent(f"""\
         name: plain
         seq_len: 64
-        tokenizer: {{path: {env['out'] / 'tokenizer'}}}
+        tokenizer: {{path: {env["out"] / "tokenizer"}}}
         phases:
           - name: only
             tokens: 20000
             sources:
               - {{name: good, dataset: "{tmp_path}/plain/*.parquet", weight: 1.0}}
-        """))
+        """)
+    )
     r = build(y, tmp_path / "out")
     src = r.manifest["phases"][0]["sources"][0]
     assert src["available_documents"] + src["heldout_documents"] == len(texts)

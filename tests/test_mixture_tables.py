@@ -2,6 +2,7 @@
 version (run id or snapshot id) reads exactly that snapshot, so it builds identically (same content hashes,
 byte-identical shards) after three more nights were appended to the table, the last one bringing an edu column
 (a schema update). Real documents (the dolma CC sample); local warehouse and moto's S3 server."""
+
 from __future__ import annotations
 
 import hashlib
@@ -41,8 +42,9 @@ def docs(shared_data):
 
 def _night(wh: Warehouse, run_id: str, rows: list[dict]) -> int:
     table = wh.ensure("corpus", to_table(rows[:1]).schema)
-    return commit_version(table, write_files(table, run_id, [rows[: len(rows) // 2], rows[len(rows) // 2:]]),
-                          run_id).snapshot_id
+    return commit_version(
+        table, write_files(table, run_id, [rows[: len(rows) // 2], rows[len(rows) // 2 :]]), run_id
+    ).snapshot_id
 
 
 def _build(tmp, version_line: str) -> tuple[dict, dict[str, str], set[str]]:
@@ -51,15 +53,19 @@ def _build(tmp, version_line: str) -> tuple[dict, dict[str, str], set[str]]:
     (tmp / f"{name}.yaml").write_text(MIXTURE.format(version=version_line))
     out = tmp / f"build-{name}"
     result = build(tmp / f"{name}.yaml", out)
-    shards = {p.name: hashlib.sha256(p.read_bytes()).hexdigest()
-              for p in sorted((out / "p1").rglob("*")) if p.is_file()}
+    shards = {
+        p.name: hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted((out / "p1").rglob("*"))
+        if p.is_file()
+    }
     ids = set(pq.read_table(out / "p1" / "documents.parquet", columns=["id"]).column("id").to_pylist())
     return result.manifest["phases"][0]["sources"][0], shards, ids
 
 
 @pytest.mark.parametrize("kind", ["local", "s3"])
-def test_a_mixture_pinned_to_a_snapshot_builds_identically_after_later_nights(kind, docs, tmp_path, request,
-                                                                             monkeypatch):
+def test_a_mixture_pinned_to_a_snapshot_builds_identically_after_later_nights(
+    kind, docs, tmp_path, request, monkeypatch
+):
     if kind == "s3":
         aws = tmp_path / "aws"
         aws.mkdir()
@@ -73,7 +79,9 @@ def test_a_mixture_pinned_to_a_snapshot_builds_identically_after_later_nights(ki
     wh = Warehouse()
     n1 = _night(wh, "n1", docs[:40])
     by_run, shards, ids = _build(tmp_path, "version: n1")
-    by_id, shards_by_id, _ = _build(tmp_path, f"version: {n1}")  # unquoted: YAML reads the snapshot id as an int
+    by_id, shards_by_id, _ = _build(
+        tmp_path, f"version: {n1}"
+    )  # unquoted: YAML reads the snapshot id as an int
     assert by_run["version"] == by_id["version"] == str(n1)
     assert by_run["content_hash"] == by_id["content_hash"] and shards == shards_by_id
     assert ids <= {d["id"] for d in docs[:40]} and len(ids) >= 36
@@ -84,8 +92,9 @@ def test_a_mixture_pinned_to_a_snapshot_builds_identically_after_later_nights(ki
     assert "edu_score" in wh.table("corpus").schema().column_names
 
     again, shards_again, ids_again = _build(tmp_path, "version: n1")
-    assert {k: again[k] for k in ("version", "content_hash", "documents", "tokens")} == \
-           {k: by_run[k] for k in ("version", "content_hash", "documents", "tokens")}
+    assert {k: again[k] for k in ("version", "content_hash", "documents", "tokens")} == {
+        k: by_run[k] for k in ("version", "content_hash", "documents", "tokens")
+    }
     assert shards_again == shards and ids_again == ids
     current, _, ids_now = _build(tmp_path, "")
     assert current["version"] == str(snapshot_id(wh.table("corpus"), "n4"))

@@ -1,6 +1,7 @@
 """Mixture validation and plan on real contract datasets (built from the shared samples): every error class
 with its message, YAML path and line; all errors at once; plan arithmetic checked against an independent
 pyarrow count of the filtered documents."""
+
 from __future__ import annotations
 
 import sys
@@ -23,7 +24,9 @@ from training.mixture.validate import MixtureValidationError, check_mixture
 def srcs(tmp_path_factory, shared_data, models) -> dict[str, Path]:
     out = tmp_path_factory.mktemp("mixture_sources")
     built = build_all(shared_data, models, out)
-    (out / "datasets.yaml").write_text(f"datasets:\n  web_cc: web\n  edu_da: fineweb_c_da\n  dclm: {out}/dclm_quality\n")
+    (out / "datasets.yaml").write_text(
+        f"datasets:\n  web_cc: web\n  edu_da: fineweb_c_da\n  dclm: {out}/dclm_quality\n"
+    )
     return {**{k: v.parent for k, v in built.items()}, "registry": out / "datasets.yaml"}
 
 
@@ -85,7 +88,9 @@ def test_valid_mixture_plans_and_matches_an_independent_count(tmp_path, srcs):
 
 
 def test_registry_names_and_versions_resolve(tmp_path, srcs):
-    text = GOOD.replace("dataset: {web}", "dataset: web_cc").replace("dataset: {edu}", "dataset: edu_da\n        version: v1")
+    text = GOOD.replace("dataset: {web}", "dataset: web_cc").replace(
+        "dataset: {edu}", "dataset: edu_da\n        version: v1"
+    )
     text = text.replace("seq_len: 128", "seq_len: 128\nregistry: {registry}")
     cm = check_mixture(write(tmp_path, text, srcs))
     assert cm.resolved[(0, 0)].version_dir == srcs["web"] / "v1"
@@ -133,7 +138,9 @@ def test_weights_that_do_not_normalise(tmp_path, srcs):
 
 
 def test_missing_dataset_and_unknown_registry_name(tmp_path, srcs):
-    text = GOOD.replace("dataset: {web}", "dataset: {web}_nope").replace("dataset: {edu}", "dataset: edu_missing")
+    text = GOOD.replace("dataset: {web}", "dataset: {web}_nope").replace(
+        "dataset: {edu}", "dataset: edu_missing"
+    )
     found = by_path(problems_of(write(tmp_path, text, srcs)))
     assert "does not exist" in found["phases[0].sources[0].dataset"].message
     assert found["phases[0].sources[0].dataset"].line == 11
@@ -149,11 +156,11 @@ def test_filter_that_does_not_parse(tmp_path, srcs):
 
 def test_filter_naming_a_missing_column_lists_the_real_ones(tmp_path, srcs):
     # edu_score exists in the FineWeb-C dataset, not in the Dolma web dataset
-    text = GOOD.replace("\"lang = 'en' AND length(text) < 20000\"", "\"edu_score >= 3\"")
+    text = GOOD.replace("\"lang = 'en' AND length(text) < 20000\"", '"edu_score >= 3"')
     (p,) = problems_of(write(tmp_path, text, srcs))
     assert p.path == "phases[0].sources[0].filter"
     assert "names a column the dataset lacks" in p.message and "edu_score" in p.message
-    assert "lang_score" in p.message   # the available columns are listed
+    assert "lang_score" in p.message  # the available columns are listed
 
 
 def test_filter_that_is_not_a_second_statement(tmp_path, srcs):
@@ -163,7 +170,7 @@ def test_filter_that_is_not_a_second_statement(tmp_path, srcs):
 
 
 def test_filter_selecting_nothing(tmp_path, srcs):
-    text = GOOD.replace("dataset: {edu}", "dataset: {edu}\n        filter: \"edu_int >= 4\"")
+    text = GOOD.replace("dataset: {edu}", 'dataset: {edu}\n        filter: "edu_int >= 4"')
     (p,) = problems_of(write(tmp_path, text, srcs))
     assert p.path == "phases[0].sources[1].filter" and "selects no documents" in p.message
 
@@ -198,9 +205,15 @@ def test_all_errors_at_once_in_line_order(tmp_path, srcs):
     """
     problems = problems_of(write(tmp_path, text, srcs))
     got = {(p.path, p.line) for p in problems}
-    assert {("seq_len", 2), ("colour", 3), ("tokenizer", 4), ("phases[0].sources[0].filter", 11),
-            ("phases[0].sources[1].dataset", 12), ("phases[0].sources", 10),
-            ("phases[1].sources[0].weight", 16)} <= got
+    assert {
+        ("seq_len", 2),
+        ("colour", 3),
+        ("tokenizer", 4),
+        ("phases[0].sources[0].filter", 11),
+        ("phases[0].sources[1].dataset", 12),
+        ("phases[0].sources", 10),
+        ("phases[1].sources[0].weight", 16),
+    } <= got
     assert [p.line for p in problems] == sorted(p.line for p in problems)
     rendered = str(MixtureValidationError(str(tmp_path / "mixture.yaml"), problems))
     assert f"{tmp_path / 'mixture.yaml'}:3: colour: unknown key 'colour'" in rendered
@@ -228,7 +241,9 @@ def test_invalid_yaml_names_the_line(tmp_path):
 def _example_with_registry(tmp_path: Path, name: str, registry: dict[str, Path]) -> Path:
     """Copy a shipped example mixture, pointing its registry at the test datasets."""
     repo = Path(__file__).resolve().parent.parent
-    (tmp_path / "datasets.yaml").write_text("datasets:\n" + "".join(f"  {k}: {v}\n" for k, v in registry.items()))
+    (tmp_path / "datasets.yaml").write_text(
+        "datasets:\n" + "".join(f"  {k}: {v}\n" for k, v in registry.items())
+    )
     p = tmp_path / name
     p.write_text((repo / "configs" / "mixtures" / name).read_text())
     return p
@@ -244,12 +259,19 @@ def test_example_phi3_mixture_is_valid_except_budgets_on_sample_data(tmp_path, s
     """Every key, dataset and filter of the phi-3-style mixture checks out against contract datasets with the
     columns it filters on (edu_score, lang, lang_score). The samples can't meet its billions-of-tokens budgets,
     and the only edu-scored sample (FineWeb-C) is Danish, so its English edu filters select nothing."""
-    path = _example_with_registry(tmp_path, "main.yaml", {"web_edu": srcs["edu"], "synthetic_textbooks": srcs["quality"]})
+    path = _example_with_registry(
+        tmp_path, "main.yaml", {"web_edu": srcs["edu"], "synthetic_textbooks": srcs["quality"]}
+    )
     problems = problems_of(path)
     for p in problems:
-        assert p.path.endswith(".tokens") or (p.path.endswith(".filter") and "selects no documents" in p.message), p
+        assert p.path.endswith(".tokens") or (
+            p.path.endswith(".filter") and "selects no documents" in p.message
+        ), p
     assert {p.path for p in problems if p.path.endswith(".filter")} == {
-        "phases[0].sources[0].filter", "phases[1].sources[0].filter", "phases[1].sources[2].filter"}
+        "phases[0].sources[0].filter",
+        "phases[1].sources[0].filter",
+        "phases[1].sources[2].filter",
+    }
     # (a phase's budget is checked once all its sources are valid, so no budget problems are listed here)
 
 
@@ -260,10 +282,13 @@ def test_plain_parquet_without_the_contract_columns_is_refused(tmp_path, srcs):
 
     rows = ds.dataset(str(srcs["quality"] / "v1" / "data")).to_table(columns=["text", "quality_label"])
     pq.write_table(rows.rename_columns(["body", "quality_label"]), tmp_path / "no_text.parquet")
-    pq.write_table(pa.table({"id": pa.array(range(rows.num_rows)), "text": rows["quality_label"]}),
-                   tmp_path / "int_text.parquet")
+    pq.write_table(
+        pa.table({"id": pa.array(range(rows.num_rows)), "text": rows["quality_label"]}),
+        tmp_path / "int_text.parquet",
+    )
     text = GOOD.replace("dataset: {web}", f"dataset: {tmp_path}/no_text.parquet").replace(
-        "dataset: {edu}", f"dataset: {tmp_path}/int_text*.parquet")
+        "dataset: {edu}", f"dataset: {tmp_path}/int_text*.parquet"
+    )
     found = by_path(problems_of(write(tmp_path, text, srcs)))
     assert "lacks column(s) ['id', 'text']" in found["phases[0].sources[0].dataset"].message
     assert "column 'text' is BIGINT" in found["phases[0].sources[1].dataset"].message

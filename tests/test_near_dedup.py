@@ -1,5 +1,6 @@
 """Near-dup removal on real documents with planted duplicates: found, distinct ones untouched, chains in
 one component, empty/short documents by rule, counts reconcile, keep rule, CLI and config errors."""
+
 from __future__ import annotations
 
 import pyarrow.parquet as pq
@@ -38,7 +39,7 @@ def test_planted_premises_hold(corpus):
     text = {d["id"]: d["text"] for d in docs}
     c = sorted(expected["chain"] - {"chain-b", "chain-c"})[0]
     assert jaccard(text[c], text["chain-b"]) >= 0.8 and jaccard(text["chain-b"], text["chain-c"]) >= 0.8
-    assert jaccard(text[c], text["chain-c"]) < 0.8   # only the chain links them
+    assert jaccard(text[c], text["chain-c"]) < 0.8  # only the chain links them
     for name in ("upper", "edited", "boiler"):
         x, y = sorted(expected[name])
         assert jaccard(text[x], text[y]) >= 0.8, name
@@ -60,7 +61,7 @@ def test_distinct_documents_untouched(deduped, corpus):
     kept = {r["id"] for r in _read(result.version_dir, "data")}
     assert removed <= planted | _natural_duplicates(by_id)
     for special in ("empty", "blank", "null-text", "short-3"):
-        assert special in kept          # no words / no partner: kept by rule, never a candidate
+        assert special in kept  # no words / no partner: kept by rule, never a candidate
     assert kept | removed == set(by_id) and not kept & removed
 
 
@@ -69,7 +70,7 @@ def _natural_duplicates(by_id) -> set[str]:
     real = [i for i in by_id if i.startswith(("web-", "dclm-"))]
     out = set()
     for i, x in enumerate(real):
-        for y in real[i + 1:]:
+        for y in real[i + 1 :]:
             if jaccard(by_id[x]["text"], by_id[y]["text"]) >= 0.8:
                 out |= {x, y}
     return out
@@ -86,7 +87,7 @@ def test_keep_rule_and_audit_rows(deduped, corpus):
     for r in dups.values():
         assert r["similarity"] >= 0.8 or r["cluster_id"] == dups.get("chain-c", {}).get("cluster_id")
     upper = [r for i, r in dups.items() if "copy-upper" in (i, r["kept_id"])]
-    assert len(upper) == 1 and upper[0]["similarity"] == 1.0    # case differences vanish in normalization
+    assert len(upper) == 1 and upper[0]["similarity"] == 1.0  # case differences vanish in normalization
     rejects = {r["id"]: r for r in _read(result.version_dir, "rejects")}
     assert set(rejects) == set(dups)
     assert {r["reject_reason"] for r in rejects.values()} == {"near_duplicate"}
@@ -132,8 +133,9 @@ def test_cli_dedup_standalone(spark, tmp_path, corpus, capsys):
 
     docs, _ = corpus
     publish_docs(tmp_path / "in", "v1", docs[:20] + [dict(docs[0], id="clone")])
-    rc = main(["dedup", "--input", str(tmp_path / "in" / "v1"), "--output", str(tmp_path / "out"),
-               "--run-id", "c1"])
+    rc = main(
+        ["dedup", "--input", str(tmp_path / "in" / "v1"), "--output", str(tmp_path / "out"), "--run-id", "c1"]
+    )
     assert rc == 0
     out = capsys.readouterr().out
     assert "near_dedup" in out and "1 near duplicates removed" in out

@@ -1,6 +1,7 @@
 """Near-dedup building blocks on Spark: 64-bit band keys, bucket edges (all pairs vs star for an
 oversized bucket), connected components to convergence (chains, cycles, pairs-only input), and the
 checkpoint/release helper the step uses for its intermediates."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -25,7 +26,7 @@ def test_band_hashes_agree_exactly_when_the_band_bytes_agree():
         for j in range(len(texts)):
             for b in range(params.bands):
                 assert (keys[i, b] == keys[j, b]) == (raw[i, b].tobytes() == raw[j, b].tobytes())
-    assert np.array_equal(keys, params.band_hashes(sig.copy()))    # a pure function of the values
+    assert np.array_equal(keys, params.band_hashes(sig.copy()))  # a pure function of the values
 
 
 def _edges(spark, pairs):
@@ -43,13 +44,25 @@ def _components(spark, pairs, max_iterations=40):
 
 
 def test_components_of_chains_cycles_and_stars(spark):
-    pairs = [("e", "d"), ("d", "c"), ("c", "b"), ("b", "a"),            # a chain, fed from its far end
-             ("x3", "x1"), ("x1", "x2"), ("x2", "x3"),                  # a cycle
-             ("m", "q"), ("m", "r"), ("m", "p"),                        # a star around a non-minimum
-             ("k", "k")]                                                 # a self loop is no edge
+    pairs = [
+        ("e", "d"),
+        ("d", "c"),
+        ("c", "b"),
+        ("b", "a"),  # a chain, fed from its far end
+        ("x3", "x1"),
+        ("x1", "x2"),
+        ("x2", "x3"),  # a cycle
+        ("m", "q"),
+        ("m", "r"),
+        ("m", "p"),  # a star around a non-minimum
+        ("k", "k"),
+    ]  # a self loop is no edge
     comps, rounds = _components(spark, pairs)
-    assert comps == {**dict.fromkeys("abcde", "a"), **dict.fromkeys(["x1", "x2", "x3"], "x1"),
-                     **dict.fromkeys("mpqr", "m")}
+    assert comps == {
+        **dict.fromkeys("abcde", "a"),
+        **dict.fromkeys(["x1", "x2", "x3"], "x1"),
+        **dict.fromkeys("mpqr", "m"),
+    }
     assert rounds >= 1
 
 
@@ -72,9 +85,17 @@ def test_oversized_bucket_gets_star_edges_small_bucket_all_pairs(spark):
     bands = spark.createDataFrame(rows, "id string, band int, key long").withColumn("_old", F.lit(False))
     members = bucket_members(bands)
     edges = {(r["a"], r["b"]) for r in candidate_edges(members, max_bucket_pairs=3, all_pairs=True).collect()}
-    assert edges == {("a", "b"), ("a", "c"), ("a", "d"),           # 4 members > 3: star on the smallest id
-                     ("x", "y"), ("x", "z"), ("y", "z")}            # 3 members: every pair; "s" alone: none
-    stars = {(r["a"], r["b"]) for r in candidate_edges(members, max_bucket_pairs=3, all_pairs=False).collect()}
+    assert edges == {
+        ("a", "b"),
+        ("a", "c"),
+        ("a", "d"),  # 4 members > 3: star on the smallest id
+        ("x", "y"),
+        ("x", "z"),
+        ("y", "z"),
+    }  # 3 members: every pair; "s" alone: none
+    stars = {
+        (r["a"], r["b"]) for r in candidate_edges(members, max_bucket_pairs=3, all_pairs=False).collect()
+    }
     assert stars == {("a", "b"), ("a", "c"), ("a", "d"), ("x", "y"), ("x", "z")}
 
 

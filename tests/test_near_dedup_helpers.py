@@ -1,5 +1,6 @@
 """Shared helpers of the near-dedup tests: real fixture documents, planted near-duplicates, publishing
 a small dataset version, and exact Jaccard ground truth."""
+
 from __future__ import annotations
 
 import json
@@ -12,8 +13,10 @@ from curation.contract import DOC_COLUMNS, DatasetRoot, Manifest, code_version, 
 from curation.dedup.minhash import shingle_hashes
 
 FIXTURE = Path(__file__).parent / "fixtures" / "near_dedup" / "docs.jsonl"
-BOILERPLATE = ("Accept cookies We use cookies to improve your experience on our site and to show you relevant "
-               "advertising By continuing to browse you agree to our cookie policy Subscribe to our newsletter")
+BOILERPLATE = (
+    "Accept cookies We use cookies to improve your experience on our site and to show you relevant "
+    "advertising By continuing to browse you agree to our cookie policy Subscribe to our newsletter"
+)
 
 
 def fixture_docs() -> list[dict]:
@@ -48,9 +51,9 @@ def planted_corpus() -> tuple[list[dict], dict[str, set[str]]]:
     chain_b = edit_words(by_id[c], 25, 0.0, 0.5, "b")
     chain_c = edit_words(chain_b, 25, 0.5, 1.0, "c")
     planted = [
-        doc("copy-upper", by_id[a].upper()),                                  # exact up to case
-        doc("copy-edited", edit_words(by_id[b], 60)),                          # a few word edits
-        doc("copy-boiler", by_id[e] + "\n" + BOILERPLATE, "2023-06-01"),       # earlier: the keep rule keeps it
+        doc("copy-upper", by_id[a].upper()),  # exact up to case
+        doc("copy-edited", edit_words(by_id[b], 60)),  # a few word edits
+        doc("copy-boiler", by_id[e] + "\n" + BOILERPLATE, "2023-06-01"),  # earlier: the keep rule keeps it
         doc("chain-b", chain_b),
         doc("chain-c", chain_c),
         doc("empty", ""),
@@ -79,8 +82,17 @@ def publish_docs(root: Path, version: str, docs: list[dict]) -> Path:
     staging = dr.staging_dir(version)
     (staging / "data").mkdir()
     pq.write_table(table, staging / "data" / "part-0.parquet")
-    Manifest(dataset="fixture", version=version, created_at=now_iso(), code_version=code_version(), inputs=[],
-             config={}, config_hash="-", rows=len(docs), columns=DOC_COLUMNS).write(staging)
+    Manifest(
+        dataset="fixture",
+        version=version,
+        created_at=now_iso(),
+        code_version=code_version(),
+        inputs=[],
+        config={},
+        config_hash="-",
+        rows=len(docs),
+        columns=DOC_COLUMNS,
+    ).write(staging)
     return dr.publish(staging, version)
 
 

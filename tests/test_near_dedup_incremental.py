@@ -1,5 +1,6 @@
 """Incremental near-dedup against a persisted band index: cross-batch duplicates removed, the index
 advances only on success, and rerunning a batch is idempotent."""
+
 from __future__ import annotations
 
 import pyarrow.parquet as pq
@@ -17,16 +18,19 @@ def _doc(id_, text, date="2024-01-01"):
     return {"id": id_, "text": text, "date": date}
 
 
-LATER = "2024-02-01"   # copies are crawled later, so the keep rule (date asc) keeps the originals
+LATER = "2024-02-01"  # copies are crawled later, so the keep rule (date asc) keeps the originals
 
 
 @pytest.fixture(scope="module")
 def batches():
     base = fixture_docs()
-    b1 = [_doc(d["id"], d["text"]) for d in base[:40]] + [_doc("b1-copy", edit_words(base[0]["text"], 60), LATER)]
-    b2 = ([_doc(d["id"], d["text"]) for d in base[40:]]
-          + [_doc("b2-copy-old", edit_words(base[5]["text"], 60, tag="y"), LATER),   # duplicate of an indexed doc
-             _doc("b2-copy-new", base[45]["text"].upper(), LATER)])                    # duplicate inside the batch
+    b1 = [_doc(d["id"], d["text"]) for d in base[:40]] + [
+        _doc("b1-copy", edit_words(base[0]["text"], 60), LATER)
+    ]
+    b2 = [_doc(d["id"], d["text"]) for d in base[40:]] + [
+        _doc("b2-copy-old", edit_words(base[5]["text"], 60, tag="y"), LATER),  # duplicate of an indexed doc
+        _doc("b2-copy-new", base[45]["text"].upper(), LATER),
+    ]  # duplicate inside the batch
     b3 = [_doc("b3-copy", edit_words(base[7]["text"], 70, tag="z"), LATER)]
     return base, b1, b2, b3
 
@@ -64,7 +68,7 @@ def test_second_batch_is_deduplicated_against_the_index_and_itself(incremental, 
     base, b1, b2, _ = batches
     dups = _dups(r2.version_dir)
     assert set(dups) == {"b2-copy-old", "b2-copy-new"}
-    assert dups["b2-copy-old"]["kept_id"] == base[5]["id"]     # the published document wins
+    assert dups["b2-copy-old"]["kept_id"] == base[5]["id"]  # the published document wins
     assert dups["b2-copy-new"]["kept_id"] == base[45]["id"]
     kept = set(pq.read_table(r2.version_dir / "data", columns=["id"]).column(0).to_pylist())
     assert kept == {d["id"] for d in b2} - set(dups)
@@ -87,7 +91,7 @@ def test_failed_run_leaves_the_index_unchanged(spark, incremental, batches, monk
     publish_docs(tmp / "in3", "b3", batches[3])
     before = _index_ids(tmp / "index", "r2")
 
-    def fail(self):   # an error after the index was staged, before anything is published
+    def fail(self):  # an error after the index was staged, before anything is published
         raise RuntimeError("injected failure before publish")
 
     monkeypatch.setattr(Manifest, "check", fail)

@@ -1,6 +1,7 @@
 """Reference equivalence: our batched signatures equal datasketch's MinHash bit for bit, and the Spark
 path (LSH buckets + connected components on Spark) finds the same duplicate clusters as a single-process
 datasketch MinHashLSH with the same parameters, with and without exact verification."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -33,7 +34,7 @@ def test_batched_signatures_equal_datasketch_minhash():
     for i, t in enumerate(texts):
         ref = _datasketch_minhash(t).hashvalues
         assert np.array_equal(sig[i], ref), f"doc {docs[i]['id']}: signature differs from datasketch"
-        assert keys[i][3].tobytes() == ref[3 * CFG.rows:4 * CFG.rows].tobytes()
+        assert keys[i][3].tobytes() == ref[3 * CFG.rows : 4 * CFG.rows].tobytes()
 
 
 def _reference_clusters(docs, verify: bool) -> list[frozenset[str]]:
@@ -42,7 +43,7 @@ def _reference_clusters(docs, verify: bool) -> list[frozenset[str]]:
     for d in docs:
         h = shingle_hashes(d["text"], CFG.ngram)
         if not len(h):
-            continue        # the documented rule: no words, never a candidate
+            continue  # the documented rule: no words, never a candidate
         mins[d["id"]] = _datasketch_minhash(d["text"])
         sets[d["id"]] = set(h.tolist())
         lsh.insert(d["id"], mins[d["id"]])
@@ -74,9 +75,14 @@ def _reference_clusters(docs, verify: bool) -> list[frozenset[str]]:
 def test_spark_path_matches_single_process_datasketch_lsh(spark, tmp_path, verify):
     docs, expected = planted_corpus()
     publish_docs(tmp_path / "in", "v1", docs)
-    result = run_near_dedup(tmp_path / "in", tmp_path / "out", CFG.model_copy(update={"verify": verify}),
-                            run_id="ref", spark=spark)
+    result = run_near_dedup(
+        tmp_path / "in",
+        tmp_path / "out",
+        CFG.model_copy(update={"verify": verify}),
+        run_id="ref",
+        spark=spark,
+    )
     ours = clusters_from_duplicates(pq.read_table(result.version_dir / "duplicates").to_pylist())
     reference = _reference_clusters(docs, verify)
     assert ours == reference
-    assert len(ours) >= len(expected)    # the planted clusters are there (the test is not vacuous)
+    assert len(ours) >= len(expected)  # the planted clusters are there (the test is not vacuous)

@@ -1,5 +1,6 @@
 """Quality heuristics on real documents: each rule on real positives/negatives, agreement with human
 labels, signals as columns, C4 line removal, shared per-document stats, config validation."""
+
 from __future__ import annotations
 
 import gzip
@@ -42,13 +43,23 @@ def dclm(shared_data) -> list[dict]:
 
 # ---- one rule at a time --------------------------------------------------------------------------
 
-_GQ_RULES = {"word_count_below_min": "min_doc_words", "mean_word_len_above_max": "max_avg_word_length",
-             "mean_word_len_below_min": "min_avg_word_length", "ellipsis_ratio": "max_symbol_word_ratio",
-             "ellipsis_lines_frac": "max_ellipsis_lines_ratio", "bullet_lines_frac": "max_bullet_lines_ratio",
-             "alpha_words_frac": "min_alpha_words_ratio", "stop_words_below_min": "min_stop_words"}
+_GQ_RULES = {
+    "word_count_below_min": "min_doc_words",
+    "mean_word_len_above_max": "max_avg_word_length",
+    "mean_word_len_below_min": "min_avg_word_length",
+    "ellipsis_ratio": "max_symbol_word_ratio",
+    "ellipsis_lines_frac": "max_ellipsis_lines_ratio",
+    "bullet_lines_frac": "max_bullet_lines_ratio",
+    "alpha_words_frac": "min_alpha_words_ratio",
+    "stop_words_below_min": "min_stop_words",
+}
 _GR_SCALARS = ["dup_para_frac", "dup_para_char_frac", "dup_line_frac", "dup_line_char_frac"]
-_FW_RULES = {"line_punct_ratio": "line_punct_thr", "short_line_ratio": "short_line_thr",
-             "char_dup_ratio": "char_duplicates_ratio", "list_ratio": "new_line_ratio"}
+_FW_RULES = {
+    "line_punct_ratio": "line_punct_thr",
+    "short_line_ratio": "short_line_thr",
+    "char_dup_ratio": "char_duplicates_ratio",
+    "list_ratio": "new_line_ratio",
+}
 
 
 def only_rule(reason: str):
@@ -110,6 +121,7 @@ def test_negatives_pass_the_full_chain_with_every_signal_filled(dolma):
 
 # ---- exact semantics on real text ---------------------------------------------------------------
 
+
 def test_duplicate_line_and_ngram_fractions_are_exact(dolma):
     lines = [line for line in dolma["blj5uzvcoa4iybpd5o6kom5nir6ngmoj"].split("\n") if line.strip()][:10]
     assert len(set(lines)) == 10
@@ -133,7 +145,10 @@ def test_top_ngram_counts_the_most_frequent_pair():
 
 def test_c4_drops_javascript_and_policy_lines_and_rewrites_text(dolma):
     original = dolma["x4ta76qugdlmekjkk5omvxtinnvitz3i"]
-    text = original + "\nPlease enable JavaScript to view the comments powered by Disqus.\nThis site uses cookies to improve it."
+    text = (
+        original
+        + "\nPlease enable JavaScript to view the comments powered by Disqus.\nThis site uses cookies to improve it."
+    )
     batch = DocBatch({"id": ["a"], "text": [text]})
     step = C4Quality(C4Config())
     step.apply(batch)
@@ -146,27 +161,34 @@ def test_c4_document_rules_on_real_text(dolma):
     prose = dolma["blj5uzvcoa4iybpd5o6kom5nir6ngmoj"]
     c4 = C4Quality(C4Config())
     assert c4.evaluate(prose)[0] is None
-    assert c4.evaluate(prose + "\nLorem ipsum dolor sit amet, consectetur adipiscing elit.")[0] == "c4_quality:lorem_ipsum"
+    assert (
+        c4.evaluate(prose + "\nLorem ipsum dolor sit amet, consectetur adipiscing elit.")[0]
+        == "c4_quality:lorem_ipsum"
+    )
     assert c4.evaluate(prose + "\nvar x = { a: 1 } and more words.")[0] == "c4_quality:curly_bracket"
 
 
 def test_stats_are_shared_between_filters_until_text_changes(dolma):
-    batch = DocBatch({"id": ["a"], "text": [dolma["blj5uzvcoa4iybpd5o6kom5nir6ngmoj"] + "\nEnable javascript now please."]})
+    batch = DocBatch(
+        {"id": ["a"], "text": [dolma["blj5uzvcoa4iybpd5o6kom5nir6ngmoj"] + "\nEnable javascript now please."]}
+    )
     first = stats_for(batch, 0)
     GopherQuality(GopherQualityConfig()).apply(batch)
-    assert stats_for(batch, 0) is first          # same object: words split once
-    C4Quality(C4Config()).apply(batch)            # drops the javascript line -> new text
+    assert stats_for(batch, 0) is first  # same object: words split once
+    C4Quality(C4Config()).apply(batch)  # drops the javascript line -> new text
     assert stats_for(batch, 0) is not first
     assert stats_for(batch, 0).text == batch["text"][0]
 
 
 # ---- agreement with humans ----------------------------------------------------------------------
 
+
 def _fisher_one_sided(a: int, b: int, c: int, d: int) -> float:
     """P(X >= a) for the 2x2 table [[a, b], [c, d]] under the hypergeometric null."""
     row1, col1, n = a + b, a + c, a + b + c + d
-    return sum(math.comb(col1, k) * math.comb(n - col1, row1 - k) for k in range(a, min(row1, col1) + 1)) \
-        / math.comb(n, row1)
+    return sum(
+        math.comb(col1, k) * math.comb(n - col1, row1 - k) for k in range(a, min(row1, col1) + 1)
+    ) / math.comb(n, row1)
 
 
 def test_filters_agree_with_dclm_human_labels_better_than_chance(dclm):
@@ -182,6 +204,7 @@ def test_filters_agree_with_dclm_human_labels_better_than_chance(dclm):
 
 
 # ---- whole-batch behaviour -----------------------------------------------------------------------
+
 
 def test_every_dolma_doc_gets_a_decision_and_reasons_name_rules(dolma):
     ids = list(dolma)
@@ -209,10 +232,14 @@ def test_none_text_is_a_reject_not_a_crash():
 
 
 def test_config_validates_at_the_edge():
-    cfg = QualityConfig.model_validate({"gopher_repetition": {"top_n_grams": {"2": 0.3}}, "c4": {"enabled": False}})
+    cfg = QualityConfig.model_validate(
+        {"gopher_repetition": {"top_n_grams": {"2": 0.3}}, "c4": {"enabled": False}}
+    )
     assert cfg.gopher_repetition.top_n_grams == {2: 0.3}
     assert [s.name for s in quality_steps(cfg)] == ["gopher_quality", "gopher_repetition", "fineweb_quality"]
-    assert [f.name for f in GopherRepetition(cfg.gopher_repetition).fields()][-1] == "gopher_rep_dup_10gram_char_frac"
+    assert [f.name for f in GopherRepetition(cfg.gopher_repetition).fields()][
+        -1
+    ] == "gopher_rep_dup_10gram_char_frac"
     with pytest.raises(ValidationError, match="min_words"):
         QualityConfig.model_validate({"gopher_quality": {"min_words": 5}})
     with pytest.raises(ValidationError):

@@ -1,4 +1,5 @@
 """Quality gates (great-expectations 1.x) on dataset versions built from the real Dolma sample."""
+
 from __future__ import annotations
 
 import json
@@ -44,11 +45,11 @@ def test_clean_version_passes_and_builds_data_docs(published):
 
 def test_defects_fail_with_the_failing_expectations_named(published):
     def corrupt(df):
-        df.loc[df.index[1], "id"] = df.loc[df.index[0], "id"]            # duplicate id
+        df.loc[df.index[1], "id"] = df.loc[df.index[0], "id"]  # duplicate id
         df.loc[df.index[2], "text_hash"] = df.loc[df.index[3], "text_hash"]  # duplicate content
-        df.loc[df.index[4], "lang_score"] = 1.7                           # impossible confidence
-        df.loc[df.index[5], "lang"] = "fr"                                # a language the run did not keep
-        df.loc[df.index[6], "text"] = ""                                  # empty document
+        df.loc[df.index[4], "lang_score"] = 1.7  # impossible confidence
+        df.loc[df.index[5], "lang"] = "fr"  # a language the run did not keep
+        df.loc[df.index[6], "text"] = ""  # empty document
         return df
 
     rewrite_data(published, corrupt)
@@ -137,17 +138,48 @@ def test_web_curated_accepts_scored_and_unscored_corpora(published):
     assert {(f.column, tuple(f.sample)) for f in failures} == {("edu_score", (-0.5,)), ("edu_int", (9,))}
     # a corpus scored as a whole (web_edu) must score every document
     _, failures, _ = validate_frame(frame, "web_scored", cfg)
-    assert ("edu_score", "expect_column_values_to_not_be_null") in {(f.column, f.expectation) for f in failures}
+    assert ("edu_score", "expect_column_values_to_not_be_null") in {
+        (f.column, f.expectation) for f in failures
+    }
 
 
 def _mixture_build(path: Path, realised_web: float) -> Path:
     path.mkdir(parents=True)
-    manifest = {"name": "m", "seed": 0, "seq_len": 64, "dtype": "uint16", "phases": [
-        {"name": "phase1", "dir": "phase1", "tokens": 1000, "sources": [
-            {"name": "web", "dataset": "web", "documents": 12, "tokens": int(1000 * realised_web), "epochs": 1.0,
-             "target_weight": 0.7, "realised_weight": realised_web, "content_hash": "a"},
-            {"name": "synthetic", "dataset": "syn", "documents": 5, "tokens": int(1000 * (1 - realised_web)),
-             "epochs": 2.0, "target_weight": 0.3, "realised_weight": 1 - realised_web, "content_hash": "b"}]}]}
+    manifest = {
+        "name": "m",
+        "seed": 0,
+        "seq_len": 64,
+        "dtype": "uint16",
+        "phases": [
+            {
+                "name": "phase1",
+                "dir": "phase1",
+                "tokens": 1000,
+                "sources": [
+                    {
+                        "name": "web",
+                        "dataset": "web",
+                        "documents": 12,
+                        "tokens": int(1000 * realised_web),
+                        "epochs": 1.0,
+                        "target_weight": 0.7,
+                        "realised_weight": realised_web,
+                        "content_hash": "a",
+                    },
+                    {
+                        "name": "synthetic",
+                        "dataset": "syn",
+                        "documents": 5,
+                        "tokens": int(1000 * (1 - realised_web)),
+                        "epochs": 2.0,
+                        "target_weight": 0.3,
+                        "realised_weight": 1 - realised_web,
+                        "content_hash": "b",
+                    },
+                ],
+            }
+        ],
+    }
     (path / "manifest.json").write_text(json.dumps(manifest))
     return path
 
@@ -155,7 +187,9 @@ def _mixture_build(path: Path, realised_web: float) -> Path:
 def test_mixture_ratios_within_tolerance(tmp_path):
     ok = run_gate(_mixture_build(tmp_path / "ok", 0.71), kind="mixture")
     assert ok.success, ok.summary()
-    bad = run_gate(_mixture_build(tmp_path / "bad", 0.95), kind="mixture", cfg=GateConfig(mixture_tolerance=0.05))
+    bad = run_gate(
+        _mixture_build(tmp_path / "bad", 0.95), kind="mixture", cfg=GateConfig(mixture_tolerance=0.05)
+    )
     assert failed(bad) == {("expect_column_values_to_be_between", "weight_error")}
     assert Path(bad.docs_index).is_file()
 
@@ -167,9 +201,13 @@ def test_unknown_kind_is_a_clear_error(published):
 
 def test_ge_import_after_airflow_is_quiet():
     """Pitfall P13: importing GE after Airflow logged hundreds of 'Skipping registering' lines."""
-    code = ("import airflow.sdk, logging; logging.basicConfig(level=logging.INFO);"
-            "from curation.quality_gates.gate import quiet_gx; quiet_gx()")
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=False)
+    code = (
+        "import airflow.sdk, logging; logging.basicConfig(level=logging.INFO);"
+        "from curation.quality_gates.gate import quiet_gx; quiet_gx()"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=False
+    )
     assert proc.returncode == 0, proc.stderr
     assert "Skipping registering" not in proc.stderr + proc.stdout
 
@@ -180,5 +218,8 @@ def test_gate_on_a_spark_frame(published, spark):
     assert run_gate(published, frame=df, docs_dir=published / "quality-spark").success
     dup = df.limit(3).unionByName(df)  # three documents twice
     result = run_gate(published, frame=dup.drop("text_hash"), docs_dir=published / "quality-dup")
-    assert {("expect_column_values_to_be_unique", "id"), ("expect_column_values_to_be_unique", "text_hash"),
-            ("expect_table_row_count_to_equal", None)} <= failed(result)
+    assert {
+        ("expect_column_values_to_be_unique", "id"),
+        ("expect_column_values_to_be_unique", "text_hash"),
+        ("expect_table_row_count_to_equal", None),
+    } <= failed(result)

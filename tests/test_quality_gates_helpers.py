@@ -5,6 +5,7 @@ now, independent of the other stages, so this does a minimal, honest curation in
 language id (the embedded lid.176.ftz), normalized text hash, exact dedup and a language filter, with
 every dropped row written to rejects/ and the per-stage counts in a checked manifest.
 """
+
 from __future__ import annotations
 
 import ast
@@ -40,9 +41,18 @@ def dolma_documents(shared_data: Path, limit: int | None = None) -> pd.DataFrame
             meta = rec.get("metadata") or {}
             if isinstance(meta, str):  # some Dolma shards store it as a Python-dict string
                 meta = ast.literal_eval(meta)
-            rows.append({"id": rec["id"], "text": rec["text"], "url": meta.get("warc_url") or meta.get("url"), "title": None,
-                         "date": meta.get("warc_date"), "crawl_id": "CC-MAIN-2019-30", "source_format": "jsonl",
-                         "source_file": str(path)})
+            rows.append(
+                {
+                    "id": rec["id"],
+                    "text": rec["text"],
+                    "url": meta.get("warc_url") or meta.get("url"),
+                    "title": None,
+                    "date": meta.get("warc_date"),
+                    "crawl_id": "CC-MAIN-2019-30",
+                    "source_format": "jsonl",
+                    "source_file": str(path),
+                }
+            )
             if limit and len(rows) >= limit:
                 break
     return pd.DataFrame(rows)
@@ -56,8 +66,14 @@ def _langid(texts: list[str], models: Path) -> tuple[list[str], list[float]]:
     return [lab[0].removeprefix("__label__") for lab in labels], [min(1.0, float(p[0])) for p in probs]
 
 
-def build_version(shared_data: Path, models: Path, root: Path, version: str = "v1", limit: int | None = 300,
-                  languages: tuple[str, ...] = ("en",)) -> Path:
+def build_version(
+    shared_data: Path,
+    models: Path,
+    root: Path,
+    version: str = "v1",
+    limit: int | None = 300,
+    languages: tuple[str, ...] = ("en",),
+) -> Path:
     """Publish `root/<version>` from the Dolma sample; returns the version folder."""
     docs = dolma_documents(shared_data, limit)
     docs["lang"], docs["lang_score"] = _langid(docs["text"].tolist(), models)
@@ -67,8 +83,15 @@ def build_version(shared_data: Path, models: Path, root: Path, version: str = "v
     def drop(stage: str, mask: pd.Series, reason: str) -> None:
         nonlocal docs
         dropped = docs[mask].assign(reject_stage=stage, reject_reason=reason)
-        stages.append(StageCounts(stage=stage, rows_in=len(docs), rows_kept=int((~mask).sum()),
-                                  rows_rejected=int(mask.sum()), reasons={reason: int(mask.sum())} if mask.any() else {}))
+        stages.append(
+            StageCounts(
+                stage=stage,
+                rows_in=len(docs),
+                rows_kept=int((~mask).sum()),
+                rows_rejected=int(mask.sum()),
+                reasons={reason: int(mask.sum())} if mask.any() else {},
+            )
+        )
         rejects.append(dropped)
         docs = docs[~mask]
 
@@ -81,16 +104,34 @@ def build_version(shared_data: Path, models: Path, root: Path, version: str = "v
     staging = dataset.staging_dir(version)
     (staging / "data").mkdir()
     (staging / "rejects").mkdir()
-    pq.write_table(pa.Table.from_pandas(docs[data_cols], schema=schema, preserve_index=False),
-                   staging / "data" / "part-00000.parquet")
+    pq.write_table(
+        pa.Table.from_pandas(docs[data_cols], schema=schema, preserve_index=False),
+        staging / "data" / "part-00000.parquet",
+    )
     rej = pd.concat(rejects)
-    rej_schema = pa.schema([*schema, pa.field("reject_stage", pa.string()), pa.field("reject_reason", pa.string())])
-    pq.write_table(pa.Table.from_pandas(rej[[*data_cols, "reject_stage", "reject_reason"]], schema=rej_schema,
-                                        preserve_index=False), staging / "rejects" / "part-00000.parquet")
+    rej_schema = pa.schema(
+        [*schema, pa.field("reject_stage", pa.string()), pa.field("reject_reason", pa.string())]
+    )
+    pq.write_table(
+        pa.Table.from_pandas(
+            rej[[*data_cols, "reject_stage", "reject_reason"]], schema=rej_schema, preserve_index=False
+        ),
+        staging / "rejects" / "part-00000.parquet",
+    )
     config = {"langid": {"languages": list(languages)}}
-    manifest = Manifest(dataset="web_curated", version=version, created_at=now_iso(), code_version=code_version(),
-                        inputs=[str(shared_data / DOLMA)], config=config, config_hash=config_hash(config),
-                        stages=stages, rows=len(docs), rejected_rows=len(rej), columns=data_cols)
+    manifest = Manifest(
+        dataset="web_curated",
+        version=version,
+        created_at=now_iso(),
+        code_version=code_version(),
+        inputs=[str(shared_data / DOLMA)],
+        config=config,
+        config_hash=config_hash(config),
+        stages=stages,
+        rows=len(docs),
+        rejected_rows=len(rej),
+        columns=data_cols,
+    )
     manifest.check()
     manifest.write(staging)
     return dataset.publish(staging, version)

@@ -1,4 +1,5 @@
 """DuckDB + matplotlib run reports over dataset versions built from the real Dolma sample."""
+
 from __future__ import annotations
 
 import re
@@ -65,16 +66,21 @@ def test_funnel_and_dedup_rate_follow_the_manifest(report, version):
     dedup = table(report, "curation_dedup_rate")
     exact = next(s for s in stages if s["stage"] == "exact_dedup")
     assert dedup["duplicates"].item() == exact["rows_rejected"]
-    assert dedup["dedup_rate_pct"].item() == pytest.approx(100 * exact["rows_rejected"] / exact["rows_in"], abs=0.01)
+    assert dedup["dedup_rate_pct"].item() == pytest.approx(
+        100 * exact["rows_rejected"] / exact["rows_in"], abs=0.01
+    )
 
 
 def test_top_domains_counted_from_urls(report, version):
     docs = pq.read_table(version / "data").to_pandas()
-    hosts = docs["url"].map(lambda u: re.sub(r"^www\.", "", urlsplit(u.lower()).hostname or "")).value_counts()
+    hosts = (
+        docs["url"].map(lambda u: re.sub(r"^www\.", "", urlsplit(u.lower()).hostname or "")).value_counts()
+    )
     got = table(report, "curation_top_domains")
     assert got["documents"].iloc[0] == hosts.iloc[0]
     assert got.set_index("domain")["documents"].to_dict() == {
-        d: n for d, n in hosts.items() if d in set(got["domain"])}
+        d: n for d, n in hosts.items() if d in set(got["domain"])
+    }
     lengths = table(report, "curation_length_histogram")
     assert lengths["documents"].sum() == len(docs)
 

@@ -1,5 +1,6 @@
 """The code sandbox against hostile snippets: each one is contained, reported as a failure, and the host
 (files beside the sandbox, the project, the network, the process table) is left untouched."""
+
 from __future__ import annotations
 
 import os
@@ -53,8 +54,10 @@ def test_fork_bomb_is_contained(sentinel):
 
 
 def test_fork_bomb_via_subprocess_is_contained():
-    r = run_python("import subprocess, sys\nwhile True:\n    subprocess.Popen([sys.executable, '-c', 'pass'])",
-                   timeout_s=3)
+    r = run_python(
+        "import subprocess, sys\nwhile True:\n    subprocess.Popen([sys.executable, '-c', 'pass'])",
+        timeout_s=3,
+    )
     assert not r.passed
 
 
@@ -77,12 +80,15 @@ def test_network_access_is_refused():
             accepted.append(server.accept())
         except OSError:
             pass
+
     t = threading.Thread(target=accept)
     t.start()
     try:
-        for code in (f"import socket\nsocket.create_connection(('127.0.0.1', {port}), timeout=2)",
-                     f"import _socket\ns = _socket.socket()\ns.connect(('127.0.0.1', {port}))",
-                     "import urllib.request\nurllib.request.urlopen('http://example.com', timeout=2)"):
+        for code in (
+            f"import socket\nsocket.create_connection(('127.0.0.1', {port}), timeout=2)",
+            f"import _socket\ns = _socket.socket()\ns.connect(('127.0.0.1', {port}))",
+            "import urllib.request\nurllib.request.urlopen('http://example.com', timeout=2)",
+        ):
             r = run_python(code, timeout_s=5)
             assert not r.passed, code
     finally:
@@ -99,9 +105,11 @@ def test_reading_files_outside_the_workdir_fails(sentinel):
 
 
 def test_deleting_files_fails_and_host_is_untouched(sentinel):
-    code = (f"import os, shutil\n"
-            f"shutil.rmtree({str(sentinel.parent)!r})\n"
-            f"os.remove({str(REPO_ROOT / 'pyproject.toml')!r})\n")
+    code = (
+        f"import os, shutil\n"
+        f"shutil.rmtree({str(sentinel.parent)!r})\n"
+        f"os.remove({str(REPO_ROOT / 'pyproject.toml')!r})\n"
+    )
     r = run_python(code)
     assert not r.passed
     _assert_untouched(sentinel)
@@ -145,7 +153,9 @@ def test_operating_system_layers_contain_without_the_audit_hook(sentinel):
             r = run_python(code, timeout_s=3, audit_hook=False)
             assert not r.passed, name
             assert "audit_hook" not in r.isolation and r.missing == []
-            assert {"netns", "mountns_hide_project", "unprivileged_uid"} <= set(r.isolation)   # as the child reports
+            assert {"netns", "mountns_hide_project", "unprivileged_uid"} <= set(
+                r.isolation
+            )  # as the child reports
             assert "TOP-SECRET" not in r.stdout and "[project]" not in r.stdout
         server.settimeout(0.2)
         with pytest.raises(OSError):
@@ -159,7 +169,7 @@ def test_operating_system_layers_contain_without_the_audit_hook(sentinel):
 
 # Runs as the unprivileged user: loads the sandbox (stdlib only), plants a secret it owns itself (so file
 # permissions cannot be what protects it), runs each attack with the audit hook off and reports as JSON.
-_UNPRIVILEGED_DRIVER = r'''
+_UNPRIVILEGED_DRIVER = r"""
 import json, logging, os, shutil, sys, tempfile, time
 sys.path.insert(0, sys.argv[1])
 logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
@@ -211,7 +221,7 @@ for _ in range(20):
     time.sleep(0.1)
 shutil.rmtree(host)
 print(json.dumps(out))
-'''
+"""
 
 
 def _run_unprivileged(port: int, mode: str = "userns") -> tuple[dict, str]:
@@ -229,9 +239,15 @@ def _run_unprivileged(port: int, mode: str = "userns") -> tuple[dict, str]:
         cmd = [setpriv, "--reuid=65534", "--regid=65534", "--clear-groups", python]
     else:
         cmd = [sys.executable]
-    proc = subprocess.run([*cmd, "-I", "-c", _UNPRIVILEGED_DRIVER, str(REPO_ROOT), str(port), mode],
-                          capture_output=True, text=True, timeout=120, cwd="/", env={"PATH": "/usr/bin:/bin"},
-                          check=False)
+    proc = subprocess.run(
+        [*cmd, "-I", "-c", _UNPRIVILEGED_DRIVER, str(REPO_ROOT), str(port), mode],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd="/",
+        env={"PATH": "/usr/bin:/bin"},
+        check=False,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     return json.loads(proc.stdout), proc.stderr
 
@@ -254,24 +270,26 @@ def test_non_root_path_contains_hostile_snippets(listener):
     assert out["uid"] != 0
     res = out["results"]
     if "userns" not in res["benign"]["isolation"]:
-        assert res["benign"]["missing"] == ["network", "host_files"]   # reported, not silently claimed
+        assert res["benign"]["missing"] == ["network", "host_files"]  # reported, not silently claimed
         pytest.skip("this kernel forbids unprivileged user namespaces (the sandbox reports it as missing)")
     for name, r in res.items():
         assert {"userns", "netns", "mountns_hide_project"} <= set(r["isolation"]), name
         assert "unprivileged_uid" not in r["isolation"] and r["missing"] == [], name
-        assert "TOP-SECRET" not in r["stdout"] and "[project]" not in r["stdout"] and "PATH=" not in r["stdout"]
+        assert (
+            "TOP-SECRET" not in r["stdout"] and "[project]" not in r["stdout"] and "PATH=" not in r["stdout"]
+        )
         assert r["passed"] == (name in ("benign", "escapee")), (name, r)
     assert res["benign"]["stdout"].strip() == "['main.py', 'scratch.txt']"
     assert res["loop"]["reason"] in ("timeout", "killed_by_SIGKILL", "killed_by_SIGXCPU")
     assert "MemoryError" in res["memory"]["stderr"]
     assert "unreachable" in res["network"]["stderr"] or "Errno" in res["network"]["stderr"]
     for name in ("read secret", "read project", "delete"):
-        assert "FileNotFoundError" in res[name]["stderr"], name     # hidden, not merely forbidden
+        assert "FileNotFoundError" in res[name]["stderr"], name  # hidden, not merely forbidden
     for name in ("read via /proc/<parent>/root", "parent environ"):
         assert "PermissionError" in res[name]["stderr"], name
     assert "BlockingIOError" in res["fork bomb"]["stderr"] or res["fork bomb"]["reason"] == "timeout"
     assert out["secret"] == "TOP-SECRET-4711"
-    assert out["leftover"] == []        # the escaped, sleeping child was swept with the user namespace
+    assert out["leftover"] == []  # the escaped, sleeping child was swept with the user namespace
     with pytest.raises(OSError):
         listener.accept()
 

@@ -1,5 +1,6 @@
 """Code exercises are kept only when their tests can fail: they pass on the solution in the sandbox AND fail on
 at least one trivial mutant (the function returning None or a constant). Real sandbox runs, no mocks."""
+
 from __future__ import annotations
 
 import pytest
@@ -9,15 +10,22 @@ from synthesis.textbook.generators.code import MUTANT_RETURNS, mutants
 from synthesis.textbook.plan import build_plan
 from synthesis.textbook.recipes import parse_recipes
 
-SOLUTION = ('def count_vowels(s):\n    """Count the vowels in s."""\n    total = 0\n    for ch in s.lower():\n'
-            '        if ch in "aeiou":\n            total += 1\n    return total\n')
+SOLUTION = (
+    'def count_vowels(s):\n    """Count the vowels in s."""\n    total = 0\n    for ch in s.lower():\n'
+    '        if ch in "aeiou":\n            total += 1\n    return total\n'
+)
 
 
 def _verify(tests_by_sample: list[str]):
     from synthesis.textbook.pipeline import Candidate, _Ledger, _verify
 
-    rs = parse_recipes({"recipes": [{"name": "c", "generator": "code", "n": len(tests_by_sample),
-                                     "topics": {"programming": 1}}]})
+    rs = parse_recipes(
+        {
+            "recipes": [
+                {"name": "c", "generator": "code", "n": len(tests_by_sample), "topics": {"programming": 1}}
+            ]
+        }
+    )
     cands = [Candidate(s) for s in build_plan(rs, None).samples]
     for c, tests in zip(cands, tests_by_sample):
         c.parsed = GENERATORS["code"].check(SOLUTION, tests)
@@ -31,23 +39,26 @@ def test_mutants_keep_signature_and_docstring_and_return_constants():
     sources = mutants(SOLUTION, "count_vowels")
     assert len(sources) == len(MUTANT_RETURNS)
     for const, src in zip(MUTANT_RETURNS, sources):
-        assert src.startswith("def count_vowels(s):\n    \"\"\"Count the vowels in s.\"\"\"\n")
+        assert src.startswith('def count_vowels(s):\n    """Count the vowels in s."""\n')
         assert src.rstrip().endswith(f"return {const}") and "total" not in src
 
 
-@pytest.mark.parametrize("vacuous", [
-    "assert True",
-    "assert count_vowels is not None",
-    "assert count_vowels('abc') is not None or True",
-    "assert callable(count_vowels)\nassert isinstance(count_vowels('x'), (int, type(None), str, list, bool))",
-])
+@pytest.mark.parametrize(
+    "vacuous",
+    [
+        "assert True",
+        "assert count_vowels is not None",
+        "assert count_vowels('abc') is not None or True",
+        "assert callable(count_vowels)\nassert isinstance(count_vowels('x'), (int, type(None), str, list, bool))",
+    ],
+)
 def test_tests_that_cannot_fail_are_rejected_with_their_own_reason(vacuous):
     cands, led = _verify([vacuous, "assert count_vowels('banana') == 3\nassert count_vowels('') == 0"])
     assert [c.planned.sample_id for c in led.alive] == [cands[1].planned.sample_id]
     kept = led.alive[0]
     assert kept.verified is True and kept.verification["kind"] == "tests_run"
     assert kept.verification["mutant_killed"] == "return None"
-    (cand, stage, reason, _detail), = led.rejected
+    ((cand, stage, reason, _detail),) = led.rejected
     assert cand is cands[0] and stage == "verify" and reason == "tests_cannot_fail"
     assert cand.verification["mutants_survived"] == [f"return {c}" for c in MUTANT_RETURNS]
     assert led.stages[-1].reasons == {"tests_cannot_fail": 1}
@@ -61,5 +72,5 @@ def test_a_test_only_a_later_mutant_fails_still_counts():
 
 def test_failing_tests_are_still_rejected_as_failures_not_as_vacuous():
     _, led = _verify(["assert count_vowels('banana') == 4"])
-    (_cand, _stage, reason, detail), = led.rejected
+    ((_cand, _stage, reason, detail),) = led.rejected
     assert reason == "sandbox_tests_failed" and "AssertionError" in detail

@@ -1,6 +1,7 @@
 """Ground-truth math: programmatic exercises with known answers; a planted wrong final answer (off by one, x10,
 sign, unit, rounded) is always rejected, a right one in any accepted notation is kept, and the pipeline records
 the verification kind."""
+
 from __future__ import annotations
 
 import random
@@ -14,8 +15,12 @@ from synthesis.textbook.plan import build_plan
 from synthesis.textbook.recipes import parse_recipes
 from synthesis.textbook.verify.ground_truth import check_answer
 
-ALL = [build(family, level, random.Random(f"gt|{family}|{level}|{i}"))
-       for family in BUILDERS for level in LEVELS for i in range(8)]
+ALL = [
+    build(family, level, random.Random(f"gt|{family}|{level}|{i}"))
+    for family in BUILDERS
+    for level in LEVELS
+    for i in range(8)
+]
 
 
 def _decimal(x: sympy.Rational, places: int) -> str:
@@ -26,12 +31,12 @@ def _wrong(ex: Exercise) -> dict[str, str]:
     """Planted errors: each is a wrong statement of the answer that a careless solution could end with."""
     a, pct = ex.answer, "%" if ex.percent else ""
     out = {"off_by_one": f"{_decimal(a + 1, 4)}{pct}"}
-    if a != 0:        # x10 and the sign of 0 are 0
+    if a != 0:  # x10 and the sign of 0 are 0
         out["times_ten"] = f"{_decimal(a * 10, 4)}{pct}"
         out["sign"] = f"{_decimal(-a, 4)}{pct}"
     other = {"cm^2": "m^2", "m^2": "cm^2", "cm": "m", "$": "cm"}.get(ex.unit or "", "kg")
     out["unit"] = f"{ex.answer_text.rstrip('%')} {other}"
-    if a.q != 1:      # a fraction or decimal: rounded to a whole number (and to 2 places when that differs)
+    if a.q != 1:  # a fraction or decimal: rounded to a whole number (and to 2 places when that differs)
         out["rounded_integer"] = f"{round(a)}{pct}"
         if (a * 100).q != 1:
             out["rounded_2_places"] = f"{_decimal(a, 2)}{pct}"
@@ -54,14 +59,17 @@ def _right(ex: Exercise) -> list[str]:
         out.append(f"x = {ex.answer_text}")
     if ex.unit:
         spoken = {"cm^2": "square centimeters", "m^2": "m²", "cm": "centimeters", "$": "dollars"}[ex.unit]
-        out += [f"{ex.answer_text} {ex.unit}" if ex.unit != "$" else f"${ex.answer_text}", f"{ex.answer_text} {spoken}"]
+        out += [
+            f"{ex.answer_text} {ex.unit}" if ex.unit != "$" else f"${ex.answer_text}",
+            f"{ex.answer_text} {spoken}",
+        ]
     return out
 
 
 def test_exercises_cover_every_family_and_level_with_diverse_surface_forms():
     assert {(e.family, e.level) for e in ALL} == {(f, lv) for f in BUILDERS for lv in LEVELS}
     assert len({e.problem for e in ALL}) >= 0.9 * len(ALL)
-    for e in ALL:     # the stated answer is the exact value, and the ground truth checks against itself
+    for e in ALL:  # the stated answer is the exact value, and the ground truth checks against itself
         assert check_answer(e.answer_text, e).ok, e
 
 
@@ -77,12 +85,18 @@ def test_every_planted_wrong_answer_is_rejected_and_every_right_notation_kept(ex
 
 def test_notation_rules_per_problem_type():
     third = Exercise("probability", 2, "p", sympy.Rational(1, 3))
-    assert [check_answer(s, third).ok for s in ("1/3", "0.333", "0.3333", "33.33%", "0.33", "0.3", "0.334")] == \
-        [True, True, True, True, False, False, False]
+    assert [
+        check_answer(s, third).ok for s in ("1/3", "0.333", "0.3333", "33.33%", "0.33", "0.3", "0.334")
+    ] == [True, True, True, True, False, False, False]
     assert check_answer("0.33", third).reason == "rounded"
     pct = Exercise("percentages", 3, "p", sympy.Rational(125, 2), percent=True)
-    assert [check_answer(s, pct).ok for s in ("62.5%", "62.5", "62.5 percent", "0.625", "63%")] == \
-        [True, True, True, False, False]
+    assert [check_answer(s, pct).ok for s in ("62.5%", "62.5", "62.5 percent", "0.625", "63%")] == [
+        True,
+        True,
+        True,
+        False,
+        False,
+    ]
     of = Exercise("percentages", 1, "What is 15% of 80?", sympy.Integer(12))
     assert check_answer("12", of).ok and check_answer("12%", of).reason == "wrong_percent"
     area = Exercise("geometry", 1, "p", sympy.Integer(48), unit="cm^2")
@@ -94,15 +108,17 @@ def test_notation_rules_per_problem_type():
 def test_the_pipeline_keeps_right_and_rejects_wrong_solutions_with_kind_ground_truth():
     from synthesis.textbook.pipeline import Candidate, _Ledger, _verify
 
-    rs = parse_recipes({"recipes": [{"name": "gt", "generator": "math_exercise", "n": 6,
-                                     "topics": {"math_exercises": 1}}]})
+    rs = parse_recipes(
+        {"recipes": [{"name": "gt", "generator": "math_exercise", "n": 6, "topics": {"math_exercises": 1}}]}
+    )
     cands = [Candidate(s) for s in build_plan(rs, None).samples]
     gen = GENERATORS["math_exercise"]
     for i, c in enumerate(cands):
         truth = gen.read(_result({"solution_steps": ["Think."], "final_answer": "0"}), c.planned.seed)
         answer = truth.fields["ground_truth"].rstrip("%") if i % 2 == 0 else "100001"
-        c.parsed = gen.read(_result({"solution_steps": ["We work it out."], "final_answer": answer}),
-                            c.planned.seed)
+        c.parsed = gen.read(
+            _result({"solution_steps": ["We work it out."], "final_answer": answer}), c.planned.seed
+        )
         assert c.parsed.ok and c.parsed.fields["problem"] in c.planned.request.messages[-1].content
     led = _Ledger(cands)
     _verify(led, runner=None, set_seed=0, workers=1)
@@ -115,5 +131,12 @@ def test_the_pipeline_keeps_right_and_rejects_wrong_solutions_with_kind_ground_t
 def _result(parsed: dict):
     from synthesis.teacher import Choice, SamplingParams, TeacherResult
 
-    return TeacherResult(key="k", status="ok", choices=[Choice(text="{}", parsed=parsed)], model_id="m",
-                         backend="b", sampling=SamplingParams(), template_version="t")
+    return TeacherResult(
+        key="k",
+        status="ok",
+        choices=[Choice(text="{}", parsed=parsed)],
+        model_id="m",
+        backend="b",
+        sampling=SamplingParams(),
+        template_version="t",
+    )

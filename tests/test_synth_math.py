@@ -1,6 +1,7 @@
 """Math verification: answer extraction (hand-labelled real SmolLM2 outputs, and live ones), numeric/sympy
 equivalence, the checker's precision on hand-written items with known answers (not the GSM8K test set), and
 self-consistency over k solves."""
+
 from __future__ import annotations
 
 import json
@@ -27,11 +28,22 @@ def test_checker_accepts_correct_and_rejects_corrupted_answers(fixtures):
     assert score.accuracy == 1.0
 
 
-@pytest.mark.parametrize("answer, value", [
-    ("$1,200.50", "2401/2"), ("3/4", "3/4"), (r"\frac{3}{4}", "3/4"), (r"2\sqrt{3}", "2*sqrt(3)"),
-    ("15 apples", "15"), ("x = 6", "6"), ("(2 * 4) = 8", "8"), ("-7", "-7"), ("1,000,000", "1000000"),
-    ("banana", None), ("__import__('os').system('true')", None),
-])
+@pytest.mark.parametrize(
+    "answer, value",
+    [
+        ("$1,200.50", "2401/2"),
+        ("3/4", "3/4"),
+        (r"\frac{3}{4}", "3/4"),
+        (r"2\sqrt{3}", "2*sqrt(3)"),
+        ("15 apples", "15"),
+        ("x = 6", "6"),
+        ("(2 * 4) = 8", "8"),
+        ("-7", "-7"),
+        ("1,000,000", "1000000"),
+        ("banana", None),
+        ("__import__('os').system('true')", None),
+    ],
+)
 def test_values(answer, value):
     v = to_value(answer)
     assert (str(v) if v is not None else None) == value
@@ -80,9 +92,16 @@ def test_extraction_on_live_teacher_solves(llama_server, tmp_path, fixtures):
     items = [json.loads(line) for line in (fixtures / "synthesis" / "math_items.jsonl").open()][10:13]
     gen = GENERATORS["math"]
     from synthesis.teacher import SamplingParams, TeacherRequest
-    reqs = [TeacherRequest(id=f"live{i}", messages=gen.solve_messages(Parsed(fields={"problem": it["question"]})),
-                           sampling=SamplingParams(max_tokens=64, temperature=0.0), template_version="test-solve")
-            for i, it in enumerate(items)]
+
+    reqs = [
+        TeacherRequest(
+            id=f"live{i}",
+            messages=gen.solve_messages(Parsed(fields={"problem": it["question"]})),
+            sampling=SamplingParams(max_tokens=64, temperature=0.0),
+            template_version="test-solve",
+        )
+        for i, it in enumerate(items)
+    ]
     backend = OpenAIHttpBackend(llama_server.base_url, llama_server.model_alias, concurrency=1)
     with ResultStore(tmp_path / "s.sqlite") as store:
         runner = BatchRunner(backend, store)
@@ -93,5 +112,6 @@ def test_extraction_on_live_teacher_solves(llama_server, tmp_path, fixtures):
         got = extract_final_answer(res.text)
         if got.answer is not None:
             assert got.answer in res.text
-        assert equivalent(got.answer, it["answer"]) == (got.answer is not None and
-                                                         to_value(got.answer) == to_value(it["answer"]))
+        assert equivalent(got.answer, it["answer"]) == (
+            got.answer is not None and to_value(got.answer) == to_value(it["answer"])
+        )

@@ -1,5 +1,6 @@
 """Post-filters on planted items: near-duplicates inside the synthetic set (real Common Crawl text, lightly
 edited copies) and benchmark items (real GSM8K test / HumanEval) hidden in otherwise synthetic text."""
+
 from __future__ import annotations
 
 import gzip
@@ -14,7 +15,7 @@ from synthesis.textbook.recipes import DecontamFilterConfig, NearDupConfig
 
 def _shingles(text: str, n: int = 5) -> set[tuple[str, ...]]:
     words = re.findall(r"\w+", text.lower())
-    return {tuple(words[i:i + n]) for i in range(len(words) - n + 1)}
+    return {tuple(words[i : i + n]) for i in range(len(words) - n + 1)}
 
 
 def _jaccard(a: set, b: set) -> float:
@@ -46,8 +47,9 @@ def test_near_copies_in_the_real_crawl_sample_match_brute_force(sample_docs):
     ids = [f"d{i}" for i in range(len(sample_docs))]
     drops, _ = near_duplicates(ids, sample_docs, NearDupConfig(threshold=0.7))
     sets = [_shingles(t) for t in sample_docs]
-    expected = {j for i in range(len(sets)) for j in range(i + 1, len(sets))
-                if _jaccard(sets[i], sets[j]) >= 0.7}
+    expected = {
+        j for i in range(len(sets)) for j in range(i + 1, len(sets)) if _jaccard(sets[i], sets[j]) >= 0.7
+    }
     assert {d.index for d in drops} == expected and expected
 
 
@@ -61,7 +63,7 @@ def _edit(text: str) -> str:
 
 def test_planted_near_duplicates_are_found_and_the_first_copy_kept(web_texts):
     texts = list(web_texts)
-    planted = {len(texts): 3, len(texts) + 1: 7, len(texts) + 2: 3}   # copy index -> original index
+    planted = {len(texts): 3, len(texts) + 1: 7, len(texts) + 2: 3}  # copy index -> original index
     texts += [_edit(web_texts[3]), _edit(web_texts[7]), _edit(_edit(web_texts[3]))]
     ids = [f"doc{i}" for i in range(len(texts))]
     drops, pairs = near_duplicates(ids, texts, NearDupConfig(threshold=0.7))
@@ -73,7 +75,9 @@ def test_planted_near_duplicates_are_found_and_the_first_copy_kept(web_texts):
 
 
 def test_distinct_texts_are_not_near_duplicates(web_texts):
-    drops, _ = near_duplicates([f"d{i}" for i in range(len(web_texts))], web_texts, NearDupConfig(threshold=0.7))
+    drops, _ = near_duplicates(
+        [f"d{i}" for i in range(len(web_texts))], web_texts, NearDupConfig(threshold=0.7)
+    )
     assert drops == []
 
 
@@ -111,9 +115,15 @@ def test_optional_edu_scoring_scores_every_row_and_drops_below_the_floor(shared_
     from synthesis.textbook.recipes import EduFilterConfig
 
     reg = ModelRegistry(tmp_path / "edu")
-    labels = read_label_file(shared_data / "quality_labels_dclm_human" / "majority_data_disputed.jsonl", max_score=1)
-    ref = train_and_register(labels, EduTrainConfig(fasttext=FastTextParams(dim=16, bucket=20_000), max_score=1,
-                                                    threshold=0.5), reg, human_labels=None)
+    labels = read_label_file(
+        shared_data / "quality_labels_dclm_human" / "majority_data_disputed.jsonl", max_score=1
+    )
+    ref = train_and_register(
+        labels,
+        EduTrainConfig(fasttext=FastTextParams(dim=16, bucket=20_000), max_score=1, threshold=0.5),
+        reg,
+        human_labels=None,
+    )
     reg.promote(ref.version)
     texts = web_texts[:12]
     scores, none_dropped = edu_scores(texts, EduFilterConfig(model="promoted", registry=str(reg.root)))

@@ -1,5 +1,6 @@
 """Recipes (validation with errors naming recipe and field), seed draws and the plan (deterministic, no exact
 prompt repeats, disjoint shards), and web seeds taken from a contract dataset ranked by edu_score."""
+
 from __future__ import annotations
 
 import gzip
@@ -30,20 +31,23 @@ def test_shipped_recipe_files_validate_and_cover_all_generators():
     assert {r.generator for r in full.recipes} == {"textbook", "math", "code", "puzzle"}
     demo = load_recipes(CONFIGS / "demo.yaml")
     assert {r.generator for r in demo.recipes} == {"textbook", "math", "code", "puzzle"}
-    assert sum(r.n for r in demo.recipes) <= 24            # the demo stays a few minutes on CPU
-    assert Path(full.web_seeds.source).is_file()           # ${PHI_SHARED_DATA} expanded
+    assert sum(r.n for r in demo.recipes) <= 24  # the demo stays a few minutes on CPU
+    assert Path(full.web_seeds.source).is_file()  # ${PHI_SHARED_DATA} expanded
 
 
-@pytest.mark.parametrize("recipe, needle", [
-    ({"sampling": {"temperature": 9}}, "recipe 'r1' field 'sampling.temperature'"),
-    ({"generator": "poetry"}, "recipe 'r1' field 'generator'"),
-    ({"topics": {"astrology": 1}}, "unknown pool(s) ['astrology']"),
-    ({"topics": {"math": -1}}, "recipe 'r1' field 'topics'"),
-    ({"styles": {"sonnet": 1}}, "unknown style(s) ['sonnet']"),
-    ({"n": 0}, "recipe 'r1' field 'n'"),
-    ({"filters": {"min_words": 10, "max_words": 5}}, "recipe 'r1' field 'filters'"),
-    ({"verify": {"k": 3, "typo": 1}}, "recipe 'r1' field 'verify.typo'"),
-])
+@pytest.mark.parametrize(
+    "recipe, needle",
+    [
+        ({"sampling": {"temperature": 9}}, "recipe 'r1' field 'sampling.temperature'"),
+        ({"generator": "poetry"}, "recipe 'r1' field 'generator'"),
+        ({"topics": {"astrology": 1}}, "unknown pool(s) ['astrology']"),
+        ({"topics": {"math": -1}}, "recipe 'r1' field 'topics'"),
+        ({"styles": {"sonnet": 1}}, "unknown style(s) ['sonnet']"),
+        ({"n": 0}, "recipe 'r1' field 'n'"),
+        ({"filters": {"min_words": 10, "max_words": 5}}, "recipe 'r1' field 'filters'"),
+        ({"verify": {"k": 3, "typo": 1}}, "recipe 'r1' field 'verify.typo'"),
+    ],
+)
 def test_bad_recipe_errors_name_recipe_and_field(recipe, needle, tmp_path):
     path = tmp_path / "bad.yaml"
     path.write_text(yaml.safe_dump(_minimal(**recipe)))
@@ -81,9 +85,21 @@ def test_plan_is_deterministic_and_never_repeats_a_prompt():
 
 def test_small_pools_exhaust_instead_of_repeating():
     # 1 topic x 1 audience x 1 style = one possible prompt: 1 planned, the rest counted as exhausted
-    rs = parse_recipes({"recipes": [{"name": "tiny", "generator": "textbook", "n": 4, "topics": {"only": 1},
-                                     "topic_lists": {"only": ["tides"]}, "audiences": {"general": 1},
-                                     "styles": {"textbook": 1}}]})
+    rs = parse_recipes(
+        {
+            "recipes": [
+                {
+                    "name": "tiny",
+                    "generator": "textbook",
+                    "n": 4,
+                    "topics": {"only": 1},
+                    "topic_lists": {"only": ["tides"]},
+                    "audiences": {"general": 1},
+                    "styles": {"textbook": 1},
+                }
+            ]
+        }
+    )
     plan = build_plan(rs, None)
     assert plan.planned == {"tiny": 1} and plan.exhausted == {"tiny": 3}
 
@@ -105,29 +121,62 @@ def curated_dataset(tmp_path_factory, shared_data) -> Path:
     path = next((shared_data / "webtext_cc2019_dolma_sample").glob("*.jsonl.gz"))
     with gzip.open(path, "rt", encoding="utf-8") as f:
         docs = [json.loads(line) for _, line in zip(range(120), f)]
-    rows = [{"id": d["id"], "text": d["text"], "url": None, "title": None, "date": None, "crawl_id": "CC-MAIN-2019-30",
-             "source_format": "jsonl", "source_file": path.name, "lang": "en" if i % 4 else "de", "lang_score": 0.9,
-             "edu_score": (i * 37 % 100) / 20.0} for i, d in enumerate(docs)]
+    rows = [
+        {
+            "id": d["id"],
+            "text": d["text"],
+            "url": None,
+            "title": None,
+            "date": None,
+            "crawl_id": "CC-MAIN-2019-30",
+            "source_format": "jsonl",
+            "source_file": path.name,
+            "lang": "en" if i % 4 else "de",
+            "lang_score": 0.9,
+            "edu_score": (i * 37 % 100) / 20.0,
+        }
+        for i, d in enumerate(docs)
+    ]
     schema = pa.schema([*DOC_FIELDS, pa.field("edu_score", pa.float64())])
     root = DatasetRoot(tmp_path_factory.mktemp("curated"))
     staging = root.staging_dir("v1")
     (staging / "data").mkdir()
     pq.write_table(pa.Table.from_pylist(rows, schema=schema), staging / "data" / "part-0.parquet")
-    Manifest(dataset="web_curated", version="v1", created_at=now_iso(), code_version=code_version(), inputs=[],
-             config={}, config_hash="x", rows=len(rows)).write(staging)
+    Manifest(
+        dataset="web_curated",
+        version="v1",
+        created_at=now_iso(),
+        code_version=code_version(),
+        inputs=[],
+        config={},
+        config_hash="x",
+        rows=len(rows),
+    ).write(staging)
     root.publish(staging, "v1")
     return root.root
 
 
 def test_web_seeds_come_from_the_best_documents_of_a_contract_dataset(curated_dataset):
-    rs = parse_recipes({"web_seeds": {"source": str(curated_dataset), "max_chars": 600, "min_chars": 200,
-                                      "pool_size": 10, "lang": "en"},
-                        "recipes": [{"name": "w", "generator": "textbook", "n": 30, "topics": {"science": 1},
-                                     "web_share": 1.0}]})
+    rs = parse_recipes(
+        {
+            "web_seeds": {
+                "source": str(curated_dataset),
+                "max_chars": 600,
+                "min_chars": 200,
+                "pool_size": 10,
+                "lang": "en",
+            },
+            "recipes": [
+                {"name": "w", "generator": "textbook", "n": 30, "topics": {"science": 1}, "web_share": 1.0}
+            ],
+        }
+    )
     pool = load_web_pool(rs.web_seeds)
     table = pq.read_table(next((curated_dataset / "v1" / "data").glob("*.parquet"))).to_pylist()
-    eligible = sorted((r for r in table if r["lang"] == "en" and len(r["text"]) >= 200),
-                      key=lambda r: (-r["edu_score"], r["id"]))
+    eligible = sorted(
+        (r for r in table if r["lang"] == "en" and len(r["text"]) >= 200),
+        key=lambda r: (-r["edu_score"], r["id"]),
+    )
     assert [d.id for d in pool] == [r["id"] for r in eligible[:10]]
     assert all(len(d.extract) <= 600 for d in pool)
     plan = build_plan(rs, pool)

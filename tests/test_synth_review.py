@@ -1,5 +1,6 @@
 """The researcher review step's package side: a seeded sample per generator, the reviewer's markdown, and the
 decision recorded in the candidate (flags become `reviewer_flagged` reject rows, counts still reconcile)."""
+
 from __future__ import annotations
 
 import json
@@ -18,29 +19,68 @@ def _candidate(tmp_path, n_per_gen: int = 4):
     d = tmp_path / "cand"
     (d / "data").mkdir(parents=True)
     (d / "rejects").mkdir()
-    rows = [{"id": f"{g}-{i}", "text": f"{g} item {i}: " + "words " * 30, "generator": g, "recipe": g,
-             "verified": g != "textbook" or None, "verification_kind": {"textbook": None, "code": "tests_run",
-                                                                        "math_exercise": "ground_truth"}[g],
-             "source_format": "synthetic"}
-            for g in ("textbook", "code", "math_exercise") for i in range(n_per_gen)]
+    rows = [
+        {
+            "id": f"{g}-{i}",
+            "text": f"{g} item {i}: " + "words " * 30,
+            "generator": g,
+            "recipe": g,
+            "verified": g != "textbook" or None,
+            "verification_kind": {"textbook": None, "code": "tests_run", "math_exercise": "ground_truth"}[g],
+            "source_format": "synthetic",
+        }
+        for g in ("textbook", "code", "math_exercise")
+        for i in range(n_per_gen)
+    ]
     pq.write_table(pa.Table.from_pylist(rows, schema=SYNTH_SCHEMA), d / "data" / "part-0.parquet")
-    pq.write_table(pa.Table.from_pylist([{**rows[0], "id": "gone", "reject_stage": "verify",
-                                          "reject_reason": "tests_cannot_fail", "reject_detail": ""}],
-                                        schema=REJECT_SCHEMA), d / "rejects" / "part-0.parquet")
+    pq.write_table(
+        pa.Table.from_pylist(
+            [
+                {
+                    **rows[0],
+                    "id": "gone",
+                    "reject_stage": "verify",
+                    "reject_reason": "tests_cannot_fail",
+                    "reject_detail": "",
+                }
+            ],
+            schema=REJECT_SCHEMA,
+        ),
+        d / "rejects" / "part-0.parquet",
+    )
     n = len(rows)
-    Manifest(dataset="synthetic", version="v1", created_at="2026-12-06T00:00:00Z", code_version="x", inputs=[],
-             config={}, config_hash=config_hash({}), rows=n, rejected_rows=1, columns=SYNTH_SCHEMA.names,
-             stages=[StageCounts(stage="generate", rows_in=n + 1, rows_kept=n + 1, rows_rejected=0),
-                     StageCounts(stage="verify", rows_in=n + 1, rows_kept=n, rows_rejected=1,
-                                 reasons={"tests_cannot_fail": 1})]).write(d)
+    Manifest(
+        dataset="synthetic",
+        version="v1",
+        created_at="2026-12-06T00:00:00Z",
+        code_version="x",
+        inputs=[],
+        config={},
+        config_hash=config_hash({}),
+        rows=n,
+        rejected_rows=1,
+        columns=SYNTH_SCHEMA.names,
+        stages=[
+            StageCounts(stage="generate", rows_in=n + 1, rows_kept=n + 1, rows_rejected=0),
+            StageCounts(
+                stage="verify", rows_in=n + 1, rows_kept=n, rows_rejected=1, reasons={"tests_cannot_fail": 1}
+            ),
+        ],
+    ).write(d)
     return d
 
 
 def test_sample_is_per_generator_seeded_and_shown_with_the_counts(tmp_path):
     d = _candidate(tmp_path)
     sample = review_sample(d, per_generator=2, seed=7)
-    assert sorted(r["generator"] for r in sample) == ["code", "code", "math_exercise", "math_exercise",
-                                                       "textbook", "textbook"]
+    assert sorted(r["generator"] for r in sample) == [
+        "code",
+        "code",
+        "math_exercise",
+        "math_exercise",
+        "textbook",
+        "textbook",
+    ]
     assert sample == review_sample(d, per_generator=2, seed=7) != review_sample(d, per_generator=2, seed=8)
     assert len(review_sample(d, per_generator=10)) == 12
     body = review_body(d, sample)
@@ -50,19 +90,28 @@ def test_sample_is_per_generator_seeded_and_shown_with_the_counts(tmp_path):
 
 def test_flags_become_reject_rows_and_the_decision_is_recorded(tmp_path):
     d = _candidate(tmp_path)
-    m = apply_review(d, approved=True, reviewer="ada", flagged=["code-1", "textbook-3"], at="2026-12-06T01:00:00Z")
+    m = apply_review(
+        d, approved=True, reviewer="ada", flagged=["code-1", "textbook-3"], at="2026-12-06T01:00:00Z"
+    )
     assert (m.rows, m.rejected_rows) == (10, 3)
-    assert m.stages[-1] == StageCounts(stage="review", rows_in=12, rows_kept=10, rows_rejected=2,
-                                       reasons={"reviewer_flagged": 2})
-    assert m.extra["review"] == {"decision": "approved", "reviewer": "ada", "at": "2026-12-06T01:00:00Z",
-                                 "flagged": ["code-1", "textbook-3"], "skipped": False}
+    assert m.stages[-1] == StageCounts(
+        stage="review", rows_in=12, rows_kept=10, rows_rejected=2, reasons={"reviewer_flagged": 2}
+    )
+    assert m.extra["review"] == {
+        "decision": "approved",
+        "reviewer": "ada",
+        "at": "2026-12-06T01:00:00Z",
+        "flagged": ["code-1", "textbook-3"],
+        "skipped": False,
+    }
     assert Manifest.read(d) == m
     kept = pq.read_table(d / "data" / "part-0.parquet").column("id").to_pylist()
     assert len(kept) == 10 and "code-1" not in kept and "textbook-3" not in kept
     rej = pq.read_table(d / "rejects" / "review.parquet").to_pylist()
     assert sorted(r["id"] for r in rej) == ["code-1", "textbook-3"]
-    assert {(r["reject_stage"], r["reject_reason"], r["reject_detail"]) for r in rej} == \
-        {("review", "reviewer_flagged", "flagged by ada")}
+    assert {(r["reject_stage"], r["reject_reason"], r["reject_detail"]) for r in rej} == {
+        ("review", "reviewer_flagged", "flagged by ada")
+    }
     assert json.loads((d / "manifest.json").read_text())["stages"][-1]["stage"] == "review"
 
 
@@ -70,7 +119,7 @@ def test_unattended_runs_say_the_review_was_skipped_and_unknown_flags_are_refuse
     d = _candidate(tmp_path)
     with pytest.raises(ValueError, match=r"flagged id\(s\) \['nope'\] are not items"):
         apply_review(d, approved=True, reviewer="ada", flagged=["nope", "code-0"])
-    assert Manifest.read(d).rows == 12        # nothing changed by the refused review
+    assert Manifest.read(d).rows == 12  # nothing changed by the refused review
     m = apply_review(d, approved=True, reviewer="auto-approve", skipped=True)
     assert m.extra["review"]["skipped"] is True and m.rows == 12 and m.stages[-1].rows_rejected == 0
 
@@ -81,15 +130,30 @@ def test_the_hitl_payload_becomes_a_decision():
     from synthesis.textbook.review import decision_from_hitl
 
     at = datetime(2026, 12, 6, 2, 0, tzinfo=UTC)
-    approve = {"chosen_options": ["Approve"], "params_input": {"flag_ids": ["code-1", " textbook-3 "]},
-               "responded_by_user": {"id": "7", "name": "ada"}, "responded_at": at}
-    assert decision_from_hitl(approve) == {"approved": True, "flagged": ["code-1", "textbook-3"], "reviewer": "ada",
-                                           "at": "2026-12-06T02:00:00+00:00"}
+    approve = {
+        "chosen_options": ["Approve"],
+        "params_input": {"flag_ids": ["code-1", " textbook-3 "]},
+        "responded_by_user": {"id": "7", "name": "ada"},
+        "responded_at": at,
+    }
+    assert decision_from_hitl(approve) == {
+        "approved": True,
+        "flagged": ["code-1", "textbook-3"],
+        "reviewer": "ada",
+        "at": "2026-12-06T02:00:00+00:00",
+    }
     reject = {**approve, "chosen_options": ["Reject"], "params_input": {"flag_ids": "code-1, code-2"}}
-    assert decision_from_hitl(reject)["approved"] is False and decision_from_hitl(reject)["flagged"] == ["code-1", "code-2"]
+    assert decision_from_hitl(reject)["approved"] is False and decision_from_hitl(reject)["flagged"] == [
+        "code-1",
+        "code-2",
+    ]
     timeout = {"chosen_options": ["Reject"], "timedout": True, "responded_at": at}
-    assert decision_from_hitl(timeout, "approve") == {"approved": True, "flagged": [], "reviewer": "timeout (approve)",
-                                                      "at": "2026-12-06T02:00:00+00:00"}
+    assert decision_from_hitl(timeout, "approve") == {
+        "approved": True,
+        "flagged": [],
+        "reviewer": "timeout (approve)",
+        "at": "2026-12-06T02:00:00+00:00",
+    }
     assert decision_from_hitl(timeout)["approved"] is False
     with pytest.raises(ValueError, match="on_timeout='maybe'"):
         decision_from_hitl(timeout, "maybe")

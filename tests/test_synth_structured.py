@@ -1,5 +1,6 @@
 """Constrained output: every generator declares a JSON schema sized to its token cap; the embedded teacher (the
 real llama.cpp server and SmolLM2) decodes under that schema's grammar, so its answers parse for every generator."""
+
 from __future__ import annotations
 
 import json
@@ -16,13 +17,20 @@ from synthesis.textbook.recipes import parse_recipes
 
 #: the end-to-end benchmark's caps (BENCHMARKS.md): generations 64 tokens, code 96
 CAPS = {"textbook": 64, "math": 64, "code": 96, "puzzle": 64, "math_exercise": 64}
-TOPICS = {"textbook": "science", "math": "math", "code": "programming", "puzzle": "reasoning",
-          "math_exercise": "math_exercises"}
+TOPICS = {
+    "textbook": "science",
+    "math": "math",
+    "code": "programming",
+    "puzzle": "reasoning",
+    "math_exercise": "math_exercises",
+}
 
 
 def _patterns(node) -> list[str]:
     if isinstance(node, dict):
-        return ([node["pattern"]] if "pattern" in node else []) + [p for v in node.values() for p in _patterns(v)]
+        return ([node["pattern"]] if "pattern" in node else []) + [
+            p for v in node.values() for p in _patterns(v)
+        ]
     if isinstance(node, list):
         return [p for v in node for p in _patterns(v)]
     return []
@@ -44,14 +52,23 @@ def test_every_generator_declares_a_valid_schema_the_grammar_converter_accepts(k
 
 
 def test_textbook_defaults_to_free_text_and_every_other_generator_to_json():
-    spec = {"recipes": [{"name": k, "generator": k, "n": 1, "topics": {TOPICS[k]: 1}} for k in sorted(GENERATORS)]}
-    sent = {s.recipe.generator: s.request.response_schema is not None for s in build_plan(parse_recipes(spec), None).samples}
+    spec = {
+        "recipes": [{"name": k, "generator": k, "n": 1, "topics": {TOPICS[k]: 1}} for k in sorted(GENERATORS)]
+    }
+    sent = {
+        s.recipe.generator: s.request.response_schema is not None
+        for s in build_plan(parse_recipes(spec), None).samples
+    }
     assert sent == {k: k != "textbook" for k in GENERATORS}
 
 
 def test_a_free_text_recipe_sends_no_schema_and_keeps_its_template():
-    spec = {"recipes": [{"name": "m", "generator": "math", "n": 2, "topics": {"math": 1}, "structured": False},
-                        {"name": "j", "generator": "math", "n": 2, "topics": {"math": 1}}]}
+    spec = {
+        "recipes": [
+            {"name": "m", "generator": "math", "n": 2, "topics": {"math": 1}, "structured": False},
+            {"name": "j", "generator": "math", "n": 2, "topics": {"math": 1}},
+        ]
+    }
     samples = build_plan(parse_recipes(spec), None).samples
     free, structured = samples[:2], samples[2:]
     assert all(s.request.response_schema is None and s.request.template_version == "math-v1/v1" for s in free)
@@ -61,13 +78,25 @@ def test_a_free_text_recipe_sends_no_schema_and_keeps_its_template():
 
 @pytest.mark.slow
 def test_schema_constrained_answers_of_the_embedded_teacher_parse_for_every_generator(llama_server, tmp_path):
-    spec = {"seed": 5, "recipes": [
-        {"name": kind, "generator": kind, "n": 2, "topics": {TOPICS[kind]: 1}, "structured": True,
-         "sampling": {"temperature": 0.8, "max_tokens": CAPS[kind]}} for kind in sorted(GENERATORS)]}
+    spec = {
+        "seed": 5,
+        "recipes": [
+            {
+                "name": kind,
+                "generator": kind,
+                "n": 2,
+                "topics": {TOPICS[kind]: 1},
+                "structured": True,
+                "sampling": {"temperature": 0.8, "max_tokens": CAPS[kind]},
+            }
+            for kind in sorted(GENERATORS)
+        ],
+    }
     plan = build_plan(parse_recipes(spec), None)
     requests = [s.request for s in plan.samples]
-    backend = OpenAIHttpBackend(llama_server.base_url, llama_server.model_alias, concurrency=2,
-                                structured_output="json_object_schema")
+    backend = OpenAIHttpBackend(
+        llama_server.base_url, llama_server.model_alias, concurrency=2, structured_output="json_object_schema"
+    )
     runner = BatchRunner(backend, tmp_path / "teacher.sqlite")
     runner.run(requests)
     parsed = {}
@@ -82,4 +111,4 @@ def test_schema_constrained_answers_of_the_embedded_teacher_parse_for_every_gene
     for p in parsed["code"]:
         assert p.ok or p.reason == "syntax_error", (p.reason, p.detail)
     for p in parsed["math"]:
-        assert GENERATORS["math"].reject_answer(p.fields["answer"]) is None    # a number, by the schema
+        assert GENERATORS["math"].reject_answer(p.fields["answer"]) is None  # a number, by the schema

@@ -2,6 +2,7 @@
 killed jobs' orphan files, concurrent writers, schema evolution, time travel and rollback. Every test runs on
 a local warehouse (SQLite catalog) and on an S3 warehouse (moto's server, a real S3 protocol); the commit
 and concurrency tests also on a PostgreSQL catalog (the real stack's). Documents are the dolma CC sample."""
+
 from __future__ import annotations
 
 import datetime as dt
@@ -84,8 +85,9 @@ def test_a_run_is_one_snapshot_and_committing_it_again_is_a_no_op(any_config, do
     files = write_files(table, "r1", batches)
     assert written_files(files[0].rsplit("/", 1)[0]) == sorted(files)  # what a writer lists to commit
     stages = [{"stage": "quality", "rows_in": 30, "rows_kept": 25, "rows_rejected": 5}]
-    first = commit_version(table, files, "r1", {"rows": 25, "stages": stages, "config_hash": "abc",
-                                                "code_version": "deadbeef"})
+    first = commit_version(
+        table, files, "r1", {"rows": 25, "stages": stages, "config_hash": "abc", "code_version": "deadbeef"}
+    )
     again = commit_version(wh.table("web"), files, "r1", {"rows": 25})
     table = wh.table("web")
     assert first.created and not again.created and again.snapshot_id == first.snapshot_id
@@ -116,8 +118,11 @@ commit_version(table, files, "night", {"rows": 10})
 
 
 def _job(config: TablesConfig, shared_data: Path, when: str) -> int:
-    return subprocess.run([sys.executable, "-c", _KILLED_JOB, config.model_dump_json(), str(shared_data), when],
-                          check=False, timeout=120).returncode
+    return subprocess.run(
+        [sys.executable, "-c", _KILLED_JOB, config.model_dump_json(), str(shared_data), when],
+        check=False,
+        timeout=120,
+    ).returncode
 
 
 def test_a_killed_job_leaves_the_table_unchanged_and_its_retry_commits_once(config, docs, shared_data):
@@ -126,13 +131,13 @@ def test_a_killed_job_leaves_the_table_unchanged_and_its_retry_commits_once(conf
     commit_version(table, write_files(table, "base", [docs[:10]]), "base")
     before = _ids(table)
 
-    assert _job(config, shared_data, "before-commit") == -9   # files written, nothing committed
+    assert _job(config, shared_data, "before-commit") == -9  # files written, nothing committed
     table = wh.table("web")
     assert len(table.metadata.snapshots) == 1 and _ids(table) == before
     orphans = {f for f in _all_files(table) if f not in referenced_files(table)}
-    assert len(orphans) == 1                                  # there, but no reader plans it
+    assert len(orphans) == 1  # there, but no reader plans it
 
-    assert _job(config, shared_data, "after-commit") == -9   # committed, killed before the tag
+    assert _job(config, shared_data, "after-commit") == -9  # committed, killed before the tag
     table = wh.table("web")
     assert len(table.metadata.snapshots) == 2 and "night" not in table.metadata.refs
     retry = commit_version(table, write_files(table, "night", [docs[30:40]]), "night", {"rows": 10})
@@ -141,10 +146,11 @@ def test_a_killed_job_leaves_the_table_unchanged_and_its_retry_commits_once(conf
     assert table.metadata.refs["night"].snapshot_id == retry.snapshot_id  # and repaired the tag
     assert _ids(table) == sorted(before + [d["id"] for d in docs[30:40]])
 
-    assert remove_orphan_files(table) == []                   # grace period: young files are spared
+    assert remove_orphan_files(table) == []  # grace period: young files are spared
     removed = remove_orphan_files(table, older_than=dt.timedelta(0))
     assert len(removed) == 2 and {r.rsplit("/", 1)[-1] for r in removed} >= {
-        o.rsplit("/", 1)[-1] for o in orphans}                # the killed attempt's and the retry's unused file
+        o.rsplit("/", 1)[-1] for o in orphans
+    }  # the killed attempt's and the retry's unused file
     assert _ids(wh.table("web")) == sorted(before + [d["id"] for d in docs[30:40]])
     assert all(f in referenced_files(table) for f in _all_files(table))
 
@@ -153,6 +159,7 @@ def _all_files(table) -> list[str]:
     import fsspec
 
     from curation.tables.maintenance import _key
+
     fs, root = fsspec.core.url_to_fs(f"{table.location()}/data")
     return [_key(p) for p in fs.find(root)]
 
@@ -176,14 +183,27 @@ for run, files in mine:
 """
 
 
-def test_two_writers_committing_at_once_both_land_and_one_run_id_lands_once(racing_config, docs, shared_data,
-                                                                          tmp_path):
+def test_two_writers_committing_at_once_both_land_and_one_run_id_lands_once(
+    racing_config, docs, shared_data, tmp_path
+):
     wh = Warehouse(racing_config)
     wh.ensure("web", _schema([docs[:5]]))
     sync = tmp_path / "sync"
     sync.mkdir()
-    procs = [subprocess.Popen([sys.executable, "-c", _WRITER, racing_config.model_dump_json(), str(shared_data),
-                               str(k), str(sync)]) for k in range(2)]
+    procs = [
+        subprocess.Popen(
+            [
+                sys.executable,
+                "-c",
+                _WRITER,
+                racing_config.model_dump_json(),
+                str(shared_data),
+                str(k),
+                str(sync),
+            ]
+        )
+        for k in range(2)
+    ]
     deadline = time.monotonic() + 120
     while not all((sync / f"ready-{k}").exists() for k in range(2)) and time.monotonic() < deadline:
         time.sleep(0.05)
@@ -193,7 +213,7 @@ def test_two_writers_committing_at_once_both_land_and_one_run_id_lands_once(raci
     runs = [v["run_id"] for v in versions(table)]
     assert sorted(runs) == sorted(["shared"] + [f"w{k}-{j}" for k in range(2) for j in range(4)])
     ids = read_arrow(table, columns=("id",)).column("id").to_pylist()
-    assert len(ids) == len(set(ids)) == 45                    # nothing lost, nothing twice
+    assert len(ids) == len(set(ids)) == 45  # nothing lost, nothing twice
     assert sorted(ids) == sorted(d["id"] for d in docs[:45])
 
 
@@ -206,7 +226,7 @@ def test_new_columns_evolve_the_schema_without_rewriting_old_files(config, docs)
     commit_version(table, write_files(table, "r2", [scored]), "r2")
     table = wh.table("web")
     assert [f.name for f in table.schema().fields][-2:] == ["edu_score", "edu_int"]
-    assert set(old_files) <= set(data_files(table))           # the old file is still read as it is
+    assert set(old_files) <= set(data_files(table))  # the old file is still read as it is
     now = read_arrow(table, columns=("id", "edu_score")).to_pylist()
     assert sum(r["edu_score"] is None for r in now) == 10 and len(now) == 20
     assert "edu_score" not in read_arrow(table, "r1").column_names  # r1 read with its own schema
@@ -221,7 +241,7 @@ def test_time_travel_by_run_id_or_snapshot_id_and_rollback(config, docs):
     wh = Warehouse(config)
     table = wh.ensure("web", _schema([docs[:10]]))
     for k in range(3):
-        commit_version(table, write_files(table, f"n{k}", [docs[k * 10:k * 10 + 10]]), f"n{k}")
+        commit_version(table, write_files(table, f"n{k}", [docs[k * 10 : k * 10 + 10]]), f"n{k}")
     pinned = snapshot_id(table, "n1")
     frozen = _ids(table, pinned)
     commit_version(table, write_files(table, "n3", [docs[30:40]]), "n3")
@@ -262,8 +282,12 @@ def test_spark_written_files_are_committed_as_one_snapshot(spark, tmp_path, docs
     table = wh.table("web")
     assert len(table.metadata.snapshots) == 1 and versions(table)[0]["files"] == 3
     assert _ids(table) == sorted(d["id"] for d in docs)
-    assert read_arrow(table).sort_by("id").select(["id", "text"]).equals(
-        to_table(docs).sort_by("id").select(["id", "text"]))
+    assert (
+        read_arrow(table)
+        .sort_by("id")
+        .select(["id", "text"])
+        .equals(to_table(docs).sort_by("id").select(["id", "text"]))
+    )
 
 
 def test_retention_expires_old_versions_but_never_pinned_ones_and_frees_their_files(config, docs):
@@ -272,10 +296,10 @@ def test_retention_expires_old_versions_but_never_pinned_ones_and_frees_their_fi
     wh = Warehouse(config)
     table = wh.ensure("web", _schema([docs[:10]]))
     for k in range(4):  # n0..n3: a growing corpus, one night at a time
-        commit_version(table, write_files(table, f"n{k}", [docs[k * 10:k * 10 + 10]]), f"n{k}")
+        commit_version(table, write_files(table, f"n{k}", [docs[k * 10 : k * 10 + 10]]), f"n{k}")
     rebuilt = write_files(table, "full", [docs[40:50]])  # a full rebuild replaces everything
     commit_version(table, rebuilt, "full", mode="overwrite")
-    pinned = _ids(wh.table("web"), "n1")                  # a mixture was built from n1
+    pinned = _ids(wh.table("web"), "n1")  # a mixture was built from n1
 
     expired = expire_versions(wh.table("web"), keep=1, pinned=["n1"])
     table = wh.table("web")
@@ -283,8 +307,8 @@ def test_retention_expires_old_versions_but_never_pinned_ones_and_frees_their_fi
     assert set(table.metadata.refs) == {"main", "n1", "full"}
     assert _ids(table, "n1") == pinned and _ids(table) == sorted(d["id"] for d in docs[40:50])
     removed = remove_orphan_files(table, older_than=dt.timedelta(0))
-    assert len(removed) == 2                             # n2's and n3's files: only expired versions read them
-    assert _ids(wh.table("web"), "n1") == pinned         # n0's file is n1's too: kept
+    assert len(removed) == 2  # n2's and n3's files: only expired versions read them
+    assert _ids(wh.table("web"), "n1") == pinned  # n0's file is n1's too: kept
     assert expire_versions(wh.table("web"), keep=1, pinned=["n1"]) == []
     with pytest.raises(ValueError, match="PHI_ICEBERG_CATALOG_URI"):
         TablesConfig(warehouse="s3://bucket/lake").resolved_catalog_uri()

@@ -4,6 +4,7 @@ documents (the dolma CC sample) on a local warehouse and on moto's S3 server: th
 published id and a published text (rejected by reason, counts reconcile), the third brings an edu column (a
 schema update: the earlier nights' files stay as they are); a retried night is a no-op; each night reads back by
 its run id. The folder-contract path of the same command is unchanged (curation.append)."""
+
 from __future__ import annotations
 
 import json
@@ -36,9 +37,22 @@ def _night(root, name: str, rows: list[dict]):
         half = n // 2
         for k, part in enumerate([rows[:half], rows[half:]]):
             pq.write_table(to_table(part), b.staging / "data" / f"part-{k}-{name}.parquet")
-        b.manifest(dataset="web_curated", inputs=[name], config={"night": name}, rows=n, rejected_rows=2,
-                   stages=[StageCounts(stage="quality", rows_in=n + 2, rows_kept=n, rows_rejected=2,
-                                       reasons={"quality:too_short": 2})])
+        b.manifest(
+            dataset="web_curated",
+            inputs=[name],
+            config={"night": name},
+            rows=n,
+            rejected_rows=2,
+            stages=[
+                StageCounts(
+                    stage="quality",
+                    rows_in=n + 2,
+                    rows_kept=n,
+                    rows_rejected=2,
+                    reasons={"quality:too_short": 2},
+                )
+            ],
+        )
     return b.final
 
 
@@ -48,8 +62,12 @@ def nights(shared_data, tmp_path_factory):
     root = tmp_path_factory.mktemp("nights")
     again = [docs[5], {**docs[7], "id": "a-copy-of-7"}]  # an id and a text night n1 published
     scored = [{**d, "edu_score": 1.0 + i / 10} for i, d in enumerate(docs[50:60])]
-    return {"docs": docs, "n1": _night(root, "n1", docs[:30]), "n2": _night(root, "n2", docs[30:50] + again),
-            "n3": _night(root, "n3", scored)}
+    return {
+        "docs": docs,
+        "n1": _night(root, "n1", docs[:30]),
+        "n2": _night(root, "n2", docs[30:50] + again),
+        "n3": _night(root, "n3", scored),
+    }
 
 
 def _ids(table, ref) -> list[str]:
@@ -81,8 +99,14 @@ def test_nights_append_their_new_rows_only(kind, nights, spark, tmp_path, reques
     assert int(summary["phi.base-snapshot-id"]) == first.snapshot_id and int(summary["phi.base-rows"]) == 30
     stages = json.loads(summary["phi.stages"])
     assert [s["stage"] for s in stages] == ["quality", STAGE]
-    assert stages[-1] == {"stage": STAGE, "rows_in": 22, "rows_kept": 20, "rows_rejected": 2, "seconds":
-                          stages[-1]["seconds"], "reasons": {ID_PUBLISHED: 1, TEXT_PUBLISHED: 1}}
+    assert stages[-1] == {
+        "stage": STAGE,
+        "rows_in": 22,
+        "rows_kept": 20,
+        "rows_rejected": 2,
+        "seconds": stages[-1]["seconds"],
+        "reasons": {ID_PUBLISHED: 1, TEXT_PUBLISHED: 1},
+    }
     assert int(summary["phi.rows"]) == int(summary["total-records"]) == 50
 
     # a retried night commits nothing
@@ -91,8 +115,22 @@ def test_nights_append_their_new_rows_only(kind, nights, spark, tmp_path, reques
     assert len(versions(wh.table("corpus"))) == 2
 
     # night 3 through the CLI: the edu column is a schema update, the earlier files stay as they are
-    assert curation_cli(["append", "--delta", str(nights["n3"]), "--table", "corpus", "--warehouse",
-                         cfg.warehouse, "--catalog-uri", cfg.resolved_catalog_uri()]) == 0
+    assert (
+        curation_cli(
+            [
+                "append",
+                "--delta",
+                str(nights["n3"]),
+                "--table",
+                "corpus",
+                "--warehouse",
+                cfg.warehouse,
+                "--catalog-uri",
+                cfg.resolved_catalog_uri(),
+            ]
+        )
+        == 0
+    )
     assert "10 rows = 10 appended + rejected none" in capsys.readouterr().out
     table = wh.table("corpus")
     assert "edu_score" in table.schema().column_names
@@ -104,9 +142,25 @@ def test_nights_append_their_new_rows_only(kind, nights, spark, tmp_path, reques
 
 def test_the_folder_contract_append_is_unchanged(nights, tmp_path, capsys):
     root = tmp_path / "corpus"
-    assert curation_cli(["append", "--delta", str(nights["n1"]), "--output", str(root), "--version", "n1"]) == 0
-    assert curation_cli(["append", "--delta", str(nights["n2"]), "--base", str(root / "n1"), "--output", str(root),
-                         "--version", "n2"]) == 0
+    assert (
+        curation_cli(["append", "--delta", str(nights["n1"]), "--output", str(root), "--version", "n1"]) == 0
+    )
+    assert (
+        curation_cli(
+            [
+                "append",
+                "--delta",
+                str(nights["n2"]),
+                "--base",
+                str(root / "n1"),
+                "--output",
+                str(root),
+                "--version",
+                "n2",
+            ]
+        )
+        == 0
+    )
     m = Manifest.read(root / "n2")
     assert (m.rows, m.base_rows, m.stages[-1].reasons) == (50, 30, {ID_PUBLISHED: 1, TEXT_PUBLISHED: 1})
     assert curation_cli(["append", "--delta", str(nights["n1"]), "--table", "t", "--output", str(root)]) == 2
@@ -133,4 +187,7 @@ def test_a_night_refuses_to_commit_when_another_writer_moved_the_table(nights, s
         append_night(spark, nights["n2"], wh, "corpus")
     assert [v["run_id"] for v in versions(wh.table("corpus"))] == ["n1", "n3"]
     rerun = append_night(spark, nights["n2"], wh, "corpus")
-    assert rerun.appended == 20 and rerun.base_snapshot_id == wh.table("corpus").snapshot_by_name("n3").snapshot_id
+    assert (
+        rerun.appended == 20
+        and rerun.base_snapshot_id == wh.table("corpus").snapshot_by_name("n3").snapshot_id
+    )

@@ -2,6 +2,7 @@
 v1 from a first night, v2 hard-links v1's files and adds a night, v3's night brings edu columns so the base
 files are rewritten) becomes a table whose snapshot history matches the versions: run ids in order, rows per
 snapshot = manifest rows, each version's documents readable by its run id. Local and S3 (moto) warehouses."""
+
 from __future__ import annotations
 
 import json
@@ -31,12 +32,32 @@ def _night(root, name: str, rows: list[dict], files: int = 2):
         (b.staging / "rejects").mkdir()
         step = -(-n // files)
         for k in range(files):
-            pq.write_table(to_table(rows[k * step:(k + 1) * step]), b.staging / "data" / f"part-{k}-{name}.parquet")
-        reject = {**rows[0], "id": f"{name}-short", "reject_stage": "quality", "reject_reason": "quality:too_short"}
+            pq.write_table(
+                to_table(rows[k * step : (k + 1) * step]), b.staging / "data" / f"part-{k}-{name}.parquet"
+            )
+        reject = {
+            **rows[0],
+            "id": f"{name}-short",
+            "reject_stage": "quality",
+            "reject_reason": "quality:too_short",
+        }
         pq.write_table(to_table([reject]), b.staging / "rejects" / f"part-0-{name}.parquet")
-        b.manifest(dataset="web_curated", inputs=[name], config={"night": name}, rows=n, rejected_rows=1,
-                   stages=[StageCounts(stage="quality", rows_in=n + 1, rows_kept=n, rows_rejected=1,
-                                       reasons={"quality:too_short": 1})])
+        b.manifest(
+            dataset="web_curated",
+            inputs=[name],
+            config={"night": name},
+            rows=n,
+            rejected_rows=1,
+            stages=[
+                StageCounts(
+                    stage="quality",
+                    rows_in=n + 1,
+                    rows_kept=n,
+                    rows_rejected=1,
+                    reasons={"quality:too_short": 1},
+                )
+            ],
+        )
     return b.final
 
 
@@ -62,8 +83,18 @@ def test_a_three_version_corpus_imports_as_its_snapshot_history(kind, corpus, tm
     config = warehouse_config(kind, tmp_path)
     manifests = {v: Manifest.read(corpus / v) for v in ["v1", "v2", "v3"]}
     assert manifests["v2"].stages[-1].rows_rejected == 1 and "edu_score" in manifests["v3"].columns
-    cli = ["tables", "import", "--root", str(corpus), "--table", "web", "--warehouse", config.warehouse,
-           "--catalog-uri", config.resolved_catalog_uri()]
+    cli = [
+        "tables",
+        "import",
+        "--root",
+        str(corpus),
+        "--table",
+        "web",
+        "--warehouse",
+        config.warehouse,
+        "--catalog-uri",
+        config.resolved_catalog_uri(),
+    ]
     assert curation_cli(cli) == 0
     out = capsys.readouterr().out
     table = Warehouse(config).table("web")
@@ -76,7 +107,9 @@ def test_a_three_version_corpus_imports_as_its_snapshot_history(kind, corpus, tm
     for v, m in manifests.items():
         want = sorted(pq.read_table(corpus / v / "data", columns=["id"]).column("id").to_pylist())
         assert sorted(read_arrow(table, v, columns=("id",)).column("id").to_pylist()) == want
-        props = table.metadata.snapshot_by_id(table.metadata.refs[v].snapshot_id).summary.additional_properties
+        props = table.metadata.snapshot_by_id(
+            table.metadata.refs[v].snapshot_id
+        ).summary.additional_properties
         assert json.loads(props["phi.stages"]) == [s.model_dump(exclude_none=True) for s in m.stages]
         assert props["phi.config-hash"] == m.config_hash and props.get("phi.base-version") == m.base_version
     # a file is copied once: v2 copies only its night's files, not the v1 files it hard-links
@@ -106,8 +139,10 @@ def test_duckdb_queries_the_imported_table_as_the_folder_version(kind, corpus, t
     config = warehouse_config(kind, tmp_path)
     import_root(corpus, Warehouse(config), "web")
     table = Warehouse(config).table("web")
-    queries = [(sql_dir() / f"{q}.sql").read_text() for q in
-               ("curation_languages", "curation_length_histogram", "curation_stage_funnel")]
+    queries = [
+        (sql_dir() / f"{q}.sql").read_text()
+        for q in ("curation_languages", "curation_length_histogram", "curation_stage_funnel")
+    ]
     for version in ("v2", "v3"):
         folder, lake = duckdb.connect(), duckdb.connect()
         attach_version(folder, corpus / version, Manifest.read(corpus / version))

@@ -1,5 +1,6 @@
 """`python -m curation run --table NAME`: the curation job publishes its version folder as before and the same
 kept documents as one snapshot of an Iceberg table, tagged with the run id, carrying the manifest's counts."""
+
 from __future__ import annotations
 
 import gzip
@@ -22,8 +23,24 @@ def test_curation_run_publishes_the_folder_version_and_a_table_snapshot(spark, s
     crawl = tmp_path / "dolma-head.jsonl.gz"
     crawl.write_bytes(gzip.compress(("\n".join(lines) + "\n").encode()))
     out, wh = tmp_path / "out", tmp_path / "warehouse"
-    assert curation_cli(["run", "--input", str(crawl), "--output", str(out), "--run-id", "r1",
-                         "--table", "web", "--warehouse", str(wh)]) == 0
+    assert (
+        curation_cli(
+            [
+                "run",
+                "--input",
+                str(crawl),
+                "--output",
+                str(out),
+                "--run-id",
+                "r1",
+                "--table",
+                "web",
+                "--warehouse",
+                str(wh),
+            ]
+        )
+        == 0
+    )
     assert "published to table phi.web" in capsys.readouterr().out
     assert DatasetRoot(out).current() == "r1"  # the folder contract as without --table
 
@@ -39,4 +56,7 @@ def test_curation_run_publishes_the_folder_version_and_a_table_snapshot(spark, s
     inodes = {p.stat().st_ino for p in (out / "r1" / "data").glob("*.parquet")}
     assert {p.stat().st_ino for p in (wh / "phi" / "web" / "data" / "r1").rglob("*.parquet")} == inodes
     again = publish_version(out / "r1", Warehouse(TablesConfig(warehouse=str(wh))), "web")
-    assert again.mode == "skipped" and len(Warehouse(TablesConfig(warehouse=str(wh))).table("web").metadata.snapshots) == 1
+    assert (
+        again.mode == "skipped"
+        and len(Warehouse(TablesConfig(warehouse=str(wh))).table("web").metadata.snapshots) == 1
+    )

@@ -1,5 +1,6 @@
 """Teacher layer under faults: retries through a fault-injecting loopback proxy in front of the real llama.cpp
 server, clear failures for 4xx and exhausted retries, and SIGKILL-and-resume with exactly-once results."""
+
 from __future__ import annotations
 
 import json
@@ -30,9 +31,9 @@ def _content(body: bytes) -> str:
 
 def test_every_fault_kind_is_retried_until_the_real_answer_arrives(fault_proxy, shared_data, tmp_path):
     kinds = ["500", "503", "429", "drop", "reset"]
-    assigned: dict[str, str] = {}   # question -> the fault its first attempt got
+    assigned: dict[str, str] = {}  # question -> the fault its first attempt got
 
-    def plan(attempt: int, body: bytes) -> str:   # each request's first attempt gets the next fault kind
+    def plan(attempt: int, body: bytes) -> str:  # each request's first attempt gets the next fault kind
         if attempt > 1:
             return "pass"
         assigned[_content(body)] = kinds[len(assigned) % len(kinds)]
@@ -41,7 +42,9 @@ def test_every_fault_kind_is_retried_until_the_real_answer_arrives(fault_proxy, 
     proxy = fault_proxy(plan)
     requests = question_requests(shared_data, len(kinds), max_tokens=4)
     # generous per-attempt limit: the shared CI box can be slow, and no fault here needs a timeout to surface
-    backend = OpenAIHttpBackend(proxy.base_url, MODEL, concurrency=2, request_timeout_s=120.0, retry=FAST_RETRY)
+    backend = OpenAIHttpBackend(
+        proxy.base_url, MODEL, concurrency=2, request_timeout_s=120.0, retry=FAST_RETRY
+    )
     runner = BatchRunner(backend, tmp_path / "teacher.sqlite")
     report = runner.run(requests)
 
@@ -63,7 +66,9 @@ def test_a_stalled_attempt_hits_the_per_request_timeout_and_is_retried(fault_pro
     # a short raw prompt and one token: the answer itself is quick even on a loaded box, so only the stall
     # (not a slow generation) should run into the per-attempt limit
     question = question_requests(shared_data, 1)[0].messages[-1].content
-    request = TeacherRequest(id="stall", prompt=" ".join(question.split()[:6]), sampling=SamplingParams(max_tokens=1))
+    request = TeacherRequest(
+        id="stall", prompt=" ".join(question.split()[:6]), sampling=SamplingParams(max_tokens=1)
+    )
     backend = OpenAIHttpBackend(proxy.base_url, MODEL, request_timeout_s=10.0, retry=FAST_RETRY)
     runner = BatchRunner(backend, tmp_path / "teacher.sqlite")
     t0 = time.perf_counter()
@@ -71,14 +76,18 @@ def test_a_stalled_attempt_hits_the_per_request_timeout_and_is_retried(fault_pro
     assert report.ok == 1 and proxy.actions["stall"] == 1
     res = runner.results([request])[0]
     assert res.attempts >= 2 and res.latency_s >= 10.0 and res.completion_tokens == 1
-    assert time.perf_counter() - t0 < 10.0 + 50   # the stall cost one timeout, not the proxy's 60 s hold
+    assert time.perf_counter() - t0 < 10.0 + 50  # the stall cost one timeout, not the proxy's 60 s hold
 
 
 def test_client_errors_fail_at_once_and_exhausted_retries_are_recorded_then_retried_on_rerun(
-        fault_proxy, shared_data, tmp_path):
-    long_text = " ".join(t for _, t in web_snippets(shared_data, 40, chars=2000))   # > the server's 1024 ctx
-    too_long = TeacherRequest(id="too-long", messages=[ChatMessage(role="user", content=long_text)],
-                              sampling=SamplingParams(max_tokens=4))
+    fault_proxy, shared_data, tmp_path
+):
+    long_text = " ".join(t for _, t in web_snippets(shared_data, 40, chars=2000))  # > the server's 1024 ctx
+    too_long = TeacherRequest(
+        id="too-long",
+        messages=[ChatMessage(role="user", content=long_text)],
+        sampling=SamplingParams(max_tokens=4),
+    )
     flaky, healthy = question_requests(shared_data, 2, max_tokens=4)
     outage = {"on": True}
 
@@ -88,8 +97,13 @@ def test_client_errors_fail_at_once_and_exhausted_retries_are_recorded_then_retr
         return "pass"
 
     proxy = fault_proxy(plan)
-    backend = OpenAIHttpBackend(proxy.base_url, MODEL, concurrency=3, request_timeout_s=30.0,
-                                retry=RetryConfig(max_attempts=3, initial_s=0.05, max_s=0.1))
+    backend = OpenAIHttpBackend(
+        proxy.base_url,
+        MODEL,
+        concurrency=3,
+        request_timeout_s=30.0,
+        retry=RetryConfig(max_attempts=3, initial_s=0.05, max_s=0.1),
+    )
     runner = BatchRunner(backend, tmp_path / "teacher.sqlite")
     report = runner.run([too_long, flaky, healthy])
     assert report.failure_types == {"http_4xx": 1, "retries_exhausted": 1}
@@ -101,15 +115,25 @@ def test_client_errors_fail_at_once_and_exhausted_retries_are_recorded_then_retr
     assert "after 3 attempt(s)" in r_flaky.error and "HTTP 500" in r_flaky.error
     assert r_ok.ok
 
-    outage["on"] = False   # the outage ends: a rerun retries the recorded failure and replaces it
+    outage["on"] = False  # the outage ends: a rerun retries the recorded failure and replaces it
     again = runner.run([too_long, flaky, healthy])
     assert (again.skipped, again.generated) == (1, 2)
     assert runner.results([flaky])[0].ok and len(runner.store) == 3
 
 
 def _generate_cmd(requests_file: Path, out: Path, *extra: str) -> list[str]:
-    return [sys.executable, "-m", "synthesis", "generate", "--requests", str(requests_file), "--output", str(out),
-            "--no-progress", *extra]
+    return [
+        sys.executable,
+        "-m",
+        "synthesis",
+        "generate",
+        "--requests",
+        str(requests_file),
+        "--output",
+        str(out),
+        "--no-progress",
+        *extra,
+    ]
 
 
 def _wait_for_rows(db: Path, n: int, proc: subprocess.Popen, timeout: float = 120.0) -> None:
@@ -121,7 +145,7 @@ def _wait_for_rows(db: Path, n: int, proc: subprocess.Popen, timeout: float = 12
                 try:
                     if con.execute("SELECT COUNT(*) FROM results").fetchone()[0] >= n:
                         return
-                except sqlite3.OperationalError:   # table not created yet
+                except sqlite3.OperationalError:  # table not created yet
                     pass
         time.sleep(0.05)
     raise AssertionError(f"{db} did not reach {n} rows in {timeout}s")
@@ -129,18 +153,32 @@ def _wait_for_rows(db: Path, n: int, proc: subprocess.Popen, timeout: float = 12
 
 def _rows(db: Path) -> dict[str, tuple]:
     with sqlite3.connect(db) as con:
-        return {k: (s, run, created, choices) for k, s, run, created, choices in
-                con.execute("SELECT key, status, run_id, created_at, choices FROM results")}
+        return {
+            k: (s, run, created, choices)
+            for k, s, run, created, choices in con.execute(
+                "SELECT key, status, run_id, created_at, choices FROM results"
+            )
+        }
 
 
 def test_sigkill_mid_batch_then_resume_answers_every_request_exactly_once(fault_proxy, shared_data, tmp_path):
-    proxy = fault_proxy(delay_s=0.3)   # slow enough that the kill lands mid-batch
+    proxy = fault_proxy(delay_s=0.3)  # slow enough that the kill lands mid-batch
     requests = question_requests(shared_data, 12, max_tokens=4)
     requests_file = tmp_path / "requests.jsonl"
     requests_file.write_text("".join(r.model_dump_json() + "\n" for r in requests))
     out = tmp_path / "out"
-    cmd = _generate_cmd(requests_file, out, "--backend", "openai_http", "--base-url", proxy.base_url,
-                        "--model", MODEL, "--concurrency", "2")
+    cmd = _generate_cmd(
+        requests_file,
+        out,
+        "--backend",
+        "openai_http",
+        "--base-url",
+        proxy.base_url,
+        "--model",
+        MODEL,
+        "--concurrency",
+        "2",
+    )
     env = {**os.environ, "PYTHONPATH": str(REPO)}
 
     first = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
@@ -156,17 +194,18 @@ def test_sigkill_mid_batch_then_resume_answers_every_request_exactly_once(fault_
     report = json.loads((out / "report.json").read_text())
 
     expected_keys = {r.key(MODEL) for r in requests}
-    assert set(after) == expected_keys                                # every request answered ...
+    assert set(after) == expected_keys  # every request answered ...
     assert all(status == "ok" for status, *_ in after.values())
-    assert {k: after[k] for k in before} == before                    # ... finished ones untouched ...
+    assert {k: after[k] for k in before} == before  # ... finished ones untouched ...
     assert (report["skipped"], report["generated"]) == (len(before), len(requests) - len(before))
-    assert len({run for _, run, *_ in after.values()}) == 2           # ... the rest by the resumed run
+    assert len({run for _, run, *_ in after.values()}) == 2  # ... the rest by the resumed run
     # the real server answered each request finished before the kill exactly once: nothing was redone
     finished_contents = {r.messages[-1].content for r in requests if r.key(MODEL) in before}
     for digest, n in proxy.forwarded.items():
         if _content(proxy.bodies[digest]) in finished_contents:
             assert n == 1
     import pyarrow.parquet as pq
+
     assert pq.read_table(out / "results.parquet").num_rows == len(requests)
 
 

@@ -1,5 +1,6 @@
 """The transformers backend generates real text from the embedded SmolLM2 GGUF on CPU (dequantised on load,
 ~20-30 s, hence slow), batched, with stop strings, n > 1 sampling and schema checking."""
+
 from __future__ import annotations
 
 import re
@@ -22,10 +23,14 @@ def transformers_backend():
 
 def test_transformers_backend_generates_real_text_from_the_gguf(transformers_backend, shared_data, tmp_path):
     questions = question_requests(shared_data, 2, max_tokens=6)
-    capital = TeacherRequest(id="capital", prompt="The capital of France is",
-                             sampling=SamplingParams(max_tokens=6, stop=(".",)))
-    sampled = TeacherRequest(id="sampled", prompt="A good way to learn algebra is",
-                             sampling=SamplingParams(max_tokens=5, temperature=0.9, top_k=40, seed=7, n=2))
+    capital = TeacherRequest(
+        id="capital", prompt="The capital of France is", sampling=SamplingParams(max_tokens=6, stop=(".",))
+    )
+    sampled = TeacherRequest(
+        id="sampled",
+        prompt="A good way to learn algebra is",
+        sampling=SamplingParams(max_tokens=5, temperature=0.9, top_k=40, seed=7, n=2),
+    )
     requests = [*questions, capital, sampled]
     runner = BatchRunner(transformers_backend, tmp_path / "teacher.sqlite")
     report = runner.run(requests)
@@ -41,12 +46,15 @@ def test_transformers_backend_generates_real_text_from_the_gguf(transformers_bac
     assert results[3].completion_tokens <= 10
 
 
-def test_transformers_and_llama_cpp_agree_greedily_on_the_same_weights(transformers_backend, llama_server,
-                                                                        shared_data, tmp_path):
+def test_transformers_and_llama_cpp_agree_greedily_on_the_same_weights(
+    transformers_backend, llama_server, shared_data, tmp_path
+):
     requests = question_requests(shared_data, 3, max_tokens=4, template_version="agree")
     local = BatchRunner(transformers_backend, tmp_path / "a.sqlite")
     local.run(requests)
-    served = BatchRunner(OpenAIHttpBackend(llama_server.base_url, "SmolLM2-135M-Instruct.Q4_1"), tmp_path / "b.sqlite")
+    served = BatchRunner(
+        OpenAIHttpBackend(llama_server.base_url, "SmolLM2-135M-Instruct.Q4_1"), tmp_path / "b.sqlite"
+    )
     served.run(requests)
     # Same GGUF weights, greedy decoding: the two engines' first words match (later tokens may drift on
     # float rounding differences between the dequantised torch model and llama.cpp's Q4_1 kernels).
@@ -55,8 +63,9 @@ def test_transformers_and_llama_cpp_agree_greedily_on_the_same_weights(transform
         assert first_word.search(a.text).group() == first_word.search(b.text).group(), (a.text, b.text)
 
 
-def test_unconstrained_structured_output_is_validated_or_recorded_as_failure(transformers_backend, shared_data,
-                                                                           tmp_path):
+def test_unconstrained_structured_output_is_validated_or_recorded_as_failure(
+    transformers_backend, shared_data, tmp_path
+):
     requests = score_requests(shared_data, 3, max_tokens=12)
     runner = BatchRunner(transformers_backend, tmp_path / "teacher.sqlite")
     report = runner.run(requests)

@@ -6,6 +6,7 @@ source of the phase. The mixture already decided each source's repetition (`epoc
 calls `check_budgets` before step 0; a run config may opt in to repetition (`allow_repetition: true`), and
 even then only up to the factor the tightest source's cap leaves (`max_epochs / epochs` in the manifest).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -17,12 +18,12 @@ from training.data import MixtureBuild
 @dataclass
 class PhaseBudget:
     phase: str
-    asked: int              # steps x global_batch_tokens
+    asked: int  # steps x global_batch_tokens
     steps: int
-    built: int              # training tokens the mixture wrote for the phase (manifest `tokens`)
-    served: int             # tokens one pass of the loader's windows serves (seq_len per window)
-    max_repeat: float       # passes the mixture's max_epochs allow: min over sources of max_epochs / epochs
-    tightest: str           # the source that sets max_repeat
+    built: int  # training tokens the mixture wrote for the phase (manifest `tokens`)
+    served: int  # tokens one pass of the loader's windows serves (seq_len per window)
+    max_repeat: float  # passes the mixture's max_epochs allow: min over sources of max_epochs / epochs
+    tightest: str  # the source that sets max_repeat
 
     @property
     def passes(self) -> float:
@@ -42,8 +43,15 @@ def phase_budget(cfg: RunConfig, mixture: MixtureBuild, phase: str) -> PhaseBudg
         epochs, cap = float(s.get("epochs") or 0), float(s.get("max_epochs", 1.0))
         if epochs > 0 and cap / epochs < repeat:
             repeat, tightest = cap / epochs, s["name"]
-    return PhaseBudget(phase, steps * cfg.global_batch_tokens, steps, int(entry.get("tokens", 0)),
-                       _served_tokens(mixture.train[phase].tokens, cfg.seq_len), repeat, tightest)
+    return PhaseBudget(
+        phase,
+        steps * cfg.global_batch_tokens,
+        steps,
+        int(entry.get("tokens", 0)),
+        _served_tokens(mixture.train[phase].tokens, cfg.seq_len),
+        repeat,
+        tightest,
+    )
 
 
 def budget_problems(cfg: RunConfig, mixture: MixtureBuild) -> list[str]:
@@ -53,15 +61,21 @@ def budget_problems(cfg: RunConfig, mixture: MixtureBuild) -> list[str]:
         b = phase_budget(cfg, mixture, phase)
         if b.asked <= b.served:
             continue
-        head = (f"phases.{phase}: {b.steps:,} steps x {cfg.global_batch_tokens:,} tokens/step = {b.asked:,} tokens,"
-                f" but mixture {cfg.mixture} built {b.built:,} training tokens for {phase} ({b.served:,} in"
-                f" windows of seq_len {cfg.seq_len})")
+        head = (
+            f"phases.{phase}: {b.steps:,} steps x {cfg.global_batch_tokens:,} tokens/step = {b.asked:,} tokens,"
+            f" but mixture {cfg.mixture} built {b.built:,} training tokens for {phase} ({b.served:,} in"
+            f" windows of seq_len {cfg.seq_len})"
+        )
         if not cfg.allow_repetition:
-            out.append(f"{head}; the run would repeat the phase {b.passes:.2f}x. Lower the steps/tokens, build a"
-                       f" bigger mixture, or set allow_repetition: true (allowed up to the sources' max_epochs)")
+            out.append(
+                f"{head}; the run would repeat the phase {b.passes:.2f}x. Lower the steps/tokens, build a"
+                f" bigger mixture, or set allow_repetition: true (allowed up to the sources' max_epochs)"
+            )
         elif b.passes > b.max_repeat + 1e-9:
-            out.append(f"{head}; allow_repetition permits {b.max_repeat:.2f} passes (source {b.tightest!r} is"
-                       f" built at its max_epochs share), the run needs {b.passes:.2f}")
+            out.append(
+                f"{head}; allow_repetition permits {b.max_repeat:.2f} passes (source {b.tightest!r} is"
+                f" built at its max_epochs share), the run needs {b.passes:.2f}"
+            )
     return out
 
 

@@ -6,6 +6,7 @@ Atomic: every rank writes into `step-NNNNNNNN.tmp/`, and only after all ranks ar
 `step-NNNNNNNN/` (a directory rename is atomic on POSIX). A killed job leaves at most a `.tmp` folder, which is
 never read and is removed by the next save. The last `keep` checkpoints of each phase are kept.
 """
+
 from __future__ import annotations
 
 import json
@@ -53,8 +54,11 @@ def list_checkpoints(phase_dir: Path) -> list[Path]:
     """Complete checkpoints of a phase, oldest first (a `.tmp` folder is an interrupted save)."""
     if not phase_dir.is_dir():
         return []
-    done = [p for p in phase_dir.glob("step-*") if p.is_dir() and re.fullmatch(r"step-\d+", p.name)
-            and (p / META).is_file()]
+    done = [
+        p
+        for p in phase_dir.glob("step-*")
+        if p.is_dir() and re.fullmatch(r"step-\d+", p.name) and (p / META).is_file()
+    ]
     return sorted(done, key=lambda p: int(p.name.split("-")[1]))
 
 
@@ -78,8 +82,14 @@ def _set_rng_state(state: dict) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
-def save(phase_dir: Path, step: int, model: torch.nn.Module, optimizer: torch.optim.Optimizer, meta: dict,
-         keep: int) -> Path:
+def save(
+    phase_dir: Path,
+    step: int,
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    meta: dict,
+    keep: int,
+) -> Path:
     """Collective: every rank calls it. `step` names the checkpoint (the number of steps done in the phase)."""
     final = step_dir(phase_dir, step)
     tmp = final.with_name(final.name + ".tmp")
@@ -94,10 +104,10 @@ def save(phase_dir: Path, step: int, model: torch.nn.Module, optimizer: torch.op
     torch.save(_rng_state(), tmp / f"rng-rank{_rank()}.pt")
     if _rank() == 0:
         (tmp / META).write_text(json.dumps(meta, indent=1))
-    _barrier()                                    # every rank's files are in tmp before it becomes visible
+    _barrier()  # every rank's files are in tmp before it becomes visible
     if _rank() == 0:
         stale = final.with_name(final.name + ".old")
-        if final.exists():                        # same step saved before (a rerun): swap, then delete
+        if final.exists():  # same step saved before (a rerun): swap, then delete
             final.rename(stale)
         tmp.rename(final)
         if stale.exists():
@@ -109,7 +119,9 @@ def save(phase_dir: Path, step: int, model: torch.nn.Module, optimizer: torch.op
     return final
 
 
-def load(path: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer, restore_rng: bool = True) -> dict:
+def load(
+    path: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer, restore_rng: bool = True
+) -> dict:
     """Load model + optimizer in place (resharding if the world size changed) and return trainer.json."""
     meta_path = path / META
     if not meta_path.is_file():
@@ -121,6 +133,6 @@ def load(path: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer, r
         dcp.load(state, checkpoint_id=path, no_dist=not dist.is_initialized())
     set_state_dict(model, optimizer, model_state_dict=state["model"], optim_state_dict=state["optim"])
     rng_file = path / f"rng-rank{_rank()}.pt"
-    if restore_rng and rng_file.is_file():        # absent when resuming on more ranks than were saved
+    if restore_rng and rng_file.is_file():  # absent when resuming on more ranks than were saved
         _set_rng_state(torch.load(rng_file, weights_only=False))
     return meta

@@ -1,4 +1,5 @@
 """`python -m training <command>`: commands live in training/commands/<name>.py with `register(subparsers)`."""
+
 from __future__ import annotations
 
 import argparse
@@ -9,9 +10,12 @@ COMMANDS: list[str] = ["run", "mixture", "tokenizer", "ablate"]
 
 
 def build_parser() -> argparse.ArgumentParser:
-    return build_command_parser("python -m training",
-                                "Mixtures (YAML -> packed token shards) and two-phase pretraining.",
-                                "training.commands", COMMANDS)
+    return build_command_parser(
+        "python -m training",
+        "Mixtures (YAML -> packed token shards) and two-phase pretraining.",
+        "training.commands",
+        COMMANDS,
+    )
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -6,6 +6,7 @@ of the windows per epoch (a Feistel network with cycle walking), so the windows 
 computed in O(batch) without materialising a permutation of the whole dataset. The loader's only state is the
 next step, which goes into the checkpoint; a background thread prepares the next batches (pinned memory on CUDA).
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -25,6 +26,7 @@ from training.shards import open_shard, token_dtype
 @dataclass
 class TokenFiles:
     """One token stream made of shard files (a phase's training shards, or one held-out source)."""
+
     name: str
     paths: list[Path]
     tokens: list[int]
@@ -37,8 +39,8 @@ class MixtureBuild:
     vocab_size: int
     eos_id: int
     dtype: np.dtype
-    train: dict[str, TokenFiles]                  # phase -> training shards
-    heldout: dict[str, dict[str, TokenFiles]]     # phase -> source -> held-out shards
+    train: dict[str, TokenFiles]  # phase -> training shards
+    heldout: dict[str, dict[str, TokenFiles]]  # phase -> source -> held-out shards
 
 
 def _check_files(files: TokenFiles, dtype: np.dtype, where: str) -> None:
@@ -47,8 +49,10 @@ def _check_files(files: TokenFiles, dtype: np.dtype, where: str) -> None:
             raise FileNotFoundError(f"{where}: shard {path} listed in manifest.json does not exist")
         size = path.stat().st_size
         if size != tokens * dtype.itemsize:
-            raise ValueError(f"{where}: shard {path} has {size} bytes but manifest.json says tokens={tokens} "
-                             f"({tokens * dtype.itemsize} bytes of {dtype.name})")
+            raise ValueError(
+                f"{where}: shard {path} has {size} bytes but manifest.json says tokens={tokens} "
+                f"({tokens * dtype.itemsize} bytes of {dtype.name})"
+            )
 
 
 def read_mixture(root: str | Path) -> MixtureBuild:
@@ -56,7 +60,9 @@ def read_mixture(root: str | Path) -> MixtureBuild:
     root = Path(root)
     path = root / "manifest.json"
     if not path.is_file():
-        raise FileNotFoundError(f"mixture build {root}: manifest.json not found (run `python -m training mixture build`)")
+        raise FileNotFoundError(
+            f"mixture build {root}: manifest.json not found (run `python -m training mixture build`)"
+        )
     try:
         manifest = json.loads(path.read_text())
     except json.JSONDecodeError as e:
@@ -71,21 +77,29 @@ def read_mixture(root: str | Path) -> MixtureBuild:
     vocab_size, eos_id = int(field(tok, "vocab_size", "tokenizer")), int(field(tok, "eos_id", "tokenizer"))
     dtype = token_dtype(vocab_size)
     if np.dtype(manifest.get("dtype", dtype.name)) != dtype:
-        raise ValueError(f"{path}: field dtype={manifest['dtype']!r} does not fit vocab_size={vocab_size} "
-                         f"(expected {dtype.name})")
+        raise ValueError(
+            f"{path}: field dtype={manifest['dtype']!r} does not fit vocab_size={vocab_size} "
+            f"(expected {dtype.name})"
+        )
     train, heldout = {}, {}
     for i, phase in enumerate(field(manifest, "phases", "<root>")):
         where = f"phases[{i}]"
         name = field(phase, "name", where)
         folder = root / field(phase, "dir", where)
         shards = field(phase, "shards", where)
-        train[name] = TokenFiles(name, [folder / field(s, "file", f"{where}.shards") for s in shards],
-                                 [int(field(s, "tokens", f"{where}.shards")) for s in shards])
+        train[name] = TokenFiles(
+            name,
+            [folder / field(s, "file", f"{where}.shards") for s in shards],
+            [int(field(s, "tokens", f"{where}.shards")) for s in shards],
+        )
         _check_files(train[name], dtype, f"{path} {where} ({name})")
         heldout[name] = {}
         for source, hshards in (phase.get("heldout") or {}).items():
-            files = TokenFiles(source, [folder / field(s, "file", f"{where}.heldout.{source}") for s in hshards],
-                               [int(field(s, "tokens", f"{where}.heldout.{source}")) for s in hshards])
+            files = TokenFiles(
+                source,
+                [folder / field(s, "file", f"{where}.heldout.{source}") for s in hshards],
+                [int(field(s, "tokens", f"{where}.heldout.{source}")) for s in hshards],
+            )
             _check_files(files, dtype, f"{path} {where}.heldout.{source}")
             heldout[name][source] = files
     return MixtureBuild(root, manifest, vocab_size, eos_id, dtype, train, heldout)
@@ -99,11 +113,13 @@ class Windows:
         self.name, self.seq_len = files.name, seq_len
         self.shards = [open_shard(p, dtype) for p in files.paths]
         per_shard = np.array([max(0, (t - 1) // seq_len) for t in files.tokens], dtype=np.int64)
-        self.starts = np.concatenate([[0], np.cumsum(per_shard)])       # first window id of each shard
+        self.starts = np.concatenate([[0], np.cumsum(per_shard)])  # first window id of each shard
         self.count = int(self.starts[-1])
         if self.count == 0:
-            raise ValueError(f"{files.name}: {sum(files.tokens)} tokens in {len(files.paths)} shard(s) give no "
-                             f"window of seq_len+1={seq_len + 1} tokens")
+            raise ValueError(
+                f"{files.name}: {sum(files.tokens)} tokens in {len(files.paths)} shard(s) give no "
+                f"window of seq_len+1={seq_len + 1} tokens"
+            )
         desc = [(p.name, t) for p, t in zip(files.paths, files.tokens)]
         self.fingerprint = hashlib.sha256(json.dumps([desc, seq_len]).encode()).hexdigest()[:16]
 
@@ -113,7 +129,7 @@ class Windows:
         out = np.empty((len(ids), self.seq_len + 1), dtype=np.int64)
         for row, (s, w) in enumerate(zip(shard_of, ids)):
             start = int(w - self.starts[s]) * self.seq_len
-            out[row] = self.shards[s][start:start + self.seq_len + 1]
+            out[row] = self.shards[s][start : start + self.seq_len + 1]
         return out
 
 
@@ -149,7 +165,7 @@ class Permutation:
     def __call__(self, idx: np.ndarray) -> np.ndarray:
         x = self._round_trip(np.asarray(idx, dtype=np.uint64))
         outside = x >= self.n
-        while outside.any():         # expected < 4 walks: the domain is < 4n
+        while outside.any():  # expected < 4 walks: the domain is < 4n
             x[outside] = self._round_trip(x[outside])
             outside = x >= self.n
         return x.astype(np.int64)
@@ -173,23 +189,37 @@ class TrainLoader:
     r-th contiguous slice. So the data of a step depends only on (seed, step, rank, world size), and a run on
     1 process sees exactly the sequences that N processes see together."""
 
-    def __init__(self, windows: Windows, *, seed: int, global_batch: int, micro_batch: int, rank: int,
-                 world_size: int, prefetch: int = 4, pin_memory: bool = False):
+    def __init__(
+        self,
+        windows: Windows,
+        *,
+        seed: int,
+        global_batch: int,
+        micro_batch: int,
+        rank: int,
+        world_size: int,
+        prefetch: int = 4,
+        pin_memory: bool = False,
+    ):
         if global_batch % (micro_batch * world_size):
-            raise ValueError(f"global batch {global_batch} not divisible by micro_batch {micro_batch} x "
-                             f"world_size {world_size}")
+            raise ValueError(
+                f"global batch {global_batch} not divisible by micro_batch {micro_batch} x "
+                f"world_size {world_size}"
+            )
         self.windows, self.seed = windows, seed
         self.global_batch, self.micro_batch = global_batch, micro_batch
         self.rank, self.world_size = rank, world_size
         self.per_rank = global_batch // world_size
         self.prefetch, self.pin_memory = prefetch, pin_memory
-        self.step = 0                # the next step to hand out
+        self.step = 0  # the next step to hand out
         self._queue: queue.Queue | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
     def batch_for_step(self, step: int) -> torch.Tensor:
-        positions = step * self.global_batch + self.rank * self.per_rank + np.arange(self.per_rank, dtype=np.int64)
+        positions = (
+            step * self.global_batch + self.rank * self.per_rank + np.arange(self.per_rank, dtype=np.int64)
+        )
         tokens = self.windows.gather(window_ids(self.windows.count, self.seed, positions))
         batch = torch.from_numpy(tokens).view(-1, self.micro_batch, self.windows.seq_len + 1)
         return batch.pin_memory() if self.pin_memory else batch
@@ -213,8 +243,9 @@ class TrainLoader:
         if self._thread is None:
             self._queue = queue.Queue(maxsize=self.prefetch)
             self._stop.clear()
-            self._thread = threading.Thread(target=self._produce, args=(self.step,), daemon=True,
-                                            name=f"loader-{self.windows.name}")
+            self._thread = threading.Thread(
+                target=self._produce, args=(self.step,), daemon=True, name=f"loader-{self.windows.name}"
+            )
             self._thread.start()
         step, batch = self._queue.get()
         if isinstance(batch, BaseException):
@@ -230,15 +261,21 @@ class TrainLoader:
             self._thread = None
 
     def state_dict(self) -> dict:
-        return {"step": self.step, "seed": self.seed, "global_batch": self.global_batch,
-                "data": self.windows.fingerprint}
+        return {
+            "step": self.step,
+            "seed": self.seed,
+            "global_batch": self.global_batch,
+            "data": self.windows.fingerprint,
+        }
 
     def load_state_dict(self, state: dict) -> None:
         mine = self.state_dict()
         for key in ("seed", "global_batch", "data"):
             if state.get(key) != mine[key]:
-                raise ValueError(f"checkpoint data-loader state does not match this run: {key} was "
-                                 f"{state.get(key)!r}, now {mine[key]!r}")
+                raise ValueError(
+                    f"checkpoint data-loader state does not match this run: {key} was "
+                    f"{state.get(key)!r}, now {mine[key]!r}"
+                )
         self.close()
         self.step = int(state["step"])
 

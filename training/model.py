@@ -3,6 +3,7 @@
 Presets fix the shape; the vocabulary comes from the mixture's tokenizer (padded up to a multiple of 64 so the
 embedding and LM-head matmuls hit fast GPU tile sizes; the padding ids are never produced by the tokenizer).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -20,13 +21,23 @@ from transformers.masking_utils import AttentionMaskInterface
 CAUSAL_SDPA = "sdpa_causal"
 
 
-def _causal_sdpa_attention(module, query, key, value, attention_mask, dropout: float = 0.0,
-                           scaling: float | None = None, **kwargs):
+def _causal_sdpa_attention(
+    module, query, key, value, attention_mask, dropout: float = 0.0, scaling: float | None = None, **kwargs
+):
     if query.shape[2] != key.shape[2]:
-        raise ValueError(f"attn_implementation {CAUSAL_SDPA!r} is for full-window training (query length "
-                         f"{query.shape[2]} != key length {key.shape[2]}); load the model with 'sdpa' to generate")
-    out = F.scaled_dot_product_attention(query, key, value, dropout_p=dropout, scale=scaling, is_causal=True,
-                                         enable_gqa=query.shape[1] != key.shape[1])
+        raise ValueError(
+            f"attn_implementation {CAUSAL_SDPA!r} is for full-window training (query length "
+            f"{query.shape[2]} != key length {key.shape[2]}); load the model with 'sdpa' to generate"
+        )
+    out = F.scaled_dot_product_attention(
+        query,
+        key,
+        value,
+        dropout_p=dropout,
+        scale=scaling,
+        is_causal=True,
+        enable_gqa=query.shape[1] != key.shape[1],
+    )
     return out.transpose(1, 2).contiguous(), None
 
 
@@ -44,7 +55,7 @@ class Preset:
     layers: int
     heads: int
     kv_heads: int
-    intermediate: int        # Phi-3's MLP is gated: gate_up_proj is hidden -> 2 * intermediate
+    intermediate: int  # Phi-3's MLP is gated: gate_up_proj is hidden -> 2 * intermediate
 
 
 # Shapes: 125m/350m match GPT-3 small/medium widths; phi3-mini is the published 3.8B shape (32 x 3072, 32 heads).
@@ -63,19 +74,27 @@ def padded_vocab(vocab_size: int) -> int:
     return -(-vocab_size // VOCAB_MULTIPLE) * VOCAB_MULTIPLE
 
 
-def phi3_config(preset: str, vocab_size: int, seq_len: int, eos_id: int,
-                attn_implementation: str = CAUSAL_SDPA) -> Phi3Config:
+def phi3_config(
+    preset: str, vocab_size: int, seq_len: int, eos_id: int, attn_implementation: str = CAUSAL_SDPA
+) -> Phi3Config:
     if preset not in PRESETS:
         raise ValueError(f"model preset {preset!r} unknown; choose one of {sorted(PRESETS)}")
     p = PRESETS[preset]
     config = Phi3Config(
         vocab_size=padded_vocab(vocab_size),
-        hidden_size=p.hidden, num_hidden_layers=p.layers, num_attention_heads=p.heads,
-        num_key_value_heads=p.kv_heads, intermediate_size=p.intermediate,
-        max_position_embeddings=seq_len, original_max_position_embeddings=seq_len,
+        hidden_size=p.hidden,
+        num_hidden_layers=p.layers,
+        num_attention_heads=p.heads,
+        num_key_value_heads=p.kv_heads,
+        intermediate_size=p.intermediate,
+        max_position_embeddings=seq_len,
+        original_max_position_embeddings=seq_len,
         # the mixture's EOS separates documents; there is no padding in packed training
-        bos_token_id=eos_id, eos_token_id=eos_id, pad_token_id=eos_id,
-        use_cache=False, tie_word_embeddings=False,
+        bos_token_id=eos_id,
+        eos_token_id=eos_id,
+        pad_token_id=eos_id,
+        use_cache=False,
+        tie_word_embeddings=False,
     )
     config._attn_implementation = attn_implementation
     return config
@@ -96,9 +115,17 @@ def flops_per_token(config: Phi3Config, seq_len: int, include_embedding: bool = 
 
     `include_embedding=True` counts N as all parameters, the convention of the reference figures in the
     pretraining issue; the input embedding is a lookup, so False is the stricter count."""
-    d, layers, inter, vocab = (config.hidden_size, config.num_hidden_layers, config.intermediate_size,
-                               config.vocab_size)
+    d, layers, inter, vocab = (
+        config.hidden_size,
+        config.num_hidden_layers,
+        config.intermediate_size,
+        config.vocab_size,
+    )
     kv_dim = d * config.num_key_value_heads // config.num_attention_heads
-    per_layer = d * (d + 2 * kv_dim) + d * d + d * 2 * inter + inter * d + 2 * d   # qkv, o, gate_up, down, norms
-    n = layers * per_layer + d + vocab * d + (vocab * d if include_embedding else 0)    # final norm, lm_head, embed
+    per_layer = (
+        d * (d + 2 * kv_dim) + d * d + d * 2 * inter + inter * d + 2 * d
+    )  # qkv, o, gate_up, down, norms
+    n = (
+        layers * per_layer + d + vocab * d + (vocab * d if include_embedding else 0)
+    )  # final norm, lm_head, embed
     return 6.0 * n + 12.0 * layers * d * seq_len

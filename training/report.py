@@ -1,4 +1,5 @@
 """The run report: loss curves of both phases (train loss and held-out loss per source) and the LR as a PNG."""
+
 from __future__ import annotations
 
 import json
@@ -39,14 +40,26 @@ def write_report(out_dir: str | Path) -> Path:
     for phase, colour in PHASE_COLOURS.items():
         pts = [r for r in train if r["phase"] == phase]
         if pts:
-            ax_loss.plot([r["global_step"] for r in pts], [r["loss"] for r in pts], color=colour, lw=1.2,
-                         label=f"{phase} train")
+            ax_loss.plot(
+                [r["global_step"] for r in pts],
+                [r["loss"] for r in pts],
+                color=colour,
+                lw=1.2,
+                label=f"{phase} train",
+            )
             ax_lr.plot([r["global_step"] for r in pts], [r["lr"] for r in pts], color=colour)
     eval_colours = ["tab:green", "tab:red", "tab:purple", "tab:brown", "tab:pink", "tab:olive", "tab:cyan"]
     for i, source in enumerate(sorted({r["source"] for r in evals})):
         pts = [r for r in evals if r["source"] == source]
-        ax_loss.plot([r["global_step"] for r in pts], [r["loss"] for r in pts], "o--", ms=3, lw=0.8,
-                     color=eval_colours[i % len(eval_colours)], label=f"held-out {source}")
+        ax_loss.plot(
+            [r["global_step"] for r in pts],
+            [r["loss"] for r in pts],
+            "o--",
+            ms=3,
+            lw=0.8,
+            color=eval_colours[i % len(eval_colours)],
+            label=f"held-out {source}",
+        )
     boundary = [r["global_step"] for r in train if r["phase"] == "phase1"]
     if boundary and any(r["phase"] == "phase2" for r in train):
         for ax in (ax_loss, ax_lr):

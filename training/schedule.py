@@ -4,6 +4,7 @@ The LR is a pure function of the global step, so resuming needs only the step; t
 records the schedule's shape so a resume under a changed schedule fails loudly instead of silently bending
 the curve.
 """
+
 from __future__ import annotations
 
 import math
@@ -16,15 +17,17 @@ from training.config import RunConfig
 class WSD:
     peak_lr: float
     warmup_steps: int
-    decay_start: int          # first global step of the decay
-    total_steps: int          # the decay reaches min_lr at the last step (total_steps - 1)
+    decay_start: int  # first global step of the decay
+    total_steps: int  # the decay reaches min_lr at the last step (total_steps - 1)
     shape: str = "1-sqrt"
     min_lr_ratio: float = 0.0
 
     def __post_init__(self):
         if not 0 <= self.warmup_steps <= self.decay_start <= self.total_steps:
-            raise ValueError(f"WSD schedule needs 0 <= warmup_steps ({self.warmup_steps}) <= decay_start "
-                             f"({self.decay_start}) <= total_steps ({self.total_steps})")
+            raise ValueError(
+                f"WSD schedule needs 0 <= warmup_steps ({self.warmup_steps}) <= decay_start "
+                f"({self.decay_start}) <= total_steps ({self.total_steps})"
+            )
 
     def lr(self, step: int) -> float:
         if step < self.warmup_steps:
@@ -32,12 +35,12 @@ class WSD:
         if step < self.decay_start:
             return self.peak_lr
         decay_steps = self.total_steps - self.decay_start
-        progress = min(1.0, (step - self.decay_start + 1) / decay_steps)     # 1.0 exactly at the last step
+        progress = min(1.0, (step - self.decay_start + 1) / decay_steps)  # 1.0 exactly at the last step
         if self.shape == "linear":
             factor = 1.0 - progress
         elif self.shape == "cosine":
             factor = 0.5 * (1.0 + math.cos(math.pi * progress))
-        elif self.shape == "1-sqrt":      # MiniCPM / Hägele et al.: holds LR longer, then drops
+        elif self.shape == "1-sqrt":  # MiniCPM / Hägele et al.: holds LR longer, then drops
             factor = 1.0 - math.sqrt(progress)
         else:
             raise ValueError(f"schedule.decay_shape {self.shape!r} unknown")
@@ -48,8 +51,10 @@ class WSD:
 
     def check_matches(self, saved: dict) -> None:
         if saved != self.state_dict():
-            raise ValueError(f"checkpoint was written under a different LR schedule: saved {saved}, "
-                             f"config now gives {self.state_dict()}")
+            raise ValueError(
+                f"checkpoint was written under a different LR schedule: saved {saved}, "
+                f"config now gives {self.state_dict()}"
+            )
 
 
 def wsd_from_config(cfg: RunConfig) -> WSD:
@@ -66,5 +71,11 @@ def wsd_from_config(cfg: RunConfig) -> WSD:
         decay_start = s.decay_start
     if isinstance(s.decay_start, int) and decay_start >= total:
         raise ValueError(f"schedule.decay_start={decay_start} leaves no decay steps (total steps {total})")
-    return WSD(peak_lr=cfg.optimizer.lr, warmup_steps=s.warmup_steps, decay_start=decay_start,
-               total_steps=total, shape=s.decay_shape, min_lr_ratio=s.min_lr_ratio)
+    return WSD(
+        peak_lr=cfg.optimizer.lr,
+        warmup_steps=s.warmup_steps,
+        decay_start=decay_start,
+        total_steps=total,
+        shape=s.decay_shape,
+        min_lr_ratio=s.min_lr_ratio,
+    )

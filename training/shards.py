@@ -5,6 +5,7 @@ concatenated with EOS after each) and `shard-NNNNN.idx.npy` (int64 start offset 
 shard, for round trips and per-document statistics). The mixture manifest lists the shards with their
 token counts; a training sample is a window of `seq_len + 1` consecutive tokens.
 """
+
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
@@ -20,7 +21,7 @@ def token_dtype(vocab_size: int) -> np.dtype:
 
 @dataclass
 class ShardInfo:
-    file: str          # name of the .bin file, relative to the phase folder
+    file: str  # name of the .bin file, relative to the phase folder
     tokens: int
     documents: int
 
@@ -54,7 +55,9 @@ class ShardWriter:
         self._fh.close()
         info = self.shards[-1]
         info.tokens, info.documents = self._count, len(self._offsets)
-        np.save(self.folder / info.file.replace(".bin", ".idx.npy"), np.asarray(self._offsets, dtype=np.int64))
+        np.save(
+            self.folder / info.file.replace(".bin", ".idx.npy"), np.asarray(self._offsets, dtype=np.int64)
+        )
         self._fh = None
 
     def add_document(self, tokens: np.ndarray) -> None:

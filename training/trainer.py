@@ -4,6 +4,7 @@ Hot path (GPU): bf16 autocast, SDPA attention, fused AdamW, optional torch.compi
 prepared by a background thread in pinned memory and copied with non_blocking=True, and no host-device sync
 per step: the loss is accumulated on the device and read only on log steps.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -58,7 +59,9 @@ def init_distributed(device: str) -> DistEnv:
         torch.cuda.set_device(local)
     if not dist.is_initialized():
         dist.init_process_group(backend="nccl" if device == "cuda" else "gloo")
-    return DistEnv(rank, world, local, torch.device(device, local) if device == "cuda" else torch.device("cpu"))
+    return DistEnv(
+        rank, world, local, torch.device(device, local) if device == "cuda" else torch.device("cpu")
+    )
 
 
 def all_reduce_mean(t: torch.Tensor) -> torch.Tensor:
@@ -93,6 +96,7 @@ class MetricsLog:
             out_dir.mkdir(parents=True, exist_ok=True)
             try:
                 from torch.utils.tensorboard import SummaryWriter
+
                 self.tb = SummaryWriter(str(out_dir / "tensorboard"))
             except ImportError:
                 log.info("tensorboard not installed: metrics go to %s only", self.path)
@@ -117,8 +121,10 @@ class Trainer:
         self.mixture: MixtureBuild = read_mixture(cfg.mixture)
         for phase in cfg.phases:
             if phase not in self.mixture.train:
-                raise ValueError(f"config phases.{phase}: mixture {cfg.mixture} has no phase {phase!r} "
-                                 f"(it has {sorted(self.mixture.train)})")
+                raise ValueError(
+                    f"config phases.{phase}: mixture {cfg.mixture} has no phase {phase!r} "
+                    f"(it has {sorted(self.mixture.train)})"
+                )
         check_budgets(cfg, self.mixture)
         self.grad_accum = cfg.grad_accum(env.world_size)
         self.schedule = wsd_from_config(cfg)
@@ -128,24 +134,39 @@ class Trainer:
             torch.backends.cuda.matmul.allow_tf32 = True
             torch.backends.cudnn.allow_tf32 = True
 
-        torch.manual_seed(cfg.seed)                  # identical init on every rank
-        self.model_config = phi3_config(cfg.preset, self.mixture.vocab_size, cfg.seq_len, self.mixture.eos_id,
-                                        cfg.attn_implementation)
+        torch.manual_seed(cfg.seed)  # identical init on every rank
+        self.model_config = phi3_config(
+            cfg.preset, self.mixture.vocab_size, cfg.seq_len, self.mixture.eos_id, cfg.attn_implementation
+        )
         self.lm = build_model(self.model_config).to(env.device)
         self.n_params = count_params(self.lm)
         self.flops_per_token = flops_per_token(self.model_config, cfg.seq_len)
         self.train_module = self._parallelize()
         fused = cfg.optimizer.fused if cfg.optimizer.fused is not None else on_cuda
-        self.optimizer = torch.optim.AdamW(self._param_groups(), lr=cfg.optimizer.lr, betas=cfg.optimizer.betas,
-                                           eps=cfg.optimizer.eps, fused=fused, foreach=None if fused else True)
+        self.optimizer = torch.optim.AdamW(
+            self._param_groups(),
+            lr=cfg.optimizer.lr,
+            betas=cfg.optimizer.betas,
+            eps=cfg.optimizer.eps,
+            fused=fused,
+            foreach=None if fused else True,
+        )
         peak = cfg.peak_tflops or (H100_BF16_DENSE_TFLOPS if on_cuda else None)
         self.peak_flops = peak * 1e12 * env.world_size if peak else None
         self.metrics = MetricsLog(cfg.out_dir, env.is_main)
         self.eval_sets = self._eval_sets()
         if env.is_main:
-            log.info("model %s: %.1fM params, %.3g FLOPs/token; world %d, grad_accum %d, %s, %s%s",
-                     cfg.preset, self.n_params / 1e6, self.flops_per_token, env.world_size, self.grad_accum,
-                     cfg.parallel, "bf16" if self.bf16 else "fp32", ", compiled" if cfg.compile else "")
+            log.info(
+                "model %s: %.1fM params, %.3g FLOPs/token; world %d, grad_accum %d, %s, %s%s",
+                cfg.preset,
+                self.n_params / 1e6,
+                self.flops_per_token,
+                env.world_size,
+                self.grad_accum,
+                cfg.parallel,
+                "bf16" if self.bf16 else "fp32",
+                ", compiled" if cfg.compile else "",
+            )
 
     def _parallelize(self) -> torch.nn.Module:
         cfg, env = self.cfg, self.env
@@ -154,10 +175,13 @@ class Trainer:
             from torch.distributed.fsdp import MixedPrecisionPolicy, fully_shard
 
             mesh = init_device_mesh(env.device.type, (env.world_size,))
-            mp = (MixedPrecisionPolicy(param_dtype=torch.bfloat16, reduce_dtype=torch.float32) if self.bf16
-                  else MixedPrecisionPolicy())
-            for layer in self.lm.model.layers:      # one all-gather / reduce-scatter unit per decoder block
-                if cfg.compile:                     # compile per block, inside FSDP's hooks (as torchtitan does)
+            mp = (
+                MixedPrecisionPolicy(param_dtype=torch.bfloat16, reduce_dtype=torch.float32)
+                if self.bf16
+                else MixedPrecisionPolicy()
+            )
+            for layer in self.lm.model.layers:  # one all-gather / reduce-scatter unit per decoder block
+                if cfg.compile:  # compile per block, inside FSDP's hooks (as torchtitan does)
                     layer.compile()
                 fully_shard(layer, mesh=mesh, mp_policy=mp)
             fully_shard(self.lm, mesh=mesh, mp_policy=mp)
@@ -165,7 +189,9 @@ class Trainer:
         elif env.world_size > 1:
             from torch.nn.parallel import DistributedDataParallel as DDP
 
-            module = DDP(CausalLMLoss(self.lm), device_ids=[env.local_rank] if env.device.type == "cuda" else None)
+            module = DDP(
+                CausalLMLoss(self.lm), device_ids=[env.local_rank] if env.device.type == "cuda" else None
+            )
         else:
             module = CausalLMLoss(self.lm)
         return torch.compile(module) if cfg.compile else module
@@ -175,8 +201,10 @@ class Trainer:
         decay, no_decay = [], []
         for name, p in self.lm.named_parameters():
             (no_decay if p.ndim < 2 or "embed_tokens" in name else decay).append(p)
-        return [{"params": decay, "weight_decay": self.cfg.optimizer.weight_decay},
-                {"params": no_decay, "weight_decay": 0.0}]
+        return [
+            {"params": decay, "weight_decay": self.cfg.optimizer.weight_decay},
+            {"params": no_decay, "weight_decay": 0.0},
+        ]
 
     def _eval_sets(self) -> dict[str, tuple[Windows, np.ndarray]]:
         sets = {}
@@ -215,17 +243,18 @@ class Trainer:
     def evaluate(self) -> dict[str, float]:
         """Mean token loss per held-out source (the same windows every time; ranks split them evenly)."""
         self.lm.eval()
-        eager = CausalLMLoss(self.lm)       # no recompiles for the eval batch shapes
+        eager = CausalLMLoss(self.lm)  # no recompiles for the eval batch shapes
         results = {}
         for name, (windows, ids) in self.eval_sets.items():
-            total = torch.zeros(2, device=self.env.device, dtype=torch.float64)   # loss * tokens, tokens
+            total = torch.zeros(2, device=self.env.device, dtype=torch.float64)  # loss * tokens, tokens
             for chunk in np.array_split(ids, max(1, -(-len(ids) // self.cfg.micro_batch))):
                 batch = torch.from_numpy(windows.gather(chunk)).to(self.env.device)
                 with self._autocast():
                     loss = eager(batch[:, :-1], batch[:, 1:])
                 n = batch[:, 1:].numel()
-                total += torch.stack([loss.double() * n, torch.tensor(float(n), device=self.env.device,
-                                                                      dtype=torch.float64)])
+                total += torch.stack(
+                    [loss.double() * n, torch.tensor(float(n), device=self.env.device, dtype=torch.float64)]
+                )
             if dist.is_initialized():
                 dist.all_reduce(total)
             results[name] = (total[0] / total[1]).item()
@@ -247,12 +276,16 @@ class Trainer:
             prev = checkpoint.latest_checkpoint(self.cfg.out_dir / "checkpoints" / "phase1")
             need = self.cfg.phase_steps("phase1")
             if prev is None:
-                raise FileNotFoundError(f"phase2 starts from phase 1's final checkpoint, but "
-                                        f"{self.cfg.out_dir / 'checkpoints' / 'phase1'} has none; run phase1 first")
+                raise FileNotFoundError(
+                    f"phase2 starts from phase 1's final checkpoint, but "
+                    f"{self.cfg.out_dir / 'checkpoints' / 'phase1'} has none; run phase1 first"
+                )
             meta = checkpoint.load(prev, self.lm, self.optimizer)
             if meta["phase"] != "phase1" or meta["phase_step"] != need:
-                raise ValueError(f"phase 1 is not finished: its latest checkpoint {prev} is at step "
-                                 f"{meta['phase_step']} of {need}; run phase1 to the end first")
+                raise ValueError(
+                    f"phase 1 is not finished: its latest checkpoint {prev} is at step "
+                    f"{meta['phase_step']} of {need}; run phase1 to the end first"
+                )
             self.schedule.check_matches(meta["schedule"])
             log.info("phase2: starting from phase 1's final checkpoint %s", prev)
         return 0
@@ -260,9 +293,16 @@ class Trainer:
     def make_loader(self, phase: str) -> TrainLoader:
         cfg, env = self.cfg, self.env
         windows = Windows(self.mixture.train[phase], self.mixture.dtype, cfg.seq_len)
-        return TrainLoader(windows, seed=cfg.seed + PHASES.index(phase), global_batch=cfg.global_batch_seqs,
-                           micro_batch=cfg.micro_batch, rank=env.rank, world_size=env.world_size,
-                           prefetch=cfg.prefetch, pin_memory=env.device.type == "cuda")
+        return TrainLoader(
+            windows,
+            seed=cfg.seed + PHASES.index(phase),
+            global_batch=cfg.global_batch_seqs,
+            micro_batch=cfg.micro_batch,
+            rank=env.rank,
+            world_size=env.world_size,
+            prefetch=cfg.prefetch,
+            pin_memory=env.device.type == "cuda",
+        )
 
     def train_step(self, batch: torch.Tensor, lr: float) -> tuple[torch.Tensor, torch.Tensor | None]:
         """One optimizer step on this rank's (grad_accum, micro_batch, seq_len + 1) batch, already on the device.
@@ -277,8 +317,11 @@ class Trainer:
                     loss = self.train_module(batch[micro, :, :-1], batch[micro, :, 1:]) / self.grad_accum
                 loss.backward()
             step_loss += loss.detach()
-        grad_norm = (torch.nn.utils.clip_grad_norm_(self.lm.parameters(), self.cfg.grad_clip, foreach=True)
-                     if self.cfg.grad_clip else None)
+        grad_norm = (
+            torch.nn.utils.clip_grad_norm_(self.lm.parameters(), self.cfg.grad_clip, foreach=True)
+            if self.cfg.grad_clip
+            else None
+        )
         self.optimizer.step()
         self.optimizer.zero_grad(set_to_none=True)
         return step_loss, grad_norm
@@ -286,14 +329,14 @@ class Trainer:
     def run_phase(self, phase: str) -> None:
         cfg, env = self.cfg, self.env
         steps = cfg.phase_steps(phase)
-        offset = cfg.phase_steps("phase1") if phase == "phase2" else 0     # the schedule is global
+        offset = cfg.phase_steps("phase1") if phase == "phase2" else 0  # the schedule is global
         loader = self.make_loader(phase)
         done = self._start_phase(phase, loader)
         if done >= steps:
             log.info("%s: already complete (%d steps)", phase, steps)
             return
         if done == 0 and phase == "phase1":
-            self._log_eval(phase, 0, offset)      # the untrained model's held-out loss: the curve's start
+            self._log_eval(phase, 0, offset)  # the untrained model's held-out loss: the curve's start
 
         tokens_per_step = cfg.global_batch_tokens
         loss_sum = torch.zeros((), device=env.device)
@@ -311,43 +354,80 @@ class Trainer:
 
                 n_done = step + 1
                 if n_done % cfg.log_every == 0 or n_done == steps:
-                    mean_loss = all_reduce_mean(loss_sum / window_steps).item()     # the one sync per log
+                    mean_loss = all_reduce_mean(loss_sum / window_steps).item()  # the one sync per log
                     elapsed = time.perf_counter() - window_start
                     tps = window_steps * tokens_per_step / elapsed
                     if grad_norm is not None and hasattr(grad_norm, "full_tensor"):
                         grad_norm = grad_norm.full_tensor()
-                    self.metrics.write({
-                        "kind": "train", "phase": phase, "step": n_done, "global_step": gstep + 1,
-                        "loss": mean_loss, "lr": lr,
-                        "grad_norm": None if grad_norm is None else float(grad_norm),
-                        "tokens": (gstep + 1) * tokens_per_step, "tokens_per_s": tps,
-                        "mfu": tps * self.flops_per_token / self.peak_flops if self.peak_flops else None,
-                        "data_wait_frac": data_wait / elapsed, "time": time.time()})
+                    self.metrics.write(
+                        {
+                            "kind": "train",
+                            "phase": phase,
+                            "step": n_done,
+                            "global_step": gstep + 1,
+                            "loss": mean_loss,
+                            "lr": lr,
+                            "grad_norm": None if grad_norm is None else float(grad_norm),
+                            "tokens": (gstep + 1) * tokens_per_step,
+                            "tokens_per_s": tps,
+                            "mfu": tps * self.flops_per_token / self.peak_flops if self.peak_flops else None,
+                            "data_wait_frac": data_wait / elapsed,
+                            "time": time.time(),
+                        }
+                    )
                     if env.is_main:
-                        log.info("%s step %d/%d loss %.4f lr %.2e %.0f tok/s", phase, n_done, steps, mean_loss,
-                                 lr, tps)
+                        log.info(
+                            "%s step %d/%d loss %.4f lr %.2e %.0f tok/s",
+                            phase,
+                            n_done,
+                            steps,
+                            mean_loss,
+                            lr,
+                            tps,
+                        )
                     loss_sum.zero_()
                     window_start, window_steps, data_wait = time.perf_counter(), 0, 0.0
                 if n_done % cfg.eval_every == 0 or n_done == steps:
                     self._log_eval(phase, n_done, gstep + 1)
-                    window_start = time.perf_counter()      # don't charge the eval to tokens/s
+                    window_start = time.perf_counter()  # don't charge the eval to tokens/s
                 if self.fail_at_step is not None and gstep + 1 == self.fail_at_step:
                     log.warning("fault injection: SIGKILL after global step %d", gstep + 1)
                     os.kill(os.getpid(), signal.SIGKILL)
                 if n_done % cfg.checkpoint_every == 0 or n_done == steps:
-                    meta = {"phase": phase, "phase_step": n_done, "global_step": gstep + 1,
-                            "schedule": self.schedule.state_dict(), "loader": loader.state_dict(),
-                            "world_size": env.world_size, "preset": cfg.preset}
-                    checkpoint.save(cfg.out_dir / "checkpoints" / phase, n_done, self.lm, self.optimizer, meta,
-                                    cfg.keep_checkpoints)
-                    window_start = time.perf_counter()      # don't charge the save to tokens/s
+                    meta = {
+                        "phase": phase,
+                        "phase_step": n_done,
+                        "global_step": gstep + 1,
+                        "schedule": self.schedule.state_dict(),
+                        "loader": loader.state_dict(),
+                        "world_size": env.world_size,
+                        "preset": cfg.preset,
+                    }
+                    checkpoint.save(
+                        cfg.out_dir / "checkpoints" / phase,
+                        n_done,
+                        self.lm,
+                        self.optimizer,
+                        meta,
+                        cfg.keep_checkpoints,
+                    )
+                    window_start = time.perf_counter()  # don't charge the save to tokens/s
         finally:
             loader.close()
 
     def _log_eval(self, phase: str, step: int, global_step: int) -> None:
         for source, loss in self.evaluate().items():
-            self.metrics.write({"kind": "eval", "phase": phase, "step": step, "global_step": global_step,
-                                "source": source, "loss": loss, "time": time.time()})
+            self.metrics.write(
+                {
+                    "kind": "eval",
+                    "phase": phase,
+                    "step": step,
+                    "global_step": global_step,
+                    "source": source,
+                    "loss": loss,
+                    "time": time.time(),
+                }
+            )
             if self.env.is_main:
                 log.info("%s step %d eval %s loss %.4f", phase, step, source, loss)
 
@@ -364,9 +444,10 @@ def run(cfg: RunConfig, phases: list[str], fail_at_step: int | None = None) -> P
             trainer.run_phase(phase)
         if env.is_main:
             from training.report import write_report
+
             write_report(cfg.out_dir)
         if dist.is_initialized():
-            dist.barrier()                 # on success only: after a failure the other ranks may be gone
+            dist.barrier()  # on success only: after a failure the other ranks may be gone
         return trainer.metrics.path
     finally:
         if dist.is_initialized():

@@ -8,22 +8,36 @@ the corpus.
                                                       folder contract: the next whole-corpus version
                                                       output/V = base + the new rows (curation/append.py)
 """
+
 from __future__ import annotations
 
 import argparse
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("append", help="append a night's curated delta to the corpus (Iceberg table or folder root)")
-    p.add_argument("--delta", required=True, metavar="DIR", help="the night's curated version (folder or root)")
+    p = sub.add_parser(
+        "append", help="append a night's curated delta to the corpus (Iceberg table or folder root)"
+    )
+    p.add_argument(
+        "--delta", required=True, metavar="DIR", help="the night's curated version (folder or root)"
+    )
     p.add_argument("--table", metavar="NAME", help="Iceberg table to append the night's new rows to")
     p.add_argument("--run-id", help="with --table: the snapshot's run id (default: the delta's version id)")
-    p.add_argument("--warehouse", help="with --table: local folder or s3://bucket/prefix (default: $PHI_ICEBERG_WAREHOUSE)")
-    p.add_argument("--catalog-uri", help="with --table: SQLAlchemy URL of the catalog (default: $PHI_ICEBERG_CATALOG_URI,"
-                                         " else SQLite in a local warehouse)")
+    p.add_argument(
+        "--warehouse",
+        help="with --table: local folder or s3://bucket/prefix (default: $PHI_ICEBERG_WAREHOUSE)",
+    )
+    p.add_argument(
+        "--catalog-uri",
+        help="with --table: SQLAlchemy URL of the catalog (default: $PHI_ICEBERG_CATALOG_URI,"
+        " else SQLite in a local warehouse)",
+    )
     p.add_argument("--master", help="with --table: Spark master (default: the active session, else local[*])")
-    p.add_argument("--base", metavar="DIR", help="folder contract: the published corpus version or root (omit for"
-                                                 " the first night)")
+    p.add_argument(
+        "--base",
+        metavar="DIR",
+        help="folder contract: the published corpus version or root (omit for the first night)",
+    )
     p.add_argument("--output", metavar="DIR", help="folder contract: dataset root the new version lands in")
     p.add_argument("--version", help="folder contract: the new version's id")
     p.set_defaults(func=main)
@@ -32,8 +46,10 @@ def register(sub: argparse._SubParsersAction) -> None:
 def main(args: argparse.Namespace) -> int:
     folder = [o for o in ("base", "output", "version") if getattr(args, o)]
     if args.table and folder:
-        raise ValueError(f"--table appends to an Iceberg table; --{', --'.join(folder)} belong to the folder"
-                         " contract: give one or the other")
+        raise ValueError(
+            f"--table appends to an Iceberg table; --{', --'.join(folder)} belong to the folder"
+            " contract: give one or the other"
+        )
     if args.table:
         return _to_table(args)
     if not (args.output and args.version):
@@ -53,9 +69,13 @@ def _to_table(args: argparse.Namespace) -> int:
     warehouse = Warehouse(TablesConfig.from_env(warehouse=args.warehouse, catalog_uri=args.catalog_uri))
     done = append_night(get_spark(master=args.master), args.delta, warehouse, args.table, run_id=args.run_id)
     if not done.created:
-        print(f"night {done.run_id} is already in table {warehouse.identifier(args.table)}: snapshot {done.snapshot_id}")
+        print(
+            f"night {done.run_id} is already in table {warehouse.identifier(args.table)}: snapshot {done.snapshot_id}"
+        )
         return 0
     rejected = ", ".join(f"{k} {v}" for k, v in done.rejected.items()) or "none"
-    print(f"night {done.run_id} -> table {warehouse.identifier(args.table)} snapshot {done.snapshot_id}"
-          f" (base {done.base_snapshot_id}): {done.delta_rows} rows = {done.appended} appended + rejected {rejected}")
+    print(
+        f"night {done.run_id} -> table {warehouse.identifier(args.table)} snapshot {done.snapshot_id}"
+        f" (base {done.base_snapshot_id}): {done.delta_rows} rows = {done.appended} appended + rejected {rejected}"
+    )
     return 0

@@ -1,4 +1,5 @@
 """`python -m curation dedup`: near-duplicate removal over a published dataset (optionally incremental)."""
+
 from __future__ import annotations
 
 import argparse
@@ -6,12 +7,22 @@ import argparse
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("dedup", help="MinHash-LSH near-duplicate removal of a published dataset")
-    p.add_argument("--input", required=True, metavar="DIR", help="published dataset root (its CURRENT) or version")
-    p.add_argument("--output", required=True, metavar="DIR", help="dataset root; the run lands in DIR/<run_id>/")
-    p.add_argument("--config", metavar="YAML",
-                   help="curation config; its `near_dedup` section is used (defaults when omitted)")
-    p.add_argument("--index", metavar="DIR",
-                   help="incremental mode: band index of the published corpus (overrides near_dedup.index_dir)")
+    p.add_argument(
+        "--input", required=True, metavar="DIR", help="published dataset root (its CURRENT) or version"
+    )
+    p.add_argument(
+        "--output", required=True, metavar="DIR", help="dataset root; the run lands in DIR/<run_id>/"
+    )
+    p.add_argument(
+        "--config",
+        metavar="YAML",
+        help="curation config; its `near_dedup` section is used (defaults when omitted)",
+    )
+    p.add_argument(
+        "--index",
+        metavar="DIR",
+        help="incremental mode: band index of the published corpus (overrides near_dedup.index_dir)",
+    )
     p.add_argument("--run-id", help="version id; rerunning the same id replaces that version")
     p.add_argument("--master", help="Spark master (default: the active session, else local[*])")
     p.set_defaults(func=main)
@@ -31,7 +42,9 @@ def main(args: argparse.Namespace) -> int:
     m = result.manifest
     print(summary_table(m.stages))
     stats = m.extra.get("near_dedup", {})
-    print(f"\n{m.rows} documents kept, {m.rejected_rows} near duplicates removed"
-          f" ({stats.get('clusters', 0)} clusters, {stats.get('candidate_pairs', 0)} candidate pairs,"
-          f" {stats.get('verified_pairs', 'n/a')} verified) -> {result.version_dir}")
+    print(
+        f"\n{m.rows} documents kept, {m.rejected_rows} near duplicates removed"
+        f" ({stats.get('clusters', 0)} clusters, {stats.get('candidate_pairs', 0)} candidate pairs,"
+        f" {stats.get('verified_pairs', 'n/a')} verified) -> {result.version_dir}"
+    )
     return 0

@@ -1,14 +1,21 @@
 """`python -m curation prune`: delete old versions of a dataset root (operators only; no DAG prunes a corpus,
 since mixtures pin corpus versions). Keeps the newest K and always the CURRENT version."""
+
 from __future__ import annotations
 
 import argparse
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("prune", help="delete the oldest versions of a dataset root beyond the newest K (never CURRENT)")
-    p.add_argument("--root", required=True, metavar="DIR", help="dataset root (holds CURRENT and <version>/ folders)")
-    p.add_argument("--keep", required=True, type=int, metavar="K", help="how many of the newest versions to keep (>= 1)")
+    p = sub.add_parser(
+        "prune", help="delete the oldest versions of a dataset root beyond the newest K (never CURRENT)"
+    )
+    p.add_argument(
+        "--root", required=True, metavar="DIR", help="dataset root (holds CURRENT and <version>/ folders)"
+    )
+    p.add_argument(
+        "--keep", required=True, type=int, metavar="K", help="how many of the newest versions to keep (>= 1)"
+    )
     p.set_defaults(func=main)
 
 

@@ -1,4 +1,5 @@
 """`python -m curation report`: the per-run HTML report (DuckDB queries from sql/, matplotlib plots)."""
+
 from __future__ import annotations
 
 import argparse
@@ -6,8 +7,12 @@ import argparse
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("report", help="render the HTML report of a dataset version (sql/*.sql over DuckDB)")
-    p.add_argument("--input", required=True, metavar="DIR",
-                   help="dataset version folder, or a dataset root (its CURRENT version)")
+    p.add_argument(
+        "--input",
+        required=True,
+        metavar="DIR",
+        help="dataset version folder, or a dataset root (its CURRENT version)",
+    )
     p.add_argument("--output", metavar="DIR", help="report folder (default: <version>/report)")
     p.set_defaults(func=main)
 

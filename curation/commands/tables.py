@@ -6,22 +6,33 @@ from --warehouse / --catalog-uri or PHI_ICEBERG_WAREHOUSE / PHI_ICEBERG_CATALOG_
     tables rollback --table NAME --to REF     make a version (run id or snapshot id) current again
     tables remove-orphans --table NAME        delete data files no snapshot references (killed jobs' files)
 """
+
 from __future__ import annotations
 
 import argparse
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("tables", help="Iceberg tables: import a dataset root, list versions, roll back, clean up")
+    p = sub.add_parser(
+        "tables", help="Iceberg tables: import a dataset root, list versions, roll back, clean up"
+    )
     tsub = p.add_subparsers(dest="tables_command", required=True, metavar="ACTION")
-    imp = _action(tsub, "import", "import every version of a folder-contract dataset root as snapshots", _import)
-    imp.add_argument("--root", required=True, metavar="DIR", help="dataset root (CURRENT + <version>/ folders)")
+    imp = _action(
+        tsub, "import", "import every version of a folder-contract dataset root as snapshots", _import
+    )
+    imp.add_argument(
+        "--root", required=True, metavar="DIR", help="dataset root (CURRENT + <version>/ folders)"
+    )
     _action(tsub, "versions", "list the table's snapshots, oldest first", _versions)
     rb = _action(tsub, "rollback", "make a version current again (later ones stay in the history)", _rollback)
     rb.add_argument("--to", required=True, metavar="REF", help="run id (tag) or snapshot id")
     orph = _action(tsub, "remove-orphans", "delete data files no snapshot references", _remove_orphans)
-    orph.add_argument("--older-than-hours", type=float, default=24.0,
-                      help="only files last written before this many hours ago (default 24: spares running jobs)")
+    orph.add_argument(
+        "--older-than-hours",
+        type=float,
+        default=24.0,
+        help="only files last written before this many hours ago (default 24: spares running jobs)",
+    )
     orph.add_argument("--dry-run", action="store_true", help="list, do not delete")
 
 
@@ -29,8 +40,11 @@ def _action(tsub, name: str, help_: str, func) -> argparse.ArgumentParser:
     p = tsub.add_parser(name, help=help_)
     p.add_argument("--table", required=True, metavar="NAME", help="table name (in the configured namespace)")
     p.add_argument("--warehouse", help="local folder or s3://bucket/prefix (default: $PHI_ICEBERG_WAREHOUSE)")
-    p.add_argument("--catalog-uri", help="SQLAlchemy URL of the catalog (default: $PHI_ICEBERG_CATALOG_URI,"
-                                         " else SQLite in a local warehouse)")
+    p.add_argument(
+        "--catalog-uri",
+        help="SQLAlchemy URL of the catalog (default: $PHI_ICEBERG_CATALOG_URI,"
+        " else SQLite in a local warehouse)",
+    )
     p.set_defaults(func=func)
     return p
 
@@ -49,7 +63,9 @@ def _import(args: argparse.Namespace) -> int:
     if not Path(args.root).is_dir():
         raise FileNotFoundError(f"--root {args.root}: no such dataset root")
     for v in import_root(args.root, _warehouse(args), args.table):
-        print(f"{v.version}  {v.mode:<9} snapshot {v.snapshot_id}  rows {v.rows}  files copied {v.files_copied}")
+        print(
+            f"{v.version}  {v.mode:<9} snapshot {v.snapshot_id}  rows {v.rows}  files copied {v.files_copied}"
+        )
     return 0
 
 
@@ -58,8 +74,10 @@ def _versions(args: argparse.Namespace) -> int:
 
     for v in versions(_warehouse(args).table(args.table)):
         mark = "*" if v["current"] else " "
-        print(f"{mark} {v['snapshot_id']:>20}  {v['run_id'] or '-':<32} {v['operation']:<9} rows {v['rows']:>10}"
-              f"  files {v['files']:>6}  {v['committed_at']}")
+        print(
+            f"{mark} {v['snapshot_id']:>20}  {v['run_id'] or '-':<32} {v['operation']:<9} rows {v['rows']:>10}"
+            f"  files {v['files']:>6}  {v['committed_at']}"
+        )
     return 0
 
 
@@ -76,8 +94,9 @@ def _remove_orphans(args: argparse.Namespace) -> int:
 
     from curation.tables import remove_orphan_files
 
-    removed = remove_orphan_files(_warehouse(args).table(args.table), dt.timedelta(hours=args.older_than_hours),
-                                  dry_run=args.dry_run)
+    removed = remove_orphan_files(
+        _warehouse(args).table(args.table), dt.timedelta(hours=args.older_than_hours), dry_run=args.dry_run
+    )
     for path in removed:
         print(path)
     print(f"{len(removed)} orphan file(s) {'found' if args.dry_run else 'removed'}")

@@ -18,6 +18,7 @@ that root first indexes every document of that published corpus version as index
 (their signatures computed once, `build_from_corpus`) and then builds on it. nightly_refresh uses this
 when the published index does not describe the corpus version it appends to (dags/lib/near_index.py).
 """
+
 from __future__ import annotations
 
 import json
@@ -35,8 +36,15 @@ REBUILD_REQUEST = "REBUILD.json"
 
 
 def params_dict(params: LshParams) -> dict:
-    return {"num_perm": params.num_perm, "bands": params.bands, "rows": params.rows, "seed": params.seed,
-            "ngram": params.ngram, "scheme": "affine32", "band_key": "fnv1a-fmix64"}
+    return {
+        "num_perm": params.num_perm,
+        "bands": params.bands,
+        "rows": params.rows,
+        "seed": params.seed,
+        "ngram": params.ngram,
+        "scheme": "affine32",
+        "band_key": "fnv1a-fmix64",
+    }
 
 
 def request_rebuild(root: str | Path, corpus_version_dir: str | Path, version: str, reason: str) -> Path:
@@ -44,22 +52,24 @@ def request_rebuild(root: str | Path, corpus_version_dir: str | Path, version: s
     published corpus version `corpus_version_dir` (see BandIndex.load)."""
     path = Path(root) / REBUILD_REQUEST
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps({"corpus": str(corpus_version_dir), "version": version, "reason": reason}) + "\n")
+    path.write_text(
+        json.dumps({"corpus": str(corpus_version_dir), "version": version, "reason": reason}) + "\n"
+    )
     return path
 
 
 @dataclass
 class LoadedIndex:
     version: str | None
-    bands: object            # DataFrame (id, band, key) or None when the index is empty
-    shingles: object         # DataFrame (id, shingles) or None
+    bands: object  # DataFrame (id, band, key) or None when the index is empty
+    shingles: object  # DataFrame (id, shingles) or None
 
 
 class BandIndex:
     def __init__(self, root: str | Path, params: LshParams):
         self.root = DatasetRoot(root)
         self.params = params
-        self._build: VersionBuild | None = None   # staged by `stage`, published after the corpus
+        self._build: VersionBuild | None = None  # staged by `stage`, published after the corpus
 
     def base_version(self, run_id: str) -> str | None:
         """The version a run builds on: CURRENT, or CURRENT's parent when CURRENT is this same run."""
@@ -78,8 +88,10 @@ class BandIndex:
         manifest = Manifest.read(vdir)
         stored, wanted = manifest.config.get("lsh"), params_dict(self.params)
         if stored != wanted:
-            raise ValueError(f"band index {vdir}: built with LSH parameters {stored}, this run uses {wanted};"
-                             f" rebuild the index or use the same near_dedup settings")
+            raise ValueError(
+                f"band index {vdir}: built with LSH parameters {stored}, this run uses {wanted};"
+                f" rebuild the index or use the same near_dedup settings"
+            )
         if need_shingles and not (vdir / "shingles").is_dir():
             raise ValueError(f"band index {vdir} has no shingles/ (built with verify off) but verify is on")
         bands = spark.read.parquet(str(vdir / "bands"))
@@ -93,13 +105,20 @@ class BandIndex:
             return
         spec = json.loads(request.read_text())
         if (self.root.version_dir(spec["version"]) / "manifest.json").is_file():
-            return   # built by an earlier attempt of this run
-        log.warning("band index %s: rebuilding version %s from corpus %s (%s): computing the signatures of"
-                    " every published document once", self.root.root, spec["version"], spec["corpus"],
-                    spec.get("reason", "requested"))
+            return  # built by an earlier attempt of this run
+        log.warning(
+            "band index %s: rebuilding version %s from corpus %s (%s): computing the signatures of"
+            " every published document once",
+            self.root.root,
+            spec["version"],
+            spec["corpus"],
+            spec.get("reason", "requested"),
+        )
         self.build_from_corpus(spark, spec["corpus"], spec["version"], need_shingles)
 
-    def build_from_corpus(self, spark, corpus_version_dir: str | Path, version: str, with_shingles: bool) -> Path:
+    def build_from_corpus(
+        self, spark, corpus_version_dir: str | Path, version: str, with_shingles: bool
+    ) -> Path:
         """Index every document of a published corpus version as index version `version` (published, CURRENT)."""
         from pyspark import StorageLevel
 
@@ -107,24 +126,33 @@ class BandIndex:
 
         data = Path(corpus_version_dir) / "data"
         sigs = compute_signatures(spark.read.parquet(str(data)), self.params, with_shingles)
-        sigs = sigs.persist(StorageLevel.MEMORY_AND_DISK)   # bands and shingles both come from one pass
+        sigs = sigs.persist(StorageLevel.MEMORY_AND_DISK)  # bands and shingles both come from one pass
         try:
             shingles = sigs.where("n_shingles > 0").select("id", "shingles") if with_shingles else None
-            self.stage(spark, band_rows(sigs), shingles, version, None, {"rebuilt_from": str(corpus_version_dir)})
+            self.stage(
+                spark, band_rows(sigs), shingles, version, None, {"rebuilt_from": str(corpus_version_dir)}
+            )
         finally:
             sigs.unpersist()
         return self.publish()
 
-    def stage(self, spark, bands, shingles, run_id: str, parent: str | None, extra: dict | None = None) -> Path:
+    def stage(
+        self, spark, bands, shingles, run_id: str, parent: str | None, extra: dict | None = None
+    ) -> Path:
         """Write the next index version to a hidden staging folder (published by `publish`)."""
         with self.root.building(run_id, clean="own", defer=True) as build:
             bands.write.mode("overwrite").parquet(str(build.staging / "bands"))
             if shingles is not None:
                 shingles.write.mode("overwrite").parquet(str(build.staging / "shingles"))
             docs = spark.read.parquet(str(build.staging / "bands")).select("id").distinct().count()
-            build.manifest(dataset=INDEX_DATASET, inputs=[parent] if parent else [],
-                           config={"lsh": params_dict(self.params)}, rows=docs, columns=["id", "band", "key"],
-                           extra={"parent": parent, **(extra or {})})
+            build.manifest(
+                dataset=INDEX_DATASET,
+                inputs=[parent] if parent else [],
+                config={"lsh": params_dict(self.params)},
+                rows=docs,
+                columns=["id", "band", "key"],
+                extra={"parent": parent, **(extra or {})},
+            )
         self._build = build
         return build.staging
 

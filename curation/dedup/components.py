@@ -4,6 +4,7 @@ Input: an undirected edge frame (a, b) of string node ids. Each round runs large
 both only ever point nodes at smaller ids, so the edge set shrinks towards stars around each component's
 minimum id; once the edges form such stars the components are known. Only scalar counts reach the driver.
 """
+
 from __future__ import annotations
 
 import logging
@@ -25,17 +26,27 @@ def large_star(edges):
 
     both = _undirected(edges)
     mins = both.groupBy("a").agg(F.min("b").alias("m")).withColumn("m", F.least("m", "a"))
-    return (both.join(mins, "a").where(F.col("b") > F.col("a"))
-            .select(F.col("b").alias("a"), F.col("m").alias("b")).distinct())
+    return (
+        both.join(mins, "a")
+        .where(F.col("b") > F.col("a"))
+        .select(F.col("b").alias("a"), F.col("m").alias("b"))
+        .distinct()
+    )
 
 
 def small_star(edges):
     """For each node u with smaller neighbours N: link u and every v in N to min(N)."""
     from pyspark.sql import functions as F
 
-    down = edges.select(F.greatest("a", "b").alias("a"), F.least("a", "b").alias("b")).where("a != b").distinct()
+    down = (
+        edges.select(F.greatest("a", "b").alias("a"), F.least("a", "b").alias("b")).where("a != b").distinct()
+    )
     mins = down.groupBy("a").agg(F.min("b").alias("m"))
-    moved = down.join(mins, "a").where(F.col("b") != F.col("m")).select(F.col("b").alias("a"), F.col("m").alias("b"))
+    moved = (
+        down.join(mins, "a")
+        .where(F.col("b") != F.col("m"))
+        .select(F.col("b").alias("a"), F.col("m").alias("b"))
+    )
     return moved.union(mins.select("a", F.col("m").alias("b"))).distinct()
 
 
@@ -62,13 +73,16 @@ def connected_components(edges, max_iterations: int = 40):
     """
     from pyspark.sql import functions as F
 
-    current = checkpoint(edges.select(F.greatest("a", "b").alias("a"), F.least("a", "b").alias("b"))
-                         .where("a != b").distinct())
+    current = checkpoint(
+        edges.select(F.greatest("a", "b").alias("a"), F.least("a", "b").alias("b")).where("a != b").distinct()
+    )
     rounds = 0
     while not _is_star_forest(current):
         if rounds == max_iterations:
             release(current)
-            raise RuntimeError(f"connected components did not converge in max_cc_iterations={max_iterations} rounds")
+            raise RuntimeError(
+                f"connected components did not converge in max_cc_iterations={max_iterations} rounds"
+            )
         rounds += 1
         nxt = checkpoint(small_star(large_star(current)))
         release(current)
@@ -76,6 +90,8 @@ def connected_components(edges, max_iterations: int = 40):
         log.info("connected components: round %d done", rounds)
     # every edge is (member, component min); roots map to themselves
     roots = current.select(F.col("b").alias("id"), F.col("b").alias("cluster_id")).distinct()
-    comps = checkpoint(current.select(F.col("a").alias("id"), F.col("b").alias("cluster_id")).unionByName(roots))
+    comps = checkpoint(
+        current.select(F.col("a").alias("id"), F.col("b").alias("cluster_id")).unionByName(roots)
+    )
     release(current)
     return comps, rounds

@@ -1,4 +1,5 @@
 """Exact dedup: hash of normalized text, one survivor per hash chosen by a deterministic keep rule."""
+
 from __future__ import annotations
 
 import hashlib
@@ -70,9 +71,11 @@ class ExactDedup(FrameStep):
         w = Window.partitionBy("text_hash").orderBy(*sort_columns(df, self.keep_order))
         ranked = df.withColumn("_rank", F.row_number().over(w)).withColumn("_kept_id", F.first("id").over(w))
         kept = ranked.filter("_rank = 1").drop("_rank", "_kept_id")
-        rejected = (ranked.filter("_rank > 1")
-                    .withColumn("reject_stage", F.lit(self.name))
-                    .withColumn("reject_reason", F.lit("exact_duplicate"))
-                    .withColumn("reject_detail", F.concat(F.lit("kept "), F.col("_kept_id")))
-                    .drop("_rank", "_kept_id"))
+        rejected = (
+            ranked.filter("_rank > 1")
+            .withColumn("reject_stage", F.lit(self.name))
+            .withColumn("reject_reason", F.lit("exact_duplicate"))
+            .withColumn("reject_detail", F.concat(F.lit("kept "), F.col("_kept_id")))
+            .drop("_rank", "_kept_id")
+        )
         return kept, rejected

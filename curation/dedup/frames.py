@@ -8,6 +8,7 @@ components stage (measured: one convergence check over 6,655 edges took 46 s on 
 spilling to disk) and restarts the plan from them. Like cached blocks, they are lost with their executor,
 which fails the job rather than giving a wrong answer.
 """
+
 from __future__ import annotations
 
 import logging

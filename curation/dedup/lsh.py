@@ -9,6 +9,7 @@ connected components are the same as with all pairs, at a fraction of the edges.
 Incremental mode marks rows from the persisted index `_old`; only buckets and edges that touch at least
 one new document matter (old documents were deduplicated against each other when they were published).
 """
+
 from __future__ import annotations
 
 
@@ -16,8 +17,7 @@ def band_rows(signatures):
     """Signature rows -> (id, band, key), one row per band of every document that has shingles."""
     from pyspark.sql import functions as F
 
-    return (signatures.where(F.col("n_shingles") > 0)
-            .select("id", F.posexplode("bands").alias("band", "key")))
+    return signatures.where(F.col("n_shingles") > 0).select("id", F.posexplode("bands").alias("band", "key"))
 
 
 def bucket_members(bands):
@@ -32,12 +32,27 @@ def bucket_members(bands):
     from pyspark.sql import functions as F
 
     w = Window.partitionBy("band", "key")
-    return (bands.select("id", "band", "key", "_old", F.count("*").over(w).alias("size"),
-                         F.min(F.struct("id", "_old")).over(w).alias("_root"),
-                         F.max(F.when(~F.col("_old"), 1).otherwise(0)).over(w).alias("has_new"))
-            .where((F.col("size") > 1) & (F.col("has_new") == 1))
-            .select("id", "band", "key", "_old", "size", F.col("_root.id").alias("root"),
-                    F.col("_root._old").alias("_root_old")))
+    return (
+        bands.select(
+            "id",
+            "band",
+            "key",
+            "_old",
+            F.count("*").over(w).alias("size"),
+            F.min(F.struct("id", "_old")).over(w).alias("_root"),
+            F.max(F.when(~F.col("_old"), 1).otherwise(0)).over(w).alias("has_new"),
+        )
+        .where((F.col("size") > 1) & (F.col("has_new") == 1))
+        .select(
+            "id",
+            "band",
+            "key",
+            "_old",
+            "size",
+            F.col("_root.id").alias("root"),
+            F.col("_root._old").alias("_root_old"),
+        )
+    )
 
 
 def candidate_edges(members, max_bucket_pairs: int, all_pairs: bool):
@@ -49,15 +64,21 @@ def candidate_edges(members, max_bucket_pairs: int, all_pairs: bool):
     from pyspark.sql import functions as F
 
     star_members = members if not all_pairs else members.where(F.col("size") > max_bucket_pairs)
-    edges = (star_members.where(F.col("id") != F.col("root"))
-             .where(~(F.col("_old") & F.col("_root_old")))
-             .select(F.least("id", "root").alias("a"), F.greatest("id", "root").alias("b")))
+    edges = (
+        star_members.where(F.col("id") != F.col("root"))
+        .where(~(F.col("_old") & F.col("_root_old")))
+        .select(F.least("id", "root").alias("a"), F.greatest("id", "root").alias("b"))
+    )
     if all_pairs:
         small = members.where(F.col("size") <= max_bucket_pairs).select("band", "key", "id", "_old")
         left = small.select("band", "key", F.col("id").alias("a"), F.col("_old").alias("_a_old"))
         right = small.select("band", "key", F.col("id").alias("b"), F.col("_old").alias("_b_old"))
-        pairs = (left.join(right, ["band", "key"]).where(F.col("a") < F.col("b"))
-                 .where(~(F.col("_a_old") & F.col("_b_old"))).select("a", "b"))
+        pairs = (
+            left.join(right, ["band", "key"])
+            .where(F.col("a") < F.col("b"))
+            .where(~(F.col("_a_old") & F.col("_b_old")))
+            .select("a", "b")
+        )
         edges = edges.unionByName(pairs)
     return edges.distinct()
 

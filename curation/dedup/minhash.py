@@ -12,6 +12,7 @@ agree with a single-process `datasketch.MinHashLSH` built with the same (bands, 
 keyed by a 64-bit hash of its values (`band_hashes`), equal exactly when the band bytes are equal up to
 a 64-bit collision.
 """
+
 from __future__ import annotations
 
 import re
@@ -28,18 +29,20 @@ from datasketch import MinHash
 from datasketch.minhash import _fmix  # the finalizer datasketch applies before its affine32 permutations
 
 _WORD = re.compile(r"\w+")
-_NGRAM_MUL = np.uint64(0x100000001B3)   # odd multiplier mixing successive word hashes (FNV prime)
+_NGRAM_MUL = np.uint64(0x100000001B3)  # odd multiplier mixing successive word hashes (FNV prime)
 _MAX32 = np.uint32(0xFFFFFFFF)
-_BAND_BASIS = np.uint64(0xCBF29CE484222325)   # FNV-1a offset basis: start value of a band key
+_BAND_BASIS = np.uint64(0xCBF29CE484222325)  # FNV-1a offset basis: start value of a band key
 #: shingles per numpy chunk: (chunk x num_perm) uint32 stays ~1 MB at 120 permutations (cache-sized: 2048
 #: measured ~40% faster than 16384)
 _CHUNK = 2048
 
 SIGNATURE_FIELDS = [
     pa.field("id", pa.string(), nullable=False),
-    pa.field("n_shingles", pa.int32()),    # 0 = no words: never a candidate
-    pa.field("bands", pa.list_(pa.int64())),      # one 64-bit key per band (see band_hashes); empty for empty docs
-    pa.field("shingles", pa.list_(pa.int64())),   # distinct 64-bit shingle hashes (verification); null if off
+    pa.field("n_shingles", pa.int32()),  # 0 = no words: never a candidate
+    pa.field(
+        "bands", pa.list_(pa.int64())
+    ),  # one 64-bit key per band (see band_hashes); empty for empty docs
+    pa.field("shingles", pa.list_(pa.int64())),  # distinct 64-bit shingle hashes (verification); null if off
 ]
 SIGNATURE_SCHEMA = pa.schema(SIGNATURE_FIELDS)
 
@@ -76,8 +79,8 @@ def shingle_hashes_batch(texts: Sequence[str | None], ngram: int) -> tuple[np.nd
         word_hash = np.zeros(0, dtype=np.uint64)
     word_start = np.concatenate([[0], np.cumsum(n_tok)[:-1]]) if len(n_tok) else np.zeros(0, np.int64)
 
-    window = np.minimum(n_tok, ngram)                               # words per shingle in each doc
-    n_sh = np.where(n_tok > 0, n_tok - window + 1, 0)               # shingles per doc
+    window = np.minimum(n_tok, ngram)  # words per shingle in each doc
+    n_sh = np.where(n_tok > 0, n_tok - window + 1, 0)  # shingles per doc
     offsets = np.concatenate([[0], np.cumsum(n_sh)]).astype(np.int64)
     total = int(offsets[-1])
     doc_of = np.repeat(np.arange(len(texts)), n_sh)
@@ -143,7 +146,7 @@ class LshParams:
                 stop += 1
             docs = nonempty[start:stop]
             lo, hi = offsets[docs[0]], offsets[docs[-1] + 1]
-            phv = hv[lo:hi, None] * a[None, :] + b[None, :]          # uint32 wraparound = mod 2^32
+            phv = hv[lo:hi, None] * a[None, :] + b[None, :]  # uint32 wraparound = mod 2^32
             sig[docs] = np.minimum.reduceat(phv, offsets[docs] - lo, axis=0)
             start = stop
         return sig
@@ -181,15 +184,19 @@ def signature_batch(batch: pa.RecordBatch, params: LshParams, with_shingles: boo
     bands = pa.ListArray.from_arrays(pa.array(band_offsets), key_values)
     if with_shingles:
         values, sh_off = distinct_per_doc(h64, offsets)
-        shingles = pa.ListArray.from_arrays(pa.array(sh_off.astype(np.int32)),
-                                            pa.array(values.view(np.int64)))
+        shingles = pa.ListArray.from_arrays(
+            pa.array(sh_off.astype(np.int32)), pa.array(values.view(np.int64))
+        )
     else:
         shingles = pa.nulls(n_docs, pa.list_(pa.int64()))
-    return pa.RecordBatch.from_arrays([batch.column("id"), n_shingles, bands, shingles], schema=SIGNATURE_SCHEMA)
+    return pa.RecordBatch.from_arrays(
+        [batch.column("id"), n_shingles, bands, shingles], schema=SIGNATURE_SCHEMA
+    )
 
 
-def signature_batches(batches: Iterable[pa.RecordBatch], params: LshParams,
-                      with_shingles: bool) -> Iterator[pa.RecordBatch]:
+def signature_batches(
+    batches: Iterable[pa.RecordBatch], params: LshParams, with_shingles: bool
+) -> Iterator[pa.RecordBatch]:
     """The mapInArrow body: signature rows for every incoming batch."""
     for batch in batches:
         if batch.num_rows:

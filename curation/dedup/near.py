@@ -12,6 +12,7 @@ A FrameStep (curation/steps/base.py documents the driver hooks): it uses `bind` 
 duplicates audit), `write_extra` (stages the next band index in incremental mode, returns the counts for the
 manifest), `commit` (publishes that index once the corpus is published) and `abort`.
 """
+
 from __future__ import annotations
 
 import logging
@@ -40,11 +41,14 @@ def check_unique_ids(signatures, where: str) -> tuple[int, int]:
     """One pass: fail naming repeated or null ids; return (documents, documents without shingles)."""
     from pyspark.sql import functions as F
 
-    per_id = signatures.groupBy("id").agg(F.count("*").alias("count"),
-                                          F.sum(F.when(F.col("n_shingles") == 0, 1).otherwise(0)).alias("empty"))
-    summary = per_id.agg(F.sum("count").alias("n"), F.sum("empty").alias("empty"),
-                         F.sum(F.when((F.col("count") > 1) | F.col("id").isNull(), 1).otherwise(0)).alias("bad")
-                         ).first()
+    per_id = signatures.groupBy("id").agg(
+        F.count("*").alias("count"), F.sum(F.when(F.col("n_shingles") == 0, 1).otherwise(0)).alias("empty")
+    )
+    summary = per_id.agg(
+        F.sum("count").alias("n"),
+        F.sum("empty").alias("empty"),
+        F.sum(F.when((F.col("count") > 1) | F.col("id").isNull(), 1).otherwise(0)).alias("bad"),
+    ).first()
     if not summary["bad"]:
         return summary["n"] or 0, summary["empty"] or 0
     bad = per_id.where((F.col("count") > 1) | F.col("id").isNull()).limit(5).collect()
@@ -68,7 +72,7 @@ class NearDedup(FrameStep):
         self.staging: Path | None = None
         self.index = BandIndex(cfg.index_dir, self.params) if cfg.index_dir else None
         self.stats: dict = {}
-        self._cached: list = []     # frames persisted by apply(), released by write_extra() / abort()
+        self._cached: list = []  # frames persisted by apply(), released by write_extra() / abort()
 
     # ---- driver hooks ----------------------------------------------------------------------------
     def bind(self, spark, staging: Path, run_id: str | None = None) -> None:
@@ -79,8 +83,9 @@ class NearDedup(FrameStep):
         """Stage the next band index (incremental mode) and return the counts for the manifest."""
         if self.index is not None:
             t0 = time.perf_counter()
-            self.index.stage(self.spark, self._next_index_bands, self._next_index_shingles,
-                             self.run_id, self._index_parent)
+            self.index.stage(
+                self.spark, self._next_index_bands, self._next_index_shingles, self.run_id, self._index_parent
+            )
             self.stats["index_seconds"] = round(time.perf_counter() - t0, 3)
         self._release(*self._cached)
         return {self.name: dict(self.stats)}
@@ -119,8 +124,12 @@ class NearDedup(FrameStep):
         sigs = self._persist(compute_signatures(df, self.params, self.cfg.verify))
         n_in, n_empty = check_unique_ids(sigs, "the input")
         self._lap("sign", t_start)
-        log.info("near dedup: %d documents signed (%d without words, never candidates) in %.1fs",
-                 n_in, n_empty, time.perf_counter() - t_start)
+        log.info(
+            "near dedup: %d documents signed (%d without words, never candidates) in %.1fs",
+            n_in,
+            n_empty,
+            time.perf_counter() - t_start,
+        )
         return sigs, n_in, n_empty
 
     def _bands(self, sigs, n_in: int):
@@ -142,10 +151,12 @@ class NearDedup(FrameStep):
                 keys = new_bands.select("band", "key").distinct()
                 if n_in * cfg.bands <= cfg.broadcast_max_ids:
                     keys = F.broadcast(keys)
-                old_bands = (loaded.bands.join(keys, ["band", "key"], "left_semi")
-                             .join(sigs.select("id"), "id", "left_anti"))   # re-submitted ids: the batch wins
-                all_bands = all_bands.unionByName(old_bands.select("id", "band", "key")
-                                                  .withColumn("_old", F.lit(True)))
+                old_bands = loaded.bands.join(keys, ["band", "key"], "left_semi").join(
+                    sigs.select("id"), "id", "left_anti"
+                )  # re-submitted ids: the batch wins
+                all_bands = all_bands.unionByName(
+                    old_bands.select("id", "band", "key").withColumn("_old", F.lit(True))
+                )
         return new_bands, all_bands, loaded
 
     def _edges(self, all_bands, sigs, loaded):
@@ -169,20 +180,30 @@ class NearDedup(FrameStep):
         bcast = self.stats["candidate_pairs"] <= cfg.broadcast_max_ids
         scored = None
         if cfg.verify:
-            if self._index_parent is not None:   # old documents the batch re-submits: the batch's copy wins
-                ids = edges.select(F.col("a").alias("id")).union(edges.select(F.col("b").alias("id"))).distinct()
-                old_sh = self._persist(loaded.shingles.join(F.broadcast(ids) if bcast else ids, "id", "left_semi")
-                                       .join(sigs.select("id"), "id", "left_anti"))
+            if self._index_parent is not None:  # old documents the batch re-submits: the batch's copy wins
+                ids = (
+                    edges.select(F.col("a").alias("id"))
+                    .union(edges.select(F.col("b").alias("id")))
+                    .distinct()
+                )
+                old_sh = self._persist(
+                    loaded.shingles.join(F.broadcast(ids) if bcast else ids, "id", "left_semi").join(
+                        sigs.select("id"), "id", "left_anti"
+                    )
+                )
                 shingles = shingles.unionByName(old_sh)
             # scored once and materialised, then filtered (a filter on the expression would evaluate it twice)
             scored = self._persist(score_edges(edges, shingles, bcast))
             verified = scored.where(F.col("similarity") >= cfg.threshold)
             self.stats["verified_pairs"] = verified.count()
             self._release(edges)
-            edges = verified       # its rows stay in `scored`'s checkpoint until the components are done
+            edges = verified  # its rows stay in `scored`'s checkpoint until the components are done
             self._lap("verification", t0)
-        log.info("near dedup: %s in %.1fs", {k: v for k, v in self.stats.items() if k.endswith("pairs")},
-                 time.perf_counter() - t3)
+        log.info(
+            "near dedup: %s in %.1fs",
+            {k: v for k, v in self.stats.items() if k.endswith("pairs")},
+            time.perf_counter() - t3,
+        )
         return edges, scored, shingles, bcast
 
     def _components(self, edges, scored):
@@ -208,13 +229,19 @@ class NearDedup(FrameStep):
         dups_path = self.staging / DUPLICATES_DIR
         dups.write.mode("overwrite").parquet(str(dups_path))
         dups = self.spark.read.parquet(str(dups_path))
-        self._release(*self._cached[1:])     # all but the signatures (the next index reads them)
-        dup_counts = dups.agg(F.count("*").alias("n"), F.countDistinct("cluster_id").alias("clusters")).first()
+        self._release(*self._cached[1:])  # all but the signatures (the next index reads them)
+        dup_counts = dups.agg(
+            F.count("*").alias("n"), F.countDistinct("cluster_id").alias("clusters")
+        ).first()
         n_removed = dup_counts["n"]
         self._lap("keep_rule_and_audit", t0)
-        self.stats.update(documents_in=n_in, documents_without_words=n_empty, removed=n_removed,
-                          clusters=dup_counts["clusters"],
-                          seconds=round(time.perf_counter() - t_start, 3))
+        self.stats.update(
+            documents_in=n_in,
+            documents_without_words=n_empty,
+            removed=n_removed,
+            clusters=dup_counts["clusters"],
+            seconds=round(time.perf_counter() - t_start, 3),
+        )
         log.info("near dedup: %d of %d documents removed as near duplicates", n_removed, n_in)
         return dups
 
@@ -224,24 +251,38 @@ class NearDedup(FrameStep):
 
         removed_ids = dups.select(F.col("doc_id").alias("id"))
         kept_bands = new_bands.join(removed_ids, "id", "left_anti")
-        self._next_index_bands = kept_bands if self._index_parent is None else kept_bands.unionByName(
-            loaded.bands.join(sigs.select("id"), "id", "left_anti").select("id", "band", "key"))
+        self._next_index_bands = (
+            kept_bands
+            if self._index_parent is None
+            else kept_bands.unionByName(
+                loaded.bands.join(sigs.select("id"), "id", "left_anti").select("id", "band", "key")
+            )
+        )
         self._next_index_shingles = None
         if self.cfg.verify:
-            kept_sh = sigs.where(F.col("n_shingles") > 0).select("id", "shingles").join(removed_ids, "id", "left_anti")
-            self._next_index_shingles = kept_sh if self._index_parent is None else \
-                kept_sh.unionByName(loaded.shingles.join(sigs.select("id"), "id", "left_anti"))
+            kept_sh = (
+                sigs.where(F.col("n_shingles") > 0)
+                .select("id", "shingles")
+                .join(removed_ids, "id", "left_anti")
+            )
+            self._next_index_shingles = (
+                kept_sh
+                if self._index_parent is None
+                else kept_sh.unionByName(loaded.shingles.join(sigs.select("id"), "id", "left_anti"))
+            )
 
     def _split(self, df, dups):
         """7. kept / rejected frames (joins against the materialised duplicates)."""
         from pyspark.sql import functions as F
 
         kept = df.join(dups.select(F.col("doc_id").alias("id")), "id", "left_anti").select(*df.columns)
-        rejected = (df.join(dups.select(F.col("doc_id").alias("id"), "kept_id"), "id")
-                    .withColumn("reject_stage", F.lit(self.name))
-                    .withColumn("reject_reason", F.lit(REJECT_REASON))
-                    .withColumn("reject_detail", F.concat(F.lit("kept "), F.col("kept_id")))
-                    .drop("kept_id"))
+        rejected = (
+            df.join(dups.select(F.col("doc_id").alias("id"), "kept_id"), "id")
+            .withColumn("reject_stage", F.lit(self.name))
+            .withColumn("reject_reason", F.lit(REJECT_REASON))
+            .withColumn("reject_detail", F.concat(F.lit("kept "), F.col("kept_id")))
+            .drop("kept_id")
+        )
         return kept, rejected
 
     # ---- helpers -----------------------------------------------------------------------------------
@@ -280,14 +321,18 @@ class NearDedup(FrameStep):
 
         from curation.dedup.lsh import pair_similarity
 
-        keyed = df.select("id", *[c for c in self._keep_columns(df) if c != "id"]).withColumn("_new", F.lit(True))
+        keyed = df.select("id", *[c for c in self._keep_columns(df) if c != "id"]).withColumn(
+            "_new", F.lit(True)
+        )
         members = comps.join(keyed, "id", "left").withColumn("_old", F.col("_new").isNull())
         order = [F.col("_old").desc(), *sort_columns(members, self.cfg.keep_order)]
         w = Window.partitionBy("cluster_id").orderBy(*order)
-        ranked = (members.withColumn("_rank", F.row_number().over(w))
-                  .withColumn("kept_id", F.first("id").over(w)))
+        ranked = members.withColumn("_rank", F.row_number().over(w)).withColumn(
+            "kept_id", F.first("id").over(w)
+        )
         dups = ranked.where((F.col("_rank") > 1) & ~F.col("_old")).select(
-            F.col("id").alias("doc_id"), "cluster_id", "kept_id")
+            F.col("id").alias("doc_id"), "cluster_id", "kept_id"
+        )
         if shingles is None:
             return dups.withColumn("similarity", F.lit(None).cast("double"))
         # fewer rows than candidate pairs, so broadcast whenever the candidates were

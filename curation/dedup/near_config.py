@@ -13,6 +13,7 @@ candidate recall at the 0.8 target is ~0.998, and exact-Jaccard verification rem
 Without verification choose a curve centred on the threshold instead (datasketch's optimum for 0.8 with
 128 permutations is 9 bands x 13 rows: P(0.7)=0.36, P(0.8)=0.84, P(0.9)=0.998), trading recall for precision.
 """
+
 from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -46,11 +47,13 @@ class NearDedupConfig(BaseModel):
     @model_validator(mode="after")
     def _bands_fit(self) -> NearDedupConfig:
         if self.bands * self.rows > self.num_perm:
-            raise ValueError(f"near_dedup: bands*rows = {self.bands}*{self.rows} = {self.bands * self.rows}"
-                             f" exceeds num_perm={self.num_perm}")
+            raise ValueError(
+                f"near_dedup: bands*rows = {self.bands}*{self.rows} = {self.bands * self.rows}"
+                f" exceeds num_perm={self.num_perm}"
+            )
         return self
 
 
 def candidate_probability(s: float, bands: int, rows: int) -> float:
     """Probability that two documents of Jaccard `s` share at least one band (the LSH S-curve)."""
-    return 1.0 - (1.0 - s ** rows) ** bands
+    return 1.0 - (1.0 - s**rows) ** bands

@@ -1,11 +1,12 @@
 """Evaluation metrics for the edu classifier (pure functions over label and score arrays).
 
-  - against edu labels (validation split, or any label set): macro-F1 and accuracy of edu_int, the
-    confusion matrix, F1 of the binary keep decision (edu_score >= threshold vs label >= threshold),
-    Spearman between edu_score and the label, and the majority-class baseline for the same documents;
-  - against the DCLM human quality labels: AUC of edu_score and accuracy of the keep decision. Those labels
-    judge "good pretraining text", not educational value, so this is agreement, not ground truth.
+- against edu labels (validation split, or any label set): macro-F1 and accuracy of edu_int, the
+  confusion matrix, F1 of the binary keep decision (edu_score >= threshold vs label >= threshold),
+  Spearman between edu_score and the label, and the majority-class baseline for the same documents;
+- against the DCLM human quality labels: AUC of edu_score and accuracy of the keep decision. Those labels
+  judge "good pretraining text", not educational value, so this is agreement, not ground truth.
 """
+
 from __future__ import annotations
 
 import math
@@ -29,8 +30,13 @@ def spearman(a: Sequence[float], b: Sequence[float]) -> float | None:
     return _finite(spearmanr(a, b).statistic)
 
 
-def label_metrics(labels: Sequence[int], edu_score: Sequence[float], edu_int: Sequence[int],
-                  threshold: float, majority_class: int | None = None) -> dict[str, Any]:
+def label_metrics(
+    labels: Sequence[int],
+    edu_score: Sequence[float],
+    edu_int: Sequence[int],
+    threshold: float,
+    majority_class: int | None = None,
+) -> dict[str, Any]:
     """Metrics of predictions against integer edu labels. `majority_class` (from the training split)
     gives the baseline; by default the majority of `labels` itself."""
     from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, precision_score, recall_score
@@ -55,13 +61,16 @@ def label_metrics(labels: Sequence[int], edu_score: Sequence[float], edu_int: Se
         "mean_abs_error": _finite(float(np.mean(np.abs(score - y)))),
         "threshold": threshold,
         "binary": {
-            "positives_true": int(y_bin.sum()), "positives_pred": int(pred_bin.sum()),
+            "positives_true": int(y_bin.sum()),
+            "positives_pred": int(pred_bin.sum()),
             "f1": _finite(f1_score(y_bin, pred_bin, **kw)),
             "precision": _finite(precision_score(y_bin, pred_bin, **kw)),
             "recall": _finite(recall_score(y_bin, pred_bin, **kw)),
         },
-        "confusion": {"classes": classes,
-                      "matrix": confusion_matrix(y, pred, labels=classes).tolist()},  # rows = label
+        "confusion": {
+            "classes": classes,
+            "matrix": confusion_matrix(y, pred, labels=classes).tolist(),
+        },  # rows = label
         "baseline_majority": {
             "class": int(majority),
             "macro_f1": _finite(f1_score(y, base, labels=classes, average="macro", **kw)),

@@ -9,6 +9,7 @@ is deterministic for a seed. It also turns a crash inside fasttext into a clear 
 
 Usage (internal): python -m curation.edu.fasttext_subprocess '<json: input, output, params>'
 """
+
 from __future__ import annotations
 
 import json
@@ -19,17 +20,25 @@ from pathlib import Path
 from typing import Any
 
 
-def train_supervised(input_path: str | Path, output_path: str | Path, params: dict[str, Any],
-                     timeout_s: float | None = None) -> None:
+def train_supervised(
+    input_path: str | Path, output_path: str | Path, params: dict[str, Any], timeout_s: float | None = None
+) -> None:
     job = json.dumps({"input": str(input_path), "output": str(output_path), "params": params})
     env = {**os.environ, "MALLOC_MMAP_THRESHOLD_": "65536", "OMP_NUM_THREADS": "1"}
-    proc = subprocess.run([sys.executable, "-m", "curation.edu.fasttext_subprocess", job], env=env,
-                          capture_output=True, text=True, timeout=timeout_s, check=False)
+    proc = subprocess.run(
+        [sys.executable, "-m", "curation.edu.fasttext_subprocess", job],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout_s,
+        check=False,
+    )
     if proc.returncode != 0:
         tail = (proc.stderr or proc.stdout).strip().splitlines()[-3:]
         hint = " (training diverged: lower fasttext.lr)" if "NaN" in proc.stderr else ""
-        raise RuntimeError(f"fasttext training on {input_path} failed (exit {proc.returncode}){hint}: "
-                           + " | ".join(tail))
+        raise RuntimeError(
+            f"fasttext training on {input_path} failed (exit {proc.returncode}){hint}: " + " | ".join(tail)
+        )
     if not Path(output_path).is_file():
         raise RuntimeError(f"fasttext training on {input_path} wrote no model to {output_path}")
 

@@ -10,6 +10,7 @@
 Every row that cannot be used is counted under a reason (and the first example of each is logged with its
 file, line and value), never dropped silently. A source that yields no usable row is an error.
 """
+
 from __future__ import annotations
 
 import gzip
@@ -30,12 +31,14 @@ from curation.edu.text_source import open_text_source
 
 log = logging.getLogger(__name__)
 
-LABEL_SCHEMA = pa.schema([
-    pa.field("id", pa.string()),
-    pa.field("text", pa.string()),
-    pa.field("score", pa.int64()),
-    pa.field("label_source", pa.string()),
-])
+LABEL_SCHEMA = pa.schema(
+    [
+        pa.field("id", pa.string()),
+        pa.field("text", pa.string()),
+        pa.field("score", pa.int64()),
+        pa.field("label_source", pa.string()),
+    ]
+)
 
 #: Score columns looked for, in this order, when the caller does not name one.
 SCORE_FIELDS = ("score", "label", "int_score")
@@ -44,6 +47,7 @@ SCORE_FIELDS = ("score", "label", "int_score")
 @dataclass
 class LabelSet:
     """Usable labelled rows plus the bookkeeping of what was not usable and where it came from."""
+
     table: pa.Table
     sources: list[str] = field(default_factory=list)
     rejects: dict[str, int] = field(default_factory=dict)
@@ -104,6 +108,7 @@ def parse_score(value: Any, max_score: int) -> tuple[int | None, str | None]:
 
 # ---- raw records from a file ----------------------------------------------------------------------------
 
+
 def _read_records(path: Path, rejects: _Rejects) -> list[dict[str, Any]]:
     """Rows of a JSONL/parquet/CSV file as dicts, each with `_pos` (file:line or file row N) for messages."""
     name = path.name.lower()
@@ -141,17 +146,22 @@ def _pick_score_field(path: Path, rows: list[dict[str, Any]], score_field: str |
     present = set().union(*(r.keys() for r in rows[:100])) if rows else set()
     if score_field is not None:
         if score_field not in present:
-            raise ValueError(f"label file {path}: no field {score_field!r} (fields: {sorted(present - {'_pos'})})")
+            raise ValueError(
+                f"label file {path}: no field {score_field!r} (fields: {sorted(present - {'_pos'})})"
+            )
         return score_field
     for candidate in SCORE_FIELDS:
         if candidate in present:
             return candidate
-    raise ValueError(f"label file {path}: none of the score fields {list(SCORE_FIELDS)} present"
-                     f" (fields: {sorted(present - {'_pos'})}); name one with --score-field")
+    raise ValueError(
+        f"label file {path}: none of the score fields {list(SCORE_FIELDS)} present"
+        f" (fields: {sorted(present - {'_pos'})}); name one with --score-field"
+    )
 
 
-def read_label_file(path: str | Path, score_field: str | None = None, text_field: str = "text",
-                    max_score: int = 5) -> LabelSet:
+def read_label_file(
+    path: str | Path, score_field: str | None = None, text_field: str = "text", max_score: int = 5
+) -> LabelSet:
     """Labelled rows from a JSONL/parquet/CSV file with a text field and an integer score field."""
     p = Path(path)
     if not p.is_file():
@@ -177,10 +187,17 @@ def read_label_file(path: str | Path, score_field: str | None = None, text_field
     rejects.log()
     if not texts:
         raise ValueError(f"label file {p}: no usable row (field {sfield!r}; rejects {dict(rejects.counts)})")
-    table = pa.table({"id": ids, "text": texts, "score": scores,
-                      "label_source": [f"file:{p.name}"] * len(texts)}, schema=LABEL_SCHEMA)
-    log.info("%s: %d labelled rows via field %r, scores %s", p, len(texts), sfield,
-             dict(sorted(Counter(scores).items())))
+    table = pa.table(
+        {"id": ids, "text": texts, "score": scores, "label_source": [f"file:{p.name}"] * len(texts)},
+        schema=LABEL_SCHEMA,
+    )
+    log.info(
+        "%s: %d labelled rows via field %r, scores %s",
+        p,
+        len(texts),
+        sfield,
+        dict(sorted(Counter(scores).items())),
+    )
     return LabelSet(table, [f"file:{p}#{sfield}"], dict(rejects.counts))
 
 
@@ -198,7 +215,9 @@ def read_label_dataset(path: str | Path, max_score: int = 5) -> LabelSet:
     teacher = table.column("teacher_model").to_pylist() if "teacher_model" in table.column_names else None
     rejects = _Rejects(str(vdir))
     ids, texts, scores, srcs = [], [], [], []
-    for i, (doc_id, text, raw) in enumerate(zip(*(table.column(c).to_pylist() for c in ("id", "text", "score")))):
+    for i, (doc_id, text, raw) in enumerate(
+        zip(*(table.column(c).to_pylist() for c in ("id", "text", "score")))
+    ):
         if not text:
             rejects.add("missing_text", f"id={doc_id}")
             continue
@@ -216,8 +235,11 @@ def read_label_dataset(path: str | Path, max_score: int = 5) -> LabelSet:
     rejects.log()
     if not texts:
         raise ValueError(f"label dataset {vdir}: no usable row (rejects {dict(rejects.counts)})")
-    return LabelSet(pa.table({"id": ids, "text": texts, "score": scores, "label_source": srcs},
-                             schema=LABEL_SCHEMA), [f"dataset:{vdir}"], dict(rejects.counts))
+    return LabelSet(
+        pa.table({"id": ids, "text": texts, "score": scores, "label_source": srcs}, schema=LABEL_SCHEMA),
+        [f"dataset:{vdir}"],
+        dict(rejects.counts),
+    )
 
 
 def read_labels(path: str | Path, score_field: str | None = None, max_score: int = 5) -> LabelSet:
@@ -230,19 +252,23 @@ def read_labels(path: str | Path, score_field: str | None = None, max_score: int
 
 # ---- the reference-vs-random recipe ---------------------------------------------------------------------
 
+
 def sample_texts(path: str | Path, n: int | None, seed: int) -> pa.Table:
     """Up to `n` (id, text) rows from a text source, a deterministic pseudo-random sample for a seed.
     Runs in DuckDB, so sampling negatives from a large curated corpus streams instead of loading it."""
     with open_text_source(path, f"text source {Path(path)}") as src:
         limit = f"LIMIT {int(n)}" if n is not None else ""
         # md5 of (id, seed) orders rows pseudo-randomly but reproducibly, on any DuckDB version.
-        query = (f"SELECT {src.id_expr} AS id, text FROM {src.table} WHERE text IS NOT NULL AND length(trim(text)) > 0 "
-                 f"ORDER BY md5({src.id_expr} || '|' || '{int(seed)}') {limit}")
+        query = (
+            f"SELECT {src.id_expr} AS id, text FROM {src.table} WHERE text IS NOT NULL AND length(trim(text)) > 0 "
+            f"ORDER BY md5({src.id_expr} || '|' || '{int(seed)}') {limit}"
+        )
         return src.con.sql(query).to_arrow_table()
 
 
-def reference_vs_random(reference: list[str | Path], random: str | Path, n: int | None = None,
-                        seed: int = 0) -> LabelSet:
+def reference_vs_random(
+    reference: list[str | Path], random: str | Path, n: int | None = None, seed: int = 0
+) -> LabelSet:
     """DCLM recipe: reference documents are positives (1), an equal number of random web documents are
     negatives (0). `n` caps the positives (None: all of them)."""
     positives = pa.concat_tables(sample_texts(r, None, seed) for r in reference)
@@ -252,20 +278,33 @@ def reference_vs_random(reference: list[str | Path], random: str | Path, n: int 
         raise ValueError(f"reference corpus {[str(r) for r in reference]}: no documents with text")
     negatives = sample_texts(random, positives.num_rows, seed)
     if negatives.num_rows < positives.num_rows:
-        log.warning("random corpus %s has only %d documents for %d positives", random, negatives.num_rows,
-                    positives.num_rows)
-    table = pa.table({
-        "id": positives.column("id").to_pylist() + negatives.column("id").to_pylist(),
-        "text": positives.column("text").to_pylist() + negatives.column("text").to_pylist(),
-        "score": [1] * positives.num_rows + [0] * negatives.num_rows,
-        "label_source": ["reference"] * positives.num_rows + ["random"] * negatives.num_rows,
-    }, schema=LABEL_SCHEMA)
-    log.info("reference-vs-random: %d positives from %s, %d negatives from %s", positives.num_rows,
-             [str(r) for r in reference], negatives.num_rows, random)
+        log.warning(
+            "random corpus %s has only %d documents for %d positives",
+            random,
+            negatives.num_rows,
+            positives.num_rows,
+        )
+    table = pa.table(
+        {
+            "id": positives.column("id").to_pylist() + negatives.column("id").to_pylist(),
+            "text": positives.column("text").to_pylist() + negatives.column("text").to_pylist(),
+            "score": [1] * positives.num_rows + [0] * negatives.num_rows,
+            "label_source": ["reference"] * positives.num_rows + ["random"] * negatives.num_rows,
+        },
+        schema=LABEL_SCHEMA,
+    )
+    log.info(
+        "reference-vs-random: %d positives from %s, %d negatives from %s",
+        positives.num_rows,
+        [str(r) for r in reference],
+        negatives.num_rows,
+        random,
+    )
     return LabelSet(table, [f"reference:{r}" for r in reference] + [f"random:{random}"], {})
 
 
 # ---- combining ------------------------------------------------------------------------------------------
+
 
 def combine(sets: list[LabelSet], key=None) -> LabelSet:
     """All sets in order; a text seen again (after `key`, e.g. the classifier's normalisation) is

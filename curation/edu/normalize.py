@@ -20,6 +20,7 @@ Speed: this runs on every document of the crawl. NFKC is done by CPython (its qu
 normalised text nearly free, utf8proc in Arrow is ~6x slower); the regex passes run as vectorised RE2 kernels
 in Arrow compute (~2x faster than `re` on ~1.5 kB pages).
 """
+
 from __future__ import annotations
 
 import unicodedata
@@ -38,9 +39,10 @@ _NON_WORD_RUN = r"[^\p{L}\p{N}\p{M}]+"
 
 class NormalizationSpec(BaseModel):
     """What the normaliser does; stored in the model card, so scoring reproduces training exactly."""
+
     model_config = ConfigDict(extra="forbid", frozen=True)
     version: Literal["edu-norm-v1"] = NORMALIZATION_VERSION
-    max_chars: int | None = Field(20_000, ge=100)   # None = the whole document
+    max_chars: int | None = Field(20_000, ge=100)  # None = the whole document
 
 
 DEFAULT_SPEC = NormalizationSpec()

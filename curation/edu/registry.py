@@ -12,6 +12,7 @@ A version is built in a hidden staging folder and renamed into place, so a half-
 visible. The card records the sha256 of model.bin: loading checks it, so a truncated or swapped file is a
 clear error instead of a crash inside fasttext.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -50,6 +51,7 @@ def file_sha256(path: str | Path) -> str:
 
 class ModelCard(BaseModel):
     """Everything needed to reproduce, audit and correctly apply one trained model."""
+
     model_config = ConfigDict(extra="forbid")
     version: str
     created_at: str
@@ -57,17 +59,17 @@ class ModelCard(BaseModel):
     model_file: str = MODEL_FILE
     model_sha256: str
     model_bytes: int
-    classes: list[int]                       # score values the model predicts (fasttext labels __label__<k>)
-    threshold: float                         # default decision: keep when edu_score >= threshold
-    normalization: NormalizationSpec         # applied identically at score time
-    readout: str = "expected_value"          # edu_score = sum_k p(k) * k ; edu_int = round(edu_score)
+    classes: list[int]  # score values the model predicts (fasttext labels __label__<k>)
+    threshold: float  # default decision: keep when edu_score >= threshold
+    normalization: NormalizationSpec  # applied identically at score time
+    readout: str = "expected_value"  # edu_score = sum_k p(k) * k ; edu_int = round(edu_score)
     label_sources: list[str]
-    label_counts: dict[str, int]             # per score value, all usable labels
-    label_source_counts: dict[str, int]      # per label_source (file:..., teacher:<model>, reference, random)
+    label_counts: dict[str, int]  # per score value, all usable labels
+    label_source_counts: dict[str, int]  # per label_source (file:..., teacher:<model>, reference, random)
     label_rejects: dict[str, int] = Field(default_factory=dict)
-    data_hash: str                           # sha256 over the labelled rows used (train + validation)
-    split: dict[str, Any]                    # sizes, seed, fraction, how documents were assigned
-    params: dict[str, Any]                   # the full training config (fasttext hyper-parameters included)
+    data_hash: str  # sha256 over the labelled rows used (train + validation)
+    split: dict[str, Any]  # sizes, seed, fraction, how documents were assigned
+    params: dict[str, Any]  # the full training config (fasttext hyper-parameters included)
     metrics: dict[str, Any] = Field(default_factory=dict)
     notes: str | None = None
 
@@ -75,6 +77,7 @@ class ModelCard(BaseModel):
 @dataclass(frozen=True)
 class ModelRef:
     """A resolved model: its version, folder, model file and card."""
+
     version: str
     dir: Path
     card: ModelCard
@@ -101,24 +104,39 @@ def verify_model_file(ref: ModelRef, path: str | Path | None = None) -> Path:
         raise FileNotFoundError(f"edu model {ref.version}: model file {p} is missing")
     digest = file_sha256(p)
     if digest != ref.card.model_sha256:
-        raise ValueError(f"edu model {ref.version}: model file {p} is corrupt or not this version's "
-                         f"(sha256 {digest[:12]}..., card says {ref.card.model_sha256[:12]}...)")
+        raise ValueError(
+            f"edu model {ref.version}: model file {p} is corrupt or not this version's "
+            f"(sha256 {digest[:12]}..., card says {ref.card.model_sha256[:12]}...)"
+        )
     return p
 
 
 def render_card_markdown(card: ModelCard) -> str:
-    lines = [f"# Edu classifier {card.version}", "",
-             f"- created: {card.created_at} (code {card.code_version})",
-             f"- model: `{card.model_file}` ({card.model_bytes:,} bytes, sha256 `{card.model_sha256[:16]}…`)",
-             f"- classes: {card.classes}; readout: {card.readout}; default threshold: {card.threshold}",
-             f"- normalisation: `{card.normalization.model_dump_json()}`",
-             f"- data hash: `{card.data_hash}`",
-             f"- label sources: {', '.join(card.label_sources)}",
-             f"- labels per score: {card.label_counts}; per source: {card.label_source_counts}",
-             f"- rejected label rows: {card.label_rejects or 'none'}",
-             f"- split: {card.split}", "", "## Parameters", "", "```json",
-             json.dumps(card.params, indent=2, sort_keys=True), "```", "", "## Metrics", "", "```json",
-             json.dumps(card.metrics, indent=2, sort_keys=True, default=str), "```"]
+    lines = [
+        f"# Edu classifier {card.version}",
+        "",
+        f"- created: {card.created_at} (code {card.code_version})",
+        f"- model: `{card.model_file}` ({card.model_bytes:,} bytes, sha256 `{card.model_sha256[:16]}…`)",
+        f"- classes: {card.classes}; readout: {card.readout}; default threshold: {card.threshold}",
+        f"- normalisation: `{card.normalization.model_dump_json()}`",
+        f"- data hash: `{card.data_hash}`",
+        f"- label sources: {', '.join(card.label_sources)}",
+        f"- labels per score: {card.label_counts}; per source: {card.label_source_counts}",
+        f"- rejected label rows: {card.label_rejects or 'none'}",
+        f"- split: {card.split}",
+        "",
+        "## Parameters",
+        "",
+        "```json",
+        json.dumps(card.params, indent=2, sort_keys=True),
+        "```",
+        "",
+        "## Metrics",
+        "",
+        "```json",
+        json.dumps(card.metrics, indent=2, sort_keys=True, default=str),
+        "```",
+    ]
     if card.notes:
         lines += ["", "## Notes", "", card.notes]
     return "\n".join(lines) + "\n"
@@ -162,8 +180,11 @@ class ModelRegistry:
     def versions(self) -> list[str]:
         if not self.root.is_dir():
             return []
-        return sorted(p.name for p in self.root.iterdir()
-                      if p.is_dir() and not p.name.startswith(".") and (p / CARD_FILE).is_file())
+        return sorted(
+            p.name
+            for p in self.root.iterdir()
+            if p.is_dir() and not p.name.startswith(".") and (p / CARD_FILE).is_file()
+        )
 
     def promoted(self) -> str | None:
         pointer = self.root / PROMOTED_FILE
@@ -174,8 +195,10 @@ class ModelRegistry:
         if spec is None or str(spec) == "promoted":
             version = self.promoted()
             if version is None:
-                raise FileNotFoundError(f"no promoted edu model in {self.root}; train one and run "
-                                        f"`python -m curation edu promote VERSION`")
+                raise FileNotFoundError(
+                    f"no promoted edu model in {self.root}; train one and run "
+                    f"`python -m curation edu promote VERSION`"
+                )
             vdir = self.root / version
         elif Path(spec).is_dir() and (Path(spec) / CARD_FILE).is_file():
             vdir = Path(spec)
@@ -183,6 +206,8 @@ class ModelRegistry:
             vdir = self.root / str(spec)
             if not vdir.is_dir():
                 known = ", ".join(self.versions()[-5:]) or "none"
-                raise FileNotFoundError(f"edu model version {spec!r} not found in {self.root} (latest: {known})")
+                raise FileNotFoundError(
+                    f"edu model version {spec!r} not found in {self.root} (latest: {known})"
+                )
         card = read_card(vdir)
         return ModelRef(card.version, vdir, card)

@@ -13,6 +13,7 @@ hash, and ships model.bin and card.json to the executors under version-unique na
 (`edu-<version>.bin` / `.card.json`; Spark refuses two different files with one name). Workers take the
 shipped copies when present and fall back to the registry path (local mode, shared filesystems).
 """
+
 from __future__ import annotations
 
 import logging
@@ -45,21 +46,28 @@ log = logging.getLogger(__name__)
 STAGE = "edu"
 BELOW_THRESHOLD = "edu_score_below_threshold"
 MISSING_TEXT = "missing_text"
-EDU_FIELDS = [pa.field("edu_score", pa.float64()), pa.field("edu_int", pa.int64()),
-              pa.field("edu_model", pa.string())]
+EDU_FIELDS = [
+    pa.field("edu_score", pa.float64()),
+    pa.field("edu_int", pa.int64()),
+    pa.field("edu_model", pa.string()),
+]
 EDU_COLUMNS = [f.name for f in EDU_FIELDS]
 
 
 class EduConfig(BaseModel):
     """The edu stage of the curation job (off by default: it needs a trained, promoted model)."""
+
     model_config = ConfigDict(extra="forbid")
     enabled: bool = False
-    model: str | None = None        # version id, version folder, or None = the registry's promoted model
-    registry: str | None = None     # registry root; default $PHI_EDU_REGISTRY or <repo>/models/edu
-    threshold: float | None = Field(None, allow_inf_nan=False)  # reject edu_score < threshold; None = score only
+    model: str | None = None  # version id, version folder, or None = the registry's promoted model
+    registry: str | None = None  # registry root; default $PHI_EDU_REGISTRY or <repo>/models/edu
+    threshold: float | None = Field(
+        None, allow_inf_nan=False
+    )  # reject edu_score < threshold; None = score only
 
 
 # ---- scoring columns (pure) -------------------------------------------------------------------------------
+
 
 @dataclass
 class EduColumns:
@@ -104,7 +112,7 @@ def ship_model(spark, ref: ModelRef, work_dir: str | Path) -> None:
     for src, name in ((ref.model_path, model_name), (ref.dir / CARD_FILE, card_name)):
         dst = work / name
         if not dst.exists():
-            link_or_copy(src, dst)      # same filesystem: no copy of a large model
+            link_or_copy(src, dst)  # same filesystem: no copy of a large model
         ship_once(spark, dst)
 
 
@@ -136,6 +144,7 @@ def read_card_file(path: str | Path) -> ModelCard:
 
 # ---- the curation step --------------------------------------------------------------------------------------
 
+
 class EduScore(Step):
     """Curation stage "edu": scores active documents and, with a threshold, rejects the low ones."""
 
@@ -160,8 +169,13 @@ class EduScore(Step):
 
     def manifest_extra(self) -> dict:
         """What the run's manifest records about this stage: the model version every score came from."""
-        return {"edu": {"scored": True, "model": Path(self.cfg.model).name if self.cfg.model else None,
-                        "threshold": self.cfg.threshold}}
+        return {
+            "edu": {
+                "scored": True,
+                "model": Path(self.cfg.model).name if self.cfg.model else None,
+                "threshold": self.cfg.threshold,
+            }
+        }
 
     def setup(self) -> None:
         if self.cfg.model is None:  # run without a driver (plain Python): resolve here
@@ -184,6 +198,7 @@ class EduScore(Step):
 
 # ---- standalone scoring of a published dataset -----------------------------------------------------------------
 
+
 def scored_schema(schema: pa.Schema) -> pa.Schema:
     """Input columns (minus stale edu/reject columns) + edu columns + reject columns."""
     drop = set(EDU_COLUMNS) | {"reject_stage", "reject_reason", "reject_detail"}
@@ -191,15 +206,20 @@ def scored_schema(schema: pa.Schema) -> pa.Schema:
     return pa.schema([*fields, *EDU_FIELDS, *REJECT_FIELDS, REJECT_DETAIL])
 
 
-def score_arrow_batch(batch: pa.RecordBatch, scorer: EduScorer, threshold: float | None,
-                      schema: pa.Schema) -> pa.RecordBatch:
+def score_arrow_batch(
+    batch: pa.RecordBatch, scorer: EduScorer, threshold: float | None, schema: pa.Schema
+) -> pa.RecordBatch:
     """Append the edu and reject columns to an Arrow batch; only `text` is converted to Python."""
     cols = edu_columns(batch.column("text").to_pylist(), scorer, threshold)
     stage = [STAGE if r is not None else None for r in cols.reason]
-    added = {"edu_score": pa.array(cols.score, pa.float64()), "edu_int": pa.array(cols.int_, pa.int64()),
-             "edu_model": pa.array([scorer.version] * batch.num_rows, pa.string()),
-             "reject_stage": pa.array(stage, pa.string()), "reject_reason": pa.array(cols.reason, pa.string()),
-             "reject_detail": pa.array(cols.detail, pa.string())}
+    added = {
+        "edu_score": pa.array(cols.score, pa.float64()),
+        "edu_int": pa.array(cols.int_, pa.int64()),
+        "edu_model": pa.array([scorer.version] * batch.num_rows, pa.string()),
+        "reject_stage": pa.array(stage, pa.string()),
+        "reject_reason": pa.array(cols.reason, pa.string()),
+        "reject_detail": pa.array(cols.detail, pa.string()),
+    }
     arrays = [added[f.name] if f.name in added else batch.column(f.name) for f in schema]
     return pa.RecordBatch.from_arrays(arrays, schema=schema)
 
@@ -231,9 +251,16 @@ class ScoreResult:
     version_dir: Path
 
 
-def score_dataset(spark, input_path: str | Path, output: str | Path, model: str | None = None,
-                  registry: str | None = None, threshold: float | None = None, run_id: str | None = None,
-                  dataset: str | None = None) -> ScoreResult:
+def score_dataset(
+    spark,
+    input_path: str | Path,
+    output: str | Path,
+    model: str | None = None,
+    registry: str | None = None,
+    threshold: float | None = None,
+    run_id: str | None = None,
+    dataset: str | None = None,
+) -> ScoreResult:
     """Score a published dataset version and publish `output/<run_id>/` with the contract: kept rows in
     data/, rows below the threshold (or without text) in rejects/, a manifest naming the model version."""
     from pyspark.sql import functions as F
@@ -251,30 +278,60 @@ def score_dataset(spark, input_path: str | Path, output: str | Path, model: str 
         ship_model(spark, ref, staging / "_work" / "model")
         scored_path = staging / "_work" / "scored"
         t0 = time.perf_counter()
-        score_frame(spark.read.parquet(str(in_dir / "data")), ref, threshold, registry) \
-            .write.mode("overwrite").parquet(str(scored_path))
+        score_frame(spark.read.parquet(str(in_dir / "data")), ref, threshold, registry).write.mode(
+            "overwrite"
+        ).parquet(str(scored_path))
         score_seconds = time.perf_counter() - t0
         scored = spark.read.parquet(str(scored_path))
         data_cols = [c for c in scored.columns if c not in ("reject_stage", "reject_reason", "reject_detail")]
-        scored.filter(F.col("reject_stage").isNull()).select(*data_cols) \
-            .write.mode("overwrite").parquet(str(staging / "data"))
-        scored.filter(F.col("reject_stage").isNotNull()).write.mode("overwrite").parquet(str(staging / "rejects"))
+        scored.filter(F.col("reject_stage").isNull()).select(*data_cols).write.mode("overwrite").parquet(
+            str(staging / "data")
+        )
+        scored.filter(F.col("reject_stage").isNotNull()).write.mode("overwrite").parquet(
+            str(staging / "rejects")
+        )
         rows = spark.read.parquet(str(staging / "data")).count()
-        reasons = {r["reject_reason"]: r["count"] for r in
-                   spark.read.parquet(str(staging / "rejects")).groupBy("reject_reason").count().collect()}
+        reasons = {
+            r["reject_reason"]: r["count"]
+            for r in spark.read.parquet(str(staging / "rejects")).groupBy("reject_reason").count().collect()
+        }
         rejected = sum(reasons.values())
         shutil.rmtree(staging / "_work", ignore_errors=True)
-        cfg = {"model": ref.version, "model_dir": str(ref.dir), "threshold": threshold,
-               "model_sha256": ref.card.model_sha256, "normalization": ref.card.normalization.model_dump()}
+        cfg = {
+            "model": ref.version,
+            "model_dir": str(ref.dir),
+            "threshold": threshold,
+            "model_sha256": ref.card.model_sha256,
+            "normalization": ref.card.normalization.model_dump(),
+        }
         manifest = build.manifest(
-            dataset=dataset or f"{in_manifest.dataset}_edu", inputs=[str(in_dir)], config=cfg,
-            stages=[StageCounts(stage=STAGE, rows_in=rows + rejected, rows_kept=rows, rows_rejected=rejected,
-                                reasons=dict(sorted(reasons.items())), seconds=round(score_seconds, 3))],
-            rows=rows, rejected_rows=rejected, columns=data_cols,
+            dataset=dataset or f"{in_manifest.dataset}_edu",
+            inputs=[str(in_dir)],
+            config=cfg,
+            stages=[
+                StageCounts(
+                    stage=STAGE,
+                    rows_in=rows + rejected,
+                    rows_kept=rows,
+                    rows_rejected=rejected,
+                    reasons=dict(sorted(reasons.items())),
+                    seconds=round(score_seconds, 3),
+                )
+            ],
+            rows=rows,
+            rejected_rows=rejected,
+            columns=data_cols,
             timings={"score": round(score_seconds, 3), "total": round(time.perf_counter() - t_start, 3)},
-            extra={"edu_model_version": ref.version, "input_dataset": in_manifest.dataset,
-                   "input_version": in_manifest.version, "input_rows": in_manifest.rows})
+            extra={
+                "edu_model_version": ref.version,
+                "input_dataset": in_manifest.dataset,
+                "input_version": in_manifest.version,
+                "input_rows": in_manifest.rows,
+            },
+        )
         if rows + rejected != in_manifest.rows:
             raise RuntimeError(f"scored {rows + rejected} rows but input {in_dir} has {in_manifest.rows}")
-    log.info("edu-scored %s with %s: %d kept, %d rejected -> %s", in_dir, ref.version, rows, rejected, build.final)
+    log.info(
+        "edu-scored %s with %s: %d kept, %d rejected -> %s", in_dir, ref.version, rows, rejected, build.final
+    )
     return ScoreResult(manifest, build.final)

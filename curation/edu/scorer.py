@@ -5,6 +5,7 @@ edu_int = edu_score rounded half up. The expected value keeps the ordinal inform
 (a page torn between 2 and 4 scores 3, not whichever of the two won by a hair), and gives a continuous
 score so the keep threshold can move without retraining.
 """
+
 from __future__ import annotations
 
 import logging
@@ -43,7 +44,7 @@ class EduScorer:
         self.model = load_fasttext(path, f"edu model {ref.version}")
         labels = self.model.get_labels()
         try:
-            self._value = {lab: float(lab[len(LABEL_PREFIX):]) for lab in labels}
+            self._value = {lab: float(lab[len(LABEL_PREFIX) :]) for lab in labels}
         except ValueError as e:
             raise ValueError(f"edu model {ref.version}: labels {labels} are not {LABEL_PREFIX}<score>") from e
         self.classes = sorted(int(v) for v in self._value.values())
@@ -67,4 +68,3 @@ class EduScorer:
     def score(self, texts: Sequence[str | None]) -> tuple[np.ndarray, np.ndarray]:
         """Raw texts -> (edu_score, edu_int); the normalisation is the card's, as at training time."""
         return self.predict_normalized(normalize_batch(texts, self.spec))
-

@@ -2,6 +2,7 @@
 
 Edu-label sampling, the reference-vs-random recipe and the synthetic-textbook seed pool all read sources this way,
 so large corpora stream instead of loading, and every reader fails with the same clear errors."""
+
 from __future__ import annotations
 
 from collections.abc import Iterator
@@ -37,13 +38,16 @@ def duckdb_source(path: str | Path) -> str:
         return f"read_json({_sql_str(path)}, format='newline_delimited')"
     if name.endswith((".csv", ".csv.gz")):
         return f"read_csv({_sql_str(path)})"
-    raise ValueError(f"text source {path}: unsupported format (dataset folder, .parquet, .jsonl[.gz] or .csv)")
+    raise ValueError(
+        f"text source {path}: unsupported format (dataset folder, .parquet, .jsonl[.gz] or .csv)"
+    )
 
 
 @dataclass(frozen=True)
 class TextSource:
     """An open source: query `table` on `con`. `id_expr` is the document id as text: the `id` column, else the
     text's sha1, so that a source without ids still orders and samples deterministically."""
+
     con: duckdb.DuckDBPyConnection
     table: str
     columns: list[str]

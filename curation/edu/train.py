@@ -12,6 +12,7 @@ copies that normalise alike always land on the same side (they were de-duplicate
 Training is single-threaded, seeded and runs in a fresh process (see fasttext_subprocess.py), so the same
 labels and config give the same model bytes.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -35,17 +36,18 @@ log = logging.getLogger(__name__)
 
 class FastTextParams(BaseModel):
     """fasttext.train_supervised hyper-parameters (names as fasttext spells them)."""
+
     model_config = ConfigDict(extra="forbid")
-    lr: float = Field(0.5, gt=0)              # small label sets need a high rate (see card metrics)
+    lr: float = Field(0.5, gt=0)  # small label sets need a high rate (see card metrics)
     epoch: int = Field(25, ge=1)
     dim: int = Field(32, ge=2)
-    wordNgrams: int = Field(2, ge=1)          # word bigrams, as DCLM
+    wordNgrams: int = Field(2, ge=1)  # word bigrams, as DCLM
     minCount: int = Field(1, ge=1)
-    minn: int = Field(0, ge=0)                # no char n-grams: word features only, small and fast
+    minn: int = Field(0, ge=0)  # no char n-grams: word features only, small and fast
     maxn: int = Field(0, ge=0)
-    bucket: int = Field(100_000, ge=1000)     # hashed bigram buckets; size of the model is ~bucket*dim*4 bytes
-    loss: Literal["softmax"] = "softmax"      # the expected-value readout needs a normalised distribution
-    thread: int = Field(1, ge=1)              # 1 = reproducible; more threads race on the shared weights
+    bucket: int = Field(100_000, ge=1000)  # hashed bigram buckets; size of the model is ~bucket*dim*4 bytes
+    loss: Literal["softmax"] = "softmax"  # the expected-value readout needs a normalised distribution
+    thread: int = Field(1, ge=1)  # 1 = reproducible; more threads race on the shared weights
 
 
 class EduTrainConfig(BaseModel):
@@ -54,8 +56,8 @@ class EduTrainConfig(BaseModel):
     normalization: NormalizationSpec = Field(default_factory=NormalizationSpec)
     seed: int = 0
     validation_fraction: float = Field(0.2, gt=0, lt=1)
-    threshold: float = 3.0                    # FineWeb-Edu keeps score >= 3; stored as the model's default
-    max_score: int = Field(5, ge=1)           # labels above are rejected at ingestion
+    threshold: float = 3.0  # FineWeb-Edu keeps score >= 3; stored as the model's default
+    max_score: int = Field(5, ge=1)  # labels above are rejected at ingestion
     # Copy rare-class training rows until each class has at least this share of the largest class
     # (0 = off). Edu labels are heavily skewed to low scores; without it the expected score collapses
     # towards the majority class (on FineWeb-C Danish: binary F1 at 1.0 0.30 -> 0.44). Validation is never
@@ -66,11 +68,11 @@ class EduTrainConfig(BaseModel):
 @dataclass
 class TrainResult:
     model_path: Path
-    train: pa.Table             # labelled rows (id, text, score, label_source) used for training
-    validation: pa.Table        # held-out rows
+    train: pa.Table  # labelled rows (id, text, score, label_source) used for training
+    validation: pa.Table  # held-out rows
     data_hash: str
     seconds: float
-    train_rows_written: int     # after oversampling
+    train_rows_written: int  # after oversampling
 
 
 def split_side(normalized: str, seed: int, fraction: float) -> bool:
@@ -81,8 +83,10 @@ def split_side(normalized: str, seed: int, fraction: float) -> bool:
 
 def data_hash(table: pa.Table) -> str:
     """sha256 over the sorted (score, text sha1) pairs: same labelled documents <=> same hash."""
-    rows = sorted(f"{s}\t{hashlib.sha1(t.encode('utf-8', 'surrogatepass')).hexdigest()}"
-                  for s, t in zip(table.column("score").to_pylist(), table.column("text").to_pylist()))
+    rows = sorted(
+        f"{s}\t{hashlib.sha1(t.encode('utf-8', 'surrogatepass')).hexdigest()}"
+        for s, t in zip(table.column("score").to_pylist(), table.column("text").to_pylist())
+    )
     return hashlib.sha256("\n".join(rows).encode()).hexdigest()
 
 
@@ -110,8 +114,9 @@ def write_fasttext_file(path: Path, normalized: list[str], scores: list[int], or
     return len(order)
 
 
-def train(labels: LabelSet, cfg: EduTrainConfig, work_dir: str | Path,
-          keep_train_file: bool = False) -> TrainResult:
+def train(
+    labels: LabelSet, cfg: EduTrainConfig, work_dir: str | Path, keep_train_file: bool = False
+) -> TrainResult:
     """Split, write the fasttext training file (`work_dir/train.txt`), train, save `work_dir/model.bin`."""
     work = Path(work_dir)
     work.mkdir(parents=True, exist_ok=True)
@@ -119,22 +124,33 @@ def train(labels: LabelSet, cfg: EduTrainConfig, work_dir: str | Path,
     scores = labels.scores
     nonempty = [i for i, t in enumerate(normalized) if t]
     if len(nonempty) < len(normalized):
-        log.warning("%d labelled texts are empty after normalisation; not used", len(normalized) - len(nonempty))
+        log.warning(
+            "%d labelled texts are empty after normalisation; not used", len(normalized) - len(nonempty)
+        )
     val_mask = [split_side(normalized[i], cfg.seed, cfg.validation_fraction) for i in nonempty]
     val_idx = [i for i, v in zip(nonempty, val_mask) if v]
     train_idx = [i for i, v in zip(nonempty, val_mask) if not v]
     if len({scores[i] for i in train_idx}) < 2:
-        raise ValueError(f"training needs at least two score classes; train split has "
-                         f"{sorted({scores[i] for i in train_idx})} ({len(train_idx)} rows)")
+        raise ValueError(
+            f"training needs at least two score classes; train split has "
+            f"{sorted({scores[i] for i in train_idx})} ({len(train_idx)} rows)"
+        )
     if not val_idx:
-        raise ValueError(f"validation split is empty ({len(nonempty)} rows, fraction {cfg.validation_fraction})")
+        raise ValueError(
+            f"validation split is empty ({len(nonempty)} rows, fraction {cfg.validation_fraction})"
+        )
 
     train_scores = [scores[i] for i in train_idx]
     order = oversample(train_scores, cfg.oversample_to, cfg.seed)
     train_file = work / "train.txt"
     written = write_fasttext_file(train_file, [normalized[i] for i in train_idx], train_scores, order)
-    log.info("training on %d rows (%d written after oversampling), validating on %d; classes %s",
-             len(train_idx), written, len(val_idx), sorted(set(train_scores)))
+    log.info(
+        "training on %d rows (%d written after oversampling), validating on %d; classes %s",
+        len(train_idx),
+        written,
+        len(val_idx),
+        sorted(set(train_scores)),
+    )
 
     t0 = time.perf_counter()
     model_path = work / "model.bin"

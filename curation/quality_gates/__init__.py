@@ -7,6 +7,7 @@ before it is published. A failing gate stops publication and says which expectat
 
 great_expectations is imported lazily (it costs ~4 s), so importing this package is cheap.
 """
+
 from curation.quality_gates.config import GateConfig
 from curation.quality_gates.result import Failure, GateFailed, GateResult
 

@@ -7,6 +7,7 @@ Document datasets: every column of data/*.parquet except `text`, which is replac
 Mixture builds: one row per (phase, source) from the build's manifest.json, with the realised-vs-target
 weight error and each phase's target sum precomputed, so plain column expectations can check them.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -69,15 +70,35 @@ def mixture_frame(build_dir: str | Path) -> pd.DataFrame:
         target_sum = sum(float(s.get("target_weight") or 0.0) for s in sources)
         for s in sources:
             target, realised = s.get("target_weight"), s.get("realised_weight")
-            rows.append({
-                "phase": phase.get("name"), "source": s.get("name"), "key": f"{phase.get('name')}/{s.get('name')}",
-                "documents": s.get("documents"), "tokens": s.get("tokens"),
-                "target_weight": target, "realised_weight": realised,
-                "weight_error": None if target is None or realised is None else abs(realised - target),
-                "phase_target_sum": target_sum, "phase_tokens": phase.get("tokens"),
-            })
-    return pd.DataFrame(rows, columns=["phase", "source", "key", "documents", "tokens", "target_weight",
-                                       "realised_weight", "weight_error", "phase_target_sum", "phase_tokens"])
+            rows.append(
+                {
+                    "phase": phase.get("name"),
+                    "source": s.get("name"),
+                    "key": f"{phase.get('name')}/{s.get('name')}",
+                    "documents": s.get("documents"),
+                    "tokens": s.get("tokens"),
+                    "target_weight": target,
+                    "realised_weight": realised,
+                    "weight_error": None if target is None or realised is None else abs(realised - target),
+                    "phase_target_sum": target_sum,
+                    "phase_tokens": phase.get("tokens"),
+                }
+            )
+    return pd.DataFrame(
+        rows,
+        columns=[
+            "phase",
+            "source",
+            "key",
+            "documents",
+            "tokens",
+            "target_weight",
+            "realised_weight",
+            "weight_error",
+            "phase_target_sum",
+            "phase_tokens",
+        ],
+    )
 
 
 def fingerprint(dataset_dir: str | Path) -> str:

@@ -5,6 +5,7 @@ GE objects live in a fresh ephemeral context per run (nothing shared between run
 Data Docs site of the run is written next to the verdict (`gate.json`) in `docs_dir`, by default
 `<version>/quality/`, so the evidence travels with the version it judged.
 """
+
 from __future__ import annotations
 
 import logging
@@ -39,7 +40,9 @@ def quiet_gx():
 def _kind_of(dataset_dir: Path, manifest: Manifest | None, kind: str | None) -> str:
     kind = kind or (manifest.dataset if manifest else None)
     if kind not in SUITES:
-        raise ValueError(f"{dataset_dir}: no quality suite for dataset kind {kind!r}; known: {sorted(SUITES)}")
+        raise ValueError(
+            f"{dataset_dir}: no quality suite for dataset kind {kind!r}; known: {sorted(SUITES)}"
+        )
     return kind
 
 
@@ -54,17 +57,28 @@ def _failures(validation_results) -> tuple[int, list[Failure]]:
             res = r.result or {}
             exc = r.exception_info or {}
             error = exc.get("exception_message") if exc.get("raised_exception") else None
-            failures.append(Failure(
-                expectation=conf.type, column=conf.kwargs.get("column"),
-                kwargs={k: v for k, v in conf.kwargs.items() if k != "batch_id"},
-                unexpected_count=res.get("unexpected_count"),
-                sample=list(res.get("partial_unexpected_list") or [])[:10],
-                observed=res.get("observed_value"), error=error))
+            failures.append(
+                Failure(
+                    expectation=conf.type,
+                    column=conf.kwargs.get("column"),
+                    kwargs={k: v for k, v in conf.kwargs.items() if k != "batch_id"},
+                    unexpected_count=res.get("unexpected_count"),
+                    sample=list(res.get("partial_unexpected_list") or [])[:10],
+                    observed=res.get("observed_value"),
+                    error=error,
+                )
+            )
     return evaluated, failures
 
 
-def validate_frame(frame: pd.DataFrame, kind: str, cfg: GateConfig | None = None, manifest: Manifest | None = None,
-                   docs_dir: str | Path | None = None, name: str = "dataset") -> tuple[int, list[Failure], str | None]:
+def validate_frame(
+    frame: pd.DataFrame,
+    kind: str,
+    cfg: GateConfig | None = None,
+    manifest: Manifest | None = None,
+    docs_dir: str | Path | None = None,
+    name: str = "dataset",
+) -> tuple[int, list[Failure], str | None]:
     """Validate an in-memory frame with the kind's suite; build Data Docs into docs_dir when given."""
     gx = quiet_gx()
     from great_expectations.data_context.types.base import ProgressBarsConfig
@@ -73,31 +87,53 @@ def validate_frame(frame: pd.DataFrame, kind: str, cfg: GateConfig | None = None
     ctx = gx.get_context(mode="ephemeral")
     ctx.variables.progress_bars = ProgressBarsConfig(globally=False)
     tag = uuid.uuid4().hex[:8]
-    batch = (ctx.data_sources.add_pandas(f"{kind}-{tag}")
-             .add_dataframe_asset(name).add_batch_definition_whole_dataframe("whole"))
+    batch = (
+        ctx.data_sources.add_pandas(f"{kind}-{tag}")
+        .add_dataframe_asset(name)
+        .add_batch_definition_whole_dataframe("whole")
+    )
     suite = ctx.suites.add(gx.ExpectationSuite(name=kind))
     for expectation in SUITES[kind](cfg, manifest, list(frame.columns)):
         suite.add_expectation(expectation)
-    definition = ctx.validation_definitions.add(gx.ValidationDefinition(name=f"{kind}-{tag}", data=batch, suite=suite))
+    definition = ctx.validation_definitions.add(
+        gx.ValidationDefinition(name=f"{kind}-{tag}", data=batch, suite=suite)
+    )
     actions, docs_index = [], None
     if docs_dir is not None:
         site_dir = Path(docs_dir) / "data_docs"
-        ctx.add_data_docs_site(site_name="run", site_config={
-            "class_name": "SiteBuilder",
-            "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"},
-            "store_backend": {"class_name": "TupleFilesystemStoreBackend", "base_directory": str(site_dir)}})
+        ctx.add_data_docs_site(
+            site_name="run",
+            site_config={
+                "class_name": "SiteBuilder",
+                "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"},
+                "store_backend": {
+                    "class_name": "TupleFilesystemStoreBackend",
+                    "base_directory": str(site_dir),
+                },
+            },
+        )
         actions.append(gx.checkpoint.UpdateDataDocsAction(name="data_docs", site_names=["run"]))
         docs_index = str(site_dir / "index.html")
-    checkpoint = ctx.checkpoints.add(gx.Checkpoint(
-        name=f"gate-{tag}", validation_definitions=[definition], actions=actions,
-        result_format={"result_format": "SUMMARY", "partial_unexpected_count": 10}))
+    checkpoint = ctx.checkpoints.add(
+        gx.Checkpoint(
+            name=f"gate-{tag}",
+            validation_definitions=[definition],
+            actions=actions,
+            result_format={"result_format": "SUMMARY", "partial_unexpected_count": 10},
+        )
+    )
     outcome = checkpoint.run(batch_parameters={"dataframe": frame})
     evaluated, failures = _failures(outcome.run_results.values())
     return evaluated, failures, docs_index
 
 
-def run_gate(dataset: str | Path, kind: str | None = None, cfg: GateConfig | None = None,
-             docs_dir: str | Path | None = None, frame: pd.DataFrame | None = None) -> GateResult:
+def run_gate(
+    dataset: str | Path,
+    kind: str | None = None,
+    cfg: GateConfig | None = None,
+    docs_dir: str | Path | None = None,
+    frame: pd.DataFrame | None = None,
+) -> GateResult:
     """Validate a dataset version (a version folder, a dataset root, or a mixture build folder).
 
     `frame` lets a caller that already holds the data skip reading the parquet files: a Spark
@@ -120,15 +156,24 @@ def run_gate(dataset: str | Path, kind: str | None = None, cfg: GateConfig | Non
             frame = spark_documents_frame(frame)
     docs_dir = Path(docs_dir) if docs_dir is not None else version_dir / "quality"
     evaluated, failures, docs_index = validate_frame(frame, kind, cfg, manifest, docs_dir, name=version)
-    result = GateResult(kind=kind, dataset_dir=str(version_dir), version=version, success=not failures,
-                        evaluated=evaluated, failures=failures, docs_index=docs_index,
-                        fingerprint=fingerprint(version_dir))
+    result = GateResult(
+        kind=kind,
+        dataset_dir=str(version_dir),
+        version=version,
+        success=not failures,
+        evaluated=evaluated,
+        failures=failures,
+        docs_index=docs_index,
+        fingerprint=fingerprint(version_dir),
+    )
     result.write(docs_dir / GATE_FILE)
     (log.info if result.success else log.warning)("%s", result.summary())
     return result
 
 
-def require_passed(version_dir: str | Path, kind: str | None = None, cfg: GateConfig | None = None) -> GateResult:
+def require_passed(
+    version_dir: str | Path, kind: str | None = None, cfg: GateConfig | None = None
+) -> GateResult:
     """The verdict for exactly these files: reuse gate.json when its fingerprint still matches,
     otherwise validate again. Raises GateFailed when the data does not pass."""
     version_dir = Path(version_dir)
@@ -145,8 +190,13 @@ def require_passed(version_dir: str | Path, kind: str | None = None, cfg: GateCo
     return result
 
 
-def publish_gated(candidate_dir: str | Path, root: str | Path, kind: str | None = None,
-                  cfg: GateConfig | None = None, set_current: bool = True) -> Path:
+def publish_gated(
+    candidate_dir: str | Path,
+    root: str | Path,
+    kind: str | None = None,
+    cfg: GateConfig | None = None,
+    set_current: bool = True,
+) -> Path:
     """Publish a finished candidate version into `root` only if its quality gate passes.
 
     The candidate is a complete version folder (manifest written) outside the root's visible versions,
@@ -162,7 +212,9 @@ def publish_gated(candidate_dir: str | Path, root: str | Path, kind: str | None 
             if set_current and dataset_root.current() != version:
                 dataset_root.set_current(version)
             return published
-        raise FileNotFoundError(f"candidate {candidate} has no manifest.json and {published} is not published")
+        raise FileNotFoundError(
+            f"candidate {candidate} has no manifest.json and {published} is not published"
+        )
     result = require_passed(candidate, kind=kind, cfg=cfg)
     dataset_root.root.mkdir(parents=True, exist_ok=True)
     final = dataset_root.publish(candidate, result.version, set_current=set_current)

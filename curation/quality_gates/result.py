@@ -1,5 +1,6 @@
 """What a gate run returns: pass/fail, the failing expectations with their evidence, where the Data
 Docs are. Plain dataclasses (JSON round-trip) so the publish step can read a gate's verdict from disk."""
+
 from __future__ import annotations
 
 import json
@@ -10,13 +11,13 @@ from typing import Any
 
 @dataclass
 class Failure:
-    expectation: str                     # e.g. expect_column_values_to_be_unique
+    expectation: str  # e.g. expect_column_values_to_be_unique
     column: str | None
     kwargs: dict[str, Any]
     unexpected_count: int | None = None
-    sample: list[Any] = field(default_factory=list)   # a few offending values
+    sample: list[Any] = field(default_factory=list)  # a few offending values
     observed: Any = None
-    error: str | None = None             # the expectation could not be evaluated (e.g. missing column)
+    error: str | None = None  # the expectation could not be evaluated (e.g. missing column)
 
     def describe(self) -> str:
         where = f" on {self.column!r}" if self.column else ""
@@ -37,15 +38,17 @@ class GateResult:
     dataset_dir: str
     version: str
     success: bool
-    evaluated: int                        # number of expectations run
+    evaluated: int  # number of expectations run
     failures: list[Failure]
-    docs_index: str | None               # Data Docs index.html of this run
-    fingerprint: str                      # of the data files validated (publish checks it is unchanged)
+    docs_index: str | None  # Data Docs index.html of this run
+    fingerprint: str  # of the data files validated (publish checks it is unchanged)
 
     def summary(self) -> str:
-        head = (f"quality gate {self.kind} on {self.version}: "
-                f"{'PASSED' if self.success else 'FAILED'} ({self.evaluated - len(self.failures)}"
-                f"/{self.evaluated} expectations met)")
+        head = (
+            f"quality gate {self.kind} on {self.version}: "
+            f"{'PASSED' if self.success else 'FAILED'} ({self.evaluated - len(self.failures)}"
+            f"/{self.evaluated} expectations met)"
+        )
         lines = [head, *(f"  - {f.describe()}" for f in self.failures)]
         if self.docs_index:
             lines.append(f"  data docs: {self.docs_index}")

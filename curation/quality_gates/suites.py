@@ -1,6 +1,7 @@
 """One expectation suite per dataset kind. A suite is a function (GateConfig, manifest-or-None, columns of
 the validated frame) -> list of great-expectations 1.x expectations, registered in SUITES; a stage owner
 adds a kind by adding a function here (the gate, Data Docs and publish hook need nothing else)."""
+
 from __future__ import annotations
 
 from collections.abc import Callable, Collection
@@ -43,7 +44,9 @@ def _documents(cfg: GateConfig, manifest: Manifest | None, formats: list[str]) -
     exps += [
         E.ExpectColumnValuesToBeUnique(column="id"),
         E.ExpectColumnValuesToBeUnique(column="text_hash"),
-        E.ExpectColumnValuesToBeBetween(column="text_chars", min_value=cfg.min_chars, max_value=cfg.max_chars),
+        E.ExpectColumnValuesToBeBetween(
+            column="text_chars", min_value=cfg.min_chars, max_value=cfg.max_chars
+        ),
         E.ExpectColumnValuesToBeInSet(column="source_format", value_set=formats),
     ]
     langs = allowed_languages(cfg, manifest)
@@ -55,12 +58,15 @@ def _documents(cfg: GateConfig, manifest: Manifest | None, formats: list[str]) -
 def _edu_ranges(cfg: GateConfig) -> list[Any]:
     """Score values on the model's scale (nulls are not checked here: see web_scored)."""
     E = _gx()
-    return [E.ExpectColumnValuesToBeBetween(column="edu_score", min_value=cfg.edu_score_min,
-                                            max_value=cfg.edu_score_max),
-            E.ExpectColumnToExist(column="edu_int"),
-            E.ExpectColumnValuesToBeInSet(column="edu_int",
-                                          value_set=list(range(int(cfg.edu_score_min),
-                                                               int(cfg.edu_score_max) + 1)))]
+    return [
+        E.ExpectColumnValuesToBeBetween(
+            column="edu_score", min_value=cfg.edu_score_min, max_value=cfg.edu_score_max
+        ),
+        E.ExpectColumnToExist(column="edu_int"),
+        E.ExpectColumnValuesToBeInSet(
+            column="edu_int", value_set=list(range(int(cfg.edu_score_min), int(cfg.edu_score_max) + 1))
+        ),
+    ]
 
 
 def web_curated(cfg: GateConfig, manifest: Manifest | None, columns: Collection[str] = ()) -> list[Any]:
@@ -68,10 +74,13 @@ def web_curated(cfg: GateConfig, manifest: Manifest | None, columns: Collection[
     is promoted. Score ranges are checked when the data has `edu_score`; nulls are allowed there (a
     whole-corpus version can hold documents published before any model was promoted)."""
     E = _gx()
-    exps = [*_documents(cfg, manifest, SOURCE_FORMATS),
-            E.ExpectColumnValuesToNotBeNull(column="lang_score"),
-            E.ExpectColumnValuesToBeBetween(column="lang_score", min_value=cfg.lang_score_min,
-                                            max_value=cfg.lang_score_max)]
+    exps = [
+        *_documents(cfg, manifest, SOURCE_FORMATS),
+        E.ExpectColumnValuesToNotBeNull(column="lang_score"),
+        E.ExpectColumnValuesToBeBetween(
+            column="lang_score", min_value=cfg.lang_score_min, max_value=cfg.lang_score_max
+        ),
+    ]
     if "edu_score" in columns:
         exps += _edu_ranges(cfg)
     return exps
@@ -80,10 +89,12 @@ def web_curated(cfg: GateConfig, manifest: Manifest | None, columns: Collection[
 def web_scored(cfg: GateConfig, manifest: Manifest | None, columns: Collection[str] = ()) -> list[Any]:
     """A corpus scored as a whole (edu_classifier's web_edu): every document has a score."""
     E = _gx()
-    return [*web_curated(cfg, manifest, ()),
-            E.ExpectColumnToExist(column="edu_score"),
-            E.ExpectColumnValuesToNotBeNull(column="edu_score"),
-            *_edu_ranges(cfg)]
+    return [
+        *web_curated(cfg, manifest, ()),
+        E.ExpectColumnToExist(column="edu_score"),
+        E.ExpectColumnValuesToNotBeNull(column="edu_score"),
+        *_edu_ranges(cfg),
+    ]
 
 
 def synthetic(cfg: GateConfig, manifest: Manifest | None, columns: Collection[str] = ()) -> list[Any]:
@@ -104,8 +115,9 @@ def mixture(cfg: GateConfig, manifest: Manifest | None, columns: Collection[str]
         E.ExpectColumnValuesToBeBetween(column="target_weight", min_value=0.0, max_value=1.0),
         E.ExpectColumnValuesToBeBetween(column="realised_weight", min_value=0.0, max_value=1.0),
         E.ExpectColumnValuesToBeBetween(column="weight_error", min_value=0.0, max_value=tol),
-        E.ExpectColumnValuesToBeBetween(column="phase_target_sum", min_value=1.0 - sum_tol,
-                                        max_value=1.0 + sum_tol),
+        E.ExpectColumnValuesToBeBetween(
+            column="phase_target_sum", min_value=1.0 - sum_tol, max_value=1.0 + sum_tol
+        ),
     ]
 
 

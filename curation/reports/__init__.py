@@ -6,6 +6,7 @@ and (when its header asks for one) a matplotlib PNG, in one self-contained folde
     from curation.reports import build_report
     build_report("out/web", "out/web/<version>/report")
 """
+
 from curation.reports.build import ReportResult, build_report
 
 __all__ = ["ReportResult", "build_report"]

@@ -1,4 +1,5 @@
 """matplotlib PNGs for report queries (Agg backend: no display on servers and workers)."""
+
 from __future__ import annotations
 
 from pathlib import Path

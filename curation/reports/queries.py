@@ -9,6 +9,7 @@ to plot them, so a stage owner adds a report section by adding one file.
 A query whose requirements the dataset does not meet (e.g. edu_score before scoring exists) is listed
 in the report as skipped, with the reason, instead of failing the report.
 """
+
 from __future__ import annotations
 
 import os
@@ -67,15 +68,26 @@ def parse_query(path: Path) -> ReportQuery:
         spec = meta["chart"][0].split()
         opts = dict(part.split("=", 1) for part in spec[1:] if "=" in part)
         if not spec or spec[0] not in CHART_KINDS or not {"label", "value"} <= opts.keys():
-            raise ValueError(f"{path}: bad '-- chart:' header {meta['chart'][0]!r};"
-                             f" expected '<{'|'.join(CHART_KINDS)}> label=<column> value=<column>'")
+            raise ValueError(
+                f"{path}: bad '-- chart:' header {meta['chart'][0]!r};"
+                f" expected '<{'|'.join(CHART_KINDS)}> label=<column> value=<column>'"
+            )
         chart = Chart(spec[0], opts["label"], opts["value"])
     requires = [r.strip() for line in meta.get("requires", []) for r in line.split(",") if r.strip()]
-    return ReportQuery(name=path.stem, path=path, sql=text, title=meta["title"][0],
-                       about=" ".join(meta.get("about", [])), requires=requires, chart=chart)
+    return ReportQuery(
+        name=path.stem,
+        path=path,
+        sql=text,
+        title=meta["title"][0],
+        about=" ".join(meta.get("about", [])),
+        requires=requires,
+        chart=chart,
+    )
 
 
-def discover(directory: Path | None = None, prefixes: tuple[str, ...] = ("curation_", "report_")) -> list[ReportQuery]:
+def discover(
+    directory: Path | None = None, prefixes: tuple[str, ...] = ("curation_", "report_")
+) -> list[ReportQuery]:
     d = directory or sql_dir()
     if not d.is_dir():
         raise FileNotFoundError(f"report query folder {d} does not exist (set PHI_SQL_DIR)")

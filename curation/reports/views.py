@@ -7,6 +7,7 @@
 
 Parquet is read in place by DuckDB (streaming, column-pruned), never loaded into Python.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -23,7 +24,9 @@ def _sql_str(value: str) -> str:
 def _parquet_view(con, name: str, files: list[Path], empty_schema: pa.Schema) -> None:
     if files:
         listing = ", ".join(_sql_str(str(f)) for f in files)
-        con.execute(f"CREATE OR REPLACE VIEW {name} AS SELECT * FROM read_parquet([{listing}], union_by_name=true)")
+        con.execute(
+            f"CREATE OR REPLACE VIEW {name} AS SELECT * FROM read_parquet([{listing}], union_by_name=true)"
+        )
     else:  # a version with no rejects (or no kept rows) still answers queries, with zero rows
         con.register(f"_{name}_empty", empty_schema.empty_table())
         con.execute(f"CREATE OR REPLACE VIEW {name} AS SELECT * FROM _{name}_empty")
@@ -32,20 +35,36 @@ def _parquet_view(con, name: str, files: list[Path], empty_schema: pa.Schema) ->
 def attach_version(con, version_dir: Path, manifest: Manifest) -> dict[str, set[str]]:
     """Create the views; return {view: columns} for checking query requirements."""
     _parquet_view(con, "docs", list(iter_parquet_files(version_dir, "data")), pa.schema(DOC_FIELDS))
-    _parquet_view(con, "rejects", list(iter_parquet_files(version_dir, "rejects")),
-                  pa.schema([*DOC_FIELDS, *REJECT_FIELDS]))
-    stages = pa.table({
-        "position": pa.array(range(len(manifest.stages)), pa.int32()),
-        "stage": [s.stage for s in manifest.stages],
-        "rows_in": pa.array([s.rows_in for s in manifest.stages], pa.int64()),
-        "rows_kept": pa.array([s.rows_kept for s in manifest.stages], pa.int64()),
-        "rows_rejected": pa.array([s.rows_rejected for s in manifest.stages], pa.int64()),
-        "seconds": pa.array([s.seconds for s in manifest.stages], pa.float64()),
-    })
+    _parquet_view(
+        con,
+        "rejects",
+        list(iter_parquet_files(version_dir, "rejects")),
+        pa.schema([*DOC_FIELDS, *REJECT_FIELDS]),
+    )
+    stages = pa.table(
+        {
+            "position": pa.array(range(len(manifest.stages)), pa.int32()),
+            "stage": [s.stage for s in manifest.stages],
+            "rows_in": pa.array([s.rows_in for s in manifest.stages], pa.int64()),
+            "rows_kept": pa.array([s.rows_kept for s in manifest.stages], pa.int64()),
+            "rows_rejected": pa.array([s.rows_rejected for s in manifest.stages], pa.int64()),
+            "seconds": pa.array([s.seconds for s in manifest.stages], pa.float64()),
+        }
+    )
     con.register("stages", stages)
-    con.register("manifest", pa.table({
-        "dataset": [manifest.dataset], "version": [manifest.version], "created_at": [manifest.created_at],
-        "code_version": [manifest.code_version], "rows": [manifest.rows], "rejected_rows": [manifest.rejected_rows]}))
+    con.register(
+        "manifest",
+        pa.table(
+            {
+                "dataset": [manifest.dataset],
+                "version": [manifest.version],
+                "created_at": [manifest.created_at],
+                "code_version": [manifest.code_version],
+                "rows": [manifest.rows],
+                "rejected_rows": [manifest.rejected_rows],
+            }
+        ),
+    )
     available: dict[str, set[str]] = {}
     for view in ("docs", "rejects", "manifest"):
         available[view] = {row[0] for row in con.execute(f"DESCRIBE {view}").fetchall()}

@@ -5,6 +5,7 @@ a `DocBatch` (columns as Python lists) once, every configured step runs over it 
 turned back into Arrow once. A step never sees rows an earlier step rejected, and it rejects a row by
 recording its own stage name and a short categorical reason (detail is free text for audit).
 """
+
 from __future__ import annotations
 
 import time
@@ -131,8 +132,7 @@ class FrameStep(DriverHooks, ABC):
     name: ClassVar[str]
 
     @abstractmethod
-    def apply(self, df: DataFrame) -> tuple[DataFrame, DataFrame]:
-        ...
+    def apply(self, df: DataFrame) -> tuple[DataFrame, DataFrame]: ...
 
 
 class DocFilter(Step):
@@ -143,8 +143,7 @@ class DocFilter(Step):
     """
 
     @abstractmethod
-    def evaluate(self, text: str) -> tuple[str | None, dict[str, Any]]:
-        ...
+    def evaluate(self, text: str) -> tuple[str | None, dict[str, Any]]: ...
 
     def apply(self, batch: DocBatch) -> None:
         texts = batch["text"]

@@ -4,6 +4,7 @@ The driver builds the n-gram index once (`prepare_driver`), writes it under the 
 and ships it to workers; each worker loads it once in `setup()`. Without Spark (or when nothing was
 shipped) `setup()` loads `index_path` if given, else builds the index in-process.
 """
+
 from __future__ import annotations
 
 import logging
@@ -34,11 +35,11 @@ class DecontamConfig(BaseModel):
     # a document is contaminated when it shares this many distinct n-grams with one item (or all of
     # the item's n-grams, for an item that has fewer)
     min_matches: int = Field(3, ge=1)
-    max_items_per_ngram: int | None = 10      # n-grams in more items are boilerplate, not indexed
-    benchmarks_dir: str | None = None         # relative source paths resolve here (default: shared data)
+    max_items_per_ngram: int | None = 10  # n-grams in more items are boilerplate, not indexed
+    benchmarks_dir: str | None = None  # relative source paths resolve here (default: shared data)
     sources: list[BenchmarkSource] = Field(default_factory=default_sources)
-    extra_sources: list[BenchmarkSource] = Field(default_factory=list)   # user-supplied, added to `sources`
-    index_path: str | None = None             # a prebuilt index (DecontamIndex.save) instead of building
+    extra_sources: list[BenchmarkSource] = Field(default_factory=list)  # user-supplied, added to `sources`
+    index_path: str | None = None  # a prebuilt index (DecontamIndex.save) instead of building
 
     def all_sources(self) -> list[BenchmarkSource]:
         return [*self.sources, *self.extra_sources]
@@ -47,11 +48,15 @@ class DecontamConfig(BaseModel):
         return Path(self.benchmarks_dir) if self.benchmarks_dir else default_benchmarks_dir()
 
     def index_file_name(self) -> str:
-        fp = sources_fingerprint(self.all_sources(), self.ngram_size, self.max_items_per_ngram, self.base_dir())
+        fp = sources_fingerprint(
+            self.all_sources(), self.ngram_size, self.max_items_per_ngram, self.base_dir()
+        )
         return f"decontam-{fp}.npz"
 
     def build_index(self) -> DecontamIndex:
-        return DecontamIndex.build(self.all_sources(), self.ngram_size, self.max_items_per_ngram, self.base_dir())
+        return DecontamIndex.build(
+            self.all_sources(), self.ngram_size, self.max_items_per_ngram, self.base_dir()
+        )
 
 
 class Decontaminate(Step):
@@ -94,8 +99,10 @@ class Decontaminate(Step):
 
     def _check_ngram_size(self, index: DecontamIndex, path) -> None:
         if index.ngram_size != self.cfg.ngram_size:
-            raise ValueError(f"decontamination index {path} uses {index.ngram_size}-grams but "
-                             f"decontam.ngram_size is {self.cfg.ngram_size}")
+            raise ValueError(
+                f"decontamination index {path} uses {index.ngram_size}-grams but "
+                f"decontam.ngram_size is {self.cfg.ngram_size}"
+            )
 
     def apply(self, batch: DocBatch) -> None:
         self.setup()
@@ -104,7 +111,7 @@ class Decontaminate(Step):
         n = self.cfg.ngram_size
         for i in list(batch.active()):
             counts = self._index.overlaps(texts[i] or "")
-            matches_col[i] = max(counts.values(), default=0)   # kept for audit of near misses
+            matches_col[i] = max(counts.values(), default=0)  # kept for audit of near misses
             m = self._index.match_counts(counts, self.cfg.min_matches)
             if m is not None:
                 batch.reject(i, self.name, f"benchmark_overlap:{m.benchmark}", m.describe(n))

@@ -11,6 +11,7 @@ resiliparse is ~10x faster still but keeps far more boilerplate (P=0.77, F1=0.85
 
 Rows without `html` (WET, JSONL, parquet sources) pass through untouched.
 """
+
 from __future__ import annotations
 
 import logging
@@ -42,7 +43,9 @@ class ExtractConfig(BaseModel):
     favor_precision: bool = True
     include_comments: bool = False
     include_tables: bool = True
-    fallback_below_chars: int = Field(700, ge=0)  # fast-mode output shorter than this -> full cascade; 0 = never
+    fallback_below_chars: int = Field(
+        700, ge=0
+    )  # fast-mode output shorter than this -> full cascade; 0 = never
 
 
 class ExtractionTimeout(Exception):
@@ -117,9 +120,16 @@ def trafilatura_extractor(cfg: ExtractConfig) -> Extractor:
     # and at crawl scale the warnings would drown the worker logs
     logging.getLogger("trafilatura").setLevel(logging.ERROR)
 
-    options = dict(favor_precision=cfg.favor_precision, include_comments=cfg.include_comments,
-                   include_tables=cfg.include_tables, include_formatting=False, include_links=False,
-                   include_images=False, deduplicate=False, with_metadata=False)
+    options = dict(
+        favor_precision=cfg.favor_precision,
+        include_comments=cfg.include_comments,
+        include_tables=cfg.include_tables,
+        include_formatting=False,
+        include_links=False,
+        include_images=False,
+        deduplicate=False,
+        with_metadata=False,
+    )
 
     def run(html: bytes, content_type: str | None, url: str | None) -> tuple[str, str | None]:
         # one parse for title and text; trafilatura copies the tree before it prunes it
@@ -142,8 +152,10 @@ def resiliparse_extractor(cfg: ExtractConfig) -> Extractor:
         from resiliparse.parse.encoding import bytes_to_str, detect_encoding
         from resiliparse.parse.html import HTMLTree
     except ImportError as e:
-        raise ImportError(f"extract.extractor='resiliparse' needs the resiliparse package"
-                          f" (pip install resiliparse, or the project's [bench] extra): {e}") from e
+        raise ImportError(
+            f"extract.extractor='resiliparse' needs the resiliparse package"
+            f" (pip install resiliparse, or the project's [bench] extra): {e}"
+        ) from e
 
     def run(html: bytes, content_type: str | None, url: str | None) -> tuple[str, str | None]:
         decoded = decode_html(html, content_type)
@@ -174,13 +186,19 @@ class Extract(Step):
     def setup(self) -> None:
         self._extract = EXTRACTORS[self.cfg.extractor](self.cfg)
 
-    def extract_one(self, html: bytes, content_type: str | None = None,
-                    url: str | None = None) -> tuple[str | None, str | None, str | None, str | None]:
+    def extract_one(
+        self, html: bytes, content_type: str | None = None, url: str | None = None
+    ) -> tuple[str | None, str | None, str | None, str | None]:
         """(text, title, reject reason, reject detail) for one page."""
         if self._extract is None:
             self.setup()
         if len(html) > self.cfg.max_html_bytes:
-            return None, None, "html_too_large", f"{len(html)} bytes > max_html_bytes {self.cfg.max_html_bytes}"
+            return (
+                None,
+                None,
+                "html_too_large",
+                f"{len(html)} bytes > max_html_bytes {self.cfg.max_html_bytes}",
+            )
         try:
             with time_limit(self.cfg.timeout_s):
                 text, title = self._extract(html, content_type, url)
@@ -217,5 +235,10 @@ class Extract(Step):
                 texts[i] = text
                 done += 1
         if done or rejected:
-            log.debug("extract: %d pages -> %d texts, %d rejected in %.2fs", done + rejected, done, rejected,
-                      time.perf_counter() - t0)
+            log.debug(
+                "extract: %d pages -> %d texts, %d rejected in %.2fs",
+                done + rejected,
+                done,
+                rejected,
+                time.perf_counter() - t0,
+            )

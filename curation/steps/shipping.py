@@ -3,6 +3,7 @@
 Spark refuses to register two different paths under the same file name, and re-adding the same path
 is wasted work, so steps that ship files go through `ship_once` instead of calling addFile directly.
 """
+
 from __future__ import annotations
 
 import logging

@@ -12,6 +12,7 @@ server in tests). Configuration comes from a `TablesConfig` or from the environm
 S3 credentials and endpoint are the standard AWS variables (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY,
 AWS_DEFAULT_REGION, AWS_ENDPOINT_URL), the ones the ingest already reads, passed to pyiceberg's FileIO.
 """
+
 from __future__ import annotations
 
 import os
@@ -46,9 +47,11 @@ class TablesConfig(BaseModel):
     @classmethod
     def from_env(cls, **overrides: Any) -> TablesConfig:
         """The configuration the environment describes; explicit (non-None) `overrides` win."""
-        env = {"warehouse": os.environ.get("PHI_ICEBERG_WAREHOUSE") or str(REPO_ROOT / "out" / "warehouse"),
-               "catalog_uri": os.environ.get("PHI_ICEBERG_CATALOG_URI") or None,
-               "namespace": os.environ.get("PHI_ICEBERG_NAMESPACE") or "phi"}
+        env = {
+            "warehouse": os.environ.get("PHI_ICEBERG_WAREHOUSE") or str(REPO_ROOT / "out" / "warehouse"),
+            "catalog_uri": os.environ.get("PHI_ICEBERG_CATALOG_URI") or None,
+            "namespace": os.environ.get("PHI_ICEBERG_NAMESPACE") or "phi",
+        }
         env.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**env)
 
@@ -56,9 +59,11 @@ class TablesConfig(BaseModel):
         if self.catalog_uri:
             return self.catalog_uri
         if is_remote(self.warehouse):
-            raise ValueError(f"warehouse {self.warehouse!r} is not a local folder: set catalog_uri"
-                             " (PHI_ICEBERG_CATALOG_URI, e.g. postgresql+psycopg2://user@host/db) to say where"
-                             " the catalog database lives")
+            raise ValueError(
+                f"warehouse {self.warehouse!r} is not a local folder: set catalog_uri"
+                " (PHI_ICEBERG_CATALOG_URI, e.g. postgresql+psycopg2://user@host/db) to say where"
+                " the catalog database lives"
+            )
         return f"sqlite:///{self.warehouse}/catalog.db"
 
     def warehouse_uri(self) -> str:
@@ -71,8 +76,12 @@ def is_remote(location: str) -> bool:
 
 def s3_properties() -> dict[str, str]:
     """pyiceberg FileIO properties from the standard AWS variables (only those that are set)."""
-    names = {"s3.access-key-id": "AWS_ACCESS_KEY_ID", "s3.secret-access-key": "AWS_SECRET_ACCESS_KEY",
-             "s3.region": "AWS_DEFAULT_REGION", "s3.endpoint": "AWS_ENDPOINT_URL"}
+    names = {
+        "s3.access-key-id": "AWS_ACCESS_KEY_ID",
+        "s3.secret-access-key": "AWS_SECRET_ACCESS_KEY",
+        "s3.region": "AWS_DEFAULT_REGION",
+        "s3.endpoint": "AWS_ENDPOINT_URL",
+    }
     props = {k: os.environ[v] for k, v in names.items() if os.environ.get(v)}
     if os.environ.get("AWS_ENDPOINT_URL_S3"):
         props["s3.endpoint"] = os.environ["AWS_ENDPOINT_URL_S3"]
@@ -92,8 +101,12 @@ class Warehouse:
         self.config = config or TablesConfig.from_env()
         if not is_remote(self.config.warehouse):
             Path(self.config.warehouse).mkdir(parents=True, exist_ok=True)
-        self.catalog = SqlCatalog(self.config.catalog_name, uri=self.config.resolved_catalog_uri(),
-                                  warehouse=self.config.warehouse_uri(), **s3_properties())
+        self.catalog = SqlCatalog(
+            self.config.catalog_name,
+            uri=self.config.resolved_catalog_uri(),
+            warehouse=self.config.warehouse_uri(),
+            **s3_properties(),
+        )
         self.catalog.create_namespace_if_not_exists(self.config.namespace)
 
     def identifier(self, name: str) -> str:
@@ -113,8 +126,10 @@ class Warehouse:
         except NoSuchTableError:
             ns = ident.rsplit(".", 1)[0]
             held = sorted(".".join(t) for t in self.catalog.list_tables(ns))
-            raise TableNotFound(f"no Iceberg table {ident!r} in catalog {self.config.resolved_catalog_uri()!r}"
-                              f" (warehouse {self.config.warehouse}); it holds {held}") from None
+            raise TableNotFound(
+                f"no Iceberg table {ident!r} in catalog {self.config.resolved_catalog_uri()!r}"
+                f" (warehouse {self.config.warehouse}); it holds {held}"
+            ) from None
 
     def ensure(self, name: str, schema: pa.Schema):
         """Load table `name`, creating it from the Arrow `schema` (e.g. a Spark-written parquet file's) if missing."""

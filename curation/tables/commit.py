@@ -13,6 +13,7 @@ Spark writes parquet under `data_location(table, run_id)`; the driver then calls
 Files written by a job that died before committing are referenced by no snapshot: readers, who plan their
 scans from snapshots, never see them, and `maintenance.remove_orphan_files` deletes them later.
 """
+
 from __future__ import annotations
 
 import json
@@ -59,8 +60,9 @@ def written_files(location: str) -> list[str]:
 
     fs, root = fsspec.core.url_to_fs(location)
     scheme = location.split("://", 1)[0] + "://" if "://" in location else ""
-    names = [p for p in fs.find(root) if p.endswith(".parquet")
-             and not p.rsplit("/", 1)[-1].startswith(("_", "."))]
+    names = [
+        p for p in fs.find(root) if p.endswith(".parquet") and not p.rsplit("/", 1)[-1].startswith(("_", "."))
+    ]
     return sorted(scheme + p.lstrip("/") if scheme and scheme != "file://" else scheme + p for p in names)
 
 
@@ -82,17 +84,28 @@ def summary_properties(run_id: str, summary: dict[str, Any] | None) -> dict[str,
 
 def manifest_summary(manifest: Manifest) -> dict[str, Any]:
     """What a folder-contract manifest says about a version, as `commit_version`'s `summary`."""
-    out: dict[str, Any] = {"dataset": manifest.dataset, "rows": manifest.rows,
-                           "rejected_rows": manifest.rejected_rows, "config_hash": manifest.config_hash,
-                           "code_version": manifest.code_version, "created_at": manifest.created_at,
-                           "stages": [s.model_dump(exclude_none=True) for s in manifest.stages]}
+    out: dict[str, Any] = {
+        "dataset": manifest.dataset,
+        "rows": manifest.rows,
+        "rejected_rows": manifest.rejected_rows,
+        "config_hash": manifest.config_hash,
+        "code_version": manifest.code_version,
+        "created_at": manifest.created_at,
+        "stages": [s.model_dump(exclude_none=True) for s in manifest.stages],
+    }
     if manifest.base_version:
         out.update(base_version=manifest.base_version, base_rows=manifest.base_rows)
     return out
 
 
-def commit_version(table, data_files: Sequence[str], run_id: str, summary: dict[str, Any] | None = None, *,
-                   mode: Literal["append", "overwrite"] = "append") -> Committed:
+def commit_version(
+    table,
+    data_files: Sequence[str],
+    run_id: str,
+    summary: dict[str, Any] | None = None,
+    *,
+    mode: Literal["append", "overwrite"] = "append",
+) -> Committed:
     """Commit `data_files` (parquet, already written) as one snapshot of `run_id`; idempotent per run id.
 
     `append` adds the files to the table's current content (a night's new rows); `overwrite` makes them the
@@ -106,8 +119,12 @@ def commit_version(table, data_files: Sequence[str], run_id: str, summary: dict[
         table.refresh()
         done = snapshot_for_run(table, run_id)
         if done is not None:
-            log.info("run %s is already committed to %s as snapshot %s: nothing to do",
-                     run_id, table.name(), done.snapshot_id)
+            log.info(
+                "run %s is already committed to %s as snapshot %s: nothing to do",
+                run_id,
+                table.name(),
+                done.snapshot_id,
+            )
             _tag(table, run_id, done.snapshot_id)
             return Committed(run_id, done.snapshot_id, created=False)
         try:
@@ -122,9 +139,15 @@ def commit_version(table, data_files: Sequence[str], run_id: str, summary: dict[
                 evolve_schema(table, data_files)
                 _commit_once(table, list(data_files), props, mode)
         except _commit_failed() as e:
-            wait = min(0.05 * 2 ** attempt, 2.0) * (1 + random.random())
-            log.info("commit of run %s to %s lost a race (%s): retry %d in %.2fs",
-                     run_id, table.name(), e, attempt + 1, wait)
+            wait = min(0.05 * 2**attempt, 2.0) * (1 + random.random())
+            log.info(
+                "commit of run %s to %s lost a race (%s): retry %d in %.2fs",
+                run_id,
+                table.name(),
+                e,
+                attempt + 1,
+                wait,
+            )
             time.sleep(wait)
             continue
         snap = snapshot_for_run(table, run_id)
@@ -135,6 +158,7 @@ def commit_version(table, data_files: Sequence[str], run_id: str, summary: dict[
 
 def _commit_failed() -> tuple[type[BaseException], ...]:
     from pyiceberg.exceptions import CommitFailedException
+
     return (CommitFailedException,)
 
 
@@ -142,8 +166,9 @@ def _commit_once(table, paths: list[str], props: dict[str, str], mode: str) -> N
     with table.transaction() as tx:
         if tx.table_metadata.name_mapping() is None:
             # Spark's parquet carries no Iceberg field ids: readers map its columns to the schema by name
-            tx.set_properties(**{"schema.name-mapping.default":
-                                 tx.table_metadata.schema().name_mapping.model_dump_json()})
+            tx.set_properties(
+                **{"schema.name-mapping.default": tx.table_metadata.schema().name_mapping.model_dump_json()}
+            )
         if mode == "append":
             # no duplicate-file scan: a run's files live under its own data/<run_id>/ folder, and a second
             # commit of the same run id has already returned above
@@ -162,6 +187,7 @@ def _commit_once(table, paths: list[str], props: dict[str, str], mode: str) -> N
 
 def file_schemas(table, paths: Sequence[str]) -> list[pa.Schema]:
     """The distinct Arrow schemas of parquet files `paths` (footers only), read through the table's FileIO."""
+
     def read(path: str) -> pa.Schema:
         with table.io.new_input(path).open() as f:
             return pq.read_schema(f)
@@ -198,8 +224,10 @@ def _tag(table, run_id: str, snapshot_id: int) -> None:
         ref = table.metadata.refs.get(run_id)
         if ref is not None:
             if ref.snapshot_id != snapshot_id:
-                raise RuntimeError(f"table {table.name()}: tag {run_id!r} points at snapshot {ref.snapshot_id},"
-                                   f" but run {run_id} committed snapshot {snapshot_id}")
+                raise RuntimeError(
+                    f"table {table.name()}: tag {run_id!r} points at snapshot {ref.snapshot_id},"
+                    f" but run {run_id} committed snapshot {snapshot_id}"
+                )
             return
         try:
             table.manage_snapshots().create_tag(snapshot_id, run_id).commit()

@@ -9,6 +9,7 @@ duckdb 2.x, and DuckDB downloads extensions at run time otherwise), so pyiceberg
 - otherwise (an s3:// warehouse, or delete files to apply): pyiceberg reads the scan to Arrow (projected on
   `columns`) and DuckDB queries that.
 """
+
 from __future__ import annotations
 
 import json
@@ -32,8 +33,10 @@ def attach_table(con, table, view: str = "docs", ref: Ref = None, columns: tuple
     if tasks and local and not any(t.delete_files for t in tasks):
         listing = ", ".join(_sql_str(t.file.file_path.removeprefix("file://")) for t in tasks)
         select = "*" if columns == ("*",) else ", ".join(f'"{c}"' for c in columns)
-        con.execute(f"CREATE OR REPLACE VIEW {view} AS SELECT {select}"
-                    f" FROM read_parquet([{listing}], union_by_name=true)")
+        con.execute(
+            f"CREATE OR REPLACE VIEW {view} AS SELECT {select}"
+            f" FROM read_parquet([{listing}], union_by_name=true)"
+        )
         return "parquet"
     arrow = read_arrow(table, sid, columns=columns)
     con.register(f"_{view}_arrow", arrow)
@@ -46,12 +49,17 @@ def attach_stages(con, table, ref: Ref = None, view: str = "stages") -> None:
     sid = snapshot_id(table, ref)
     summary = table.metadata.snapshot_by_id(sid).summary if sid is not None else None
     stages = json.loads(summary.get(PREFIX + "stages", "[]")) if summary is not None else []
-    con.register(f"_{view}_arrow", pa.table({
-        "position": pa.array(range(len(stages)), pa.int32()),
-        "stage": pa.array([s["stage"] for s in stages], pa.string()),
-        "rows_in": pa.array([s["rows_in"] for s in stages], pa.int64()),
-        "rows_kept": pa.array([s["rows_kept"] for s in stages], pa.int64()),
-        "rows_rejected": pa.array([s["rows_rejected"] for s in stages], pa.int64()),
-        "seconds": pa.array([s.get("seconds") for s in stages], pa.float64()),
-    }))
+    con.register(
+        f"_{view}_arrow",
+        pa.table(
+            {
+                "position": pa.array(range(len(stages)), pa.int32()),
+                "stage": pa.array([s["stage"] for s in stages], pa.string()),
+                "rows_in": pa.array([s["rows_in"] for s in stages], pa.int64()),
+                "rows_kept": pa.array([s["rows_kept"] for s in stages], pa.int64()),
+                "rows_rejected": pa.array([s["rows_rejected"] for s in stages], pa.int64()),
+                "seconds": pa.array([s.get("seconds") for s in stages], pa.float64()),
+            }
+        ),
+    )
     con.execute(f"CREATE OR REPLACE VIEW {view} AS SELECT * FROM _{view}_arrow")

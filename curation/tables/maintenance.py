@@ -3,6 +3,7 @@
 Neither changes what any reader sees: readers plan scans from snapshots, and a file is only an orphan when no
 snapshot (current, tagged or kept for time travel) references it.
 """
+
 from __future__ import annotations
 
 import datetime as _dt
@@ -16,7 +17,7 @@ def _key(path: str) -> str:
     """A path without its scheme, the way fsspec lists it (file:///a/b -> /a/b, s3://bucket/k -> bucket/k)."""
     for scheme in ("file://", "s3://", "s3a://"):
         if path.startswith(scheme):
-            return path[len(scheme):]
+            return path[len(scheme) :]
     return path
 
 
@@ -43,8 +44,9 @@ def _mtime(info: dict) -> float:
     return info["LastModified"].timestamp()  # s3fs
 
 
-def remove_orphan_files(table, older_than: _dt.timedelta = _dt.timedelta(days=1),
-                        dry_run: bool = False) -> list[str]:
+def remove_orphan_files(
+    table, older_than: _dt.timedelta = _dt.timedelta(days=1), dry_run: bool = False
+) -> list[str]:
     """Delete the files under the table's data/ folder that no snapshot references and that were last written
     more than `older_than` ago (the grace period protects a job that is writing right now and has not
     committed yet). Returns the paths removed (or, with `dry_run`, that would be)."""
@@ -60,8 +62,14 @@ def remove_orphan_files(table, older_than: _dt.timedelta = _dt.timedelta(days=1)
     doomed = sorted(p for p, info in listed.items() if _key(p) not in keep and _mtime(info) <= cutoff)
     if not dry_run and doomed:
         fs.rm(doomed)
-    log.info("table %s: %s %d orphan file(s) of %d under %s", table.name(),
-             "would remove" if dry_run else "removed", len(doomed), len(listed), data_root)
+    log.info(
+        "table %s: %s %d orphan file(s) of %d under %s",
+        table.name(),
+        "would remove" if dry_run else "removed",
+        len(doomed),
+        len(listed),
+        data_root,
+    )
     return doomed
 
 
@@ -90,6 +98,11 @@ def expire_versions(table, keep: int, pinned: Iterable[int | str] = ()) -> list[
             manage = manage.remove_tag(name)
         manage.commit()
     table.maintenance.expire_snapshots().by_ids(doomed).commit()
-    log.info("table %s: expired %d snapshot(s) (kept the newest %d, current and pinned %s)", table.name(),
-             len(doomed), keep, sorted(spared))
+    log.info(
+        "table %s: expired %d snapshot(s) (kept the newest %d, current and pinned %s)",
+        table.name(),
+        len(doomed),
+        keep,
+        sorted(spared),
+    )
     return doomed

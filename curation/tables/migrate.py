@@ -14,6 +14,7 @@ table's location (`data/<first version that holds them>/imported/`), so the tabl
 (which may be pruned) and the warehouse may be on S3. Re-running the import skips versions already committed. In a local warehouse the files are hard-linked, not copied.
 Finally the table's current snapshot is the version CURRENT names (a rolled-back root stays rolled back).
 """
+
 from __future__ import annotations
 
 import logging
@@ -38,7 +39,7 @@ FileId = tuple[int, int]  # (st_dev, st_ino): hard links of one file share it
 class ImportedVersion:
     version: str
     snapshot_id: int
-    mode: str          # append | overwrite | skipped (already imported)
+    mode: str  # append | overwrite | skipped (already imported)
     rows: int
     files_copied: int
 
@@ -82,8 +83,10 @@ def import_root(root: str | os.PathLike, warehouse: Warehouse, name: str) -> lis
         done.append(_import_version(table, ds.version_dir(version), home, previous))
         previous = set(_file_ids(list(iter_parquet_files(ds.version_dir(version)))))
     current = ds.current()
-    if current in version_names and table.current_snapshot().snapshot_id != snapshot_for_run(
-            table, current).snapshot_id:
+    if (
+        current in version_names
+        and table.current_snapshot().snapshot_id != snapshot_for_run(table, current).snapshot_id
+    ):
         rollback(table, current)
         log.info("table %s: current version set to CURRENT %s", table.name(), current)
     return done
@@ -113,7 +116,9 @@ def _import_version(table, vdir: Path, home: dict[FileId, str], previous: set[Fi
         home[fid] = f"{table.location().rstrip('/')}/data/{version}/imported/{files[fid].name}"
     already = snapshot_for_run(table, version)
     if already is not None:
-        return ImportedVersion(version, already.snapshot_id, "skipped", int(already.summary["total-records"]), 0)
+        return ImportedVersion(
+            version, already.snapshot_id, "skipped", int(already.summary["total-records"]), 0
+        )
     for fid in fresh:
         _copy(table, files[fid], home[fid])
     summary = manifest_summary(manifest) | {"imported_from": str(vdir)}
@@ -125,8 +130,16 @@ def _import_version(table, vdir: Path, home: dict[FileId, str], previous: set[Fi
     snap = table.metadata.snapshot_by_id(committed.snapshot_id)
     rows = int(snap.summary["total-records"])
     if rows != manifest.rows:
-        raise RuntimeError(f"import of {vdir}: snapshot {committed.snapshot_id} holds {rows} rows but the"
-                           f" manifest says rows={manifest.rows}")
-    log.info("imported %s as %s snapshot %s (%d rows, %d file(s) copied)", version, mode,
-             committed.snapshot_id, rows, len(fresh))
+        raise RuntimeError(
+            f"import of {vdir}: snapshot {committed.snapshot_id} holds {rows} rows but the"
+            f" manifest says rows={manifest.rows}"
+        )
+    log.info(
+        "imported %s as %s snapshot %s (%d rows, %d file(s) copied)",
+        version,
+        mode,
+        committed.snapshot_id,
+        rows,
+        len(fresh),
+    )
     return ImportedVersion(version, committed.snapshot_id, mode, rows, len(fresh))

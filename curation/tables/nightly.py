@@ -19,6 +19,7 @@ delta rows = appended + rejected by reason. A run id already committed is a no-o
 One nightly writer per table is assumed (the nightly DAG runs one night at a time): a night deduplicates against
 the snapshot it pinned, and refuses to commit (`TableMoved`, rerun it) when another writer committed meanwhile.
 """
+
 from __future__ import annotations
 
 import logging
@@ -49,13 +50,14 @@ class NightAppended:
     base_snapshot_id: int | None
     delta_rows: int
     appended: int
-    rejected: dict[str, int]   # reason -> rows (the night's rows the table already held)
+    rejected: dict[str, int]  # reason -> rows (the night's rows the table already held)
     files: list[str]
-    created: bool              # False: the run id was already committed, nothing was done
+    created: bool  # False: the run id was already committed, nothing was done
 
 
-def append_night(spark, delta: str | Path, warehouse: Warehouse, name: str, run_id: str | None = None
-                 ) -> NightAppended:
+def append_night(
+    spark, delta: str | Path, warehouse: Warehouse, name: str, run_id: str | None = None
+) -> NightAppended:
     """Append the new rows of curated delta `delta` (a version folder or root) to table `name` (created from the
     delta's schema when missing) as one snapshot of `run_id` (default: the delta's version id)."""
     t0 = time.perf_counter()
@@ -70,13 +72,17 @@ def append_night(spark, delta: str | Path, warehouse: Warehouse, name: str, run_
     table = warehouse.ensure(name, pq.read_schema(files[0]))
     done = snapshot_for_run(table, run_id)
     if done is not None:
-        log.info("night %s is already in table %s (snapshot %s): nothing to do", run_id, name, done.snapshot_id)
+        log.info(
+            "night %s is already in table %s (snapshot %s): nothing to do", run_id, name, done.snapshot_id
+        )
         return _already(done, run_id)
     base_sid = snapshot_id(table)  # pinned: the whole dedup reads this snapshot, whatever commits meanwhile
     night = spark.read.parquet(*[Path(f).resolve().as_uri() for f in files])
     night_keys = night.select(*[c for c in KEYS if c in night.columns]).toArrow()  # a night's batch: small
     if night_keys.num_rows != dm.rows:
-        raise ValueError(f"delta {delta_dir}: data/ holds {night_keys.num_rows} rows, its manifest says rows={dm.rows}")
+        raise ValueError(
+            f"delta {delta_dir}: data/ holds {night_keys.num_rows} rows, its manifest says rows={dm.rows}"
+        )
     hits = _published_hits(night, _base_keys(spark, table, base_sid))
     reasons = _reasons(night_keys, hits)
     appended = dm.rows - sum(reasons.values())
@@ -85,13 +91,36 @@ def append_night(spark, delta: str | Path, warehouse: Warehouse, name: str, run_
     t_write = time.perf_counter()
     _check_unmoved(table, base_sid, run_id)
     summary = _summary(dm, delta_dir, table, base_sid, reasons, t_dedup - t0)
-    summary["timings"] = {**dm.timings, "published_dedup": round(t_dedup - t0, 3), "write": round(t_write - t_dedup, 3)}
+    summary["timings"] = {
+        **dm.timings,
+        "published_dedup": round(t_dedup - t0, 3),
+        "write": round(t_write - t_dedup, 3),
+    }
     committed = commit_version(table, paths, run_id, summary, mode="append")
-    log.info("night %s -> table %s snapshot %s: %d of %d rows appended, rejected %s (base snapshot %s); dedup %.2f s,"
-             " write %.2f s, commit %.2f s", run_id, name, committed.snapshot_id, appended, dm.rows, dict(reasons),
-             base_sid, t_dedup - t0, t_write - t_dedup, time.perf_counter() - t_write)
-    return NightAppended(run_id, committed.snapshot_id, base_sid, dm.rows, appended, dict(sorted(reasons.items())),
-                         paths, committed.created)
+    log.info(
+        "night %s -> table %s snapshot %s: %d of %d rows appended, rejected %s (base snapshot %s); dedup %.2f s,"
+        " write %.2f s, commit %.2f s",
+        run_id,
+        name,
+        committed.snapshot_id,
+        appended,
+        dm.rows,
+        dict(reasons),
+        base_sid,
+        t_dedup - t0,
+        t_write - t_dedup,
+        time.perf_counter() - t_write,
+    )
+    return NightAppended(
+        run_id,
+        committed.snapshot_id,
+        base_sid,
+        dm.rows,
+        appended,
+        dict(sorted(reasons.items())),
+        paths,
+        committed.created,
+    )
 
 
 class TableMoved(RuntimeError):
@@ -105,8 +134,10 @@ def _check_unmoved(table, base_sid: int | None, run_id: str) -> None:
     table.refresh()
     now = snapshot_id(table)
     if now != base_sid and snapshot_for_run(table, run_id) is None:
-        raise TableMoved(f"table {table.name()} moved from snapshot {base_sid} to {now} while night {run_id} was"
-                         " deduplicated against it: nothing committed; rerun the night")
+        raise TableMoved(
+            f"table {table.name()} moved from snapshot {base_sid} to {now} while night {run_id} was"
+            " deduplicated against it: nothing committed; rerun the night"
+        )
 
 
 def _already(snap, run_id: str) -> NightAppended:
@@ -116,9 +147,16 @@ def _already(snap, run_id: str) -> NightAppended:
     stages = json.loads(s.get("phi.stages", "[]"))
     last = stages[-1] if stages and stages[-1]["stage"] == STAGE else None
     base = s.get("phi.base-snapshot-id")
-    return NightAppended(run_id, snap.snapshot_id, int(base) if base and base != "null" else None,
-                         last["rows_in"] if last else int(s.get("added-records", 0)),
-                         int(s.get("added-records", 0)), last["reasons"] if last else {}, [], created=False)
+    return NightAppended(
+        run_id,
+        snap.snapshot_id,
+        int(base) if base and base != "null" else None,
+        last["rows_in"] if last else int(s.get("added-records", 0)),
+        int(s.get("added-records", 0)),
+        last["reasons"] if last else {},
+        [],
+        created=False,
+    )
 
 
 def _base_keys(spark, table, sid: int | None):
@@ -142,9 +180,13 @@ def _base_keys(spark, table, sid: int | None):
         for path in part:
             with fsspec.open(path, "rb") as f:
                 t = pq.read_table(f, columns=[c for c in cols if c in pq.read_schema(f).names])
-            yield from zip(*[t.column(c).to_pylist() if c in t.column_names else [None] * len(t) for c in cols])
+            yield from zip(
+                *[t.column(c).to_pylist() if c in t.column_names else [None] * len(t) for c in cols]
+            )
 
-    rdd = spark.sparkContext.parallelize(paths, max(1, min(len(paths), spark.sparkContext.defaultParallelism)))
+    rdd = spark.sparkContext.parallelize(
+        paths, max(1, min(len(paths), spark.sparkContext.defaultParallelism))
+    )
     return spark.createDataFrame(rdd.mapPartitions(read), schema)
 
 
@@ -159,8 +201,11 @@ def _published_hits(night, keys) -> dict[str, set[str]]:
     cols = [c for c in KEYS if c in keys.columns and c in night.columns]
     found = None
     for c in cols:
-        side = keys.select(F.col(c).alias("k")).join(F.broadcast(night.select(F.col(c).alias("k"))), "k",
-                                                     "left_semi").withColumn("key", F.lit(c))
+        side = (
+            keys.select(F.col(c).alias("k"))
+            .join(F.broadcast(night.select(F.col(c).alias("k"))), "k", "left_semi")
+            .withColumn("key", F.lit(c))
+        )
         found = side if found is None else found.unionByName(side)
     for row in found.collect() if found is not None else []:  # a set: no distinct (and its shuffle) needed
         hits[row["key"]].add(row["k"])
@@ -175,8 +220,9 @@ def _reasons(night_keys, hits: dict[str, set[str]]) -> Counter:
     id_hit = pc.fill_null(pc.is_in(night_keys.column("id"), pa.array(sorted(hits["id"]), pa.string())), False)
     text_hit = pa.repeat(False, len(night_keys))
     if "text_hash" in night_keys.column_names:
-        text_hit = pc.fill_null(pc.is_in(night_keys.column("text_hash"),
-                                         pa.array(sorted(hits["text_hash"]), pa.string())), False)
+        text_hit = pc.fill_null(
+            pc.is_in(night_keys.column("text_hash"), pa.array(sorted(hits["text_hash"]), pa.string())), False
+        )
     n_id = pc.sum(id_hit.cast(pa.int64())).as_py() or 0
     n_text = pc.sum(pc.and_(pc.invert(id_hit), text_hit).cast(pa.int64())).as_py() or 0
     return Counter({k: v for k, v in ((ID_PUBLISHED, n_id), (TEXT_PUBLISHED, n_text)) if v})
@@ -190,7 +236,9 @@ def _new_rows(spark, night, hits: dict[str, set[str]]):
     new = night
     for c in KEYS:
         if hits[c]:
-            known = spark.createDataFrame([(k,) for k in sorted(hits[c])], StructType([StructField(c, StringType())]))
+            known = spark.createDataFrame(
+                [(k,) for k in sorted(hits[c])], StructType([StructField(c, StringType())])
+            )
             new = new.join(F.broadcast(known), c, "left_anti")
     return new.select(*night.columns)
 
@@ -222,7 +270,9 @@ def _write(new, rows: int, location: str, schema) -> list[str]:
     out = StructType([StructField("path", StringType()), StructField("rows", LongType())])
     written = [] if rows == 0 else new.coalesce(parts).mapInArrow(write, out).collect()
     if sum(r["rows"] for r in written) != rows:
-        raise RuntimeError(f"night written to {location}: {sum(r['rows'] for r in written)} rows, expected {rows}")
+        raise RuntimeError(
+            f"night written to {location}: {sum(r['rows'] for r in written)} rows, expected {rows}"
+        )
     paths = sorted(r["path"] for r in written)
     if not paths:  # Spark's empty-partition files carry no schema: write the night's own
         import fsspec
@@ -235,17 +285,32 @@ def _write(new, rows: int, location: str, schema) -> list[str]:
     return paths
 
 
-def _summary(dm: Manifest, delta_dir: Path, table, base_sid: int | None, reasons: Counter, seconds: float) -> dict:
+def _summary(
+    dm: Manifest, delta_dir: Path, table, base_sid: int | None, reasons: Counter, seconds: float
+) -> dict:
     """The snapshot's description: the night's manifest (its stages + published_dedup), base snapshot and rows."""
     n_dropped = sum(reasons.values())
-    dedup = StageCounts(stage=STAGE, rows_in=dm.rows, rows_kept=dm.rows - n_dropped, rows_rejected=n_dropped,
-                        reasons=dict(sorted(reasons.items())), seconds=round(seconds, 3))
+    dedup = StageCounts(
+        stage=STAGE,
+        rows_in=dm.rows,
+        rows_kept=dm.rows - n_dropped,
+        rows_rejected=n_dropped,
+        reasons=dict(sorted(reasons.items())),
+        seconds=round(seconds, 3),
+    )
     dedup.check()
     base_rows = int(table.metadata.snapshot_by_id(base_sid).summary["total-records"]) if base_sid else 0
     out = manifest_summary(dm)
-    out.update(stages=[s.model_dump(exclude_none=True) for s in [*dm.stages, dedup]],
-               rows=base_rows + dedup.rows_kept, rejected_rows=dm.rejected_rows + n_dropped,
-               base_snapshot_id=base_sid, base_rows=base_rows, delta_version=dm.version, delta_path=str(delta_dir),
-               delta_rows=dm.rows, appended_rows=dedup.rows_kept)
+    out.update(
+        stages=[s.model_dump(exclude_none=True) for s in [*dm.stages, dedup]],
+        rows=base_rows + dedup.rows_kept,
+        rejected_rows=dm.rejected_rows + n_dropped,
+        base_snapshot_id=base_sid,
+        base_rows=base_rows,
+        delta_version=dm.version,
+        delta_path=str(delta_dir),
+        delta_rows=dm.rows,
+        appended_rows=dedup.rows_kept,
+    )
     out.pop("base_version", None)
     return out

@@ -3,6 +3,7 @@
 Readers never list folders: the files of a version come from the snapshot's scan planning (with column and
 row-filter pruning), so files no snapshot references (a killed job's) are never read.
 """
+
 from __future__ import annotations
 
 import datetime as _dt
@@ -33,7 +34,9 @@ def snapshot_id(table, ref: Ref = None) -> int | None:
         return table.metadata.refs[ref].snapshot_id
     snap = snapshot_for_run(table, ref)
     if snap is None:
-        raise TableNotFound(f"table {table.name()}: no version (tag or run id) {ref!r}; it has {_known(table)}")
+        raise TableNotFound(
+            f"table {table.name()}: no version (tag or run id) {ref!r}; it has {_known(table)}"
+        )
     return snap.snapshot_id
 
 
@@ -41,13 +44,18 @@ def _known(table) -> list[str]:
     return [v["run_id"] or str(v["snapshot_id"]) for v in versions(table)]
 
 
-def data_files(table, ref: Ref = None, row_filter: Any = None, columns: tuple[str, ...] = ("*",)) -> list[str]:
+def data_files(
+    table, ref: Ref = None, row_filter: Any = None, columns: tuple[str, ...] = ("*",)
+) -> list[str]:
     """Paths of the data files version `ref` reads (scan planning; pruned by `row_filter` when given)."""
     sid = snapshot_id(table, ref)
     if sid is None:
         return []
-    scan = table.scan(snapshot_id=sid, selected_fields=columns,
-                      **({"row_filter": row_filter} if row_filter is not None else {}))
+    scan = table.scan(
+        snapshot_id=sid,
+        selected_fields=columns,
+        **({"row_filter": row_filter} if row_filter is not None else {}),
+    )
     return [task.file.file_path for task in scan.plan_files()]
 
 
@@ -66,13 +74,18 @@ def versions(table) -> list[dict[str, Any]]:
     out = []
     for snap in sorted(table.metadata.snapshots, key=lambda s: s.sequence_number or 0):
         summary = snap.summary
-        out.append({"snapshot_id": snap.snapshot_id, "parent_id": snap.parent_snapshot_id,
-                    "run_id": summary.get(RUN_ID) if summary else None,
-                    "operation": summary.operation.value if summary else None,
-                    "rows": int(summary.get("total-records", 0)) if summary else 0,
-                    "files": int(summary.get("total-data-files", 0)) if summary else 0,
-                    "committed_at": _dt.datetime.fromtimestamp(snap.timestamp_ms / 1000, _dt.UTC).isoformat(),
-                    "current": current is not None and snap.snapshot_id == current.snapshot_id})
+        out.append(
+            {
+                "snapshot_id": snap.snapshot_id,
+                "parent_id": snap.parent_snapshot_id,
+                "run_id": summary.get(RUN_ID) if summary else None,
+                "operation": summary.operation.value if summary else None,
+                "rows": int(summary.get("total-records", 0)) if summary else 0,
+                "files": int(summary.get("total-data-files", 0)) if summary else 0,
+                "committed_at": _dt.datetime.fromtimestamp(snap.timestamp_ms / 1000, _dt.UTC).isoformat(),
+                "current": current is not None and snap.snapshot_id == current.snapshot_id,
+            }
+        )
     return out
 
 
@@ -99,7 +112,9 @@ def local_version_files(table, ref: Ref, cache_dir: str | None = None) -> tuple[
     if all(p.startswith("file:") or "://" not in p for p in paths):
         return sid, [p.removeprefix("file://") for p in paths]
     if cache_dir is None:
-        raise ValueError(f"table {table.name()} lives in a remote warehouse: give a cache_dir to copy its files to")
+        raise ValueError(
+            f"table {table.name()} lives in a remote warehouse: give a cache_dir to copy its files to"
+        )
     import fsspec
 
     out = []

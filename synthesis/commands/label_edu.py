@@ -2,6 +2,7 @@
 teacher labels for the edu classifier (see synthesis/label_edu.py). Rerunning the same command resumes:
 answers already in DIR/teacher.sqlite are not generated again. Train on the result with
 `python -m curation edu train --labels DIR`."""
+
 from __future__ import annotations
 
 import argparse
@@ -15,11 +16,21 @@ from synthesis.commands.generate import add_backend_options
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("label-edu", help="rate sampled documents 0-5 for educational value with the teacher",
-                       description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--input", required=True, type=Path,
-                   help="curated dataset (root or version) or a .parquet/.jsonl[.gz]/.csv file with `text`")
-    p.add_argument("--output", required=True, type=Path, help="label dataset root; the run lands in DIR/<run_id>/")
+    p = sub.add_parser(
+        "label-edu",
+        help="rate sampled documents 0-5 for educational value with the teacher",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument(
+        "--input",
+        required=True,
+        type=Path,
+        help="curated dataset (root or version) or a .parquet/.jsonl[.gz]/.csv file with `text`",
+    )
+    p.add_argument(
+        "--output", required=True, type=Path, help="label dataset root; the run lands in DIR/<run_id>/"
+    )
     p.add_argument("--config", type=Path, help="YAML LabelEduConfig (teacher:, n:, seed:, structured:, ...)")
     p.add_argument("--n", type=int, help="documents to label (overrides the config)")
     p.add_argument("--seed", type=int, help="sampling seed (overrides the config)")
@@ -59,15 +70,20 @@ def run(args: argparse.Namespace) -> int:
     logging.getLogger("httpx").setLevel(logging.WARNING)
     cfg = load_config(args)
     try:
-        result = run_label_edu(args.input, args.output, cfg, store=args.store, run_id=args.run_id,
-                               progress=not args.no_progress)
+        result = run_label_edu(
+            args.input, args.output, cfg, store=args.store, run_id=args.run_id, progress=not args.no_progress
+        )
     except TeacherBackendError as e:
         raise ValueError(str(e)) from None
     m = result.manifest
     stage = m.stages[0]
     print(result.report.summary())
-    print(f"{'documents':<24}{stage.rows_in:>8}\n{'labelled':<24}{stage.rows_kept:>8}  scores {m.extra['score_counts']}")
+    print(
+        f"{'documents':<24}{stage.rows_in:>8}\n{'labelled':<24}{stage.rows_kept:>8}  scores {m.extra['score_counts']}"
+    )
     print(f"{'unusable':<24}{stage.rows_rejected:>8}  {stage.reasons or ''}")
-    print(f"{'teacher':<24}{m.extra['teacher_model']} ({m.extra['teacher_backend']}), prompt {m.extra['prompt_version']}")
+    print(
+        f"{'teacher':<24}{m.extra['teacher_model']} ({m.extra['teacher_backend']}), prompt {m.extra['prompt_version']}"
+    )
     print(f"-> {result.version_dir}\ntrain: python -m curation edu train --labels {args.output}")
     return 0

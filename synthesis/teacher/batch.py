@@ -34,6 +34,7 @@ Guarantees:
 - A request with `response_schema` whose completion does not parse/validate is stored as failed with
   error_type="schema_invalid" and the raw text kept for audit.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -60,6 +61,7 @@ FINAL_ERRORS = frozenset({"schema_invalid", "n_mismatch"})
 @dataclass
 class BatchReport:
     """Counts for one `run` call. requests = unique keys submitted; skipped were already finished."""
+
     run_id: str
     requests: int
     skipped: int = 0
@@ -82,17 +84,26 @@ class BatchReport:
 
     def summary(self) -> str:
         fails = ", ".join(f"{k}={v}" for k, v in sorted(self.failure_types.items())) or "-"
-        return (f"run {self.run_id}: {self.requests} unique requests, {self.skipped} already done, "
-                f"{self.generated} generated ({self.ok} ok, {self.failed} failed: {fails}); "
-                f"{self.completion_tokens} completion tokens in {self.seconds:.1f}s = "
-                f"{self.requests_per_s:.2f} req/s, {self.tokens_per_s:.1f} tok/s")
+        return (
+            f"run {self.run_id}: {self.requests} unique requests, {self.skipped} already done, "
+            f"{self.generated} generated ({self.ok} ok, {self.failed} failed: {fails}); "
+            f"{self.completion_tokens} completion tokens in {self.seconds:.1f}s = "
+            f"{self.requests_per_s:.2f} req/s, {self.tokens_per_s:.1f} tok/s"
+        )
 
 
 class BatchRunner:
     """Runs requests through one backend into one durable store."""
 
-    def __init__(self, backend: Backend, store: ResultStore | str | Path, *, retry_failed: bool = True,
-                 progress: bool = False, run_id: str | None = None):
+    def __init__(
+        self,
+        backend: Backend,
+        store: ResultStore | str | Path,
+        *,
+        retry_failed: bool = True,
+        progress: bool = False,
+        run_id: str | None = None,
+    ):
         self.backend = backend
         self.store = store if isinstance(store, ResultStore) else ResultStore(store)
         self.retry_failed = retry_failed
@@ -120,8 +131,15 @@ class BatchRunner:
         """Generate every request not already finished in the store. Blocking; safe to call again."""
         _, todo, skipped = self.pending(requests)
         report = BatchReport(run_id=self.run_id, requests=len(todo) + skipped, skipped=skipped)
-        log.info("teacher run %s on %s/%s: %d unique requests, %d already done, %d to generate",
-                 self.run_id, self.backend.name, self.backend.model_id, report.requests, skipped, len(todo))
+        log.info(
+            "teacher run %s on %s/%s: %d unique requests, %d already done, %d to generate",
+            self.run_id,
+            self.backend.name,
+            self.backend.model_id,
+            report.requests,
+            skipped,
+            len(todo),
+        )
         if todo:
             self.backend.start()
             t0 = time.perf_counter()
@@ -147,24 +165,32 @@ class BatchRunner:
                     report.ok += 1
                 else:
                     report.failed += 1
-                    report.failure_types[result.error_type or "unknown"] = \
+                    report.failure_types[result.error_type or "unknown"] = (
                         report.failure_types.get(result.error_type or "unknown", 0) + 1
+                    )
                 report.prompt_tokens += result.prompt_tokens or 0
                 report.completion_tokens += result.completion_tokens or 0
                 bar.update(1)
                 elapsed = max(time.perf_counter() - t0, 1e-9)
-                bar.set_postfix_str(f"{report.completion_tokens / elapsed:.1f} tok/s, {report.failed} failed",
-                                    refresh=False)
+                bar.set_postfix_str(
+                    f"{report.completion_tokens / elapsed:.1f} tok/s, {report.failed} failed", refresh=False
+                )
                 if report.generated % 100 == 0:
-                    log.info("%d/%d generated, %.1f tok/s", report.generated, len(todo),
-                             report.completion_tokens / elapsed)
+                    log.info(
+                        "%d/%d generated, %.1f tok/s",
+                        report.generated,
+                        len(todo),
+                        report.completion_tokens / elapsed,
+                    )
         finally:
             bar.close()
 
     def to_result(self, request: TeacherRequest, gen: Generation) -> TeacherResult:
         """A backend Generation -> the stored record, validating structured output on the way."""
         choices = [Choice(text=t, finish_reason=f) for t, f in zip(gen.texts, gen.finish_reasons)]
-        status, error_type, error = ("failed", gen.error_type, gen.error) if gen.failed else ("ok", None, None)
+        status, error_type, error = (
+            ("failed", gen.error_type, gen.error) if gen.failed else ("ok", None, None)
+        )
         if not gen.failed and request.response_schema is not None:
             problems = []
             for i, c in enumerate(choices):
@@ -178,13 +204,29 @@ class BatchRunner:
             status, error_type, error = "failed", "empty_response", "backend returned no completion"
         elif not gen.failed and len(choices) != request.sampling.n:
             # e.g. llama.cpp's server ignores `n`: never pass off fewer samples than were asked for
-            status, error_type, error = "failed", "n_mismatch", (
-                f"asked for n={request.sampling.n} completions, backend returned {len(choices)}; "
-                f"send separate requests with distinct seeds instead")
+            status, error_type, error = (
+                "failed",
+                "n_mismatch",
+                (
+                    f"asked for n={request.sampling.n} completions, backend returned {len(choices)}; "
+                    f"send separate requests with distinct seeds instead"
+                ),
+            )
         return TeacherResult(
-            key=request.key(self.backend.model_id), request_id=request.id, status=status, choices=choices,
-            error_type=error_type, error=error, model_id=self.backend.model_id, backend=self.backend.name,
-            sampling=request.sampling, template_version=request.template_version,
-            prompt_tokens=gen.prompt_tokens, completion_tokens=gen.completion_tokens,
-            latency_s=round(gen.latency_s, 4) if gen.latency_s is not None else None, attempts=gen.attempts,
-            run_id=self.run_id, created_at=now_iso())
+            key=request.key(self.backend.model_id),
+            request_id=request.id,
+            status=status,
+            choices=choices,
+            error_type=error_type,
+            error=error,
+            model_id=self.backend.model_id,
+            backend=self.backend.name,
+            sampling=request.sampling,
+            template_version=request.template_version,
+            prompt_tokens=gen.prompt_tokens,
+            completion_tokens=gen.completion_tokens,
+            latency_s=round(gen.latency_s, 4) if gen.latency_s is not None else None,
+            attempts=gen.attempts,
+            run_id=self.run_id,
+            created_at=now_iso(),
+        )

@@ -11,6 +11,7 @@ YAML shape (one of the registered `kind`s, synthesis/teacher/registry.py)::
 
 Each backend's own config lives beside it in synthesis/teacher/backends/.
 """
+
 from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field

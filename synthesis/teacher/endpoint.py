@@ -8,6 +8,7 @@ as these flags), then `TEACHER_BASE_URL`, then the YAML's `teacher:` section. So
   else the one model the endpoint serves (`GET /models`; vLLM lists its `--served-model-name`);
 - `--backend` naming another kind, or `--base-url`, means the run chose explicitly: the variable is ignored.
 """
+
 from __future__ import annotations
 
 import logging
@@ -32,16 +33,25 @@ def served_model(base_url: str, timeout_s: float = 10.0) -> str:
         resp.raise_for_status()
         ids = [m["id"] for m in resp.json().get("data", [])]
     except (httpx.HTTPError, ValueError, KeyError, TypeError) as e:
-        raise TeacherBackendError(f"{ENV}={base_url}: cannot list the served models at {url} ({e}); "
-                                  f"name the model with --model (the DAGs' `model` param)") from None
+        raise TeacherBackendError(
+            f"{ENV}={base_url}: cannot list the served models at {url} ({e}); "
+            f"name the model with --model (the DAGs' `model` param)"
+        ) from None
     if len(ids) != 1:
-        raise TeacherBackendError(f"{ENV}={base_url} serves {len(ids)} models {ids}; name one with --model "
-                                  f"(the DAGs' `model` param)")
+        raise TeacherBackendError(
+            f"{ENV}={base_url} serves {len(ids)} models {ids}; name one with --model "
+            f"(the DAGs' `model` param)"
+        )
     return ids[0]
 
 
-def apply_teacher_base_url(cfg: TeacherConfig, *, backend_flag: str | None = None, base_url_flag: str | None = None,
-                           model_flag: str | None = None) -> TeacherConfig:
+def apply_teacher_base_url(
+    cfg: TeacherConfig,
+    *,
+    backend_flag: str | None = None,
+    base_url_flag: str | None = None,
+    model_flag: str | None = None,
+) -> TeacherConfig:
     """`cfg` pointed at `$TEACHER_BASE_URL` when it is set and the command line did not choose otherwise."""
     url = os.environ.get(ENV, "").strip()
     if not url or base_url_flag or backend_flag not in (None, OpenAIHttpBackend.name):

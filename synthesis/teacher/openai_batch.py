@@ -15,6 +15,7 @@ Output line (one per request, `--output-format openai_batch`)::
 
 with `error: {"code": <error_type>, "message": ...}` and `response: null` for a failed request.
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -23,8 +24,16 @@ from synthesis.teacher.request import TeacherRequest, TeacherResult
 
 URLS = {"/v1/chat/completions": "messages", "/v1/completions": "prompt"}
 #: body fields we map onto SamplingParams (OpenAI name -> ours)
-_SAMPLING = {"max_tokens": "max_tokens", "max_completion_tokens": "max_tokens", "temperature": "temperature",
-             "top_p": "top_p", "top_k": "top_k", "seed": "seed", "stop": "stop", "n": "n"}
+_SAMPLING = {
+    "max_tokens": "max_tokens",
+    "max_completion_tokens": "max_tokens",
+    "temperature": "temperature",
+    "top_p": "top_p",
+    "top_k": "top_k",
+    "seed": "seed",
+    "stop": "stop",
+    "n": "n",
+}
 _OTHER = {"model", "messages", "prompt", "response_format"}
 
 
@@ -68,9 +77,15 @@ def request_from_batch_line(obj: dict) -> TeacherRequest:
     sampling = {ours: body[theirs] for theirs, ours in _SAMPLING.items() if body.get(theirs) is not None}
     if isinstance(sampling.get("stop"), str):
         sampling["stop"] = [sampling["stop"]]
-    return TeacherRequest.model_validate({
-        "id": str(obj["custom_id"]), input_field: body.get(input_field), "sampling": sampling,
-        "response_schema": _schema(body.get("response_format")), "template_version": "openai-batch"})
+    return TeacherRequest.model_validate(
+        {
+            "id": str(obj["custom_id"]),
+            input_field: body.get(input_field),
+            "sampling": sampling,
+            "response_schema": _schema(body.get("response_format")),
+            "template_version": "openai-batch",
+        }
+    )
 
 
 def batch_output_line(req: TeacherRequest, res: TeacherResult | None, model_id: str) -> dict:
@@ -82,11 +97,25 @@ def batch_output_line(req: TeacherRequest, res: TeacherResult | None, model_id: 
         message = res.error if res is not None else "no result in the store"
         return {**base, "response": None, "error": {"code": code, "message": message}}
     chat = req.messages is not None
-    choices = [({"index": i, "message": {"role": "assistant", "content": c.text}} if chat else
-                {"index": i, "text": c.text}) | {"finish_reason": c.finish_reason}
-               for i, c in enumerate(res.choices)]
-    usage = {"prompt_tokens": res.prompt_tokens, "completion_tokens": res.completion_tokens,
-             "total_tokens": (res.prompt_tokens or 0) + (res.completion_tokens or 0)}
-    body = {"id": key, "object": "chat.completion" if chat else "text_completion", "model": res.model_id,
-            "choices": choices, "usage": usage}
+    choices = [
+        (
+            {"index": i, "message": {"role": "assistant", "content": c.text}}
+            if chat
+            else {"index": i, "text": c.text}
+        )
+        | {"finish_reason": c.finish_reason}
+        for i, c in enumerate(res.choices)
+    ]
+    usage = {
+        "prompt_tokens": res.prompt_tokens,
+        "completion_tokens": res.completion_tokens,
+        "total_tokens": (res.prompt_tokens or 0) + (res.completion_tokens or 0),
+    }
+    body = {
+        "id": key,
+        "object": "chat.completion" if chat else "text_completion",
+        "model": res.model_id,
+        "choices": choices,
+        "usage": usage,
+    }
     return {**base, "response": {"status_code": 200, "request_id": key, "body": body}, "error": None}

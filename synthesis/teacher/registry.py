@@ -6,6 +6,7 @@ Adding a backend: write `synthesis/teacher/backends/<name>.py` (its `BackendConf
 `kind` literal, and the `Backend` subclass with `name` and `config` set), add its class to `_REGISTERED`
 below, and test it. Nothing else lists backends.
 """
+
 from __future__ import annotations
 
 from typing import Annotated, Union
@@ -18,7 +19,12 @@ from synthesis.teacher.backends.openai_http import OpenAIHttpBackend
 from synthesis.teacher.backends.transformers_local import TransformersBackend
 from synthesis.teacher.backends.vllm_offline import VllmBackend
 
-_REGISTERED: tuple[type[Backend], ...] = (EmbeddedBackend, OpenAIHttpBackend, TransformersBackend, VllmBackend)
+_REGISTERED: tuple[type[Backend], ...] = (
+    EmbeddedBackend,
+    OpenAIHttpBackend,
+    TransformersBackend,
+    VllmBackend,
+)
 
 BACKENDS: dict[str, type[Backend]] = {cls.name: cls for cls in _REGISTERED}
 BACKEND_KINDS: list[str] = list(BACKENDS)
@@ -26,8 +32,10 @@ BACKEND_KINDS: list[str] = list(BACKENDS)
 DEFAULT_BACKEND = "embedded"
 
 # A discriminated union over the registered configs, so YAML errors name the field of the right backend.
-BackendConfig = Annotated[Union[tuple(cls.config for cls in _REGISTERED)],  # noqa: UP007 - built at run time
-                          Field(discriminator="kind")]
+BackendConfig = Annotated[
+    Union[tuple(cls.config for cls in _REGISTERED)],  # noqa: UP007 - built at run time
+    Field(discriminator="kind"),
+]
 
 
 def _check_registry() -> None:
@@ -45,5 +53,7 @@ def make_backend(cfg) -> Backend:
     try:
         cls = BACKENDS[cfg.kind]
     except (KeyError, AttributeError):
-        raise ValueError(f"unknown teacher backend config {cfg!r}; registered kinds: {BACKEND_KINDS}") from None
+        raise ValueError(
+            f"unknown teacher backend config {cfg!r}; registered kinds: {BACKEND_KINDS}"
+        ) from None
     return cls.from_config(cfg)

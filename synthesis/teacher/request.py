@@ -7,6 +7,7 @@ rerun can skip what is already stored and two callers asking the same question s
 `id` is the caller's own tag (a document id, a topic id); it is stored with the result but is not part
 of the key, so it never splits identical work.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -30,6 +31,7 @@ class SamplingParams(BaseModel):
 
     temperature 0 means greedy decoding everywhere. top_k None means "backend default / off".
     """
+
     model_config = ConfigDict(extra="forbid", frozen=True)
     temperature: float = Field(0.0, ge=0.0, le=5.0)
     top_p: float = Field(1.0, gt=0.0, le=1.0)
@@ -42,13 +44,14 @@ class SamplingParams(BaseModel):
 
 class TeacherRequest(BaseModel):
     """One unit of teacher work. Exactly one of `messages` / `prompt` is set."""
+
     model_config = ConfigDict(extra="forbid", frozen=True)
-    id: str | None = None                       # caller's tag, stored but not hashed
+    id: str | None = None  # caller's tag, stored but not hashed
     messages: tuple[ChatMessage, ...] | None = None
     prompt: str | None = None
     sampling: SamplingParams = SamplingParams()
-    response_schema: dict[str, Any] | None = None   # JSON schema the completion must parse against
-    template_version: str = "none"              # version of the prompt template that built this request
+    response_schema: dict[str, Any] | None = None  # JSON schema the completion must parse against
+    template_version: str = "none"  # version of the prompt template that built this request
 
     @model_validator(mode="after")
     def _one_input(self) -> TeacherRequest:
@@ -75,10 +78,11 @@ class TeacherRequest(BaseModel):
 
 class Choice(BaseModel):
     """One sampled completion (a request with n > 1 has n of them)."""
+
     model_config = ConfigDict(extra="forbid")
     text: str
-    finish_reason: str | None = None            # stop | length | ... as the backend reports it
-    parsed: Any = None                          # the JSON value, when the request had a schema and it validated
+    finish_reason: str | None = None  # stop | length | ... as the backend reports it
+    parsed: Any = None  # the JSON value, when the request had a schema and it validated
 
 
 Status = Literal["ok", "failed"]
@@ -86,12 +90,13 @@ Status = Literal["ok", "failed"]
 
 class TeacherResult(BaseModel):
     """What the store keeps for one request key: the answer or the error, and how it was produced."""
+
     model_config = ConfigDict(extra="forbid")
     key: str
     request_id: str | None = None
     status: Status
     choices: list[Choice] = Field(default_factory=list)
-    error_type: str | None = None               # e.g. http_4xx, retries_exhausted, schema_invalid, timeout
+    error_type: str | None = None  # e.g. http_4xx, retries_exhausted, schema_invalid, timeout
     error: str | None = None
     model_id: str
     backend: str
@@ -101,7 +106,7 @@ class TeacherResult(BaseModel):
     completion_tokens: int | None = None
     latency_s: float | None = None
     attempts: int = 1
-    run_id: str | None = None                   # which batch run produced the row (audit of resumes)
+    run_id: str | None = None  # which batch run produced the row (audit of resumes)
     created_at: str | None = None
 
     @property

@@ -13,6 +13,7 @@ Downstream jobs (Spark, DuckDB) want columnar files, so `export_parquet` writes 
 WAL with synchronous=NORMAL survives a process crash (what SIGKILL is); `fsync=True` selects FULL for
 surviving an OS crash / power loss too, at a per-commit fsync cost.
 """
+
 from __future__ import annotations
 
 import json
@@ -29,9 +30,24 @@ from synthesis.teacher.request import Choice, SamplingParams, TeacherResult
 
 log = logging.getLogger(__name__)
 
-_COLUMNS = ["key", "request_id", "status", "choices", "error_type", "error", "model_id", "backend", "sampling",
-            "template_version", "prompt_tokens", "completion_tokens", "latency_s", "attempts", "run_id",
-            "created_at"]
+_COLUMNS = [
+    "key",
+    "request_id",
+    "status",
+    "choices",
+    "error_type",
+    "error",
+    "model_id",
+    "backend",
+    "sampling",
+    "template_version",
+    "prompt_tokens",
+    "completion_tokens",
+    "latency_s",
+    "attempts",
+    "run_id",
+    "created_at",
+]
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS results (
@@ -56,21 +72,36 @@ CREATE INDEX IF NOT EXISTS results_status ON results(status);
 """
 
 # A finished answer is final; a failure is replaced by whatever a later attempt produced.
-_UPSERT = (f"INSERT INTO results ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' * len(_COLUMNS))}) "
-           f"ON CONFLICT(key) DO UPDATE SET "
-           + ", ".join(f"{c}=excluded.{c}" for c in _COLUMNS if c != "key")
-           + " WHERE results.status != 'ok'")
+_UPSERT = (
+    f"INSERT INTO results ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' * len(_COLUMNS))}) "
+    f"ON CONFLICT(key) DO UPDATE SET "
+    + ", ".join(f"{c}=excluded.{c}" for c in _COLUMNS if c != "key")
+    + " WHERE results.status != 'ok'"
+)
 
-ARROW_SCHEMA = pa.schema([
-    pa.field("key", pa.string(), nullable=False), pa.field("request_id", pa.string()),
-    pa.field("status", pa.string()), pa.field("text", pa.string()),
-    pa.field("texts", pa.list_(pa.string())), pa.field("finish_reason", pa.string()),
-    pa.field("parsed_json", pa.string()), pa.field("error_type", pa.string()), pa.field("error", pa.string()),
-    pa.field("model_id", pa.string()), pa.field("backend", pa.string()), pa.field("sampling_json", pa.string()),
-    pa.field("template_version", pa.string()), pa.field("prompt_tokens", pa.int64()),
-    pa.field("completion_tokens", pa.int64()), pa.field("latency_s", pa.float64()),
-    pa.field("attempts", pa.int64()), pa.field("run_id", pa.string()), pa.field("created_at", pa.string()),
-])
+ARROW_SCHEMA = pa.schema(
+    [
+        pa.field("key", pa.string(), nullable=False),
+        pa.field("request_id", pa.string()),
+        pa.field("status", pa.string()),
+        pa.field("text", pa.string()),
+        pa.field("texts", pa.list_(pa.string())),
+        pa.field("finish_reason", pa.string()),
+        pa.field("parsed_json", pa.string()),
+        pa.field("error_type", pa.string()),
+        pa.field("error", pa.string()),
+        pa.field("model_id", pa.string()),
+        pa.field("backend", pa.string()),
+        pa.field("sampling_json", pa.string()),
+        pa.field("template_version", pa.string()),
+        pa.field("prompt_tokens", pa.int64()),
+        pa.field("completion_tokens", pa.int64()),
+        pa.field("latency_s", pa.float64()),
+        pa.field("attempts", pa.int64()),
+        pa.field("run_id", pa.string()),
+        pa.field("created_at", pa.string()),
+    ]
+)
 
 
 class ResultStore:
@@ -122,7 +153,7 @@ class ResultStore:
         out: dict[str, str] = {}
         keys = list(keys)
         for i in range(0, len(keys), 500):  # stay under SQLite's host-parameter limit
-            chunk = keys[i:i + 500]
+            chunk = keys[i : i + 500]
             q = f"SELECT key, status FROM results WHERE key IN ({','.join('?' * len(chunk))})"
             out.update(self._db.execute(q, chunk).fetchall())
         return out
@@ -132,9 +163,11 @@ class ResultStore:
         out: dict[str, str | None] = {}
         keys = list(keys)
         for i in range(0, len(keys), 500):  # stay under SQLite's host-parameter limit
-            chunk = keys[i:i + 500]
-            q = (f"SELECT key, error_type FROM results WHERE status = 'failed' "
-                 f"AND key IN ({','.join('?' * len(chunk))})")
+            chunk = keys[i : i + 500]
+            q = (
+                f"SELECT key, error_type FROM results WHERE status = 'failed' "
+                f"AND key IN ({','.join('?' * len(chunk))})"
+            )
             out.update(self._db.execute(q, chunk).fetchall())
         return out
 
@@ -146,7 +179,7 @@ class ResultStore:
         out: dict[str, TeacherResult] = {}
         keys = list(keys)
         for i in range(0, len(keys), 500):
-            chunk = keys[i:i + 500]
+            chunk = keys[i : i + 500]
             q = f"SELECT {', '.join(_COLUMNS)} FROM results WHERE key IN ({','.join('?' * len(chunk))})"
             out.update((row[0], _result(row)) for row in self._db.execute(q, chunk))
         return out
@@ -172,13 +205,25 @@ class ResultStore:
         for r in self.iter_results():
             texts = [c.text for c in r.choices]
             values = {
-                "key": r.key, "request_id": r.request_id, "status": r.status,
-                "text": texts[0] if texts else None, "texts": texts, "finish_reason": r.finish_reason,
+                "key": r.key,
+                "request_id": r.request_id,
+                "status": r.status,
+                "text": texts[0] if texts else None,
+                "texts": texts,
+                "finish_reason": r.finish_reason,
                 "parsed_json": json.dumps(r.parsed) if r.choices and r.parsed is not None else None,
-                "error_type": r.error_type, "error": r.error, "model_id": r.model_id, "backend": r.backend,
-                "sampling_json": r.sampling.model_dump_json(), "template_version": r.template_version,
-                "prompt_tokens": r.prompt_tokens, "completion_tokens": r.completion_tokens,
-                "latency_s": r.latency_s, "attempts": r.attempts, "run_id": r.run_id, "created_at": r.created_at,
+                "error_type": r.error_type,
+                "error": r.error,
+                "model_id": r.model_id,
+                "backend": r.backend,
+                "sampling_json": r.sampling.model_dump_json(),
+                "template_version": r.template_version,
+                "prompt_tokens": r.prompt_tokens,
+                "completion_tokens": r.completion_tokens,
+                "latency_s": r.latency_s,
+                "attempts": r.attempts,
+                "run_id": r.run_id,
+                "created_at": r.created_at,
             }
             for k, v in values.items():
                 cols[k].append(v)
@@ -194,9 +239,24 @@ class ResultStore:
 
 
 def _row(r: TeacherResult) -> tuple:
-    return (r.key, r.request_id, r.status, json.dumps([c.model_dump(mode="json") for c in r.choices]),
-            r.error_type, r.error, r.model_id, r.backend, r.sampling.model_dump_json(), r.template_version,
-            r.prompt_tokens, r.completion_tokens, r.latency_s, r.attempts, r.run_id, r.created_at)
+    return (
+        r.key,
+        r.request_id,
+        r.status,
+        json.dumps([c.model_dump(mode="json") for c in r.choices]),
+        r.error_type,
+        r.error,
+        r.model_id,
+        r.backend,
+        r.sampling.model_dump_json(),
+        r.template_version,
+        r.prompt_tokens,
+        r.completion_tokens,
+        r.latency_s,
+        r.attempts,
+        r.run_id,
+        r.created_at,
+    )
 
 
 def _result(row: tuple) -> TeacherResult:

@@ -1,6 +1,7 @@
 """Structured output: a completion either parses as JSON and validates against the request's schema, or the
 request is recorded as a failure with the reason. Backends that constrain decoding (vLLM, llama.cpp grammars)
 should always pass; unconstrained ones (transformers) are held to the same check."""
+
 from __future__ import annotations
 
 import json
@@ -47,7 +48,9 @@ def parse_structured(text: str, schema: dict[str, Any]) -> Any:
             parse_error = e
     else:
         raise SchemaViolation(f"completion is not JSON ({parse_error}): {text[:200]!r}")
-    errors = sorted(_validator(json.dumps(schema, sort_keys=True)).iter_errors(value), key=lambda e: list(e.path))
+    errors = sorted(
+        _validator(json.dumps(schema, sort_keys=True)).iter_errors(value), key=lambda e: list(e.path)
+    )
     if errors:
         first = errors[0]
         where = "/".join(str(p) for p in first.path) or "<root>"

@@ -16,6 +16,7 @@ OUTPUT/_work/, keyed by prompt + sampling + model, so a rerun after a kill gener
 the published version is rebuilt from the store (no duplicates). Shardable: `Shard(i, n)` keeps a disjoint,
 hash-chosen share of the plan; each shard publishes its own version (`<name>-<config hash>-shard-i-of-n`).
 """
+
 from __future__ import annotations
 
 import json
@@ -48,23 +49,50 @@ log = logging.getLogger(__name__)
 
 STAGES = ["generate", "quality", "verify", "near_dedup", "decontam", "edu"]
 
-PROVENANCE_FIELDS = [pa.field(n, t) for n, t in (
-    ("recipe", pa.string()), ("generator", pa.string()), ("template_version", pa.string()),
-    ("topic_pool", pa.string()), ("topic", pa.string()), ("audience", pa.string()), ("style", pa.string()),
-    ("seed_doc_id", pa.string()), ("seed_doc_edu_score", pa.float64()), ("prompt", pa.string()),
-    ("teacher_model", pa.string()), ("teacher_backend", pa.string()), ("request_key", pa.string()),
-    ("sampling", pa.string()), ("finish_reason", pa.string()), ("completion_tokens", pa.int64()),
-    ("answer", pa.string()), ("parts", pa.string()), ("verified", pa.bool_()), ("verification", pa.string()),
-    ("verification_kind", pa.string()),
-    ("quality_signals", pa.string()), ("edu_score", pa.float64()), ("shard", pa.string()))]
+PROVENANCE_FIELDS = [
+    pa.field(n, t)
+    for n, t in (
+        ("recipe", pa.string()),
+        ("generator", pa.string()),
+        ("template_version", pa.string()),
+        ("topic_pool", pa.string()),
+        ("topic", pa.string()),
+        ("audience", pa.string()),
+        ("style", pa.string()),
+        ("seed_doc_id", pa.string()),
+        ("seed_doc_edu_score", pa.float64()),
+        ("prompt", pa.string()),
+        ("teacher_model", pa.string()),
+        ("teacher_backend", pa.string()),
+        ("request_key", pa.string()),
+        ("sampling", pa.string()),
+        ("finish_reason", pa.string()),
+        ("completion_tokens", pa.int64()),
+        ("answer", pa.string()),
+        ("parts", pa.string()),
+        ("verified", pa.bool_()),
+        ("verification", pa.string()),
+        ("verification_kind", pa.string()),
+        ("quality_signals", pa.string()),
+        ("edu_score", pa.float64()),
+        ("shard", pa.string()),
+    )
+]
 SYNTH_SCHEMA = pa.schema([*DOC_FIELDS, *PROVENANCE_FIELDS])
-REJECT_SCHEMA = pa.schema([*SYNTH_SCHEMA, pa.field("reject_stage", pa.string()), pa.field("reject_reason", pa.string()),
-                           pa.field("reject_detail", pa.string())])
+REJECT_SCHEMA = pa.schema(
+    [
+        *SYNTH_SCHEMA,
+        pa.field("reject_stage", pa.string()),
+        pa.field("reject_reason", pa.string()),
+        pa.field("reject_detail", pa.string()),
+    ]
+)
 
 
 @dataclass
 class Candidate:
     """One planned sample on its way through the stages."""
+
     planned: PlannedSample
     result: TeacherResult | None = None
     parsed: Parsed | None = None
@@ -102,14 +130,28 @@ class _Ledger:
             reasons[reason] = reasons.get(reason, 0) + 1
         rows_in = len(self.alive)
         self.alive = [c for i, c in enumerate(self.alive) if i not in drops]
-        self.stages.append(StageCounts(stage=name, rows_in=rows_in, rows_kept=len(self.alive),
-                                       rows_rejected=len(drops), reasons=dict(sorted(reasons.items())),
-                                       seconds=round(seconds, 3)))
-        log.info("stage %-10s in %5d  kept %5d  dropped %4d %s", name, rows_in, len(self.alive), len(drops),
-                 reasons or "")
+        self.stages.append(
+            StageCounts(
+                stage=name,
+                rows_in=rows_in,
+                rows_kept=len(self.alive),
+                rows_rejected=len(drops),
+                reasons=dict(sorted(reasons.items())),
+                seconds=round(seconds, 3),
+            )
+        )
+        log.info(
+            "stage %-10s in %5d  kept %5d  dropped %4d %s",
+            name,
+            rows_in,
+            len(self.alive),
+            len(drops),
+            reasons or "",
+        )
 
 
 # ---- stages -----------------------------------------------------------------------------------------
+
 
 def _generate(led: _Ledger, runner: BatchRunner) -> dict:
     t0 = time.perf_counter()
@@ -120,7 +162,7 @@ def _generate(led: _Ledger, runner: BatchRunner) -> dict:
         c.result = res
         if res is None:
             drops[i] = ("teacher_missing", "no result in the store")
-        elif res.error_type == "schema_invalid":     # answered, but not JSON of the schema (e.g. cut off)
+        elif res.error_type == "schema_invalid":  # answered, but not JSON of the schema (e.g. cut off)
             drops[i] = ("unparseable:schema_invalid", (res.error or "")[:500])
         elif not res.ok:
             drops[i] = ("teacher_failed", f"{res.error_type}: {res.error}"[:500])
@@ -136,8 +178,12 @@ def _quality(led: _Ledger) -> None:
     t0 = time.perf_counter()
     drops = {}
     for i, c in enumerate(led.alive):
-        v = check_text(c.parsed.text, c.planned.recipe.filters, c.result.finish_reason,
-                       lang_text=GENERATORS[c.planned.recipe.generator].prose(c.parsed))
+        v = check_text(
+            c.parsed.text,
+            c.planned.recipe.filters,
+            c.result.finish_reason,
+            lang_text=GENERATORS[c.planned.recipe.generator].prose(c.parsed),
+        )
         c.signals = v.signals
         if v.reason:
             drops[i] = (v.reason, v.detail or "")
@@ -153,16 +199,29 @@ def _verify(led: _Ledger, runner: BatchRunner, set_seed: int, workers: int) -> d
         by_kind.setdefault(c.planned.recipe.generator, []).append(i)
     verdicts: dict[int, Verdict] = {}
     for kind, idx in by_kind.items():
-        items = [ToVerify(c.planned.sample_id, c.parsed, c.planned.recipe.verify, c.planned.request.template_version,
-                          c.planned.request.response_schema is not None) for c in (led.alive[i] for i in idx)]
+        items = [
+            ToVerify(
+                c.planned.sample_id,
+                c.parsed,
+                c.planned.recipe.verify,
+                c.planned.request.template_version,
+                c.planned.request.response_schema is not None,
+            )
+            for c in (led.alive[i] for i in idx)
+        ]
         verdicts.update(zip(idx, GENERATORS[kind].verify(items, ctx)))
     drops = {}
     for i, c in enumerate(led.alive):
         v = verdicts[i]
         c.verified, c.verification = v.verified, {**v.evidence, "kind": v.kind} if v.kind else v.evidence
         if v.verified is False and c.planned.recipe.verify.require_verified:
-            detail = json.dumps({k: v.evidence.get(k) for k in ("claimed", "solve_answers", "reason", "stderr")
-                                 if k in v.evidence})[:1000]
+            detail = json.dumps(
+                {
+                    k: v.evidence.get(k)
+                    for k in ("claimed", "solve_answers", "reason", "stderr")
+                    if k in v.evidence
+                }
+            )[:1000]
             drops[i] = (v.reason, detail)
     led.stage("verify", drops, time.perf_counter() - t0)
     return _batches_dict(ctx.reports)
@@ -173,8 +232,9 @@ def _postfilter(led: _Ledger, rs: RecipeSet) -> None:
     rank = {True: 0, None: 1, False: 2}
     led.alive.sort(key=lambda c: (rank[c.verified], c.planned.sample_id))
     t0 = time.perf_counter()
-    drops, _ = near_duplicates([c.planned.sample_id for c in led.alive], [c.text for c in led.alive],
-                               rs.postfilter.near_dedup)
+    drops, _ = near_duplicates(
+        [c.planned.sample_id for c in led.alive], [c.text for c in led.alive], rs.postfilter.near_dedup
+    )
     led.stage("near_dedup", {d.index: (d.reason, d.detail) for d in drops}, time.perf_counter() - t0)
     t0 = time.perf_counter()
     drops = contaminated([c.text for c in led.alive], rs.postfilter.decontam)
@@ -189,30 +249,53 @@ def _postfilter(led: _Ledger, rs: RecipeSet) -> None:
 
 # ---- rows and publishing ------------------------------------------------------------------------------
 
+
 def _row(c: Candidate, model_id: str, backend: str, source_file: str, shard: Shard, created: str) -> dict:
     p, res, parsed = c.planned, c.result, c.parsed
     fields = dict(parsed.fields) if parsed is not None else {}
     return {
-        "id": p.sample_id, "text": c.text, "url": None, "title": fields.get("title") or p.seed.topic,
-        "date": created[:10], "crawl_id": None, "source_format": "synthetic", "source_file": source_file,
-        "lang": c.signals.get("lang"), "lang_score": c.signals.get("lang_score"),
-        "recipe": p.recipe.name, "generator": p.recipe.generator, "template_version": p.request.template_version,
+        "id": p.sample_id,
+        "text": c.text,
+        "url": None,
+        "title": fields.get("title") or p.seed.topic,
+        "date": created[:10],
+        "crawl_id": None,
+        "source_format": "synthetic",
+        "source_file": source_file,
+        "lang": c.signals.get("lang"),
+        "lang_score": c.signals.get("lang_score"),
+        "recipe": p.recipe.name,
+        "generator": p.recipe.generator,
+        "template_version": p.request.template_version,
         **{k: v for k, v in p.seed.provenance().items()},
-        "prompt": p.request.messages[-1].content, "teacher_model": model_id, "teacher_backend": backend,
-        "request_key": p.request.key(model_id), "sampling": p.request.sampling.model_dump_json(),
+        "prompt": p.request.messages[-1].content,
+        "teacher_model": model_id,
+        "teacher_backend": backend,
+        "request_key": p.request.key(model_id),
+        "sampling": p.request.sampling.model_dump_json(),
         "finish_reason": res.finish_reason if res is not None else None,
         "completion_tokens": res.completion_tokens if res is not None else None,
-        "answer": fields.get("answer"), "parts": json.dumps(fields, ensure_ascii=False) if fields else None,
-        "verified": c.verified, "verification": json.dumps(c.verification, ensure_ascii=False) if c.verification else None,
+        "answer": fields.get("answer"),
+        "parts": json.dumps(fields, ensure_ascii=False) if fields else None,
+        "verified": c.verified,
+        "verification": json.dumps(c.verification, ensure_ascii=False) if c.verification else None,
         "verification_kind": c.verification.get("kind"),
-        "quality_signals": json.dumps(c.signals) if c.signals else None, "edu_score": c.edu_score, "shard": str(shard),
+        "quality_signals": json.dumps(c.signals) if c.signals else None,
+        "edu_score": c.edu_score,
+        "shard": str(shard),
     }
 
 
 def _batch_dict(report) -> dict:
-    return {"requests": report.requests, "skipped": report.skipped, "generated": report.generated,
-            "failed": report.failed, "completion_tokens": report.completion_tokens,
-            "seconds": round(report.seconds, 2), "tokens_per_s": round(report.tokens_per_s, 2)}
+    return {
+        "requests": report.requests,
+        "skipped": report.skipped,
+        "generated": report.generated,
+        "failed": report.failed,
+        "completion_tokens": report.completion_tokens,
+        "seconds": round(report.seconds, 2),
+        "tokens_per_s": round(report.tokens_per_s, 2),
+    }
 
 
 def _batches_dict(reports: list) -> dict:
@@ -222,8 +305,11 @@ def _batches_dict(reports: list) -> dict:
     keys = ("requests", "skipped", "generated", "failed", "completion_tokens")
     out = {k: sum(getattr(r, k) for r in reports) for k in keys}
     seconds = sum(r.seconds for r in reports)
-    return {**out, "seconds": round(seconds, 2),
-            "tokens_per_s": round(out["completion_tokens"] / seconds, 2) if seconds else 0.0}
+    return {
+        **out,
+        "seconds": round(seconds, 2),
+        "tokens_per_s": round(out["completion_tokens"] / seconds, 2) if seconds else 0.0,
+    }
 
 
 def default_run_id(rs: RecipeSet, shard: Shard) -> str:
@@ -231,9 +317,17 @@ def default_run_id(rs: RecipeSet, shard: Shard) -> str:
     return f"{rs.name}-{config_hash(rs.model_dump(mode='json'))[:10]}{suffix}"
 
 
-def run_synthesis(rs: RecipeSet, output: str | Path, *, recipes_path: str | Path = "<recipes>",
-                  shard: Shard = WHOLE, backend=None, run_id: str | None = None, progress: bool = False,
-                  sandbox_workers: int = 2) -> SynthesisResult:
+def run_synthesis(
+    rs: RecipeSet,
+    output: str | Path,
+    *,
+    recipes_path: str | Path = "<recipes>",
+    shard: Shard = WHOLE,
+    backend=None,
+    run_id: str | None = None,
+    progress: bool = False,
+    sandbox_workers: int = 2,
+) -> SynthesisResult:
     """Run (or resume) the recipes into `output/<run_id>/`. `backend` overrides the recipe file's teacher
     (tests pass a started loopback server); it is then not closed here."""
     t0 = time.perf_counter()
@@ -260,29 +354,48 @@ def run_synthesis(rs: RecipeSet, output: str | Path, *, recipes_path: str | Path
 
     run_id = run_id or default_run_id(rs, shard)
     created = now_iso()
-    rows = lambda cands: [_row(c, backend.model_id, backend.name, str(recipes_path), shard, created)
-                          for c in cands]
+    rows = lambda cands: [
+        _row(c, backend.model_id, backend.name, str(recipes_path), shard, created) for c in cands
+    ]
     kept = sorted(rows(led.alive), key=lambda r: r["id"])
-    rejected = [{**r, "reject_stage": st, "reject_reason": why, "reject_detail": detail}
-                for r, (_, st, why, detail) in zip(rows([x[0] for x in led.rejected]), led.rejected)]
+    rejected = [
+        {**r, "reject_stage": st, "reject_reason": why, "reject_detail": detail}
+        for r, (_, st, why, detail) in zip(rows([x[0] for x in led.rejected]), led.rejected)
+    ]
     report = build_report(rs, plan.planned, plan.exhausted, kept, rejected)
     # shards of one run share the root and publish at the same time: each cleans only its own leftovers
     with root.building(run_id, set_current=shard.count == 1, clean="own") as build:
         staging = build.staging
         (staging / "data").mkdir()
         (staging / "rejects").mkdir()
-        pq.write_table(pa.Table.from_pylist(kept, schema=SYNTH_SCHEMA), staging / "data" / f"part-{shard}.parquet")
-        pq.write_table(pa.Table.from_pylist(rejected, schema=REJECT_SCHEMA),
-                       staging / "rejects" / f"part-{shard}.parquet")
+        pq.write_table(
+            pa.Table.from_pylist(kept, schema=SYNTH_SCHEMA), staging / "data" / f"part-{shard}.parquet"
+        )
+        pq.write_table(
+            pa.Table.from_pylist(rejected, schema=REJECT_SCHEMA),
+            staging / "rejects" / f"part-{shard}.parquet",
+        )
         write_report(report, staging)
         conf = {**rs.model_dump(mode="json"), "shard": str(shard)}
         manifest = build.manifest(
-            dataset="synthetic", created_at=created,
-            inputs=[str(recipes_path)] + ([rs.web_seeds.source] if web_pool else []), config=conf,
-            stages=led.stages, rows=len(kept), rejected_rows=len(rejected),
-            columns=SYNTH_SCHEMA.names, timings={"total": round(time.perf_counter() - t0, 3)},
-            extra={"teacher_model": backend.model_id, "teacher_backend": backend.name, "shard": str(shard),
-                   "planned": plan.planned, "prompt_space_exhausted": plan.exhausted, "batches": batches,
-                   "totals": report["totals"]})
+            dataset="synthetic",
+            created_at=created,
+            inputs=[str(recipes_path)] + ([rs.web_seeds.source] if web_pool else []),
+            config=conf,
+            stages=led.stages,
+            rows=len(kept),
+            rejected_rows=len(rejected),
+            columns=SYNTH_SCHEMA.names,
+            timings={"total": round(time.perf_counter() - t0, 3)},
+            extra={
+                "teacher_model": backend.model_id,
+                "teacher_backend": backend.name,
+                "shard": str(shard),
+                "planned": plan.planned,
+                "prompt_space_exhausted": plan.exhausted,
+                "batches": batches,
+                "totals": report["totals"],
+            },
+        )
     log.info("synthetic %s: %d kept, %d rejected -> %s", run_id, len(kept), len(rejected), build.final)
     return SynthesisResult(manifest, build.final, report)

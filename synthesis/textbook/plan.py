@@ -4,6 +4,7 @@ exact prompt repeated anywhere in the set, then cut into the caller's shard.
 Every worker computes the same whole plan (cheap: no model calls) and keeps the samples of its shard, so
 shards are disjoint and together cover the plan without coordination.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -55,8 +56,8 @@ class PlannedSample:
 @dataclass
 class Plan:
     samples: list[PlannedSample]
-    planned: dict[str, int]           # per recipe: samples in the whole plan (all shards)
-    exhausted: dict[str, int]         # per recipe: draws that found no unused prompt
+    planned: dict[str, int]  # per recipe: samples in the whole plan (all shards)
+    exhausted: dict[str, int]  # per recipe: draws that found no unused prompt
 
 
 #: the whole plan (no sharding)
@@ -64,18 +65,25 @@ WHOLE = Shard(0, 1)
 
 
 def request_seed(*parts: object) -> int:
-    return int(hashlib.sha256("|".join(map(str, parts)).encode()).hexdigest()[:8], 16) % (2 ** 31)
+    return int(hashlib.sha256("|".join(map(str, parts)).encode()).hexdigest()[:8], 16) % (2**31)
 
 
 def generation_request(sample_id: str, recipe: Recipe, seed: SeedDraw, set_seed: int) -> TeacherRequest:
     gen = GENERATORS[recipe.generator]
     s = recipe.sampling
     structured = gen.structured(recipe.structured)
-    return TeacherRequest(id=sample_id, messages=gen.messages(seed, structured),
-                          sampling=SamplingParams(temperature=s.temperature, top_p=s.top_p, max_tokens=s.max_tokens,
-                                                  seed=request_seed(set_seed, sample_id)),
-                          response_schema=gen.schema(s.max_tokens) if structured else None,
-                          template_version=gen.template_version(recipe.template_version, structured))
+    return TeacherRequest(
+        id=sample_id,
+        messages=gen.messages(seed, structured),
+        sampling=SamplingParams(
+            temperature=s.temperature,
+            top_p=s.top_p,
+            max_tokens=s.max_tokens,
+            seed=request_seed(set_seed, sample_id),
+        ),
+        response_schema=gen.schema(s.max_tokens) if structured else None,
+        template_version=gen.template_version(recipe.template_version, structured),
+    )
 
 
 def build_plan(rs: RecipeSet, web_pool: list[WebDoc] | None, shard: Shard = WHOLE) -> Plan:
@@ -100,11 +108,23 @@ def build_plan(rs: RecipeSet, web_pool: list[WebDoc] | None, shard: Shard = WHOL
             planned[recipe.name] += 1
             sample_id = f"{recipe.name}-{index:07d}"
             if shard.owns(sample_id):
-                samples.append(PlannedSample(sample_id, recipe, seed,
-                                             generation_request(sample_id, recipe, seed, rs.seed)))
+                samples.append(
+                    PlannedSample(
+                        sample_id, recipe, seed, generation_request(sample_id, recipe, seed, rs.seed)
+                    )
+                )
         if exhausted[recipe.name]:
-            log.warning("recipe %s: %d of %d draws found no unused prompt (the seed pools are too small for n)",
-                        recipe.name, exhausted[recipe.name], recipe.n)
-    log.info("plan: %d samples over %d recipes, %d in shard %s", sum(planned.values()), len(rs.recipes),
-             len(samples), shard)
+            log.warning(
+                "recipe %s: %d of %d draws found no unused prompt (the seed pools are too small for n)",
+                recipe.name,
+                exhausted[recipe.name],
+                recipe.n,
+            )
+    log.info(
+        "plan: %d samples over %d recipes, %d in shard %s",
+        sum(planned.values()),
+        len(rs.recipes),
+        len(samples),
+        shard,
+    )
     return Plan(samples, planned, exhausted)

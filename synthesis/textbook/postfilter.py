@@ -5,6 +5,7 @@ Near-dedup reuses the curation near-dedup's shingling and MinHash/LSH code (cura
 process: a synthetic set is thousands to millions of rows per worker, no Spark needed. Decontamination
 reuses the curation DecontamIndex (GSM8K test, HumanEval, MMLU test, MBPP by default).
 """
+
 from __future__ import annotations
 
 import logging
@@ -46,7 +47,7 @@ class _UnionFind:
     def union(self, a: int, b: int) -> None:
         ra, rb = self.find(a), self.find(b)
         if ra != rb:
-            self.parent[max(ra, rb)] = min(ra, rb)   # the smaller index (= higher priority) is the root
+            self.parent[max(ra, rb)] = min(ra, rb)  # the smaller index (= higher priority) is the root
 
 
 def near_duplicates(ids: list[str], texts: list[str], cfg: NearDupConfig) -> tuple[list[Drop], int]:
@@ -58,14 +59,19 @@ def near_duplicates(ids: list[str], texts: list[str], cfg: NearDupConfig) -> tup
     h64, offsets = shingle_hashes_batch(texts, cfg.ngram)
     keys = params.band_keys(params.signatures(h64, offsets))
     values, set_off = distinct_per_doc(h64, offsets)
-    sets = [values[set_off[i]:set_off[i + 1]] for i in range(len(texts))]
+    sets = [values[set_off[i] : set_off[i + 1]] for i in range(len(texts))]
     buckets: dict[tuple[int, bytes], list[int]] = defaultdict(list)
     for i in range(len(texts)):
         if len(sets[i]):
             for b in range(cfg.bands):
                 buckets[(b, keys[i, b].tobytes())].append(i)
-    candidates = {(a, b) for members in buckets.values() if len(members) > 1
-                  for x, a in enumerate(members) for b in members[x + 1:]}
+    candidates = {
+        (a, b)
+        for members in buckets.values()
+        if len(members) > 1
+        for x, a in enumerate(members)
+        for b in members[x + 1 :]
+    }
     uf = _UnionFind(len(texts))
     best: dict[int, tuple[int, float]] = {}
     pairs = 0
@@ -82,9 +88,16 @@ def near_duplicates(ids: list[str], texts: list[str], cfg: NearDupConfig) -> tup
         root = uf.find(i)
         if root != i:
             partner, jac = best.get(i, (root, float("nan")))
-            drops.append(Drop(i, "near_duplicate", f"cluster of {ids[root]}; Jaccard {jac:.3f} with {ids[partner]}"))
-    log.info("near-dedup: %d rows, %d candidate pairs, %d similar pairs, %d dropped", len(texts), len(candidates),
-             pairs, len(drops))
+            drops.append(
+                Drop(i, "near_duplicate", f"cluster of {ids[root]}; Jaccard {jac:.3f} with {ids[partner]}")
+            )
+    log.info(
+        "near-dedup: %d rows, %d candidate pairs, %d similar pairs, %d dropped",
+        len(texts),
+        len(candidates),
+        pairs,
+        len(drops),
+    )
     return drops, pairs
 
 
@@ -93,7 +106,12 @@ def load_decontam_index(cfg: DecontamFilterConfig) -> DecontamIndex:
     if cfg.index_path:
         return DecontamIndex.load(cfg.index_path)
     sources, base = default_sources(), default_benchmarks_dir()
-    cache = REPO_ROOT / ".cache" / "decontam" / f"synthesis-{sources_fingerprint(sources, cfg.ngram_size, 10, base)}.npz"
+    cache = (
+        REPO_ROOT
+        / ".cache"
+        / "decontam"
+        / f"synthesis-{sources_fingerprint(sources, cfg.ngram_size, 10, base)}.npz"
+    )
     if cache.is_file():
         return DecontamIndex.load(cache)
     log.info("building the benchmark decontamination index (cached at %s)", cache)
@@ -102,7 +120,9 @@ def load_decontam_index(cfg: DecontamFilterConfig) -> DecontamIndex:
     return index
 
 
-def contaminated(texts: list[str], cfg: DecontamFilterConfig, index: DecontamIndex | None = None) -> list[Drop]:
+def contaminated(
+    texts: list[str], cfg: DecontamFilterConfig, index: DecontamIndex | None = None
+) -> list[Drop]:
     if not cfg.enabled or not texts:
         return []
     index = index or load_decontam_index(cfg)
@@ -120,9 +140,15 @@ def edu_scores(texts: list[str], cfg: EduFilterConfig) -> tuple[np.ndarray, list
     from curation.edu.registry import ModelRegistry
     from curation.edu.scorer import EduScorer
 
-    ref = ModelRegistry(cfg.registry).resolve(cfg.model)   # a version, a version folder, or None = promoted
+    ref = ModelRegistry(cfg.registry).resolve(cfg.model)  # a version, a version folder, or None = promoted
     scores, _ = EduScorer(ref).score(texts)
-    drops = [] if cfg.min_score is None else [
-        Drop(i, "edu_below_min", f"edu_score {s:.2f} < {cfg.min_score}") for i, s in enumerate(scores)
-        if s < cfg.min_score]
+    drops = (
+        []
+        if cfg.min_score is None
+        else [
+            Drop(i, "edu_below_min", f"edu_score {s:.2f} < {cfg.min_score}")
+            for i, s in enumerate(scores)
+            if s < cfg.min_score
+        ]
+    )
     return scores, drops

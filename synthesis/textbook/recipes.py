@@ -26,6 +26,7 @@ A recipe file::
 
 Every error names the file, the recipe and the field (`load_recipes`).
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -45,6 +46,7 @@ class _Cfg(BaseModel):
 
 class RecipeSampling(_Cfg):
     """Teacher sampling for a recipe; each request gets its own seed (derived from the sample)."""
+
     temperature: float = Field(0.8, ge=0.0, le=2.0)
     top_p: float = Field(0.95, gt=0.0, le=1.0)
     max_tokens: int = Field(512, ge=16, le=8192)
@@ -52,13 +54,14 @@ class RecipeSampling(_Cfg):
 
 class TextFilters(_Cfg):
     """Checks every sample passes (verify/text.py)."""
+
     min_words: int = Field(30, ge=0)
     max_words: int = Field(3000, ge=1)
-    lang: str | None = "en"                  # fasttext lid.176 code; None = any language
+    lang: str | None = "en"  # fasttext lid.176 code; None = any language
     min_lang_score: float = Field(0.5, ge=0.0, le=1.0)
     max_duplicate_line_fraction: float = Field(0.3, ge=0.0, le=1.0)
-    max_top_ngram_fraction: float = Field(0.25, ge=0.0, le=1.0)   # share of chars in the most frequent 3-gram
-    reject_truncated: bool = True            # finish_reason == length
+    max_top_ngram_fraction: float = Field(0.25, ge=0.0, le=1.0)  # share of chars in the most frequent 3-gram
+    reject_truncated: bool = True  # finish_reason == length
 
     @model_validator(mode="after")
     def _bounds(self) -> TextFilters:
@@ -71,13 +74,14 @@ class VerifyConfig(_Cfg):
     """Answer checking. math/puzzle: `k` independent solves of the generated problem (self-consistency over k
     samples; k=1 is the 'independent second solution'); the item is verified when at least `min_agreement`
     of the solves agree with the generated answer. code: sandboxed tests."""
+
     k: int = Field(2, ge=1, le=16)
     min_agreement: float = Field(0.5, gt=0.0, le=1.0)
     solve_max_tokens: int = Field(384, ge=16, le=8192)
     solve_temperature: float = Field(0.7, ge=0.0, le=2.0)
-    timeout_s: float = Field(5.0, gt=0, le=120)       # code: wall clock per test run
-    memory_mb: int = Field(512, ge=64, le=16384)      # code: address-space limit
-    require_verified: bool = True                     # drop unverified items (False: keep, flagged)
+    timeout_s: float = Field(5.0, gt=0, le=120)  # code: wall clock per test run
+    memory_mb: int = Field(512, ge=64, le=16384)  # code: address-space limit
+    require_verified: bool = True  # drop unverified items (False: keep, flagged)
 
 
 class Recipe(_Cfg):
@@ -125,8 +129,10 @@ class Recipe(_Cfg):
     def _pools_known(self) -> Recipe:
         unknown = [t for t in self.topics if t not in TOPICS and t not in self.topic_lists]
         if unknown:
-            raise ValueError(f"topics: unknown pool(s) {unknown}; built-in pools are {sorted(TOPICS)}, "
-                             f"or define them under topic_lists")
+            raise ValueError(
+                f"topics: unknown pool(s) {unknown}; built-in pools are {sorted(TOPICS)}, "
+                f"or define them under topic_lists"
+            )
         unknown = [s for s in self.styles if s not in STYLES]
         if unknown:
             raise ValueError(f"styles: unknown style(s) {unknown}; known: {sorted(STYLES)}")
@@ -145,8 +151,10 @@ class WebSeedConfig(_Cfg):
     source: str = Field(..., description="contract dataset (root or version) or .parquet/.jsonl[.gz] file")
     max_chars: int = Field(1000, ge=100, le=4000)
     min_chars: int = Field(300, ge=0)
-    pool_size: int = Field(500, ge=1, description="documents kept, best edu_score first when the column exists")
-    lang: str | None = "en"                 # only documents of this `lang` (when the column exists)
+    pool_size: int = Field(
+        500, ge=1, description="documents kept, best edu_score first when the column exists"
+    )
+    lang: str | None = "en"  # only documents of this `lang` (when the column exists)
 
     @model_validator(mode="after")
     def _bounds(self) -> WebSeedConfig:
@@ -157,7 +165,7 @@ class WebSeedConfig(_Cfg):
 
 class NearDupConfig(_Cfg):
     enabled: bool = True
-    threshold: float = Field(0.7, gt=0.0, le=1.0)   # exact shingle Jaccard of a near-duplicate pair
+    threshold: float = Field(0.7, gt=0.0, le=1.0)  # exact shingle Jaccard of a near-duplicate pair
     ngram: int = Field(5, ge=1)
     num_perm: int = Field(120, ge=8)
     bands: int = Field(20, ge=1)
@@ -173,7 +181,7 @@ class NearDupConfig(_Cfg):
 
 class DecontamFilterConfig(_Cfg):
     enabled: bool = True
-    index_path: str | None = None       # a saved DecontamIndex; default: built once and cached under .cache/
+    index_path: str | None = None  # a saved DecontamIndex; default: built once and cached under .cache/
     ngram_size: int = Field(13, ge=1)
     min_matches: int = Field(3, ge=1)
 
@@ -181,7 +189,7 @@ class DecontamFilterConfig(_Cfg):
 class EduFilterConfig(_Cfg):
     model: str = Field(..., description="edu model version (or path) in the registry")
     registry: str | None = None
-    min_score: float | None = Field(None, ge=0.0, le=5.0)   # None: score only, drop nothing
+    min_score: float | None = Field(None, ge=0.0, le=5.0)  # None: score only, drop nothing
 
 
 class PostFilterConfig(_Cfg):
@@ -224,14 +232,18 @@ def _where(raw: dict, loc: tuple) -> str:
 def parse_recipes(raw: object, path: str | Path = "<recipes>") -> RecipeSet:
     path = Path(path)
     if not isinstance(raw, dict):
-        raise ValueError(f"recipes {path}: expected a mapping with a `recipes:` list, got {type(raw).__name__}")  # noqa: TRY004 (bad data)
+        raise ValueError(
+            f"recipes {path}: expected a mapping with a `recipes:` list, got {type(raw).__name__}"
+        )  # noqa: TRY004 (bad data)
     try:
         rs = RecipeSet.model_validate(raw)
     except ValidationError as e:
         problems = []
         for err in e.errors():
             # strip pydantic's union/discriminator tags from the location, keep the real field names
-            loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and p.startswith(("function-", "tagged-"))))
+            loc = tuple(
+                p for p in err["loc"] if not (isinstance(p, str) and p.startswith(("function-", "tagged-")))
+            )
             value = err.get("input")
             shown = f" (value: {str(value)[:80]!r})" if not isinstance(value, dict) else ""
             problems.append(f"{_where(raw, loc)}: {err['msg']}{shown}")

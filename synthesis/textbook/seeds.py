@@ -5,6 +5,7 @@ pools, and a share of them embed a short extract of a curated, high-edu-score we
 Draws are deterministic: the i-th draw of a recipe depends only on (set seed, recipe name, i, attempt), so
 shards and reruns agree on the plan without talking to each other.
 """
+
 from __future__ import annotations
 
 import logging
@@ -13,7 +14,7 @@ import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:   # annotations only: recipes -> generators -> SeedDraw here, so no import back at run time
+if TYPE_CHECKING:  # annotations only: recipes -> generators -> SeedDraw here, so no import back at run time
     from synthesis.textbook.recipes import Recipe, WebSeedConfig
 
 log = logging.getLogger(__name__)
@@ -30,18 +31,23 @@ class WebDoc:
 @dataclass(frozen=True)
 class SeedDraw:
     recipe: str
-    index: int                 # position in the recipe's plan
+    index: int  # position in the recipe's plan
     topic_pool: str
     topic: str
-    audience: str              # key (built-in) or free text
+    audience: str  # key (built-in) or free text
     audience_text: str
     style: str
     web: WebDoc | None
 
     def provenance(self) -> dict:
-        return {"topic_pool": self.topic_pool, "topic": self.topic, "audience": self.audience,
-                "style": self.style, "seed_doc_id": self.web.id if self.web else None,
-                "seed_doc_edu_score": self.web.edu_score if self.web else None}
+        return {
+            "topic_pool": self.topic_pool,
+            "topic": self.topic,
+            "audience": self.audience,
+            "style": self.style,
+            "seed_doc_id": self.web.id if self.web else None,
+            "seed_doc_edu_score": self.web.edu_score if self.web else None,
+        }
 
 
 _SENTENCE_END = re.compile(r"[.!?](?=\s)")
@@ -76,27 +82,37 @@ def load_web_pool(cfg: WebSeedConfig) -> list[WebDoc]:
         limit = cfg.pool_size if has_lang or not cfg.lang else cfg.pool_size * 5
         rows = src.con.execute(
             f"SELECT {id_expr}, text, {score} AS s, {url} FROM {src.table} WHERE {' AND '.join(where)} "
-            f"ORDER BY s DESC NULLS LAST, {id_expr} LIMIT {int(limit)}").fetchall()
+            f"ORDER BY s DESC NULLS LAST, {id_expr} LIMIT {int(limit)}"
+        ).fetchall()
     if not rows:
-        raise ValueError(f"web_seeds source {cfg.source}: no document with >= {cfg.min_chars} chars"
-                         + (f" and lang={cfg.lang}" if cfg.lang else ""))
+        raise ValueError(
+            f"web_seeds source {cfg.source}: no document with >= {cfg.min_chars} chars"
+            + (f" and lang={cfg.lang}" if cfg.lang else "")
+        )
     pool = [WebDoc(i, make_extract(t, cfg.max_chars), s, u) for i, t, s, u in rows]
     if cfg.lang and not has_lang:
         from synthesis.textbook.verify.text import language_of
+
         pool = [d for d in pool if language_of(d.extract)[0] == cfg.lang][: cfg.pool_size]
         if not pool:
             raise ValueError(f"web_seeds source {cfg.source}: no document identified as lang={cfg.lang}")
-    log.info("web seed pool: %d documents from %s (edu_score %s)", len(pool), cfg.source,
-             "ranked" if "edu_score" in src.columns else "absent: ordered by id")
+    log.info(
+        "web seed pool: %d documents from %s (edu_score %s)",
+        len(pool),
+        cfg.source,
+        "ranked" if "edu_score" in src.columns else "absent: ordered by id",
+    )
     return pool
 
 
 def _weighted(rng: random.Random, weights: dict[str, float]) -> str:
-    keys = sorted(weights)      # sorted: YAML key order must not change the draws
+    keys = sorted(weights)  # sorted: YAML key order must not change the draws
     return rng.choices(keys, weights=[weights[k] for k in keys], k=1)[0]
 
 
-def draw_seed(recipe: Recipe, set_seed: int, index: int, attempt: int, web_pool: list[WebDoc] | None) -> SeedDraw:
+def draw_seed(
+    recipe: Recipe, set_seed: int, index: int, attempt: int, web_pool: list[WebDoc] | None
+) -> SeedDraw:
     """The index-th draw of a recipe (attempt > 0 redraws after an exact prompt repeat)."""
     rng = random.Random(f"{set_seed}|{recipe.name}|{index}|{attempt}")
     pool = _weighted(rng, recipe.topics)

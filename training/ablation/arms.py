@@ -5,6 +5,7 @@ the same per-phase budget (the proxy's steps x tokens/step plus what shard tails
 only in their data. An arm whose mixture would train its own tokenizer (`tokenizer.train`) gets the shared one
 instead; an arm that names a tokenizer folder with another hash is refused: losses under two vocabularies do
 not compare."""
+
 from __future__ import annotations
 
 import copy
@@ -24,10 +25,16 @@ def shared_tokenizer(path: str | Path) -> dict:
     """The shared tokenizer's hash and EOS (from tokenizer.meta.json when the folder is an artifact)."""
     p = Path(path)
     if not (p / TOKENIZER_FILE).is_file():
-        raise FileNotFoundError(f"tokenizer {p}: no {TOKENIZER_FILE} (train one with `python -m training tokenizer"
-                                " train --mixture BASE.yaml --output DIR`)")
+        raise FileNotFoundError(
+            f"tokenizer {p}: no {TOKENIZER_FILE} (train one with `python -m training tokenizer"
+            " train --mixture BASE.yaml --output DIR`)"
+        )
     meta = json.loads((p / META_FILE).read_text()) if (p / META_FILE).is_file() else {}
-    return {"path": str(p.resolve()), "hash": tokenizer_hash(p), "eos_token": meta.get("eos_token", "<|endoftext|>")}
+    return {
+        "path": str(p.resolve()),
+        "hash": tokenizer_hash(p),
+        "eos_token": meta.get("eos_token", "<|endoftext|>"),
+    }
 
 
 def steps_for(tokens: int, global_batch_tokens: int) -> int:
@@ -74,19 +81,29 @@ def apply_variations(mix: dict, variations: list, where: str) -> dict:
     return out
 
 
-def arm_mixture(mix: dict, source_file: Path, name: str, tok: dict, budgets: dict[str, int], seq_len: int,
-                data_seed: int, heldout_fraction: float) -> dict:
+def arm_mixture(
+    mix: dict,
+    source_file: Path,
+    name: str,
+    tok: dict,
+    budgets: dict[str, int],
+    seq_len: int,
+    data_seed: int,
+    heldout_fraction: float,
+) -> dict:
     """Pin everything but the data: tokenizer, seed, held-out fraction, seq_len, phases and their budgets."""
     out = copy.deepcopy(mix)
     given = (mix.get("tokenizer") or {}).get("path")
     if given:
         p = Path(given) if Path(given).is_absolute() else source_file.parent / given
         if not p.exists():
-            p = Path(given)     # mixtures resolve tokenizer.path against the working directory
+            p = Path(given)  # mixtures resolve tokenizer.path against the working directory
         if tokenizer_hash(p) != tok["hash"]:
-            raise ValueError(f"arm {name!r} ({source_file}): its tokenizer.path {given} (hash "
-                             f"{tokenizer_hash(p)[:12]}) is not the ablation's tokenizer {tok['path']} (hash "
-                             f"{tok['hash'][:12]}): losses under two vocabularies do not compare")
+            raise ValueError(
+                f"arm {name!r} ({source_file}): its tokenizer.path {given} (hash "
+                f"{tokenizer_hash(p)[:12]}) is not the ablation's tokenizer {tok['path']} (hash "
+                f"{tok['hash'][:12]}): losses under two vocabularies do not compare"
+            )
     out["name"] = f"{mix.get('name', 'mixture')}-{name}"
     out["tokenizer"] = {"path": tok["path"], "eos_token": tok["eos_token"]}
     out.update(seed=data_seed, heldout_fraction=heldout_fraction, seq_len=seq_len, shard_tokens=SHARD_TOKENS)

@@ -4,6 +4,7 @@ An ablation compares arms (mixtures) at an equal token budget with one tiny prox
 shared tokenizer and one evaluation suite. A search samples mixtures of a base mixture's phase and fits a
 regression from weights to the target (RegMix). Relative paths are relative to the YAML file.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -17,36 +18,44 @@ from training.model import PRESETS
 
 class Variation(Strict):
     """One change to a base mixture's source: exactly one of the change fields."""
+
     phase: str
     source: str
-    filter: str | None = None                # replace the DuckDB filter ("" removes it)
-    dataset: str | None = None               # swap the source's dataset
-    edu_threshold: float | None = None       # set `edu_score >= X` in the filter (replacing any such clause)
-    scale_weight: float | None = Field(None, gt=0)   # multiply the weight; the phase is renormalised to 1
+    filter: str | None = None  # replace the DuckDB filter ("" removes it)
+    dataset: str | None = None  # swap the source's dataset
+    edu_threshold: float | None = None  # set `edu_score >= X` in the filter (replacing any such clause)
+    scale_weight: float | None = Field(None, gt=0)  # multiply the weight; the phase is renormalised to 1
 
     @model_validator(mode="after")
     def _one_change(self) -> Variation:
-        changes = [k for k in ("filter", "dataset", "edu_threshold", "scale_weight") if getattr(self, k) is not None]
+        changes = [
+            k for k in ("filter", "dataset", "edu_threshold", "scale_weight") if getattr(self, k) is not None
+        ]
         if len(changes) != 1:
-            raise ValueError(f"give exactly one of filter, dataset, edu_threshold, scale_weight (got {changes or 'none'})")
+            raise ValueError(
+                f"give exactly one of filter, dataset, edu_threshold, scale_weight (got {changes or 'none'})"
+            )
         return self
 
 
 class Arm(Strict):
     name: str = Field(pattern=NAME_PATTERN)
-    mixture: str | None = None               # an explicit mixture YAML
-    variations: list[Variation] = Field(default_factory=list)   # changes to the ablation's `base`
+    mixture: str | None = None  # an explicit mixture YAML
+    variations: list[Variation] = Field(default_factory=list)  # changes to the ablation's `base`
 
     @model_validator(mode="after")
     def _mixture_or_base(self) -> Arm:
         if self.mixture is not None and self.variations:
-            raise ValueError("give `mixture` (an explicit YAML) or `variations` (of the base mixture), not both")
+            raise ValueError(
+                "give `mixture` (an explicit YAML) or `variations` (of the base mixture), not both"
+            )
         return self
 
 
 class Proxy(Strict):
     """The proxy model and its optimizer; `tiny` trains on a CPU, larger presets want the GPU queue."""
-    preset: Literal[tuple(PRESETS)] = "tiny"     # type: ignore[valid-type]
+
+    preset: Literal[tuple(PRESETS)] = "tiny"  # type: ignore[valid-type]
     seq_len: int = Field(128, gt=0)
     global_batch_tokens: int = Field(2048, gt=0)
     micro_batch: int = Field(16, gt=0)
@@ -58,48 +67,50 @@ class Proxy(Strict):
 
 class TextSet(Strict):
     name: str = Field(pattern=NAME_PATTERN)
-    path: str                                 # parquet / jsonl (a `text` field) / .txt, or a glob of them
+    path: str  # parquet / jsonl (a `text` field) / .txt, or a glob of them
 
 
 class EvalSuite(Strict):
     """Fixed for the whole ablation: reference sets no arm trains on, and MMLU log-likelihood accuracy."""
-    tokens: int = Field(16384, gt=0)          # per reference set
-    heldout: bool = True                      # the held-out slice of every dataset the arms read
-    heldout_exclude: list[str] = Field(default_factory=list)   # datasets (as written) not to evaluate on
-    benchmarks: str | None = "${PHI_SHARED_DATA}/benchmarks_decontam"   # None: no benchmark reference text
+
+    tokens: int = Field(16384, gt=0)  # per reference set
+    heldout: bool = True  # the held-out slice of every dataset the arms read
+    heldout_exclude: list[str] = Field(default_factory=list)  # datasets (as written) not to evaluate on
+    benchmarks: str | None = "${PHI_SHARED_DATA}/benchmarks_decontam"  # None: no benchmark reference text
     texts: list[TextSet] = Field(default_factory=list)
-    mmlu_questions: int = Field(200, ge=0)    # 0: no multiple-choice accuracy
-    noise_sigmas: float = Field(2.0, gt=0)    # a difference counts when > this x the pooled seed s.d.
+    mmlu_questions: int = Field(200, ge=0)  # 0: no multiple-choice accuracy
+    noise_sigmas: float = Field(2.0, gt=0)  # a difference counts when > this x the pooled seed s.d.
 
 
 class AblationConfig(Strict):
     name: str = Field(pattern=NAME_PATTERN)
-    output: str                               # work folder: builds, runs, report, results dataset
-    tokenizer: str                            # the shared tokenizer folder (`python -m training tokenizer train`)
-    base: str | None = None                   # the base mixture YAML that `variations` change
+    output: str  # work folder: builds, runs, report, results dataset
+    tokenizer: str  # the shared tokenizer folder (`python -m training tokenizer train`)
+    base: str | None = None  # the base mixture YAML that `variations` change
     arms: list[Arm] = Field(min_length=2)
     proxy: Proxy = Proxy()
-    tokens: dict[str, int] = Field(min_length=1)   # training tokens per phase, the same for every arm
+    tokens: dict[str, int] = Field(min_length=1)  # training tokens per phase, the same for every arm
     seeds: list[int] = Field(default=[0, 1], min_length=1)
-    data_seed: int = 0                        # every arm's mixture seed: the same documents held out everywhere
+    data_seed: int = 0  # every arm's mixture seed: the same documents held out everywhere
     heldout_fraction: float = Field(0.05, gt=0, lt=0.5)
     eval: EvalSuite = EvalSuite()
 
 
 class SearchConfig(Strict):
     """RegMix: sample weight vectors of one phase of `base`, train a proxy on each, regress the target."""
+
     name: str = Field(pattern=NAME_PATTERN)
     output: str
     tokenizer: str
     base: str
-    phase: str                                # the phase whose weights are searched; the others stay fixed
+    phase: str  # the phase whose weights are searched; the others stay fixed
     samples: int = Field(24, ge=8)
-    concentration: float = Field(1.0, gt=0)   # Dirichlet alpha = concentration x n_sources x current weights
+    concentration: float = Field(1.0, gt=0)  # Dirichlet alpha = concentration x n_sources x current weights
     regressor: Literal["ridge", "gbt"] = "ridge"
     folds: int = Field(5, ge=3)
     candidates: int = Field(100_000, ge=1000)  # simplex points the fitted model scores
-    top_k: int = Field(100, ge=1)             # the proposal averages the best k candidates (as RegMix does)
-    verify: bool = True                       # train the proposed mixture as one more proxy
+    top_k: int = Field(100, ge=1)  # the proposal averages the best k candidates (as RegMix does)
+    verify: bool = True  # train the proposed mixture as one more proxy
     proxy: Proxy = Proxy()
     tokens: dict[str, int] = Field(min_length=1)
     seed: int = 0
@@ -166,5 +177,10 @@ def describe(path: str | Path) -> dict:
     cfg = load_search(path) if kind == "search" else load_ablation(path)
     out = Path(cfg.output) if Path(cfg.output).is_absolute() else path.parent / cfg.output
     gpu = cfg.proxy.device == "cuda" or cfg.proxy.preset != "tiny"
-    return {"kind": kind, "name": cfg.name, "gpu": gpu, "output": str(out.resolve()),
-            "arms": len(cfg.arms) if kind == "ablation" else cfg.samples + 1 + int(cfg.verify)}
+    return {
+        "kind": kind,
+        "name": cfg.name,
+        "gpu": gpu,
+        "output": str(out.resolve()),
+        "arms": len(cfg.arms) if kind == "ablation" else cfg.samples + 1 + int(cfg.verify),
+    }

@@ -1,6 +1,7 @@
 """A planted control for ablations: a dataset whose documents are another's with the words of each document
 shuffled (same ids, same words, so about the same tokens; no language). An arm trained on it must rank last
 beyond the seed noise, or the ablation cannot tell data apart."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -21,16 +22,30 @@ def shuffled_dataset(reference: str, dest, seed: int = 0, version: str = "v1") -
     from pathlib import Path
 
     res = S.resolve(reference, None, {}, Path.cwd())
-    table = S.connect().sql(f"SELECT * FROM read_parquet({[str(f) for f in res.files]!r}, union_by_name=true)").to_arrow_table()
+    table = (
+        S.connect()
+        .sql(f"SELECT * FROM read_parquet({[str(f) for f in res.files]!r}, union_by_name=true)")
+        .to_arrow_table()
+    )
     rng = np.random.default_rng(seed)
     texts = [None if t is None else shuffle_words(t, rng) for t in table.column(S.TEXT_COLUMN).to_pylist()]
-    table = table.set_column(table.schema.get_field_index(S.TEXT_COLUMN), S.TEXT_COLUMN, pa.array(texts, pa.string()))
+    table = table.set_column(
+        table.schema.get_field_index(S.TEXT_COLUMN), S.TEXT_COLUMN, pa.array(texts, pa.string())
+    )
     dr = DatasetRoot(dest)
     staging = dr.staging_dir(version)
     (staging / "data").mkdir()
     pq.write_table(table, staging / "data" / "part-00000.parquet")
     config = {"shuffled_from": res.label, "seed": seed}
-    Manifest(dataset="shuffled_words", version=version, created_at=now_iso(), code_version=code_version(),
-             inputs=[res.label], config=config, config_hash=config_hash(config), rows=table.num_rows,
-             columns=table.column_names).write(staging)
+    Manifest(
+        dataset="shuffled_words",
+        version=version,
+        created_at=now_iso(),
+        code_version=code_version(),
+        inputs=[res.label],
+        config=config,
+        config_hash=config_hash(config),
+        rows=table.num_rows,
+        columns=table.column_names,
+    ).write(staging)
     return str(dr.publish(staging, version))

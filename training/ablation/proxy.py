@@ -1,4 +1,5 @@
 """Train one proxy (an arm's build, one seed) with the project's trainer, then score it on the suite."""
+
 from __future__ import annotations
 
 import json
@@ -23,15 +24,31 @@ def run_config(proxy, build: Path, out_dir: Path, steps: dict[str, int], seed: i
     """A one-process run of the proxy preset: checkpoints and the trainer's own eval only at each phase's end."""
     longest = max(steps.values())
     every = -(-longest // proxy.log_every) * proxy.log_every
-    return RunConfig.model_validate({
-        "mixture": str(build), "out_dir": str(out_dir), "preset": proxy.preset, "seq_len": proxy.seq_len,
-        "global_batch_tokens": proxy.global_batch_tokens, "micro_batch": proxy.micro_batch,
-        "optimizer": {"lr": proxy.lr},
-        "schedule": {"warmup_steps": min(proxy.warmup_steps, max(0, sum(steps.values()) - 1)),
-                     "decay_start": "phase2" if "phase2" in steps else "auto", "min_lr_ratio": 0.1},
-        "compile": False, "device": proxy.device, "log_every": proxy.log_every, "eval_every": every,
-        "eval_tokens": 4 * proxy.seq_len, "checkpoint_every": every, "keep_checkpoints": 1, "seed": seed,
-        "phases": {p: {"steps": n} for p, n in steps.items()}})
+    return RunConfig.model_validate(
+        {
+            "mixture": str(build),
+            "out_dir": str(out_dir),
+            "preset": proxy.preset,
+            "seq_len": proxy.seq_len,
+            "global_batch_tokens": proxy.global_batch_tokens,
+            "micro_batch": proxy.micro_batch,
+            "optimizer": {"lr": proxy.lr},
+            "schedule": {
+                "warmup_steps": min(proxy.warmup_steps, max(0, sum(steps.values()) - 1)),
+                "decay_start": "phase2" if "phase2" in steps else "auto",
+                "min_lr_ratio": 0.1,
+            },
+            "compile": False,
+            "device": proxy.device,
+            "log_every": proxy.log_every,
+            "eval_every": every,
+            "eval_tokens": 4 * proxy.seq_len,
+            "checkpoint_every": every,
+            "keep_checkpoints": 1,
+            "seed": seed,
+            "phases": {p: {"steps": n} for p, n in steps.items()},
+        }
+    )
 
 
 @torch.no_grad()
@@ -40,10 +57,10 @@ def reference_loss(lm, tokens: np.ndarray, seq_len: int, device, batch: int = 16
     n = (len(tokens) - 1) // seq_len
     if n == 0:
         return float("nan")
-    windows = np.stack([tokens[k * seq_len:k * seq_len + seq_len + 1] for k in range(n)])
+    windows = np.stack([tokens[k * seq_len : k * seq_len + seq_len + 1] for k in range(n)])
     total, count = 0.0, 0
     for start in range(0, n, batch):
-        x = torch.from_numpy(windows[start:start + batch]).to(device)
+        x = torch.from_numpy(windows[start : start + batch]).to(device)
         logits = lm(input_ids=x[:, :-1]).logits.float()
         total += F.cross_entropy(logits.flatten(0, 1), x[:, 1:].flatten(), reduction="sum").item()
         count += x[:, 1:].numel()
@@ -60,12 +77,12 @@ def choice_accuracy(lm, items: list[McItem], seq_len: int, device) -> float:
     for it in items:
         seqs = []
         for ch in it.choices:
-            ch = ch[-(seq_len - 1):]
+            ch = ch[-(seq_len - 1) :]
             seqs.append((it.context + ch)[-seq_len:])
         lens = [len(s) for s in seqs]
         x = torch.zeros((len(seqs), max(lens)), dtype=torch.long)
         for r, s in enumerate(seqs):
-            x[r, :len(s)] = torch.tensor(s)
+            x[r, : len(s)] = torch.tensor(s)
         logp = torch.log_softmax(lm(input_ids=x.to(device)).logits.float(), dim=-1)
         scores = []
         for r, (s, ch) in enumerate(zip(seqs, it.choices)):
@@ -76,8 +93,16 @@ def choice_accuracy(lm, items: list[McItem], seq_len: int, device) -> float:
     return correct / len(items)
 
 
-def train_and_score(proxy, build: Path, out_dir: Path, steps: dict[str, int], seed: int,
-                    sets: dict[str, np.ndarray], items: list[McItem], extra: dict) -> dict:
+def train_and_score(
+    proxy,
+    build: Path,
+    out_dir: Path,
+    steps: dict[str, int],
+    seed: int,
+    sets: dict[str, np.ndarray],
+    items: list[McItem],
+    extra: dict,
+) -> dict:
     """Resumable: a finished run (result.json) is read back, not redone; a crashed one resumes from the
     trainer's checkpoints."""
     done = out_dir / RESULT
@@ -89,15 +114,22 @@ def train_and_score(proxy, build: Path, out_dir: Path, steps: dict[str, int], se
     for phase in steps:
         trainer.run_phase(phase)
     from training.report import write_report
+
     write_report(out_dir)
     trainer.lm.eval()
     device = trainer.env.device
     losses = {name: reference_loss(trainer.lm, toks, cfg.seq_len, device) for name, toks in sets.items()}
-    result = {**extra, "seed": seed, "losses": losses,
-              "mean_loss": float(np.mean([v for v in losses.values() if np.isfinite(v)])),
-              "mmlu_acc": choice_accuracy(trainer.lm, items, cfg.seq_len, device), "mmlu_items": len(items),
-              "tokens": {p: n * cfg.global_batch_tokens for p, n in steps.items()},
-              "params": trainer.n_params, "seconds": time.perf_counter() - t0}
+    result = {
+        **extra,
+        "seed": seed,
+        "losses": losses,
+        "mean_loss": float(np.mean([v for v in losses.values() if np.isfinite(v)])),
+        "mmlu_acc": choice_accuracy(trainer.lm, items, cfg.seq_len, device),
+        "mmlu_items": len(items),
+        "tokens": {p: n * cfg.global_batch_tokens for p, n in steps.items()},
+        "params": trainer.n_params,
+        "seconds": time.perf_counter() - t0,
+    }
     tmp = done.with_suffix(".tmp")
     tmp.write_text(json.dumps(result, indent=1))
     tmp.replace(done)

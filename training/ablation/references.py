@@ -5,6 +5,7 @@ mixture build holds out under the ablation's data seed: held out in every arm, w
 trains on them), the decontamination benchmarks' texts (GSM8K, HumanEval, MBPP, MMLU questions) and the user's
 text sets. MMLU also gives multiple-choice items scored by log-likelihood (mmlu/test, answers as indices 0-3).
 """
+
 from __future__ import annotations
 
 import csv
@@ -29,7 +30,7 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class DatasetRef:
-    reference: str           # as the arm's mixture writes it
+    reference: str  # as the arm's mixture writes it
     registry: dict[str, str]
 
 
@@ -41,7 +42,9 @@ class McItem:
 
 
 def _slug(text: str) -> str:
-    return re.sub(r"[^A-Za-z0-9_.-]+", "_", text.rstrip("/").split("/")[-1].removesuffix(".parquet")) or "data"
+    return (
+        re.sub(r"[^A-Za-z0-9_.-]+", "_", text.rstrip("/").split("/")[-1].removesuffix(".parquet")) or "data"
+    )
 
 
 def heldout_texts(ref: DatasetRef, seed: int, fraction: float) -> list[str]:
@@ -72,15 +75,20 @@ def benchmark_texts(folder: Path) -> dict[str, list[str]]:
     """Reference text per benchmark: question + worked answer, prompt + solution, task + code."""
     out = {}
     if (folder / "gsm8k" / "test.jsonl").is_file():
-        out["bench-gsm8k"] = [f"{r['question']}\n{r['answer']}" for r in _jsonl(folder / "gsm8k" / "test.jsonl")]
+        out["bench-gsm8k"] = [
+            f"{r['question']}\n{r['answer']}" for r in _jsonl(folder / "gsm8k" / "test.jsonl")
+        ]
     if (folder / "humaneval" / "HumanEval.jsonl.gz").is_file():
-        out["bench-humaneval"] = [r["prompt"] + r["canonical_solution"]
-                                  for r in _jsonl(folder / "humaneval" / "HumanEval.jsonl.gz")]
+        out["bench-humaneval"] = [
+            r["prompt"] + r["canonical_solution"] for r in _jsonl(folder / "humaneval" / "HumanEval.jsonl.gz")
+        ]
     if (folder / "mbpp" / "mbpp.jsonl").is_file():
         out["bench-mbpp"] = [f"{r['text']}\n{r['code']}" for r in _jsonl(folder / "mbpp" / "mbpp.jsonl")]
     mmlu = _mmlu_rows(folder)
     if mmlu:
-        out["bench-mmlu"] = [f"{r['question']}\n" + "\n".join(r[f"choice{k}"] for k in range(4)) for r in mmlu]
+        out["bench-mmlu"] = [
+            f"{r['question']}\n" + "\n".join(r[f"choice{k}"] for k in range(4)) for r in mmlu
+        ]
     return out
 
 
@@ -118,16 +126,23 @@ def tokenize_set(tok, texts: list[str], eos: int, max_tokens: int) -> np.ndarray
     """Documents in their given order, EOS after each, up to max_tokens + 1 tokens."""
     out, n = [], 0
     for start in range(0, len(texts), 256):
-        flat, _ = encode_documents(tok, texts[start:start + 256], eos, np.dtype(np.int64))
+        flat, _ = encode_documents(tok, texts[start : start + 256], eos, np.dtype(np.int64))
         out.append(flat)
         n += len(flat)
         if n > max_tokens:
             break
-    return np.concatenate(out)[:max_tokens + 1] if out else np.zeros(0, np.int64)
+    return np.concatenate(out)[: max_tokens + 1] if out else np.zeros(0, np.int64)
 
 
-def build_suite(suite, datasets: list[DatasetRef], tokenizer_dir: str, eos_token: str, seed: int,
-                fraction: float, folder: Path) -> tuple[dict[str, np.ndarray], list[McItem]]:
+def build_suite(
+    suite,
+    datasets: list[DatasetRef],
+    tokenizer_dir: str,
+    eos_token: str,
+    seed: int,
+    fraction: float,
+    folder: Path,
+) -> tuple[dict[str, np.ndarray], list[McItem]]:
     """Tokenize every reference set into folder/<name>.npy (once: a rerun reads them back)."""
     folder.mkdir(parents=True, exist_ok=True)
     tok = load_tokenizer(tokenizer_dir)

@@ -6,6 +6,7 @@ averaged). Two arms differ beyond the noise when their means are further apart t
 errors of a difference of two n-seed means (noise_sigmas x sd x sqrt(2 / n)) and further than either arm's own
 seed range. With one seed there is no noise estimate and no difference is claimed.
 """
+
 from __future__ import annotations
 
 import json
@@ -17,13 +18,13 @@ import numpy as np
 
 from training.ablation.results import publish_results
 
-TARGET = "mean"     # the mean over reference sets of the held-out loss
+TARGET = "mean"  # the mean over reference sets of the held-out loss
 
 
 @dataclass
 class ArmStats:
     arm: str
-    values: dict[str, list[float]]      # reference set (and TARGET, "mmlu") -> one value per seed
+    values: dict[str, list[float]]  # reference set (and TARGET, "mmlu") -> one value per seed
 
     def mean(self, key: str) -> float:
         return float(np.mean(self.values[key]))
@@ -41,7 +42,7 @@ class AblationReport:
     noise_sd: float
     threshold: float
     ranking: list[str]
-    beyond_noise: list[tuple[str, str, float]] = field(default_factory=list)   # (better, worse, delta)
+    beyond_noise: list[tuple[str, str, float]] = field(default_factory=list)  # (better, worse, delta)
     files: dict[str, str] = field(default_factory=dict)
 
     def last_beyond_noise(self) -> bool:
@@ -51,9 +52,13 @@ class AblationReport:
         return all((a, worst) in pairs for a in self.ranking[:-1])
 
     def summary(self) -> str:
-        return (_table(self) + f"\n\nseed noise (pooled s.d. of the mean held-out loss): {self.noise_sd:.4f};"
-                f" threshold {self.threshold:.4f}\n" + _differences(self) + "\nfiles: " +
-                ", ".join(f"{k}={v}" for k, v in self.files.items()))
+        return (
+            _table(self) + f"\n\nseed noise (pooled s.d. of the mean held-out loss): {self.noise_sd:.4f};"
+            f" threshold {self.threshold:.4f}\n"
+            + _differences(self)
+            + "\nfiles: "
+            + ", ".join(f"{k}={v}" for k, v in self.files.items())
+        )
 
 
 def arm_stats(results: list[dict]) -> list[ArmStats]:
@@ -82,10 +87,13 @@ def compare(arms: list[ArmStats], key: str, sigmas: float) -> tuple[float, float
     by = {a.arm: a for a in arms}
     beyond = []
     for i, better in enumerate(ranking):
-        for worse in ranking[i + 1:]:
+        for worse in ranking[i + 1 :]:
             delta = by[worse].mean(key) - by[better].mean(key)
-            if math.isfinite(threshold) and delta > threshold and delta > max(by[better].spread(key),
-                                                                             by[worse].spread(key)):
+            if (
+                math.isfinite(threshold)
+                and delta > threshold
+                and delta > max(by[better].spread(key), by[worse].spread(key))
+            ):
                 beyond.append((better, worse, delta))
     return sd, threshold, ranking, beyond
 
@@ -93,8 +101,13 @@ def compare(arms: list[ArmStats], key: str, sigmas: float) -> tuple[float, float
 def _table(rep: AblationReport) -> str:
     sets = sorted({k for a in rep.arms for k in a.values if k not in (TARGET, "mmlu")})
     cols = [TARGET, *sets, "mmlu"]
-    head = "| arm | " + " | ".join("mean held-out loss" if c == TARGET else
-                                     ("MMLU acc" if c == "mmlu" else c) for c in cols) + " |"
+    head = (
+        "| arm | "
+        + " | ".join(
+            "mean held-out loss" if c == TARGET else ("MMLU acc" if c == "mmlu" else c) for c in cols
+        )
+        + " |"
+    )
     lines = [head, "|" + "---|" * (len(cols) + 1)]
     order = {a: i for i, a in enumerate(rep.ranking)}
     for a in sorted(rep.arms, key=lambda a: order[a.arm]):
@@ -103,7 +116,9 @@ def _table(rep: AblationReport) -> str:
             if c not in a.values:
                 cells.append("-")
             else:
-                cells.append(f"{a.mean(c):.4f} ± {a.spread(c) / 2:.4f}" if len(a.values[c]) > 1 else f"{a.mean(c):.4f}")
+                cells.append(
+                    f"{a.mean(c):.4f} ± {a.spread(c) / 2:.4f}" if len(a.values[c]) > 1 else f"{a.mean(c):.4f}"
+                )
         lines.append(f"| {a.arm} | " + " | ".join(cells) + " |")
     lines.append("\n(mean over seeds ± half the seed range; arms in order of the mean held-out loss)")
     return "\n".join(lines)
@@ -116,13 +131,16 @@ def _differences(rep: AblationReport) -> str:
         return "no two arms differ beyond the seed noise"
     lines = [f"differences beyond the seed noise ({len(rep.beyond_noise)} pair(s)):"]
     lines += [f"  {b} < {w} by {d:.4f}" for b, w, d in rep.beyond_noise]
-    lines.append(f"last-ranked arm {rep.ranking[-1]!r} is worse than every other arm beyond the noise: "
-                 f"{'yes' if rep.last_beyond_noise() else 'no'}")
+    lines.append(
+        f"last-ranked arm {rep.ranking[-1]!r} is worse than every other arm beyond the noise: "
+        f"{'yes' if rep.last_beyond_noise() else 'no'}"
+    )
     return "\n".join(lines)
 
 
 def plot_losses(arms: list[ArmStats], ranking: list[str], path: Path) -> Path:
     import matplotlib
+
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
@@ -137,16 +155,21 @@ def plot_losses(arms: list[ArmStats], ranking: list[str], path: Path) -> Path:
             if not v:
                 continue
             ax.bar(x, np.mean(v), color="tab:blue" if key != TARGET else "tab:orange", alpha=0.6)
-            ax.errorbar(x, np.mean(v), yerr=[[np.mean(v) - min(v)], [max(v) - np.mean(v)]], color="k", capsize=3)
+            ax.errorbar(
+                x, np.mean(v), yerr=[[np.mean(v) - min(v)], [max(v) - np.mean(v)]], color="k", capsize=3
+            )
             ax.scatter([x] * len(v), v, color="k", s=8, zorder=3)
         lo = min(min(by[a].values[key]) for a in ranking if key in by[a].values)
         hi = max(max(by[a].values[key]) for a in ranking if key in by[a].values)
         ax.set_ylim(lo - 0.1 * (hi - lo + 1e-3), hi + 0.1 * (hi - lo + 1e-3))
         ax.set_title("mean held-out loss" if key == TARGET else key, fontsize=9)
         ax.set_xticks(range(len(ranking)), ranking, rotation=60, ha="right", fontsize=7)
-    for ax in list(axes.flat)[len(keys):]:
+    for ax in list(axes.flat)[len(keys) :]:
         ax.axis("off")
-    fig.suptitle("held-out loss per reference set (bars: mean over seeds; dots: seeds; whiskers: seed range)", fontsize=10)
+    fig.suptitle(
+        "held-out loss per reference set (bars: mean over seeds; dots: seeds; whiskers: seed range)",
+        fontsize=10,
+    )
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
@@ -155,6 +178,7 @@ def plot_losses(arms: list[ArmStats], ranking: list[str], path: Path) -> Path:
 
 def plot_curves(runs: dict[tuple[str, int], Path], tokens_per_step: int, path: Path) -> Path:
     import matplotlib
+
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
@@ -165,8 +189,14 @@ def plot_curves(runs: dict[tuple[str, int], Path], tokens_per_step: int, path: P
     styles = ["-", "--", ":", "-."]
     for (arm, seed), run_dir in sorted(runs.items()):
         recs = [r for r in read_metrics(run_dir / "metrics.jsonl") if r["kind"] == "train"]
-        ax.plot([r["global_step"] * tokens_per_step for r in recs], [r["loss"] for r in recs], lw=1,
-                ls=styles[seed % len(styles)], color=colours[arm], label=f"{arm} s{seed}")
+        ax.plot(
+            [r["global_step"] * tokens_per_step for r in recs],
+            [r["loss"] for r in recs],
+            lw=1,
+            ls=styles[seed % len(styles)],
+            color=colours[arm],
+            label=f"{arm} s{seed}",
+        )
     ax.set_xlabel("training tokens")
     ax.set_ylabel("train loss (nats/token)")
     ax.set_title("proxy loss curves per arm and seed")
@@ -186,16 +216,33 @@ def write_ablation_report(cfg, study, results: list[dict]) -> AblationReport:
     rep.files["losses"] = str(plot_losses(arms, ranking, out / "heldout_loss.png"))
     runs = {(r["arm"], r["seed"]): study.arm_dir(r["arm"]) / f"seed-{r['seed']}" for r in results}
     rep.files["curves"] = str(plot_curves(runs, cfg.proxy.global_batch_tokens, out / "loss_curves.png"))
-    data = {"ranking": ranking, "noise_sd": sd, "threshold": threshold, "beyond_noise": beyond,
-            "last_beyond_noise": rep.last_beyond_noise() if math.isfinite(threshold) else None,
-            "arms": {a.arm: a.values for a in arms}, "steps": study.steps,
-            "tokens_per_arm": {p: n * cfg.proxy.global_batch_tokens for p, n in study.steps.items()},
-            "tokenizer_hash": study.tok["hash"]}
+    data = {
+        "ranking": ranking,
+        "noise_sd": sd,
+        "threshold": threshold,
+        "beyond_noise": beyond,
+        "last_beyond_noise": rep.last_beyond_noise() if math.isfinite(threshold) else None,
+        "arms": {a.arm: a.values for a in arms},
+        "steps": study.steps,
+        "tokens_per_arm": {p: n * cfg.proxy.global_batch_tokens for p, n in study.steps.items()},
+        "tokenizer_hash": study.tok["hash"],
+    }
     (out / "report.json").write_text(json.dumps(data, indent=1))
-    (out / "report.md").write_text(f"# Ablation {cfg.name}\n\n{rep.summary()}\n\n![losses](heldout_loss.png)\n"
-                                   "![curves](loss_curves.png)\n")
-    rep.files["results"] = str(publish_results(study.out / "results", cfg.name, "ablation", cfg.proxy.preset,
-                                               results, cfg.model_dump(), [str(study.arm_dir(a)) for a in ranking],
-                                               {"ranking": ranking, "noise_sd": sd, "threshold": threshold}))
+    (out / "report.md").write_text(
+        f"# Ablation {cfg.name}\n\n{rep.summary()}\n\n![losses](heldout_loss.png)\n"
+        "![curves](loss_curves.png)\n"
+    )
+    rep.files["results"] = str(
+        publish_results(
+            study.out / "results",
+            cfg.name,
+            "ablation",
+            cfg.proxy.preset,
+            results,
+            cfg.model_dump(),
+            [str(study.arm_dir(a)) for a in ranking],
+            {"ranking": ranking, "noise_sd": sd, "threshold": threshold},
+        )
+    )
     rep.files["report"] = str(out / "report.md")
     return rep

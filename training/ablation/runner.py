@@ -1,5 +1,6 @@
 """`ablate run`: every arm's mixture built with the shared tokenizer, a proxy per (arm, seed) at equal tokens,
 the fixed evaluation suite, then the report and the results dataset."""
+
 from __future__ import annotations
 
 import logging
@@ -30,7 +31,7 @@ def run_ablation(file: str | Path) -> AblationReport:
     file = Path(file)
     cfg = load_ablation(file)
     study = Study.from_config(cfg, file)
-    for arm in cfg.arms:                  # every arm pinned (tokenizer checked) before anything is built
+    for arm in cfg.arms:  # every arm pinned (tokenizer checked) before anything is built
         mix, source = _arm_source(cfg, arm, file)
         study.add_arm(arm.name, mix, source)
     study.prepare_suite()

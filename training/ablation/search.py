@@ -8,6 +8,7 @@ trusting one argmin). The report holds cross-validated predicted vs observed (Sp
 dependence of the target on each source's weight, and the proposed vs current weights; with `verify` the
 proposal is trained as one more proxy and ranked among the samples.
 """
+
 from __future__ import annotations
 
 import json
@@ -26,8 +27,8 @@ from training.mixture.validate import check_mixture
 
 log = logging.getLogger(__name__)
 
-MIN_WEIGHT = 0.005      # a sampled source keeps at least this share (a weight of 0 is not a mixture source)
-CAP_MARGIN = 0.95       # the plan estimates available tokens from a sample; the build counts them exactly
+MIN_WEIGHT = 0.005  # a sampled source keeps at least this share (a weight of 0 is not a mixture source)
+CAP_MARGIN = 0.95  # the plan estimates available tokens from a sample; the build counts them exactly
 
 
 @dataclass
@@ -38,20 +39,26 @@ class SearchReport:
     proposed: list[float]
     caps: list[float]
     spearman: float
-    observed: dict[str, float]                  # arm -> target
+    observed: dict[str, float]  # arm -> target
     proposed_observed: float | None = None
-    quartile: int | None = None                 # 1 = best quarter of the sampled mixtures
+    quartile: int | None = None  # 1 = best quarter of the sampled mixtures
     files: dict[str, str] = field(default_factory=dict)
 
     def summary(self) -> str:
         lines = [f"{'source':<20} {'current':>8} {'proposed':>9} {'cap':>7}"]
-        lines += [f"{s:<20} {c:>8.4f} {p:>9.4f} {k:>7.3f}"
-                  for s, c, p, k in zip(self.sources, self.current, self.proposed, self.caps)]
+        lines += [
+            f"{s:<20} {c:>8.4f} {p:>9.4f} {k:>7.3f}"
+            for s, c, p, k in zip(self.sources, self.current, self.proposed, self.caps)
+        ]
         samples = [v for a, v in self.observed.items() if a.startswith("sample-")]
-        lines.append(f"samples: {len(samples)}; cross-validated Spearman(predicted, observed) = {self.spearman:.3f}")
+        lines.append(
+            f"samples: {len(samples)}; cross-validated Spearman(predicted, observed) = {self.spearman:.3f}"
+        )
         if self.proposed_observed is not None:
-            lines.append(f"proposed mixture trained: target {self.proposed_observed:.4f} (samples: best "
-                         f"{min(samples):.4f}, median {np.median(samples):.4f}); quartile {self.quartile} of 4")
+            lines.append(
+                f"proposed mixture trained: target {self.proposed_observed:.4f} (samples: best "
+                f"{min(samples):.4f}, median {np.median(samples):.4f}); quartile {self.quartile} of 4"
+            )
         lines.append("files: " + ", ".join(f"{k}={v}" for k, v in self.files.items()))
         return "\n".join(lines)
 
@@ -73,8 +80,10 @@ def sample_weights(rng: np.random.Generator, alpha: np.ndarray, caps: np.ndarray
         out += list(w[(w <= caps + 1e-12).all(axis=1)])
         if len(out) >= n:
             return np.array(out[:n])
-    raise ValueError(f"could not sample {n} mixtures within the sources' max_epochs caps {caps.round(3).tolist()}"
-                     " (lower the budget, or raise max_epochs)")
+    raise ValueError(
+        f"could not sample {n} mixtures within the sources' max_epochs caps {caps.round(3).tolist()}"
+        " (lower the budget, or raise max_epochs)"
+    )
 
 
 def regressor(kind: str, seed: int):
@@ -84,9 +93,12 @@ def regressor(kind: str, seed: int):
     from sklearn.preprocessing import FunctionTransformer, StandardScaler
 
     if kind == "ridge":
-        return make_pipeline(FunctionTransformer(np.log), StandardScaler(), RidgeCV(alphas=np.logspace(-3, 3, 13)))
-    return GradientBoostingRegressor(n_estimators=200, max_depth=2, learning_rate=0.05, subsample=0.8,
-                                     random_state=seed)
+        return make_pipeline(
+            FunctionTransformer(np.log), StandardScaler(), RidgeCV(alphas=np.logspace(-3, 3, 13))
+        )
+    return GradientBoostingRegressor(
+        n_estimators=200, max_depth=2, learning_rate=0.05, subsample=0.8, random_state=seed
+    )
 
 
 def cv_spearman(kind: str, x: np.ndarray, y: np.ndarray, folds: int, seed: int) -> tuple[float, np.ndarray]:
@@ -97,7 +109,9 @@ def cv_spearman(kind: str, x: np.ndarray, y: np.ndarray, folds: int, seed: int) 
     return float(spearmanr(pred, y).statistic), pred
 
 
-def propose(model, rng: np.random.Generator, alpha: np.ndarray, caps: np.ndarray, n: int, top_k: int) -> np.ndarray:
+def propose(
+    model, rng: np.random.Generator, alpha: np.ndarray, caps: np.ndarray, n: int, top_k: int
+) -> np.ndarray:
     """Mean of the top_k predicted points among n draws of the sampling distribution (as RegMix does: the
     regression is trusted only where it saw data, not at the simplex's corners it extrapolates to). The capped
     simplex is convex, so the mean of feasible points is feasible."""
@@ -143,7 +157,9 @@ def run_search(file: str | Path) -> SearchReport:
     for arm, w in arms.items():
         study.add_arm(arm, with_weights(base, cfg.phase, names, w), base_path)
     study.prepare_suite()
-    results = {arm: study.train(arm, cfg.seed, {"weights": dict(zip(names, w.tolist()))}) for arm, w in arms.items()}
+    results = {
+        arm: study.train(arm, cfg.seed, {"weights": dict(zip(names, w.tolist()))}) for arm, w in arms.items()
+    }
     results["current"] = study.train("current", cfg.seed, {"weights": dict(zip(names, current.tolist()))})
 
     x = np.array([arms[a] for a in arms])
@@ -152,11 +168,20 @@ def run_search(file: str | Path) -> SearchReport:
     model = regressor(cfg.regressor, cfg.seed).fit(x, y)
     proposed = propose(model, rng, alpha, target_caps, cfg.candidates, cfg.top_k)
     proposed_mix = with_weights(base, cfg.phase, names, proposed)
-    rep = SearchReport(study.out, names, current.tolist(), proposed.tolist(), target_caps.tolist(), rho,
-                       {a: r["mean_loss"] for a, r in results.items()})
+    rep = SearchReport(
+        study.out,
+        names,
+        current.tolist(),
+        proposed.tolist(),
+        target_caps.tolist(),
+        rho,
+        {a: r["mean_loss"] for a, r in results.items()},
+    )
     if cfg.verify:
         study.add_arm("proposed", proposed_mix, base_path)
-        results["proposed"] = study.train("proposed", cfg.seed, {"weights": dict(zip(names, proposed.tolist()))})
+        results["proposed"] = study.train(
+            "proposed", cfg.seed, {"weights": dict(zip(names, proposed.tolist()))}
+        )
         rep.proposed_observed = results["proposed"]["mean_loss"]
         rep.observed["proposed"] = rep.proposed_observed
         rep.quartile = 1 + int(4 * float(np.mean(y < rep.proposed_observed)))
@@ -164,19 +189,45 @@ def run_search(file: str | Path) -> SearchReport:
     out = study.out / "report"
     out.mkdir(parents=True, exist_ok=True)
     rep.files["proposed"] = str(out / "proposed.yaml")
-    (out / "proposed.yaml").write_text(f"# proposed by `python -m training ablate search {file}`: the weights of"
-                                       f" {cfg.phase} fitted by {cfg.regressor} on {len(y)} proxies\n"
-                                       + yaml.safe_dump(proposed_mix, sort_keys=False))
-    rep.files |= write_search_plots(out, model, names, current, proposed, target_caps, y, cv_pred, rho,
-                                    rep.proposed_observed)
-    (out / "report.json").write_text(json.dumps({
-        "sources": names, "current": current.tolist(), "proposed": proposed.tolist(), "caps": caps.tolist(),
-        "run_caps": target_caps.tolist(),
-        "cv_spearman": rho, "observed": rep.observed, "cv_predicted": dict(zip(arms, cv_pred.tolist())),
-        "weights": {a: w.tolist() for a, w in arms.items()}, "quartile": rep.quartile}, indent=1))
-    (out / "report.md").write_text(f"# Mixture search {cfg.name}\n\n```\n{rep.summary()}\n```\n\n"
-                                   "![](predicted_vs_observed.png)\n![](partial_dependence.png)\n![](weights.png)\n")
-    rep.files["results"] = str(publish_results(study.out / "results", cfg.name, "search", cfg.proxy.preset,
-                                               list(results.values()), cfg.model_dump(), [str(base_path)],
-                                               {"cv_spearman": rho, "proposed": dict(zip(names, proposed.tolist()))}))
+    (out / "proposed.yaml").write_text(
+        f"# proposed by `python -m training ablate search {file}`: the weights of"
+        f" {cfg.phase} fitted by {cfg.regressor} on {len(y)} proxies\n"
+        + yaml.safe_dump(proposed_mix, sort_keys=False)
+    )
+    rep.files |= write_search_plots(
+        out, model, names, current, proposed, target_caps, y, cv_pred, rho, rep.proposed_observed
+    )
+    (out / "report.json").write_text(
+        json.dumps(
+            {
+                "sources": names,
+                "current": current.tolist(),
+                "proposed": proposed.tolist(),
+                "caps": caps.tolist(),
+                "run_caps": target_caps.tolist(),
+                "cv_spearman": rho,
+                "observed": rep.observed,
+                "cv_predicted": dict(zip(arms, cv_pred.tolist())),
+                "weights": {a: w.tolist() for a, w in arms.items()},
+                "quartile": rep.quartile,
+            },
+            indent=1,
+        )
+    )
+    (out / "report.md").write_text(
+        f"# Mixture search {cfg.name}\n\n```\n{rep.summary()}\n```\n\n"
+        "![](predicted_vs_observed.png)\n![](partial_dependence.png)\n![](weights.png)\n"
+    )
+    rep.files["results"] = str(
+        publish_results(
+            study.out / "results",
+            cfg.name,
+            "search",
+            cfg.proxy.preset,
+            list(results.values()),
+            cfg.model_dump(),
+            [str(base_path)],
+            {"cv_spearman": rho, "proposed": dict(zip(names, proposed.tolist()))},
+        )
+    )
     return rep

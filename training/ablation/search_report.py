@@ -1,5 +1,6 @@
 """The mixture search's plots: cross-validated predicted vs observed, partial dependence per source, and the
 proposed vs current weights."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -16,10 +17,20 @@ def partial_dependence(model, current: np.ndarray, i: int, grid: np.ndarray) -> 
     return model.predict(np.maximum(points, 1e-6))
 
 
-def write_search_plots(out: Path, model, names: list[str], current: np.ndarray, proposed: np.ndarray,
-                       caps: np.ndarray, y: np.ndarray, cv_pred: np.ndarray, rho: float,
-                       proposed_observed: float | None) -> dict[str, str]:
+def write_search_plots(
+    out: Path,
+    model,
+    names: list[str],
+    current: np.ndarray,
+    proposed: np.ndarray,
+    caps: np.ndarray,
+    y: np.ndarray,
+    cv_pred: np.ndarray,
+    rho: float,
+    proposed_observed: float | None,
+) -> dict[str, str]:
     import matplotlib
+
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 

@@ -1,5 +1,6 @@
 """What an ablation and a search share: arm mixtures pinned to one tokenizer and budget, their builds, the
 evaluation suite, and one proxy run per (arm, seed) under OUTPUT/arms/<arm>/."""
+
 from __future__ import annotations
 
 import logging
@@ -25,7 +26,7 @@ class Study:
     data_seed: int
     heldout_fraction: float
     suite: object
-    mixtures: dict[str, dict] = field(default_factory=dict)     # arm -> its pinned mixture
+    mixtures: dict[str, dict] = field(default_factory=dict)  # arm -> its pinned mixture
     sets: dict = field(default_factory=dict)
     items: list[McItem] = field(default_factory=list)
 
@@ -35,22 +36,42 @@ class Study:
         tok_path = Path(cfg.tokenizer) if Path(cfg.tokenizer).is_absolute() else file.parent / cfg.tokenizer
         bad = sorted(set(cfg.tokens) - {"phase1", "phase2"})
         if bad or "phase1" not in cfg.tokens:
-            raise ValueError(f"{file}: tokens: phases are phase1 (required) and phase2 (the trainer's two"
-                             f" phases), got {sorted(cfg.tokens)}")
+            raise ValueError(
+                f"{file}: tokens: phases are phase1 (required) and phase2 (the trainer's two"
+                f" phases), got {sorted(cfg.tokens)}"
+            )
         steps = {p: A.steps_for(n, cfg.proxy.global_batch_tokens) for p, n in sorted(cfg.tokens.items())}
-        return cls(out.resolve(), A.shared_tokenizer(tok_path), cfg.proxy, steps, cfg.data_seed,
-                   cfg.heldout_fraction, cfg.eval)
+        return cls(
+            out.resolve(),
+            A.shared_tokenizer(tok_path),
+            cfg.proxy,
+            steps,
+            cfg.data_seed,
+            cfg.heldout_fraction,
+            cfg.eval,
+        )
 
     @property
     def budgets(self) -> dict[str, int]:
-        return {p: A.build_budget(n, self.proxy.global_batch_tokens, self.proxy.seq_len) for p, n in self.steps.items()}
+        return {
+            p: A.build_budget(n, self.proxy.global_batch_tokens, self.proxy.seq_len)
+            for p, n in self.steps.items()
+        }
 
     def arm_dir(self, arm: str) -> Path:
         return self.out / "arms" / arm
 
     def add_arm(self, arm: str, mix: dict, source_file: Path) -> Path:
-        pinned = A.arm_mixture(mix, source_file, arm, self.tok, self.budgets, self.proxy.seq_len, self.data_seed,
-                               self.heldout_fraction)
+        pinned = A.arm_mixture(
+            mix,
+            source_file,
+            arm,
+            self.tok,
+            self.budgets,
+            self.proxy.seq_len,
+            self.data_seed,
+            self.heldout_fraction,
+        )
         self.mixtures[arm] = pinned
         return A.write_yaml(pinned, self.arm_dir(arm) / "mixture.yaml")
 
@@ -65,8 +86,10 @@ class Study:
             build(path, dest, shared_cache=self.out / "token_cache")
         got = read_mixture(dest).manifest["tokenizer"]["hash"]
         if got != self.tok["hash"]:
-            raise ValueError(f"arm {arm!r}: its build {dest} uses tokenizer {got[:12]}, not the shared "
-                             f"{self.tok['hash'][:12]}: losses under two vocabularies do not compare")
+            raise ValueError(
+                f"arm {arm!r}: its build {dest} uses tokenizer {got[:12]}, not the shared "
+                f"{self.tok['hash'][:12]}: losses under two vocabularies do not compare"
+            )
         return dest
 
     def datasets(self) -> list[DatasetRef]:
@@ -79,13 +102,31 @@ class Study:
         return list(refs.values())
 
     def prepare_suite(self) -> None:
-        self.sets, self.items = build_suite(self.suite, self.datasets(), self.tok["path"], self.tok["eos_token"],
-                                            self.data_seed, self.heldout_fraction, self.out / "reference")
-        (self.out / "reference" / "sets.yaml").write_text(yaml.safe_dump(
-            {"tokens": {k: len(v) for k, v in self.sets.items()}, "mmlu_items": len(self.items)}))
+        self.sets, self.items = build_suite(
+            self.suite,
+            self.datasets(),
+            self.tok["path"],
+            self.tok["eos_token"],
+            self.data_seed,
+            self.heldout_fraction,
+            self.out / "reference",
+        )
+        (self.out / "reference" / "sets.yaml").write_text(
+            yaml.safe_dump(
+                {"tokens": {k: len(v) for k, v in self.sets.items()}, "mmlu_items": len(self.items)}
+            )
+        )
 
     def train(self, arm: str, seed: int, extra: dict | None = None) -> dict:
         build = self.build(arm)
         log.info("arm %s seed %d: training %s", arm, seed, self.steps)
-        return train_and_score(self.proxy, build, self.arm_dir(arm) / f"seed-{seed}", self.steps, seed,
-                               self.sets, self.items, {"arm": arm, **(extra or {})})
+        return train_and_score(
+            self.proxy,
+            build,
+            self.arm_dir(arm) / f"seed-{seed}",
+            self.steps,
+            seed,
+            self.sets,
+            self.items,
+            {"arm": arm, **(extra or {})},
+        )

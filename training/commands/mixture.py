@@ -1,4 +1,5 @@
 """`python -m training mixture validate|plan|build|report`: the researcher's mixture YAML, end to end."""
+
 from __future__ import annotations
 
 import argparse
@@ -8,10 +9,14 @@ from collections.abc import Callable
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("mixture", help="validate, plan and build a data mixture (YAML -> packed token shards)")
+    p = sub.add_parser(
+        "mixture", help="validate, plan and build a data mixture (YAML -> packed token shards)"
+    )
     msub = p.add_subparsers(dest="mixture_command", required=True, metavar="ACTION")
 
-    v = msub.add_parser("validate", help="check a mixture YAML; lists every problem with its YAML path and line")
+    v = msub.add_parser(
+        "validate", help="check a mixture YAML; lists every problem with its YAML path and line"
+    )
     v.add_argument("file")
     v.set_defaults(func=validate_main)
 
@@ -24,8 +29,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     b = msub.add_parser("build", help="tokenize, blend and pack the mixture into DIR (incremental)")
     b.add_argument("file")
     b.add_argument("--output", required=True, metavar="DIR")
-    b.add_argument("--workers", type=int, default=1,
-                   help="tokenizer processes (1: in-process, the Rust encoder still uses every core)")
+    b.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="tokenizer processes (1: in-process, the Rust encoder still uses every core)",
+    )
     b.set_defaults(func=build_main)
 
     r = msub.add_parser("report", help="run a SQL report (sql/mixture_<name>.sql) over built mixtures")
@@ -35,9 +44,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     r.set_defaults(func=report_main)
 
 
-def _invalid_mixture_exits_1(action: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
+def _invalid_mixture_exits_1(
+    action: Callable[[argparse.Namespace], int],
+) -> Callable[[argparse.Namespace], int]:
     """An invalid mixture prints every problem (file, YAML path, line) on stdout and exits 1, instead of the
     CLI's one-line `error:` and exit 2 that a MixtureValidationError (a ValueError) would otherwise get."""
+
     @functools.wraps(action)
     def run(args: argparse.Namespace) -> int:
         from training.mixture.validate import MixtureValidationError
@@ -47,6 +59,7 @@ def _invalid_mixture_exits_1(action: Callable[[argparse.Namespace], int]) -> Cal
         except MixtureValidationError as e:
             print(e)
             return 1
+
     return run
 
 

@@ -7,6 +7,7 @@ permutation per epoch; a source repeats (up to `max_epochs`) when its budget exc
 Held-out documents (chosen by a hash of seed and document id) are written to heldout/<source>/ and never to
 the training shards.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -25,7 +26,9 @@ log = logging.getLogger(__name__)
 
 
 def id_hashes(ids: list[str], seed: int) -> np.ndarray:
-    return np.fromiter((xxhash.xxh64_intdigest(f"{seed}:{i}".encode()) for i in ids), dtype=np.uint64, count=len(ids))
+    return np.fromiter(
+        (xxhash.xxh64_intdigest(f"{seed}:{i}".encode()) for i in ids), dtype=np.uint64, count=len(ids)
+    )
 
 
 def heldout_mask(ids: list[str], seed: int, fraction: float) -> np.ndarray:
@@ -52,10 +55,11 @@ def stream_seed(seed: int, source_key: str) -> int:
 @dataclass
 class SourceStream:
     """A source's training documents in per-epoch seeded permutations."""
+
     name: str
     weight: float
-    docs: np.ndarray            # indices into the cache of the training (non-held-out) documents
-    lengths: np.ndarray         # token length of every cached document (EOS included)
+    docs: np.ndarray  # indices into the cache of the training (non-held-out) documents
+    lengths: np.ndarray  # token length of every cached document (EOS included)
     seed: int
     epoch: int = 0
     pos: int = 0
@@ -75,7 +79,7 @@ class SourceStream:
     def upcoming(self, k: int) -> np.ndarray:
         """The next (up to) k documents of the current epoch, in order."""
         self._roll()
-        return self.order[self.pos:self.pos + k]
+        return self.order[self.pos : self.pos + k]
 
     def next(self, skip: int = 0) -> tuple[int, int]:
         """(cache document index, epoch). `skip` > 0 takes the document that many places ahead instead,
@@ -93,7 +97,7 @@ class SourceStream:
         return int(self.lengths[self.docs].sum())
 
 
-ENDGAME_WINDOW = 16   # documents a source may look ahead in its permutation during the end game
+ENDGAME_WINDOW = 16  # documents a source may look ahead in its permutation during the end game
 
 
 def schedule(streams: list[SourceStream], budget: int) -> list[tuple[int, int, int]]:
@@ -132,11 +136,11 @@ class CachedSource:
     name: str
     weight: float
     max_epochs: float
-    key: str                      # cache key: content + tokenizer
-    tokens: np.ndarray            # memory-mapped cache tokens
-    offsets: np.ndarray           # start of each cached document
-    docs: pa.Table                # id, url, edu_score, tokens
-    lengths: np.ndarray = field(init=False)   # tokens per cached document (EOS included)
+    key: str  # cache key: content + tokenizer
+    tokens: np.ndarray  # memory-mapped cache tokens
+    offsets: np.ndarray  # start of each cached document
+    docs: pa.Table  # id, url, edu_score, tokens
+    lengths: np.ndarray = field(init=False)  # tokens per cached document (EOS included)
 
     def __post_init__(self) -> None:
         self.lengths = self.docs["tokens"].to_numpy()
@@ -154,45 +158,65 @@ def _documents_rows(split: str, src: CachedSource, idx: np.ndarray, epochs: np.n
     """documents.parquet rows (without shard/offset) for documents `idx` of one source."""
     t = src.docs.take(pa.array(idx, pa.int64()))
     n = t.num_rows
-    return pa.table({"split": [split] * n, "source": [src.name] * n, "id": t["id"], "url": t["url"],
-                     "edu_score": t["edu_score"], "tokens": t["tokens"], "epoch": pa.array(epochs, pa.int32())})
+    return pa.table(
+        {
+            "split": [split] * n,
+            "source": [src.name] * n,
+            "id": t["id"],
+            "url": t["url"],
+            "edu_score": t["edu_score"],
+            "tokens": t["tokens"],
+            "epoch": pa.array(epochs, pa.int32()),
+        }
+    )
 
 
 def _with_locations(rows: pa.Table, shards: list[ShardInfo], folder: Path, prefix: str = "") -> pa.Table:
     """Add each document's shard file and start offset; `rows` are in the order the documents were written."""
     shard = np.repeat([prefix + sh.file for sh in shards], [sh.documents for sh in shards]).tolist()
     return rows.append_column("shard", pa.array(shard, pa.string())).append_column(
-        "offset", pa.array(_offsets_in_shards(shards, folder), pa.int64()))
+        "offset", pa.array(_offsets_in_shards(shards, folder), pa.int64())
+    )
 
 
-def _streams(sources: list[CachedSource], budget: int, seed: int, heldout_fraction: float, phase: str
-             ) -> tuple[list[SourceStream], list[np.ndarray]]:
+def _streams(
+    sources: list[CachedSource], budget: int, seed: int, heldout_fraction: float, phase: str
+) -> tuple[list[SourceStream], list[np.ndarray]]:
     """Split each source into held-out and training documents; refuse a budget beyond a repetition cap."""
     streams, heldout_idx = [], []
     for s in sources:
         ids = s.docs["id"].to_pylist()
         held = heldout_for_source(ids, seed, heldout_fraction)
         if held.all():
-            raise ValueError(f"source {s.name!r}: all {len(ids)} documents are held out"
-                             f" (heldout_fraction {heldout_fraction}); lower it")
+            raise ValueError(
+                f"source {s.name!r}: all {len(ids)} documents are held out"
+                f" (heldout_fraction {heldout_fraction}); lower it"
+            )
         stream = SourceStream(s.name, s.weight, np.flatnonzero(~held), s.lengths, stream_seed(seed, s.key))
         needed = s.weight * budget / stream.available_tokens
         if needed > s.max_epochs:
-            raise ValueError(f"phase {phase}: source {s.name!r} needs {needed:.2f} epochs of its"
-                             f" {stream.available_tokens:,} training tokens for {s.weight:g} x {budget:,},"
-                             f" over max_epochs {s.max_epochs:g}")
+            raise ValueError(
+                f"phase {phase}: source {s.name!r} needs {needed:.2f} epochs of its"
+                f" {stream.available_tokens:,} training tokens for {s.weight:g} x {budget:,},"
+                f" over max_epochs {s.max_epochs:g}"
+            )
         streams.append(stream)
         heldout_idx.append(np.flatnonzero(held))
     return streams, heldout_idx
 
 
-def _write_training(sources: list[CachedSource], order: list[tuple[int, int, int]], folder: Path,
-                    dtype: np.dtype, shard_tokens: int) -> tuple[list[ShardInfo], pa.Table]:
+def _write_training(
+    sources: list[CachedSource],
+    order: list[tuple[int, int, int]],
+    folder: Path,
+    dtype: np.dtype,
+    shard_tokens: int,
+) -> tuple[list[ShardInfo], pa.Table]:
     writer = ShardWriter(folder, dtype, shard_tokens)
     for d, doc, _ in order:
         s = sources[d]
         start = int(s.offsets[doc])
-        writer.add_document(s.tokens[start:start + int(s.lengths[doc])])
+        writer.add_document(s.tokens[start : start + int(s.lengths[doc])])
     shards = writer.close()
     # documents.parquet rows: taken per source (vectorised), then put back in write order.
     plan = np.array(order, dtype=np.int64).reshape(-1, 3)
@@ -205,15 +229,20 @@ def _write_training(sources: list[CachedSource], order: list[tuple[int, int, int
     return shards, _with_locations(rows, shards, folder)
 
 
-def _write_heldout(sources: list[CachedSource], heldout_idx: list[np.ndarray], folder: Path, dtype: np.dtype,
-                   shard_tokens: int) -> tuple[dict[str, list[dict]], list[pa.Table]]:
+def _write_heldout(
+    sources: list[CachedSource],
+    heldout_idx: list[np.ndarray],
+    folder: Path,
+    dtype: np.dtype,
+    shard_tokens: int,
+) -> tuple[dict[str, list[dict]], list[pa.Table]]:
     heldout, tables = {}, []
     for s, idx in zip(sources, heldout_idx):
         sub = folder / "heldout" / s.name
         hw = ShardWriter(sub, dtype, shard_tokens)
         for doc in idx:
             start = int(s.offsets[doc])
-            hw.add_document(s.tokens[start:start + int(s.lengths[doc])])
+            hw.add_document(s.tokens[start : start + int(s.lengths[doc])])
         infos = hw.close()
         heldout[s.name] = [{**i.to_dict(), "file": f"heldout/{s.name}/{i.file}"} for i in infos]
         rows = _documents_rows("heldout", s, idx, np.zeros(len(idx), dtype=np.int64))
@@ -221,8 +250,15 @@ def _write_heldout(sources: list[CachedSource], heldout_idx: list[np.ndarray], f
     return heldout, tables
 
 
-def write_phase(sources: list[CachedSource], budget: int, seed: int, heldout_fraction: float, folder: Path,
-                dtype: np.dtype, shard_tokens: int) -> PhaseResult:
+def write_phase(
+    sources: list[CachedSource],
+    budget: int,
+    seed: int,
+    heldout_fraction: float,
+    folder: Path,
+    dtype: np.dtype,
+    shard_tokens: int,
+) -> PhaseResult:
     """Write one phase: training shards, held-out shards per source, and documents.parquet (one row per
     written document: split, source, id, url, edu_score, tokens, epoch, shard file, offset in the shard)."""
     streams, heldout_idx = _streams(sources, budget, seed, heldout_fraction, folder.name)
@@ -233,19 +269,30 @@ def write_phase(sources: list[CachedSource], budget: int, seed: int, heldout_fra
 
     total = int(sum(sh.tokens for sh in shards))
     src_of = [d for d, _, _ in order]
-    emitted = np.bincount(src_of, weights=[sources[d].lengths[doc] for d, doc, _ in order], minlength=len(sources))
+    emitted = np.bincount(
+        src_of, weights=[sources[d].lengths[doc] for d, doc, _ in order], minlength=len(sources)
+    )
     count = np.bincount(src_of, minlength=len(sources))
     per_source = {}
     for d, (s, stream, idx) in enumerate(zip(sources, streams, heldout_idx)):
         per_source[s.name] = {
-            "documents": int(count[d]), "tokens": int(emitted[d]),
+            "documents": int(count[d]),
+            "tokens": int(emitted[d]),
             "epochs": float(emitted[d]) / stream.available_tokens,
-            "target_weight": s.weight, "realised_weight": float(emitted[d]) / total if total else 0.0,
-            "available_documents": len(stream.docs), "available_tokens": stream.available_tokens,
-            "heldout_documents": len(idx), "heldout_tokens": int(s.lengths[idx].sum()),
+            "target_weight": s.weight,
+            "realised_weight": float(emitted[d]) / total if total else 0.0,
+            "available_documents": len(stream.docs),
+            "available_tokens": stream.available_tokens,
+            "heldout_documents": len(idx),
+            "heldout_tokens": int(s.lengths[idx].sum()),
         }
-    log.info("phase %s: %d tokens in %d shard(s); %s", folder.name, total, len(shards),
-             ", ".join(f"{k} {v['realised_weight']:.4f}/{v['target_weight']:.4f}" for k, v in per_source.items()))
+    log.info(
+        "phase %s: %d tokens in %d shard(s); %s",
+        folder.name,
+        total,
+        len(shards),
+        ", ".join(f"{k} {v['realised_weight']:.4f}/{v['target_weight']:.4f}" for k, v in per_source.items()),
+    )
     return PhaseResult(shards, heldout, per_source, total)
 
 

@@ -7,6 +7,7 @@ phase (its config, its sources' cache keys, seed, tokenizer). A rebuild into the
 links) whatever key is unchanged and says what it rebuilt and why. The new build is assembled beside the old
 one and swapped in at the end, so a failed build leaves the previous one intact.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -37,7 +38,7 @@ from training.shards import token_dtype
 
 log = logging.getLogger(__name__)
 
-FORMAT_VERSION = 1   # bump when the build's layout changes: forces a full rebuild
+FORMAT_VERSION = 1  # bump when the build's layout changes: forces a full rebuild
 
 
 def _code_hash(*modules: str) -> str:
@@ -79,6 +80,7 @@ def _previous_manifest(out: Path) -> dict | None:
 
 # ---- tokenizer -------------------------------------------------------------------------------------
 
+
 def tokenizer_sample(cm: CheckedMixture, con, limit: int) -> Iterator[str]:
     """Up to `limit` training texts from the phase-1 sources, each source contributing by its weight; the
     pick is a hash of (seed, id), so it is deterministic and streams, and held-out documents are excluded."""
@@ -92,7 +94,7 @@ def tokenizer_sample(cm: CheckedMixture, con, limit: int) -> Iterator[str]:
             b, _ = non_empty(b)
             ids = b.column(S.ID_COLUMN).to_pylist()
             held = heldout_mask(ids, cfg.seed, cfg.heldout_fraction)
-            pick = heldout_mask(ids, cfg.seed + 1, rate)   # an independent hash stream at `rate`
+            pick = heldout_mask(ids, cfg.seed + 1, rate)  # an independent hash stream at `rate`
             for text, h, p in zip(b.column(S.TEXT_COLUMN).to_pylist(), held, pick):
                 if p and not h and got < want:
                     got += 1
@@ -102,17 +104,36 @@ def tokenizer_sample(cm: CheckedMixture, con, limit: int) -> Iterator[str]:
         log.info("tokenizer sample: %d documents from %s", got, src.name)
 
 
-def _tokenizer(cm: CheckedMixture, con, content: dict, prev: dict | None, prev_dir: Path, staging: Path,
-               result: BuildResult) -> tuple[str, str]:
+def _tokenizer(
+    cm: CheckedMixture,
+    con,
+    content: dict,
+    prev: dict | None,
+    prev_dir: Path,
+    staging: Path,
+    result: BuildResult,
+) -> tuple[str, str]:
     """Put the tokenizer in staging/tokenizer; return (key, how)."""
     tcfg = cm.config.tokenizer
     dest = staging / "tokenizer"
     if tcfg.path:
-        key = _key("path", tokenizer_hash(Path(tcfg.path)) if Path(tcfg.path).is_dir()
-                   else hashlib.sha256(Path(tcfg.path).read_bytes()).hexdigest(), tcfg.eos_token)
+        key = _key(
+            "path",
+            tokenizer_hash(Path(tcfg.path))
+            if Path(tcfg.path).is_dir()
+            else hashlib.sha256(Path(tcfg.path).read_bytes()).hexdigest(),
+            tcfg.eos_token,
+        )
     else:
         phase1 = [(s.name, s.weight, content[(0, j)]) for j, s in enumerate(cm.config.phases[0].sources)]
-        key = _key("train", tcfg.train.model_dump(), tcfg.eos_token, cm.config.seed, cm.config.heldout_fraction, phase1)
+        key = _key(
+            "train",
+            tcfg.train.model_dump(),
+            tcfg.eos_token,
+            cm.config.seed,
+            cm.config.heldout_fraction,
+            phase1,
+        )
     if prev and prev.get("tokenizer", {}).get("key") == key and (prev_dir / "tokenizer").is_dir():
         _link_tree(prev_dir / "tokenizer", dest)
         result.reused.append("tokenizer")
@@ -123,13 +144,16 @@ def _tokenizer(cm: CheckedMixture, con, content: dict, prev: dict | None, prev_d
         how = "loaded"
     else:
         t = tcfg.train
-        tok = train_bpe(tokenizer_sample(cm, con, t.sample_documents), t.vocab_size, t.min_frequency, tcfg.eos_token)
+        tok = train_bpe(
+            tokenizer_sample(cm, con, t.sample_documents), t.vocab_size, t.min_frequency, tcfg.eos_token
+        )
         save_tokenizer(tok, dest, tcfg.eos_token)
         how = "trained"
     if prev:
         if prev.get("tokenizer", {}).get("hash") == tokenizer_hash(dest):
-            result.notes.append(f"tokenizer {how} again (its inputs changed) and came out identical:"
-                                " token caches stay valid")
+            result.notes.append(
+                f"tokenizer {how} again (its inputs changed) and came out identical: token caches stay valid"
+            )
         else:
             result.notes.append("tokenizer changed: every source is re-tokenized and every phase rebuilt")
     return key, how
@@ -137,8 +161,10 @@ def _tokenizer(cm: CheckedMixture, con, content: dict, prev: dict | None, prev_d
 
 # ---- the build -------------------------------------------------------------------------------------
 
-def build(mixture_path: str | Path, output: str | Path, workers: int = 1,
-          shared_cache: str | Path | None = None) -> BuildResult:
+
+def build(
+    mixture_path: str | Path, output: str | Path, workers: int = 1, shared_cache: str | Path | None = None
+) -> BuildResult:
     """`shared_cache`: a folder of source token caches shared by many builds (an ablation's arms read the same
     sources with one tokenizer); a cache is keyed by exactly what it depends on, so any build may reuse it."""
     t0 = time.perf_counter()
@@ -146,8 +172,10 @@ def build(mixture_path: str | Path, output: str | Path, workers: int = 1,
     out = Path(output).resolve()
     if out.exists() and not (out / "manifest.json").is_file() and (not out.is_dir() or any(out.iterdir())):
         # the build replaces --output wholesale: never do that to a folder that is not a previous build
-        raise ValueError(f"--output {out} exists and is not a mixture build (no manifest.json); "
-                              f"give an empty or new folder")
+        raise ValueError(
+            f"--output {out} exists and is not a mixture build (no manifest.json); "
+            f"give an empty or new folder"
+        )
     prev = _previous_manifest(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = out.parent / f".{out.name}.staging-{uuid.uuid4().hex[:8]}"
@@ -171,15 +199,24 @@ def _share(folder: Path, shared: Path, key: str) -> None:
     _link_tree(folder, tmp)
     try:
         tmp.rename(shared / key)
-    except OSError:             # another build shared the same key first
+    except OSError:  # another build shared the same key first
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def _build_into(cm: CheckedMixture, out: Path, prev: dict | None, staging: Path, workers: int,
-                result: BuildResult, shared: Path | None = None) -> None:
+def _build_into(
+    cm: CheckedMixture,
+    out: Path,
+    prev: dict | None,
+    staging: Path,
+    workers: int,
+    result: BuildResult,
+    shared: Path | None = None,
+) -> None:
     cfg = cm.config
     con = S.connect()
-    content = {ij: S.content_hash(res, cfg.phases[ij[0]].sources[ij[1]].filter) for ij, res in cm.resolved.items()}
+    content = {
+        ij: S.content_hash(res, cfg.phases[ij[0]].sources[ij[1]].filter) for ij, res in cm.resolved.items()
+    }
 
     tok_key, tok_how = _tokenizer(cm, con, content, prev, out, staging, result)
     tok_dir = staging / "tokenizer"
@@ -206,7 +243,9 @@ def _build_into(cm: CheckedMixture, out: Path, prev: dict | None, staging: Path,
             _link_tree(shared / key, folder)
             result.reused.append(f"source {name} (shared cache)")
         else:
-            tokenize_source(con, res, cfg.phases[i].sources[j].filter, tok_dir, eos, dtype, folder, workers, name)
+            tokenize_source(
+                con, res, cfg.phases[i].sources[j].filter, tok_dir, eos, dtype, folder, workers, name
+            )
             result.rebuilt.append(f"source {name}")
             if shared is not None:
                 shared.mkdir(parents=True, exist_ok=True)
@@ -215,8 +254,16 @@ def _build_into(cm: CheckedMixture, out: Path, prev: dict | None, staging: Path,
     prev_phases = {p["name"]: p for p in prev.get("phases", [])} if prev else {}
     phases = []
     for i, phase in enumerate(cfg.phases):
-        pkey = _key(phase.model_dump(), [cache_keys[(i, j)] for j in range(len(phase.sources))], cfg.seed,
-                    cfg.heldout_fraction, cfg.shard_tokens, tok_hash, FORMAT_VERSION, _code_hash("blend"))
+        pkey = _key(
+            phase.model_dump(),
+            [cache_keys[(i, j)] for j in range(len(phase.sources))],
+            cfg.seed,
+            cfg.heldout_fraction,
+            cfg.shard_tokens,
+            tok_hash,
+            FORMAT_VERSION,
+            _code_hash("blend"),
+        )
         old = prev_phases.get(phase.name)
         if old and old.get("key") == pkey and (out / old["dir"]).is_dir():
             _link_tree(out / old["dir"], staging / phase.name)
@@ -226,30 +273,75 @@ def _build_into(cm: CheckedMixture, out: Path, prev: dict | None, staging: Path,
         cached = []
         for j, s in enumerate(phase.sources):
             tokens, offsets, docs = read_cache(staging / "cache" / cache_keys[(i, j)], dtype)
-            cached.append(CachedSource(s.name, s.weight, s.max_epochs, cache_keys[(i, j)], tokens, offsets, docs))
-        pr = write_phase(cached, phase.tokens, cfg.seed, cfg.heldout_fraction, staging / phase.name, dtype,
-                         cfg.shard_tokens)
+            cached.append(
+                CachedSource(s.name, s.weight, s.max_epochs, cache_keys[(i, j)], tokens, offsets, docs)
+            )
+        pr = write_phase(
+            cached,
+            phase.tokens,
+            cfg.seed,
+            cfg.heldout_fraction,
+            staging / phase.name,
+            dtype,
+            cfg.shard_tokens,
+        )
         srcs = []
         for j, s in enumerate(phase.sources):
             res = cm.resolved[(i, j)]
             st = cm.stats[(i, j)]
-            srcs.append({"name": s.name, "dataset": res.label, "version": res.version, "filter": s.filter,
-                         **pr.per_source[s.name], "max_epochs": s.max_epochs, "skipped_empty": st.empty,
-                         "content_hash": content[(i, j)], "cache": cache_keys[(i, j)]})
-        phases.append({"name": phase.name, "dir": phase.name, "key": pkey, "tokens": pr.tokens,
-                       "budget": phase.tokens, "shards": [sh.to_dict() for sh in pr.shards],
-                       "sources": srcs, "heldout": pr.heldout, "documents_table": "documents.parquet"})
+            srcs.append(
+                {
+                    "name": s.name,
+                    "dataset": res.label,
+                    "version": res.version,
+                    "filter": s.filter,
+                    **pr.per_source[s.name],
+                    "max_epochs": s.max_epochs,
+                    "skipped_empty": st.empty,
+                    "content_hash": content[(i, j)],
+                    "cache": cache_keys[(i, j)],
+                }
+            )
+        phases.append(
+            {
+                "name": phase.name,
+                "dir": phase.name,
+                "key": pkey,
+                "tokens": pr.tokens,
+                "budget": phase.tokens,
+                "shards": [sh.to_dict() for sh in pr.shards],
+                "sources": srcs,
+                "heldout": pr.heldout,
+                "documents_table": "documents.parquet",
+            }
+        )
         result.rebuilt.append(f"phase {phase.name}")
 
     manifest = {
-        "name": cfg.name, "seed": cfg.seed, "seq_len": cfg.seq_len, "dtype": dtype.name,
-        "tokenizer": {"path": "tokenizer", "vocab_size": vocab_size, "eos_id": eos, "eos_token": cfg.tokenizer.eos_token,
-                      "hash": tok_hash, "key": tok_key, "how": tok_how},
+        "name": cfg.name,
+        "seed": cfg.seed,
+        "seq_len": cfg.seq_len,
+        "dtype": dtype.name,
+        "tokenizer": {
+            "path": "tokenizer",
+            "vocab_size": vocab_size,
+            "eos_id": eos,
+            "eos_token": cfg.tokenizer.eos_token,
+            "hash": tok_hash,
+            "key": tok_key,
+            "how": tok_how,
+        },
         "mixture_yaml": cm.text,
         "phases": phases,
-        "created_at": now_iso(), "code_version": code_version(),
-        "build": {"format_version": FORMAT_VERSION, "caches": sorted(set(cache_keys.values())),
-                  "rebuilt": result.rebuilt, "reused": result.reused, "notes": result.notes},
+        "created_at": now_iso(),
+        "code_version": code_version(),
+        "build": {
+            "format_version": FORMAT_VERSION,
+            "caches": sorted(set(cache_keys.values())),
+            "rebuilt": result.rebuilt,
+            "reused": result.reused,
+            "notes": result.notes,
+        },
     }
     (staging / "manifest.json").write_text(json.dumps(manifest, indent=2))
     result.manifest = manifest
@@ -257,14 +349,20 @@ def _build_into(cm: CheckedMixture, out: Path, prev: dict | None, staging: Path,
 
 def summary(result: BuildResult) -> str:
     m = result.manifest
-    lines = [(f"mixture {m['name']} -> {result.output} ({result.seconds:.1f}s); tokenizer {m['tokenizer']['how']},"
-              f" vocab {m['tokenizer']['vocab_size']}, dtype {m['dtype']}")]
+    lines = [
+        (
+            f"mixture {m['name']} -> {result.output} ({result.seconds:.1f}s); tokenizer {m['tokenizer']['how']},"
+            f" vocab {m['tokenizer']['vocab_size']}, dtype {m['dtype']}"
+        )
+    ]
     for p in m["phases"]:
         lines.append(f"  {p['name']}: {p['tokens']:,} tokens in {len(p['shards'])} shard(s)")
         for s in p["sources"]:
-            lines.append(f"    {s['name']:<18} {s['tokens']:>12,} tokens {s['epochs']:6.2f} ep"
-                         f"  target {s['target_weight']:.4f} realised {s['realised_weight']:.4f}"
-                         f"  heldout {s['heldout_documents']} docs")
+            lines.append(
+                f"    {s['name']:<18} {s['tokens']:>12,} tokens {s['epochs']:6.2f} ep"
+                f"  target {s['target_weight']:.4f} realised {s['realised_weight']:.4f}"
+                f"  heldout {s['heldout_documents']} docs"
+            )
     lines.append("rebuilt: " + (", ".join(result.rebuilt) or "nothing"))
     lines.append("reused:  " + (", ".join(result.reused) or "nothing"))
     lines += [f"note: {n}" for n in result.notes]

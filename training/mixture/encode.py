@@ -7,6 +7,7 @@ split) never re-tokenizes, and a rebuild reuses the cache of every source whose 
     docs.parquet                 id, url, edu_score (when the source has them), tokens (EOS included)
     COMPLETE                     written last
 """
+
 from __future__ import annotations
 
 import logging
@@ -29,7 +30,7 @@ from training.shards import ShardWriter, document_offsets, open_shard
 log = logging.getLogger(__name__)
 
 BATCH_ROWS = 2048
-CACHE_SHARD_TOKENS = 1 << 62   # a cache is one file per source: blending memory-maps it whole
+CACHE_SHARD_TOKENS = 1 << 62  # a cache is one file per source: blending memory-maps it whole
 
 
 @dataclass
@@ -40,10 +41,13 @@ class CacheInfo:
     skipped_empty: int
 
 
-def read_batches(con, res: S.ResolvedSource, where: str | None, batch_rows: int = BATCH_ROWS
-                 ) -> Iterator[pa.RecordBatch]:
+def read_batches(
+    con, res: S.ResolvedSource, where: str | None, batch_rows: int = BATCH_ROWS
+) -> Iterator[pa.RecordBatch]:
     # ids as text whatever their stored type, so every source's rows share one documents.parquet schema
-    cols = [f'CAST("{c}" AS VARCHAR) AS "{c}"' if c == S.ID_COLUMN else f'"{c}"' for c in S.select_columns(res)]
+    cols = [
+        f'CAST("{c}" AS VARCHAR) AS "{c}"' if c == S.ID_COLUMN else f'"{c}"' for c in S.select_columns(res)
+    ]
     rel = S.filtered(con, res, where).project(", ".join(cols))
     yield from rel.to_arrow_reader(batch_rows)
 
@@ -61,7 +65,7 @@ _worker: dict = {}
 
 
 def _init_worker(tokenizer_dir: str, eos: int, dtype: str) -> None:
-    os.environ["RAYON_NUM_THREADS"] = "1"   # one core per worker; the pool is the parallelism
+    os.environ["RAYON_NUM_THREADS"] = "1"  # one core per worker; the pool is the parallelism
     _worker.update(tok=load_tokenizer(tokenizer_dir), eos=eos, dtype=np.dtype(dtype))
 
 
@@ -69,8 +73,17 @@ def _encode_in_worker(texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
     return encode_documents(_worker["tok"], texts, _worker["eos"], _worker["dtype"])
 
 
-def tokenize_source(con, res: S.ResolvedSource, where: str | None, tokenizer_dir: Path, eos: int,
-                    dtype: np.dtype, folder: Path, workers: int = 1, label: str = "") -> CacheInfo:
+def tokenize_source(
+    con,
+    res: S.ResolvedSource,
+    where: str | None,
+    tokenizer_dir: Path,
+    eos: int,
+    dtype: np.dtype,
+    folder: Path,
+    workers: int = 1,
+    label: str = "",
+) -> CacheInfo:
     folder.mkdir(parents=True, exist_ok=True)
     writer = ShardWriter(folder, dtype, shard_tokens=CACHE_SHARD_TOKENS)
     meta: list[pa.RecordBatch] = []
@@ -102,17 +115,21 @@ def tokenize_source(con, res: S.ResolvedSource, where: str | None, tokenizer_dir
             consume(*encode_documents(tok, b.column(S.TEXT_COLUMN).to_pylist(), eos, dtype))
     else:
         ctx = mp.get_context("spawn")
-        with ctx.Pool(workers, initializer=_init_worker, initargs=(str(tokenizer_dir), eos, dtype.str)) as pool:
+        with ctx.Pool(
+            workers, initializer=_init_worker, initargs=(str(tokenizer_dir), eos, dtype.str)
+        ) as pool:
             texts = (b.column(S.TEXT_COLUMN).to_pylist() for b in batches())
-            for flat, lengths in pool.imap(_encode_in_worker, texts):   # imap keeps input order: deterministic
+            for flat, lengths in pool.imap(_encode_in_worker, texts):  # imap keeps input order: deterministic
                 consume(flat, lengths)
     writer.close()
     if meta:
         table = pa.Table.from_batches(meta)
     else:
         table = pa.table({S.ID_COLUMN: pa.array([], pa.string())})
-    table = table.append_column("tokens", pa.array(np.concatenate(meta_lengths) if meta_lengths else [], pa.int64()))
-    for name, typ in S.CARRIED_COLUMNS.items():   # same columns for every source, so phases concatenate
+    table = table.append_column(
+        "tokens", pa.array(np.concatenate(meta_lengths) if meta_lengths else [], pa.int64())
+    )
+    for name, typ in S.CARRIED_COLUMNS.items():  # same columns for every source, so phases concatenate
         if name not in table.column_names:
             table = table.append_column(name, pa.nulls(table.num_rows, typ))
         else:
@@ -121,8 +138,15 @@ def tokenize_source(con, res: S.ResolvedSource, where: str | None, tokenizer_dir
     pq.write_table(table, folder / "docs.parquet")
     (folder / "COMPLETE").write_text(f"{docs} {tokens}\n")
     secs = time.perf_counter() - t0
-    log.info("tokenized %s: %d docs, %d tokens, %d empty skipped in %.1fs (%.0f tok/s)", label or res.label,
-             docs, tokens, skipped, secs, tokens / max(secs, 1e-9))
+    log.info(
+        "tokenized %s: %d docs, %d tokens, %d empty skipped in %.1fs (%.0f tok/s)",
+        label or res.label,
+        docs,
+        tokens,
+        skipped,
+        secs,
+        tokens / max(secs, 1e-9),
+    )
     return CacheInfo(folder, docs, tokens, skipped)
 
 

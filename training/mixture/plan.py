@@ -1,5 +1,6 @@
 """Plan arithmetic (pure): per phase and source the available tokens, the assigned tokens and the epochs
 that assignment costs; the plan table and the stacked-bar plot."""
+
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
@@ -12,11 +13,11 @@ class SourcePlan:
     source: str
     weight: float
     documents: int
-    available_tokens: int        # training tokens one epoch of the source offers (held-out documents excluded)
-    assigned_tokens: int         # weight * phase budget
-    epochs: float                # assigned / available
+    available_tokens: int  # training tokens one epoch of the source offers (held-out documents excluded)
+    assigned_tokens: int  # weight * phase budget
+    epochs: float  # assigned / available
     max_epochs: float
-    estimated: bool              # True when token counts come from a chars-per-token estimate
+    estimated: bool  # True when token counts come from a chars-per-token estimate
 
     @property
     def over_cap(self) -> bool:
@@ -26,14 +27,17 @@ class SourcePlan:
         return asdict(self) | {"over_cap": self.over_cap}
 
 
-def assign_phase(phase: str, budget: int, rows: list[tuple[str, float, int, int, float]],
-                 estimated: bool) -> list[SourcePlan]:
+def assign_phase(
+    phase: str, budget: int, rows: list[tuple[str, float, int, int, float]], estimated: bool
+) -> list[SourcePlan]:
     """rows: (source, weight, documents, available_tokens, max_epochs) -> the phase's per-source plan."""
     out = []
     for source, weight, documents, available, max_epochs in rows:
         assigned = round(weight * budget)
         epochs = assigned / available if available > 0 else float("inf")
-        out.append(SourcePlan(phase, source, weight, documents, available, assigned, epochs, max_epochs, estimated))
+        out.append(
+            SourcePlan(phase, source, weight, documents, available, assigned, epochs, max_epochs, estimated)
+        )
     return out
 
 
@@ -43,8 +47,10 @@ def plan_table(plans: list[SourcePlan]) -> str:
     for p in plans:
         flag = "  OVER CAP" if p.over_cap else ""
         approx = "~" if p.estimated else " "
-        lines.append(f"{p.phase:<12} {p.source:<18} {p.weight:>7.3f} {p.documents:>9,} {approx}{p.available_tokens:>12,}"
-                     f" {p.assigned_tokens:>13,} {p.epochs:>7.2f}  {p.max_epochs:g}{flag}")
+        lines.append(
+            f"{p.phase:<12} {p.source:<18} {p.weight:>7.3f} {p.documents:>9,} {approx}{p.available_tokens:>12,}"
+            f" {p.assigned_tokens:>13,} {p.epochs:>7.2f}  {p.max_epochs:g}{flag}"
+        )
     if any(p.estimated for p in plans):
         lines.append("~ estimated from characters (chars_per_token_estimate); `build` counts exact tokens")
     return "\n".join(lines)
@@ -53,6 +59,7 @@ def plan_table(plans: list[SourcePlan]) -> str:
 def plot_plan(plans: list[SourcePlan], path: str | Path) -> Path:
     """Stacked bars: one bar per phase, one segment per source (assigned tokens), epochs in the labels."""
     import matplotlib
+
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
@@ -69,8 +76,13 @@ def plot_plan(plans: list[SourcePlan], path: str | Path) -> Path:
         for bar, phase, h in zip(bars, phases, heights):
             match = [p for p in plans if p.phase == phase and p.source == source]
             if h and match:
-                ax.annotate(f"{match[0].epochs:.2f} ep", (bar.get_x() + bar.get_width() / 2, bar.get_y() + h / 2),
-                            ha="center", va="center", fontsize=7)
+                ax.annotate(
+                    f"{match[0].epochs:.2f} ep",
+                    (bar.get_x() + bar.get_width() / 2, bar.get_y() + h / 2),
+                    ha="center",
+                    va="center",
+                    fontsize=7,
+                )
         bottoms = [b + h for b, h in zip(bottoms, heights)]
     ax.set_ylabel("assigned tokens")
     ax.set_title("mixture plan")

@@ -1,4 +1,5 @@
 """Run the mixture SQL reports (sql/mixture_<name>.sql, DuckDB) over one or two built mixtures."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -43,8 +44,10 @@ def run_report(name: str, build: str | Path, other: str | Path | None = None) ->
 
 
 def format_table(report: Report) -> str:
-    cells = [report.columns] + [["" if v is None else (f"{v:.5g}" if isinstance(v, float) else str(v)) for v in r]
-                                for r in report.rows]
+    cells = [report.columns] + [
+        ["" if v is None else (f"{v:.5g}" if isinstance(v, float) else str(v)) for v in r]
+        for r in report.rows
+    ]
     widths = [max(len(row[i]) for row in cells) for i in range(len(report.columns))]
     lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths)) for row in cells]
     lines.insert(1, "  ".join("-" * w for w in widths))

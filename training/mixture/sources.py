@@ -11,6 +11,7 @@ A dataset reference is one of
     (default: the current snapshot): the source reads exactly that snapshot's data files, so nights appended
     later do not change it (time travel; the resolved snapshot id is what the build records as the version).
 """
+
 from __future__ import annotations
 
 import glob as globlib
@@ -36,11 +37,11 @@ CARRIED_COLUMNS = {"url": pa.string(), "edu_score": pa.float64()}
 
 @dataclass
 class ResolvedSource:
-    reference: str             # as written in the YAML
+    reference: str  # as written in the YAML
     files: list[Path]
-    version_dir: Path | None   # set for contract datasets
+    version_dir: Path | None  # set for contract datasets
     version: str | None
-    columns: dict[str, str] = field(default_factory=dict)   # name -> DuckDB type
+    columns: dict[str, str] = field(default_factory=dict)  # name -> DuckDB type
 
     @property
     def label(self) -> str:
@@ -75,8 +76,9 @@ def resolve(ref: str, version: str | None, registry: dict[str, str], base_dir: P
     if not _looks_like_path(ref):
         if ref not in registry:
             known = ", ".join(sorted(registry)) or "none (no registry given)"
-            raise FileNotFoundError(f"dataset {ref!r} is not a path and not a registered dataset"
-                                    f" (registered: {known})")
+            raise FileNotFoundError(
+                f"dataset {ref!r} is not a path and not a registered dataset (registered: {known})"
+            )
         path = Path(registry[ref])
     else:
         path = Path(ref) if Path(ref).is_absolute() else base_dir / ref
@@ -97,13 +99,17 @@ def resolve(ref: str, version: str | None, registry: dict[str, str], base_dir: P
         vdir = DatasetRoot(path).version_dir(version)
         if not (vdir / "manifest.json").is_file():
             have = ", ".join(DatasetRoot(path).versions()) or "none"
-            raise FileNotFoundError(f"dataset {ref!r} has no published version {version!r} (versions: {have})")
+            raise FileNotFoundError(
+                f"dataset {ref!r} has no published version {version!r} (versions: {have})"
+            )
     elif (path / "manifest.json").is_file() or (path / "CURRENT").is_file():
         vdir = resolve_version_dir(path)
-    else:   # a plain folder of parquet files
+    else:  # a plain folder of parquet files
         files = sorted(path.glob("*.parquet"))
         if not files:
-            raise FileNotFoundError(f"dataset {ref!r}: {path} is not a dataset root/version and holds no *.parquet")
+            raise FileNotFoundError(
+                f"dataset {ref!r}: {path} is not a dataset root/version and holds no *.parquet"
+            )
         return ResolvedSource(ref, files, None, None)
     files = list(iter_parquet_files(vdir))
     if not files:
@@ -127,7 +133,9 @@ def describe(con: duckdb.DuckDBPyConnection, src: ResolvedSource) -> None:
     src.columns = dict(zip(rel.columns, (str(t) for t in rel.types)))
 
 
-def filtered(con: duckdb.DuckDBPyConnection, src: ResolvedSource, where: str | None) -> duckdb.DuckDBPyRelation:
+def filtered(
+    con: duckdb.DuckDBPyConnection, src: ResolvedSource, where: str | None
+) -> duckdb.DuckDBPyRelation:
     """The source's documents after its filter. `filter()` parses `where` as ONE expression, so a filter
     cannot smuggle in a second statement or close the parenthesis."""
     rel = relation(con, src)

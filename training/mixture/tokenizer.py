@@ -1,6 +1,7 @@
 """The mixture's tokenizer: train a byte-level BPE with HF `tokenizers` on a sample of the phase-1 sources,
 or load a tokenizer folder the user gives (e.g. the teacher's). Saved with the shards; hashed into the manifest.
 Also the Arrow-batched document encoder the build and the benchmark share."""
+
 from __future__ import annotations
 
 import hashlib
@@ -34,19 +35,27 @@ def load_tokenizer(path: str | Path) -> Tokenizer:
 def eos_id(tok: Tokenizer, eos_token: str) -> int:
     i = tok.token_to_id(eos_token)
     if i is None:
-        raise ValueError(f"tokenizer has no token {eos_token!r} to use as end-of-document"
-                         f" (set tokenizer.eos_token to one of its special tokens)")
+        raise ValueError(
+            f"tokenizer has no token {eos_token!r} to use as end-of-document"
+            f" (set tokenizer.eos_token to one of its special tokens)"
+        )
     return i
 
 
-def train_bpe(texts: Iterable[str], vocab_size: int, min_frequency: int, eos_token: str,
-              length: int | None = None) -> Tokenizer:
+def train_bpe(
+    texts: Iterable[str], vocab_size: int, min_frequency: int, eos_token: str, length: int | None = None
+) -> Tokenizer:
     """Byte-level BPE (GPT-2 style, lossless on any UTF-8 text) with EOS as the only special token (id 0)."""
     tok = Tokenizer(models.BPE())
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tok.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(vocab_size=vocab_size, min_frequency=min_frequency, special_tokens=[eos_token],
-                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size,
+        min_frequency=min_frequency,
+        special_tokens=[eos_token],
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
     tok.train_from_iterator(texts, trainer=trainer, length=length)
     log.info("trained byte-level BPE: vocab %d (asked %d)", tok.get_vocab_size(), vocab_size)
     return tok
@@ -57,9 +66,18 @@ def save_tokenizer(tok: Tokenizer, folder: str | Path, eos_token: str) -> Path:
     out = Path(folder)
     out.mkdir(parents=True, exist_ok=True)
     tok.save(str(out / TOKENIZER_FILE))
-    (out / "tokenizer_config.json").write_text(json.dumps(
-        {"tokenizer_class": "PreTrainedTokenizerFast", "eos_token": eos_token, "bos_token": eos_token,
-         "unk_token": eos_token, "model_max_length": 1_000_000_000}, indent=2))
+    (out / "tokenizer_config.json").write_text(
+        json.dumps(
+            {
+                "tokenizer_class": "PreTrainedTokenizerFast",
+                "eos_token": eos_token,
+                "bos_token": eos_token,
+                "unk_token": eos_token,
+                "model_max_length": 1_000_000_000,
+            },
+            indent=2,
+        )
+    )
     return out
 
 
@@ -72,8 +90,9 @@ def copy_tokenizer(src: str | Path, folder: str | Path, eos_token: str) -> Path:
     for f in files:
         shutil.copyfile(f, out / (TOKENIZER_FILE if f == p else f.name))
     if not (out / "tokenizer_config.json").is_file():
-        (out / "tokenizer_config.json").write_text(json.dumps(
-            {"tokenizer_class": "PreTrainedTokenizerFast", "eos_token": eos_token}, indent=2))
+        (out / "tokenizer_config.json").write_text(
+            json.dumps({"tokenizer_class": "PreTrainedTokenizerFast", "eos_token": eos_token}, indent=2)
+        )
     return out
 
 
@@ -81,13 +100,17 @@ def tokenizer_hash(folder: str | Path) -> str:
     return hashlib.sha256((Path(folder) / TOKENIZER_FILE).read_bytes()).hexdigest()
 
 
-def encode_documents(tok: Tokenizer, texts: list[str], eos: int, dtype: np.dtype) -> tuple[np.ndarray, np.ndarray]:
+def encode_documents(
+    tok: Tokenizer, texts: list[str], eos: int, dtype: np.dtype
+) -> tuple[np.ndarray, np.ndarray]:
     """Encode a batch (Rust-parallel, no offsets) and pack it: flat token array with EOS after each document,
     plus each document's length (EOS included). Ids stream straight into one numpy array (no per-document
     arrays), then one vectorised insert places the EOS tokens."""
     encodings = tok.encode_batch_fast(texts, add_special_tokens=False)
     raw = np.fromiter((len(e) for e in encodings), dtype=np.int64, count=len(encodings))
-    body = np.fromiter(itertools.chain.from_iterable(e.ids for e in encodings), dtype=dtype, count=int(raw.sum()))
+    body = np.fromiter(
+        itertools.chain.from_iterable(e.ids for e in encodings), dtype=dtype, count=int(raw.sum())
+    )
     return np.insert(body, np.cumsum(raw), np.asarray(eos, dtype=dtype)), raw + 1
 
 
@@ -111,8 +134,14 @@ def write_meta(folder: str | Path, eos_token: str, trained_on: dict) -> dict:
 
     out = Path(folder)
     tok = load_tokenizer(out)
-    meta = {"hash": tokenizer_hash(out), "vocab_size": tok.get_vocab_size(), "eos_token": eos_token,
-            "eos_id": eos_id(tok, eos_token), "trained_on": trained_on, "created_at": now_iso(),
-            "code_version": code_version()}
+    meta = {
+        "hash": tokenizer_hash(out),
+        "vocab_size": tok.get_vocab_size(),
+        "eos_token": eos_token,
+        "eos_id": eos_id(tok, eos_token),
+        "trained_on": trained_on,
+        "created_at": now_iso(),
+        "code_version": code_version(),
+    }
     (out / META_FILE).write_text(json.dumps(meta, indent=2))
     return meta

@@ -4,6 +4,7 @@ Each family is a `RuleFilter` step with its own config block; rejects name the r
 (`gopher_repetition:dup_line_frac`) and every signal a filter computes is an output column. The
 filters of a batch share one `TextStats` per document, so words, lines and n-grams are built once.
 """
+
 from __future__ import annotations
 
 from pydantic import ConfigDict, Field, create_model
@@ -32,8 +33,11 @@ QUALITY_FILTERS: dict[str, type[FilterConfig]] = {
 
 #: The `quality` block of the curation config: one field per registered filter, each defaulting to its config.
 QualityConfig = create_model(
-    "QualityConfig", __config__=ConfigDict(extra="forbid"), __module__=__name__,
-    **{key: (cls, Field(default_factory=cls)) for key, cls in QUALITY_FILTERS.items()})
+    "QualityConfig",
+    __config__=ConfigDict(extra="forbid"),
+    __module__=__name__,
+    **{key: (cls, Field(default_factory=cls)) for key, cls in QUALITY_FILTERS.items()},
+)
 
 
 def quality_steps(cfg: QualityConfig) -> list[Step]:

@@ -8,6 +8,7 @@ semantics); the signals say how many lines survived either way.
 The default keeps lines without terminal punctuation (`filter_no_terminal_punct: false`), as FineWeb's
 recipe does when it runs C4 next to its own line-punctuation rule; C4 itself sets it true.
 """
+
 from __future__ import annotations
 
 import re
@@ -19,22 +20,29 @@ from curation.steps.quality.text_stats import TextStats
 
 _CITATION_RE = re.compile(r"\[\d*]|\[edit]|\[citation needed]")
 _END_PUNCTUATION = (".", "?", "!", '"', "'")
-_POLICY_PHRASES = ("terms of use", "privacy policy", "cookie policy", "uses cookies", "use of cookies", "use cookies")
+_POLICY_PHRASES = (
+    "terms of use",
+    "privacy policy",
+    "cookie policy",
+    "uses cookies",
+    "use of cookies",
+    "use cookies",
+)
 # a sentence ends at terminal punctuation (plus closing quotes/brackets) followed by space or line end
 _SENTENCE_END_RE = re.compile(r"[.!?。！？]+[\"'”’)\]]*(?=\s|$)")
 
 
 def count_sentences(line: str) -> int:
     ends = list(_SENTENCE_END_RE.finditer(line))
-    tail = line[ends[-1].end():] if ends else line
+    tail = line[ends[-1].end() :] if ends else line
     return len(ends) + (1 if tail.strip() else 0)
 
 
 class C4Config(FilterConfig):
-    remove_lines: bool = True             # rewrite the text to the lines that pass the line rules
-    remove_citations: bool = True         # strip wikipedia-style [1] / [edit] / [citation needed]
+    remove_lines: bool = True  # rewrite the text to the lines that pass the line rules
+    remove_citations: bool = True  # strip wikipedia-style [1] / [edit] / [citation needed]
     filter_no_terminal_punct: bool = False
-    min_num_sentences: int | None = 5     # over kept lines; None disables
+    min_num_sentences: int | None = 5  # over kept lines; None disables
     min_words_per_line: int | None = 3
     max_word_length: int | None = 1000
     filter_lorem_ipsum: bool = True

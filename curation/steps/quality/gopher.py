@@ -2,6 +2,7 @@
 
 Defaults are the paper's thresholds, as datatrove's GopherQualityFilter / GopherRepetitionFilter use them.
 """
+
 from __future__ import annotations
 
 import pyarrow as pa
@@ -16,14 +17,14 @@ GOPHER_STOP_WORDS = ["the", "be", "to", "of", "and", "that", "have", "with"]
 
 class GopherQualityConfig(FilterConfig):
     # each threshold: None disables that rule
-    min_doc_words: int | None = 50          # counted over non-symbol words
+    min_doc_words: int | None = 50  # counted over non-symbol words
     max_doc_words: int | None = 100_000
     min_avg_word_length: float | None = 3
     max_avg_word_length: float | None = 10
-    max_symbol_word_ratio: float | None = 0.1   # '#' and '...'/'…' per word, each separately
+    max_symbol_word_ratio: float | None = 0.1  # '#' and '...'/'…' per word, each separately
     max_bullet_lines_ratio: float | None = 0.9
     max_ellipsis_lines_ratio: float | None = 0.3
-    min_alpha_words_ratio: float | None = 0.8   # words with an alphabetic character / all tokens
+    min_alpha_words_ratio: float | None = 0.8  # words with an alphabetic character / all tokens
     min_stop_words: int | None = 2
     stop_words: list[str] = Field(default_factory=lambda: list(GOPHER_STOP_WORDS))
 
@@ -37,10 +38,19 @@ class GopherQuality(RuleFilter):
     def __init__(self, cfg: GopherQualityConfig):
         self.cfg = cfg
         self.stop_words = frozenset(cfg.stop_words)
-        self.signal_types = {f"gopher_q_{s}": t for s, t in [
-            ("word_count", pa.int64()), ("mean_word_len", pa.float64()), ("hash_ratio", pa.float64()),
-            ("ellipsis_ratio", pa.float64()), ("bullet_lines_frac", pa.float64()),
-            ("ellipsis_lines_frac", pa.float64()), ("alpha_words_frac", pa.float64()), ("stop_words", pa.int64())]}
+        self.signal_types = {
+            f"gopher_q_{s}": t
+            for s, t in [
+                ("word_count", pa.int64()),
+                ("mean_word_len", pa.float64()),
+                ("hash_ratio", pa.float64()),
+                ("ellipsis_ratio", pa.float64()),
+                ("bullet_lines_frac", pa.float64()),
+                ("ellipsis_lines_frac", pa.float64()),
+                ("alpha_words_frac", pa.float64()),
+                ("stop_words", pa.int64()),
+            ]
+        }
 
     def judge(self, st: TextStats) -> Verdict:
         cfg, text = self.cfg, st.text
@@ -52,8 +62,10 @@ class GopherQuality(RuleFilter):
             "gopher_q_mean_word_len": ratio(sum(map(len, words)), len(words)),
             "gopher_q_hash_ratio": ratio(text.count("#"), n_tokens),
             "gopher_q_ellipsis_ratio": ratio(text.count("...") + text.count("…"), n_tokens),
-            "gopher_q_bullet_lines_frac": sum(1 for s in lines if s.lstrip().startswith(("•", "-"))) / len(lines),
-            "gopher_q_ellipsis_lines_frac": sum(1 for s in lines if s.rstrip().endswith(("...", "…"))) / len(lines),
+            "gopher_q_bullet_lines_frac": sum(1 for s in lines if s.lstrip().startswith(("•", "-")))
+            / len(lines),
+            "gopher_q_ellipsis_lines_frac": sum(1 for s in lines if s.rstrip().endswith(("...", "…")))
+            / len(lines),
             "gopher_q_alpha_words_frac": ratio(st.alpha_word_count, n_tokens),
             "gopher_q_stop_words": len(self.stop_words.intersection(st.words)),
         }
@@ -73,15 +85,30 @@ class GopherQuality(RuleFilter):
             if sig["gopher_q_hash_ratio"] > cfg.max_symbol_word_ratio:
                 return v.fail("hash_ratio", sig["gopher_q_hash_ratio"], ">", cfg.max_symbol_word_ratio)
             if sig["gopher_q_ellipsis_ratio"] > cfg.max_symbol_word_ratio:
-                return v.fail("ellipsis_ratio", sig["gopher_q_ellipsis_ratio"], ">", cfg.max_symbol_word_ratio)
-        if cfg.max_bullet_lines_ratio is not None and sig["gopher_q_bullet_lines_frac"] > cfg.max_bullet_lines_ratio:
-            return v.fail("bullet_lines_frac", sig["gopher_q_bullet_lines_frac"], ">", cfg.max_bullet_lines_ratio)
-        if (cfg.max_ellipsis_lines_ratio is not None
-                and sig["gopher_q_ellipsis_lines_frac"] > cfg.max_ellipsis_lines_ratio):
-            return v.fail("ellipsis_lines_frac", sig["gopher_q_ellipsis_lines_frac"], ">",
-                          cfg.max_ellipsis_lines_ratio)
-        if cfg.min_alpha_words_ratio is not None and sig["gopher_q_alpha_words_frac"] < cfg.min_alpha_words_ratio:
-            return v.fail("alpha_words_frac", sig["gopher_q_alpha_words_frac"], "<", cfg.min_alpha_words_ratio)
+                return v.fail(
+                    "ellipsis_ratio", sig["gopher_q_ellipsis_ratio"], ">", cfg.max_symbol_word_ratio
+                )
+        if (
+            cfg.max_bullet_lines_ratio is not None
+            and sig["gopher_q_bullet_lines_frac"] > cfg.max_bullet_lines_ratio
+        ):
+            return v.fail(
+                "bullet_lines_frac", sig["gopher_q_bullet_lines_frac"], ">", cfg.max_bullet_lines_ratio
+            )
+        if (
+            cfg.max_ellipsis_lines_ratio is not None
+            and sig["gopher_q_ellipsis_lines_frac"] > cfg.max_ellipsis_lines_ratio
+        ):
+            return v.fail(
+                "ellipsis_lines_frac", sig["gopher_q_ellipsis_lines_frac"], ">", cfg.max_ellipsis_lines_ratio
+            )
+        if (
+            cfg.min_alpha_words_ratio is not None
+            and sig["gopher_q_alpha_words_frac"] < cfg.min_alpha_words_ratio
+        ):
+            return v.fail(
+                "alpha_words_frac", sig["gopher_q_alpha_words_frac"], "<", cfg.min_alpha_words_ratio
+            )
         if cfg.min_stop_words is not None and sig["gopher_q_stop_words"] < cfg.min_stop_words:
             return v.fail("stop_words_below_min", sig["gopher_q_stop_words"], "<", cfg.min_stop_words)
         return v
@@ -97,7 +124,8 @@ class GopherRepetitionConfig(FilterConfig):
     top_n_grams: dict[int, float] = Field(default_factory=lambda: {2: 0.2, 3: 0.18, 4: 0.16})
     # n -> max fraction of characters in repeated n-grams
     dup_n_grams: dict[int, float] = Field(
-        default_factory=lambda: {5: 0.15, 6: 0.14, 7: 0.13, 8: 0.12, 9: 0.11, 10: 0.10})
+        default_factory=lambda: {5: 0.15, 6: 0.14, 7: 0.13, 8: 0.12, 9: 0.11, 10: 0.10}
+    )
 
     def build(self) -> GopherRepetition:
         return GopherRepetition(self)
@@ -110,9 +138,14 @@ class GopherRepetition(RuleFilter):
         self.cfg = cfg
         self.top_n = sorted(cfg.top_n_grams.items())
         self.dup_n = sorted(cfg.dup_n_grams.items())
-        names = ["dup_para_frac", "dup_para_char_frac", "dup_line_frac", "dup_line_char_frac",
-                 *[f"top_{n}gram_char_frac" for n, _ in self.top_n],
-                 *[f"dup_{n}gram_char_frac" for n, _ in self.dup_n]]
+        names = [
+            "dup_para_frac",
+            "dup_para_char_frac",
+            "dup_line_frac",
+            "dup_line_char_frac",
+            *[f"top_{n}gram_char_frac" for n, _ in self.top_n],
+            *[f"dup_{n}gram_char_frac" for n, _ in self.dup_n],
+        ]
         self.signal_types = {f"gopher_rep_{s}": pa.float64() for s in names}
 
     def judge(self, st: TextStats) -> Verdict:
@@ -132,13 +165,15 @@ class GopherRepetition(RuleFilter):
 
         paras = st.paragraphs
         dup_paras, dup_para_chars = duplicate_counts(paras)
-        if (check("dup_para_frac", dup_paras / len(paras), cfg.dup_para_frac)
-                or check("dup_para_char_frac", dup_para_chars / n_chars, cfg.dup_para_char_frac)):
+        if check("dup_para_frac", dup_paras / len(paras), cfg.dup_para_frac) or check(
+            "dup_para_char_frac", dup_para_chars / n_chars, cfg.dup_para_char_frac
+        ):
             return v
         lines = st.newline_runs
         dup_lines, dup_line_chars = duplicate_counts(lines)
-        if (check("dup_line_frac", dup_lines / len(lines), cfg.dup_line_frac)
-                or check("dup_line_char_frac", dup_line_chars / n_chars, cfg.dup_line_char_frac)):
+        if check("dup_line_frac", dup_lines / len(lines), cfg.dup_line_frac) or check(
+            "dup_line_char_frac", dup_line_chars / n_chars, cfg.dup_line_char_frac
+        ):
             return v
         for n, limit in self.top_n:
             if check(f"top_{n}gram_char_frac", st.top_ngram_chars(n) / n_chars, limit):

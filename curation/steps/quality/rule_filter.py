@@ -5,6 +5,7 @@ value) and a human-readable detail such as `dup_line_frac=0.41 > 0.3`. Rules sto
 failure, as the reference implementations do, so a rejected row may have later signals null; kept
 rows always carry every signal.
 """
+
 from __future__ import annotations
 
 from abc import abstractmethod
@@ -23,7 +24,7 @@ class Verdict:
     rule: str | None = None
     signals: dict[str, Any] = field(default_factory=dict)
     detail: str | None = None
-    replacement_text: str | None = None   # a kept document's text after line-level rules (C4)
+    replacement_text: str | None = None  # a kept document's text after line-level rules (C4)
 
     def fail(self, rule: str, value: float, op: str, limit: float) -> Verdict:
         self.rule = rule
@@ -48,8 +49,7 @@ class FilterConfig(BaseModel):
     enabled: bool = True
 
     @abstractmethod
-    def build(self) -> RuleFilter:
-        ...
+    def build(self) -> RuleFilter: ...
 
 
 class RuleFilter(DocFilter):
@@ -63,8 +63,7 @@ class RuleFilter(DocFilter):
         return [pa.field(name, typ) for name, typ in self.signal_types.items()]
 
     @abstractmethod
-    def judge(self, stats: TextStats) -> Verdict:
-        ...
+    def judge(self, stats: TextStats) -> Verdict: ...
 
     def evaluate(self, text: str) -> tuple[str | None, dict[str, Any]]:
         verdict = self.judge(TextStats(text))

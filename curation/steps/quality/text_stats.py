@@ -10,6 +10,7 @@ word characters with inner apostrophes/decimal points kept together, punctuation
 ("..." as one), whitespace dropped. A regex is far cheaper than running spaCy; speed and the
 keep/reject agreement with datatrove (98% on real documents) are measured in bench/filters_throughput.py.
 """
+
 from __future__ import annotations
 
 import re
@@ -29,7 +30,8 @@ _WORD_RE = regex.compile(
     r"(?:https?://|www\.)[^\s]*[^\s.,;:!?)\]\"'”’]"
     r"|[\w\p{M}]+(?:[.,/:\-][\w\p{M}]+)*"
     r"|['’][\w\p{M}]+"
-    r"|\.\.\.+|[^\w\s]")
+    r"|\.\.\.+|[^\w\s]"
+)
 _LINE_RUNS_RE = re.compile(r"\n+")
 _PARAGRAPH_RE = re.compile(r"\n{2,}")
 _HAS_ALPHA_RE = re.compile(r"[^\W\d_]")
@@ -119,7 +121,7 @@ class TextStats:
             k = max(j for j in cache if j < n)
             h, word_h = cache[k], cache[1]
             for j in range(k + 1, n + 1):
-                h = h[:-1] * _POLY + word_h[j - 1:]
+                h = h[:-1] * _POLY + word_h[j - 1 :]
                 cache[j] = h
         return cache[n]
 
@@ -160,13 +162,13 @@ class TextStats:
         seen: set[int] = set()
         repeated = idx = 0
         for pos in repeats:
-            if pos < idx:      # inside the span of the last counted repeat: skipped by the scan
+            if pos < idx:  # inside the span of the last counted repeat: skipped by the scan
                 continue
-            seen.update(gram_id[idx:pos])   # first occurrences the scan visits on its way to pos
+            seen.update(gram_id[idx:pos])  # first occurrences the scan visits on its way to pos
             if gram_id[pos] in seen:
                 repeated += prefix[pos + n] - prefix[pos]
                 idx = pos + n
-            else:              # its earlier occurrences were all skipped: a first sighting for the scan
+            else:  # its earlier occurrences were all skipped: a first sighting for the scan
                 seen.add(gram_id[pos])
                 idx = pos + 1
         return repeated

@@ -11,6 +11,7 @@ Two shapes cover the backends we have:
   the requests into micro-batches of `batch_size`, runs the blocking `generate_batch` in a worker thread,
   and yields each micro-batch as it finishes, so results reach the store batch by batch.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -30,6 +31,7 @@ log = logging.getLogger(__name__)
 class BackendConfigBase(BaseModel):
     """What every backend's config is: validated at the edge (extra="forbid") and tagged by `kind`, the key
     the backend is registered under (synthesis/teacher/registry.py)."""
+
     model_config = ConfigDict(extra="forbid")
     kind: str
     #: the field the command line's `--model` (and the DAGs' `model` param) sets
@@ -38,6 +40,7 @@ class BackendConfigBase(BaseModel):
 
 class RetryConfig(BaseModel):
     """Exponential backoff with full jitter on 429 / 5xx / timeouts / connection resets."""
+
     model_config = ConfigDict(extra="forbid")
     max_attempts: int = Field(5, ge=1, le=50)
     initial_s: float = Field(0.5, gt=0)
@@ -51,6 +54,7 @@ class TeacherBackendError(RuntimeError):
 @dataclass
 class Generation:
     """What a backend produced for `requests[index]`: completions, or an error after its last retry."""
+
     index: int
     texts: list[str] = field(default_factory=list)
     finish_reasons: list[str | None] = field(default_factory=list)
@@ -116,7 +120,7 @@ class BatchedBackend(Backend):
 
     async def generate(self, requests: Sequence[TeacherRequest]) -> AsyncIterator[Generation]:
         for start in range(0, len(requests), self.batch_size):
-            chunk = requests[start:start + self.batch_size]
+            chunk = requests[start : start + self.batch_size]
             gens = await asyncio.to_thread(self._safe_batch, chunk)
             for g in gens:
                 g.index += start
@@ -131,5 +135,7 @@ class BatchedBackend(Backend):
             raise
         except Exception as e:  # noqa: BLE001 - recorded per request, never dropped
             log.warning("%s: micro-batch of %d failed: %s", self.name, len(chunk), e)
-            return [Generation(index=i, error_type=type(e).__name__, error=str(e)[:2000])
-                    for i in range(len(chunk))]
+            return [
+                Generation(index=i, error_type=type(e).__name__, error=str(e)[:2000])
+                for i in range(len(chunk))
+            ]

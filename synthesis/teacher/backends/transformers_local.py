@@ -9,6 +9,7 @@ Limits worth knowing: there is no constrained decoding here, so a `response_sche
 fact (the runner records a mismatch as `schema_invalid`); a per-request `seed` seeds the whole group, so
 sampled outputs depend on batch composition.
 """
+
 from __future__ import annotations
 
 import logging
@@ -29,7 +30,9 @@ log = logging.getLogger(__name__)
 
 class TransformersConfig(BackendConfigBase):
     kind: Literal["transformers"] = "transformers"
-    model: Path | None = Field(None, description="HF model directory or a .gguf file; default: the embedded GGUF")
+    model: Path | None = Field(
+        None, description="HF model directory or a .gguf file; default: the embedded GGUF"
+    )
     device: str = Field("cpu", description="cpu | cuda | cuda:N | auto")
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
     batch_size: int = Field(8, ge=1, le=4096)
@@ -44,12 +47,14 @@ class TransformersBackend(BatchedBackend):
         self.batch_size = self.cfg.batch_size
         path = Path(self.cfg.model) if self.cfg.model is not None else embedded_model_path()
         if path.suffix == ".gguf":
-            path = embedded_model_path(path)   # clear error naming the file if it is missing
+            path = embedded_model_path(path)  # clear error naming the file if it is missing
             self._model_dir, self._gguf_file, self._model_id = path.parent, path.name, gguf_model_id(path)
         else:
             if not (path / "config.json").is_file():
-                raise FileNotFoundError(f"transformers teacher model {path} is neither a .gguf file nor a "
-                                        f"HF model directory with config.json")
+                raise FileNotFoundError(
+                    f"transformers teacher model {path} is neither a .gguf file nor a "
+                    f"HF model directory with config.json"
+                )
             self._model_dir, self._gguf_file, self._model_id = path, None, path.name
         self.model = None
         self.tokenizer = None
@@ -68,9 +73,12 @@ class TransformersBackend(BatchedBackend):
         if device == "auto":
             device = "cuda" if torch.cuda.is_available() else "cpu"
         if device.startswith("cuda") and not torch.cuda.is_available():
-            raise TeacherBackendError(f"transformers teacher: device={self.cfg.device!r} but torch sees no CUDA GPU")
+            raise TeacherBackendError(
+                f"transformers teacher: device={self.cfg.device!r} but torch sees no CUDA GPU"
+            )
         dtype = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}.get(
-            self.cfg.dtype, torch.bfloat16 if device.startswith("cuda") else torch.float32)
+            self.cfg.dtype, torch.bfloat16 if device.startswith("cuda") else torch.float32
+        )
         if device == "cpu" and os.environ.get("OMP_NUM_THREADS") is None:
             # torch's OpenMP spin-waiting on a shared 2-core box is ~15x slower (STACK-NOTES P9)
             log.warning("OMP_NUM_THREADS is unset; CPU generation may be very slow (source scripts/env.sh)")
@@ -80,10 +88,17 @@ class TransformersBackend(BatchedBackend):
         self.tokenizer.padding_side = "left"
         if self.tokenizer.pad_token_id is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token
-        self.model = AutoModelForCausalLM.from_pretrained(self._model_dir, dtype=dtype, **kw).to(device).eval()
+        self.model = (
+            AutoModelForCausalLM.from_pretrained(self._model_dir, dtype=dtype, **kw).to(device).eval()
+        )
         self.device = device
-        log.info("transformers teacher %s loaded on %s (%s) in %.1fs", self._model_id, device, dtype,
-                 time.perf_counter() - t0)
+        log.info(
+            "transformers teacher %s loaded on %s (%s) in %.1fs",
+            self._model_id,
+            device,
+            dtype,
+            time.perf_counter() - t0,
+        )
 
     def close(self) -> None:
         self.model = None
@@ -91,8 +106,9 @@ class TransformersBackend(BatchedBackend):
 
     def prompt_text(self, req: TeacherRequest) -> str:
         if req.messages is not None:
-            return self.tokenizer.apply_chat_template([m.model_dump() for m in req.messages],
-                                                      add_generation_prompt=True, tokenize=False)
+            return self.tokenizer.apply_chat_template(
+                [m.model_dump() for m in req.messages], add_generation_prompt=True, tokenize=False
+            )
         return req.prompt
 
     def generate_batch(self, requests: Sequence[TeacherRequest]) -> list[Generation]:
@@ -105,7 +121,9 @@ class TransformersBackend(BatchedBackend):
             out += self._generate_group([requests[i] for i in idx], idx, sampling)
         return out
 
-    def _generate_group(self, reqs: list[TeacherRequest], idx: list[int], s: SamplingParams) -> list[Generation]:
+    def _generate_group(
+        self, reqs: list[TeacherRequest], idx: list[int], s: SamplingParams
+    ) -> list[Generation]:
         import torch
         from transformers import GenerationConfig
 
@@ -115,25 +133,32 @@ class TransformersBackend(BatchedBackend):
         texts = [self.prompt_text(r) for r in reqs]
         enc = tok(texts, return_tensors="pt", padding=True, add_special_tokens=not all(chat)).to(self.device)
         gen_cfg = GenerationConfig(
-            max_new_tokens=s.max_tokens, do_sample=s.temperature > 0,
+            max_new_tokens=s.max_tokens,
+            do_sample=s.temperature > 0,
             temperature=s.temperature if s.temperature > 0 else None,
-            top_p=s.top_p if s.temperature > 0 else None, top_k=(s.top_k or 0) if s.temperature > 0 else None,
-            num_return_sequences=s.n, pad_token_id=tok.pad_token_id, eos_token_id=tok.eos_token_id,
-            stop_strings=list(s.stop) or None)
+            top_p=s.top_p if s.temperature > 0 else None,
+            top_k=(s.top_k or 0) if s.temperature > 0 else None,
+            num_return_sequences=s.n,
+            pad_token_id=tok.pad_token_id,
+            eos_token_id=tok.eos_token_id,
+            stop_strings=list(s.stop) or None,
+        )
         if s.seed is not None:
             torch.manual_seed(s.seed)
         t0 = time.perf_counter()
         with torch.inference_mode():
             seqs = self.model.generate(**enc, generation_config=gen_cfg, tokenizer=tok if s.stop else None)
         latency = time.perf_counter() - t0
-        new = seqs[:, enc["input_ids"].shape[1]:].tolist()
+        new = seqs[:, enc["input_ids"].shape[1] :].tolist()
         prompt_lens = enc["attention_mask"].sum(dim=1).tolist()
-        eos_ids = set(gen_cfg.eos_token_id if isinstance(gen_cfg.eos_token_id, list) else [gen_cfg.eos_token_id])
+        eos_ids = set(
+            gen_cfg.eos_token_id if isinstance(gen_cfg.eos_token_id, list) else [gen_cfg.eos_token_id]
+        )
 
         gens = []
         for j, i in enumerate(idx):
             g = Generation(index=i, prompt_tokens=int(prompt_lens[j]), completion_tokens=0, latency_s=latency)
-            for row in new[j * s.n:(j + 1) * s.n]:
+            for row in new[j * s.n : (j + 1) * s.n]:
                 text, finish, used = self._decode(row, eos_ids, s)
                 g.texts.append(text)
                 g.finish_reasons.append(finish)

@@ -9,6 +9,7 @@ The runner hands over `batch_size` requests per call; vLLM schedules them contin
 (paged attention, continuous batching), and the results of each call are committed together, which bounds
 what a crash can cost to one call's worth of work.
 """
+
 from __future__ import annotations
 
 import logging
@@ -23,9 +24,11 @@ from synthesis.teacher.request import TeacherRequest
 
 log = logging.getLogger(__name__)
 
-MISSING_VLLM = ("teacher backend 'vllm' needs the `vllm` package, which is only installed on GPU nodes "
-                "(pip install -e '.[gpu]' in a CUDA environment). On this machine use backend kind 'embedded' "
-                "or 'transformers', or 'openai_http' pointed at a `vllm serve` endpoint.")
+MISSING_VLLM = (
+    "teacher backend 'vllm' needs the `vllm` package, which is only installed on GPU nodes "
+    "(pip install -e '.[gpu]' in a CUDA environment). On this machine use backend kind 'embedded' "
+    "or 'transformers', or 'openai_http' pointed at a `vllm serve` endpoint."
+)
 
 
 class VllmConfig(BackendConfigBase):
@@ -52,7 +55,12 @@ def import_vllm():
 def sampling_kwargs(req: TeacherRequest) -> dict[str, Any]:
     """Our sampling parameters as `vllm.SamplingParams` keyword arguments (schema handled separately)."""
     s = req.sampling
-    kw: dict[str, Any] = {"n": s.n, "temperature": s.temperature, "top_p": s.top_p, "max_tokens": s.max_tokens}
+    kw: dict[str, Any] = {
+        "n": s.n,
+        "temperature": s.temperature,
+        "top_p": s.top_p,
+        "max_tokens": s.max_tokens,
+    }
     if s.top_k is not None:
         kw["top_k"] = s.top_k
     if s.stop:
@@ -70,7 +78,7 @@ class VllmBackend(BatchedBackend):
     def __init__(self, cfg: VllmConfig):
         self.cfg = cfg
         self.batch_size = cfg.batch_size
-        self._vllm = import_vllm()   # fail at selection time, not hours into a job
+        self._vllm = import_vllm()  # fail at selection time, not hours into a job
         self.llm = None
 
     @property
@@ -81,14 +89,22 @@ class VllmBackend(BatchedBackend):
         if self.llm is not None:
             return
         t0 = time.perf_counter()
-        kw: dict[str, Any] = {"model": self.cfg.model, "tensor_parallel_size": self.cfg.tensor_parallel_size,
-                              "gpu_memory_utilization": self.cfg.gpu_memory_utilization, "dtype": self.cfg.dtype,
-                              "seed": self.cfg.seed}
+        kw: dict[str, Any] = {
+            "model": self.cfg.model,
+            "tensor_parallel_size": self.cfg.tensor_parallel_size,
+            "gpu_memory_utilization": self.cfg.gpu_memory_utilization,
+            "dtype": self.cfg.dtype,
+            "seed": self.cfg.seed,
+        }
         if self.cfg.max_model_len is not None:
             kw["max_model_len"] = self.cfg.max_model_len
         self.llm = self._vllm.LLM(**kw)
-        log.info("vLLM engine for %s (tp=%d) ready in %.1fs", self.cfg.model, self.cfg.tensor_parallel_size,
-                 time.perf_counter() - t0)
+        log.info(
+            "vLLM engine for %s (tp=%d) ready in %.1fs",
+            self.cfg.model,
+            self.cfg.tensor_parallel_size,
+            time.perf_counter() - t0,
+        )
 
     def close(self) -> None:
         self.llm = None
@@ -97,6 +113,7 @@ class VllmBackend(BatchedBackend):
         kw = sampling_kwargs(req)
         if req.response_schema is not None:
             from vllm.sampling_params import StructuredOutputsParams
+
             kw["structured_outputs"] = StructuredOutputsParams(json=req.response_schema)
         return self._vllm.SamplingParams(**kw)
 
@@ -107,15 +124,19 @@ class VllmBackend(BatchedBackend):
         gens: list[Generation] = []
         if chat_idx:
             t0 = time.perf_counter()
-            outs = self.llm.chat([[m.model_dump() for m in requests[i].messages] for i in chat_idx],
-                                 sampling_params=[self.sampling_params(requests[i]) for i in chat_idx],
-                                 use_tqdm=False)
+            outs = self.llm.chat(
+                [[m.model_dump() for m in requests[i].messages] for i in chat_idx],
+                sampling_params=[self.sampling_params(requests[i]) for i in chat_idx],
+                use_tqdm=False,
+            )
             gens += self._to_generations(chat_idx, outs, time.perf_counter() - t0)
         if raw_idx:
             t0 = time.perf_counter()
-            outs = self.llm.generate([requests[i].prompt for i in raw_idx],
-                                     sampling_params=[self.sampling_params(requests[i]) for i in raw_idx],
-                                     use_tqdm=False)
+            outs = self.llm.generate(
+                [requests[i].prompt for i in raw_idx],
+                sampling_params=[self.sampling_params(requests[i]) for i in raw_idx],
+                use_tqdm=False,
+            )
             gens += self._to_generations(raw_idx, outs, time.perf_counter() - t0)
         return gens
 
@@ -124,8 +145,14 @@ class VllmBackend(BatchedBackend):
         gens = []
         for i, out in zip(idx, outs):
             completions = list(out.outputs)
-            gens.append(Generation(
-                index=i, texts=[c.text for c in completions], finish_reasons=[c.finish_reason for c in completions],
-                prompt_tokens=len(out.prompt_token_ids or []),
-                completion_tokens=sum(len(c.token_ids) for c in completions), latency_s=latency))
+            gens.append(
+                Generation(
+                    index=i,
+                    texts=[c.text for c in completions],
+                    finish_reasons=[c.finish_reason for c in completions],
+                    prompt_tokens=len(out.prompt_token_ids or []),
+                    completion_tokens=sum(len(c.token_ids) for c in completions),
+                    latency_s=latency,
+                )
+            )
         return gens

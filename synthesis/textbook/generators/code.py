@@ -3,6 +3,7 @@ tests as plain asserts. Verified in the sandbox (verify/sandbox.py): the tests m
 fail on at least one trivial mutant of it (the same function returning None or a constant), so tests that
 cannot fail (`assert True`, `assert f is not None`, tests that never call the function) are rejected as
 `tests_cannot_fail`."""
+
 from __future__ import annotations
 
 import ast
@@ -21,8 +22,10 @@ SIGNATURE = rf"^def [a-z_][a-z0-9_]{{0,24}}[(]({_PARAM}(, {_PARAM}){{0,2}})?[)]:
 #: a term of a flat Python expression: a name, attribute or call with flat arguments, a number, a short string
 #: or a flat list (no nesting: a regular grammar cannot balance brackets)
 _ARG = r"[a-z0-9_.'+*-]{1,10}"
-_TERM = (rf"([a-z_][a-z0-9_]{{0,12}}([.][a-z_]{{1,10}})?([(]({_ARG}(, ?{_ARG}){{0,2}})?[)])?|[0-9]{{1,4}}|"
-         r"'[a-z ]{0,8}'|[\[][a-z0-9_, ]{0,16}[\]])")
+_TERM = (
+    rf"([a-z_][a-z0-9_]{{0,12}}([.][a-z_]{{1,10}})?([(]({_ARG}(, ?{_ARG}){{0,2}})?[)])?|[0-9]{{1,4}}|"
+    r"'[a-z ]{0,8}'|[\[][a-z0-9_, ]{0,16}[\]])"
+)
 #: a one-expression body, `return <term> (<op> <term>)*`: small teachers write prose where a free body is
 #: asked for, and two words in a row are never Python, so the grammar leaves no room for them
 RETURN = rf"^return (not )?{_TERM}( ?([-+*/%<>]|==|!=|<=|>=|//| and | or ) ?{_TERM}){{0,2}}$"
@@ -55,31 +58,41 @@ class CodeGenerator(Generator):
     prompt_version = "v1"
 
     def prompt(self, seed: SeedDraw) -> str:
-        return (web_block(seed) + f"Write a Python programming exercise about {seed.topic} for {seed.audience_text}. "
-                "Reply with exactly two Python code blocks:\n"
-                "1. ```python ...``` with one function: its signature, a docstring that states the task, and a "
-                "correct reference implementation (standard library only).\n"
-                "2. ```python ...``` with at least three unit tests written as plain `assert` statements that call "
-                "the function.")
+        return (
+            web_block(seed)
+            + f"Write a Python programming exercise about {seed.topic} for {seed.audience_text}. "
+            "Reply with exactly two Python code blocks:\n"
+            "1. ```python ...``` with one function: its signature, a docstring that states the task, and a "
+            "correct reference implementation (standard library only).\n"
+            "2. ```python ...``` with at least three unit tests written as plain `assert` statements that call "
+            "the function."
+        )
 
     def json_prompt(self, seed: SeedDraw) -> str:
-        return (web_block(seed) + f"Write a Python programming exercise about {seed.topic} for {seed.audience_text}. "
-                "Answer in JSON with the keys signature (the function's `def` line), docstring (the task, in one "
-                "sentence), body (one `return` statement computing the result, standard library only) and tests "
-                "(a list of test cases, each with the arguments `args` and the `expected` result as Python literals).")
+        return (
+            web_block(seed)
+            + f"Write a Python programming exercise about {seed.topic} for {seed.audience_text}. "
+            "Answer in JSON with the keys signature (the function's `def` line), docstring (the task, in one "
+            "sentence), body (one `return` statement computing the result, standard library only) and tests "
+            "(a list of test cases, each with the arguments `args` and the `expected` result as Python literals)."
+        )
 
     def schema(self, max_tokens: int) -> dict:
-        budget = char_budget(max_tokens, 8) - 120    # signature, body and test values have their own bounds
-        roomy = max_tokens >= 160                    # below that, two one-argument cases are what fits
+        budget = char_budget(max_tokens, 8) - 120  # signature, body and test values have their own bounds
+        roomy = max_tokens >= 160  # below that, two one-argument cases are what fits
         case = obj(args=steps(1, 2 if roomy else 1, pattern(LITERAL)), expected=pattern(LITERAL))
-        return obj(signature=pattern(SIGNATURE), docstring=prose(10, max(budget, 28)), body=pattern(RETURN),
-                   tests=steps(2, 3 if roomy else 2, case))
+        return obj(
+            signature=pattern(SIGNATURE),
+            docstring=prose(10, max(budget, 28)),
+            body=pattern(RETURN),
+            tests=steps(2, 3 if roomy else 2, case),
+        )
 
     def from_json(self, value: dict) -> Parsed:
         """Tests come as data (argument and expected-result literals), so they are valid Python by construction."""
         doc = value["docstring"].strip().replace('"' * 3, "'" * 3)
         signature = value["signature"].strip()
-        name = signature[4:signature.index("(")]
+        name = signature[4 : signature.index("(")]
         solution = f'{signature}\n    """{doc}"""\n    {value["body"].strip()}'
         tests = "\n".join(f"assert {name}({', '.join(t['args'])}) == {t['expected']}" for t in value["tests"])
         return self.check(solution, tests)
@@ -88,7 +101,9 @@ class CodeGenerator(Generator):
         blocks = [b.strip() for b in _FENCE.findall(text) if b.strip()]
         solution = next((b for b in blocks if "def " in b), None)
         if solution is None:
-            return Parsed(reason="no_function", detail=f"{len(blocks)} code block(s), none defines a function")
+            return Parsed(
+                reason="no_function", detail=f"{len(blocks)} code block(s), none defines a function"
+            )
         tests = next((b for b in blocks if b is not solution and "assert" in b), None)
         if tests is None and "\nassert " in solution:
             solution, tests = _top_level_asserts(solution)
@@ -113,9 +128,17 @@ class CodeGenerator(Generator):
         if not doc:
             return Parsed(reason="no_docstring", detail=f"function {func.name} has no docstring")
         signature = solution.splitlines()[func.lineno - 1].strip()
-        body = (f"Exercise: {doc}\n\n```python\n{solution}\n```\n\nTests:\n```python\n{tests}\n```")
-        return Parsed(text=body, fields={"function": func.name, "signature": signature, "docstring": doc,
-                                         "solution": solution, "tests": tests})
+        body = f"Exercise: {doc}\n\n```python\n{solution}\n```\n\nTests:\n```python\n{tests}\n```"
+        return Parsed(
+            text=body,
+            fields={
+                "function": func.name,
+                "signature": signature,
+                "docstring": doc,
+                "solution": solution,
+                "tests": tests,
+            },
+        )
 
     def prose(self, parsed: Parsed) -> str:
         return parsed.fields.get("docstring", "")
@@ -128,15 +151,26 @@ class CodeGenerator(Generator):
     @staticmethod
     def _run_tests(it: ToVerify) -> Verdict:
         f, cfg = it.parsed.fields, it.config
-        res = run_python(f["solution"] + "\n\n" + f["tests"], timeout_s=cfg.timeout_s, memory_mb=cfg.memory_mb)
-        ev = {"method": "sandbox_tests", "passed": res.passed, "reason": res.reason, "returncode": res.returncode,
-              "seconds": res.seconds, "stderr": res.stderr[-1500:], "isolation": res.isolation}
+        res = run_python(
+            f["solution"] + "\n\n" + f["tests"], timeout_s=cfg.timeout_s, memory_mb=cfg.memory_mb
+        )
+        ev = {
+            "method": "sandbox_tests",
+            "passed": res.passed,
+            "reason": res.reason,
+            "returncode": res.returncode,
+            "seconds": res.seconds,
+            "stderr": res.stderr[-1500:],
+            "isolation": res.isolation,
+        }
         if not res.passed:
             return Verdict(False, ev, f"sandbox_{res.reason}", "tests_run")
         # the first mutant the tests catch settles it; vacuous tests let every mutant through
         survived = []
         for const, mutant in zip(MUTANT_RETURNS, mutants(f["solution"], f["function"])):
-            if not run_python(mutant + "\n\n" + f["tests"], timeout_s=cfg.timeout_s, memory_mb=cfg.memory_mb).passed:
+            if not run_python(
+                mutant + "\n\n" + f["tests"], timeout_s=cfg.timeout_s, memory_mb=cfg.memory_mb
+            ).passed:
                 ev["mutant_killed"] = f"return {const}"
                 return Verdict(True, ev, "", "tests_run")
             survived.append(f"return {const}")

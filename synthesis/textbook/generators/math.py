@@ -1,4 +1,5 @@
 """Math word problems: a problem, a step-by-step solution and a machine-readable `Final answer:` line."""
+
 from __future__ import annotations
 
 from synthesis.textbook.generators.base import AnsweredGenerator, Parsed, section, web_block
@@ -19,18 +20,24 @@ class MathGenerator(AnsweredGenerator):
     answer_pattern = NUMBER
 
     def prompt(self, seed: SeedDraw) -> str:
-        return (web_block(seed) + f"Write one math word problem about {seed.topic} for {seed.audience_text}, "
-                "then solve it step by step. The answer must be a single number. Use exactly this format:\n"
-                "Problem: <the problem>\nSolution: <the step-by-step solution>\nFinal answer: <the number only>")
+        return (
+            web_block(seed) + f"Write one math word problem about {seed.topic} for {seed.audience_text}, "
+            "then solve it step by step. The answer must be a single number. Use exactly this format:\n"
+            "Problem: <the problem>\nSolution: <the step-by-step solution>\nFinal answer: <the number only>"
+        )
 
     def json_prompt(self, seed: SeedDraw) -> str:
-        return (web_block(seed) + f"Write one math word problem about {seed.topic} for {seed.audience_text}, "
-                "then solve it step by step. The answer must be a single number. Answer in JSON with the keys "
-                "problem (the problem), solution_steps (a list of short steps) and final_answer (the number only).")
+        return (
+            web_block(seed) + f"Write one math word problem about {seed.topic} for {seed.audience_text}, "
+            "then solve it step by step. The answer must be a single number. Answer in JSON with the keys "
+            "problem (the problem), solution_steps (a list of short steps) and final_answer (the number only)."
+        )
 
     def find_sections(self, text: str) -> tuple[str | None, str | None]:
         # small teachers often title the problem; accept the common headers, never unlabelled text
-        problem = section(text, "(?:math word problem|word problem|problem|question)", ["solution", "final answer"])
+        problem = section(
+            text, "(?:math word problem|word problem|problem|question)", ["solution", "final answer"]
+        )
         return problem, section(text, "solution", ["final answer"])
 
     def compare(self, claimed: str | None, solved: str | None) -> bool:

@@ -1,4 +1,5 @@
 """Reasoning puzzles: a puzzle, the reasoning that solves it, and a short `Answer:`."""
+
 from __future__ import annotations
 
 from synthesis.textbook.generators.base import AnsweredGenerator, Parsed, section, web_block
@@ -17,15 +18,21 @@ class PuzzleGenerator(AnsweredGenerator):
     json_keys = ("puzzle", "explanation", "answer")
 
     def prompt(self, seed: SeedDraw) -> str:
-        return (web_block(seed) + f"Write one reasoning puzzle ({seed.topic}) for {seed.audience_text}, then explain "
-                "the reasoning that solves it step by step. The answer must be short (a word, a name or a number). "
-                "Use exactly this format:\nPuzzle: <the puzzle>\nReasoning: <the step-by-step reasoning>\n"
-                "Answer: <the short answer>")
+        return (
+            web_block(seed)
+            + f"Write one reasoning puzzle ({seed.topic}) for {seed.audience_text}, then explain "
+            "the reasoning that solves it step by step. The answer must be short (a word, a name or a number). "
+            "Use exactly this format:\nPuzzle: <the puzzle>\nReasoning: <the step-by-step reasoning>\n"
+            "Answer: <the short answer>"
+        )
 
     def json_prompt(self, seed: SeedDraw) -> str:
-        return (web_block(seed) + f"Write one reasoning puzzle ({seed.topic}) for {seed.audience_text}, then explain "
-                "the reasoning that solves it step by step. Answer in JSON with the keys puzzle (the puzzle), "
-                "explanation (a list of short reasoning steps) and answer (a word, a name or a number).")
+        return (
+            web_block(seed)
+            + f"Write one reasoning puzzle ({seed.topic}) for {seed.audience_text}, then explain "
+            "the reasoning that solves it step by step. Answer in JSON with the keys puzzle (the puzzle), "
+            "explanation (a list of short reasoning steps) and answer (a word, a name or a number)."
+        )
 
     def find_sections(self, text: str) -> tuple[str | None, str | None]:
         puzzle = section(text, "(?:puzzle|problem|riddle)", ["reasoning", "solution", "answer"])

@@ -9,6 +9,7 @@ with template debris (`{{%`), and a pattern without quotes or backslashes keeps 
 Patterns avoid escapes outside character classes (`[.]`, not `\\.`): llama-cpp-python's converter passes
 them into the grammar, llama.cpp refuses the grammar, and its server dies on the request.
 """
+
 from __future__ import annotations
 
 from typing import Any

@@ -1,4 +1,5 @@
 """Textbook sections: a topic explained for an audience in a style, optionally inspired by a web extract."""
+
 from __future__ import annotations
 
 import re
@@ -14,9 +15,11 @@ class TextbookGenerator(Generator):
     structured_by_default = False
 
     def prompt(self, seed: SeedDraw) -> str:
-        return (web_block(seed) + f"Write {self.style_text(seed)} about \"{seed.topic}\" for {seed.audience_text}. "
-                "Explain the ideas step by step, give at least one concrete example, and keep the tone clear "
-                "and precise.")
+        return (
+            web_block(seed) + f'Write {self.style_text(seed)} about "{seed.topic}" for {seed.audience_text}. '
+            "Explain the ideas step by step, give at least one concrete example, and keep the tone clear "
+            "and precise."
+        )
 
     def json_prompt(self, seed: SeedDraw) -> str:
         return self.prompt(seed) + " Answer in JSON with the key text (the section, starting with its title)."

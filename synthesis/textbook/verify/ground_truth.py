@@ -10,6 +10,7 @@ problem type (tests/test_synth_ground_truth.py plants the wrong answers each rul
 - Units: an answer naming a unit other than the question's (`48 m^2` for cm^2, `$` for a length) is
   `wrong_unit`; naming none is fine.
 """
+
 from __future__ import annotations
 
 import re
@@ -21,11 +22,40 @@ from synthesis.textbook.exercises import Exercise
 from synthesis.textbook.verify.math import to_value
 
 #: unit spellings -> canonical unit; anything else in an answer is words, not a unit
-_UNITS = {"cm^2": "cm^2", "cm2": "cm^2", "cm²": "cm^2", "square centimeters": "cm^2", "square cm": "cm^2",
-          "sq cm": "cm^2", "m^2": "m^2", "m2": "m^2", "m²": "m^2", "square meters": "m^2", "square metres": "m^2",
-          "sq m": "m^2", "cm": "cm", "centimeters": "cm", "centimetres": "cm", "mm": "mm", "km": "km", "m": "m",
-          "meters": "m", "metres": "m", "$": "$", "dollars": "$", "usd": "$", "€": "€", "euros": "€",
-          "kg": "kg", "g": "g", "grams": "g", "km/h": "km/h", "mph": "mph", "hours": "h", "minutes": "min"}
+_UNITS = {
+    "cm^2": "cm^2",
+    "cm2": "cm^2",
+    "cm²": "cm^2",
+    "square centimeters": "cm^2",
+    "square cm": "cm^2",
+    "sq cm": "cm^2",
+    "m^2": "m^2",
+    "m2": "m^2",
+    "m²": "m^2",
+    "square meters": "m^2",
+    "square metres": "m^2",
+    "sq m": "m^2",
+    "cm": "cm",
+    "centimeters": "cm",
+    "centimetres": "cm",
+    "mm": "mm",
+    "km": "km",
+    "m": "m",
+    "meters": "m",
+    "metres": "m",
+    "$": "$",
+    "dollars": "$",
+    "usd": "$",
+    "€": "€",
+    "euros": "€",
+    "kg": "kg",
+    "g": "g",
+    "grams": "g",
+    "km/h": "km/h",
+    "mph": "mph",
+    "hours": "h",
+    "minutes": "min",
+}
 _UNIT_RE = re.compile("|".join(sorted((re.escape(u) for u in _UNITS), key=len, reverse=True)), re.IGNORECASE)
 _DECIMAL = re.compile(r"-?\d+\.(\d+)")
 
@@ -33,7 +63,7 @@ _DECIMAL = re.compile(r"-?\d+\.(\d+)")
 @dataclass(frozen=True)
 class GroundTruthCheck:
     ok: bool
-    reason: str | None        # None when ok: no_answer | wrong_unit | wrong_percent | rounded | wrong_answer
+    reason: str | None  # None when ok: no_answer | wrong_unit | wrong_percent | rounded | wrong_answer
     claimed_value: str | None
 
 
@@ -68,14 +98,14 @@ def check_answer(claimed: str | None, ex: Exercise) -> GroundTruthCheck:
     decimal = _DECIMAL.search(claimed.replace(",", ""))
     places = len(decimal.group(1)) + places_bonus if decimal else 0
     if decimal and places >= 3 and _non_terminating(expected, places):
-        rounded = sympy.Rational(round(expected * 10 ** places), 10 ** places)
+        rounded = sympy.Rational(round(expected * 10**places), 10**places)
         if sympy.simplify(value - rounded) == 0:
             return GroundTruthCheck(True, None, shown)
-    if decimal and abs(float(value) - float(expected)) < 10 ** -places:
+    if decimal and abs(float(value) - float(expected)) < 10**-places:
         return GroundTruthCheck(False, "rounded", shown)
     return GroundTruthCheck(False, "wrong_answer", shown)
 
 
 def _non_terminating(x: sympy.Rational, places: int) -> bool:
     """True when `x` has no exact decimal with `places` digits (so a rounded decimal is the best one can say)."""
-    return (x * 10 ** places).q != 1
+    return (x * 10**places).q != 1

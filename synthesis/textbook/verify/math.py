@@ -5,6 +5,7 @@ generated answer against independent solves (self-consistency over k samples; k=
 Extraction never guesses: an answer comes from an explicit marker (`Final answer:`, GSM8K's `####`,
 `\\boxed{}`, `The answer is`, `Answer:`); text without one has no answer.
 """
+
 from __future__ import annotations
 
 import re
@@ -43,7 +44,7 @@ def extract_final_answer(text: str | None) -> Extracted:
 def _clean_answer(raw: str) -> str:
     line = raw.strip().splitlines()[0] if raw.strip() else ""
     line = line.strip().strip("*").strip()
-    line = re.sub(r"^\$+|\$+$", "", line).strip()           # LaTeX math delimiters around the whole answer
+    line = re.sub(r"^\$+|\$+$", "", line).strip()  # LaTeX math delimiters around the whole answer
     line = re.sub(r"[.;,!]+$", "", line).strip()
     return line[:200]
 
@@ -68,7 +69,7 @@ def to_value(answer: str | None) -> sympy.Expr | None:
     if answer is None:
         return None
     s = answer.strip()
-    for sign in ("=", "≈", "\\approx"):   # "x = 6", "(2 * 4) = 8", "1250 * 3.33 ≈ 4,890": the last result
+    for sign in ("=", "≈", "\\approx"):  # "x = 6", "(2 * 4) = 8", "1250 * 3.33 ≈ 4,890": the last result
         if sign in s:
             s = s.rsplit(sign, 1)[1].strip()
     s = _LATEX_FRAC.sub(r"((\1)/(\2))", s)
@@ -85,8 +86,12 @@ def to_value(answer: str | None) -> sympy.Expr | None:
             return None
         candidate = m.group(0)
     try:
-        value = parse_expr(candidate.replace("^", "**"), transformations=standard_transformations,
-                           local_dict={"sqrt": sympy.sqrt, "pi": sympy.pi}, evaluate=True)
+        value = parse_expr(
+            candidate.replace("^", "**"),
+            transformations=standard_transformations,
+            local_dict={"sqrt": sympy.sqrt, "pi": sympy.pi},
+            evaluate=True,
+        )
         value = sympy.nsimplify(value, rational=True) if value.is_Float else value
     except (SyntaxError, TypeError, ValueError, ZeroDivisionError, sympy.SympifyError, TokenError_):
         return None
@@ -135,15 +140,22 @@ class AgreementCheck:
     evidence: dict
 
 
-def check_by_agreement(claimed: str | None, solve_texts: list[str | None], min_agreement: float,
-                       compare=equivalent) -> AgreementCheck:
+def check_by_agreement(
+    claimed: str | None, solve_texts: list[str | None], min_agreement: float, compare=equivalent
+) -> AgreementCheck:
     """Self-consistency: the claimed answer is verified when at least `min_agreement` of the k independent
     solves reach an equivalent final answer."""
     solves = [extract_final_answer(t).answer for t in solve_texts]
     agreeing = sum(1 for s in solves if compare(claimed, s))
     k = len(solves)
     verified = claimed is not None and k > 0 and agreeing / k >= min_agreement
-    evidence = {"method": "self_consistency" if k > 1 else "second_solution", "k": k, "claimed": claimed,
-                "claimed_value": str(to_value(claimed)) if claimed is not None else None,
-                "solve_answers": solves, "agreeing": agreeing, "min_agreement": min_agreement}
+    evidence = {
+        "method": "self_consistency" if k > 1 else "second_solution",
+        "k": k,
+        "claimed": claimed,
+        "claimed_value": str(to_value(claimed)) if claimed is not None else None,
+        "solve_answers": solves,
+        "agreeing": agreeing,
+        "min_agreement": min_agreement,
+    }
     return AgreementCheck(verified, claimed, solves, agreeing, evidence)

@@ -1,5 +1,6 @@
 """Precision of the math checker on items with known answers: every correct solution must be accepted and
 every corrupted one (final answer changed to a near-miss number) rejected. Used by the test and the bench."""
+
 from __future__ import annotations
 
 import json
@@ -35,7 +36,7 @@ def corruptions(value: sympy.Expr) -> list[sympy.Expr]:
 
 def _replace_final(solution: str, stated: str, new: str) -> str:
     at = solution.rfind(stated)
-    return solution[:at] + new + solution[at + len(stated):]
+    return solution[:at] + new + solution[at + len(stated) :]
 
 
 def score_items(path: str | Path) -> CheckerScore:
@@ -46,7 +47,9 @@ def score_items(path: str | Path) -> CheckerScore:
         if equivalent(stated, it["answer"]):
             score.correct_accepted += 1
         else:
-            score.failures.append(f"rejected correct: {it['question'][:60]!r} stated={stated!r} known={it['answer']!r}")
+            score.failures.append(
+                f"rejected correct: {it['question'][:60]!r} stated={stated!r} known={it['answer']!r}"
+            )
         known = to_value(it["answer"])
         for bad in corruptions(known):
             bad_text = str(sympy.nsimplify(bad)) if bad.is_Rational else str(bad)

@@ -24,6 +24,7 @@ root and user namespaces forbidden) `SandboxResult.missing` says so (`network`, 
 logged once: the network is then refused only by the audit hook, and files outside the work dir that our uid
 may read are readable by the snippet. That containment is impossible without root or user namespaces.
 """
+
 from __future__ import annotations
 
 import ctypes
@@ -45,7 +46,15 @@ log = logging.getLogger(__name__)
 _CLONE_NEWNS = 0x00020000
 _CLONE_NEWUSER = 0x10000000
 _CLONE_NEWNET = 0x40000000
-_MS_RDONLY, _MS_NOSUID, _MS_NODEV, _MS_REMOUNT, _MS_BIND, _MS_REC, _MS_PRIVATE = 1, 2, 4, 32, 4096, 16384, 1 << 18
+_MS_RDONLY, _MS_NOSUID, _MS_NODEV, _MS_REMOUNT, _MS_BIND, _MS_REC, _MS_PRIVATE = (
+    1,
+    2,
+    4,
+    32,
+    4096,
+    16384,
+    1 << 18,
+)
 
 #: top-level folders the snippet may see (the operating system and the interpreter); others are hidden
 _SYSTEM_DIRS = {"usr", "lib", "lib32", "lib64", "libx32", "bin", "sbin", "etc", "proc", "dev", "sys"}
@@ -56,7 +65,7 @@ except OSError:
     _LIBC = None
 
 # Runs before the snippet, in the sandboxed interpreter. Audit hooks cannot be removed once added.
-_PRELUDE = r'''
+_PRELUDE = r"""
 import sys as _sys
 def _phi_guard(event, args):
     if event in ("socket.__new__", "socket.connect", "socket.bind", "socket.getaddrinfo",
@@ -65,7 +74,7 @@ def _phi_guard(event, args):
         raise PermissionError(f"sandbox: {event} is not allowed")
 _sys.addaudithook(_phi_guard)
 del _phi_guard
-'''
+"""
 
 
 @dataclass
@@ -81,8 +90,11 @@ class SandboxResult:
     @property
     def missing(self) -> list[str]:
         """The containments this run lacked (see the module doc), from the layers in `isolation`."""
-        return [name for name, layer in (("network", "netns"), ("host_files", "mountns_hide_project"))
-                if layer not in self.isolation]
+        return [
+            name
+            for name, layer in (("network", "netns"), ("host_files", "mountns_hide_project"))
+            if layer not in self.isolation
+        ]
 
     @property
     def reason(self) -> str:
@@ -91,8 +103,11 @@ class SandboxResult:
         if self.timed_out:
             return "timeout"
         if self.returncode is not None and self.returncode < 0:
-            return f"killed_by_{signal.Signals(-self.returncode).name}" if -self.returncode in \
-                signal.Signals._value2member_map_ else f"signal_{-self.returncode}"
+            return (
+                f"killed_by_{signal.Signals(-self.returncode).name}"
+                if -self.returncode in signal.Signals._value2member_map_
+                else f"signal_{-self.returncode}"
+            )
         return "tests_failed"
 
 
@@ -150,7 +165,7 @@ def _hide_everything_but_the_os(hidden: list[str], prefix: str, prefix_flags: in
         os.mkdir(workdir, 0o700)
         ok = _mount(f"/proc/self/fd/{work_fd}", workdir, None, _MS_BIND) and ok
         _mount(None, parent, None, _MS_REMOUNT | _MS_RDONLY | _MS_NOSUID | _MS_NODEV)
-        os.chdir(workdir)   # Popen's cwd is the folder now under the tmpfs; enter the bound one
+        os.chdir(workdir)  # Popen's cwd is the folder now under the tmpfs; enter the bound one
     else:
         ok = False
     os.close(prefix_fd)
@@ -171,13 +186,21 @@ def _map_own_ids() -> None:
             os.close(fd)
 
 
-def _make_preexec(workdir: str, cpu_s: int, memory_bytes: int, uid: int | None, as_root: bool, status_fd: int):
+def _make_preexec(
+    workdir: str, cpu_s: int, memory_bytes: int, uid: int | None, as_root: bool, status_fd: int
+):
     """The function the child runs between fork and exec (only async-signal-safe-ish syscalls). It writes the
     layers it achieved, and its user namespace, to `status_fd` (closed before exec): the result reports what
     really held, and the kill sweep knows which processes are the sandbox's."""
-    work_top = "/" + Path(workdir).parts[1]   # /dev for /dev/shm: kept visible (the shm part gets covered)
-    hidden = [f"/{d}" for d in sorted(os.listdir("/")) if d not in _SYSTEM_DIRS and os.path.isdir(f"/{d}")
-              and not os.path.islink(f"/{d}") and f"/{d}" != work_top]
+    work_top = "/" + Path(workdir).parts[1]  # /dev for /dev/shm: kept visible (the shm part gets covered)
+    hidden = [
+        f"/{d}"
+        for d in sorted(os.listdir("/"))
+        if d not in _SYSTEM_DIRS
+        and os.path.isdir(f"/{d}")
+        and not os.path.islink(f"/{d}")
+        and f"/{d}" != work_top
+    ]
     prefix = os.path.realpath(sys.base_prefix)
     prefix_flags = _remount_flags(prefix)
 
@@ -208,6 +231,7 @@ def _make_preexec(workdir: str, cpu_s: int, memory_bytes: int, uid: int | None, 
             os.setuid(uid)
             layers.append("unprivileged_uid")
         os.write(status_fd, f"{','.join(layers)}\n{user_ns}".encode())
+
     return preexec
 
 
@@ -226,23 +250,27 @@ def _kill_matching(match) -> int:
 
 def _kill_uid(uid: int) -> int:
     """SIGKILL every process running as `uid`; returns how many."""
+
     def has_uid(entry: str) -> bool:
         try:
             with open(f"/proc/{entry}/status") as f:
                 return next(int(line.split()[1]) for line in f if line.startswith("Uid:")) == uid
         except (OSError, StopIteration, ValueError):
             return False
+
     return _kill_matching(has_uid)
 
 
 def _kill_user_ns(user_ns: str) -> int:
     """SIGKILL every process in the user namespace `user_ns` (`user:[inode]`; the non-root sweep: those
     processes have our uid, so the uid sweep would hit our own)."""
+
     def in_ns(entry: str) -> bool:
         try:
             return os.readlink(f"/proc/{entry}/ns/user") == user_ns
         except OSError:
             return False
+
     return _kill_matching(in_ns)
 
 
@@ -259,20 +287,29 @@ def _tail(path: Path, n: int = 4000) -> str:
         return ""
 
 
-def run_python(code: str, *, timeout_s: float = 5.0, memory_mb: int = 512, audit_hook: bool = True) -> SandboxResult:
+def run_python(
+    code: str, *, timeout_s: float = 5.0, memory_mb: int = 512, audit_hook: bool = True
+) -> SandboxResult:
     """Run `code` in the sandbox; passed = exit status 0 within the limits. `audit_hook=False` leaves only the
     operating-system layers (the tests use it to show those contain hostile code on their own)."""
     global _warned_missing
     as_root = os.geteuid() == 0
     workdir = Path(tempfile.mkdtemp(prefix="phi-sandbox-", dir=_work_base()))
-    logs = Path(tempfile.mkdtemp(prefix="phi-sandbox-logs-"))   # parent side: the snippet cannot see it
+    logs = Path(tempfile.mkdtemp(prefix="phi-sandbox-logs-"))  # parent side: the snippet cannot see it
     uid = _sandbox_uid() if as_root else None
-    isolation = ["process", "rlimits", "scrubbed_env", "throwaway_cwd"] + (["audit_hook"] if audit_hook else [])
+    isolation = ["process", "rlimits", "scrubbed_env", "throwaway_cwd"] + (
+        ["audit_hook"] if audit_hook else []
+    )
     if as_root:
         os.chown(workdir, uid, uid)
     (workdir / "main.py").write_text((_PRELUDE + "\n" if audit_hook else "") + code, encoding="utf-8")
-    env = {"PATH": "/usr/bin:/bin", "HOME": str(workdir), "LANG": "C.UTF-8", "PYTHONDONTWRITEBYTECODE": "1",
-           "PYTHONHASHSEED": "0"}
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "HOME": str(workdir),
+        "LANG": "C.UTF-8",
+        "PYTHONDONTWRITEBYTECODE": "1",
+        "PYTHONHASHSEED": "0",
+    }
     cmd = [_base_python(), "-I", "-S", "-B", "main.py"]
     t0 = time.perf_counter()
     timed_out = False
@@ -281,12 +318,19 @@ def run_python(code: str, *, timeout_s: float = 5.0, memory_mb: int = 512, audit
     with open(logs / "stdout", "wb") as out, open(logs / "stderr", "wb") as err:
         with os.fdopen(status_r, "rb") as status:
             try:
-                proc = subprocess.Popen(cmd, cwd=workdir, env=env, stdin=subprocess.DEVNULL, stdout=out,
-                                        stderr=err, close_fds=True,
-                                        # preexec_fn with threads (the pipeline runs sandboxes from a small
-                                        # pool): the child only makes syscalls before exec; glibc's malloc is
-                                        # fork-safe
-                                        preexec_fn=preexec)  # noqa: PLW1509
+                proc = subprocess.Popen(
+                    cmd,
+                    cwd=workdir,
+                    env=env,
+                    stdin=subprocess.DEVNULL,
+                    stdout=out,
+                    stderr=err,
+                    close_fds=True,
+                    # preexec_fn with threads (the pipeline runs sandboxes from a small
+                    # pool): the child only makes syscalls before exec; glibc's malloc is
+                    # fork-safe
+                    preexec_fn=preexec,
+                )  # noqa: PLW1509
             finally:
                 os.close(status_w)
             # EOF as soon as the child has exec'd (its copy of the pipe is closed by then)
@@ -298,7 +342,7 @@ def run_python(code: str, *, timeout_s: float = 5.0, memory_mb: int = 512, audit
             timed_out = True
         finally:
             try:
-                os.killpg(proc.pid, signal.SIGKILL)    # children left behind by a passing run too
+                os.killpg(proc.pid, signal.SIGKILL)  # children left behind by a passing run too
             except (ProcessLookupError, PermissionError):
                 pass
             proc.wait()
@@ -307,14 +351,23 @@ def run_python(code: str, *, timeout_s: float = 5.0, memory_mb: int = 512, audit
             elif user_ns:
                 _kill_user_ns(user_ns)
     seconds = time.perf_counter() - t0
-    result = SandboxResult(passed=not timed_out and proc.returncode == 0, returncode=proc.returncode,
-                           timed_out=timed_out, seconds=round(seconds, 3), stdout=_tail(logs / "stdout"),
-                           stderr=_tail(logs / "stderr"), isolation=isolation)
+    result = SandboxResult(
+        passed=not timed_out and proc.returncode == 0,
+        returncode=proc.returncode,
+        timed_out=timed_out,
+        seconds=round(seconds, 3),
+        stdout=_tail(logs / "stdout"),
+        stderr=_tail(logs / "stderr"),
+        isolation=isolation,
+    )
     if result.missing and not _warned_missing:
         _warned_missing = True
-        log.warning("sandbox: no %s containment (%s; user namespaces unavailable?): network access is refused only"
-                    " by the audit hook and files our uid can read outside the work dir are readable",
-                    " / ".join(result.missing), "running as root" if as_root else f"running as uid {os.geteuid()}")
+        log.warning(
+            "sandbox: no %s containment (%s; user namespaces unavailable?): network access is refused only"
+            " by the audit hook and files our uid can read outside the work dir are readable",
+            " / ".join(result.missing),
+            "running as root" if as_root else f"running as uid {os.geteuid()}",
+        )
     shutil.rmtree(workdir, ignore_errors=True)
     shutil.rmtree(logs, ignore_errors=True)
     return result

@@ -1,6 +1,7 @@
 """Checks every generated sample passes whatever its kind: length bounds, language, refusal / assistant
 boilerplate, repetition (duplicate lines, one 3-gram dominating), truncation. Each failure is a short
 categorical reason plus a detail, recorded on the reject row."""
+
 from __future__ import annotations
 
 import re
@@ -14,13 +15,14 @@ _REFUSAL = re.compile(
     r"\b(?:as an ai(?: language model)?|i(?:'m| am) (?:sorry|unable|not able)|i can(?:no|')t (?:help|assist|provide|"
     r"write|do that)|i (?:do not|don't) have (?:access|the ability)|my (?:knowledge )?cutoff|openai|"
     r"i hope this helps|feel free to ask|let me know if you (?:need|have|want)|certainly! here(?:'s| is))\b",
-    re.IGNORECASE)
+    re.IGNORECASE,
+)
 _WORD = re.compile(r"\w+")
 
 
 @dataclass(frozen=True)
 class TextVerdict:
-    reason: str | None          # None = passes
+    reason: str | None  # None = passes
     detail: str | None
     signals: dict
 
@@ -29,11 +31,13 @@ class TextVerdict:
 def _lid_model():
     from curation.paths import models_dir
     from curation.steps.langid import load_fasttext_model
+
     return load_fasttext_model(models_dir() / "lid.176.ftz")
 
 
 def language_of(text: str) -> tuple[str, float]:
     from curation.steps.langid import predict_languages
+
     return predict_languages(_lid_model(), [text])[0]
 
 
@@ -51,14 +55,19 @@ def repetition(text: str) -> tuple[float, float]:
     return dup_lines, top
 
 
-def check_text(text: str | None, filters: TextFilters, finish_reason: str | None = None,
-               lang_text: str | None = None) -> TextVerdict:
+def check_text(
+    text: str | None, filters: TextFilters, finish_reason: str | None = None, lang_text: str | None = None
+) -> TextVerdict:
     """`lang_text`: the part to judge the language on (default the whole text; code samples pass their prose)."""
     if not text or not text.strip():
         return TextVerdict("empty", "no text", {})
     words = len(_WORD.findall(text))
     dup_lines, top_gram = repetition(text)
-    signals = {"words": words, "dup_line_fraction": round(dup_lines, 4), "top_3gram_fraction": round(top_gram, 4)}
+    signals = {
+        "words": words,
+        "dup_line_fraction": round(dup_lines, 4),
+        "top_3gram_fraction": round(top_gram, 4),
+    }
     if filters.reject_truncated and finish_reason == "length":
         return TextVerdict("truncated", "the teacher hit max_tokens", signals)
     if words < filters.min_words:
