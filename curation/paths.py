@@ -59,22 +59,3 @@ def require_file(path: str | os.PathLike, what: str, how_to_get: str = "run `mak
 
 #: A dataset reference naming an Iceberg table of the configured catalog (curation/tables): `iceberg:<table>`.
 TABLE_PREFIX = "iceberg:"
-
-
-def table_version_files(reference: str, version: str | int | None = None) -> tuple[int, list[Path]]:
-    """Where version `version` (run id or snapshot id; None: the current snapshot) of the Iceberg table that
-    `reference` (`iceberg:<table>`) names lives: (its snapshot id, its data files as local paths, sorted).
-
-    The catalog is the one the environment configures (PHI_ICEBERG_WAREHOUSE / PHI_ICEBERG_CATALOG_URI, see
-    curation/tables/catalog.py). A remote warehouse's files are copied once into PHI_ICEBERG_CACHE (default
-    <repo>/out/iceberg-cache). This is the one door packages that may not import curation.tables (training,
-    tests/test_layers.py) have into a table's versions: they read plain parquet files, pinned to a snapshot."""
-    from curation.tables.catalog import Warehouse
-    from curation.tables.read import local_version_files
-
-    if not reference.startswith(TABLE_PREFIX) or not reference[len(TABLE_PREFIX) :]:
-        raise ValueError(f"{reference!r} is not a table reference (expected {TABLE_PREFIX}<table>)")
-    table = Warehouse().table(reference[len(TABLE_PREFIX) :])
-    cache = os.environ.get("PHI_ICEBERG_CACHE") or str(REPO_ROOT / "out" / "iceberg-cache")
-    sid, files = local_version_files(table, version, cache_dir=cache)
-    return sid, [Path(f) for f in files]

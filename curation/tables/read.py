@@ -13,6 +13,7 @@ from typing import Any
 
 import pyarrow as pa
 
+from curation.paths import REPO_ROOT, TABLE_PREFIX
 from curation.tables.catalog import TableNotFound
 from curation.tables.commit import RUN_ID, snapshot_for_run
 
@@ -127,3 +128,21 @@ def local_version_files(table, ref: Ref, cache_dir: str | None = None) -> tuple[
             os.replace(str(local) + ".part", local)  # a half-downloaded file is never taken for a cached one
         out.append(str(local))
     return sid, out
+
+
+def table_version_files(reference: str, version: str | int | None = None) -> tuple[int, list[Path]]:
+    """Where version `version` (run id or snapshot id; None: the current snapshot) of the Iceberg table that
+    `reference` (`iceberg:<table>`) names lives: (its snapshot id, its data files as local paths, sorted).
+
+    The catalog is the one the environment configures (PHI_ICEBERG_WAREHOUSE / PHI_ICEBERG_CATALOG_URI, see
+    curation/tables/catalog.py). A remote warehouse's files are copied once into PHI_ICEBERG_CACHE (default
+    <repo>/out/iceberg-cache). This is training's door into a table's versions (the layer rule lets it import
+    curation.tables): it reads plain parquet files, pinned to a snapshot."""
+    from curation.tables.catalog import Warehouse
+
+    if not reference.startswith(TABLE_PREFIX) or not reference[len(TABLE_PREFIX) :]:
+        raise ValueError(f"{reference!r} is not a table reference (expected {TABLE_PREFIX}<table>)")
+    table = Warehouse().table(reference[len(TABLE_PREFIX) :])
+    cache = os.environ.get("PHI_ICEBERG_CACHE") or str(REPO_ROOT / "out" / "iceberg-cache")
+    sid, files = local_version_files(table, version, cache_dir=cache)
+    return sid, [Path(f) for f in files]

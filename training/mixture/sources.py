@@ -25,7 +25,7 @@ import xxhash
 import yaml
 
 from curation.contract import DatasetRoot, iter_parquet_files, resolve_version_dir
-from curation.paths import TABLE_PREFIX, expand_env, table_version_files
+from curation.paths import TABLE_PREFIX, expand_env
 
 log = logging.getLogger(__name__)
 
@@ -69,6 +69,8 @@ def _looks_like_path(ref: str) -> bool:
 def resolve(ref: str, version: str | None, registry: dict[str, str], base_dir: Path) -> ResolvedSource:
     """Resolve a dataset reference to its parquet files; FileNotFoundError/ValueError say what is wrong."""
     if ref.startswith(TABLE_PREFIX):
+        from curation.tables.read import table_version_files  # pyiceberg only for table sources
+
         sid, files = table_version_files(ref, version)
         if not files:
             raise FileNotFoundError(f"dataset {ref!r}: snapshot {sid} has no data files")
