@@ -1,13 +1,13 @@
 """End-to-end textbook synthesis with the embedded SmolLM2-135M teacher (llama.cpp server, CPU): >= 200
-generation requests across the generators (+ the verification solves), then yield and diversity, parse rate per
-generator, ground-truth math yield per difficulty level, and code yield with the share of vacuous tests.
+generation requests across the generators (+ the verification solves), then yield and diversity, parse rate
+per generator, ground-truth math yield per difficulty level, and code yield with the share of vacuous tests.
 
     python bench/synthesis_e2e.py [--scale 1.0] [--output out/bench/synthesis_e2e] [--free-text]
 
 --free-text runs the generators' free-text prompts and parsers (the table before constrained output); the
 default sends each generator's JSON schema. Writes <output>/result.json (and the published dataset with
-report.md under <output>/dataset). Resumable: a rerun reuses the answers already in the store (the figures then
-show 'skipped')."""
+report.md under <output>/dataset). Resumable: a rerun reuses the answers already in the store (the figures
+then show 'skipped')."""
 
 from __future__ import annotations
 

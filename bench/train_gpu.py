@@ -1,8 +1,9 @@
-"""Trainer throughput on one GPU: tokens/s, MFU and GPU-busy fraction for the 125m and 350m presets at seq 2048.
+"""Trainer throughput on one GPU: tokens/s, MFU and GPU-busy fraction for the 125m and 350m presets at seq
+2048.
 
-It drives the real trainer (training.trainer.Trainer: its model, wrapping, optimizer, train_step and background
-loader over memory-mapped shards), compiled with our mask-free causal SDPA and, as the same-card baseline,
-compiled with transformers' own "sdpa" attention (optionally eager too), and reports:
+It drives the real trainer (training.trainer.Trainer: its model, wrapping, optimizer, train_step and
+background loader over memory-mapped shards), compiled with our mask-free causal SDPA and, as the same-card
+baseline, compiled with transformers' own "sdpa" attention (optionally eager too), and reports:
   tokens/s      timed steps, one device sync at each end of the window (none per step)
   MFU           tokens/s * (6N + 12*L*d*T) / 989e12 (H100/H200 dense bf16); N = all parameters, the convention of
                 the issue's reference figures; `mfu_strict` leaves the input embedding (a lookup) out of N
@@ -14,9 +15,9 @@ Designed to fit one ~8-minute run on an H100/H200:
     python bench/train_gpu.py --mixture out/mixtures/main           # a real mixture build instead
 
 Without --mixture it packs real text into a one-phase build first: the Dolma CC sample under $PHI_SHARED_DATA
-if present, else this repository's own Markdown and Python files, tokenized with a byte-level BPE trained on it;
-the manifest declares vocab_size 32000 so the model has the production vocabulary (throughput depends on it,
-not on which ids occur). CPU smoke run (checks the script, measures nothing useful):
+if present, else this repository's own Markdown and Python files, tokenized with a byte-level BPE trained on
+it; the manifest declares vocab_size 32000 so the model has the production vocabulary (throughput depends on
+it, not on which ids occur). CPU smoke run (checks the script, measures nothing useful):
 
     python bench/train_gpu.py --device cpu --presets tiny --seq-len 128 --steps 2 --warmup 1 --profile-steps 1 \
         --modes eager --micro-batch 2 --accum 2

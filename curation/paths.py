@@ -31,8 +31,8 @@ _PROJECT_DEFAULTS = {"PHI_SHARED_DATA": shared_data_dir, "PHI_MODELS_DIR": model
 
 def expand_env(value: str, where: str) -> str:
     """`${VAR}` / `${VAR:-fallback}` in a configured path -> the variable's value, else the fallback, else the
-    project default (PHI_SHARED_DATA, PHI_MODELS_DIR). Anything else unset (or empty) is an error naming `where`
-    and the variable, never a silently empty path."""
+    project default (PHI_SHARED_DATA, PHI_MODELS_DIR). Anything else unset (or empty) is an error naming
+    `where` and the variable, never a silently empty path."""
 
     def sub(m: re.Match) -> str:
         name = m["name"]
@@ -68,7 +68,8 @@ def table_version_files(reference: str, version: str | int | None = None) -> tup
     The catalog is the one the environment configures (PHI_ICEBERG_WAREHOUSE / PHI_ICEBERG_CATALOG_URI, see
     curation/tables/catalog.py). A remote warehouse's files are copied once into PHI_ICEBERG_CACHE (default
     <repo>/out/iceberg-cache). This is the one door packages that may not import curation.tables (training,
-    tests/test_layers.py) have into a table's versions: they read plain parquet files, pinned to a snapshot."""
+    tests/test_layers.py) have into a table's versions: they read plain parquet files, pinned to a
+    snapshot."""
     from curation.tables.catalog import Warehouse
     from curation.tables.read import local_version_files
 

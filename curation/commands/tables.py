@@ -1,5 +1,6 @@
-"""`python -m curation tables ...`: datasets as Iceberg tables (curation/tables). The catalog and warehouse come
-from --warehouse / --catalog-uri or PHI_ICEBERG_WAREHOUSE / PHI_ICEBERG_CATALOG_URI (see curation/tables/catalog.py).
+"""`python -m curation tables ...`: datasets as Iceberg tables (curation/tables). The catalog and warehouse
+come from --warehouse / --catalog-uri or PHI_ICEBERG_WAREHOUSE / PHI_ICEBERG_CATALOG_URI (see
+curation/tables/catalog.py).
 
     tables import   --root DIR --table NAME   every version of a folder-contract dataset root, as snapshots
     tables versions --table NAME              the snapshot history (run id, operation, rows, current)
