@@ -193,7 +193,8 @@ def main() -> None:
         by = {r["side"]: r for r in rows if r["size"] == n}
         if {"ours", "datatrove"} <= by.keys():
             print(
-                f"size {n}: ours/datatrove docs/s ratio = {by['ours']['docs_per_s'] / by['datatrove']['docs_per_s']:.2f}"
+                f"size {n}: ours/datatrove docs/s ratio = "
+                f"{by['ours']['docs_per_s'] / by['datatrove']['docs_per_s']:.2f}"
             )
 
 

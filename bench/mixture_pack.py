@@ -253,7 +253,8 @@ def main() -> int:
         n, t_tok, t_pack = our_path(resolved, tok_dir, eos, dtype, out / "ours")
         ours.append((n, t_tok, t_pack))
         print(
-            f"round {rnd}: bare {bare[-1][0] / bare[-1][1]:,.0f} tok/s, bare-fast {fast[-1][0] / fast[-1][1]:,.0f},"
+            f"round {rnd}: bare {bare[-1][0] / bare[-1][1]:,.0f} tok/s,"
+            f" bare-fast {fast[-1][0] / fast[-1][1]:,.0f},"
             f" ours {n / (t_tok + t_pack):,.0f} (tokenize {t_tok:.2f}s + pack {t_pack:.2f}s)",
             flush=True,
         )
@@ -278,12 +279,14 @@ def main() -> int:
     if throughput:
         print(json.dumps(throughput, indent=2))
     print(
-        f"{'phase':<8} {'budget':>10} {'source':<9} {'target':>7} {'realised':>9} {'abs err':>8} {'epochs':>7}"
+        f"{'phase':<8} {'budget':>10} {'source':<9} {'target':>7} {'realised':>9} {'abs err':>8}"
+        f" {'epochs':>7}"
         f" {'longest/tokens':>15}"
     )
     for r in ratio_rows:
         print(
-            f"{r['phase']:<8} {r['budget']:>10,} {r['source']:<9} {r['target']:>7.4f} {r['realised_from_shards']:>9.5f}"
+            f"{r['phase']:<8} {r['budget']:>10,} {r['source']:<9} {r['target']:>7.4f}"
+            f" {r['realised_from_shards']:>9.5f}"
             f" {r['abs_error']:>8.5f} {r['epochs']:>7.2f} {r['longest_over_tokens']:>15.5f}"
         )
     print(f"max |realised - target| = {result['max_abs_ratio_error']:.5f}; results in {out / 'results.json'}")

@@ -17,7 +17,8 @@ Measured per repeat (local warehouse, one Spark session local[2] started before 
 Bytes written = bytes of files that are new inodes after the step (hard links cost nothing) plus growth of
 files that existed (the SQLite catalog), over the warehouse / corpus root.
 
-    python bench/nightly_iceberg.py --docs 200000 --night 5000 --repeat 2 --curate --json /tmp/nightly_iceberg.json
+    python bench/nightly_iceberg.py --docs 200000 --night 5000 --repeat 2 --curate \
+        --json /tmp/nightly_iceberg.json
 
 With --curate, `curation run` over the night's 5,100 documents (as raw JSONL) is timed once: the night's real
 cost is curating it plus appending it, and the goal compares that with curating alone.
@@ -205,7 +206,8 @@ def main() -> int:
         base_dir, nights = corpus_and_nights(tmp, args.docs, args.night)
         size = sum(f.stat().st_size for f in (base_dir / "data").glob("*.parquet"))
         print(
-            f"corpus {args.docs} docs, {size / 1e6:.1f} MB parquet, built in {time.perf_counter() - t0:.0f} s",
+            f"corpus {args.docs} docs, {size / 1e6:.1f} MB parquet,"
+            f" built in {time.perf_counter() - t0:.0f} s",
             flush=True,
         )
         spark = get_spark("phi-bench-nightly", master="local[2]")

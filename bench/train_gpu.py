@@ -1,12 +1,13 @@
-"""Trainer throughput on one GPU: tokens/s, MFU and GPU-busy fraction for the 125m and 350m presets at seq
-2048.
+"""Trainer throughput on one GPU: tokens/s, MFU and GPU-busy fraction for the 125m and 350m presets at
+seq 2048.
 
 It drives the real trainer (training.trainer.Trainer: its model, wrapping, optimizer, train_step and
 background loader over memory-mapped shards), compiled with our mask-free causal SDPA and, as the same-card
 baseline, compiled with transformers' own "sdpa" attention (optionally eager too), and reports:
   tokens/s      timed steps, one device sync at each end of the window (none per step)
-  MFU           tokens/s * (6N + 12*L*d*T) / 989e12 (H100/H200 dense bf16); N = all parameters, the convention of
-                the issue's reference figures; `mfu_strict` leaves the input embedding (a lookup) out of N
+  MFU           tokens/s * (6N + 12*L*d*T) / 989e12 (H100/H200 dense bf16); N = all parameters, the
+                convention of the issue's reference figures; `mfu_strict` leaves the input embedding
+                (a lookup) out of N
   gpu_busy      union of CUDA kernel intervals / wall time over a profiled window (torch.profiler)
   data_wait     share of wall time the loop waited on the loader
 Designed to fit one ~8-minute run on an H100/H200:
@@ -19,8 +20,8 @@ if present, else this repository's own Markdown and Python files, tokenized with
 it; the manifest declares vocab_size 32000 so the model has the production vocabulary (throughput depends on
 it, not on which ids occur). CPU smoke run (checks the script, measures nothing useful):
 
-    python bench/train_gpu.py --device cpu --presets tiny --seq-len 128 --steps 2 --warmup 1 --profile-steps 1 \
-        --modes eager --micro-batch 2 --accum 2
+    python bench/train_gpu.py --device cpu --presets tiny --seq-len 128 --steps 2 --warmup 1 \
+        --profile-steps 1 --modes eager --micro-batch 2 --accum 2
 """
 
 from __future__ import annotations
@@ -286,7 +287,8 @@ def main() -> int:
     device = torch.device(args.device)
     card = torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU"
     print(
-        f"# bench/train_gpu.py on {card}, torch {torch.__version__}, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}"
+        f"# bench/train_gpu.py on {card}, torch {torch.__version__},"
+        f" {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}"
     )
 
     with tempfile.TemporaryDirectory(prefix="bench-mixture-") as tmp:
@@ -309,7 +311,8 @@ def main() -> int:
                 print(json.dumps(r), flush=True)
 
     print(
-        "\n| preset | params | mode | micro x accum | tokens/s | MFU (6N+attn) | MFU strict | GPU busy | data wait | peak mem |"
+        "\n| preset | params | mode | micro x accum | tokens/s | MFU (6N+attn) | MFU strict | GPU busy"
+        " | data wait | peak mem |"
     )
     print("|---|---|---|---|---|---|---|---|---|---|")
     for r in results:

@@ -76,7 +76,8 @@ def _versions(args: argparse.Namespace) -> int:
     for v in versions(_warehouse(args).table(args.table)):
         mark = "*" if v["current"] else " "
         print(
-            f"{mark} {v['snapshot_id']:>20}  {v['run_id'] or '-':<32} {v['operation']:<9} rows {v['rows']:>10}"
+            f"{mark} {v['snapshot_id']:>20}  {v['run_id'] or '-':<32} {v['operation']:<9}"
+            f" rows {v['rows']:>10}"
             f"  files {v['files']:>6}  {v['committed_at']}"
         )
     return 0

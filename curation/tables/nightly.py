@@ -100,7 +100,8 @@ def append_night(
     }
     committed = commit_version(table, paths, run_id, summary, mode="append")
     log.info(
-        "night %s -> table %s snapshot %s: %d of %d rows appended, rejected %s (base snapshot %s); dedup %.2f s,"
+        "night %s -> table %s snapshot %s: %d of %d rows appended, rejected %s (base snapshot %s);"
+        " dedup %.2f s,"
         " write %.2f s, commit %.2f s",
         run_id,
         name,

@@ -353,7 +353,8 @@ def summary(result: BuildResult) -> str:
     m = result.manifest
     lines = [
         (
-            f"mixture {m['name']} -> {result.output} ({result.seconds:.1f}s); tokenizer {m['tokenizer']['how']},"
+            f"mixture {m['name']} -> {result.output} ({result.seconds:.1f}s);"
+            f" tokenizer {m['tokenizer']['how']},"
             f" vocab {m['tokenizer']['vocab_size']}, dtype {m['dtype']}"
         )
     ]
