@@ -28,10 +28,6 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO / "tests"))
-from fixtures.mixture.sources import build_all
-
 from curation.contract import DatasetRoot, Manifest, code_version, config_hash, now_iso
 from curation.paths import models_dir, shared_data_dir
 from training.mixture import sources as S
@@ -40,6 +36,11 @@ from training.mixture.build import build
 from training.mixture.encode import read_cache, tokenize_source
 from training.mixture.tokenizer import eos_id, load_tokenizer, save_tokenizer, train_bpe
 from training.shards import document_offsets, open_shard, token_dtype
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO / "tests"))
+# the sample sources are the tests' fixtures: importable only once tests/ is on sys.path (just above)
+from fixtures.mixture.sources import build_all  # noqa: E402
 
 log = logging.getLogger("bench.mixture_pack")
 

@@ -110,7 +110,10 @@ def run_datatrove(
         seed=seed,
         hash_config=HashConfig(precision=64, hash_fc="sha1"),
     )
-    reader = lambda: ParquetReader(str(parquet_dir), id_key="id", text_key="text")
+
+    def reader():
+        return ParquetReader(str(parquet_dir), id_key="id", text_key="text")
+
     logs = work / "logs"
     LocalPipelineExecutor(
         [reader(), MinhashDedupSignature(str(work / "sigs"), config=cfg, language=Whitespace())],

@@ -26,7 +26,9 @@ from synthesis.textbook.recipes import parse_recipes
 
 
 def recipes(scale: float) -> dict:
-    n = lambda k: max(1, round(k * scale))
+    def n(k):
+        return max(1, round(k * scale))
+
     web = str(next((shared_data_dir() / "webtext_cc2019_dolma_sample").glob("*.jsonl.gz")))
     short = {
         "temperature": 0.8,
@@ -109,9 +111,11 @@ def recipes(scale: float) -> dict:
 
 
 def _rows(version_dir: Path) -> tuple[list[dict], list[dict]]:
-    read = lambda sub: [
-        r for f in sorted((version_dir / sub).glob("*.parquet")) for r in pq.read_table(f).to_pylist()
-    ]
+    def read(sub):
+        return [
+            r for f in sorted((version_dir / sub).glob("*.parquet")) for r in pq.read_table(f).to_pylist()
+        ]
+
     return read("data"), read("rejects")
 
 

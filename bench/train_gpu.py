@@ -43,10 +43,11 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from training.config import RunConfig
-from training.model import flops_per_token
-from training.shards import ShardWriter, token_dtype
-from training.trainer import H100_BF16_DENSE_TFLOPS, DistEnv, Trainer
+# after the sys.path line above: the bench runs as a plain script on a bare GPU machine (no install)
+from training.config import RunConfig  # noqa: E402
+from training.model import flops_per_token  # noqa: E402
+from training.shards import ShardWriter, token_dtype  # noqa: E402
+from training.trainer import H100_BF16_DENSE_TFLOPS, DistEnv, Trainer  # noqa: E402
 
 MODEL_VOCAB = 32000
 DEFAULT_MICRO = {"tiny": 8, "125m": 16, "350m": 8, "1b": 4}
