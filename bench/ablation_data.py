@@ -1,4 +1,5 @@
-"""Inputs of bench/ablation.py, made from the shared sample data by the project's own pipeline (no made-up text):
+"""Inputs of bench/ablation.py, made from the shared sample data by the project's own pipeline (no made-up
+text):
 
 raw        everything `python -m curation run` ingested from the Dolma CC sample (its kept rows plus its
            rejects, document columns only): web text before any filter or dedup

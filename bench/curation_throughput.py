@@ -2,9 +2,9 @@
 
 Corpus: the 990 real HTML pages of the trafilatura evaluation set (shared data), replicated into gzipped WARC
 files (one response record per page copy, distinct URLs and record ids) until N documents.
-Both sides: WARC reader -> trafilatura (favour precision) -> fasttext lid.176 (the same local .ftz on both sides:
-datatrove would download lid.176.bin, so its model loader is pointed at our file) -> Gopher repetition ->
-Gopher quality -> C4 -> FineWeb quality -> parquet/jsonl writer. Ours also computes the text hash; exact
+Both sides: WARC reader -> trafilatura (favour precision) -> fasttext lid.176 (the same local .ftz on both
+sides: datatrove would download lid.176.bin, so its model loader is pointed at our file) -> Gopher repetition
+-> Gopher quality -> C4 -> FineWeb quality -> parquet/jsonl writer. Ours also computes the text hash; exact
 dedup and decontamination are switched off (datatrove's pipeline has no equivalent in this chain).
 
 Each (side, size) runs in a fresh subprocess so its peak memory is its own.
@@ -193,7 +193,8 @@ def main() -> None:
         by = {r["side"]: r for r in rows if r["size"] == n}
         if {"ours", "datatrove"} <= by.keys():
             print(
-                f"size {n}: ours/datatrove docs/s ratio = {by['ours']['docs_per_s'] / by['datatrove']['docs_per_s']:.2f}"
+                f"size {n}: ours/datatrove docs/s ratio = "
+                f"{by['ours']['docs_per_s'] / by['datatrove']['docs_per_s']:.2f}"
             )
 
 

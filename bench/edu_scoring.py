@@ -223,7 +223,10 @@ def main() -> int:
             conf={"spark.default.parallelism": str(cores), "spark.sql.shuffle.partitions": str(cores)},
         )
         jvm_pid = spark.sparkContext._gateway.proc.pid
-        tree = lambda pid=jvm_pid: _proc_tree_cpu(pid)
+
+        def tree(pid=jvm_pid):
+            return _proc_tree_cpu(pid)
+
         spark_pass(spark, docs, ref, str(registry.root))  # warm-up: workers start, model loads
         for _ in range(args.repeats):
             record(

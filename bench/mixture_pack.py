@@ -28,10 +28,6 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO / "tests"))
-from fixtures.mixture.sources import build_all
-
 from curation.contract import DatasetRoot, Manifest, code_version, config_hash, now_iso
 from curation.paths import models_dir, shared_data_dir
 from training.mixture import sources as S
@@ -40,6 +36,11 @@ from training.mixture.build import build
 from training.mixture.encode import read_cache, tokenize_source
 from training.mixture.tokenizer import eos_id, load_tokenizer, save_tokenizer, train_bpe
 from training.shards import document_offsets, open_shard, token_dtype
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO / "tests"))
+# the sample sources are the tests' fixtures: importable only once tests/ is on sys.path (just above)
+from fixtures.mixture.sources import build_all  # noqa: E402
 
 log = logging.getLogger("bench.mixture_pack")
 
@@ -253,7 +254,8 @@ def main() -> int:
         n, t_tok, t_pack = our_path(resolved, tok_dir, eos, dtype, out / "ours")
         ours.append((n, t_tok, t_pack))
         print(
-            f"round {rnd}: bare {bare[-1][0] / bare[-1][1]:,.0f} tok/s, bare-fast {fast[-1][0] / fast[-1][1]:,.0f},"
+            f"round {rnd}: bare {bare[-1][0] / bare[-1][1]:,.0f} tok/s,"
+            f" bare-fast {fast[-1][0] / fast[-1][1]:,.0f},"
             f" ours {n / (t_tok + t_pack):,.0f} (tokenize {t_tok:.2f}s + pack {t_pack:.2f}s)",
             flush=True,
         )
@@ -278,12 +280,14 @@ def main() -> int:
     if throughput:
         print(json.dumps(throughput, indent=2))
     print(
-        f"{'phase':<8} {'budget':>10} {'source':<9} {'target':>7} {'realised':>9} {'abs err':>8} {'epochs':>7}"
+        f"{'phase':<8} {'budget':>10} {'source':<9} {'target':>7} {'realised':>9} {'abs err':>8}"
+        f" {'epochs':>7}"
         f" {'longest/tokens':>15}"
     )
     for r in ratio_rows:
         print(
-            f"{r['phase']:<8} {r['budget']:>10,} {r['source']:<9} {r['target']:>7.4f} {r['realised_from_shards']:>9.5f}"
+            f"{r['phase']:<8} {r['budget']:>10,} {r['source']:<9} {r['target']:>7.4f}"
+            f" {r['realised_from_shards']:>9.5f}"
             f" {r['abs_error']:>8.5f} {r['epochs']:>7.2f} {r['longest_over_tokens']:>15.5f}"
         )
     print(f"max |realised - target| = {result['max_abs_ratio_error']:.5f}; results in {out / 'results.json'}")

@@ -164,7 +164,8 @@ def score(n: int, work: Path, docs: list[dict], results: list[dict]) -> dict:
         removed = json.loads((work / f"removed-{r['method']}.json").read_text())
         cfile = work / f"clusters-{r['method']}.json"
         predicted.append(json.loads(cfile.read_text()) if cfile.exists() else [])
-        # references give removed ids only: judge each removed doc against its family and the whole removed set
+        # references give removed ids only: judge each removed doc against its family and the whole removed
+        # set
     gt = ground_truth(docs, sets, predicted)
     comps = gt_components([d["id"] for d in docs], gt["pairs"])
     for r in results:

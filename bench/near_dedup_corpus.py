@@ -32,7 +32,8 @@ csv.field_size_limit(sys.maxsize)
 _SENT = re.compile(r"(?<=[.!?])\s+|\n+")
 
 BOILERPLATE = [
-    "Home About us Contact Privacy policy Terms of use Sitemap Search this site Follow us on Facebook Twitter",
+    "Home About us Contact Privacy policy Terms of use Sitemap Search this site Follow us on Facebook "
+    "Twitter",
     "This website uses cookies to ensure you get the best experience on our website. By continuing to use "
     "this site you consent to our use of cookies in accordance with our cookie policy. Learn more Accept",
     "Copyright 2019 All rights reserved. Reproduction in whole or in part without written permission is "

@@ -5,9 +5,10 @@
     sha1 hash), `MinHashLSH(params=(bands, rows))`, a query per document, union-find over the candidate
     pairs; optionally each candidate pair verified by exact Jaccard of the shingle sets;
 (b) datatrove 0.10.1's four MinHash stages (signatures, buckets, clusters, filter) with the
-    LocalPipelineExecutor on 2 workers, sha1 shingle hashes (its xxhash default breaks on xxhash 4.x). Its English word tokenizer needs NLTK's punkt data, which cannot
-    be downloaded here, so it gets a whitespace tokenizer over its own normalized text (datatrove's
-    `simplify_text` already lowercases and strips punctuation), i.e. the same `\\w+`-like words as ours.
+    LocalPipelineExecutor on 2 workers, sha1 shingle hashes (its xxhash default breaks on xxhash 4.x). Its
+    English word tokenizer needs NLTK's punkt data, which cannot be downloaded here, so it gets a whitespace
+    tokenizer over its own normalized text (datatrove's `simplify_text` already lowercases and strips
+    punctuation), i.e. the same `\\w+`-like words as ours.
 """
 
 from __future__ import annotations
@@ -109,7 +110,10 @@ def run_datatrove(
         seed=seed,
         hash_config=HashConfig(precision=64, hash_fc="sha1"),
     )
-    reader = lambda: ParquetReader(str(parquet_dir), id_key="id", text_key="text")
+
+    def reader():
+        return ParquetReader(str(parquet_dir), id_key="id", text_key="text")
+
     logs = work / "logs"
     LocalPipelineExecutor(
         [reader(), MinhashDedupSignature(str(work / "sigs"), config=cfg, language=Whitespace())],

@@ -1,21 +1,24 @@
-"""Nightly cost: one night appended to a >= 200k-document corpus, as an Iceberg append (curation/tables/nightly.py)
-and as today's folder-contract append (curation/append.py), side by side in one run, plus the delta alone.
+"""Nightly cost: one night appended to a >= 200k-document corpus, as an Iceberg append
+(curation/tables/nightly.py) and as today's folder-contract append (curation/append.py), side by side in one
+run, plus the delta alone.
 
-Corpus: documents composed of real sentences from ../shared/data (bench/near_dedup_corpus.py's sentence pool and
-paragraph composer), published as one folder-contract version (4 parquet files) and imported as a table snapshot
-(setup, not measured). The night: 5,000 new composed documents plus 50 that repeat a published id and 50 that
-repeat a published text (both rejected as already published), as a curated delta version (what `curation run`
-publishes). Scenarios: `plain` (the night has the corpus's columns) and `edu` (the night brings edu_score /
-edu_int: the first scored night; the folder contract rewrites its base then, the table evolves its schema).
+Corpus: documents composed of real sentences from ../shared/data (bench/near_dedup_corpus.py's sentence pool
+and paragraph composer), published as one folder-contract version (4 parquet files) and imported as a table
+snapshot (setup, not measured). The night: 5,000 new composed documents plus 50 that repeat a published id and
+50 that repeat a published text (both rejected as already published), as a curated delta version (what
+`curation run` publishes). Scenarios: `plain` (the night has the corpus's columns) and `edu` (the night brings
+edu_score / edu_int: the first scored night; the folder contract rewrites its base then, the table evolves its
+schema).
 
 Measured per repeat (local warehouse, one Spark session local[2] started before the clock):
   * iceberg   append_night onto the corpus table (rolled back to the corpus snapshot before each repeat)
   * folder    append_version(delta, base version) into a fresh version of the corpus root
   * delta alone  append_night of the same delta onto an empty table (the reference for O(delta))
-Bytes written = bytes of files that are new inodes after the step (hard links cost nothing) plus growth of files
-that existed (the SQLite catalog), over the warehouse / corpus root.
+Bytes written = bytes of files that are new inodes after the step (hard links cost nothing) plus growth of
+files that existed (the SQLite catalog), over the warehouse / corpus root.
 
-    python bench/nightly_iceberg.py --docs 200000 --night 5000 --repeat 2 --curate --json /tmp/nightly_iceberg.json
+    python bench/nightly_iceberg.py --docs 200000 --night 5000 --repeat 2 --curate \
+        --json /tmp/nightly_iceberg.json
 
 With --curate, `curation run` over the night's 5,100 documents (as raw JSONL) is timed once: the night's real
 cost is curating it plus appending it, and the goal compares that with curating alone.
@@ -111,9 +114,9 @@ def _timed(root: Path, fn) -> dict:
 
 
 def curate_night(spark, tmp: Path, night: Path) -> dict:
-    """The reference: `curation run` (ingest, langid, quality filters, exact dedup; the default config) over the
-    night's documents as raw JSONL, timed once. Its output is not appended (composed texts hash differently once
-    normalized), only its wall time and bytes are the reference."""
+    """The reference: `curation run` (ingest, langid, quality filters, exact dedup; the default config) over
+    the night's documents as raw JSONL, timed once. Its output is not appended (composed texts hash
+    differently once normalized), only its wall time and bytes are the reference."""
     from curation.config import CurationConfig
     from curation.pipeline import run as curate
 
@@ -203,7 +206,8 @@ def main() -> int:
         base_dir, nights = corpus_and_nights(tmp, args.docs, args.night)
         size = sum(f.stat().st_size for f in (base_dir / "data").glob("*.parquet"))
         print(
-            f"corpus {args.docs} docs, {size / 1e6:.1f} MB parquet, built in {time.perf_counter() - t0:.0f} s",
+            f"corpus {args.docs} docs, {size / 1e6:.1f} MB parquet,"
+            f" built in {time.perf_counter() - t0:.0f} s",
             flush=True,
         )
         spark = get_spark("phi-bench-nightly", master="local[2]")

@@ -24,9 +24,13 @@ def hostile_snippets(sentinel: Path) -> dict[str, str]:
     return {
         "infinite loop": "while True:\n    pass",
         "fork bomb (os.fork)": "import os\nwhile True:\n    os.fork()",
-        "fork bomb (subprocess)": "import subprocess, sys\nwhile True:\n    subprocess.Popen([sys.executable])",
+        "fork bomb (subprocess)": (
+            "import subprocess, sys\nwhile True:\n    subprocess.Popen([sys.executable])"
+        ),
         "10 GB allocation": "x = bytearray(10 * 1024 ** 3)",
-        "network (socket to 1.1.1.1:53)": "import socket\nsocket.create_connection(('1.1.1.1', 53), timeout=2)",
+        "network (socket to 1.1.1.1:53)": (
+            "import socket\nsocket.create_connection(('1.1.1.1', 53), timeout=2)"
+        ),
         "network (raw _socket)": "import _socket\ns = _socket.socket()\ns.connect(('127.0.0.1', 22))",
         "read file outside workdir": f"print(open({str(sentinel)!r}).read())",
         "read project file": f"print(open({str(REPO_ROOT / 'pyproject.toml')!r}).read())",
@@ -93,7 +97,8 @@ def main() -> None:
         ok = run_python("assert sum(range(10)) == 45")
         result["sandbox_passing_run_s"] = ok.seconds
         print(
-            f"\na passing snippet: passed={ok.passed} in {ok.seconds:.2f}s; isolation: {', '.join(ok.isolation)}"
+            f"\na passing snippet: passed={ok.passed} in {ok.seconds:.2f}s;"
+            f" isolation: {', '.join(ok.isolation)}"
         )
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)

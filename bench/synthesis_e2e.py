@@ -1,13 +1,13 @@
 """End-to-end textbook synthesis with the embedded SmolLM2-135M teacher (llama.cpp server, CPU): >= 200
-generation requests across the generators (+ the verification solves), then yield and diversity, parse rate per
-generator, ground-truth math yield per difficulty level, and code yield with the share of vacuous tests.
+generation requests across the generators (+ the verification solves), then yield and diversity, parse rate
+per generator, ground-truth math yield per difficulty level, and code yield with the share of vacuous tests.
 
     python bench/synthesis_e2e.py [--scale 1.0] [--output out/bench/synthesis_e2e] [--free-text]
 
 --free-text runs the generators' free-text prompts and parsers (the table before constrained output); the
 default sends each generator's JSON schema. Writes <output>/result.json (and the published dataset with
-report.md under <output>/dataset). Resumable: a rerun reuses the answers already in the store (the figures then
-show 'skipped')."""
+report.md under <output>/dataset). Resumable: a rerun reuses the answers already in the store (the figures
+then show 'skipped')."""
 
 from __future__ import annotations
 
@@ -26,7 +26,9 @@ from synthesis.textbook.recipes import parse_recipes
 
 
 def recipes(scale: float) -> dict:
-    n = lambda k: max(1, round(k * scale))
+    def n(k):
+        return max(1, round(k * scale))
+
     web = str(next((shared_data_dir() / "webtext_cc2019_dolma_sample").glob("*.jsonl.gz")))
     short = {
         "temperature": 0.8,
@@ -109,9 +111,11 @@ def recipes(scale: float) -> dict:
 
 
 def _rows(version_dir: Path) -> tuple[list[dict], list[dict]]:
-    read = lambda sub: [
-        r for f in sorted((version_dir / sub).glob("*.parquet")) for r in pq.read_table(f).to_pylist()
-    ]
+    def read(sub):
+        return [
+            r for f in sorted((version_dir / sub).glob("*.parquet")) for r in pq.read_table(f).to_pylist()
+        ]
+
     return read("data"), read("rejects")
 
 

@@ -1,11 +1,13 @@
-"""Trainer throughput on one GPU: tokens/s, MFU and GPU-busy fraction for the 125m and 350m presets at seq 2048.
+"""Trainer throughput on one GPU: tokens/s, MFU and GPU-busy fraction for the 125m and 350m presets at
+seq 2048.
 
-It drives the real trainer (training.trainer.Trainer: its model, wrapping, optimizer, train_step and background
-loader over memory-mapped shards), compiled with our mask-free causal SDPA and, as the same-card baseline,
-compiled with transformers' own "sdpa" attention (optionally eager too), and reports:
+It drives the real trainer (training.trainer.Trainer: its model, wrapping, optimizer, train_step and
+background loader over memory-mapped shards), compiled with our mask-free causal SDPA and, as the same-card
+baseline, compiled with transformers' own "sdpa" attention (optionally eager too), and reports:
   tokens/s      timed steps, one device sync at each end of the window (none per step)
-  MFU           tokens/s * (6N + 12*L*d*T) / 989e12 (H100/H200 dense bf16); N = all parameters, the convention of
-                the issue's reference figures; `mfu_strict` leaves the input embedding (a lookup) out of N
+  MFU           tokens/s * (6N + 12*L*d*T) / 989e12 (H100/H200 dense bf16); N = all parameters, the
+                convention of the issue's reference figures; `mfu_strict` leaves the input embedding
+                (a lookup) out of N
   gpu_busy      union of CUDA kernel intervals / wall time over a profiled window (torch.profiler)
   data_wait     share of wall time the loop waited on the loader
 Designed to fit one ~8-minute run on an H100/H200:
@@ -14,12 +16,12 @@ Designed to fit one ~8-minute run on an H100/H200:
     python bench/train_gpu.py --mixture out/mixtures/main           # a real mixture build instead
 
 Without --mixture it packs real text into a one-phase build first: the Dolma CC sample under $PHI_SHARED_DATA
-if present, else this repository's own Markdown and Python files, tokenized with a byte-level BPE trained on it;
-the manifest declares vocab_size 32000 so the model has the production vocabulary (throughput depends on it,
-not on which ids occur). CPU smoke run (checks the script, measures nothing useful):
+if present, else this repository's own Markdown and Python files, tokenized with a byte-level BPE trained on
+it; the manifest declares vocab_size 32000 so the model has the production vocabulary (throughput depends on
+it, not on which ids occur). CPU smoke run (checks the script, measures nothing useful):
 
-    python bench/train_gpu.py --device cpu --presets tiny --seq-len 128 --steps 2 --warmup 1 --profile-steps 1 \
-        --modes eager --micro-batch 2 --accum 2
+    python bench/train_gpu.py --device cpu --presets tiny --seq-len 128 --steps 2 --warmup 1 \
+        --profile-steps 1 --modes eager --micro-batch 2 --accum 2
 """
 
 from __future__ import annotations
@@ -41,10 +43,11 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from training.config import RunConfig
-from training.model import flops_per_token
-from training.shards import ShardWriter, token_dtype
-from training.trainer import H100_BF16_DENSE_TFLOPS, DistEnv, Trainer
+# after the sys.path line above: the bench runs as a plain script on a bare GPU machine (no install)
+from training.config import RunConfig  # noqa: E402
+from training.model import flops_per_token  # noqa: E402
+from training.shards import ShardWriter, token_dtype  # noqa: E402
+from training.trainer import H100_BF16_DENSE_TFLOPS, DistEnv, Trainer  # noqa: E402
 
 MODEL_VOCAB = 32000
 DEFAULT_MICRO = {"tiny": 8, "125m": 16, "350m": 8, "1b": 4}
@@ -285,7 +288,8 @@ def main() -> int:
     device = torch.device(args.device)
     card = torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU"
     print(
-        f"# bench/train_gpu.py on {card}, torch {torch.__version__}, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}"
+        f"# bench/train_gpu.py on {card}, torch {torch.__version__},"
+        f" {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}"
     )
 
     with tempfile.TemporaryDirectory(prefix="bench-mixture-") as tmp:
@@ -308,7 +312,8 @@ def main() -> int:
                 print(json.dumps(r), flush=True)
 
     print(
-        "\n| preset | params | mode | micro x accum | tokens/s | MFU (6N+attn) | MFU strict | GPU busy | data wait | peak mem |"
+        "\n| preset | params | mode | micro x accum | tokens/s | MFU (6N+attn) | MFU strict | GPU busy"
+        " | data wait | peak mem |"
     )
     print("|---|---|---|---|---|---|---|---|---|---|")
     for r in results:

@@ -7,8 +7,8 @@ whole-corpus version: what nightly_refresh publishes.
 Why the base is never trimmed: the nightly's new documents are deduplicated against what is published
 (near duplicates already in the delta: nightly_refresh's curate job runs near-dedup against the corpus's
 band index, which ranks published documents first and never removes them, curation/dedup/near.py and
-dags/lib/near_index.py; exact duplicates here), so a night only ever adds documents. A delta document whose `id` or
-normalized `text_hash` is already in the base is rejected (reasons `id_already_published`,
+dags/lib/near_index.py; exact duplicates here), so a night only ever adds documents. A delta document whose
+`id` or normalized `text_hash` is already in the base is rejected (reasons `id_already_published`,
 `text_already_published`) instead of entering the corpus twice; the corpus gate checks both are unique.
 
 No old data is copied: the base's parquet files are hard-linked into the new version (os.link; a copy
@@ -96,7 +96,8 @@ def _published_hits(base_files: list[Path], ids: set[str], hashes: set[str]) -> 
 
 @dataclass
 class _Inputs:
-    """The two versions an append reads, checked: their folders, manifests, data files and the union schema."""
+    """The two versions an append reads, checked: their folders, manifests, data files and the union
+    schema."""
 
     delta_dir: Path
     dm: Manifest

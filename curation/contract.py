@@ -298,7 +298,8 @@ class VersionBuild:
 
     def manifest(self, *, config: dict[str, Any], **fields: Any) -> Manifest:
         """Describe the version. `version`, `created_at`, `code_version` and `config_hash` (of `config`)
-        are filled in unless given; the rest are Manifest's fields. Checked and written when the block ends."""
+        are filled in unless given; the rest are Manifest's fields. Checked and written when the block
+        ends."""
         fields.setdefault("version", self.version)
         fields.setdefault("created_at", now_iso())
         fields.setdefault("code_version", code_version())
@@ -380,8 +381,8 @@ def link_or_copy(src: Path, dst: Path) -> str:
 
 
 def replace_dir(new: Path, final: Path) -> None:
-    """Move folder `new` to `final`, replacing what is there: the old folder is renamed aside first and deleted
-    after the swap, so at every instant `final` holds either the old or the new content."""
+    """Move folder `new` to `final`, replacing what is there: the old folder is renamed aside first and
+    deleted after the swap, so at every instant `final` holds either the old or the new content."""
     trash = _rename_aside(final) if final.exists() else None
     os.rename(new, final)
     if trash is not None:
@@ -389,7 +390,8 @@ def replace_dir(new: Path, final: Path) -> None:
 
 
 def _rename_aside(path: Path) -> Path:
-    """Rename `path` to a hidden `.trash-` sibling (what clean_stale_staging sweeps) and return the new path."""
+    """Rename `path` to a hidden `.trash-` sibling (what clean_stale_staging sweeps) and return the new
+    path."""
     trash = path.parent / f".trash-{path.name}-{uuid.uuid4().hex[:8]}"
     os.rename(path, trash)
     return trash

@@ -62,7 +62,8 @@ def budget_problems(cfg: RunConfig, mixture: MixtureBuild) -> list[str]:
         if b.asked <= b.served:
             continue
         head = (
-            f"phases.{phase}: {b.steps:,} steps x {cfg.global_batch_tokens:,} tokens/step = {b.asked:,} tokens,"
+            f"phases.{phase}: {b.steps:,} steps x {cfg.global_batch_tokens:,} tokens/step"
+            f" = {b.asked:,} tokens,"
             f" but mixture {cfg.mixture} built {b.built:,} training tokens for {phase} ({b.served:,} in"
             f" windows of seq_len {cfg.seq_len})"
         )

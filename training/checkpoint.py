@@ -1,10 +1,10 @@
-"""Checkpoints: torch.distributed.checkpoint (DCP) for model + optimizer, so DDP, FSDP2 and single-process runs
-share one format and a run may resume on a different number of ranks; trainer.json (step, schedule, data-loader
-state) from rank 0; one RNG file per rank.
+"""Checkpoints: torch.distributed.checkpoint (DCP) for model + optimizer, so DDP, FSDP2 and single-process
+runs share one format and a run may resume on a different number of ranks; trainer.json (step, schedule,
+data-loader state) from rank 0; one RNG file per rank.
 
-Atomic: every rank writes into `step-NNNNNNNN.tmp/`, and only after all ranks are done does rank 0 rename it to
-`step-NNNNNNNN/` (a directory rename is atomic on POSIX). A killed job leaves at most a `.tmp` folder, which is
-never read and is removed by the next save. The last `keep` checkpoints of each phase are kept.
+Atomic: every rank writes into `step-NNNNNNNN.tmp/`, and only after all ranks are done does rank 0 rename it
+to `step-NNNNNNNN/` (a directory rename is atomic on POSIX). A killed job leaves at most a `.tmp` folder,
+which is never read and is removed by the next save. The last `keep` checkpoints of each phase are kept.
 """
 
 from __future__ import annotations
@@ -90,7 +90,8 @@ def save(
     meta: dict,
     keep: int,
 ) -> Path:
-    """Collective: every rank calls it. `step` names the checkpoint (the number of steps done in the phase)."""
+    """Collective: every rank calls it. `step` names the checkpoint (the number of steps done in the
+    phase)."""
     final = step_dir(phase_dir, step)
     tmp = final.with_name(final.name + ".tmp")
     if _rank() == 0:

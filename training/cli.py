@@ -1,4 +1,5 @@
-"""`python -m training <command>`: commands live in training/commands/<name>.py with `register(subparsers)`."""
+"""`python -m training <command>`: commands live in training/commands/<name>.py with
+`register(subparsers)`."""
 
 from __future__ import annotations
 

@@ -1,10 +1,11 @@
 """Training data: the mixture build's packed shards, memory-mapped, served in a deterministic order.
 
-A phase's shards form a list of fixed windows of `seq_len + 1` tokens (window k of a shard starts at k*seq_len;
-the leftover tail of each shard, < seq_len tokens, is skipped). The order is a keyed pseudo-random permutation
-of the windows per epoch (a Feistel network with cycle walking), so the windows of any (seed, step, rank) are
-computed in O(batch) without materialising a permutation of the whole dataset. The loader's only state is the
-next step, which goes into the checkpoint; a background thread prepares the next batches (pinned memory on CUDA).
+A phase's shards form a list of fixed windows of `seq_len + 1` tokens (window k of a shard starts at
+k*seq_len; the leftover tail of each shard, < seq_len tokens, is skipped). The order is a keyed pseudo-random
+permutation of the windows per epoch (a Feistel network with cycle walking), so the windows of any (seed,
+step, rank) are computed in O(batch) without materialising a permutation of the whole dataset. The loader's
+only state is the next step, which goes into the checkpoint; a background thread prepares the next batches
+(pinned memory on CUDA).
 """
 
 from __future__ import annotations
@@ -56,7 +57,8 @@ def _check_files(files: TokenFiles, dtype: np.dtype, where: str) -> None:
 
 
 def read_mixture(root: str | Path) -> MixtureBuild:
-    """Read and check a mixture build (DEVELOPERS.md, "The mixture build output"); errors name file and field."""
+    """Read and check a mixture build (DEVELOPERS.md, "The mixture build output"); errors name file and
+    field."""
     root = Path(root)
     path = root / "manifest.json"
     if not path.is_file():
@@ -147,7 +149,8 @@ def _mix(x: np.ndarray, key: np.uint64) -> np.ndarray:
 
 class Permutation:
     """A keyed bijection of range(n): a 4-round Feistel network on the smallest even-width bit domain
-    covering n, with cycle walking to stay inside range(n). O(1) memory, vectorised over a batch of indices."""
+    covering n, with cycle walking to stay inside range(n). O(1) memory, vectorised over a batch of
+    indices."""
 
     def __init__(self, n: int, seed: int, epoch: int):
         self.n = n

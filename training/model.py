@@ -58,7 +58,8 @@ class Preset:
     intermediate: int  # Phi-3's MLP is gated: gate_up_proj is hidden -> 2 * intermediate
 
 
-# Shapes: 125m/350m match GPT-3 small/medium widths; phi3-mini is the published 3.8B shape (32 x 3072, 32 heads).
+# Shapes: 125m/350m match GPT-3 small/medium widths; phi3-mini is the published 3.8B shape (32 x 3072, 32
+# heads).
 PRESETS: dict[str, Preset] = {
     "tiny": Preset(hidden=64, layers=2, heads=4, kv_heads=4, intermediate=192),
     "125m": Preset(hidden=768, layers=12, heads=12, kv_heads=12, intermediate=2048),

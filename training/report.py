@@ -1,4 +1,5 @@
-"""The run report: loss curves of both phases (train loss and held-out loss per source) and the LR as a PNG."""
+"""The run report: loss curves of both phases (train loss and held-out loss per source) and the LR as a
+PNG."""
 
 from __future__ import annotations
 

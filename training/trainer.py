@@ -86,7 +86,8 @@ class CausalLMLoss(torch.nn.Module):
 
 
 class MetricsLog:
-    """metrics.jsonl (appended across resumes; readers keep the last record per step) + TensorBoard if present."""
+    """metrics.jsonl (appended across resumes; readers keep the last record per step) + TensorBoard if
+    present."""
 
     def __init__(self, out_dir: Path, enabled: bool):
         self.enabled = enabled
@@ -197,7 +198,8 @@ class Trainer:
         return torch.compile(module) if cfg.compile else module
 
     def _param_groups(self) -> list[dict]:
-        # no weight decay on norm gains (1-D) or the input embedding (OLMo 2 practice): decay only shrinks them
+        # no weight decay on norm gains (1-D) or the input embedding (OLMo 2 practice): decay only shrinks
+        # them
         decay, no_decay = [], []
         for name, p in self.lm.named_parameters():
             (no_decay if p.ndim < 2 or "embed_tokens" in name else decay).append(p)
@@ -305,8 +307,9 @@ class Trainer:
         )
 
     def train_step(self, batch: torch.Tensor, lr: float) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """One optimizer step on this rank's (grad_accum, micro_batch, seq_len + 1) batch, already on the device.
-        Returns the step's mean loss and the pre-clip gradient norm as device tensors (no host sync)."""
+        """One optimizer step on this rank's (grad_accum, micro_batch, seq_len + 1) batch, already on the
+        device. Returns the step's mean loss and the pre-clip gradient norm as device tensors (no host
+        sync)."""
         for group in self.optimizer.param_groups:
             group["lr"] = lr
         step_loss = torch.zeros((), device=self.env.device)

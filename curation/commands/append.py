@@ -3,7 +3,8 @@ the corpus.
 
     append --delta DIR --table NAME [--run-id ID]      Iceberg: one APPEND snapshot of the night's new rows
                                                       (deduplicated in Spark against the table's ids and text
-                                                      hashes at its current snapshot; curation/tables/nightly.py)
+                                                      hashes at its current snapshot;
+                                                      curation/tables/nightly.py)
     append --delta DIR --base DIR --output DIR --version V
                                                       folder contract: the next whole-corpus version
                                                       output/V = base + the new rows (curation/append.py)
@@ -70,12 +71,14 @@ def _to_table(args: argparse.Namespace) -> int:
     done = append_night(get_spark(master=args.master), args.delta, warehouse, args.table, run_id=args.run_id)
     if not done.created:
         print(
-            f"night {done.run_id} is already in table {warehouse.identifier(args.table)}: snapshot {done.snapshot_id}"
+            f"night {done.run_id} is already in table {warehouse.identifier(args.table)}:"
+            f" snapshot {done.snapshot_id}"
         )
         return 0
     rejected = ", ".join(f"{k} {v}" for k, v in done.rejected.items()) or "none"
     print(
         f"night {done.run_id} -> table {warehouse.identifier(args.table)} snapshot {done.snapshot_id}"
-        f" (base {done.base_snapshot_id}): {done.delta_rows} rows = {done.appended} appended + rejected {rejected}"
+        f" (base {done.base_snapshot_id}): {done.delta_rows} rows = {done.appended} appended"
+        f" + rejected {rejected}"
     )
     return 0

@@ -206,6 +206,7 @@ def _score(args: argparse.Namespace) -> int:
     m = result.manifest
     print(summary_table(m.stages))
     print(
-        f"\nmodel {m.extra['edu_model_version']}: {m.rows} kept, {m.rejected_rows} rejected -> {result.version_dir}"
+        f"\nmodel {m.extra['edu_model_version']}: {m.rows} kept, {m.rejected_rows} rejected"
+        f" -> {result.version_dir}"
     )
     return 0

@@ -1,5 +1,6 @@
-"""`python -m curation tables ...`: datasets as Iceberg tables (curation/tables). The catalog and warehouse come
-from --warehouse / --catalog-uri or PHI_ICEBERG_WAREHOUSE / PHI_ICEBERG_CATALOG_URI (see curation/tables/catalog.py).
+"""`python -m curation tables ...`: datasets as Iceberg tables (curation/tables). The catalog and warehouse
+come from --warehouse / --catalog-uri or PHI_ICEBERG_WAREHOUSE / PHI_ICEBERG_CATALOG_URI (see
+curation/tables/catalog.py).
 
     tables import   --root DIR --table NAME   every version of a folder-contract dataset root, as snapshots
     tables versions --table NAME              the snapshot history (run id, operation, rows, current)
@@ -75,7 +76,8 @@ def _versions(args: argparse.Namespace) -> int:
     for v in versions(_warehouse(args).table(args.table)):
         mark = "*" if v["current"] else " "
         print(
-            f"{mark} {v['snapshot_id']:>20}  {v['run_id'] or '-':<32} {v['operation']:<9} rows {v['rows']:>10}"
+            f"{mark} {v['snapshot_id']:>20}  {v['run_id'] or '-':<32} {v['operation']:<9}"
+            f" rows {v['rows']:>10}"
             f"  files {v['files']:>6}  {v['committed_at']}"
         )
     return 0

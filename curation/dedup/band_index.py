@@ -119,7 +119,8 @@ class BandIndex:
     def build_from_corpus(
         self, spark, corpus_version_dir: str | Path, version: str, with_shingles: bool
     ) -> Path:
-        """Index every document of a published corpus version as index version `version` (published, CURRENT)."""
+        """Index every document of a published corpus version as index version `version` (published,
+        CURRENT)."""
         from pyspark import StorageLevel
 
         from curation.dedup.lsh import band_rows

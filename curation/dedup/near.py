@@ -4,8 +4,8 @@ connected components -> one survivor per component by the keep rule.
 Used two ways: as the pipeline's frame step after exact dedup (`python -m curation run` with
 `near_dedup.enabled`), and standalone over a published dataset (`python -m curation dedup`, see
 curation/dedup/job.py). Intermediate frames (signatures, bucket members, edges, candidate shingles,
-components) are checkpointed in executor storage (curation/dedup/frames.py) so each is computed once, without a
-parquet round trip; the duplicates audit is written under the run's staging folder. The driver only ever
+components) are checkpointed in executor storage (curation/dedup/frames.py) so each is computed once, without
+a parquet round trip; the duplicates audit is written under the run's staging folder. The driver only ever
 sees counts.
 
 A FrameStep (curation/steps/base.py documents the driver hooks): it uses `bind` (the staging folder for the

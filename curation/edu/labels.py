@@ -260,7 +260,8 @@ def sample_texts(path: str | Path, n: int | None, seed: int) -> pa.Table:
         limit = f"LIMIT {int(n)}" if n is not None else ""
         # md5 of (id, seed) orders rows pseudo-randomly but reproducibly, on any DuckDB version.
         query = (
-            f"SELECT {src.id_expr} AS id, text FROM {src.table} WHERE text IS NOT NULL AND length(trim(text)) > 0 "
+            f"SELECT {src.id_expr} AS id, text FROM {src.table}"
+            " WHERE text IS NOT NULL AND length(trim(text)) > 0 "
             f"ORDER BY md5({src.id_expr} || '|' || '{int(seed)}') {limit}"
         )
         return src.con.sql(query).to_arrow_table()

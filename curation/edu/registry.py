@@ -1,6 +1,7 @@
 """The versioned model registry: one immutable folder per trained model, and a promoted pointer.
 
-    <root>/                          default <repo>/models/edu (git-ignored), or $PHI_EDU_REGISTRY, or --registry
+    <root>/                          default <repo>/models/edu (git-ignored), or $PHI_EDU_REGISTRY, or
+                                     --registry
       PROMOTED                       text file: the version scoring uses when none is named
       <version>/
         model.bin                    the fasttext model

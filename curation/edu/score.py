@@ -142,7 +142,7 @@ def read_card_file(path: str | Path) -> ModelCard:
         raise ValueError(f"shipped edu model card {path} is invalid: {e}") from e
 
 
-# ---- the curation step --------------------------------------------------------------------------------------
+# ---- the curation step ------------------------------------------------------------------------------------
 
 
 class EduScore(Step):
@@ -196,7 +196,7 @@ class EduScore(Step):
                 batch.reject(i, self.name, cols.reason[j], cols.detail[j])
 
 
-# ---- standalone scoring of a published dataset -----------------------------------------------------------------
+# ---- standalone scoring of a published dataset ------------------------------------------------------------
 
 
 def scored_schema(schema: pa.Schema) -> pa.Schema:

@@ -1,7 +1,7 @@
 """A text source read through DuckDB: a dataset (root or version), parquet, JSONL or CSV with a `text` column.
 
-Edu-label sampling, the reference-vs-random recipe and the synthetic-textbook seed pool all read sources this way,
-so large corpora stream instead of loading, and every reader fails with the same clear errors."""
+Edu-label sampling, the reference-vs-random recipe and the synthetic-textbook seed pool all read sources this
+way, so large corpora stream instead of loading, and every reader fails with the same clear errors."""
 
 from __future__ import annotations
 

@@ -160,6 +160,8 @@ def train(
     if not keep_train_file:  # the labels are recoverable from their sources; the card keeps their hash
         train_file.unlink()
 
-    take = lambda idx: labels.table.take(pa.array(idx, type=pa.int64()))
+    def take(idx):
+        return labels.table.take(pa.array(idx, type=pa.int64()))
+
     used = take(nonempty)
     return TrainResult(model_path, take(train_idx), take(val_idx), data_hash(used), seconds, written)

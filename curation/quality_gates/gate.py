@@ -137,8 +137,8 @@ def run_gate(
     """Validate a dataset version (a version folder, a dataset root, or a mixture build folder).
 
     `frame` lets a caller that already holds the data skip reading the parquet files: a Spark
-    DataFrame of the version's documents, or a pandas frame in the layout of frames.documents_frame. The verdict is written to
-    `<docs_dir>/gate.json` and Data Docs to `<docs_dir>/data_docs/`.
+    DataFrame of the version's documents, or a pandas frame in the layout of frames.documents_frame. The
+    verdict is written to `<docs_dir>/gate.json` and Data Docs to `<docs_dir>/data_docs/`.
     """
     dataset = Path(dataset)
     if kind == "mixture":

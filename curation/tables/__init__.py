@@ -1,5 +1,6 @@
 """Datasets as Apache Iceberg tables (pyiceberg): catalog, one-snapshot commits per run id, versioned reads,
-maintenance and the import of folder-contract dataset roots. See curation/tables/catalog.py for configuration."""
+maintenance and the import of folder-contract dataset roots. See curation/tables/catalog.py for
+configuration."""
 
 from curation.tables.catalog import TablesConfig, Warehouse
 from curation.tables.commit import (

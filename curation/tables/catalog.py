@@ -1,8 +1,9 @@
-"""The Iceberg catalog: where tables are registered (a SQL database) and where their files live (the warehouse).
+"""The Iceberg catalog: where tables are registered (a SQL database) and where their files live (the
+warehouse).
 
-Embedded default: pyiceberg's SqlCatalog on a SQLite file inside a local warehouse folder (no server). The real
-stack points `catalog_uri` at PostgreSQL and the warehouse at `s3://bucket/prefix` (MinIO in compose, moto's
-server in tests). Configuration comes from a `TablesConfig` or from the environment:
+Embedded default: pyiceberg's SqlCatalog on a SQLite file inside a local warehouse folder (no server). The
+real stack points `catalog_uri` at PostgreSQL and the warehouse at `s3://bucket/prefix` (MinIO in compose,
+moto's server in tests). Configuration comes from a `TablesConfig` or from the environment:
 
     PHI_ICEBERG_WAREHOUSE    local folder or s3://bucket/prefix   (default: <repo>/out/warehouse)
     PHI_ICEBERG_CATALOG_URI  SQLAlchemy URL                      (default: sqlite:///<warehouse>/catalog.db,
@@ -93,7 +94,8 @@ class TableNotFound(LookupError, ValueError):
 
 
 class Warehouse:
-    """A catalog plus the namespace our tables live in: `Warehouse.open()` then `.table(name)` / `.ensure(...)`."""
+    """A catalog plus the namespace our tables live in: `Warehouse.open()` then `.table(name)` /
+    `.ensure(...)`."""
 
     def __init__(self, config: TablesConfig | None = None):
         from pyiceberg.catalog.sql import SqlCatalog
@@ -117,7 +119,8 @@ class Warehouse:
         return self.catalog.table_exists(self.identifier(name))
 
     def table(self, name: str):
-        """The table `name`, with an error naming the catalog and the tables it does hold when it is missing."""
+        """The table `name`, with an error naming the catalog and the tables it does hold when it is
+        missing."""
         from pyiceberg.exceptions import NoSuchTableError
 
         ident = self.identifier(name)
@@ -132,7 +135,8 @@ class Warehouse:
             ) from None
 
     def ensure(self, name: str, schema: pa.Schema):
-        """Load table `name`, creating it from the Arrow `schema` (e.g. a Spark-written parquet file's) if missing."""
+        """Load table `name`, creating it from the Arrow `schema` (e.g. a Spark-written parquet file's) if
+        missing."""
         from pyiceberg.exceptions import TableAlreadyExistsError
 
         ident = self.identifier(name)

@@ -47,9 +47,9 @@ class Committed:
 
 
 def data_location(table, run_id: str) -> str:
-    """A fresh folder for one attempt of `run_id` to write its data files in (`data/<run_id>/<attempt>/` under the
-    table's location). Each attempt gets its own folder, so a retry commits exactly the files it wrote, never
-    the leftovers of a killed earlier attempt (those stay orphans until `remove_orphan_files`)."""
+    """A fresh folder for one attempt of `run_id` to write its data files in (`data/<run_id>/<attempt>/` under
+    the table's location). Each attempt gets its own folder, so a retry commits exactly the files it wrote,
+    never the leftovers of a killed earlier attempt (those stay orphans until `remove_orphan_files`)."""
     return f"{table.location().rstrip('/')}/data/{run_id}/{uuid.uuid4().hex[:12]}"
 
 

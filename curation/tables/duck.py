@@ -1,7 +1,8 @@
 """DuckDB over a table version: the views the report queries in sql/ read (`docs`, `stages`), from a snapshot.
 
-DuckDB's own Iceberg extension is not usable here (the `duckdb-extension-iceberg` wheel pins duckdb==1.5.5, we run
-duckdb 2.x, and DuckDB downloads extensions at run time otherwise), so pyiceberg plans the scan and DuckDB reads:
+DuckDB's own Iceberg extension is not usable here (the `duckdb-extension-iceberg` wheel pins duckdb==1.5.5, we
+run duckdb 2.x, and DuckDB downloads extensions at run time otherwise), so pyiceberg plans the scan and DuckDB
+reads:
 
 - local warehouse, no delete files: a view over `read_parquet([planned files], union_by_name=true)`: DuckDB
   streams the files itself, with its own column and row-group pruning (columns added later read NULL in older
@@ -45,7 +46,8 @@ def attach_table(con, table, view: str = "docs", ref: Ref = None, columns: tuple
 
 
 def attach_stages(con, table, ref: Ref = None, view: str = "stages") -> None:
-    """View `view`: the per-stage counts the snapshot's summary carries (`phi.stages`), as the reports' `stages`."""
+    """View `view`: the per-stage counts the snapshot's summary carries (`phi.stages`), as the reports'
+    `stages`."""
     sid = snapshot_id(table, ref)
     summary = table.metadata.snapshot_by_id(sid).summary if sid is not None else None
     stages = json.loads(summary.get(PREFIX + "stages", "[]")) if summary is not None else []

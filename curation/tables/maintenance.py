@@ -1,4 +1,5 @@
-"""Table maintenance: delete data files no snapshot references (a killed job's leftovers) and expire snapshots.
+"""Table maintenance: delete data files no snapshot references (a killed job's leftovers) and expire
+snapshots.
 
 Neither changes what any reader sees: readers plan scans from snapshots, and a file is only an orphan when no
 snapshot (current, tagged or kept for time travel) references it.
@@ -74,10 +75,11 @@ def remove_orphan_files(
 
 
 def expire_versions(table, keep: int, pinned: Iterable[int | str] = ()) -> list[int]:
-    """Retention: expire every snapshot but the newest `keep`, the current one and the `pinned` ones (run ids or
-    snapshot ids: what mixtures and training runs reference). Their run-id tags go first (a tag protects its
-    snapshot from expiry), then the snapshots; their data files, once no kept snapshot references them, are
-    orphans that `remove_orphan_files` deletes. Returns the snapshot ids expired, oldest first. Idempotent."""
+    """Retention: expire every snapshot but the newest `keep`, the current one and the `pinned` ones (run ids
+    or snapshot ids: what mixtures and training runs reference). Their run-id tags go first (a tag protects
+    its snapshot from expiry), then the snapshots; their data files, once no kept snapshot references them,
+    are orphans that `remove_orphan_files` deletes. Returns the snapshot ids expired, oldest first.
+    Idempotent."""
     from curation.tables.read import snapshot_id
 
     if keep < 1:

@@ -1,4 +1,5 @@
-"""Import a folder-contract dataset root (`DIR/<version>/data/*.parquet` + manifest.json, CURRENT) into a table.
+"""Import a folder-contract dataset root (`DIR/<version>/data/*.parquet` + manifest.json, CURRENT) into a
+table.
 
 Every published version becomes one snapshot, oldest first, tagged with its version id and carrying its
 manifest's description (rows, per-stage counts, config hash, code version, base version). A version folder
@@ -10,9 +11,10 @@ holds the version's WHOLE content, and a nightly version hard-links its base's f
   links were impossible) it is an OVERWRITE snapshot: the table becomes exactly this version's files.
 
 Either way a snapshot's row count is its manifest's `rows`, which the import checks. Files are copied into the
-table's location (`data/<first version that holds them>/imported/`), so the table does not depend on the folder tree
-(which may be pruned) and the warehouse may be on S3. Re-running the import skips versions already committed. In a local warehouse the files are hard-linked, not copied.
-Finally the table's current snapshot is the version CURRENT names (a rolled-back root stays rolled back).
+table's location (`data/<first version that holds them>/imported/`), so the table does not depend on the
+folder tree (which may be pruned) and the warehouse may be on S3. Re-running the import skips versions already
+committed. In a local warehouse the files are hard-linked, not copied. Finally the table's current snapshot is
+the version CURRENT names (a rolled-back root stays rolled back).
 """
 
 from __future__ import annotations

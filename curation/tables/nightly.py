@@ -5,19 +5,21 @@
       - rows whose `text_hash` the table already holds    -> rejected `text_already_published`
       = the new rows, written as parquet under the table's data/<run_id>/ and committed as ONE append snapshot
 
-The dedup runs in Spark: the table's current snapshot is pinned first, its data files come from that snapshot's
-scan planning, and only their `id` and `text_hash` columns are read (the JVM parquet reader on a local
-warehouse, the Python workers through fsspec where Hadoop has no filesystem for the scheme, e.g. s3:// without
-hadoop-aws). The keys are semi-joined with the night's, so only the hits travel. The new rows are written by the
-workers (mapInArrow, one file per partition) under the table's location, on any filesystem fsspec opens.
+The dedup runs in Spark: the table's current snapshot is pinned first, its data files come from that
+snapshot's scan planning, and only their `id` and `text_hash` columns are read (the JVM parquet reader on a
+local warehouse, the Python workers through fsspec where Hadoop has no filesystem for the scheme, e.g. s3://
+without hadoop-aws). The keys are semi-joined with the night's, so only the hits travel. The new rows are
+written by the workers (mapInArrow, one file per partition) under the table's location, on any filesystem
+fsspec opens.
 
 Nothing of the base is read beyond those two columns or written at all; columns the night brings (edu scores)
 are an Iceberg schema update in `commit_version`, never a rewrite. The snapshot's summary carries the run id,
 the night's per-stage counts plus `published_dedup`, the base snapshot id and rows, so counts reconcile:
 delta rows = appended + rejected by reason. A run id already committed is a no-op (a retried night).
 
-One nightly writer per table is assumed (the nightly DAG runs one night at a time): a night deduplicates against
-the snapshot it pinned, and refuses to commit (`TableMoved`, rerun it) when another writer committed meanwhile.
+One nightly writer per table is assumed (the nightly DAG runs one night at a time): a night deduplicates
+against the snapshot it pinned, and refuses to commit (`TableMoved`, rerun it) when another writer committed
+meanwhile.
 """
 
 from __future__ import annotations
@@ -58,8 +60,8 @@ class NightAppended:
 def append_night(
     spark, delta: str | Path, warehouse: Warehouse, name: str, run_id: str | None = None
 ) -> NightAppended:
-    """Append the new rows of curated delta `delta` (a version folder or root) to table `name` (created from the
-    delta's schema when missing) as one snapshot of `run_id` (default: the delta's version id)."""
+    """Append the new rows of curated delta `delta` (a version folder or root) to table `name` (created from
+    the delta's schema when missing) as one snapshot of `run_id` (default: the delta's version id)."""
     t0 = time.perf_counter()
     delta_dir = resolve_version_dir(delta)
     dm = Manifest.read(delta_dir)
@@ -98,7 +100,8 @@ def append_night(
     }
     committed = commit_version(table, paths, run_id, summary, mode="append")
     log.info(
-        "night %s -> table %s snapshot %s: %d of %d rows appended, rejected %s (base snapshot %s); dedup %.2f s,"
+        "night %s -> table %s snapshot %s: %d of %d rows appended, rejected %s (base snapshot %s);"
+        " dedup %.2f s,"
         " write %.2f s, commit %.2f s",
         run_id,
         name,
@@ -124,13 +127,15 @@ def append_night(
 
 
 class TableMoved(RuntimeError):
-    """Another writer committed to the table after this night pinned its base: the dedup may have missed rows."""
+    """Another writer committed to the table after this night pinned its base: the dedup may have missed
+    rows."""
 
 
 def _check_unmoved(table, base_sid: int | None, run_id: str) -> None:
-    """Refuse to commit when the table moved past the pinned base (a second writer: its rows were not deduplicated
-    against). Rerunning the night dedups against the new snapshot; its written files stay orphans until
-    remove_orphan_files. A narrow window remains between this check and the commit (one nightly writer assumed)."""
+    """Refuse to commit when the table moved past the pinned base (a second writer: its rows were not
+    deduplicated against). Rerunning the night dedups against the new snapshot; its written files stay orphans
+    until remove_orphan_files. A narrow window remains between this check and the commit (one nightly writer
+    assumed)."""
     table.refresh()
     now = snapshot_id(table)
     if now != base_sid and snapshot_for_run(table, run_id) is None:
@@ -160,7 +165,8 @@ def _already(snap, run_id: str) -> NightAppended:
 
 
 def _base_keys(spark, table, sid: int | None):
-    """A DataFrame of the pinned snapshot's `id`, `text_hash` (only those columns are read), or None if empty."""
+    """A DataFrame of the pinned snapshot's `id`, `text_hash` (only those columns are read), or None if
+    empty."""
     from pyspark.sql.types import StringType, StructField, StructType
 
     if sid is None:
@@ -191,8 +197,9 @@ def _base_keys(spark, table, sid: int | None):
 
 
 def _published_hits(night, keys) -> dict[str, set[str]]:
-    """Which of the night's ids and text hashes the table holds: {"id": ..., "text_hash": ...}. The night's keys
-    (small) are broadcast into the scan of the table's (broadcast hash semi-joins: no shuffle, only hits return)."""
+    """Which of the night's ids and text hashes the table holds: {"id": ..., "text_hash": ...}. The night's
+    keys (small) are broadcast into the scan of the table's (broadcast hash semi-joins: no shuffle, only hits
+    return)."""
     from pyspark.sql import functions as F
 
     hits: dict[str, set[str]] = {c: set() for c in KEYS}
@@ -288,7 +295,8 @@ def _write(new, rows: int, location: str, schema) -> list[str]:
 def _summary(
     dm: Manifest, delta_dir: Path, table, base_sid: int | None, reasons: Counter, seconds: float
 ) -> dict:
-    """The snapshot's description: the night's manifest (its stages + published_dedup), base snapshot and rows."""
+    """The snapshot's description: the night's manifest (its stages + published_dedup), base snapshot and
+    rows."""
     n_dropped = sum(reasons.values())
     dedup = StageCounts(
         stage=STAGE,

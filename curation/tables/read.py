@@ -22,7 +22,8 @@ Ref = int | str | None
 
 def snapshot_id(table, ref: Ref = None) -> int | None:
     """The snapshot `ref` names: None -> the current one (None for an empty table); an int (or its digits)
-    -> that snapshot id; a string -> the tag (run id) of that name, else the snapshot whose summary names it."""
+    -> that snapshot id; a string -> the tag (run id) of that name, else the snapshot whose summary names
+    it."""
     if ref is None:
         snap = table.current_snapshot()
         return None if snap is None else snap.snapshot_id
@@ -61,7 +62,8 @@ def data_files(
 
 
 def read_arrow(table, ref: Ref = None, columns: tuple[str, ...] = ("*",), row_filter: Any = None) -> pa.Table:
-    """Version `ref` of the table as Arrow, projected on the current schema (columns added later read null)."""
+    """Version `ref` of the table as Arrow, projected on the current schema (columns added later read
+    null)."""
     sid = snapshot_id(table, ref)
     if sid is None:
         return table.schema().as_arrow().empty_table()

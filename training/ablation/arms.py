@@ -1,10 +1,10 @@
 """Arms -> mixture YAMLs that differ only in what the arm changes, then built with the shared tokenizer.
 
-Every arm's mixture gets the ablation's tokenizer folder, data seed, held-out fraction, the proxy's seq_len and
-the same per-phase budget (the proxy's steps x tokens/step plus what shard tails leave unread), so arms differ
-only in their data. An arm whose mixture would train its own tokenizer (`tokenizer.train`) gets the shared one
-instead; an arm that names a tokenizer folder with another hash is refused: losses under two vocabularies do
-not compare."""
+Every arm's mixture gets the ablation's tokenizer folder, data seed, held-out fraction, the proxy's seq_len
+and the same per-phase budget (the proxy's steps x tokens/step plus what shard tails leave unread), so arms
+differ only in their data. An arm whose mixture would train its own tokenizer (`tokenizer.train`) gets the
+shared one instead; an arm that names a tokenizer folder with another hash is refused: losses under two
+vocabularies do not compare."""
 
 from __future__ import annotations
 

@@ -18,7 +18,8 @@ def shuffle_words(text: str, rng: np.random.Generator) -> str:
 
 
 def shuffled_dataset(reference: str, dest, seed: int = 0, version: str = "v1") -> str:
-    """Publish `reference` (any dataset a mixture can name) with shuffled words as a contract dataset at dest."""
+    """Publish `reference` (any dataset a mixture can name) with shuffled words as a contract dataset at
+    dest."""
     from pathlib import Path
 
     res = S.resolve(reference, None, {}, Path.cwd())

@@ -21,7 +21,8 @@ RESULT = "result.json"
 
 
 def run_config(proxy, build: Path, out_dir: Path, steps: dict[str, int], seed: int) -> RunConfig:
-    """A one-process run of the proxy preset: checkpoints and the trainer's own eval only at each phase's end."""
+    """A one-process run of the proxy preset: checkpoints and the trainer's own eval only at each phase's
+    end."""
     longest = max(steps.values())
     every = -(-longest // proxy.log_every) * proxy.log_every
     return RunConfig.model_validate(
@@ -70,7 +71,8 @@ def reference_loss(lm, tokens: np.ndarray, seq_len: int, device, batch: int = 16
 @torch.no_grad()
 def choice_accuracy(lm, items: list[McItem], seq_len: int, device) -> float:
     """Log-likelihood multiple choice: the choice whose tokens the model finds likeliest after the context
-    (the context is cut from the left to fit seq_len). Right padding does not change a causal model's scores."""
+    (the context is cut from the left to fit seq_len). Right padding does not change a causal model's
+    scores."""
     if not items:
         return float("nan")
     correct = 0

@@ -108,7 +108,8 @@ def user_texts(path: str) -> list[str]:
 
 
 def mmlu_items(folder: Path, n: int, seed: int, tok, eos: int) -> list[McItem]:
-    """n questions drawn (seeded) across the 57 subjects; context "Question: ...\\nAnswer:", choices " <text>"."""
+    """n questions drawn (seeded) across the 57 subjects; context "Question: ...\\nAnswer:", choices
+    " <text>"."""
     rows = _mmlu_rows(folder)
     if not rows or n == 0:
         return []

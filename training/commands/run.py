@@ -1,5 +1,5 @@
-"""`python -m training run CONFIG [--phase phase1|phase2|all]`; under torchrun each rank runs the same command:
-`torchrun --nproc_per_node=N -m training run CONFIG`."""
+"""`python -m training run CONFIG [--phase phase1|phase2|all]`; under torchrun each rank runs the same
+command: `torchrun --nproc_per_node=N -m training run CONFIG`."""
 
 from __future__ import annotations
 

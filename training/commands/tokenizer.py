@@ -29,7 +29,8 @@ def train_main(args: argparse.Namespace) -> int:
 
     meta = train_artifact(args.mixture, args.output, args.vocab_size, args.sample_documents)
     print(
-        f"tokenizer -> {args.output}: vocab {meta['vocab_size']}, eos {meta['eos_token']!r} (id {meta['eos_id']}),"
+        f"tokenizer -> {args.output}: vocab {meta['vocab_size']}, eos {meta['eos_token']!r}"
+        f" (id {meta['eos_id']}),"
         f" hash {meta['hash']}"
     )
     return 0

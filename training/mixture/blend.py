@@ -83,7 +83,8 @@ class SourceStream:
 
     def next(self, skip: int = 0) -> tuple[int, int]:
         """(cache document index, epoch). `skip` > 0 takes the document that many places ahead instead,
-        swapping it with the head so the skipped ones stay next in line (each document still once per epoch)."""
+        swapping it with the head so the skipped ones stay next in line (each document still once per
+        epoch)."""
         self._roll()
         if skip:
             i, j = self.pos, self.pos + skip

@@ -2,10 +2,10 @@
 manifest.json (layout in DEVELOPERS.md, "The mixture build output").
 
 Incremental: every artefact carries a key over exactly what it depends on: the tokenizer (its config and the
-content of the phase-1 sources it is trained on), each source cache (source content + filter + tokenizer), each
-phase (its config, its sources' cache keys, seed, tokenizer). A rebuild into the same --output reuses (hard
-links) whatever key is unchanged and says what it rebuilt and why. The new build is assembled beside the old
-one and swapped in at the end, so a failed build leaves the previous one intact.
+content of the phase-1 sources it is trained on), each source cache (source content + filter + tokenizer),
+each phase (its config, its sources' cache keys, seed, tokenizer). A rebuild into the same --output reuses
+(hard links) whatever key is unchanged and says what it rebuilt and why. The new build is assembled beside the
+old one and swapped in at the end, so a failed build leaves the previous one intact.
 """
 
 from __future__ import annotations
@@ -42,7 +42,8 @@ FORMAT_VERSION = 1  # bump when the build's layout changes: forces a full rebuil
 
 
 def _code_hash(*modules: str) -> str:
-    """Hash of the modules that produce an artefact: editing the encoder or the blend invalidates what they made."""
+    """Hash of the modules that produce an artefact: editing the encoder or the blend invalidates what they
+    made."""
     here = Path(__file__).parent
     return hashlib.sha256(b"".join((here / f"{m}.py").read_bytes() for m in modules)).hexdigest()[:16]
 
@@ -62,7 +63,8 @@ class BuildResult:
 
 
 def _link_tree(src: Path, dst: Path) -> None:
-    """Reuse a previous build's folder without copying bytes (same filesystem: the staging dir is a sibling)."""
+    """Reuse a previous build's folder without copying bytes (same filesystem: the staging dir is a
+    sibling)."""
     shutil.copytree(src, dst, copy_function=os.link)
 
 
@@ -351,7 +353,8 @@ def summary(result: BuildResult) -> str:
     m = result.manifest
     lines = [
         (
-            f"mixture {m['name']} -> {result.output} ({result.seconds:.1f}s); tokenizer {m['tokenizer']['how']},"
+            f"mixture {m['name']} -> {result.output} ({result.seconds:.1f}s);"
+            f" tokenizer {m['tokenizer']['how']},"
             f" vocab {m['tokenizer']['vocab_size']}, dtype {m['dtype']}"
         )
     ]

@@ -42,13 +42,17 @@ def assign_phase(
 
 
 def plan_table(plans: list[SourcePlan]) -> str:
-    head = f"{'phase':<12} {'source':<18} {'weight':>7} {'docs':>9} {'available':>13} {'assigned':>13} {'epochs':>7}  cap"
+    head = (
+        f"{'phase':<12} {'source':<18} {'weight':>7} {'docs':>9} {'available':>13} {'assigned':>13}"
+        f" {'epochs':>7}  cap"
+    )
     lines = [head, "-" * len(head)]
     for p in plans:
         flag = "  OVER CAP" if p.over_cap else ""
         approx = "~" if p.estimated else " "
         lines.append(
-            f"{p.phase:<12} {p.source:<18} {p.weight:>7.3f} {p.documents:>9,} {approx}{p.available_tokens:>12,}"
+            f"{p.phase:<12} {p.source:<18} {p.weight:>7.3f} {p.documents:>9,}"
+            f" {approx}{p.available_tokens:>12,}"
             f" {p.assigned_tokens:>13,} {p.epochs:>7.2f}  {p.max_epochs:g}{flag}"
         )
     if any(p.estimated for p in plans):

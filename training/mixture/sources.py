@@ -151,7 +151,8 @@ def select_columns(src: ResolvedSource) -> list[str]:
 
 
 def content_hash(src: ResolvedSource, where: str | None) -> str:
-    """Hash of the input files' bytes (in order) and the filter: equal hashes mean equal selected documents."""
+    """Hash of the input files' bytes (in order) and the filter: equal hashes mean equal selected
+    documents."""
     h = xxhash.xxh3_128()
     h.update(f"filter={where or ''}\n".encode())
     for f in src.files:

@@ -1,6 +1,6 @@
 """The mixture's tokenizer: train a byte-level BPE with HF `tokenizers` on a sample of the phase-1 sources,
-or load a tokenizer folder the user gives (e.g. the teacher's). Saved with the shards; hashed into the manifest.
-Also the Arrow-batched document encoder the build and the benchmark share."""
+or load a tokenizer folder the user gives (e.g. the teacher's). Saved with the shards; hashed into the
+manifest. Also the Arrow-batched document encoder the build and the benchmark share."""
 
 from __future__ import annotations
 
@@ -129,7 +129,8 @@ META_FILE = "tokenizer.meta.json"
 
 def write_meta(folder: str | Path, eos_token: str, trained_on: dict) -> dict:
     """tokenizer.meta.json beside tokenizer.json: the hash (what a build's manifest records as tokenizer.hash,
-    so arms built from this folder can be checked for one vocabulary), vocab size, EOS and what it was trained on."""
+    so arms built from this folder can be checked for one vocabulary), vocab size, EOS and what it was trained
+    on."""
     from curation.contract import code_version, now_iso
 
     out = Path(folder)
