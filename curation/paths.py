@@ -31,8 +31,8 @@ _PROJECT_DEFAULTS = {"PHI_SHARED_DATA": shared_data_dir, "PHI_MODELS_DIR": model
 
 def expand_env(value: str, where: str) -> str:
     """`${VAR}` / `${VAR:-fallback}` in a configured path -> the variable's value, else the fallback, else the
-    project default (PHI_SHARED_DATA, PHI_MODELS_DIR). Anything else unset (or empty) is an error naming `where`
-    and the variable, never a silently empty path."""
+    project default (PHI_SHARED_DATA, PHI_MODELS_DIR). Anything else unset (or empty) is an error naming
+    `where` and the variable, never a silently empty path."""
 
     def sub(m: re.Match) -> str:
         name = m["name"]
