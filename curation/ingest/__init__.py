@@ -5,12 +5,16 @@ responses carry their `html` bytes; the extract step turns them into `text`) and
 `reject_stage="ingest"`) for records that cannot become documents. A file is never read whole into
 memory: WARC/WET go record by record through warcio, JSONL line by line, parquet row group by row group.
 
-Damage is contained: a corrupt gzip member or a truncated record ends the file with the rows read so
-far plus ONE reject row naming the file and byte offset; bad lines/records are counted rejects; only a
-path that does not exist, an unknown format or a parquet file without a `text` column is an error.
+Damage is contained and never published: a gzip file is read only from members that passed their CRC and
+length check (`gzmembers`); a damaged member is one `corrupt_gzip` reject naming the file and byte range
+and reading resumes at the next good member; a record the file ends inside is `truncated_record` with its
+offset; a garbled WARC header is a `corrupt_record` reject and reading resumes at the next record; bad
+lines are counted rejects (with file and line number); invalid UTF-8 is counted (`IngestConfig.invalid_utf8`).
+Only a path that does not exist, an unknown format or a parquet file without a `text` column is an error.
 
 The package, split by format the way datatrove splits its readers: `config` (RAW_SCHEMA, IngestConfig),
-`files` (opening paths/URIs, ids), `detect` (format detection), `batching` (BatchBuilder), and one reader
+`files` (opening paths/URIs, ids), `detect` (format detection), `batching` (BatchBuilder), `gzmembers`
+(verified gzip members), and one reader
 module per format (`warc`, `jsonl`, `parquet`). `read_documents` is the entry point.
 """
 from __future__ import annotations
