@@ -28,7 +28,7 @@ from curation.ingest.config import RAW_EXTRA_FIELDS, RAW_SCHEMA, STAGE, Format, 
 from curation.ingest.detect import detect_format, format_from_bytes, format_from_name
 from curation.ingest.files import crawl_id_from_name, fsspec_uri, open_input, stable_id
 from curation.ingest.jsonl import jsonl_row, read_jsonl
-from curation.ingest.parquet import read_parquet
+from curation.ingest.parquet import check_parquet_schema, read_parquet
 from curation.ingest.warc import read_warc, warc_record_id
 
 
@@ -52,6 +52,7 @@ __all__ = [
     "BatchBuilder",
     "Format",
     "IngestConfig",
+    "check_parquet_schema",
     "crawl_id_from_name",
     "detect_format",
     "format_from_bytes",

@@ -41,6 +41,21 @@ def _parquet_batch(batch: pa.RecordBatch, path: str, first_row: int, crawl_id: s
     return pa.RecordBatch.from_arrays([cols[f.name] for f in RAW_SCHEMA], schema=RAW_SCHEMA)
 
 
+def check_parquet_schema(path: str) -> None:
+    """On the driver, before any task starts: a parquet input must have a `text` column (its footer says).
+    An unreadable footer is left to the reader, where it is a counted `corrupt_parquet` reject."""
+    with open_input(path) as fh:
+        if fh.seek(0, io.SEEK_END) == 0:
+            return
+        fh.seek(0)
+        try:
+            names = pq.read_schema(fh).names
+        except (pa.ArrowInvalid, OSError):
+            return
+    if "text" not in names:
+        raise ValueError(f"parquet input {path!r} has no 'text' column (columns: {names})")
+
+
 def read_parquet(path: str, cfg: IngestConfig) -> Iterator[pa.RecordBatch]:
     """Parquet by row group; `text` is required, other document columns are taken when present."""
     out = BatchBuilder(cfg, "parquet", path, None)  # for the single-reject case and the summary
