@@ -74,8 +74,9 @@ def test_damaged_inputs_publish_no_altered_text_and_reconcile(spark, damaged, tm
 
 def test_empty_run_leaves_current_where_it_was(spark, shared_data, tmp_path):
     out = tmp_path / "out"
-    good = run([str(shared_data / "warc_commoncrawl_samples" / "dolma-sample-0001.warc.gz")], out, CurationConfig(),
-               run_id="good", spark=spark)
+    lines = gzip.decompress((shared_data / DOLMA).read_bytes()).splitlines(keepends=True)[:60]
+    (tmp_path / "good.jsonl").write_bytes(b"".join(lines))
+    good = run([str(tmp_path / "good.jsonl")], out, CurationConfig(), run_id="good", spark=spark)
     assert good.manifest.rows > 0 and DatasetRoot(out).current() == "good"
     (tmp_path / "empty.jsonl").write_bytes(b"")
     with pytest.raises(EmptyRunError, match="nothing published"):
