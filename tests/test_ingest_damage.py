@@ -205,3 +205,24 @@ def test_jsonl_bad_json_and_invalid_utf8(tmp_path):
     rows = read_all(path, invalid_utf8="reject")
     [bad_utf8] = [r for r in rows if r["reject_reason"] == "invalid_utf8"]
     assert f"{path} line 3:" in bad_utf8["reject_detail"] and len(kept(rows)) == 1
+
+
+# ---- parquet ----------------------------------------------------------------------------------------------
+
+def test_parquet_bad_row_group_costs_only_itself(dolma_lines, tmp_path):
+    import pyarrow.parquet as pq
+
+    texts = [json.loads(line)["text"] for line in dolma_lines[:90]]
+    path = tmp_path / "docs.parquet"
+    pq.write_table(pa.table({"id": [f"d{i}" for i in range(90)], "text": texts}), path, row_group_size=30)
+    page = pq.ParquetFile(path).metadata.row_group(1).column(1).data_page_offset  # group 1's text pages
+    data = bytearray(path.read_bytes())
+    data[page:page + 16] = b"\xff" * 16  # an unreadable page header
+    path.write_bytes(bytes(data))
+    rows = read_all(path)
+    assert len(rows) == 60 + 1  # the two good groups' rows (documents or missing_text) + one reject
+    assert [r["id"] for r in kept(rows)] == [f"d{i}" for i in [*range(30), *range(60, 90)] if texts[i].strip()]
+    assert all(r["text"] == texts[int(r["id"][1:])] for r in kept(rows))
+    [rej] = [r for r in rows if r["reject_reason"] == "corrupt_parquet"]
+    assert rej["reject_reason"] == "corrupt_parquet" and rej["id"] == f"{path}#30"
+    assert "row group 1 (rows 30-60)" in rej["reject_detail"]
