@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 import shutil
 import time
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -85,24 +86,30 @@ def _worker_steps(cfg_json: str) -> list[Step]:
 
 def process_files(paths_and_formats: Iterator[tuple[str, str]], cfg_json: str,
                   schema: pa.Schema, timer: StepTimer | None = None,
-                  records_read: dict[str, int] | None = None) -> Iterator[pa.RecordBatch]:
+                  records_read: dict[str, int] | None = None,
+                  flagged: dict[str, int] | None = None) -> Iterator[pa.RecordBatch]:
     """Read each file and run every Python step over its batches. Pure Python, usable without Spark.
 
     `records_read` gets, per file, the rows its reader produced (documents and ingest rejects), counted
-    here and not from the outputs: the manifest checks them against what the stages account for."""
+    here and not from the outputs: the manifest checks them against what the stages account for.
+    `flagged` gets, per flag (e.g. invalid_utf8), the documents kept with that caveat."""
     cfg = CurationConfig.model_validate_json(cfg_json)
     steps = _worker_steps(cfg_json)
     timer = timer or StepTimer()
     for path, fmt in paths_and_formats:
         if records_read is not None:
             records_read.setdefault(path, 0)
-        for raw in ingest.read_documents(path, fmt, cfg.ingest):
+        flags: Counter[str] = Counter()
+        for raw in ingest.read_documents(path, fmt, cfg.ingest, flags):
             if records_read is not None:
                 records_read[path] += raw.num_rows
             batch = DocBatch.from_arrow(raw)
             for step in steps:
                 timer.run(step, batch)
             yield batch.to_arrow(schema)
+        if flagged is not None:
+            for flag, n in flags.items():
+                flagged[f"{flag}:{path}"] = flagged.get(f"{flag}:{path}", 0) + n
 
 
 # ---- Spark plumbing ---------------------------------------------------------------------------------
@@ -256,8 +263,8 @@ def run(inputs: list[str], output: str | Path, cfg: CurationConfig | None = None
             log.info("run %s: %d input file(s)", run_id, len(files))
             for step in hooked:  # build indexes, ship model files, before workers start
                 step.prepare_driver(spark, staging / "_work")
-            processed, worker_seconds, records_read = python_pass(spark, cfg, steps, files,
-                                                                  staging / "_work" / "processed", timings)
+            processed, worker_seconds, records_read, flagged = python_pass(
+                spark, cfg, steps, files, staging / "_work" / "processed", timings)
             active, rejected = frame_pass(spark, run_id, staging, processed, frames, timings)
             data_cols = write_outputs(cfg, staging, processed, active, rejected, timings)
             step_extra: dict = {}
@@ -278,7 +285,8 @@ def run(inputs: list[str], output: str | Path, cfg: CurationConfig | None = None
                 dataset=dataset, inputs=list(inputs), config=cfg.model_dump(mode="json"),
                 stages=counts, rows=rows, rejected_rows=n_rejected, columns=data_cols,
                 timings={k: round(v, 3) for k, v in timings.items()},
-                extra={"input_files": len(files), "ingest": {"records_read": sum(read.values()), "files": read},
+                extra={"input_files": len(files), "ingest": {"records_read": sum(read.values()), "files": read,
+                                                             "flagged": dict(sorted(flagged.value.items()))},
                        **step_extra, **({"notes": list(notes)} if notes else {})})
         for step in hooked:  # side outputs (near dedup's band index) go live only after the corpus
             step.commit()
@@ -294,22 +302,26 @@ def python_pass(spark, cfg: CurationConfig, steps: list[Step], files: list[tuple
                 timings: dict[str, float]):
     """Phase 1: one `mapInArrow` pass (a file per task) reads every file and runs every Python step;
     materialised once to parquet at `out`. Returns the processed frame (rejected rows included, marked)
-    and the accumulators of per-step worker seconds and of records read per file."""
+    and the accumulators of per-step worker seconds, of records read per file and of flagged documents
+    per `flag:file`."""
     from pyspark.sql.pandas.types import from_arrow_schema
 
     cfg_json = cfg.model_dump_json()
     schema = processed_schema(steps)
     timer_acc = spark.sparkContext.accumulator({}, _DictSum())
     read_acc = spark.sparkContext.accumulator({}, _DictSum())
+    flag_acc = spark.sparkContext.accumulator({}, _DictSum())
 
     def _map(batches):
         timer = StepTimer()
         read: dict[str, int] = {}
+        flagged: dict[str, int] = {}
         pairs = ((p, f) for b in batches for p, f in zip(b.column("path").to_pylist(),
                                                          b.column("format").to_pylist()))
-        yield from process_files(pairs, cfg_json, schema, timer, read)
+        yield from process_files(pairs, cfg_json, schema, timer, read, flagged)
         timer_acc.add(timer.seconds)
         read_acc.add(read)
+        flag_acc.add(flagged)
 
     t0 = time.perf_counter()
     files_df = spark.createDataFrame(
@@ -317,7 +329,7 @@ def python_pass(spark, cfg: CurationConfig, steps: list[Step], files: list[tuple
     files_df.mapInArrow(_map, from_arrow_schema(schema)).write.mode("overwrite").parquet(str(out))
     timings["read_and_python_steps"] = time.perf_counter() - t0
     log.info("python steps done in %.1fs", timings["read_and_python_steps"])
-    return spark.read.parquet(str(out)), timer_acc, read_acc
+    return spark.read.parquet(str(out)), timer_acc, read_acc, flag_acc
 
 
 def frame_pass(spark, run_id: str, staging: Path, processed, frame_steps: list[FrameStep],

@@ -7,6 +7,7 @@ import gzip
 import json
 import re
 import uuid
+from collections import Counter
 
 import pyarrow as pa
 import pytest
@@ -198,7 +199,10 @@ def test_jsonl_bad_json_and_invalid_utf8(tmp_path):
     path.write_bytes(b'{"id": "a", "text": "fine"}\n'
                      b'not json at all\n'
                      b'{"id": "b", "text": "caf\xe9 latin-1"}\n')
-    rows = read_all(path)
+    flags = Counter()
+    rows = pa.Table.from_batches(list(read_documents(str(path), "auto", IngestConfig(), flags)),
+                                 schema=RAW_SCHEMA).to_pylist()
+    assert flags == {"invalid_utf8": 1}
     [bad_json] = [r for r in rows if r["reject_reason"] == "invalid_json"]
     assert f"{path} line 2:" in bad_json["reject_detail"]
     assert [(r["id"], r["text"]) for r in kept(rows)] == [("a", "fine"), ("b", "caf\ufffd latin-1")]

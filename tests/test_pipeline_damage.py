@@ -42,6 +42,7 @@ def damaged(shared_data, tmp_path_factory):
     victim = next(m for m in members[20:] if b"WARC-Type: response" in m.head)
     (d / "crawl.warc.gz").write_bytes(flip(src, (victim.start + victim.end) // 2))
     lines = gzip.decompress((shared_data / DOLMA).read_bytes()).splitlines(keepends=True)[:150]
+    lines[0] = lines[0].replace(b"A New Home?", b"A New Home\xe9", 1)  # invalid UTF-8: kept, replaced, counted
     parts = [gzip.compress(b"".join(lines[i::3])) for i in range(3)]
     data = b"".join(parts)
     (d / "shard.jsonl.gz").write_bytes(flip(data, len(parts[0]) + len(parts[1]) // 2))
@@ -70,6 +71,7 @@ def test_damaged_inputs_publish_no_altered_text_and_reconcile(spark, damaged, tm
     from_jsonl = [r for r in kept if r["source_format"] == "jsonl"]
     assert from_jsonl and all(r["text"] == clean[r["id"]] for r in from_jsonl)
     assert any(r["source_format"] == "warc" for r in kept)  # the records after the damaged member
+    assert read["flagged"] == {f"invalid_utf8:file:{d / 'shard.jsonl.gz'}": 1}
 
 
 def test_empty_run_leaves_current_where_it_was(spark, shared_data, tmp_path):

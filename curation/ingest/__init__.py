@@ -19,6 +19,7 @@ module per format (`warc`, `jsonl`, `parquet`). `read_documents` is the entry po
 """
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterator
 
 import pyarrow as pa
@@ -32,14 +33,16 @@ from curation.ingest.parquet import check_parquet_schema, read_parquet
 from curation.ingest.warc import read_warc, warc_record_id
 
 
-def read_documents(path: str, fmt: str, cfg: IngestConfig) -> Iterator[pa.RecordBatch]:
-    """Stream one input file as RAW_SCHEMA batches of at most `cfg.batch_rows` rows."""
+def read_documents(path: str, fmt: str, cfg: IngestConfig,
+                   flags: Counter[str] | None = None) -> Iterator[pa.RecordBatch]:
+    """Stream one input file as RAW_SCHEMA batches of at most `cfg.batch_rows` rows. `flags` gets, once the
+    file is read, how many kept documents carry a caveat (e.g. `invalid_utf8`: bad bytes replaced)."""
     if fmt == "auto":
         fmt = detect_format(path)
     if fmt in ("warc", "wet"):
-        return read_warc(path, fmt, cfg)
+        return read_warc(path, fmt, cfg, flags)
     if fmt == "jsonl":
-        return read_jsonl(path, cfg)
+        return read_jsonl(path, cfg, flags)
     if fmt == "parquet":
         return read_parquet(path, cfg)
     raise ValueError(f"unknown input format {fmt!r} for {path!r}; expected warc, wet, jsonl or parquet")

@@ -67,7 +67,7 @@ def jsonl_row(obj: dict, source_file: str, lineno: int) -> dict[str, Any]:
     }
 
 
-def read_jsonl(path: str, cfg: IngestConfig) -> Iterator[pa.RecordBatch]:
+def read_jsonl(path: str, cfg: IngestConfig, flags: Counter[str] | None = None) -> Iterator[pa.RecordBatch]:
     """One JSON object per line (plain or gzip): bad lines are counted rejects, never a crash.
 
     A gzip file is read only from members that passed their CRC/length check (gzmembers): a damaged
@@ -91,6 +91,8 @@ def read_jsonl(path: str, cfg: IngestConfig) -> Iterator[pa.RecordBatch]:
                     yield from _read_lines(stream, path, cfg, out, pos)
     yield from out.flush()
     log_file_summary(path, out, Counter({"blank_line": pos.blank}) if pos.blank else None)
+    if flags is not None:
+        flags.update(out.flags)
 
 
 @dataclass

@@ -75,7 +75,7 @@ def _read_payload(record, limit: int) -> tuple[bytes, bool, int]:
     return data, len(data) > limit, _unread_bytes(record)
 
 
-def read_warc(path: str, fmt: str, cfg: IngestConfig) -> Iterator[pa.RecordBatch]:
+def read_warc(path: str, fmt: str, cfg: IngestConfig, flags: Counter[str] | None = None) -> Iterator[pa.RecordBatch]:
     """WARC responses -> html rows; WET conversions -> text rows; other record types are counted only.
 
     A .gz file is read only from gzip members that passed their CRC/length check (gzmembers); a damaged
@@ -109,6 +109,8 @@ def read_warc(path: str, fmt: str, cfg: IngestConfig) -> Iterator[pa.RecordBatch
                 pos = yield from _read_span(fh, pos, end, resume, plain, path, cfg, out, skipped)
     yield from out.flush()
     log_file_summary(path, out, skipped)
+    if flags is not None:
+        flags.update(out.flags)
 
 
 def _read_span(fh, start: int, end: int, resume, plain: bool, path: str, cfg: IngestConfig, out: BatchBuilder,
