@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 import shutil
 import time
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -84,17 +85,31 @@ def _worker_steps(cfg_json: str) -> list[Step]:
 
 
 def process_files(paths_and_formats: Iterator[tuple[str, str]], cfg_json: str,
-                  schema: pa.Schema, timer: StepTimer | None = None) -> Iterator[pa.RecordBatch]:
-    """Read each file and run every Python step over its batches. Pure Python, usable without Spark."""
+                  schema: pa.Schema, timer: StepTimer | None = None,
+                  records_read: dict[str, int] | None = None,
+                  flagged: dict[str, int] | None = None) -> Iterator[pa.RecordBatch]:
+    """Read each file and run every Python step over its batches. Pure Python, usable without Spark.
+
+    `records_read` gets, per file, the rows its reader produced (documents and ingest rejects), counted
+    here and not from the outputs: the manifest checks them against what the stages account for.
+    `flagged` gets, per flag (e.g. invalid_utf8), the documents kept with that caveat."""
     cfg = CurationConfig.model_validate_json(cfg_json)
     steps = _worker_steps(cfg_json)
     timer = timer or StepTimer()
     for path, fmt in paths_and_formats:
-        for raw in ingest.read_documents(path, fmt, cfg.ingest):
+        if records_read is not None:
+            records_read.setdefault(path, 0)
+        flags: Counter[str] = Counter()
+        for raw in ingest.read_documents(path, fmt, cfg.ingest, flags):
+            if records_read is not None:
+                records_read[path] += raw.num_rows
             batch = DocBatch.from_arrow(raw)
             for step in steps:
                 timer.run(step, batch)
             yield batch.to_arrow(schema)
+        if flagged is not None:
+            for flag, n in flags.items():
+                flagged[f"{flag}:{path}"] = flagged.get(f"{flag}:{path}", 0) + n
 
 
 # ---- Spark plumbing ---------------------------------------------------------------------------------
@@ -174,6 +189,14 @@ def list_input_files(spark, globs: list[str], fmt: str) -> list[tuple[str, str]]
     return files
 
 
+class EmptyRunError(RuntimeError):
+    """The run kept no document: nothing is published (the CLI exits with EXIT_EMPTY_RUN)."""
+
+
+#: `curation run` exit status when the run kept no document and published nothing (see EmptyRunError)
+EXIT_EMPTY_RUN = 3
+
+
 @dataclass
 class RunResult:
     manifest: Manifest
@@ -214,11 +237,12 @@ def build_frame_steps(cfg: CurationConfig, run_id: str, extra: list[FrameStep] |
 
 def run(inputs: list[str], output: str | Path, cfg: CurationConfig | None = None, run_id: str | None = None,
         spark=None, frame_steps: list[FrameStep] | None = None, dataset: str = "web_curated",
-        notes: list[str] | None = None) -> RunResult:
+        notes: list[str] | None = None, allow_empty: bool = False) -> RunResult:
     """Run the curation job and publish `output/<run_id>/` atomically. Returns the manifest.
 
     Every step's driver hooks (curation.steps.base.DriverHooks) are called here, in their documented order.
-    `notes` (e.g. why a stage was skipped) are kept in the manifest's extra["notes"]."""
+    `notes` (e.g. why a stage was skipped) are kept in the manifest's extra["notes"]. A run that keeps no
+    document raises EmptyRunError and publishes nothing (CURRENT stays where it was) unless `allow_empty`."""
     from curation.spark import get_spark
 
     cfg = cfg or CurationConfig()
@@ -233,26 +257,37 @@ def run(inputs: list[str], output: str | Path, cfg: CurationConfig | None = None
         with DatasetRoot(output).building(run_id) as build:
             staging = build.staging
             files = list_input_files(spark, inputs, cfg.ingest.format)
+            for path, fmt in files:  # a wrong schema fails here, in one line, not in a task's Java trace
+                if fmt == "parquet":
+                    ingest.check_parquet_schema(path)
             log.info("run %s: %d input file(s)", run_id, len(files))
             for step in hooked:  # build indexes, ship model files, before workers start
                 step.prepare_driver(spark, staging / "_work")
-            processed, worker_seconds = python_pass(spark, cfg, steps, files, staging / "_work" / "processed",
-                                                    timings)
+            processed, worker_seconds, records_read, flagged = python_pass(
+                spark, cfg, steps, files, staging / "_work" / "processed", timings)
             active, rejected = frame_pass(spark, run_id, staging, processed, frames, timings)
             data_cols = write_outputs(cfg, staging, processed, active, rejected, timings)
             step_extra: dict = {}
             for step in hooked:  # e.g. the edu stage's model version, near dedup's audit and staged band index
                 step_extra.update(step.manifest_extra())
                 step_extra.update(step.write_extra(staging))
+            read = dict(sorted(records_read.value.items()))
             rows, n_rejected, counts = count_outputs(spark, staging, stage_order(cfg, steps, frames),
-                                                     {**timings, **worker_seconds.value})
+                                                     {**timings, **worker_seconds.value}, sum(read.values()))
+            if rows == 0 and not allow_empty:
+                raise EmptyRunError(f"run {run_id} kept no document ({sum(read.values())} records read from"
+                                    f" {len(files)} file(s), {n_rejected} rejected): nothing published, {output}"
+                                    f" CURRENT unchanged ({DatasetRoot(output).current()}); allow_empty"
+                                    f" (--allow-empty) publishes an empty version")
             shutil.rmtree(staging / "_work", ignore_errors=True)
             timings["total"] = time.perf_counter() - t_start
             manifest = build.manifest(
                 dataset=dataset, inputs=list(inputs), config=cfg.model_dump(mode="json"),
                 stages=counts, rows=rows, rejected_rows=n_rejected, columns=data_cols,
                 timings={k: round(v, 3) for k, v in timings.items()},
-                extra={"input_files": len(files), **step_extra, **({"notes": list(notes)} if notes else {})})
+                extra={"input_files": len(files), "ingest": {"records_read": sum(read.values()), "files": read,
+                                                             "flagged": dict(sorted(flagged.value.items()))},
+                       **step_extra, **({"notes": list(notes)} if notes else {})})
         for step in hooked:  # side outputs (near dedup's band index) go live only after the corpus
             step.commit()
     except BaseException:
@@ -267,19 +302,26 @@ def python_pass(spark, cfg: CurationConfig, steps: list[Step], files: list[tuple
                 timings: dict[str, float]):
     """Phase 1: one `mapInArrow` pass (a file per task) reads every file and runs every Python step;
     materialised once to parquet at `out`. Returns the processed frame (rejected rows included, marked)
-    and the accumulator of per-step worker seconds."""
+    and the accumulators of per-step worker seconds, of records read per file and of flagged documents
+    per `flag:file`."""
     from pyspark.sql.pandas.types import from_arrow_schema
 
     cfg_json = cfg.model_dump_json()
     schema = processed_schema(steps)
     timer_acc = spark.sparkContext.accumulator({}, _DictSum())
+    read_acc = spark.sparkContext.accumulator({}, _DictSum())
+    flag_acc = spark.sparkContext.accumulator({}, _DictSum())
 
     def _map(batches):
         timer = StepTimer()
+        read: dict[str, int] = {}
+        flagged: dict[str, int] = {}
         pairs = ((p, f) for b in batches for p, f in zip(b.column("path").to_pylist(),
                                                          b.column("format").to_pylist()))
-        yield from process_files(pairs, cfg_json, schema, timer)
+        yield from process_files(pairs, cfg_json, schema, timer, read, flagged)
         timer_acc.add(timer.seconds)
+        read_acc.add(read)
+        flag_acc.add(flagged)
 
     t0 = time.perf_counter()
     files_df = spark.createDataFrame(
@@ -287,7 +329,7 @@ def python_pass(spark, cfg: CurationConfig, steps: list[Step], files: list[tuple
     files_df.mapInArrow(_map, from_arrow_schema(schema)).write.mode("overwrite").parquet(str(out))
     timings["read_and_python_steps"] = time.perf_counter() - t0
     log.info("python steps done in %.1fs", timings["read_and_python_steps"])
-    return spark.read.parquet(str(out)), timer_acc
+    return spark.read.parquet(str(out)), timer_acc, read_acc, flag_acc
 
 
 def frame_pass(spark, run_id: str, staging: Path, processed, frame_steps: list[FrameStep],
@@ -325,29 +367,34 @@ def write_outputs(cfg: CurationConfig, staging: Path, processed, active, rejecte
     return data_cols
 
 
-def count_outputs(spark, staging: Path, order: list[str], seconds: dict[str, float]):
+def count_outputs(spark, staging: Path, order: list[str], seconds: dict[str, float], records_read: int):
     """Phase 4 (the manifest's numbers): rows kept, rows rejected, and per-stage counts chained from the
-    rejects themselves; `seconds` per stage (worker time for Python steps, driver time for frame steps)."""
+    rejects themselves, the first stage receiving `records_read` (counted as the readers produced them);
+    `seconds` per stage (worker time for Python steps, driver time for frame steps). A row lost on the
+    way (read but neither kept nor rejected) fails here, before anything is published."""
     rows = spark.read.parquet(str(staging / "data")).count()
     reject_counts = {(r["reject_stage"], r["reject_reason"]): r["count"] for r in
                      spark.read.parquet(str(staging / "rejects")).groupBy("reject_stage", "reject_reason")
                      .count().collect()}
     n_rejected = sum(reject_counts.values())
-    counts = reconcile(order, rows + n_rejected, reject_counts)
+    if records_read != rows + n_rejected:
+        raise RuntimeError(f"counts do not reconcile: the readers produced {records_read} rows but the outputs"
+                           f" hold {rows} kept + {n_rejected} rejected = {rows + n_rejected}; nothing published")
+    counts = reconcile(order, records_read, reject_counts)
     for c in counts:
         c.seconds = round(seconds.get(c.stage, 0.0), 3) or None
     return rows, n_rejected, counts
 
 
 class _DictSum:
-    """AccumulatorParam summing dicts of floats (per-step seconds from every task)."""
+    """AccumulatorParam summing dicts of numbers (per-step seconds, records read per file, from every task)."""
 
     def zero(self, value):
         return {}
 
     def addInPlace(self, a, b):
         for k, v in b.items():
-            a[k] = a.get(k, 0.0) + v
+            a[k] = a.get(k, 0) + v
         return a
 
 

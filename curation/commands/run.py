@@ -2,10 +2,15 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("run", help="ingest crawl files and publish a clean, exact-deduplicated corpus")
+    p = sub.add_parser("run", help="ingest crawl files and publish a clean, exact-deduplicated corpus",
+                       epilog="exit status: 0 published; 2 bad input or usage (e.g. a glob that matches nothing, a"
+                              " parquet file without a 'text' column), one 'error:' line; 3 the run kept no"
+                              " document, so nothing was published and CURRENT is unchanged (--allow-empty"
+                              " publishes the empty version)")
     p.add_argument("--input", action="append", required=True, metavar="GLOB",
                    help="input file, folder or glob (local path, hdfs://, or object storage s3a:// / s3:// read through s3fs); repeatable")
     p.add_argument("--output", required=True, metavar="DIR", help="dataset root; the run lands in DIR/<run_id>/")
@@ -14,6 +19,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--master", help="Spark master (default: the active session, else local[*])")
     p.add_argument("--note", action="append", default=[], metavar="TEXT",
                    help="a note for the manifest's extra.notes (e.g. why a stage was skipped); repeatable")
+    p.add_argument("--allow-empty", action="store_true",
+                   help="publish (and make CURRENT) a version even when the run kept no document")
     p.add_argument("--table", metavar="NAME",
                    help="also publish the kept documents as a snapshot of Iceberg table NAME (tagged with the run id;"
                         " the whole table content, as the version folder is), beside the folder contract")
@@ -25,12 +32,17 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def main(args: argparse.Namespace) -> int:
     from curation.config import load_config
-    from curation.pipeline import run, summary_table
+    from curation.pipeline import EXIT_EMPTY_RUN, EmptyRunError, run, summary_table
     from curation.spark import get_spark
 
     cfg = load_config(args.config)
     spark = get_spark(master=args.master)
-    result = run(args.input, args.output, cfg, run_id=args.run_id, spark=spark, notes=args.note)
+    try:
+        result = run(args.input, args.output, cfg, run_id=args.run_id, spark=spark, notes=args.note,
+                     allow_empty=args.allow_empty)
+    except EmptyRunError as e:
+        print(f"nothing published: {e}", file=sys.stderr)
+        return EXIT_EMPTY_RUN
     m = result.manifest
     print(summary_table(result.counts))
     print(f"\n{m.rows} documents kept, {m.rejected_rows} rejected -> {result.version_dir}")

@@ -22,6 +22,7 @@ class BatchBuilder:
         self._new()
         self.kept = 0
         self.reasons: Counter[str] = Counter()
+        self.flags: Counter[str] = Counter()   # kept documents with a caveat (e.g. invalid_utf8 replaced)
 
     def _new(self) -> None:
         self.columns: dict[str, list] = {f.name: [] for f in RAW_SCHEMA}
@@ -63,5 +64,5 @@ def log_file_summary(path: str, out: BatchBuilder, skipped: Counter | None = Non
         log.warning("%s: no documents in file (empty, or only non-document records: %s)", path,
                     dict(skipped or {}))
         return
-    log.info("%s: %d documents, %d rejected %s; non-document records skipped: %s", path, out.kept,
-             rejected, dict(out.reasons), dict(skipped or {}))
+    log.info("%s: %d documents, %d rejected %s; non-document records skipped: %s%s", path, out.kept,
+             rejected, dict(out.reasons), dict(skipped or {}), f"; flagged: {dict(out.flags)}" if out.flags else "")

@@ -28,3 +28,7 @@ class IngestConfig(BaseModel):
     # cannot pile `batch_rows` x 50 MB into one batch
     batch_bytes: int = Field(64_000_000, ge=1)
     max_record_bytes: int = Field(50_000_000, ge=1)   # larger records are rejected as `record_too_large`
+    # text that is not valid UTF-8 (JSONL lines, WET records): "keep" replaces the bad bytes with U+FFFD and
+    # counts the documents (logged per file, summed in the manifest's extra.ingest); "reject" makes each an
+    # `invalid_utf8` reject
+    invalid_utf8: Literal["keep", "reject"] = "keep"

@@ -6,9 +6,9 @@ import ast
 import gzip
 import json
 import logging
-import zlib
 from collections import Counter
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any, BinaryIO
 
 import pyarrow as pa
@@ -17,6 +17,7 @@ from curation.ingest.batching import BatchBuilder, log_file_summary
 from curation.ingest.config import IngestConfig
 from curation.ingest.detect import GZIP_MAGIC
 from curation.ingest.files import crawl_id_from_name, open_input, stable_id
+from curation.ingest.gzmembers import RangeReader, scan_members
 
 log = logging.getLogger(__name__)
 
@@ -66,56 +67,75 @@ def jsonl_row(obj: dict, source_file: str, lineno: int) -> dict[str, Any]:
     }
 
 
-def _open_maybe_gzip(path: str) -> BinaryIO:
-    raw = open_input(path)
-    head = raw.read(2)
-    raw.seek(0)
-    return gzip.GzipFile(fileobj=raw, mode="rb") if head == GZIP_MAGIC else raw  # type: ignore[return-value]
+def read_jsonl(path: str, cfg: IngestConfig, flags: Counter[str] | None = None) -> Iterator[pa.RecordBatch]:
+    """One JSON object per line (plain or gzip): bad lines are counted rejects, never a crash.
 
-
-def read_jsonl(path: str, cfg: IngestConfig) -> Iterator[pa.RecordBatch]:
-    """One JSON object per line (plain or gzip): bad lines are counted rejects, never a crash."""
+    A gzip file is read only from members that passed their CRC/length check (gzmembers): a damaged
+    member is one `corrupt_gzip` reject naming its byte range, and reading goes on at the next good one."""
     out = BatchBuilder(cfg, "jsonl", path, cfg.crawl_id or crawl_id_from_name(path))
-    blank = 0
-    lineno, offset = 0, 0
-    with _open_maybe_gzip(path) as stream:
-        try:
-            while True:
-                line = stream.readline(cfg.max_record_bytes + 1)
-                if not line:
-                    break
-                lineno += 1
-                offset += len(line)
-                if len(line) > cfg.max_record_bytes and not line.endswith(b"\n"):
-                    while (chunk := stream.readline(1 << 20)) and not chunk.endswith(b"\n"):
-                        offset += len(chunk)  # skip the rest of the over-long line without holding it
-                    offset += len(chunk)
-                    out.reject("record_too_large", f"line {lineno} is over max_record_bytes {cfg.max_record_bytes}",
-                               id=stable_id(path, lineno))
-                elif not line.strip():
-                    blank += 1
-                else:
-                    _jsonl_line(line, lineno, path, out)
-                if out.full():
-                    yield from out.flush()
-        except (OSError, EOFError, zlib.error) as e:
-            reason = "corrupt_gzip" if isinstance(e, (gzip.BadGzipFile, EOFError, zlib.error)) else "read_error"
-            log.warning("%s: %s after line %d (uncompressed offset %d): %s", path, reason, lineno, offset, e)
-            out.reject(reason, f"after line {lineno}: {type(e).__name__}: {e}", id=f"{path}#{offset}")
+    pos = _LinePos()
+    with open_input(path) as raw:
+        if raw.read(2) != GZIP_MAGIC:
+            raw.seek(0)
+            yield from _read_lines(raw, path, cfg, out, pos)
+        else:
+            members = list(scan_members(raw, lambda head: head.lstrip().startswith(b"{")))
+            for m in members:
+                if m.status != "ok":
+                    what = "failed the CRC/length check" if m.status == "corrupt" else "is cut (the file ends inside it)"
+                    log.warning("%s: corrupt_gzip at bytes %d-%d after line %d", path, m.start, m.end, pos.lineno)
+                    out.reject("corrupt_gzip", f"{path} bytes {m.start}-{m.end} (after line {pos.lineno}): gzip member"
+                                               f" {what}: {m.error}; none of its lines are read", id=f"{path}#{m.start}")
+                    continue
+                with gzip.GzipFile(fileobj=RangeReader(raw, m.start, m.end), mode="rb") as stream:
+                    yield from _read_lines(stream, path, cfg, out, pos)
     yield from out.flush()
-    log_file_summary(path, out, Counter({"blank_line": blank}) if blank else None)
+    log_file_summary(path, out, Counter({"blank_line": pos.blank}) if pos.blank else None)
+    if flags is not None:
+        flags.update(out.flags)
+
+
+@dataclass
+class _LinePos:
+    """Where a JSONL file's reading stands, across its gzip members."""
+    lineno: int = 0
+    blank: int = 0
+
+
+def _read_lines(stream: BinaryIO, path: str, cfg: IngestConfig, out: BatchBuilder,
+                pos: _LinePos) -> Iterator[pa.RecordBatch]:
+    while line := stream.readline(cfg.max_record_bytes + 1):
+        pos.lineno += 1
+        if len(line) > cfg.max_record_bytes and not line.endswith(b"\n"):
+            while (chunk := stream.readline(1 << 20)) and not chunk.endswith(b"\n"):
+                pass  # skip the rest of the over-long line without holding it
+            out.reject("record_too_large", f"line {pos.lineno} is over max_record_bytes {cfg.max_record_bytes}",
+                       id=stable_id(path, pos.lineno))
+        elif not line.strip():
+            pos.blank += 1
+        else:
+            _jsonl_line(line, pos.lineno, path, out)
+        if out.full():
+            yield from out.flush()
 
 
 def _jsonl_line(line: bytes, lineno: int, path: str, out: BatchBuilder) -> None:
-    # invalid UTF-8 is replaced rather than fatal: one bad byte should not cost the whole document
-    text_line = line.decode("utf-8", "replace")
+    try:
+        text_line = line.decode("utf-8")
+    except UnicodeDecodeError as e:
+        if out.cfg.invalid_utf8 == "reject":
+            out.reject("invalid_utf8", f"{path} line {lineno}: {e}", id=stable_id(path, lineno))
+            return
+        # replaced rather than fatal by default: one bad byte should not cost the whole document
+        out.flags["invalid_utf8"] += 1
+        text_line = line.decode("utf-8", "replace")
     try:
         obj = json.loads(text_line)
     except ValueError as e:
-        out.reject("invalid_json", f"line {lineno}: {e}", id=stable_id(path, lineno))
+        out.reject("invalid_json", f"{path} line {lineno}: {e}", id=stable_id(path, lineno))
         return
     if not isinstance(obj, dict):
-        out.reject("invalid_json", f"line {lineno}: expected an object, got {type(obj).__name__}",
+        out.reject("invalid_json", f"{path} line {lineno}: expected an object, got {type(obj).__name__}",
                    id=stable_id(path, lineno))
         return
     row = jsonl_row(obj, path, lineno)

@@ -1,4 +1,5 @@
-"""Parquet, row group by row group: `text` is required, the other document columns are taken when present."""
+"""Parquet, row group by row group: `text` is required, the other document columns are taken when present;
+an unreadable row group is one `corrupt_parquet` reject (file, row group, row range) and reading goes on."""
 from __future__ import annotations
 
 import io
@@ -41,6 +42,21 @@ def _parquet_batch(batch: pa.RecordBatch, path: str, first_row: int, crawl_id: s
     return pa.RecordBatch.from_arrays([cols[f.name] for f in RAW_SCHEMA], schema=RAW_SCHEMA)
 
 
+def check_parquet_schema(path: str) -> None:
+    """On the driver, before any task starts: a parquet input must have a `text` column (its footer says).
+    An unreadable footer is left to the reader, where it is a counted `corrupt_parquet` reject."""
+    with open_input(path) as fh:
+        if fh.seek(0, io.SEEK_END) == 0:
+            return
+        fh.seek(0)
+        try:
+            names = pq.read_schema(fh).names
+        except (pa.ArrowInvalid, OSError):
+            return
+    if "text" not in names:
+        raise ValueError(f"parquet input {path!r} has no 'text' column (columns: {names})")
+
+
 def read_parquet(path: str, cfg: IngestConfig) -> Iterator[pa.RecordBatch]:
     """Parquet by row group; `text` is required, other document columns are taken when present."""
     out = BatchBuilder(cfg, "parquet", path, None)  # for the single-reject case and the summary
@@ -62,17 +78,23 @@ def read_parquet(path: str, cfg: IngestConfig) -> Iterator[pa.RecordBatch]:
         if "text" not in names:
             raise ValueError(f"parquet input {path!r} has no 'text' column (columns: {names})")
         wanted = [f.name for f in DOC_FIELDS if f.name in names]
-        row = 0
-        kept = rejected = 0
-        try:
-            for batch in pf.iter_batches(batch_size=cfg.batch_rows, columns=wanted):
+        row = kept = rejected = 0
+        for group in range(pf.num_row_groups):
+            # a whole row group is decoded before any of its rows leave: a bad one costs only itself
+            group_rows = pf.metadata.row_group(group).num_rows
+            try:
+                table = pf.read_row_group(group, columns=wanted)
+            except (pa.ArrowInvalid, pa.ArrowTypeError, OSError) as e:
+                log.warning("%s: row group %d (rows %d-%d) unreadable: %s", path, group, row, row + group_rows, e)
+                out.reject("corrupt_parquet", f"{path} row group {group} (rows {row}-{row + group_rows}):"
+                                              f" {type(e).__name__}: {e}", id=f"{path}#{row}")
+                yield from out.flush()
+                row += group_rows
+                continue
+            for batch in table.to_batches(max_chunksize=cfg.batch_rows):
                 raw = _parquet_batch(batch, path, row, crawl_id)
                 row += batch.num_rows
                 good = raw.column("reject_stage").null_count
                 kept, rejected = kept + good, rejected + raw.num_rows - good
                 yield raw
-        except (pa.ArrowInvalid, pa.ArrowTypeError, OSError) as e:
-            log.warning("%s: unreadable after row %d: %s", path, row, e)
-            out.reject("corrupt_parquet", f"after row {row}: {type(e).__name__}: {e}", id=f"{path}#{row}")
-            yield from out.flush()
     log.info("%s: %d documents, %d rejected (missing_text) from %d rows", path, kept, rejected, row)

@@ -1,8 +1,10 @@
 """WARC / WET (and ARC, read as WARC) through warcio, record by record: WARC responses -> html rows, WET
-conversions -> text rows, other record types counted only. A damaged or truncated file ends with the rows
-read so far plus one reject row naming the byte offset."""
+conversions -> text rows, other record types counted only. Damage costs only the damaged records: each is
+one reject row naming the file and byte offset, and reading resumes at the next good record."""
 from __future__ import annotations
 
+import bisect
+import io
 import logging
 import zlib
 from collections import Counter
@@ -15,7 +17,9 @@ from warcio.exceptions import ArchiveLoadFailed
 
 from curation.ingest.batching import BatchBuilder, log_file_summary
 from curation.ingest.config import IngestConfig
+from curation.ingest.detect import GZIP_MAGIC
 from curation.ingest.files import crawl_id_from_name, open_input
+from curation.ingest.gzmembers import RangeReader, ok_spans, scan_members
 
 log = logging.getLogger(__name__)
 
@@ -71,36 +75,125 @@ def _read_payload(record, limit: int) -> tuple[bytes, bool, int]:
     return data, len(data) > limit, _unread_bytes(record)
 
 
-def read_warc(path: str, fmt: str, cfg: IngestConfig) -> Iterator[pa.RecordBatch]:
-    """WARC responses -> html rows; WET conversions -> text rows; other record types are counted only."""
+def read_warc(path: str, fmt: str, cfg: IngestConfig, flags: Counter[str] | None = None) -> Iterator[pa.RecordBatch]:
+    """WARC responses -> html rows; WET conversions -> text rows; other record types are counted only.
+
+    A .gz file is read only from gzip members that passed their CRC/length check (gzmembers); a damaged
+    member is one reject at its offset and reading goes on at the next good member. In a plain file a
+    record whose header warcio cannot parse is one reject and reading goes on at the next `WARC/1.` line."""
     out = BatchBuilder(cfg, fmt, path, cfg.crawl_id)
     skipped: Counter[str] = Counter()
     with open_input(path) as fh:
-        iterator = ArchiveIterator(fh, arc2warc=True)
-        records = iter(iterator)
-        while True:
-            try:
-                record = next(records)
-            except StopIteration:
-                break
-            except Exception as e:  # noqa: BLE001 -- warcio raises assorted types on damaged input
-                # (ArchiveLoadFailed, zlib.error, EOFError, even AttributeError on a cut header); it
-                # cannot resync after that: keep what was read, record the failure once
-                _reject_damage(out, path, getattr(iterator, "offset", 0), e)
-                break
-            # where warcio started this record: what get_record_offset() returns, but that call reads
-            # the record to its end first, losing the payload
-            offset = getattr(iterator, "offset", 0)
-            try:
-                if not _handle_record(record, offset, path, cfg, out, skipped):
-                    break  # the file ended inside this record: nothing follows it
-            except (ArchiveLoadFailed, zlib.error, EOFError, OSError, ValueError) as e:
-                _reject_damage(out, path, offset, e)
-                break
-            if out.full():
-                yield from out.flush()
+        size = fh.seek(0, io.SEEK_END)
+        fh.seek(0)
+        plain = fh.read(2) != GZIP_MAGIC
+        if not plain:
+            members = list(scan_members(fh, lambda head: head.startswith(b"WARC/")))
+            for m in members:
+                if m.status != "ok":
+                    _reject_member(out, path, m)
+            starts = [m.start for m in members if m.status == "ok"]
+            spans = ok_spans(members)
+
+            def resume(offset: int) -> int | None:  # the next verified member: one record per member
+                i = bisect.bisect_right(starts, offset)
+                return starts[i] if i < len(starts) else None
+        else:
+            spans = [(0, size)] if size else []
+
+            def resume(offset: int) -> int | None:
+                return _next_warc_line(fh, offset + 1, size)
+        for start, end in spans:
+            pos: int | None = start
+            while pos is not None and pos < end:
+                pos = yield from _read_span(fh, pos, end, resume, plain, path, cfg, out, skipped)
     yield from out.flush()
     log_file_summary(path, out, skipped)
+    if flags is not None:
+        flags.update(out.flags)
+
+
+def _read_span(fh, start: int, end: int, resume, plain: bool, path: str, cfg: IngestConfig, out: BatchBuilder,
+               skipped: Counter) -> Iterator[pa.RecordBatch]:
+    """Read records from bytes [start, end) of the file; returns where to go on (None: nothing follows).
+    `plain`: an uncompressed WARC, where no gzip member ended cleanly around each record."""
+    iterator = ArchiveIterator(RangeReader(fh, start, end), arc2warc=True)
+    records = iter(iterator)
+    while True:
+        try:
+            record = next(records)
+        except StopIteration:
+            return end
+        except Exception as e:  # noqa: BLE001 -- warcio raises assorted types on damaged input
+            # (ArchiveLoadFailed, ValueError on a non-numeric Content-Length, even AttributeError on a
+            # cut header): reject this record and resume at the next one
+            # (warcio's offset can be off, even negative, inside a member holding several records: the
+            # clamp makes sure reading always moves forward)
+            offset = start + max(getattr(iterator, "offset", 0), 0)
+            _reject_damage(out, path, offset, e)
+            return resume(offset)
+        # where warcio started this record: what get_record_offset() returns, but that call reads
+        # the record to its end first, losing the payload
+        offset = start + getattr(iterator, "offset", 0)
+        if plain and _header_cut(fh, offset, end):
+            out.reject("truncated_record", f"the file ends inside the header of the record at offset {offset}",
+                       id=f"{path}#{offset}")
+            return None
+        declared = record.rec_headers.get_header("Content-Length")
+        if declared is not None and not declared.strip().isdigit():
+            out.reject("corrupt_record", f"record at offset {offset}: Content-Length {declared[:40]!r} is not a"
+                                         f" number; skipped to the next record", id=f"{path}#{offset}")
+            return resume(offset)
+        try:
+            if not _handle_record(record, offset, path, cfg, out, skipped):
+                return None  # the file ended inside this record: nothing follows it
+        except (ArchiveLoadFailed, zlib.error, EOFError, OSError, ValueError) as e:
+            _reject_damage(out, path, offset, e)
+            return resume(offset)
+        if out.full():
+            yield from out.flush()
+
+
+def _header_cut(fh, offset: int, end: int) -> bool:
+    """True when the file ends before the header block of the record at `offset` does (warcio then
+    yields a record with the headers read so far and an empty body)."""
+    fh.seek(offset)
+    window = fh.read(min(1 << 16, end - offset))
+    return b"\r\n\r\n" not in window and b"\n\n" not in window and offset + len(window) >= end
+
+
+def _next_warc_line(fh, after: int, size: int) -> int | None:
+    """Offset of the next line starting with `WARC/1.` at or after `after` in a plain WARC."""
+    pos = after
+    while pos < size:
+        fh.seek(pos)
+        window = fh.read(1 << 16)
+        i = window.find(b"\nWARC/1.")
+        if i >= 0:
+            return pos + i + 1
+        pos += max(len(window) - 8, 1)
+    return None
+
+
+def _reject_member(out: BatchBuilder, path: str, member) -> None:
+    """A gzip member that failed its check (or that the file ends inside): none of its bytes are read."""
+    head = _warc_head_fields(member.head)
+    if member.status == "truncated":
+        reason = "truncated_record"
+        detail = (f"record {head.get('warc-record-id')} ({head.get('warc-target-uri')}) at offset {member.start}"
+                  f" ends early: the file ends inside its gzip member ({member.end - member.start} bytes)")
+    else:
+        reason = "corrupt_gzip"
+        detail = (f"{path} bytes {member.start}-{member.end}: gzip member(s) failed the CRC/length check"
+                  f" ({member.error}); skipped to the next good member")
+    log.warning("%s: %s at offset %d", path, reason, member.start)
+    out.reject(reason, detail, id=f"{path}#{member.start}", url=_strip_brackets(head.get("warc-target-uri")))
+
+
+def _warc_head_fields(head: bytes) -> dict[str, str]:
+    """WARC header fields from the first bytes of a record (for reject details only, never for documents)."""
+    block = head.split(b"\r\n\r\n", 1)[0] if head.startswith(b"WARC/") else b""
+    return _warcinfo_fields(block)
 
 
 def _reject_damage(out: BatchBuilder, path: str, offset: int, error: BaseException) -> None:
@@ -187,7 +280,14 @@ def _warc_record(record, offset: int, path: str, cfg: IngestConfig, out: BatchBu
             out.add(html=payload, **meta)
         return True
     # WET conversion records hold the text Common Crawl already extracted (UTF-8 by spec; be lenient)
-    text = payload.decode("utf-8", "replace")
+    try:
+        text = payload.decode("utf-8")
+    except UnicodeDecodeError as e:
+        if cfg.invalid_utf8 == "reject":
+            out.reject("invalid_utf8", f"{path} offset {offset}: {e}", **meta)
+            return True
+        out.flags["invalid_utf8"] += 1
+        text = payload.decode("utf-8", "replace")
     if not text.strip():
         out.reject("missing_text", "conversion record has no text", **meta)
     else:
