@@ -21,14 +21,11 @@ Triggered on the `web_curated` Asset (a new corpus version) or by hand.
 """
 from __future__ import annotations
 
-import os
-
-from airflow.providers.apache.spark.operators.spark_submit import SparkSubmitOperator
 from airflow.sdk import Param, dag, get_current_context, task
 
-from dags._common import DEFAULT_ARGS, SPARK_CONN_ID, SPARK_POOL, TEACHER_POOL, WEB_CURATED
-from dags.lib.assets import EDU_MODEL, WEB_EDU
-from dags.lib.plan import CURATION_APP, dataset_root
+from dags._common import DEFAULT_ARGS, TEACHER_POOL, gate_and_publish, spark_submit
+from dags.lib.assets import EDU_MODEL, WEB_CURATED, WEB_EDU
+from dags.lib.paths import dataset_root
 
 YAML = r"^\S+\.ya?ml$"
 FLOOR = {"type": ["null", "number"], "minimum": -1.0, "maximum": 1.0}
@@ -65,13 +62,11 @@ def edu_classifier():
     @task(multiple_outputs=True)
     def plan() -> dict:
         from curation.contract import resolve_version_dir
-        from dags.lib.edu import registry_root
-        from dags.lib.plan import version_id
+        from dags.lib.paths import registry_root, run_version
 
         ctx = get_current_context()
-        params = ctx["params"]
-        version = version_id(ctx["run_id"], ctx.get("logical_date") or ctx["dag_run"].run_after)
-        corpus = resolve_version_dir(params["input"])  # fails here, clearly, when there is no corpus
+        version = run_version(ctx)
+        corpus = resolve_version_dir(ctx["params"]["input"])  # fails here, clearly, when there is no corpus
         return {"version": version, "corpus": str(corpus), "registry": str(registry_root()),
                 "labels_root": str(dataset_root("edu_labels")),
                 "labels": str(dataset_root("edu_labels") / version)}
@@ -99,77 +94,34 @@ def edu_classifier():
 
     @task(retries=0)
     def evaluate(planned: dict, model: str) -> dict:
-        """The promotion decision: the card's held-out metrics against the floors."""
-        import json
-
+        """The promotion decision (dags.lib.edu.promotion_verdict); a model that fails it stops the run."""
         from airflow.sdk.exceptions import AirflowFailException
 
-        from curation.edu.registry import ModelRegistry
-        from dags.lib.edu import FLOOR_METRICS, check_floors
+        from dags.lib.edu import FLOOR_METRICS, promotion_verdict
 
         p = get_current_context()["params"]
-        ref = ModelRegistry(planned["registry"]).resolve(model)
-        floors = {k: p[k] for k in FLOOR_METRICS}
-        misses = check_floors(ref.card.metrics, floors)
-        verdict = {"model": model, "run": planned["version"], "floors": floors, "metrics": ref.card.metrics,
-                   "promotable": not misses, "misses": misses}
-        out = ref.dir / "eval" / f"promotion-{planned['version']}.json"
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(json.dumps(verdict, indent=2))
-        if misses:
-            raise AirflowFailException(f"edu model {model} is not promoted: " + "; ".join(misses))
+        verdict = promotion_verdict(planned["registry"], model, planned["version"], {k: p[k] for k in FLOOR_METRICS})
+        if not verdict["promotable"]:
+            raise AirflowFailException(f"edu model {model} is not promoted: " + "; ".join(verdict["misses"]))
         return verdict
 
     @task(outlets=[EDU_MODEL], multiple_outputs=True)
     def promote(planned: dict, verdict: dict, **context) -> dict:
         from curation.edu.registry import ModelRegistry
+        from dags.lib.edu import score_plan
 
         ref = ModelRegistry(planned["registry"]).promote(verdict["model"])
         context["outlet_events"][EDU_MODEL].extra = {"version": ref.version, "path": str(ref.dir),
                                                      "metrics": ref.card.metrics}
-        root = dataset_root("web_edu")
-        argv = ["edu", "score", "--registry", planned["registry"], "--model", ref.version,
-                "--input", planned["corpus"], "--output", str(root / "_candidates"),
-                "--run-id", planned["version"], "--dataset", "web_edu"]
-        return {"model": ref.version, "score_argv": argv, "root": str(root),
-                "candidate_dir": str(root / "_candidates" / planned["version"])}
-
-    @task(retries=0)
-    def validate(candidate_dir: str) -> dict:
-        from airflow.sdk.exceptions import AirflowFailException
-
-        from curation.quality_gates import run_gate
-
-        result = run_gate(candidate_dir, kind="web_scored")
-        if not result.success:
-            raise AirflowFailException(result.summary())
-        return {"evaluated": result.evaluated, "data_docs": result.docs_index}
-
-    @task(outlets=[WEB_EDU])
-    def publish(promoted: dict, **context) -> dict:
-        from airflow.sdk.exceptions import AirflowFailException
-
-        from curation.contract import Manifest
-        from curation.quality_gates import GateFailed, publish_gated
-
-        try:
-            final = publish_gated(promoted["candidate_dir"], promoted["root"], kind="web_scored")
-        except GateFailed as e:
-            raise AirflowFailException(str(e)) from e
-        m = Manifest.read(final)
-        info = {"version": m.version, "path": str(final), "rows": m.rows, "model": promoted["model"]}
-        context["outlet_events"][WEB_EDU].extra = info
-        return info
+        return score_plan(planned["registry"], ref.version, planned["corpus"], planned["version"])
 
     planned = plan()
     model = train(planned, label(planned))
     promoted = promote(planned, evaluate(planned, model))
-    score = SparkSubmitOperator(
-        task_id="score", conn_id=SPARK_CONN_ID, application=CURATION_APP, application_args=promoted["score_argv"],
-        name="phi-edu-score", pool=SPARK_POOL,
-        driver_memory=os.environ.get("SPARK_DRIVER_MEMORY", "2g"), conf={"spark.ui.showConsoleProgress": "false"}, durable=False)
-    gate = validate(promoted["candidate_dir"])
-    promoted >> score >> gate >> publish(promoted)
+    score = spark_submit("score", promoted["score_argv"], "phi-edu-score")
+    stages = gate_and_publish(promoted["candidate_dir"], promoted["root"], WEB_EDU, "web_scored",
+                              extra={"model": promoted["model"]})
+    promoted >> score >> stages["validate"]
 
 
 edu_classifier()

@@ -21,8 +21,9 @@ import os
 
 from airflow.sdk import Param, dag, get_current_context, task
 
-from dags._common import DEFAULT_ARGS, WEB_CURATED
-from dags.lib.assets import MIXTURE, SYNTHETIC, WEB_EDU
+from dags._common import DEFAULT_ARGS
+from dags._common import validate as gate
+from dags.lib.assets import MIXTURE, SYNTHETIC, WEB_CURATED, WEB_EDU
 
 DEFAULT_MIXTURE = os.environ.get("PHI_MIXTURE_YAML") or os.path.join(
     os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "configs", "mixtures", "tiny.yaml")
@@ -59,25 +60,11 @@ def mixture_build():
 
     @task(multiple_outputs=True)
     def plan(checked: dict) -> dict:
-        import json
-        import logging
-
-        from dags.lib.plan import version_id
-        from dags.lib.train import mixture_root
-        from training.mixture.plan import plan_table, plot_plan
-        from training.mixture.validate import check_mixture
+        from dags.lib.paths import run_version
+        from dags.lib.train import plan_build
 
         ctx = get_current_context()
-        version = version_id(ctx["run_id"], ctx.get("logical_date") or ctx["dag_run"].run_after)
-        cm = check_mixture(ctx["params"]["mixture_yaml"])
-        logging.getLogger(__name__).info("mixture plan:\n%s", plan_table(cm.plans))
-        root = mixture_root(checked["name"])
-        plans = root / "_plans" / version
-        plans.mkdir(parents=True, exist_ok=True)
-        (plans / "plan.json").write_text(json.dumps([p.to_dict() for p in cm.plans], indent=2))
-        plot_plan(cm.plans, plans / "plan.png")
-        return {"version": version, "name": checked["name"], "root": str(root), "build_dir": str(root / version),
-                "plan": str(plans / "plan.json")}
+        return plan_build(ctx["params"]["mixture_yaml"], checked["name"], run_version(ctx))
 
     @task
     def build(planned: dict) -> str:
@@ -87,17 +74,6 @@ def mixture_build():
         run_module("training", ["mixture", "build", p["mixture_yaml"], "--output", planned["build_dir"],
                                 "--workers", p["workers"]])
         return planned["build_dir"]
-
-    @task(retries=0)
-    def validate_build(build_dir: str) -> dict:
-        from airflow.sdk.exceptions import AirflowFailException
-
-        from curation.quality_gates import run_gate
-
-        result = run_gate(build_dir, kind="mixture")
-        if not result.success:
-            raise AirflowFailException(result.summary())
-        return {"evaluated": result.evaluated, "data_docs": result.docs_index}
 
     @task(outlets=[MIXTURE])
     def publish(planned: dict, **context) -> dict:
@@ -115,7 +91,7 @@ def mixture_build():
 
     planned = plan(validate())
     built = build(planned)
-    validate_build(built) >> publish(planned)
+    gate.override(task_id="validate_build")(built, "mixture") >> publish(planned)
 
 
 mixture_build()

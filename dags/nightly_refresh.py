@@ -49,8 +49,9 @@ import os
 import pendulum
 from airflow.sdk import Param, dag, get_current_context, task
 
-from dags._common import DEFAULT_ARGS, WEB_CURATED, curation_stages
-from dags.lib.plan import dataset_root
+from dags._common import DEFAULT_ARGS, curation_stages
+from dags.lib.assets import WEB_CURATED
+from dags.lib.paths import dataset_root
 
 log = logging.getLogger(__name__)
 
@@ -91,11 +92,11 @@ def nightly_refresh():
 
     @task(multiple_outputs=True)
     def plan(pending: list[str]) -> dict:
-        from dags.lib.plan import plan_curation, version_id
+        from dags.lib.paths import run_version
+        from dags.lib.plan import plan_curation
 
         ctx = get_current_context()
-        when = ctx.get("logical_date") or ctx["dag_run"].run_after
-        return plan_curation(pending, dataset_root("web_curated"), version_id(ctx["run_id"], when),
+        return plan_curation(pending, dataset_root("web_curated"), run_version(ctx),
                              config_path=ctx["params"]["config_path"], incremental=True)
 
     @task
@@ -103,22 +104,12 @@ def nightly_refresh():
         """The next whole-corpus candidate: the base version (hard-linked) + the night's new documents."""
         from airflow.sdk.exceptions import AirflowFailException
 
-        from curation.append import append_version
-        from curation.contract import DatasetRoot
-        from dags.lib.plan import CANDIDATES
+        from dags.lib.plan import CurrentMoved, append_candidate
 
-        root = DatasetRoot(planned["root"])
-        base, current = planned["base_version"], root.current()
-        if current not in (base, planned["version"]):
-            raise AirflowFailException(
-                f"{root.root}: CURRENT moved from {base} to {current} since this run was planned; publishing "
-                f"on top of {base} would drop {current}. Clear this run from `plan` to build on {current}.")
-        near = planned["near_index"]
-        used = {"near_dedup_index": {k: near.get(k) for k in ("root", "base", "rebuilt", "reason")}} \
-            if near.get("enabled") else {}
-        final = append_version(planned["delta_dir"], root.version_dir(base) if base else None,
-                               root.root / CANDIDATES, planned["version"], extra=used)
-        return str(final)
+        try:
+            return str(append_candidate(planned))
+        except CurrentMoved as e:
+            raise AirflowFailException(str(e)) from e
 
     @task
     def record(pending: list[str], published: dict) -> int:

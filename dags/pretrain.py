@@ -51,12 +51,12 @@ def pretrain():
     def plan() -> dict:
         import yaml
 
-        from dags.lib.plan import dataset_root, version_id
+        from dags.lib.paths import dataset_root, run_version
         from dags.lib.train import effective_train_config, resolve_mixture
 
         ctx = get_current_context()
         p = ctx["params"]
-        version = version_id(ctx["run_id"], ctx.get("logical_date") or ctx["dag_run"].run_after)
+        version = run_version(ctx)
         event_path = None
         for events in (ctx.get("triggering_asset_events") or {}).values():
             for event in events:

@@ -21,9 +21,9 @@ import os
 
 from airflow.sdk import Param, dag, get_current_context, task
 
-from dags._common import DEFAULT_ARGS, TEACHER_POOL
+from dags._common import DEFAULT_ARGS, TEACHER_POOL, gate_and_publish
 from dags.lib.assets import SYNTHETIC
-from dags.lib.plan import dataset_root
+from dags.lib.paths import dataset_root
 
 DEFAULT_RECIPES = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
                                "configs", "synthesis", "recipes.yaml")
@@ -50,13 +50,12 @@ DEFAULT_RECIPES = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(_
 def synthetic_data():
     @task(multiple_outputs=True)
     def plan() -> dict:
-        from dags.lib.plan import version_id
+        from dags.lib.paths import run_version
         from dags.lib.synthetic import SHARDS, check_recipes
 
         ctx = get_current_context()
-        params = ctx["params"]
-        version = version_id(ctx["run_id"], ctx.get("logical_date") or ctx["dag_run"].run_after)
-        summary = check_recipes(params["recipes"])
+        version = run_version(ctx)
+        summary = check_recipes(ctx["params"]["recipes"])
         root = dataset_root("synthetic")
         return {"version": version, "root": str(root), "shards_root": str(root / SHARDS / version),
                 "candidate_dir": str(root / "_candidates" / version), "recipes": summary}
@@ -92,39 +91,12 @@ def synthetic_data():
 
         return str(merge_shards(list(shard_dirs), Path(planned["candidate_dir"]).parent, planned["version"]))
 
-    @task(retries=0)
-    def validate(candidate_dir: str) -> dict:
-        from airflow.sdk.exceptions import AirflowFailException
-
-        from curation.quality_gates import run_gate
-
-        result = run_gate(candidate_dir, kind="synthetic")
-        if not result.success:
-            raise AirflowFailException(result.summary())
-        return {"evaluated": result.evaluated, "data_docs": result.docs_index}
-
-    @task(outlets=[SYNTHETIC])
-    def publish(planned: dict, **context) -> dict:
-        from airflow.sdk.exceptions import AirflowFailException
-
-        from curation.contract import Manifest
-        from curation.quality_gates import GateFailed, publish_gated
-
-        try:
-            final = publish_gated(planned["candidate_dir"], planned["root"], kind="synthetic")
-        except GateFailed as e:
-            raise AirflowFailException(str(e)) from e
-        m = Manifest.read(final)
-        info = {"version": m.version, "path": str(final), "rows": m.rows}
-        context["outlet_events"][SYNTHETIC].extra = info
-        return info
-
     planned = plan()
     specs = shard_specs()
     planned >> specs
     shards = generate.partial(shards_root=planned["shards_root"]).expand(spec=specs)
     merged = merge(shards, planned)
-    validate(merged) >> publish(planned)
+    gate_and_publish(merged, planned["root"], SYNTHETIC, "synthetic")
 
 
 synthetic_data()

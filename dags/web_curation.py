@@ -44,8 +44,9 @@ import os
 
 from airflow.sdk import Param, dag, get_current_context, task
 
-from dags._common import DEFAULT_ARGS, WEB_CURATED, curation_stages
-from dags.lib.plan import dataset_root
+from dags._common import DEFAULT_ARGS, curation_stages
+from dags.lib.assets import WEB_CURATED
+from dags.lib.paths import dataset_root
 
 DEFAULT_INPUT = os.path.join(os.environ.get("PHI_SHARED_DATA", "/opt/phi/shared/data"),
                              "warc_commoncrawl_samples", "whirlwind.warc.gz")
@@ -75,12 +76,12 @@ DEFAULT_INPUT = os.path.join(os.environ.get("PHI_SHARED_DATA", "/opt/phi/shared/
 def web_curation():
     @task(multiple_outputs=True)
     def plan() -> dict:
-        from dags.lib.plan import plan_curation, version_id
+        from dags.lib.paths import run_version
+        from dags.lib.plan import plan_curation
 
         ctx = get_current_context()
         params = ctx["params"]
-        when = ctx.get("logical_date") or ctx["dag_run"].run_after
-        return plan_curation(params["input_globs"], dataset_root("web_curated"), version_id(ctx["run_id"], when),
+        return plan_curation(params["input_globs"], dataset_root("web_curated"), run_version(ctx),
                              config_path=params["config_path"], crawl_id=params["crawl_id"])
 
     planned = plan()

@@ -1,4 +1,4 @@
-"""The Assets that chain the downstream DAGs (light: only Airflow's SDK and path helpers).
+"""Every Asset that chains the DAGs, in one place (light: only Airflow's SDK and path helpers).
 
     web_curated (web_curation, nightly_refresh) -> edu_classifier -> web_edu ─┐
                                              synthetic_data -> synthetic ─────┴─> mixture_build -> mixture -> pretrain
@@ -10,8 +10,10 @@ from __future__ import annotations
 
 from airflow.sdk import Asset
 
-from dags.lib.plan import dataset_root
+from dags.lib.paths import dataset_root
 
+#: The published web corpus (web_curation, nightly_refresh).
+WEB_CURATED = Asset(name="web_curated", uri=f"file://{dataset_root('web_curated')}", group="corpus")
 EDU_MODEL = Asset(name="edu_model", uri=f"file://{dataset_root('edu_models')}", group="model")
 WEB_EDU = Asset(name="web_edu", uri=f"file://{dataset_root('web_edu')}", group="corpus")
 SYNTHETIC = Asset(name="synthetic", uri=f"file://{dataset_root('synthetic')}", group="corpus")

@@ -7,15 +7,14 @@ same version (the pipeline replaces `<candidates>/<version>` atomically) instead
 from __future__ import annotations
 
 import glob
-import hashlib
 import logging
-import os
 import re
 from pathlib import Path
 
 import yaml
 
 from curation.paths import REPO_ROOT
+from dags.lib.paths import registry_root
 
 #: spark-submit runs this file; it is `python -m curation`, so the CLI and the DAG share one code path.
 CURATION_APP = str(REPO_ROOT / "curation" / "__main__.py")
@@ -24,24 +23,6 @@ log = logging.getLogger(__name__)
 CANDIDATES = "_candidates"   # under a dataset root; hidden from DatasetRoot.versions()
 DELTAS = "_deltas"           # nightly: each night's new documents alone, appended onto the corpus
 RUNS = "_runs"               # per-run scratch: the effective config
-
-
-def data_root() -> Path:
-    """Where published datasets live (a volume shared by Airflow and Spark in compose)."""
-    return Path(os.environ.get("PHI_DATA_ROOT", REPO_ROOT / "out" / "data"))
-
-
-def dataset_root(name: str) -> Path:
-    return data_root() / name
-
-
-def version_id(run_id: str, when) -> str:
-    """A sortable, path-safe version id stable across retries of one DAG run.
-
-    Airflow run ids contain ':' and '+', which Hadoop paths reject, so the id is the run's logical time
-    plus a short hash of the run id (two runs at the same instant still differ)."""
-    stamp = when.strftime("%Y%m%dT%H%M%SZ")
-    return f"{stamp}-{hashlib.sha1(run_id.encode()).hexdigest()[:6]}"
 
 
 def _is_local(path: str) -> bool:
@@ -124,7 +105,6 @@ def plan_curation(inputs: list[str], root: str | Path, version: str, config_path
     `near_index` (dags.lib.near_index): where the curate job stages near-dedup's band index and which
     index version it deduplicates against; `publish` promotes it after the corpus version."""
     from curation.contract import DatasetRoot
-    from dags.lib.edu import registry_root
 
     check_inputs(inputs)
     root = Path(root)
@@ -155,3 +135,27 @@ def plan_curation(inputs: list[str], root: str | Path, version: str, config_path
             "delta_dir": str(curate_root / version), "base_version": base,
             "config": str(config), "inputs": list(inputs), "argv": argv,
             "edu_model": edu["model"], "edu_note": edu["note"], "near_index": near}
+
+
+class CurrentMoved(RuntimeError):
+    """The corpus's CURRENT is no longer the version an incremental run was planned on."""
+
+
+def append_candidate(planned: dict) -> Path:
+    """The next whole-corpus candidate of an incremental run (`planned` = plan_curation's XCom): its base
+    version (hard-linked) + the delta's new documents (curation.append). Raises CurrentMoved rather than
+    build on a base that is no longer CURRENT: publishing it would drop the version published meanwhile."""
+    from curation.append import append_version
+    from curation.contract import DatasetRoot
+
+    root = DatasetRoot(planned["root"])
+    base, current = planned["base_version"], root.current()
+    if current not in (base, planned["version"]):
+        raise CurrentMoved(
+            f"{root.root}: CURRENT moved from {base} to {current} since this run was planned; publishing "
+            f"on top of {base} would drop {current}. Clear this run from `plan` to build on {current}.")
+    near = planned["near_index"]
+    used = {"near_dedup_index": {k: near.get(k) for k in ("root", "base", "rebuilt", "reason")}} \
+        if near.get("enabled") else {}
+    return append_version(planned["delta_dir"], root.version_dir(base) if base else None,
+                          root.root / CANDIDATES, planned["version"], extra=used)

@@ -1,12 +1,16 @@
-"""The mixture_build and pretrain DAGs' logic: where builds and runs go, which build a run trains on,
-and the effective training config (the given YAML with the mixture and output folder of this run)."""
+"""The mixture_build and pretrain DAGs' logic: where builds and runs go, a build's plan files, which build
+a run trains on, and the effective training config (the given YAML with the mixture and output folder of
+this run)."""
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import yaml
 
-from dags.lib.plan import dataset_root
+from dags.lib.paths import dataset_root
+
+log = logging.getLogger(__name__)
 
 
 def mixture_name(yaml_path: str | Path) -> str:
@@ -23,6 +27,25 @@ def mixture_name(yaml_path: str | Path) -> str:
 def mixture_root(name: str) -> Path:
     """`$PHI_DATA_ROOT/mixtures/<name>/`: one build folder per version, CURRENT names the latest gated one."""
     return dataset_root("mixtures") / name
+
+
+def plan_build(mixture_yaml: str | Path, name: str, version: str) -> dict:
+    """The per-phase/source token plan of a build: logged as a table, written as JSON + a stacked-bar PNG
+    into `<mixture root>/_plans/<version>/`; returns where the build goes (plain JSON for XCom)."""
+    import json
+
+    from training.mixture.plan import plan_table, plot_plan
+    from training.mixture.validate import check_mixture
+
+    cm = check_mixture(mixture_yaml)
+    log.info("mixture plan:\n%s", plan_table(cm.plans))
+    root = mixture_root(name)
+    plans = root / "_plans" / version
+    plans.mkdir(parents=True, exist_ok=True)
+    (plans / "plan.json").write_text(json.dumps([p.to_dict() for p in cm.plans], indent=2))
+    plot_plan(cm.plans, plans / "plan.png")
+    return {"version": version, "name": name, "root": str(root), "build_dir": str(root / version),
+            "plan": str(plans / "plan.json")}
 
 
 def resolve_mixture(explicit: str | None, event_path: str | None, config_mixture: str | None) -> Path:
