@@ -1,6 +1,6 @@
-"""What every DAG shares: default args (retries with exponential backoff), pools, the Spark-submit
-factory, the gate -> publish task group, and the curate -> validate -> report -> publish stages of a
-curation run.
+"""What every DAG shares: default args (retries with exponential backoff, a timeout on every task, an alert
+on every final failure), pools, the Spark-submit factory, the gate -> publish task group, the writer lease
+of a corpus, and the curate -> validate -> report -> publish stages of a curation run.
 
 Only light imports here (Airflow's SDK, the Spark provider, path helpers): the DAG processor imports
 this for every DAG file. Project logic is imported inside task bodies.
@@ -15,9 +15,22 @@ from airflow.providers.apache.spark.operators.spark_submit import SparkSubmitOpe
 from airflow.sdk import Asset, TaskGroup, TriggerRule, task
 from airflow.sdk.configuration import conf
 
+from dags.lib.alerts import AlertNotifier
 from dags.lib.plan import CURATION_APP
 
 log = logging.getLogger(__name__)
+
+
+def _hours(name: str, default: float) -> timedelta:
+    return timedelta(hours=float(os.environ.get(name) or default))
+
+
+# Every task is bounded: a hung Spark job, teacher or torchrun is killed (then retried / alerted) instead
+# of holding its pool slot forever. The heavy kinds get their own bound; everything else the default.
+TASK_TIMEOUT = _hours("PHI_TASK_TIMEOUT_H", 1)
+SPARK_TIMEOUT = _hours("PHI_SPARK_TIMEOUT_H", 4)
+TEACHER_TIMEOUT = _hours("PHI_TEACHER_TIMEOUT_H", 8)
+GPU_TIMEOUT = _hours("PHI_GPU_TIMEOUT_H", 72)
 
 DEFAULT_ARGS = {
     "owner": "data",
@@ -25,6 +38,8 @@ DEFAULT_ARGS = {
     "retry_delay": timedelta(seconds=30),
     "retry_exponential_backoff": True,     # 30 s, 60 s, ... capped below
     "max_retry_delay": timedelta(minutes=10),
+    "execution_timeout": TASK_TIMEOUT,
+    "on_failure_callback": AlertNotifier("task_failed"),   # after the last retry (dags/lib/alerts.py)
 }
 
 # Pools cap concurrent use of the shared engines; docker/pools.json creates them (airflow-init).
@@ -52,6 +67,7 @@ def spark_submit(task_id: str, argv, name: str) -> SparkSubmitOperator:
         application_args=argv,
         name=name,
         pool=SPARK_POOL,
+        execution_timeout=SPARK_TIMEOUT,
         driver_memory=os.environ.get("SPARK_DRIVER_MEMORY", "2g"),
         conf={"spark.ui.showConsoleProgress": "false"},
         # a retry re-runs the whole job into the same candidate version (replaced atomically), so
@@ -131,6 +147,59 @@ def gate_and_publish(candidate_dir, root, asset: Asset, kind: str, *, near_index
             gate >> tasks["report"] >> pub
         gate >> pub  # explicit: publish needs the gate's success, not only the report's
     return tasks
+
+
+# The writer lease (dags/lib/lock.py): how long a run waits for another run of the same corpus to publish,
+# and after how long an abandoned lease is broken (longer than any plan -> publish can take).
+LEASE_WAIT = _hours("PHI_WRITER_LEASE_WAIT_H", 1)
+LEASE_TTL = _hours("PHI_WRITER_LEASE_TTL_H", 12)
+
+
+@task(execution_timeout=LEASE_WAIT + timedelta(minutes=5), retries=0)
+def writer_lock(root: str, **context) -> dict:
+    """Setup: wait for, then hold, the corpus's writer lease (one writer per corpus)."""
+    from airflow.sdk.exceptions import AirflowFailException
+
+    from dags.lib.lock import CorpusBusy, WriterLock
+
+    holder = f"{context['dag'].dag_id}/{context['run_id']}"
+    try:
+        return WriterLock(root).acquire(holder, ttl=LEASE_TTL, wait=LEASE_WAIT)
+    except CorpusBusy as e:
+        raise AirflowFailException(str(e)) from e
+
+
+@task(trigger_rule=TriggerRule.ALL_DONE_SETUP_SUCCESS)
+def writer_unlock(root: str, **context) -> bool:
+    """Teardown: give the lease back, whatever happened between plan and publish."""
+    from dags.lib.lock import WriterLock
+
+    return WriterLock(root).release(f"{context['dag'].dag_id}/{context['run_id']}")
+
+
+def writer_lease(root, first, last):
+    """Hold `root`'s writer lease around the tasks from `first` to `last`: writer_lock (setup) >> first,
+    last >> writer_unlock (teardown). Returns (lock, unlock)."""
+    lock = writer_lock(str(root))
+    unlock = writer_unlock(str(root))
+    lock >> first
+    last >> unlock
+    unlock.as_teardown(setups=lock)
+    return lock, unlock
+
+
+@task
+def append(planned: dict) -> str:
+    """The next whole-corpus candidate of an incremental run: its base version (hard-linked; none in
+    web_curation's mode replace) + the run's new documents (dags.lib.plan.append_candidate)."""
+    from airflow.sdk.exceptions import AirflowFailException
+
+    from dags.lib.plan import CurrentMoved, append_candidate
+
+    try:
+        return str(append_candidate(planned))
+    except CurrentMoved as e:
+        raise AirflowFailException(str(e)) from e
 
 
 def curation_stages(plan, asset: Asset, kind: str = "web_curated") -> dict:

@@ -1,8 +1,13 @@
-"""edu_classifier: teacher labels -> a fasttext educational-value classifier -> promoted only when it is good
-enough -> the published web corpus scored with it.
+"""edu_classifier: teacher labels -> a fasttext educational-value classifier -> promoted only when it beats
+the promoted one -> the published web corpus scored with it.
 
-    plan -> label (teacher, pool `teacher`) -> train -> evaluate (floors) -> promote -> score (Spark)
-         -> validate (GE `web_scored`) -> publish (Asset `web_edu`)
+    plan -> label (teacher, pool `teacher`) -> train -> evaluate (floors, then vs the incumbent) -> promote
+         -> score (Spark) -> validate (GE `web_scored`) -> publish (Asset `web_edu`)
+
+Schedule (the policy in dags/README.md): its own cadence, never because a night published. Weekly
+(`PHI_EDU_RETRAIN_CRON`, default Sunday 05:00 UTC, after the nightly deadline), when new label files
+arrive (an `edu_label_files` Asset event: a labelling tool or an operator posts it through the REST API),
+or by hand; an AssetOrTimeSchedule combines the two.
 
 - label: `python -m synthesis label-edu` samples `n` documents of the input corpus and has the teacher
   rate them 0-5 (embedded SmolLM2 on CPU by default; `backend`/`base_url` point it at vLLM). The label
@@ -10,30 +15,38 @@ enough -> the published web corpus scored with it.
 - train: `python -m curation edu train` (teacher labels, plus any `extra_labels` files) registers a
   model in the registry (`$PHI_EDU_REGISTRY`, else `$PHI_DATA_ROOT/edu_models`) with its held-out metrics on the card. The card's notes carry the run's
   version, so a retried train task finds the model it already registered instead of adding a second.
-- evaluate: the card's held-out metrics against the floors given as params (`min_macro_f1`, ...; null =
-  not checked). A model below a floor fails the run here (no retry: the model will not change) and is
-  never promoted; the verdict is written beside the model (`eval/promotion-<version>.json`).
+- evaluate (dags/lib/promotion.py): the card's held-out metrics against the floors given as params
+  (`min_macro_f1`, ...; null = not checked); a model below a floor fails the run here (no retry: the model
+  will not change). Then the incumbent (the promoted model): both models score the candidate's held-out
+  split, and the candidate is promoted only if its `promotion_metric` beats the incumbent's by
+  `promotion_margin`; otherwise the run stops here, skipped (the incumbent stays, nothing is rescored).
+  The verdict, with both models' scores, is written beside the model (`eval/promotion-<version>.json`)
+  and appended to the registry's `promotions.jsonl`.
 - promote, then score the input corpus with exactly that model (`python -m curation edu score` through
   spark-submit) into a candidate, gate it and publish it as `web_edu` (Asset event extra: version, path, rows,
   model).
-
-Triggered on the `web_curated` Asset (a new corpus version) or by hand.
 """
 from __future__ import annotations
 
-from airflow.sdk import Param, dag, get_current_context, task
+import os
 
-from dags._common import DEFAULT_ARGS, TEACHER_POOL, gate_and_publish, spark_submit
-from dags.lib.assets import EDU_MODEL, WEB_CURATED, WEB_EDU
+import pendulum
+from airflow.sdk import AssetOrTimeSchedule, CronTriggerTimetable, Param, dag, get_current_context, task
+
+from dags._common import DEFAULT_ARGS, TEACHER_POOL, TEACHER_TIMEOUT, gate_and_publish, spark_submit
+from dags.lib.assets import EDU_LABEL_FILES, EDU_MODEL, WEB_EDU
 from dags.lib.paths import dataset_root
 
 YAML = r"^\S+\.ya?ml$"
 FLOOR = {"type": ["null", "number"], "minimum": -1.0, "maximum": 1.0}
+RETRAIN_CRON = os.environ.get("PHI_EDU_RETRAIN_CRON") or "0 5 * * 0"
 
 
 @dag(
     dag_id="edu_classifier",
-    schedule=[WEB_CURATED],
+    schedule=AssetOrTimeSchedule(timetable=CronTriggerTimetable(RETRAIN_CRON, timezone="UTC"),
+                                 assets=EDU_LABEL_FILES),
+    start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
     catchup=False,
     max_active_runs=1,
     default_args=DEFAULT_ARGS,
@@ -56,6 +69,10 @@ FLOOR = {"type": ["null", "number"], "minimum": -1.0, "maximum": 1.0}
         "min_spearman": Param(0.0, **FLOOR, title="Floor: held-out Spearman"),
         "min_binary_f1": Param(None, **FLOOR, title="Floor: held-out binary F1 at the threshold"),
         "min_human_auc": Param(None, **FLOOR, title="Floor: AUC against human labels"),
+        "promotion_metric": Param("macro_f1", type="string", enum=["macro_f1", "spearman", "binary_f1"],
+                                  title="Promotion: held-out metric compared with the incumbent's"),
+        "promotion_margin": Param(0.01, type="number", minimum=0.0, maximum=1.0,
+                                  title="Promotion: how much the new model must beat the incumbent by"),
     },
 )
 def edu_classifier():
@@ -71,7 +88,7 @@ def edu_classifier():
                 "labels_root": str(dataset_root("edu_labels")),
                 "labels": str(dataset_root("edu_labels") / version)}
 
-    @task(pool=TEACHER_POOL)
+    @task(pool=TEACHER_POOL, execution_timeout=TEACHER_TIMEOUT)
     def label(planned: dict) -> str:
         from dags.lib.cli import run_module
 
@@ -94,15 +111,21 @@ def edu_classifier():
 
     @task(retries=0)
     def evaluate(planned: dict, model: str) -> dict:
-        """The promotion decision (dags.lib.edu.promotion_verdict); a model that fails it stops the run."""
-        from airflow.sdk.exceptions import AirflowFailException
+        """The promotion decision (dags.lib.promotion): below a floor fails the run; not better than the
+        incumbent by the margin skips the rest (the incumbent stays)."""
+        from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
-        from dags.lib.edu import FLOOR_METRICS, promotion_verdict
+        from dags.lib.edu import FLOOR_METRICS
+        from dags.lib.promotion import promotion_verdict
 
         p = get_current_context()["params"]
-        verdict = promotion_verdict(planned["registry"], model, planned["version"], {k: p[k] for k in FLOOR_METRICS})
-        if not verdict["promotable"]:
+        verdict = promotion_verdict(planned["registry"], model, planned["version"], {k: p[k] for k in FLOOR_METRICS},
+                                    [planned["labels"], *p["extra_labels"]], p["promotion_margin"],
+                                    p["promotion_metric"])
+        if verdict["misses"]:
             raise AirflowFailException(f"edu model {model} is not promoted: " + "; ".join(verdict["misses"]))
+        if not verdict["promotable"]:
+            raise AirflowSkipException(f"edu model {model} is not promoted, the incumbent stays: {verdict['reason']}")
         return verdict
 
     @task(outlets=[EDU_MODEL], multiple_outputs=True)

@@ -21,7 +21,7 @@ import os
 
 from airflow.sdk import Param, dag, get_current_context, task
 
-from dags._common import DEFAULT_ARGS, TEACHER_POOL, gate_and_publish
+from dags._common import DEFAULT_ARGS, TEACHER_POOL, TEACHER_TIMEOUT, gate_and_publish
 from dags.lib.assets import SYNTHETIC
 from dags.lib.paths import dataset_root
 
@@ -66,7 +66,7 @@ def synthetic_data():
 
         return specs(get_current_context()["params"]["shards"])
 
-    @task(pool=TEACHER_POOL)
+    @task(pool=TEACHER_POOL, execution_timeout=TEACHER_TIMEOUT)
     def generate(spec: str, shards_root: str) -> str:
         from pathlib import Path
 

@@ -1,5 +1,5 @@
 """The edu_classifier DAG's logic: which registered model a DAG run trained (so a retried train task
-reuses it instead of registering a second one), the promotion verdict, and the scoring run's arguments."""
+reuses it instead of registering a second one), the promotion floors, and the scoring run's arguments."""
 from __future__ import annotations
 
 import math
@@ -73,23 +73,6 @@ def train_for_run(registry: str | Path, version: str, labels: list[str], config:
     if found is None:
         raise RuntimeError(f"`curation edu train` succeeded but no model in {registry} carries {run_tag(version)!r}")
     return found
-
-
-def promotion_verdict(registry: str | Path, model: str, run: str, floors: dict[str, float | None]) -> dict:
-    """The promotion decision for `model`: its card's held-out metrics against the floors. Written beside
-    the model (`eval/promotion-<run>.json`) whatever it says; `promotable` is the verdict."""
-    import json
-
-    from curation.edu.registry import ModelRegistry
-
-    ref = ModelRegistry(registry).resolve(model)
-    misses = check_floors(ref.card.metrics, floors)
-    verdict = {"model": model, "run": run, "floors": floors, "metrics": ref.card.metrics,
-               "promotable": not misses, "misses": misses}
-    out = ref.dir / "eval" / f"promotion-{run}.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(verdict, indent=2))
-    return verdict
 
 
 def score_plan(registry: str | Path, model: str, corpus: str | Path, run: str) -> dict:

@@ -95,12 +95,14 @@ def effective_config(config_path: str | None, crawl_id: str | None, out_path: Pa
 
 def plan_curation(inputs: list[str], root: str | Path, version: str, config_path: str | None = None,
                   crawl_id: str | None = None, edu_registry: str | Path | None = None,
-                  incremental: bool = False) -> dict:
+                  incremental: bool = False, replace: bool = False) -> dict:
     """Everything the curate/validate/report/publish tasks need, as plain JSON for XCom.
 
-    `incremental` (nightly_refresh): curate writes the new inputs' delta to `<root>/_deltas/<version>`
-    and the candidate `<root>/_candidates/<version>` is built from it on top of `base_version` (the
-    corpus's CURRENT at plan time; curation.append).
+    `incremental` (nightly_refresh, web_curation): curate writes the new inputs' delta to
+    `<root>/_deltas/<version>` and the candidate `<root>/_candidates/<version>` is built from it on top of
+    `base_version` (the corpus's CURRENT at plan time; curation.append). With `replace` (web_curation's
+    `mode: replace`) there is no base: the version holds the new inputs alone and replaces the corpus as
+    CURRENT (logged, and noted in the manifest).
 
     `near_index` (dags.lib.near_index): where the curate job stages near-dedup's band index and which
     index version it deduplicates against; `publish` promotes it after the corpus version."""
@@ -108,7 +110,8 @@ def plan_curation(inputs: list[str], root: str | Path, version: str, config_path
 
     check_inputs(inputs)
     root = Path(root)
-    base = DatasetRoot(root).current() if incremental else None
+    current = DatasetRoot(root).current() if incremental else None
+    base = None if replace else current
     if base == version:  # the plan re-ran after this very version was published: build on its base
         from curation.contract import Manifest
 
@@ -131,10 +134,15 @@ def plan_curation(inputs: list[str], root: str | Path, version: str, config_path
         argv += ["--note", edu["note"]]
     if near["enabled"]:   # which band index the run deduplicates against, in the manifest's notes
         argv += ["--note", near["note"]]
+    if replace:
+        note = (f"mode replace: this version holds only its own inputs and replaces the corpus as CURRENT "
+                f"(was {current})")
+        log.warning("%s", note)
+        argv += ["--note", note]
     return {"version": version, "root": str(root), "candidate_dir": str(candidate_root / version),
             "delta_dir": str(curate_root / version), "base_version": base,
             "config": str(config), "inputs": list(inputs), "argv": argv,
-            "edu_model": edu["model"], "edu_note": edu["note"], "near_index": near}
+            "edu_model": edu["model"], "edu_note": edu["note"], "near_index": near, "replace": replace}
 
 
 class CurrentMoved(RuntimeError):
@@ -150,10 +158,10 @@ def append_candidate(planned: dict) -> Path:
 
     root = DatasetRoot(planned["root"])
     base, current = planned["base_version"], root.current()
-    if current not in (base, planned["version"]):
+    if not planned["replace"] and current not in (base, planned["version"]):
         raise CurrentMoved(
             f"{root.root}: CURRENT moved from {base} to {current} since this run was planned; publishing "
-            f"on top of {base} would drop {current}. Clear this run from `plan` to build on {current}.")
+            f"on top of {base} would drop {current}. Clear this run from `writer_lock` to build on {current}.")
     near = planned["near_index"]
     used = {"near_dedup_index": {k: near.get(k) for k in ("root", "base", "rebuilt", "reason")}} \
         if near.get("enabled") else {}

@@ -1,0 +1,443 @@
+"""The scheduling policy and the operational guards of the DAGs (issue 14), without the stack: the schedule
+cascade read from the DAG definitions, promotion against the incumbent on real fasttext models, the mixture
+pins on real documents, the segment ledger on moto's S3 server, the writer lease, and the alert wiring
+(every task bounded and alerting, the nightly deadline, a failing task's alert reaching the log and a
+webhook) through a real `dag.test()`."""
+from __future__ import annotations
+
+import asyncio
+import copy
+import gzip
+import http.server
+import json
+import logging
+import os
+import socket
+import subprocess
+import sys
+import threading
+from datetime import timedelta
+from pathlib import Path
+from typing import ClassVar
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from curation.paths import REPO_ROOT
+from dags.lib.ledger import NoSegments, SegmentLedger
+from dags.lib.lock import CorpusBusy, WriterLock
+
+DAGS = REPO_ROOT / "dags"
+LABELS = "quality_labels_dclm_human/majority_data_disputed.jsonl"
+
+
+@pytest.fixture(scope="module")
+def dags(tmp_path_factory):
+    os.environ.setdefault("AIRFLOW_HOME", str(tmp_path_factory.mktemp("airflow-home")))
+    from airflow.dag_processing.dagbag import DagBag
+
+    bag = DagBag(dag_folder=str(DAGS))
+    assert bag.import_errors == {}
+    return bag.dags
+
+
+# ---- the schedule cascade, from the DAG definitions -------------------------------------------------------
+
+def _names(cond) -> set[str]:
+    if cond is None:
+        return set()
+    return {cond.name} if hasattr(cond, "name") else set().union(*(_names(c) for c in cond.objects))
+
+
+def test_a_web_curated_event_triggers_one_mixture_build_and_nothing_else(dags):
+    scheduled_on = {d: _names(getattr(dag.timetable, "asset_condition", None)) for d, dag in dags.items()}
+    emitted_by = {}   # asset -> [(dag, task)]
+    for d, dag in dags.items():
+        for t in dag.tasks:
+            for a in t.outlets:
+                emitted_by.setdefault(a.name, []).append((d, t.task_id))
+    # follow every asset event a triggered DAG can emit
+    reached, frontier = set(), {"web_curated"}
+    while frontier:
+        asset = frontier.pop()
+        for d, on in scheduled_on.items():
+            if asset in on and d not in reached:
+                reached.add(d)
+                frontier |= {a.name for t in dags[d].tasks for a in t.outlets}
+    assert reached == {"mixture_build", "pretrain"}   # no edu retrain: a night never starts one
+    assert scheduled_on["edu_classifier"] == {"edu_label_files"}
+    assert type(dags["edu_classifier"].timetable).__name__ == "AssetOrTimeSchedule"   # + weekly
+    assert dags["edu_classifier"].timetable.timetable.expression == "0 5 * * 0"
+    # pretrain only on the opt-in request, which only mixture_build's request_pretrain emits ...
+    assert scheduled_on["pretrain"] == {"pretrain_request"}
+    assert emitted_by["pretrain_request"] == [("mixture_build", "request_pretrain")]
+    # ... and which skips (no event) unless the mixture says auto_pretrain: true
+    from airflow.sdk.exceptions import AirflowSkipException
+
+    request = dags["mixture_build"].task_dict["request_pretrain"].python_callable
+    with pytest.raises(AirflowSkipException, match="auto_pretrain"):
+        request({"auto_pretrain": False, "name": "tiny"}, {"version": "v1"})
+    # nothing but web_curation / nightly_refresh publishes the corpus, and they share one writer lease
+    assert sorted(emitted_by["web_curated"]) == [("nightly_refresh", "publish"), ("web_curation", "publish")]
+    for d in ("nightly_refresh", "web_curation"):
+        assert dags[d].task_dict["writer_unlock"].is_teardown and dags[d].task_dict["writer_lock"].is_setup
+        assert dags[d].task_dict["writer_lock"].downstream_task_ids >= {"plan"}
+
+
+def test_every_task_is_bounded_and_alerts(dags):
+    from airflow.sdk import DeadlineReference
+
+    from dags.lib.alerts import AlertNotifier
+
+    for d, dag in dags.items():
+        for t in dag.tasks:
+            assert t.execution_timeout is not None and t.execution_timeout > timedelta(0), (d, t.task_id)
+            callbacks = t.on_failure_callback if isinstance(t.on_failure_callback, list) else [t.on_failure_callback]
+            assert any(isinstance(c, AlertNotifier) for c in callbacks), (d, t.task_id)
+    curate = dags["nightly_refresh"].task_dict["curate"]
+    assert curate.execution_timeout == timedelta(hours=4) and dags["pretrain"].task_dict["phase1"].execution_timeout \
+        == timedelta(hours=72)
+    [deadline] = dags["nightly_refresh"].deadline if isinstance(dags["nightly_refresh"].deadline, list) \
+        else [dags["nightly_refresh"].deadline]
+    assert deadline.reference == DeadlineReference.DAGRUN_LOGICAL_DATE and deadline.interval == timedelta(hours=3)
+    assert deadline.callback.path == "dags.lib.alerts.deadline_missed"   # 03:00 + 3 h = done by 06:00 UTC
+
+
+class _Hook(http.server.BaseHTTPRequestHandler):
+    received: ClassVar[list] = []
+
+    def do_POST(self):
+        self.received.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+        self.send_response(204)
+        self.end_headers()
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture()
+def webhook():
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Hook)
+    _Hook.received = []
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/hook", _Hook.received
+    server.shutdown()
+
+
+PROBE = '''
+from airflow.sdk import dag, task
+from dags._common import DEFAULT_ARGS
+
+@dag(dag_id="alert_probe", schedule=None, default_args={**DEFAULT_ARGS, "retries": 0})
+def alert_probe():
+    @task
+    def boom():
+        raise RuntimeError("planted failure")
+    boom()
+
+alert_probe()
+'''
+RUN = '''
+import json, sys
+from airflow.dag_processing.dagbag import DagBag
+bag = DagBag(dag_folder=sys.argv[1])
+assert not bag.import_errors, bag.import_errors
+run = bag.get_dag("alert_probe").test()
+print("RESULT " + json.dumps({"state": str(run.state)}))
+'''
+
+
+def test_a_failed_task_alerts_the_log_and_the_webhook(tmp_path, webhook):
+    url, received = webhook
+    (tmp_path / "dags").mkdir()
+    (tmp_path / "dags" / "alert_probe.py").write_text(PROBE)
+    alerts = tmp_path / "alerts.jsonl"
+    env = {**os.environ, "AIRFLOW_HOME": str(tmp_path / "home"), "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+           "AIRFLOW__CORE__DAGS_FOLDER": str(tmp_path / "dags"),
+           "PHI_ALERT_LOG": str(alerts), "PHI_ALERT_WEBHOOK": url, "PYTHONPATH": str(REPO_ROOT)}
+    migrate = subprocess.run([sys.executable, "-m", "airflow", "db", "migrate"], env=env, capture_output=True,
+                             text=True, timeout=300, check=False)
+    assert migrate.returncode == 0, migrate.stderr[-3000:]
+    proc = subprocess.run([sys.executable, "-c", RUN, str(tmp_path / "dags")], env=env, capture_output=True,
+                          text=True, timeout=300, check=False)
+    assert '"state": "failed"' in proc.stdout, (proc.stdout + proc.stderr)[-4000:]
+    [alert] = [json.loads(line) for line in alerts.read_text().splitlines()]
+    assert (alert["kind"], alert["dag_id"], alert["task_id"]) == ("task_failed", "alert_probe", "boom")
+    assert "RuntimeError: planted failure" in alert["message"] and alert["delivered"] == {"webhook": "ok"}
+    assert [r["message"] for r in received] == [alert["message"]]
+
+
+def test_a_missed_deadline_alerts_and_an_unreachable_webhook_does_not_hide_it(tmp_path, monkeypatch):
+    from dags.lib.alerts import deadline_missed, read_alerts
+
+    with socket.socket() as s:   # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        dead = s.getsockname()[1]
+    monkeypatch.setenv("PHI_ALERT_LOG", str(tmp_path / "alerts.jsonl"))
+    monkeypatch.setenv("PHI_ALERT_WEBHOOK", f"http://127.0.0.1:{dead}/hook")
+    # the context the scheduler hands a deadline callback (models/deadline.py: handle_miss)
+    context = {"dag_run": {"dag_id": "nightly_refresh", "dag_run_id": "scheduled__2026-12-06T03:00:00+00:00",
+                           "state": "running"},
+               "deadline": {"id": "x", "deadline_time": "2026-12-06T06:00:00+00:00"}}
+    asyncio.run(deadline_missed(context=context))
+    [alert] = read_alerts()
+    assert alert["kind"] == "deadline_missed" and alert["dag_id"] == "nightly_refresh"
+    assert "2026-12-06T06:00:00" in alert["message"] and alert["delivered"]["webhook"].startswith("URLError")
+
+
+# ---- promotion: the new model must beat the incumbent on the same held-out split --------------------------
+
+def _train(registry, labels: Path, **fasttext):
+    from curation.edu.labels import read_label_file
+    from curation.edu.train import EduTrainConfig, FastTextParams
+    from curation.edu.workflow import train_and_register
+
+    cfg = EduTrainConfig(fasttext=FastTextParams(**{"dim": 16, "bucket": 20_000, **fasttext}), max_score=1,
+                         threshold=0.5)
+    return train_and_register(read_label_file(labels, max_score=1), cfg, registry, human_labels=None).version
+
+
+def test_promotion_against_the_incumbent(tmp_path, shared_data):
+    from curation.edu.registry import ModelRegistry
+    from dags.lib.promotion import promotion_verdict
+
+    reg = ModelRegistry(tmp_path / "reg")
+    labels = shared_data / LABELS
+    few = tmp_path / "few.jsonl"
+    few.write_text("".join(labels.read_text().splitlines(keepends=True)[:40]))
+    floors = {"min_macro_f1": 0.0, "min_spearman": None}
+
+    weak = _train(reg, few, epoch=1, dim=2)
+    first = promotion_verdict(reg.root, weak, "r1", floors, [str(few)], margin=0.01)
+    assert first["promotable"] and first["incumbent"] is None and first["heldout"] is None   # floors decide
+    reg.promote(weak)
+
+    strong = _train(reg, labels)
+    v = promotion_verdict(reg.root, strong, "r2", floors, [str(labels)], margin=0.01)
+    scores = v["heldout"]["scores"]
+    assert set(scores) == {strong, weak} and scores[strong]["n"] == scores[weak]["n"] == v["heldout"]["n"] > 0
+    assert v["gain"] == pytest.approx(scores[strong]["macro_f1"] - scores[weak]["macro_f1"])
+    assert v["gain"] >= 0.01 and v["promotable"], v["reason"]
+    reg.promote(strong)
+
+    # the same labels and config again: the same model, no better than the incumbent -> not promoted
+    again = _train(reg, labels)
+    v2 = promotion_verdict(reg.root, again, "r3", floors, [str(labels)], margin=0.01)
+    assert v2["gain"] == pytest.approx(0.0) and not v2["promotable"] and v2["misses"] == []
+    assert "incumbent" in v2["reason"] and reg.promoted() == strong
+    # a floor miss is a miss whatever the incumbent
+    v3 = promotion_verdict(reg.root, again, "r4", {"min_macro_f1": 0.99}, [str(labels)], margin=0.0)
+    assert v3["misses"] and not v3["promotable"]
+    # both models' scores are recorded beside the candidate and in the registry's log
+    saved = json.loads((reg.root / again / "eval" / "promotion-r3.json").read_text())
+    assert saved["heldout"]["scores"] == v2["heldout"]["scores"]
+    log = [json.loads(line) for line in (reg.root / "promotions.jsonl").read_text().splitlines()]
+    assert [e["run"] for e in log] == ["r1", "r2", "r3", "r4"]
+
+
+# ---- mixtures: an edu_score filter against the model that scored the corpus ---------------------------------
+
+def _scored(folder: Path, shared_data: Path, models: list[str]) -> Path:
+    """A folder of parquet documents (real texts) whose edu scores came from `models`, in turn."""
+    rows = [json.loads(line) for line in (shared_data / LABELS).read_text().splitlines()[:60]]
+    folder.mkdir(parents=True)
+    pq.write_table(pa.table({"id": [f"d{i}" for i in range(len(rows))], "text": [r["text"] for r in rows],
+                             "edu_score": [float(r["label"]) for r in rows],
+                             "edu_model": [models[i % len(models)] for i in range(len(rows))]}),
+                   folder / "part-0.parquet")
+    return folder
+
+
+MIXTURE = """\
+name: pinned
+seq_len: 128
+tokenizer:
+  train: {{vocab_size: 1024}}
+phases:
+  - name: phase1
+    tokens: 2000
+    sources:
+      - name: web
+        dataset: {dataset}
+        filter: "edu_score >= 0.5"
+        weight: 1.0
+{pin}"""
+
+
+@pytest.mark.parametrize(("models", "pin", "problem"), [
+    (["edu-A"], None, None),
+    (["edu-A"], "edu-A", None),
+    (["edu-A"], "edu-B", (r":13: phases\[0\]\.sources\[0\]\.edu_model: .*scored by \['edu-A'\] besides/instead of "
+                         r"the pinned edu model 'edu-B'")),
+    (["edu-A", "edu-B"], None, r":11: phases\[0\]\.sources\[0\]\.filter: .*scored by 2 models \['edu-A', 'edu-B'\]"),
+    (["edu-A", "edu-B"], "edu-A", r":13: phases\[0\]\.sources\[0\]\.edu_model: .*scored by \['edu-B'\] besides"),
+])
+def test_an_edu_filter_is_refused_against_another_model(tmp_path, shared_data, models, pin, problem):
+    from training.mixture.validate import MixtureValidationError, check_mixture
+
+    data = _scored(tmp_path / "scored", shared_data, models)
+    yaml = tmp_path / "mixture.yaml"
+    yaml.write_text(MIXTURE.format(dataset=data, pin=f"        edu_model: {pin}\n" if pin else ""))
+    if problem is None:
+        assert check_mixture(yaml).config.phases[0].sources[0].edu_model == pin
+        return
+    with pytest.raises(MixtureValidationError, match=problem):
+        check_mixture(yaml)
+
+
+def test_a_mixture_is_built_once_per_set_of_input_versions(tmp_path, shared_data, monkeypatch):
+    from dags.lib.train import built_from, plan_build, record_inputs
+
+    monkeypatch.setenv("PHI_DATA_ROOT", str(tmp_path / "data"))
+    data = _scored(tmp_path / "scored", shared_data, ["edu-A"])
+    yaml = tmp_path / "mixture.yaml"
+    yaml.write_text(MIXTURE.format(dataset=data, pin="auto_pretrain: true\n"))
+    first = plan_build(yaml, "pinned", "v1")
+    assert first["built"] is None and first["auto_pretrain"] is True
+    (Path(first["build_dir"])).mkdir(parents=True)
+    (Path(first["build_dir"]) / "manifest.json").write_text("{}")   # published
+    record_inputs(first["root"], first["inputs_key"], first["inputs"], "v1")
+    assert plan_build(yaml, "pinned", "v2")["built"] == "v1"         # the same inputs: nothing to build
+    pq.write_table(pa.table({"id": ["new"], "text": ["another document, another input version"],
+                             "edu_score": [1.0], "edu_model": ["edu-A"]}), data / "part-1.parquet")
+    second = plan_build(yaml, "pinned", "v2")
+    assert second["inputs_key"] != first["inputs_key"] and second["built"] is None
+    assert built_from(first["root"], "0" * 16) is None
+
+
+# ---- segment discovery on object storage (moto's S3 server) -------------------------------------------------
+
+@pytest.fixture(scope="module")
+def s3(tmp_path_factory, shared_data):
+    """moto's S3 server with three crawl segments under crawl/; the standard AWS variables point at it."""
+    import s3fs
+    from moto.server import ThreadedMotoServer
+
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    home = tmp_path_factory.mktemp("aws")
+    env = {"AWS_ACCESS_KEY_ID": "phi-test", "AWS_SECRET_ACCESS_KEY": "phi-test-secret",
+           "AWS_DEFAULT_REGION": "us-east-1", "AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}",
+           "AWS_CONFIG_FILE": str(home / "none"), "AWS_SHARED_CREDENTIALS_FILE": str(home / "none")}
+    with pytest.MonkeyPatch.context() as mp:
+        mp.delenv("AWS_PROFILE", raising=False)
+        mp.delenv("AWS_ENDPOINT_URL_S3", raising=False)
+        for k, v in env.items():
+            mp.setenv(k, v)
+        s3fs.S3FileSystem.clear_instance_cache()
+        fs = s3fs.S3FileSystem()
+        fs.mkdir("phi-nightly")
+        warcs = shared_data / "warc_commoncrawl_samples"
+        for name in ("whirlwind.warc.gz", "dolma-sample-0001.warc.gz"):
+            fs.put_file(str(warcs / name), f"phi-nightly/crawl/{name}")
+        fs.pipe_file("phi-nightly/crawl/_SUCCESS", b"")   # a marker, not a segment (the curation job's rule)
+        try:
+            yield fs
+        finally:
+            s3fs.S3FileSystem.clear_instance_cache()
+            server.stop()
+
+
+@pytest.mark.parametrize("scheme", ["s3", "s3a"])
+def test_the_ledger_discovers_segments_on_s3(tmp_path, s3, shared_data, scheme):
+    ledger = SegmentLedger.for_root(tmp_path / "web")
+    glob = f"{scheme}://phi-nightly/crawl/*"
+    found, pending = ledger.scan([glob])
+    expected = [f"{scheme}://phi-nightly/crawl/{n}" for n in ("dolma-sample-0001.warc.gz", "whirlwind.warc.gz")]
+    assert found == pending == expected
+    assert ledger.record(pending[:1], "n1") == 1
+    assert ledger.entries()[expected[0]]["bytes"] == (shared_data / "warc_commoncrawl_samples" /
+                                                      "dolma-sample-0001.warc.gz").stat().st_size
+    assert ledger.discover([glob]) == expected[1:]
+    # a new segment lands: the next night finds it
+    s3.pipe_file("phi-nightly/crawl/segment-3.jsonl.gz", gzip.compress(b'{"id": "x", "text": "y"}\n'))
+    try:
+        assert ledger.discover([glob]) == [f"{scheme}://phi-nightly/crawl/segment-3.jsonl.gz", *expected[1:]]
+    finally:
+        s3.rm_file("phi-nightly/crawl/segment-3.jsonl.gz")
+
+
+def test_a_glob_matching_nothing_is_an_error_not_an_empty_night(tmp_path, s3):
+    ledger = SegmentLedger.for_root(tmp_path / "web")
+    with pytest.raises(NoSegments, match="'s3://phi-nightly/crawl/\\*.wrac.gz' matches no file"):
+        ledger.scan(["s3://phi-nightly/crawl/*.wrac.gz"])   # a typo
+    with pytest.raises(NoSegments, match="location that does not exist \\(s3://phi-nightly/crawl-typo/\\)"):
+        ledger.scan(["s3://phi-nightly/crawl-typo/*.warc.gz"])
+    with pytest.raises(NoSegments, match="location that does not exist"):
+        ledger.scan([str(tmp_path / "no-mount" / "*.warc.gz")])
+    (tmp_path / "inbox").mkdir()
+    with pytest.raises(NoSegments, match="matches no file"):
+        ledger.scan([str(tmp_path / "inbox" / "*.warc.gz")])
+
+
+def test_an_empty_night_is_recorded_in_the_ledger_and_its_table(tmp_path, shared_data):
+    ledger = SegmentLedger.for_root(tmp_path / "web")
+    seg = SegmentLedger.key(str(shared_data / "warc_commoncrawl_samples" / "whirlwind.warc.gz"))
+    ledger.record([seg], "n1")
+    ledger.record_night("n1", "published", 1, 1, "n1", 12)
+    found, pending = ledger.scan([seg])
+    assert found == [seg] and pending == []
+    ledger.record_night("n2", "empty", len(found), 0)
+    ledger.record_night("n2", "empty", len(found), 0)   # a retried task: still one line
+    assert [(n["run"], n["status"], n["segments_new"]) for n in ledger.nights()] == \
+        [("n1", "published", 1), ("n2", "empty", 0)]
+    table = (tmp_path / "web" / "_ledger" / "nights.md").read_text()
+    assert "| n2 | empty | 1 | 0 | - | - |" in table and "| n1 | published | 1 | 1 | n1 | 12 |" in table
+
+
+# ---- one writer per corpus ------------------------------------------------------------------------------------
+
+def test_the_writer_lease_admits_one_run_at_a_time(tmp_path, caplog):
+    lock = WriterLock(tmp_path / "web")
+    hour = timedelta(hours=1)
+    lock.acquire("nightly_refresh/n1", ttl=hour, wait=timedelta(0))
+    lock.acquire("nightly_refresh/n1", ttl=hour, wait=timedelta(0))      # a retry of the holder: re-entrant
+    with pytest.raises(CorpusBusy, match="another run is writing this corpus \\(nightly_refresh/n1"):
+        lock.acquire("web_curation/m1", ttl=hour, wait=timedelta(seconds=0.3), poll=0.1)
+    assert not lock.release("web_curation/m1") and lock.holder()["holder"] == "nightly_refresh/n1"
+
+    # a waiting run gets the lease as soon as the holder releases it
+    got = {}
+    waiter = threading.Thread(target=lambda: got.update(lock.acquire("web_curation/m1", ttl=hour,
+                                                                     wait=timedelta(seconds=10), poll=0.05)))
+    waiter.start()
+    assert lock.release("nightly_refresh/n1")
+    waiter.join(timeout=10)
+    assert got["holder"] == "web_curation/m1"
+
+    # a lease whose holder died (no teardown) is broken after its ttl, and logged
+    lock.acquire("web_curation/m1", ttl=timedelta(seconds=-1), wait=timedelta(0))
+    with caplog.at_level(logging.WARNING, logger="dags.lib.lock"):
+        lock.acquire("nightly_refresh/n2", ttl=hour, wait=timedelta(0))
+    assert "breaking the stale writer lease of web_curation/m1" in caplog.text
+    assert lock.holder()["holder"] == "nightly_refresh/n2"
+
+
+def test_web_curation_adds_to_the_corpus_unless_told_to_replace(tmp_path, shared_data, caplog):
+    from curation.contract import DatasetRoot
+    from dags.lib.plan import plan_curation
+
+    warc = str(shared_data / "warc_commoncrawl_samples" / "whirlwind.warc.gz")
+    root = tmp_path / "web"
+    (root / "v0").mkdir(parents=True)
+    DatasetRoot(root).set_current("v0")
+    add = plan_curation([warc], root, "v1", edu_registry=tmp_path / "reg", incremental=True)
+    assert add["base_version"] == "v0" and not add["replace"]
+    with caplog.at_level(logging.WARNING, logger="dags.lib.plan"):
+        rep = plan_curation([warc], root, "v2", edu_registry=tmp_path / "reg", incremental=True, replace=True)
+    assert rep["base_version"] is None and rep["replace"]
+    assert "mode replace" in caplog.text and any("mode replace" in a and "(was v0)" in a for a in rep["argv"])
+
+
+def test_web_curation_mode_param(dags):
+    from airflow.sdk.exceptions import ParamValidationError
+
+    params = copy.deepcopy(dags["web_curation"].params)
+    assert params["mode"] == "add"
+    with pytest.raises(ParamValidationError, match="is not one of"):
+        params["mode"] = "overwrite"
