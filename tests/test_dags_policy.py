@@ -13,6 +13,7 @@ import json
 import logging
 import os
 import socket
+import socketserver
 import subprocess
 import sys
 import threading
@@ -184,6 +185,56 @@ def test_a_missed_deadline_alerts_and_an_unreachable_webhook_does_not_hide_it(tm
     [alert] = read_alerts()
     assert alert["kind"] == "deadline_missed" and alert["dag_id"] == "nightly_refresh"
     assert "2026-12-06T06:00:00" in alert["message"] and alert["delivered"]["webhook"].startswith("URLError")
+
+
+class _Smtp(socketserver.StreamRequestHandler):
+    """A minimal SMTP server (EHLO, MAIL, RCPT, DATA, QUIT): what smtplib really says, kept."""
+    mails: ClassVar[list] = []
+
+    def handle(self):
+        def say(line: str) -> None:
+            self.wfile.write(f"{line}\r\n".encode())
+
+        say("220 phi-test")
+        body: list[str] | None = None
+        for raw in self.rfile:
+            line = raw.decode().rstrip("\r\n")
+            if body is not None:
+                if line == ".":
+                    self.mails.append("\n".join(body))
+                    body = None
+                    say("250 queued")
+                else:
+                    body.append(line)
+            elif line[:4].upper() == "DATA":
+                body = []
+                say("354 end with .")
+            elif line[:4].upper() == "QUIT":
+                say("221 bye")
+                return
+            else:
+                say("250 ok")
+
+
+def test_alerts_go_by_smtp_when_configured(tmp_path, monkeypatch):
+    from dags.lib.alerts import raise_alert
+
+    server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), _Smtp)
+    _Smtp.mails = []
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        for k, v in {"PHI_ALERT_LOG": str(tmp_path / "alerts.jsonl"), "PHI_ALERT_SMTP_HOST": "127.0.0.1",
+                     "PHI_ALERT_SMTP_PORT": str(server.server_address[1]),
+                     "PHI_ALERT_EMAIL_TO": "data-oncall@example.org"}.items():
+            monkeypatch.setenv(k, v)
+        monkeypatch.delenv("PHI_ALERT_WEBHOOK", raising=False)
+        alert = raise_alert("task_failed", "nightly_refresh", "r1", "OSError: disk full", task_id="curate")
+    finally:
+        server.shutdown()
+    assert alert["delivered"] == {"smtp": "ok"}
+    [mail] = _Smtp.mails
+    assert "Subject: [phi-data] task_failed: nightly_refresh curate" in mail
+    assert "To: data-oncall@example.org" in mail and "OSError: disk full" in mail
 
 
 # ---- promotion: the new model must beat the incumbent on the same held-out split --------------------------
