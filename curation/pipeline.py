@@ -148,7 +148,7 @@ def _hadoop_glob(spark, g: str) -> list[str]:
     return matched
 
 
-def _fsspec_glob(g: str) -> list[str]:
+def fsspec_glob(g: str) -> list[str]:
     """Expand a glob with fsspec (s3fs reads the standard AWS credentials and AWS_ENDPOINT_URL[_S3]);
     results keep the scheme as given (`s3a://` stays `s3a://`, so `source_file` says what the user wrote)."""
     import fsspec
@@ -180,7 +180,7 @@ def list_input_files(spark, globs: list[str], fmt: str) -> list[tuple[str, str]]
     files: list[tuple[str, str]] = []
     served: dict[str, bool] = {}
     for g in globs:
-        matched = _hadoop_glob(spark, g) if _hadoop_serves(spark, g, served) else _fsspec_glob(g)
+        matched = _hadoop_glob(spark, g) if _hadoop_serves(spark, g, served) else fsspec_glob(g)
         matched = [m for m in matched if not m.rstrip("/").rsplit("/", 1)[-1].startswith((".", "_"))]
         if not matched:
             raise FileNotFoundError(f"input {g!r} matches no file")

@@ -1,8 +1,13 @@
-"""edu_classifier: teacher labels -> a fasttext educational-value classifier -> promoted only when it is good
-enough -> the published web corpus scored with it.
+"""edu_classifier: teacher labels -> a fasttext educational-value classifier -> promoted only when it beats
+the promoted one -> the published web corpus scored with it.
 
-    plan -> label (teacher, pool `teacher`) -> train -> evaluate (floors) -> promote -> score (Spark)
-         -> validate (GE `web_scored`) -> publish (Asset `web_edu`)
+    plan -> label (teacher, pool `teacher`) -> train -> evaluate (floors, then vs the incumbent) -> promote
+         -> score (Spark) -> validate (GE `web_scored`) -> publish (Asset `web_edu`)
+
+Schedule (the policy in dags/README.md): its own cadence, never because a night published. Weekly
+(`PHI_EDU_RETRAIN_CRON`, default Sunday 05:00 UTC, after the nightly deadline), when new label files
+arrive (an `edu_label_files` Asset event: a labelling tool or an operator posts it through the REST API),
+or by hand; an AssetOrTimeSchedule combines the two.
 
 - label: `python -m synthesis label-edu` samples `n` documents of the input corpus and has the teacher
   rate them 0-5 (embedded SmolLM2 on CPU by default; `backend`/`base_url` point it at vLLM). The label
@@ -10,34 +15,39 @@ enough -> the published web corpus scored with it.
 - train: `python -m curation edu train` (teacher labels, plus any `extra_labels` files) registers a
   model in the registry (`$PHI_EDU_REGISTRY`, else `$PHI_DATA_ROOT/edu_models`) with its held-out metrics on the card. The card's notes carry the run's
   version, so a retried train task finds the model it already registered instead of adding a second.
-- evaluate: the card's held-out metrics against the floors given as params (`min_macro_f1`, ...; null =
-  not checked). A model below a floor fails the run here (no retry: the model will not change) and is
-  never promoted; the verdict is written beside the model (`eval/promotion-<version>.json`).
+- evaluate (dags/lib/promotion.py): the card's held-out metrics against the floors given as params
+  (`min_macro_f1`, ...; null = not checked); a model below a floor fails the run here (no retry: the model
+  will not change). Then the incumbent (the promoted model): both models score the candidate's held-out
+  split, and the candidate is promoted only if its `promotion_metric` beats the incumbent's by
+  `promotion_margin`; otherwise the run stops here, skipped (the incumbent stays, nothing is rescored).
+  The verdict, with both models' scores, is written beside the model (`eval/promotion-<version>.json`)
+  and appended to the registry's `promotions.jsonl`.
 - promote, then score the input corpus with exactly that model (`python -m curation edu score` through
   spark-submit) into a candidate, gate it and publish it as `web_edu` (Asset event extra: version, path, rows,
   model).
-
-Triggered on the `web_curated` Asset (a new corpus version) or by hand.
 """
 from __future__ import annotations
 
 import os
 
-from airflow.providers.apache.spark.operators.spark_submit import SparkSubmitOperator
-from airflow.sdk import Param, dag, get_current_context, task
+import pendulum
+from airflow.sdk import AssetOrTimeSchedule, CronTriggerTimetable, Param, dag, get_current_context, task
 
-from dags._common import DEFAULT_ARGS, SPARK_CONN_ID, SPARK_POOL, TEACHER_POOL, WEB_CURATED
-from dags.lib.assets import EDU_MODEL, WEB_EDU
-from dags.lib.plan import CURATION_APP, dataset_root
+from dags._common import DEFAULT_ARGS, TEACHER_POOL, TEACHER_TIMEOUT, gate_and_publish, spark_submit
+from dags.lib.assets import EDU_LABEL_FILES, EDU_MODEL, WEB_EDU
+from dags.lib.paths import dataset_root
 from synthesis.teacher.registry import BACKEND_KINDS
 
 YAML = r"^\S+\.ya?ml$"
 FLOOR = {"type": ["null", "number"], "minimum": -1.0, "maximum": 1.0}
+RETRAIN_CRON = os.environ.get("PHI_EDU_RETRAIN_CRON") or "0 5 * * 0"
 
 
 @dag(
     dag_id="edu_classifier",
-    schedule=[WEB_CURATED],
+    schedule=AssetOrTimeSchedule(timetable=CronTriggerTimetable(RETRAIN_CRON, timezone="UTC"),
+                                 assets=EDU_LABEL_FILES),
+    start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
     catchup=False,
     max_active_runs=1,
     default_args=DEFAULT_ARGS,
@@ -62,24 +72,26 @@ FLOOR = {"type": ["null", "number"], "minimum": -1.0, "maximum": 1.0}
         "min_spearman": Param(0.0, **FLOOR, title="Floor: held-out Spearman"),
         "min_binary_f1": Param(None, **FLOOR, title="Floor: held-out binary F1 at the threshold"),
         "min_human_auc": Param(None, **FLOOR, title="Floor: AUC against human labels"),
+        "promotion_metric": Param("macro_f1", type="string", enum=["macro_f1", "spearman", "binary_f1"],
+                                  title="Promotion: held-out metric compared with the incumbent's"),
+        "promotion_margin": Param(0.01, type="number", minimum=0.0, maximum=1.0,
+                                  title="Promotion: how much the new model must beat the incumbent by"),
     },
 )
 def edu_classifier():
     @task(multiple_outputs=True)
     def plan() -> dict:
         from curation.contract import resolve_version_dir
-        from dags.lib.edu import registry_root
-        from dags.lib.plan import version_id
+        from dags.lib.paths import registry_root, run_version
 
         ctx = get_current_context()
-        params = ctx["params"]
-        version = version_id(ctx["run_id"], ctx.get("logical_date") or ctx["dag_run"].run_after)
-        corpus = resolve_version_dir(params["input"])  # fails here, clearly, when there is no corpus
+        version = run_version(ctx)
+        corpus = resolve_version_dir(ctx["params"]["input"])  # fails here, clearly, when there is no corpus
         return {"version": version, "corpus": str(corpus), "registry": str(registry_root()),
                 "labels_root": str(dataset_root("edu_labels")),
                 "labels": str(dataset_root("edu_labels") / version)}
 
-    @task(pool=TEACHER_POOL)
+    @task(pool=TEACHER_POOL, execution_timeout=TEACHER_TIMEOUT)
     def label(planned: dict) -> str:
         from dags.lib.cli import run_module
 
@@ -103,77 +115,40 @@ def edu_classifier():
 
     @task(retries=0)
     def evaluate(planned: dict, model: str) -> dict:
-        """The promotion decision: the card's held-out metrics against the floors."""
-        import json
+        """The promotion decision (dags.lib.promotion): below a floor fails the run; not better than the
+        incumbent by the margin skips the rest (the incumbent stays)."""
+        from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
-        from airflow.sdk.exceptions import AirflowFailException
-
-        from curation.edu.registry import ModelRegistry
-        from dags.lib.edu import FLOOR_METRICS, check_floors
+        from dags.lib.edu import FLOOR_METRICS
+        from dags.lib.promotion import promotion_verdict
 
         p = get_current_context()["params"]
-        ref = ModelRegistry(planned["registry"]).resolve(model)
-        floors = {k: p[k] for k in FLOOR_METRICS}
-        misses = check_floors(ref.card.metrics, floors)
-        verdict = {"model": model, "run": planned["version"], "floors": floors, "metrics": ref.card.metrics,
-                   "promotable": not misses, "misses": misses}
-        out = ref.dir / "eval" / f"promotion-{planned['version']}.json"
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(json.dumps(verdict, indent=2))
-        if misses:
-            raise AirflowFailException(f"edu model {model} is not promoted: " + "; ".join(misses))
+        verdict = promotion_verdict(planned["registry"], model, planned["version"], {k: p[k] for k in FLOOR_METRICS},
+                                    [planned["labels"], *p["extra_labels"]], p["promotion_margin"],
+                                    p["promotion_metric"])
+        if verdict["misses"]:
+            raise AirflowFailException(f"edu model {model} is not promoted: " + "; ".join(verdict["misses"]))
+        if not verdict["promotable"]:
+            raise AirflowSkipException(f"edu model {model} is not promoted, the incumbent stays: {verdict['reason']}")
         return verdict
 
     @task(outlets=[EDU_MODEL], multiple_outputs=True)
     def promote(planned: dict, verdict: dict, **context) -> dict:
         from curation.edu.registry import ModelRegistry
+        from dags.lib.edu import score_plan
 
         ref = ModelRegistry(planned["registry"]).promote(verdict["model"])
         context["outlet_events"][EDU_MODEL].extra = {"version": ref.version, "path": str(ref.dir),
                                                      "metrics": ref.card.metrics}
-        root = dataset_root("web_edu")
-        argv = ["edu", "score", "--registry", planned["registry"], "--model", ref.version,
-                "--input", planned["corpus"], "--output", str(root / "_candidates"),
-                "--run-id", planned["version"], "--dataset", "web_edu"]
-        return {"model": ref.version, "score_argv": argv, "root": str(root),
-                "candidate_dir": str(root / "_candidates" / planned["version"])}
-
-    @task(retries=0)
-    def validate(candidate_dir: str) -> dict:
-        from airflow.sdk.exceptions import AirflowFailException
-
-        from curation.quality_gates import run_gate
-
-        result = run_gate(candidate_dir, kind="web_scored")
-        if not result.success:
-            raise AirflowFailException(result.summary())
-        return {"evaluated": result.evaluated, "data_docs": result.docs_index}
-
-    @task(outlets=[WEB_EDU])
-    def publish(promoted: dict, **context) -> dict:
-        from airflow.sdk.exceptions import AirflowFailException
-
-        from curation.contract import Manifest
-        from curation.quality_gates import GateFailed, publish_gated
-
-        try:
-            final = publish_gated(promoted["candidate_dir"], promoted["root"], kind="web_scored")
-        except GateFailed as e:
-            raise AirflowFailException(str(e)) from e
-        m = Manifest.read(final)
-        info = {"version": m.version, "path": str(final), "rows": m.rows, "model": promoted["model"]}
-        context["outlet_events"][WEB_EDU].extra = info
-        return info
+        return score_plan(planned["registry"], ref.version, planned["corpus"], planned["version"])
 
     planned = plan()
     model = train(planned, label(planned))
     promoted = promote(planned, evaluate(planned, model))
-    score = SparkSubmitOperator(
-        task_id="score", conn_id=SPARK_CONN_ID, application=CURATION_APP, application_args=promoted["score_argv"],
-        name="phi-edu-score", pool=SPARK_POOL,
-        driver_memory=os.environ.get("SPARK_DRIVER_MEMORY", "2g"), conf={"spark.ui.showConsoleProgress": "false"}, durable=False)
-    gate = validate(promoted["candidate_dir"])
-    promoted >> score >> gate >> publish(promoted)
+    score = spark_submit("score", promoted["score_argv"], "phi-edu-score")
+    stages = gate_and_publish(promoted["candidate_dir"], promoted["root"], WEB_EDU, "web_scored",
+                              extra={"model": promoted["model"]})
+    promoted >> score >> stages["validate"]
 
 
 edu_classifier()

@@ -1,19 +1,29 @@
 """mixture_build: a mixture YAML -> validated plan -> tokenized, packed shards per phase -> gated -> Asset `mixture`.
 
-    validate -> plan -> build -> validate_build (GE `mixture`) -> publish
+    validate -> plan (skip when built already) -> build -> validate_build (GE `mixture`) -> publish
+            -> request_pretrain (only with `auto_pretrain: true`)
 
 - validate (first task, no retry): `training.mixture.validate.check_mixture`; a bad YAML fails this task
   with the full list of problems, each with its YAML path and line, before anything is read or written.
-- plan: the per-phase/source token plan (table in the log, JSON + stacked-bar PNG beside the builds).
+  It includes the pins (training/mixture/pins.py): a filter on `edu_score` against a corpus scored by a
+  model other than the source's pinned `edu_model` (or, unpinned, by several models) is refused.
+- plan: the per-phase/source token plan (table in the log, JSON + stacked-bar PNG beside the builds), and
+  the build's input versions (the resolved version folder of every source + the YAML's text). A mixture
+  is built once per distinct set of input versions: when a published build of the same inputs exists
+  (`<name>/_inputs/<key>.json`), the run skips from here (param `force` rebuilds anyway). So the two
+  corpus events of one night, or a nightly web_curated event for a mixture that pins its versions, do not
+  build twice.
 - build: `python -m training mixture build` into `$PHI_DATA_ROOT/mixtures/<name>/<version>`; the build
   swaps its output in atomically, so a retry replaces a half-done build.
 - validate_build / publish: the `mixture` suite (realised vs target weights within tolerance, no empty
   source); publish points `<name>/CURRENT` at the build and emits the `mixture` Asset (extra: version,
-  path, name, tokens) that pretrain schedules on.
+  path, name, tokens) and records the build's input versions.
+- request_pretrain: emits the `pretrain_request` Asset (the pretrain DAG's schedule) only when the mixture
+  says `auto_pretrain: true`; otherwise it is skipped and pretraining starts by hand.
 
-Scheduled on the corpus Assets (`web_curated`, `web_edu`, `synthetic`): any new version rebuilds the
-default mixture (param `mixture_yaml`, default `$PHI_MIXTURE_YAML` or configs/mixtures/tiny.yaml). A
-researcher triggers it by hand with their own YAML.
+Scheduled on the corpus Assets (`web_curated`, `web_edu`, `synthetic`): a new version of an input the
+default mixture reads (param `mixture_yaml`, default `$PHI_MIXTURE_YAML` or configs/mixtures/tiny.yaml)
+builds it once. A researcher triggers it by hand with their own YAML.
 """
 from __future__ import annotations
 
@@ -21,8 +31,9 @@ import os
 
 from airflow.sdk import Param, dag, get_current_context, task
 
-from dags._common import DEFAULT_ARGS, WEB_CURATED
-from dags.lib.assets import MIXTURE, SYNTHETIC, WEB_EDU
+from dags._common import DEFAULT_ARGS, SPARK_TIMEOUT
+from dags._common import validate as gate
+from dags.lib.assets import MIXTURE, PRETRAIN_REQUEST, SYNTHETIC, WEB_CURATED, WEB_EDU
 
 DEFAULT_MIXTURE = os.environ.get("PHI_MIXTURE_YAML") or os.path.join(
     os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "configs", "mixtures", "tiny.yaml")
@@ -39,6 +50,7 @@ DEFAULT_MIXTURE = os.environ.get("PHI_MIXTURE_YAML") or os.path.join(
     params={
         "mixture_yaml": Param(DEFAULT_MIXTURE, type="string", pattern=r"^\S+\.ya?ml$", title="Mixture YAML"),
         "workers": Param(1, type="integer", minimum=1, maximum=64, title="Tokenizer processes"),
+        "force": Param(False, type="boolean", title="Rebuild even if these input versions were built"),
     },
 )
 def mixture_build():
@@ -59,27 +71,19 @@ def mixture_build():
 
     @task(multiple_outputs=True)
     def plan(checked: dict) -> dict:
-        import json
-        import logging
+        from airflow.sdk.exceptions import AirflowSkipException
 
-        from dags.lib.plan import version_id
-        from dags.lib.train import mixture_root
-        from training.mixture.plan import plan_table, plot_plan
-        from training.mixture.validate import check_mixture
+        from dags.lib.paths import run_version
+        from dags.lib.train import plan_build
 
         ctx = get_current_context()
-        version = version_id(ctx["run_id"], ctx.get("logical_date") or ctx["dag_run"].run_after)
-        cm = check_mixture(ctx["params"]["mixture_yaml"])
-        logging.getLogger(__name__).info("mixture plan:\n%s", plan_table(cm.plans))
-        root = mixture_root(checked["name"])
-        plans = root / "_plans" / version
-        plans.mkdir(parents=True, exist_ok=True)
-        (plans / "plan.json").write_text(json.dumps([p.to_dict() for p in cm.plans], indent=2))
-        plot_plan(cm.plans, plans / "plan.png")
-        return {"version": version, "name": checked["name"], "root": str(root), "build_dir": str(root / version),
-                "plan": str(plans / "plan.json")}
+        planned = plan_build(ctx["params"]["mixture_yaml"], checked["name"], run_version(ctx))
+        if planned["built"] and not ctx["params"]["force"]:
+            raise AirflowSkipException(f"mixture {checked['name']} was built from these input versions already: "
+                                       f"{planned['built']} (inputs {planned['inputs_key']}); force=true rebuilds")
+        return planned
 
-    @task
+    @task(execution_timeout=SPARK_TIMEOUT)
     def build(planned: dict) -> str:
         from dags.lib.cli import run_module
 
@@ -88,34 +92,37 @@ def mixture_build():
                                 "--workers", p["workers"]])
         return planned["build_dir"]
 
-    @task(retries=0)
-    def validate_build(build_dir: str) -> dict:
-        from airflow.sdk.exceptions import AirflowFailException
-
-        from curation.quality_gates import run_gate
-
-        result = run_gate(build_dir, kind="mixture")
-        if not result.success:
-            raise AirflowFailException(result.summary())
-        return {"evaluated": result.evaluated, "data_docs": result.docs_index}
-
     @task(outlets=[MIXTURE])
     def publish(planned: dict, **context) -> dict:
         import json
         from pathlib import Path
 
         from curation.contract import DatasetRoot
+        from dags.lib.train import record_inputs
 
         manifest = json.loads((Path(planned["build_dir"]) / "manifest.json").read_text())
         DatasetRoot(planned["root"]).set_current(planned["version"])
+        record_inputs(planned["root"], planned["inputs_key"], planned["inputs"], planned["version"])
         info = {"version": planned["version"], "path": planned["build_dir"], "name": planned["name"],
                 "tokens": {p["name"]: p["tokens"] for p in manifest["phases"]}}
         context["outlet_events"][MIXTURE].extra = info
         return info
 
+    @task(outlets=[PRETRAIN_REQUEST])
+    def request_pretrain(planned: dict, published: dict, **context) -> dict:
+        """The opt-in: only a mixture with `auto_pretrain: true` starts a pretraining run."""
+        from airflow.sdk.exceptions import AirflowSkipException
+
+        if not planned["auto_pretrain"]:
+            raise AirflowSkipException(f"mixture {planned['name']} does not set auto_pretrain: pretrain by hand")
+        context["outlet_events"][PRETRAIN_REQUEST].extra = published
+        return published
+
     planned = plan(validate())
     built = build(planned)
-    validate_build(built) >> publish(planned)
+    published = publish(planned)
+    gate.override(task_id="validate_build")(built, "mixture") >> published
+    request_pretrain(planned, published)
 
 
 mixture_build()

@@ -1,13 +1,26 @@
 """nightly_refresh: every night, curate the crawl segments that no published version has consumed yet and
 publish the next whole-corpus version.
 
-    discover -> anything_new? -> plan -> curate (delta) -> append (onto CURRENT) -> validate -> report
-             -> publish -> record
+    discover -> anything_new? -> writer_lock -> plan -> curate (delta) -> append (onto CURRENT) -> validate
+             -> report -> publish -> record -> writer_unlock (teardown)
 
-`discover` lists the segment globs and drops every segment in the processed-segments ledger
-(`<root>/_ledger/segments.json`); when nothing is new the run short-circuits and every later task is
-skipped, so a second run over the same segments processes nothing. Segments are recorded only after
-their version is published: a night that fails leaves them pending for the next one.
+`discover` lists the segment globs (with the curation job's own lister: local paths, s3://, s3a://) and
+drops every segment in the processed-segments ledger (`<root>/_ledger/segments.json`). A glob that
+matches no file, or whose location does not exist, fails the task (and so alerts): a typo or a missing
+mount is never a quiet green night. When every matched segment was consumed already the night is empty:
+it is logged as such in the ledger's nights (`_ledger/nights.jsonl`, table `nights.md`), the run
+short-circuits and every later task is skipped, so a second run over the same segments processes nothing.
+Segments are recorded only after their version is published: a night that fails leaves them pending for
+the next one.
+
+One writer per corpus: `writer_lock` (setup) takes the corpus's writer lease before `plan` reads CURRENT
+and `writer_unlock` (teardown) gives it back after `record`, whatever happened in between
+(dags/lib/lock.py); a manual web_curation run of the same corpus waits for it, and vice versa.
+
+Bounds and alerts: every task has an execution_timeout; a failure after the last retry is an alert; the
+run has a deadline (DeadlineAlert: `PHI_NIGHTLY_DEADLINE_H`, default 3 h, after its logical date, i.e.
+06:00 UTC) whose miss is an alert too (dags/lib/alerts.py: the alert log, plus a webhook / SMTP when
+configured).
 
 `curate` runs the same curation job as web_curation (edu scoring with the promoted model when there is
 one, see web_curation) over the new segments only, into the delta `<root>/_deltas/<version>`. `append`
@@ -17,9 +30,9 @@ delta's documents minus those the corpus already holds (same `id` or normalized 
 `published_dedup`). Its manifest has the delta's stage counts, `base_version`, `base_rows` and the
 cumulative `rows`. Every published version is therefore the whole corpus, gated as a whole, and
 published into the same `web_curated` root and Asset as web_curation, so downstream DAGs follow it the
-same way (the Asset event's extra names the version). If CURRENT moved between plan and append (a
-web_curation run published meanwhile) append fails rather than drop that version: clear the run from
-`plan`.
+same way (the Asset event's extra names the version). The writer lease keeps other runs from
+publishing between plan and publish; if CURRENT moved all the same (a stale lease was broken) append
+fails rather than drop that version: clear the run from `writer_lock`.
 
 Near-dedup against the published corpus: `curate` runs near-dedup (MinHash-LSH) in incremental mode
 against the corpus's band index `<root>/_near_index` (dags/lib/near_index.py): a night's document that
@@ -45,17 +58,28 @@ from __future__ import annotations
 
 import logging
 import os
+from datetime import timedelta
 
 import pendulum
-from airflow.sdk import Param, dag, get_current_context, task
+from airflow.sdk import AsyncCallback, DeadlineAlert, DeadlineReference, Param, dag, get_current_context, task
 
-from dags._common import DEFAULT_ARGS, WEB_CURATED, curation_stages
-from dags.lib.plan import dataset_root
+from dags._common import DEFAULT_ARGS, append, curation_stages, writer_lease
+from dags.lib.alerts import deadline_missed
+from dags.lib.assets import WEB_CURATED
+from dags.lib.paths import dataset_root
 
 log = logging.getLogger(__name__)
 
 DEFAULT_SEGMENTS = os.environ.get("PHI_NIGHTLY_SEGMENTS") or os.path.join(
     os.environ.get("PHI_SHARED_DATA", "/opt/phi/shared/data"), "warc_commoncrawl_samples", "*.warc.gz")
+#: The night must be published this long after its logical date (03:00 UTC): 06:00 UTC by default. `off`
+#: drops the deadline: Airflow 3.3.2's dag.test() crashes at the end of a successful run of a DAG with a
+#: DeadlineAlert (DagRun.update_state looks dag.deadline up as alert ids, dag.test's DAG holds the encoded
+#: alerts), so the local dag.test runs (tests/test_dags_run.py) turn it off; the scheduler is unaffected.
+_DEADLINE_H = os.environ.get("PHI_NIGHTLY_DEADLINE_H") or "3"
+DEADLINE = None if _DEADLINE_H == "off" else DeadlineAlert(
+    reference=DeadlineReference.DAGRUN_LOGICAL_DATE, interval=timedelta(hours=float(_DEADLINE_H)),
+    callback=AsyncCallback(deadline_missed))
 
 
 @dag(
@@ -65,24 +89,38 @@ DEFAULT_SEGMENTS = os.environ.get("PHI_NIGHTLY_SEGMENTS") or os.path.join(
     catchup=False,
     max_active_runs=1,   # the ledger is read by discover and written by record: one night at a time
     default_args=DEFAULT_ARGS,
+    deadline=DEADLINE,
     tags=["curation", "spark", "nightly"],
     doc_md=__doc__,
     params={
         "segment_globs": Param(
             [DEFAULT_SEGMENTS], type="array", minItems=1,
             items={"type": "string", "minLength": 1, "pattern": r"^\S+$"},
-            title="Segment globs", description="where new crawl segments land (local paths)"),
+            title="Segment globs", description="where new crawl segments land (local paths, s3://, s3a://)"),
         "config_path": Param(None, type=["null", "string"], pattern=r"^\S+\.ya?ml$", title="Curation config"),
     },
 )
 def nightly_refresh():
     @task
     def discover() -> list[str]:
-        from dags.lib.ledger import SegmentLedger
+        """New segments; a glob matching nothing fails the task (no retry: a typo stays a typo; the alert
+        goes out now). An empty night is logged."""
+        from airflow.sdk.exceptions import AirflowFailException
 
-        params = get_current_context()["params"]
-        pending = SegmentLedger.for_root(dataset_root("web_curated")).discover(params["segment_globs"])
-        log.info("%d new segment(s): %s", len(pending), pending)
+        from dags.lib.ledger import NoSegments, SegmentLedger
+        from dags.lib.paths import run_version
+
+        ctx = get_current_context()
+        ledger = SegmentLedger.for_root(dataset_root("web_curated"))
+        try:
+            found, pending = ledger.scan(ctx["params"]["segment_globs"])
+        except NoSegments as e:
+            raise AirflowFailException(str(e)) from e
+        log.info("%d segment(s) match, %d new: %s", len(found), len(pending), pending)
+        ctx["ti"].xcom_push(key="matched", value=len(found))
+        if not pending:
+            ledger.record_night(run_version(ctx), "empty", len(found), 0)
+            log.warning("empty night: all %d matching segment(s) are in the ledger already", len(found))
         return pending
 
     @task.short_circuit
@@ -91,37 +129,15 @@ def nightly_refresh():
 
     @task(multiple_outputs=True)
     def plan(pending: list[str]) -> dict:
-        from dags.lib.plan import plan_curation, version_id
+        from dags.lib.paths import run_version
+        from dags.lib.plan import plan_curation
 
         ctx = get_current_context()
-        when = ctx.get("logical_date") or ctx["dag_run"].run_after
-        return plan_curation(pending, dataset_root("web_curated"), version_id(ctx["run_id"], when),
+        return plan_curation(pending, dataset_root("web_curated"), run_version(ctx),
                              config_path=ctx["params"]["config_path"], incremental=True)
 
     @task
-    def append(planned: dict) -> str:
-        """The next whole-corpus candidate: the base version (hard-linked) + the night's new documents."""
-        from airflow.sdk.exceptions import AirflowFailException
-
-        from curation.append import append_version
-        from curation.contract import DatasetRoot
-        from dags.lib.plan import CANDIDATES
-
-        root = DatasetRoot(planned["root"])
-        base, current = planned["base_version"], root.current()
-        if current not in (base, planned["version"]):
-            raise AirflowFailException(
-                f"{root.root}: CURRENT moved from {base} to {current} since this run was planned; publishing "
-                f"on top of {base} would drop {current}. Clear this run from `plan` to build on {current}.")
-        near = planned["near_index"]
-        used = {"near_dedup_index": {k: near.get(k) for k in ("root", "base", "rebuilt", "reason")}} \
-            if near.get("enabled") else {}
-        final = append_version(planned["delta_dir"], root.version_dir(base) if base else None,
-                               root.root / CANDIDATES, planned["version"], extra=used)
-        return str(final)
-
-    @task
-    def record(pending: list[str], published: dict) -> int:
+    def record(pending: list[str], published: dict, **context) -> int:
         """Runs only after a successful publish: the night's segments go into the ledger, and the deltas
         of earlier published nights are deleted (their documents and rejects are in their published
         versions as hard links); this night's delta stays until the next night publishes."""
@@ -130,17 +146,21 @@ def nightly_refresh():
         from dags.lib.plan import DELTAS
 
         root = dataset_root("web_curated")
-        added = SegmentLedger.for_root(root).record(pending, published["version"])
+        ledger = SegmentLedger.for_root(root)
+        added = ledger.record(pending, published["version"])
         log.info("ledger: %d segment(s) recorded as consumed by %s", added, published["version"])
+        matched = context["ti"].xcom_pull(task_ids="discover", key="matched")
+        ledger.record_night(published["version"], "published", matched, len(pending), published["version"],
+                            published["rows"])
         prune_run_folders(root / DELTAS, root, keep=published["version"])
         return added
 
     pending = discover()
     planned = plan(pending)
-    anything_new(pending) >> planned
     stages = curation_stages(planned, WEB_CURATED, kind="web_curated")
     stages["curate"] >> append(planned) >> stages["validate"]
-    record(pending, stages["publish"])
+    lock, _ = writer_lease(dataset_root("web_curated"), planned, record(pending, stages["publish"]))
+    anything_new(pending) >> lock
 
 
 nightly_refresh()

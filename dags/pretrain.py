@@ -13,7 +13,9 @@
   from phase 1's final checkpoint; a retried phase resumes from its latest checkpoint in the run's out_dir.
 - report: the trainer's metrics and plot; emits the `pretrained` Asset.
 
-Scheduled on the `mixture` Asset (a new build trains with the default config), or triggered by hand.
+Started by hand, or by a `pretrain_request` Asset event, which mixture_build emits only for a mixture that
+opts in with `auto_pretrain: true` (the policy in dags/README.md): never as a side effect of a corpus
+refresh.
 """
 from __future__ import annotations
 
@@ -23,8 +25,8 @@ from airflow.providers.standard.operators.bash import BashOperator
 from airflow.sdk import Param, dag, get_current_context, task
 
 from curation.paths import REPO_ROOT
-from dags._common import DEFAULT_ARGS, GPU_POOL, GPU_QUEUE
-from dags.lib.assets import MIXTURE, PRETRAINED
+from dags._common import DEFAULT_ARGS, GPU_POOL, GPU_QUEUE, GPU_TIMEOUT
+from dags.lib.assets import PRETRAIN_REQUEST, PRETRAINED
 
 DEFAULT_CONFIG = os.environ.get("PHI_TRAIN_CONFIG") or str(REPO_ROOT / "configs" / "train" / "tiny-cpu.yaml")
 TORCHRUN = ("set -euo pipefail; torchrun --standalone --nproc_per_node={{ params.nproc_per_node }} "
@@ -33,7 +35,7 @@ TORCHRUN = ("set -euo pipefail; torchrun --standalone --nproc_per_node={{ params
 
 @dag(
     dag_id="pretrain",
-    schedule=[MIXTURE],
+    schedule=[PRETRAIN_REQUEST],
     catchup=False,
     max_active_runs=1,
     default_args=DEFAULT_ARGS,
@@ -51,12 +53,12 @@ def pretrain():
     def plan() -> dict:
         import yaml
 
-        from dags.lib.plan import dataset_root, version_id
+        from dags.lib.paths import dataset_root, run_version
         from dags.lib.train import effective_train_config, resolve_mixture
 
         ctx = get_current_context()
         p = ctx["params"]
-        version = version_id(ctx["run_id"], ctx.get("logical_date") or ctx["dag_run"].run_after)
+        version = run_version(ctx)
         event_path = None
         for events in (ctx.get("triggering_asset_events") or {}).values():
             for event in events:
@@ -70,7 +72,7 @@ def pretrain():
 
     planned = plan()
     phase1, phase2 = (BashOperator(task_id=phase, bash_command=TORCHRUN % phase, cwd=str(REPO_ROOT),
-                                   pool=GPU_POOL, queue=GPU_QUEUE) for phase in ("phase1", "phase2"))
+                                   pool=GPU_POOL, queue=GPU_QUEUE, execution_timeout=GPU_TIMEOUT) for phase in ("phase1", "phase2"))
 
     @task(outlets=[PRETRAINED])
     def report(planned: dict, **context) -> dict:

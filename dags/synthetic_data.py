@@ -30,9 +30,9 @@ from datetime import timedelta
 from airflow.providers.standard.operators.hitl import HITLOperator
 from airflow.sdk import Param, dag, get_current_context, task
 
-from dags._common import DEFAULT_ARGS, TEACHER_POOL
+from dags._common import DEFAULT_ARGS, TEACHER_POOL, TEACHER_TIMEOUT, gate_and_publish
 from dags.lib.assets import SYNTHETIC
-from dags.lib.plan import dataset_root
+from dags.lib.paths import dataset_root
 from synthesis.teacher.registry import BACKEND_KINDS
 
 #: how long a review waits for its researcher before `review_on_timeout` decides (the operator's timeout is
@@ -68,13 +68,12 @@ DEFAULT_RECIPES = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(_
 def synthetic_data():
     @task(multiple_outputs=True)
     def plan() -> dict:
-        from dags.lib.plan import version_id
+        from dags.lib.paths import run_version
         from dags.lib.synthetic import SHARDS, check_recipes
 
         ctx = get_current_context()
-        params = ctx["params"]
-        version = version_id(ctx["run_id"], ctx.get("logical_date") or ctx["dag_run"].run_after)
-        summary = check_recipes(params["recipes"])
+        version = run_version(ctx)
+        summary = check_recipes(ctx["params"]["recipes"])
         root = dataset_root("synthetic")
         return {"version": version, "root": str(root), "shards_root": str(root / SHARDS / version),
                 "candidate_dir": str(root / "_candidates" / version), "recipes": summary}
@@ -85,7 +84,7 @@ def synthetic_data():
 
         return specs(get_current_context()["params"]["shards"])
 
-    @task(pool=TEACHER_POOL)
+    @task(pool=TEACHER_POOL, execution_timeout=TEACHER_TIMEOUT)
     def generate(spec: str, shards_root: str) -> str:
         from pathlib import Path
 
@@ -109,33 +108,6 @@ def synthetic_data():
         from dags.lib.synthetic import merge_shards
 
         return str(merge_shards(list(shard_dirs), Path(planned["candidate_dir"]).parent, planned["version"]))
-
-    @task(retries=0)
-    def validate(candidate_dir: str) -> dict:
-        from airflow.sdk.exceptions import AirflowFailException
-
-        from curation.quality_gates import run_gate
-
-        result = run_gate(candidate_dir, kind="synthetic")
-        if not result.success:
-            raise AirflowFailException(result.summary())
-        return {"evaluated": result.evaluated, "data_docs": result.docs_index}
-
-    @task(outlets=[SYNTHETIC])
-    def publish(planned: dict, **context) -> dict:
-        from airflow.sdk.exceptions import AirflowFailException
-
-        from curation.contract import Manifest
-        from curation.quality_gates import GateFailed, publish_gated
-
-        try:
-            final = publish_gated(planned["candidate_dir"], planned["root"], kind="synthetic")
-        except GateFailed as e:
-            raise AirflowFailException(str(e)) from e
-        m = Manifest.read(final)
-        info = {"version": m.version, "path": str(final), "rows": m.rows}
-        context["outlet_events"][SYNTHETIC].extra = info
-        return info
 
     @task.branch
     def review_mode() -> str | None:
@@ -178,10 +150,11 @@ def synthetic_data():
     planned >> specs
     shards = generate.partial(shards_root=planned["shards_root"]).expand(spec=specs)
     merged = merge(shards, planned)
-    checked = validate(merged)
+    gated = gate_and_publish(merged, planned["root"], SYNTHETIC, "synthetic")
+    # the researcher's review sits between the gate and publication: a rejection skips publish
     applied = apply_review(merged)
-    checked >> review_mode() >> prepare_review(merged) >> review >> applied
-    checked >> applied >> publish(planned)
+    gated["validate"] >> review_mode() >> prepare_review(merged) >> review >> applied
+    gated["validate"] >> applied >> gated["publish"]
 
 
 synthetic_data()

@@ -1,7 +1,14 @@
 """web_curation: crawl files in, a validated, published web corpus version out.
 
-    plan (edu model?) -> curate (Spark: ... -> edu score -> exact dedup [-> near dedup]) -> validate (GE gate)
-         -> report -> publish
+    writer_lock -> plan (edu model?) -> curate (Spark: ... -> edu score -> exact dedup [-> near dedup])
+         -> append (onto CURRENT) -> validate (GE gate) -> report -> publish -> writer_unlock (teardown)
+
+Adds to the corpus by default (`mode: add`): like a night of nightly_refresh, the run curates its inputs
+into a delta and `append` builds the next whole-corpus version on top of CURRENT (base_version), so
+curating a new dump never makes the accumulated corpus disappear from CURRENT. `mode: replace` publishes
+a version of the inputs alone, without a base, as the new CURRENT: logged as a warning and noted in the
+manifest. Either way the run holds the corpus's writer lease from plan to publish (dags/lib/lock.py), so
+it never interleaves with a nightly_refresh or another web_curation run.
 
 Params (checked by the trigger form's JSON schema before a run is created): `input_globs` (files,
 folders or globs, local or any Hadoop URI), `crawl_id` (overrides what the WARC headers say),
@@ -44,8 +51,9 @@ import os
 
 from airflow.sdk import Param, dag, get_current_context, task
 
-from dags._common import DEFAULT_ARGS, WEB_CURATED, curation_stages
-from dags.lib.plan import dataset_root
+from dags._common import DEFAULT_ARGS, append, curation_stages, writer_lease
+from dags.lib.assets import WEB_CURATED
+from dags.lib.paths import dataset_root
 
 DEFAULT_INPUT = os.path.join(os.environ.get("PHI_SHARED_DATA", "/opt/phi/shared/data"),
                              "warc_commoncrawl_samples", "whirlwind.warc.gz")
@@ -55,7 +63,7 @@ DEFAULT_INPUT = os.path.join(os.environ.get("PHI_SHARED_DATA", "/opt/phi/shared/
     dag_id="web_curation",
     schedule=None,
     catchup=False,
-    max_active_runs=2,
+    max_active_runs=1,   # one writer per corpus; runs of other DAGs wait on the writer lease
     default_args=DEFAULT_ARGS,
     tags=["curation", "spark"],
     doc_md=__doc__,
@@ -70,22 +78,27 @@ DEFAULT_INPUT = os.path.join(os.environ.get("PHI_SHARED_DATA", "/opt/phi/shared/
         "config_path": Param(
             None, type=["null", "string"], pattern=r"^\S+\.ya?ml$",
             title="Curation config", description="YAML file (curation/config.py); empty = defaults"),
+        "mode": Param(
+            "add", type="string", enum=["add", "replace"], title="Add to or replace the corpus",
+            description="add = base on CURRENT (the corpus grows); replace = the inputs alone become CURRENT"),
     },
 )
 def web_curation():
     @task(multiple_outputs=True)
     def plan() -> dict:
-        from dags.lib.plan import plan_curation, version_id
+        from dags.lib.paths import run_version
+        from dags.lib.plan import plan_curation
 
         ctx = get_current_context()
         params = ctx["params"]
-        when = ctx.get("logical_date") or ctx["dag_run"].run_after
-        return plan_curation(params["input_globs"], dataset_root("web_curated"), version_id(ctx["run_id"], when),
-                             config_path=params["config_path"], crawl_id=params["crawl_id"])
+        return plan_curation(params["input_globs"], dataset_root("web_curated"), run_version(ctx),
+                             config_path=params["config_path"], crawl_id=params["crawl_id"], incremental=True,
+                             replace=params["mode"] == "replace")
 
     planned = plan()
     stages = curation_stages(planned, WEB_CURATED, kind="web_curated")
-    stages["curate"] >> stages["validate"]
+    stages["curate"] >> append(planned) >> stages["validate"]
+    writer_lease(dataset_root("web_curated"), planned, stages["publish"])
 
 
 web_curation()

@@ -16,7 +16,8 @@ import pytest
 from curation.config import ConfigError
 from curation.paths import REPO_ROOT
 from dags.lib.ledger import SegmentLedger
-from dags.lib.plan import plan_curation, version_id
+from dags.lib.paths import version_id
+from dags.lib.plan import plan_curation
 
 DAGS = REPO_ROOT / "dags"
 HEAVY = ("pyspark", "great_expectations", "duckdb", "pandas", "matplotlib", "torch", "curation.pipeline")

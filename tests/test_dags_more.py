@@ -55,16 +55,17 @@ def test_new_dags_tasks_pools_and_assets(dags):
 
     outlets = {d: {a.name for t in dags[d].tasks for a in t.outlets} for d in NEW}
     assert outlets == {"edu_classifier": {"edu_model", "web_edu"}, "synthetic_data": {"synthetic"},
-                       "mixture_build": {"mixture"}, "pretrain": {"pretrained"}}
-    # the downstream chain follows Assets: curated -> edu; corpora -> mixture; mixture -> pretrain
+                       "mixture_build": {"mixture", "pretrain_request"}, "pretrain": {"pretrained"}}
+    # the downstream chain follows Assets (the policy in dags/README.md): new labels (or weekly) -> edu;
+    # corpora -> mixture; a mixture that opts in -> pretrain
     def names(cond) -> set[str]:
         return {cond.name} if hasattr(cond, "name") else set().union(*(names(c) for c in cond.objects))
 
     def scheduled_on(dag_id):
         return names(dags[dag_id].timetable.asset_condition)
-    assert scheduled_on("edu_classifier") == {"web_curated"}
+    assert scheduled_on("edu_classifier") == {"edu_label_files"}
     assert scheduled_on("mixture_build") == {"web_curated", "web_edu", "synthetic"}
-    assert scheduled_on("pretrain") == {"mixture"}
+    assert scheduled_on("pretrain") == {"pretrain_request"}
     assert type(dags["synthetic_data"].timetable).__name__ == "NullTimetable"  # by hand: teacher time is costly
 
 

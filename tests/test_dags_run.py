@@ -47,7 +47,9 @@ def airflow(tmp_path_factory):
            "AIRFLOW__CORE__LOAD_EXAMPLES": "False", "AIRFLOW__CORE__PARALLELISM": "2",
            "AIRFLOW_CONN_SPARK_DEFAULT": json.dumps({"conn_type": "spark", "host": "local[2]"}),
            "SPARK_MASTER": "local[2]", "SPARK_DRIVER_MEMORY": "1g", "PHI_DATA_ROOT": str(data),
-           "PHI_EDU_REGISTRY": str(data / "edu_models"), "GX_ANALYTICS_ENABLED": "false"}
+           "PHI_EDU_REGISTRY": str(data / "edu_models"), "GX_ANALYTICS_ENABLED": "false",
+           # dag.test() cannot finish a run with a DeadlineAlert (see dags/nightly_refresh.py DEADLINE)
+           "PHI_NIGHTLY_DEADLINE_H": "off"}
     migrate = subprocess.run([sys.executable, "-m", "airflow", "db", "migrate"], env=env, capture_output=True,
                              text=True, timeout=300, check=False)
     assert migrate.returncode == 0, migrate.stderr[-3000:]
@@ -75,8 +77,9 @@ def test_failing_expectation_blocks_publication(airflow, shared_data):
     row-count expectation fails, and the version is never published (the report still shows why)."""
     before = airflow.root.versions()
     result = airflow("web_curation", {"input_globs": [samples(shared_data, "whirlwind.warc.gz")]})
-    assert result["tasks"] == {"plan": "success", "curate": "success", "validate": "failed",
-                               "report": "success", "publish": "upstream_failed"}, result["log"][-4000:]
+    assert result["tasks"] == {"writer_lock": "success", "plan": "success", "curate": "success",
+                               "append": "success", "validate": "failed", "report": "success",
+                               "publish": "upstream_failed", "writer_unlock": "success"}, result["log"][-4000:]
     assert result["state"] == "failed"
     assert airflow.root.versions() == before and result["events"] == []
     candidates = DatasetRoot(airflow.root.root / "_candidates")
@@ -96,7 +99,8 @@ def test_web_curation_publishes_a_validated_version(airflow, shared_data, tmp_pa
     config.write_text("output_partitions: 1\nnear_dedup:\n  enabled: true\n")
     result = airflow("web_curation", {"input_globs": [samples(shared_data, "dolma-sample-0000.warc.gz")],
                                       "crawl_id": "CC-MAIN-2024-22", "config_path": str(config)})
-    assert result["tasks"] == {t: "success" for t in ("plan", "curate", "validate", "report", "publish")}, \
+    assert result["tasks"] == {t: "success" for t in ("writer_lock", "plan", "curate", "append", "validate", "report",
+                                                      "publish", "writer_unlock")}, \
         result["log"][-4000:]
     version = airflow.root.current()
     vdir = airflow.root.version_dir(version)
@@ -244,6 +248,18 @@ def test_nightly_refresh_publishes_whole_corpus_versions(airflow, shared_data, t
     third = airflow("nightly_refresh", conf)
     assert third["tasks"]["discover"] == "success" and third["tasks"]["anything_new"] == "success"
     skipped = {t for t, s in third["tasks"].items() if s == "skipped"}
-    assert skipped == {"plan", "curate", "append", "validate", "report", "publish", "record"}
+    assert skipped == {"writer_lock", "plan", "curate", "append", "validate", "report", "publish", "record",
+                       "writer_unlock"}
     assert set(airflow.root.versions()) == before | {night1, night2} and airflow.root.current() == night2
     assert len(third["events"]) == len(result["events"]) and index.current() == night2
+    nights = [json.loads(x) for x in (airflow.root.root / "_ledger" / "nights.jsonl").read_text().splitlines()]
+    assert [(n["status"], n["segments_new"], n["version"]) for n in nights] == \
+        [("published", 1, night1), ("published", 2, night2), ("empty", 0, None)]
+    assert not (airflow.root.root / "_writer.lock").exists()   # every run gave the writer lease back
+
+    # a mistyped glob is a failed, alerted night, never a quiet empty one
+    typo = airflow("nightly_refresh", {"segment_globs": [str(inbox / "*.wrac.gz")]})
+    assert typo["state"] == "failed" and typo["tasks"]["discover"] == "failed"
+    alerts = [json.loads(x) for x in (airflow.root.root.parent / "_alerts" / "alerts.jsonl").read_text().splitlines()]
+    assert (alerts[-1]["dag_id"], alerts[-1]["task_id"]) == ("nightly_refresh", "discover")
+    assert "matches no file" in alerts[-1]["message"] and airflow.root.current() == night2

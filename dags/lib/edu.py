@@ -1,13 +1,12 @@
-"""The edu_classifier DAG's logic: where the registry lives, which registered model a DAG run trained
-(so a retried train task reuses it instead of registering a second one), and the promotion floors."""
+"""The edu_classifier DAG's logic: which registered model a DAG run trained (so a retried train task
+reuses it instead of registering a second one), the promotion floors, and the scoring run's arguments."""
 from __future__ import annotations
 
 import math
-import os
 from pathlib import Path
 from typing import Any
 
-from dags.lib.plan import data_root
+from dags.lib.paths import dataset_root
 
 #: floor name -> (card metrics section, metric key). A floor left None is not checked.
 FLOOR_METRICS = {
@@ -16,11 +15,6 @@ FLOOR_METRICS = {
     "min_binary_f1": ("validation", "binary_f1"),
     "min_human_auc": ("human_agreement", "auc"),
 }
-
-
-def registry_root() -> Path:
-    """$PHI_EDU_REGISTRY, else beside the datasets (`$PHI_DATA_ROOT/edu_models`)."""
-    return Path(os.environ.get("PHI_EDU_REGISTRY") or data_root() / "edu_models")
 
 
 def run_tag(version: str) -> str:
@@ -79,3 +73,12 @@ def train_for_run(registry: str | Path, version: str, labels: list[str], config:
     if found is None:
         raise RuntimeError(f"`curation edu train` succeeded but no model in {registry} carries {run_tag(version)!r}")
     return found
+
+
+def score_plan(registry: str | Path, model: str, corpus: str | Path, run: str) -> dict:
+    """Where the corpus scored with `model` is built (`web_edu/_candidates/<run>`) and the argv of
+    `python -m curation edu score` that builds it."""
+    root = dataset_root("web_edu")
+    argv = ["edu", "score", "--registry", str(registry), "--model", model, "--input", str(corpus),
+            "--output", str(root / "_candidates"), "--run-id", run, "--dataset", "web_edu"]
+    return {"model": model, "score_argv": argv, "root": str(root), "candidate_dir": str(root / "_candidates" / run)}

@@ -7,15 +7,14 @@ same version (the pipeline replaces `<candidates>/<version>` atomically) instead
 from __future__ import annotations
 
 import glob
-import hashlib
 import logging
-import os
 import re
 from pathlib import Path
 
 import yaml
 
 from curation.paths import REPO_ROOT
+from dags.lib.paths import registry_root
 
 #: spark-submit runs this file; it is `python -m curation`, so the CLI and the DAG share one code path.
 CURATION_APP = str(REPO_ROOT / "curation" / "__main__.py")
@@ -24,24 +23,6 @@ log = logging.getLogger(__name__)
 CANDIDATES = "_candidates"   # under a dataset root; hidden from DatasetRoot.versions()
 DELTAS = "_deltas"           # nightly: each night's new documents alone, appended onto the corpus
 RUNS = "_runs"               # per-run scratch: the effective config
-
-
-def data_root() -> Path:
-    """Where published datasets live (a volume shared by Airflow and Spark in compose)."""
-    return Path(os.environ.get("PHI_DATA_ROOT", REPO_ROOT / "out" / "data"))
-
-
-def dataset_root(name: str) -> Path:
-    return data_root() / name
-
-
-def version_id(run_id: str, when) -> str:
-    """A sortable, path-safe version id stable across retries of one DAG run.
-
-    Airflow run ids contain ':' and '+', which Hadoop paths reject, so the id is the run's logical time
-    plus a short hash of the run id (two runs at the same instant still differ)."""
-    stamp = when.strftime("%Y%m%dT%H%M%SZ")
-    return f"{stamp}-{hashlib.sha1(run_id.encode()).hexdigest()[:6]}"
 
 
 def _is_local(path: str) -> bool:
@@ -114,21 +95,23 @@ def effective_config(config_path: str | None, crawl_id: str | None, out_path: Pa
 
 def plan_curation(inputs: list[str], root: str | Path, version: str, config_path: str | None = None,
                   crawl_id: str | None = None, edu_registry: str | Path | None = None,
-                  incremental: bool = False) -> dict:
+                  incremental: bool = False, replace: bool = False) -> dict:
     """Everything the curate/validate/report/publish tasks need, as plain JSON for XCom.
 
-    `incremental` (nightly_refresh): curate writes the new inputs' delta to `<root>/_deltas/<version>`
-    and the candidate `<root>/_candidates/<version>` is built from it on top of `base_version` (the
-    corpus's CURRENT at plan time; curation.append).
+    `incremental` (nightly_refresh, web_curation): curate writes the new inputs' delta to
+    `<root>/_deltas/<version>` and the candidate `<root>/_candidates/<version>` is built from it on top of
+    `base_version` (the corpus's CURRENT at plan time; curation.append). With `replace` (web_curation's
+    `mode: replace`) there is no base: the version holds the new inputs alone and replaces the corpus as
+    CURRENT (logged, and noted in the manifest).
 
     `near_index` (dags.lib.near_index): where the curate job stages near-dedup's band index and which
     index version it deduplicates against; `publish` promotes it after the corpus version."""
     from curation.contract import DatasetRoot
-    from dags.lib.edu import registry_root
 
     check_inputs(inputs)
     root = Path(root)
-    base = DatasetRoot(root).current() if incremental else None
+    current = DatasetRoot(root).current() if incremental else None
+    base = None if replace else current
     if base == version:  # the plan re-ran after this very version was published: build on its base
         from curation.contract import Manifest
 
@@ -151,7 +134,36 @@ def plan_curation(inputs: list[str], root: str | Path, version: str, config_path
         argv += ["--note", edu["note"]]
     if near["enabled"]:   # which band index the run deduplicates against, in the manifest's notes
         argv += ["--note", near["note"]]
+    if replace:
+        note = (f"mode replace: this version holds only its own inputs and replaces the corpus as CURRENT "
+                f"(was {current})")
+        log.warning("%s", note)
+        argv += ["--note", note]
     return {"version": version, "root": str(root), "candidate_dir": str(candidate_root / version),
             "delta_dir": str(curate_root / version), "base_version": base,
             "config": str(config), "inputs": list(inputs), "argv": argv,
-            "edu_model": edu["model"], "edu_note": edu["note"], "near_index": near}
+            "edu_model": edu["model"], "edu_note": edu["note"], "near_index": near, "replace": replace}
+
+
+class CurrentMoved(RuntimeError):
+    """The corpus's CURRENT is no longer the version an incremental run was planned on."""
+
+
+def append_candidate(planned: dict) -> Path:
+    """The next whole-corpus candidate of an incremental run (`planned` = plan_curation's XCom): its base
+    version (hard-linked) + the delta's new documents (curation.append). Raises CurrentMoved rather than
+    build on a base that is no longer CURRENT: publishing it would drop the version published meanwhile."""
+    from curation.append import append_version
+    from curation.contract import DatasetRoot
+
+    root = DatasetRoot(planned["root"])
+    base, current = planned["base_version"], root.current()
+    if not planned["replace"] and current not in (base, planned["version"]):
+        raise CurrentMoved(
+            f"{root.root}: CURRENT moved from {base} to {current} since this run was planned; publishing "
+            f"on top of {base} would drop {current}. Clear this run from `writer_lock` to build on {current}.")
+    near = planned["near_index"]
+    used = {"near_dedup_index": {k: near.get(k) for k in ("root", "base", "rebuilt", "reason")}} \
+        if near.get("enabled") else {}
+    return append_version(planned["delta_dir"], root.version_dir(base) if base else None,
+                          root.root / CANDIDATES, planned["version"], extra=used)

@@ -1,12 +1,16 @@
-"""The mixture_build and pretrain DAGs' logic: where builds and runs go, which build a run trains on,
-and the effective training config (the given YAML with the mixture and output folder of this run)."""
+"""The mixture_build and pretrain DAGs' logic: where builds and runs go, a build's plan files, which build
+a run trains on, and the effective training config (the given YAML with the mixture and output folder of
+this run)."""
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import yaml
 
-from dags.lib.plan import dataset_root
+from dags.lib.paths import dataset_root
+
+log = logging.getLogger(__name__)
 
 
 def mixture_name(yaml_path: str | Path) -> str:
@@ -23,6 +27,65 @@ def mixture_name(yaml_path: str | Path) -> str:
 def mixture_root(name: str) -> Path:
     """`$PHI_DATA_ROOT/mixtures/<name>/`: one build folder per version, CURRENT names the latest gated one."""
     return dataset_root("mixtures") / name
+
+
+INPUTS = "_inputs"   # under a mixture root: <key>.json = the build made from one set of input versions
+
+
+def input_versions(cm) -> tuple[str, dict]:
+    """What a build reads, as (key, {phase/source: version folder, or file:size:mtime for plain files}),
+    the key also covering the mixture YAML's text: equal keys mean the same build."""
+    import hashlib
+    import json
+
+    inputs = {}
+    for (i, j), res in sorted(cm.resolved.items()):
+        src = f"{cm.config.phases[i].name}/{cm.config.phases[i].sources[j].name}"
+        inputs[src] = str(res.version_dir) if res.version_dir else \
+            [f"{f}:{f.stat().st_size}:{int(f.stat().st_mtime)}" for f in res.files]
+    doc = json.dumps({"mixture": hashlib.sha256(cm.text.encode()).hexdigest(), "inputs": inputs}, sort_keys=True)
+    return hashlib.sha256(doc.encode()).hexdigest()[:16], inputs
+
+
+def built_from(root: str | Path, key: str) -> str | None:
+    """The published build of this mixture made from exactly these inputs, if there is one."""
+    import json
+
+    record = Path(root) / INPUTS / f"{key}.json"
+    if not record.is_file():
+        return None
+    version = json.loads(record.read_text())["version"]
+    return version if (Path(root) / version / "manifest.json").is_file() else None
+
+
+def record_inputs(root: str | Path, key: str, inputs: dict, version: str) -> None:
+    import json
+
+    out = Path(root) / INPUTS / f"{key}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps({"version": version, "inputs": inputs}, indent=2))
+
+
+def plan_build(mixture_yaml: str | Path, name: str, version: str) -> dict:
+    """The per-phase/source token plan of a build: logged as a table, written as JSON + a stacked-bar PNG
+    into `<mixture root>/_plans/<version>/`; returns where the build goes, its input versions (`inputs_key`;
+    `built`: the build already made from them, if any) and `auto_pretrain` (plain JSON for XCom)."""
+    import json
+
+    from training.mixture.plan import plan_table, plot_plan
+    from training.mixture.validate import check_mixture
+
+    cm = check_mixture(mixture_yaml)
+    key, inputs = input_versions(cm)
+    log.info("mixture plan:\n%s", plan_table(cm.plans))
+    root = mixture_root(name)
+    plans = root / "_plans" / version
+    plans.mkdir(parents=True, exist_ok=True)
+    (plans / "plan.json").write_text(json.dumps([p.to_dict() for p in cm.plans], indent=2))
+    plot_plan(cm.plans, plans / "plan.png")
+    return {"version": version, "name": name, "root": str(root), "build_dir": str(root / version),
+            "plan": str(plans / "plan.json"), "inputs_key": key, "inputs": inputs, "built": built_from(root, key),
+            "auto_pretrain": cm.config.auto_pretrain}
 
 
 def resolve_mixture(explicit: str | None, event_path: str | None, config_mixture: str | None) -> Path:

@@ -46,6 +46,10 @@ class SourceConfig(Strict):
     version: str | None = None              # registry name / dataset root: default CURRENT; iceberg: run id or
                                             # snapshot id, default the current snapshot
     filter: str | None = None               # DuckDB SQL boolean expression over the dataset's columns
+    # The edu model version the filter's `edu_score`/`edu_int` assume: a build refuses a corpus whose
+    # documents were scored by another model (training/mixture/pins.py). Unpinned, the scores must come
+    # from one model, whichever it is.
+    edu_model: str | None = None
     weight: float
     max_epochs: float = Field(default=1.0, gt=0)
 
@@ -81,6 +85,9 @@ class MixtureConfig(Strict):
     shard_tokens: int = Field(default=1 << 26, gt=0)
     # Used by `plan`/`validate` before any tokenizer exists (bytes of UTF-8 text per token).
     chars_per_token_estimate: float = Field(default=4.0, gt=0)
+    # Whether a build of this mixture by the mixture_build DAG asks for a pretraining run (the pretrain DAG
+    # schedules on that request only); off, pretraining starts by hand.
+    auto_pretrain: bool = False
 
 
 # ---- YAML with line numbers ------------------------------------------------------------------------

@@ -16,6 +16,7 @@ import duckdb
 from pydantic import BaseModel, ValidationError
 
 from training.mixture import sources as S
+from training.mixture.pins import check_edu_pin
 from training.mixture.plan import SourcePlan, assign_phase
 from training.mixture.schema import LoadedYaml, MixtureConfig, SourceConfig, format_path, load_yaml
 from training.mixture.tokenizer import eos_id, load_tokenizer
@@ -212,6 +213,8 @@ def _check_phase_sources(con, i: int, phase: dict, doc: LoadedYaml, registry: di
         problems, res, st = _check_source(con, src_cfg, loc, doc, registry)
         found.problems += problems
         if res is not None:
+            found.problems += [Problem(format_path(loc + (k,)), doc.line(loc + (k,)), m)
+                               for k, m in check_edu_pin(con, src_cfg, res)]
             valid[j] = src_cfg
             found.resolved[(i, j)], found.stats[(i, j)] = res, st
             found.cpt[(i, j)] = _measure_chars_per_token(con, res, src_cfg.filter, tok) if tok else cpt_default
