@@ -134,6 +134,10 @@ def plan_curation(inputs: list[str], root: str | Path, version: str, config_path
         argv += ["--note", edu["note"]]
     if near["enabled"]:   # which band index the run deduplicates against, in the manifest's notes
         argv += ["--note", near["note"]]
+    if incremental and base is not None:
+        # a night whose every new document is rejected is a legitimate delta of 0 rows (the candidate is the
+        # base plus nothing); only a run that would replace the corpus must refuse to be empty (exit 3)
+        argv.append("--allow-empty")
     if replace:
         note = (f"mode replace: this version holds only its own inputs and replaces the corpus as CURRENT "
                 f"(was {current})")
