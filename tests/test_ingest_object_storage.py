@@ -23,7 +23,8 @@ from curation.cli import main as curation_cli
 from curation.config import CurationConfig
 from curation.contract import DatasetRoot, Manifest
 from curation.ingest import open_input
-from curation.pipeline import _hadoop_serves, list_input_files, run
+from curation.ingest.listing import _hadoop_serves, list_input_files
+from curation.pipeline import run
 
 BUCKET = "phi-crawl"
 WARC_DIR = "warc_commoncrawl_samples"

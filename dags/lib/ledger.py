@@ -8,7 +8,7 @@ published version, so a night only curates what is new; and the log of every nig
 Rewritten atomically (temp file + rename) under an exclusive file lock. Segments are recorded only after
 their version is published, so a failed night leaves them pending and the next night picks them up again.
 
-Segments are listed by the curation job's own lister (curation.pipeline.fsspec_glob: local paths, file:,
+Segments are listed by the curation job's own lister (curation.ingest.listing.fsspec_glob: local paths, file:,
 s3://, s3a:// and whatever else fsspec serves), so nightly_refresh reads the same object stores as
 `curation run`. A glob that matches nothing, or whose location does not exist, is an error (NoSegments)
 and never a quiet empty night: an empty night is one whose globs match only segments already consumed.
@@ -53,9 +53,9 @@ def _exists(location: str) -> bool:
 def list_segments(g: str) -> list[str]:
     """The files a glob matches, with the curation job's lister and its rule (names starting with '.' or
     '_' are not data). NoSegments says whether the glob's location exists at all."""
-    from curation.pipeline import fsspec_glob
+    from curation.ingest.listing import fsspec_glob, visible
 
-    found = [m for m in fsspec_glob(g) if not m.rstrip("/").rsplit("/", 1)[-1].startswith((".", "_"))]
+    found = visible(fsspec_glob(g))
     if not found:
         where = _location(g)
         why = "matches no file" if _exists(where) else f"names a location that does not exist ({where})"
