@@ -11,6 +11,7 @@ Shape of the job on Spark:
      manifest written last, folder renamed into place
 Nothing proportional to the corpus reaches the driver: it sees file names and (stage, reason) counts.
 """
+
 from __future__ import annotations
 
 import logging
@@ -42,6 +43,7 @@ log = logging.getLogger(__name__)
 
 # ---- the Python steps -------------------------------------------------------------------------------
 
+
 def build_python_steps(cfg: CurationConfig) -> list[Step]:
     """The per-document steps in pipeline order (each reads what the previous ones wrote)."""
     from curation.steps.decontam import Decontaminate
@@ -54,6 +56,7 @@ def build_python_steps(cfg: CurationConfig) -> list[Step]:
         steps.append(Decontaminate(cfg.decontam))
     if cfg.edu.enabled:
         from curation.edu.score import EduScore
+
         steps.append(EduScore(cfg.edu))
     steps.append(TextHash())
     return steps
@@ -84,10 +87,14 @@ def _worker_steps(cfg_json: str) -> list[Step]:
     return steps
 
 
-def process_files(paths_and_formats: Iterator[tuple[str, str]], cfg_json: str,
-                  schema: pa.Schema, timer: StepTimer | None = None,
-                  records_read: dict[str, int] | None = None,
-                  flagged: dict[str, int] | None = None) -> Iterator[pa.RecordBatch]:
+def process_files(
+    paths_and_formats: Iterator[tuple[str, str]],
+    cfg_json: str,
+    schema: pa.Schema,
+    timer: StepTimer | None = None,
+    records_read: dict[str, int] | None = None,
+    flagged: dict[str, int] | None = None,
+) -> Iterator[pa.RecordBatch]:
     """Read each file and run every Python step over its batches. Pure Python, usable without Spark.
 
     `records_read` gets, per file, the rows its reader produced (documents and ingest rejects), counted
@@ -141,26 +148,44 @@ def reconcile(order: list[str], rows_in: int, rejects: dict[tuple[str, str], int
     for stage in order:
         reasons = {r: n for (s, r), n in sorted(rejects.items()) if s == stage}
         rejected = sum(reasons.values())
-        counts.append(StageCounts(stage=stage, rows_in=current, rows_kept=current - rejected,
-                                  rows_rejected=rejected, reasons=reasons))
+        counts.append(
+            StageCounts(
+                stage=stage,
+                rows_in=current,
+                rows_kept=current - rejected,
+                rows_rejected=rejected,
+                reasons=reasons,
+            )
+        )
         current -= rejected
     return counts
 
 
-def build_frame_steps(cfg: CurationConfig, run_id: str, extra: list[FrameStep] | None = None) -> list[FrameStep]:
+def build_frame_steps(
+    cfg: CurationConfig, run_id: str, extra: list[FrameStep] | None = None
+) -> list[FrameStep]:
     """The Spark-level steps in pipeline order: exact dedup, near dedup, then any the caller adds."""
     steps: list[FrameStep] = []
     if cfg.exact_dedup.enabled:
         steps.append(ExactDedup(cfg.exact_dedup.keep_order))
     if cfg.near_dedup.enabled:
         from curation.dedup.near import NearDedup
+
         steps.append(NearDedup(cfg.near_dedup, run_id))
     return [*steps, *(extra or [])]
 
 
-def run(inputs: list[str], output: str | Path, cfg: CurationConfig | None = None, run_id: str | None = None,
-        spark=None, frame_steps: list[FrameStep] | None = None, dataset: str = "web_curated",
-        notes: list[str] | None = None, allow_empty: bool = False) -> RunResult:
+def run(
+    inputs: list[str],
+    output: str | Path,
+    cfg: CurationConfig | None = None,
+    run_id: str | None = None,
+    spark=None,
+    frame_steps: list[FrameStep] | None = None,
+    dataset: str = "web_curated",
+    notes: list[str] | None = None,
+    allow_empty: bool = False,
+) -> RunResult:
     """Run the curation job and publish `output/<run_id>/` atomically. Returns the manifest.
 
     Every step's driver hooks (curation.steps.base.DriverHooks) are called here, in their documented order.
@@ -187,30 +212,53 @@ def run(inputs: list[str], output: str | Path, cfg: CurationConfig | None = None
             for step in hooked:  # build indexes, ship model files, before workers start
                 step.prepare_driver(spark, staging / "_work")
             processed, worker_seconds, records_read, flagged = python_pass(
-                spark, cfg, steps, files, staging / "_work" / "processed", timings)
+                spark, cfg, steps, files, staging / "_work" / "processed", timings
+            )
             active, rejected = frame_pass(spark, run_id, staging, processed, frames, timings)
             data_cols = write_outputs(cfg, staging, processed, active, rejected, timings)
             step_extra: dict = {}
-            for step in hooked:  # e.g. the edu stage's model version, near dedup's audit and staged band index
+            for (
+                step
+            ) in hooked:  # e.g. the edu stage's model version, near dedup's audit and staged band index
                 step_extra.update(step.manifest_extra())
                 step_extra.update(step.write_extra(staging))
             read = dict(sorted(records_read.value.items()))
-            rows, n_rejected, counts = count_outputs(spark, staging, stage_order(cfg, steps, frames),
-                                                     {**timings, **worker_seconds.value}, sum(read.values()))
+            rows, n_rejected, counts = count_outputs(
+                spark,
+                staging,
+                stage_order(cfg, steps, frames),
+                {**timings, **worker_seconds.value},
+                sum(read.values()),
+            )
             if rows == 0 and not allow_empty:
-                raise EmptyRunError(f"run {run_id} kept no document ({sum(read.values())} records read from"
-                                    f" {len(files)} file(s), {n_rejected} rejected): nothing published, {output}"
-                                    f" CURRENT unchanged ({DatasetRoot(output).current()}); allow_empty"
-                                    f" (--allow-empty) publishes an empty version")
+                raise EmptyRunError(
+                    f"run {run_id} kept no document ({sum(read.values())} records read from"
+                    f" {len(files)} file(s), {n_rejected} rejected): nothing published, {output}"
+                    f" CURRENT unchanged ({DatasetRoot(output).current()}); allow_empty"
+                    f" (--allow-empty) publishes an empty version"
+                )
             shutil.rmtree(staging / "_work", ignore_errors=True)
             timings["total"] = time.perf_counter() - t_start
             manifest = build.manifest(
-                dataset=dataset, inputs=list(inputs), config=cfg.model_dump(mode="json"),
-                stages=counts, rows=rows, rejected_rows=n_rejected, columns=data_cols,
+                dataset=dataset,
+                inputs=list(inputs),
+                config=cfg.model_dump(mode="json"),
+                stages=counts,
+                rows=rows,
+                rejected_rows=n_rejected,
+                columns=data_cols,
                 timings={k: round(v, 3) for k, v in timings.items()},
-                extra={"input_files": len(files), "ingest": {"records_read": sum(read.values()), "files": read,
-                                                             "flagged": dict(sorted(flagged.value.items()))},
-                       **step_extra, **({"notes": list(notes)} if notes else {})})
+                extra={
+                    "input_files": len(files),
+                    "ingest": {
+                        "records_read": sum(read.values()),
+                        "files": read,
+                        "flagged": dict(sorted(flagged.value.items())),
+                    },
+                    **step_extra,
+                    **({"notes": list(notes)} if notes else {}),
+                },
+            )
         for step in hooked:  # side outputs (near dedup's band index) go live only after the corpus
             step.commit()
     except BaseException:
@@ -221,8 +269,14 @@ def run(inputs: list[str], output: str | Path, cfg: CurationConfig | None = None
     return RunResult(manifest=manifest, version_dir=build.final, counts=counts)
 
 
-def python_pass(spark, cfg: CurationConfig, steps: list[Step], files: list[tuple[str, str]], out: Path,
-                timings: dict[str, float]):
+def python_pass(
+    spark,
+    cfg: CurationConfig,
+    steps: list[Step],
+    files: list[tuple[str, str]],
+    out: Path,
+    timings: dict[str, float],
+):
     """Phase 1: one `mapInArrow` pass (a file per task) reads every file and runs every Python step;
     materialised once to parquet at `out`. Returns the processed frame (rejected rows included, marked)
     and the accumulators of per-step worker seconds, of records read per file and of flagged documents
@@ -239,8 +293,11 @@ def python_pass(spark, cfg: CurationConfig, steps: list[Step], files: list[tuple
         timer = StepTimer()
         read: dict[str, int] = {}
         flagged: dict[str, int] = {}
-        pairs = ((p, f) for b in batches for p, f in zip(b.column("path").to_pylist(),
-                                                         b.column("format").to_pylist()))
+        pairs = (
+            (p, f)
+            for b in batches
+            for p, f in zip(b.column("path").to_pylist(), b.column("format").to_pylist())
+        )
         yield from process_files(pairs, cfg_json, schema, timer, read, flagged)
         timer_acc.add(timer.seconds)
         read_acc.add(read)
@@ -248,15 +305,17 @@ def python_pass(spark, cfg: CurationConfig, steps: list[Step], files: list[tuple
 
     t0 = time.perf_counter()
     files_df = spark.createDataFrame(
-        spark.sparkContext.parallelize(files, max(1, len(files))), "path string, format string")
+        spark.sparkContext.parallelize(files, max(1, len(files))), "path string, format string"
+    )
     files_df.mapInArrow(_map, from_arrow_schema(schema)).write.mode("overwrite").parquet(str(out))
     timings["read_and_python_steps"] = time.perf_counter() - t0
     log.info("python steps done in %.1fs", timings["read_and_python_steps"])
     return spark.read.parquet(str(out)), timer_acc, read_acc, flag_acc
 
 
-def frame_pass(spark, run_id: str, staging: Path, processed, frame_steps: list[FrameStep],
-               timings: dict[str, float]):
+def frame_pass(
+    spark, run_id: str, staging: Path, processed, frame_steps: list[FrameStep], timings: dict[str, float]
+):
     """Phase 2: the Spark-level steps over the rows the Python steps kept. Returns (active frame,
     list of rejected frames with the processed columns: the Python pass's first)."""
     from pyspark.sql import functions as F
@@ -272,8 +331,9 @@ def frame_pass(spark, run_id: str, staging: Path, processed, frame_steps: list[F
     return active, rejected
 
 
-def write_outputs(cfg: CurationConfig, staging: Path, processed, active, rejected: list,
-                  timings: dict[str, float]) -> list[str]:
+def write_outputs(
+    cfg: CurationConfig, staging: Path, processed, active, rejected: list, timings: dict[str, float]
+) -> list[str]:
     """Phase 3: kept rows -> data/ (without the reject columns), every rejected row -> rejects/.
     Returns the data columns."""
     t0 = time.perf_counter()
@@ -296,13 +356,19 @@ def count_outputs(spark, staging: Path, order: list[str], seconds: dict[str, flo
     `seconds` per stage (worker time for Python steps, driver time for frame steps). A row lost on the
     way (read but neither kept nor rejected) fails here, before anything is published."""
     rows = spark.read.parquet(str(staging / "data")).count()
-    reject_counts = {(r["reject_stage"], r["reject_reason"]): r["count"] for r in
-                     spark.read.parquet(str(staging / "rejects")).groupBy("reject_stage", "reject_reason")
-                     .count().collect()}
+    reject_counts = {
+        (r["reject_stage"], r["reject_reason"]): r["count"]
+        for r in spark.read.parquet(str(staging / "rejects"))
+        .groupBy("reject_stage", "reject_reason")
+        .count()
+        .collect()
+    }
     n_rejected = sum(reject_counts.values())
     if records_read != rows + n_rejected:
-        raise RuntimeError(f"counts do not reconcile: the readers produced {records_read} rows but the outputs"
-                           f" hold {rows} kept + {n_rejected} rejected = {rows + n_rejected}; nothing published")
+        raise RuntimeError(
+            f"counts do not reconcile: the readers produced {records_read} rows but the outputs"
+            f" hold {rows} kept + {n_rejected} rejected = {rows + n_rejected}; nothing published"
+        )
     counts = reconcile(order, records_read, reject_counts)
     for c in counts:
         c.seconds = round(seconds.get(c.stage, 0.0), 3) or None

@@ -5,6 +5,7 @@ of a corpus, and the curate -> validate -> report -> publish stages of a curatio
 Only light imports here (Airflow's SDK, the Spark provider, path helpers): the DAG processor imports
 this for every DAG file. Project logic is imported inside task bodies.
 """
+
 from __future__ import annotations
 
 import logging
@@ -36,10 +37,10 @@ DEFAULT_ARGS = {
     "owner": "data",
     "retries": 2,
     "retry_delay": timedelta(seconds=30),
-    "retry_exponential_backoff": True,     # 30 s, 60 s, ... capped below
+    "retry_exponential_backoff": True,  # 30 s, 60 s, ... capped below
     "max_retry_delay": timedelta(minutes=10),
     "execution_timeout": TASK_TIMEOUT,
-    "on_failure_callback": AlertNotifier("task_failed"),   # after the last retry (dags/lib/alerts.py)
+    "on_failure_callback": AlertNotifier("task_failed"),  # after the last retry (dags/lib/alerts.py)
 }
 
 # Pools cap concurrent use of the shared engines; docker/pools.json creates them (airflow-init).
@@ -55,7 +56,7 @@ POOLS = {
 # generic airflow-worker. Unset (local runs, dag.test) it is Airflow's default queue: nothing changes.
 GPU_QUEUE = os.environ.get("PHI_GPU_QUEUE") or conf.get("operators", "default_queue", fallback="default")
 
-SPARK_CONN_ID = "spark_default"   # local[*] by default; spark://spark-master:7077 in compose
+SPARK_CONN_ID = "spark_default"  # local[*] by default; spark://spark-master:7077 in compose
 
 
 def spark_submit(task_id: str, argv, name: str) -> SparkSubmitOperator:
@@ -107,8 +108,14 @@ def report(candidate_dir: str) -> str:
 
 
 @task
-def publish(candidate_dir: str, root: str, kind: str, near_index: dict | None = None, extra: dict | None = None,
-            **context) -> dict:
+def publish(
+    candidate_dir: str,
+    root: str,
+    kind: str,
+    near_index: dict | None = None,
+    extra: dict | None = None,
+    **context,
+) -> dict:
     """Publish only a version whose gate passed (then the band index the run staged, when it is a curation
     run: `near_index` given); the task's Asset event's extra says which version it is."""
     from airflow.sdk.exceptions import AirflowFailException
@@ -132,8 +139,9 @@ def publish(candidate_dir: str, root: str, kind: str, near_index: dict | None = 
     return info
 
 
-def gate_and_publish(candidate_dir, root, asset: Asset, kind: str, *, near_index=None, extra=None,
-                     with_report: bool = False) -> dict:
+def gate_and_publish(
+    candidate_dir, root, asset: Asset, kind: str, *, near_index=None, extra=None, with_report: bool = False
+) -> dict:
     """validate (GE suite `kind`) [-> report] -> publish (Asset `asset`), as one task group whose task ids
     stay `validate`, `report`, `publish`. Returns the tasks by name."""
     with TaskGroup("gate_and_publish", prefix_group_id=False):
@@ -209,6 +217,7 @@ def curation_stages(plan, asset: Asset, kind: str = "web_curated") -> dict:
     by name so a DAG can wire them and insert stages between curate and validate.
     """
     curate = spark_submit("curate", plan["argv"], "phi-curation")
-    stages = gate_and_publish(plan["candidate_dir"], plan["root"], asset, kind, near_index=plan["near_index"],
-                              with_report=True)
+    stages = gate_and_publish(
+        plan["candidate_dir"], plan["root"], asset, kind, near_index=plan["near_index"], with_report=True
+    )
     return {"curate": curate, **stages}

@@ -26,6 +26,7 @@ or by hand; an AssetOrTimeSchedule combines the two.
   spark-submit) into a candidate, gate it and publish it as `web_edu` (Asset event extra: version, path, rows,
   model).
 """
+
 from __future__ import annotations
 
 import os
@@ -45,8 +46,9 @@ RETRAIN_CRON = os.environ.get("PHI_EDU_RETRAIN_CRON") or "0 5 * * 0"
 
 @dag(
     dag_id="edu_classifier",
-    schedule=AssetOrTimeSchedule(timetable=CronTriggerTimetable(RETRAIN_CRON, timezone="UTC"),
-                                 assets=EDU_LABEL_FILES),
+    schedule=AssetOrTimeSchedule(
+        timetable=CronTriggerTimetable(RETRAIN_CRON, timezone="UTC"), assets=EDU_LABEL_FILES
+    ),
     start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
     catchup=False,
     max_active_runs=1,
@@ -54,28 +56,60 @@ RETRAIN_CRON = os.environ.get("PHI_EDU_RETRAIN_CRON") or "0 5 * * 0"
     tags=["edu", "teacher", "spark"],
     doc_md=__doc__,
     params={
-        "input": Param(str(dataset_root("web_curated")), type="string", minLength=1, pattern=r"^\S+$",
-                       title="Corpus", description="dataset root (its CURRENT) or version folder to label and score"),
+        "input": Param(
+            str(dataset_root("web_curated")),
+            type="string",
+            minLength=1,
+            pattern=r"^\S+$",
+            title="Corpus",
+            description="dataset root (its CURRENT) or version folder to label and score",
+        ),
         "n": Param(300, type="integer", minimum=8, maximum=1_000_000, title="Documents to label"),
         "seed": Param(0, type="integer", minimum=0, title="Sampling seed"),
-        "backend": Param(None, type=["null", "string"], enum=[None, *BACKEND_KINDS],
-                         title="Teacher backend", description="empty = the label config's (embedded SmolLM2)"),
-        "base_url": Param(None, type=["null", "string"], pattern=r"^https?://\S+$", title="Teacher URL (openai_http)"),
-        "model": Param(None, type=["null", "string"], minLength=1, title="Teacher model",
-                       description="empty = the config's, or the one model $TEACHER_BASE_URL serves"),
+        "backend": Param(
+            None,
+            type=["null", "string"],
+            enum=[None, *BACKEND_KINDS],
+            title="Teacher backend",
+            description="empty = the label config's (embedded SmolLM2)",
+        ),
+        "base_url": Param(
+            None, type=["null", "string"], pattern=r"^https?://\S+$", title="Teacher URL (openai_http)"
+        ),
+        "model": Param(
+            None,
+            type=["null", "string"],
+            minLength=1,
+            title="Teacher model",
+            description="empty = the config's, or the one model $TEACHER_BASE_URL serves",
+        ),
         "label_config": Param(None, type=["null", "string"], pattern=YAML, title="LabelEduConfig YAML"),
-        "extra_labels": Param([], type="array", items={"type": "string", "minLength": 1, "pattern": r"^\S+$"},
-                              title="More label files", description="human or earlier label files trained on "
-                              "together with the teacher labels (e.g. FineWeb-C's CSV)"),
+        "extra_labels": Param(
+            [],
+            type="array",
+            items={"type": "string", "minLength": 1, "pattern": r"^\S+$"},
+            title="More label files",
+            description="human or earlier label files trained on "
+            "together with the teacher labels (e.g. FineWeb-C's CSV)",
+        ),
         "train_config": Param(None, type=["null", "string"], pattern=YAML, title="EduTrainConfig YAML"),
         "min_macro_f1": Param(0.15, **FLOOR, title="Floor: held-out macro F1"),
         "min_spearman": Param(0.0, **FLOOR, title="Floor: held-out Spearman"),
         "min_binary_f1": Param(None, **FLOOR, title="Floor: held-out binary F1 at the threshold"),
         "min_human_auc": Param(None, **FLOOR, title="Floor: AUC against human labels"),
-        "promotion_metric": Param("macro_f1", type="string", enum=["macro_f1", "spearman", "binary_f1"],
-                                  title="Promotion: held-out metric compared with the incumbent's"),
-        "promotion_margin": Param(0.01, type="number", minimum=0.0, maximum=1.0,
-                                  title="Promotion: how much the new model must beat the incumbent by"),
+        "promotion_metric": Param(
+            "macro_f1",
+            type="string",
+            enum=["macro_f1", "spearman", "binary_f1"],
+            title="Promotion: held-out metric compared with the incumbent's",
+        ),
+        "promotion_margin": Param(
+            0.01,
+            type="number",
+            minimum=0.0,
+            maximum=1.0,
+            title="Promotion: how much the new model must beat the incumbent by",
+        ),
     },
 )
 def edu_classifier():
@@ -87,19 +121,39 @@ def edu_classifier():
         ctx = get_current_context()
         version = run_version(ctx)
         corpus = resolve_version_dir(ctx["params"]["input"])  # fails here, clearly, when there is no corpus
-        return {"version": version, "corpus": str(corpus), "registry": str(registry_root()),
-                "labels_root": str(dataset_root("edu_labels")),
-                "labels": str(dataset_root("edu_labels") / version)}
+        return {
+            "version": version,
+            "corpus": str(corpus),
+            "registry": str(registry_root()),
+            "labels_root": str(dataset_root("edu_labels")),
+            "labels": str(dataset_root("edu_labels") / version),
+        }
 
     @task(pool=TEACHER_POOL, execution_timeout=TEACHER_TIMEOUT)
     def label(planned: dict) -> str:
         from dags.lib.cli import run_module
 
         p = get_current_context()["params"]
-        args = ["label-edu", "--input", planned["corpus"], "--output", planned["labels_root"],
-                "--run-id", planned["version"], "--n", p["n"], "--seed", p["seed"], "--no-progress"]
-        for flag, key in (("--config", "label_config"), ("--backend", "backend"), ("--base-url", "base_url"),
-                          ("--model", "model")):
+        args = [
+            "label-edu",
+            "--input",
+            planned["corpus"],
+            "--output",
+            planned["labels_root"],
+            "--run-id",
+            planned["version"],
+            "--n",
+            p["n"],
+            "--seed",
+            p["seed"],
+            "--no-progress",
+        ]
+        for flag, key in (
+            ("--config", "label_config"),
+            ("--backend", "backend"),
+            ("--base-url", "base_url"),
+            ("--model", "model"),
+        ):
             if p[key]:
                 args += [flag, p[key]]
         run_module("synthesis", args)
@@ -110,8 +164,9 @@ def edu_classifier():
         from dags.lib.edu import train_for_run
 
         p = get_current_context()["params"]
-        return train_for_run(planned["registry"], planned["version"], [labels, *p["extra_labels"]],
-                             config=p["train_config"])
+        return train_for_run(
+            planned["registry"], planned["version"], [labels, *p["extra_labels"]], config=p["train_config"]
+        )
 
     @task(retries=0)
     def evaluate(planned: dict, model: str) -> dict:
@@ -123,13 +178,21 @@ def edu_classifier():
         from dags.lib.promotion import promotion_verdict
 
         p = get_current_context()["params"]
-        verdict = promotion_verdict(planned["registry"], model, planned["version"], {k: p[k] for k in FLOOR_METRICS},
-                                    [planned["labels"], *p["extra_labels"]], p["promotion_margin"],
-                                    p["promotion_metric"])
+        verdict = promotion_verdict(
+            planned["registry"],
+            model,
+            planned["version"],
+            {k: p[k] for k in FLOOR_METRICS},
+            [planned["labels"], *p["extra_labels"]],
+            p["promotion_margin"],
+            p["promotion_metric"],
+        )
         if verdict["misses"]:
             raise AirflowFailException(f"edu model {model} is not promoted: " + "; ".join(verdict["misses"]))
         if not verdict["promotable"]:
-            raise AirflowSkipException(f"edu model {model} is not promoted, the incumbent stays: {verdict['reason']}")
+            raise AirflowSkipException(
+                f"edu model {model} is not promoted, the incumbent stays: {verdict['reason']}"
+            )
         return verdict
 
     @task(outlets=[EDU_MODEL], multiple_outputs=True)
@@ -138,16 +201,20 @@ def edu_classifier():
         from dags.lib.edu import score_plan
 
         ref = ModelRegistry(planned["registry"]).promote(verdict["model"])
-        context["outlet_events"][EDU_MODEL].extra = {"version": ref.version, "path": str(ref.dir),
-                                                     "metrics": ref.card.metrics}
+        context["outlet_events"][EDU_MODEL].extra = {
+            "version": ref.version,
+            "path": str(ref.dir),
+            "metrics": ref.card.metrics,
+        }
         return score_plan(planned["registry"], ref.version, planned["corpus"], planned["version"])
 
     planned = plan()
     model = train(planned, label(planned))
     promoted = promote(planned, evaluate(planned, model))
     score = spark_submit("score", promoted["score_argv"], "phi-edu-score")
-    stages = gate_and_publish(promoted["candidate_dir"], promoted["root"], WEB_EDU, "web_scored",
-                              extra={"model": promoted["model"]})
+    stages = gate_and_publish(
+        promoted["candidate_dir"], promoted["root"], WEB_EDU, "web_scored", extra={"model": promoted["model"]}
+    )
     promoted >> score >> stages["validate"]
 
 

@@ -10,6 +10,7 @@
   redo the arms (or samples) already trained.
 - report: the report files and the results dataset (OUTPUT/results, queried by sql/ablation_arms.sql).
 """
+
 from __future__ import annotations
 
 from airflow.providers.standard.operators.bash import BashOperator
@@ -18,8 +19,10 @@ from airflow.sdk import Param, dag, get_current_context, task
 from curation.paths import REPO_ROOT
 from dags._common import DEFAULT_ARGS, GPU_POOL, GPU_QUEUE
 
-COMMAND = ("set -euo pipefail; python -m training ablate {{ ti.xcom_pull(task_ids='check', key='kind') }} "
-           "\"{{ params.study_yaml }}\"")
+COMMAND = (
+    "set -euo pipefail; python -m training ablate {{ ti.xcom_pull(task_ids='check', key='kind') }} "
+    '"{{ params.study_yaml }}"'
+)
 
 
 @dag(
@@ -49,8 +52,9 @@ def mixture_ablation():
         return "run_gpu" if checked["gpu"] else "run_cpu"
 
     run_cpu = BashOperator(task_id="run_cpu", bash_command=COMMAND, cwd=str(REPO_ROOT))
-    run_gpu = BashOperator(task_id="run_gpu", bash_command=COMMAND, cwd=str(REPO_ROOT), pool=GPU_POOL,
-                           queue=GPU_QUEUE)
+    run_gpu = BashOperator(
+        task_id="run_gpu", bash_command=COMMAND, cwd=str(REPO_ROOT), pool=GPU_POOL, queue=GPU_QUEUE
+    )
 
     @task(trigger_rule="none_failed_min_one_success")
     def report(checked: dict) -> dict:

@@ -25,6 +25,7 @@ Scheduled on the corpus Assets (`web_curated`, `web_edu`, `synthetic`): a new ve
 default mixture reads (param `mixture_yaml`, default `$PHI_MIXTURE_YAML` or configs/mixtures/tiny.yaml)
 builds it once. A researcher triggers it by hand with their own YAML.
 """
+
 from __future__ import annotations
 
 import os
@@ -36,7 +37,8 @@ from dags._common import validate as gate
 from dags.lib.assets import MIXTURE, PRETRAIN_REQUEST, SYNTHETIC, WEB_CURATED, WEB_EDU
 
 DEFAULT_MIXTURE = os.environ.get("PHI_MIXTURE_YAML") or os.path.join(
-    os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "configs", "mixtures", "tiny.yaml")
+    os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "configs", "mixtures", "tiny.yaml"
+)
 
 
 @dag(
@@ -66,8 +68,11 @@ def mixture_build():
             cm = check_mixture(path)
         except (MixtureValidationError, FileNotFoundError) as e:
             raise AirflowFailException(str(e)) from None
-        return {"name": cm.config.name, "phases": [p.name for p in cm.config.phases],
-                "sources": len(cm.resolved)}
+        return {
+            "name": cm.config.name,
+            "phases": [p.name for p in cm.config.phases],
+            "sources": len(cm.resolved),
+        }
 
     @task(multiple_outputs=True)
     def plan(checked: dict) -> dict:
@@ -79,8 +84,10 @@ def mixture_build():
         ctx = get_current_context()
         planned = plan_build(ctx["params"]["mixture_yaml"], checked["name"], run_version(ctx))
         if planned["built"] and not ctx["params"]["force"]:
-            raise AirflowSkipException(f"mixture {checked['name']} was built from these input versions already: "
-                                       f"{planned['built']} (inputs {planned['inputs_key']}); force=true rebuilds")
+            raise AirflowSkipException(
+                f"mixture {checked['name']} was built from these input versions already: "
+                f"{planned['built']} (inputs {planned['inputs_key']}); force=true rebuilds"
+            )
         return planned
 
     @task(execution_timeout=SPARK_TIMEOUT)
@@ -88,8 +95,18 @@ def mixture_build():
         from dags.lib.cli import run_module
 
         p = get_current_context()["params"]
-        run_module("training", ["mixture", "build", p["mixture_yaml"], "--output", planned["build_dir"],
-                                "--workers", p["workers"]])
+        run_module(
+            "training",
+            [
+                "mixture",
+                "build",
+                p["mixture_yaml"],
+                "--output",
+                planned["build_dir"],
+                "--workers",
+                p["workers"],
+            ],
+        )
         return planned["build_dir"]
 
     @task(outlets=[MIXTURE])
@@ -103,8 +120,12 @@ def mixture_build():
         manifest = json.loads((Path(planned["build_dir"]) / "manifest.json").read_text())
         DatasetRoot(planned["root"]).set_current(planned["version"])
         record_inputs(planned["root"], planned["inputs_key"], planned["inputs"], planned["version"])
-        info = {"version": planned["version"], "path": planned["build_dir"], "name": planned["name"],
-                "tokens": {p["name"]: p["tokens"] for p in manifest["phases"]}}
+        info = {
+            "version": planned["version"],
+            "path": planned["build_dir"],
+            "name": planned["name"],
+            "tokens": {p["name"]: p["tokens"] for p in manifest["phases"]},
+        }
         context["outlet_events"][MIXTURE].extra = info
         return info
 
@@ -114,7 +135,9 @@ def mixture_build():
         from airflow.sdk.exceptions import AirflowSkipException
 
         if not planned["auto_pretrain"]:
-            raise AirflowSkipException(f"mixture {planned['name']} does not set auto_pretrain: pretrain by hand")
+            raise AirflowSkipException(
+                f"mixture {planned['name']} does not set auto_pretrain: pretrain by hand"
+            )
         context["outlet_events"][PRETRAIN_REQUEST].extra = published
         return published
 

@@ -54,6 +54,7 @@ stays for inspection: its manifest's `extra.delta.path`). Corpus versions are ne
 
 Spark: SparkSubmitOperator on `spark_default`, for the reasons given in web_curation's docstring.
 """
+
 from __future__ import annotations
 
 import logging
@@ -71,15 +72,22 @@ from dags.lib.paths import dataset_root
 log = logging.getLogger(__name__)
 
 DEFAULT_SEGMENTS = os.environ.get("PHI_NIGHTLY_SEGMENTS") or os.path.join(
-    os.environ.get("PHI_SHARED_DATA", "/opt/phi/shared/data"), "warc_commoncrawl_samples", "*.warc.gz")
+    os.environ.get("PHI_SHARED_DATA", "/opt/phi/shared/data"), "warc_commoncrawl_samples", "*.warc.gz"
+)
 #: The night must be published this long after its logical date (03:00 UTC): 06:00 UTC by default. `off`
 #: drops the deadline: Airflow 3.3.2's dag.test() crashes at the end of a successful run of a DAG with a
 #: DeadlineAlert (DagRun.update_state looks dag.deadline up as alert ids, dag.test's DAG holds the encoded
 #: alerts), so the local dag.test runs (tests/test_dags_run.py) turn it off; the scheduler is unaffected.
 _DEADLINE_H = os.environ.get("PHI_NIGHTLY_DEADLINE_H") or "3"
-DEADLINE = None if _DEADLINE_H == "off" else DeadlineAlert(
-    reference=DeadlineReference.DAGRUN_LOGICAL_DATE, interval=timedelta(hours=float(_DEADLINE_H)),
-    callback=AsyncCallback(deadline_missed))
+DEADLINE = (
+    None
+    if _DEADLINE_H == "off"
+    else DeadlineAlert(
+        reference=DeadlineReference.DAGRUN_LOGICAL_DATE,
+        interval=timedelta(hours=float(_DEADLINE_H)),
+        callback=AsyncCallback(deadline_missed),
+    )
+)
 
 
 @dag(
@@ -87,16 +95,20 @@ DEADLINE = None if _DEADLINE_H == "off" else DeadlineAlert(
     schedule="0 3 * * *",
     start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
     catchup=False,
-    max_active_runs=1,   # the ledger is read by discover and written by record: one night at a time
+    max_active_runs=1,  # the ledger is read by discover and written by record: one night at a time
     default_args=DEFAULT_ARGS,
     deadline=DEADLINE,
     tags=["curation", "spark", "nightly"],
     doc_md=__doc__,
     params={
         "segment_globs": Param(
-            [DEFAULT_SEGMENTS], type="array", minItems=1,
+            [DEFAULT_SEGMENTS],
+            type="array",
+            minItems=1,
             items={"type": "string", "minLength": 1, "pattern": r"^\S+$"},
-            title="Segment globs", description="where new crawl segments land (local paths, s3://, s3a://)"),
+            title="Segment globs",
+            description="where new crawl segments land (local paths, s3://, s3a://)",
+        ),
         "config_path": Param(None, type=["null", "string"], pattern=r"^\S+\.ya?ml$", title="Curation config"),
     },
 )
@@ -133,8 +145,13 @@ def nightly_refresh():
         from dags.lib.plan import plan_curation
 
         ctx = get_current_context()
-        return plan_curation(pending, dataset_root("web_curated"), run_version(ctx),
-                             config_path=ctx["params"]["config_path"], incremental=True)
+        return plan_curation(
+            pending,
+            dataset_root("web_curated"),
+            run_version(ctx),
+            config_path=ctx["params"]["config_path"],
+            incremental=True,
+        )
 
     @task
     def record(pending: list[str], published: dict, **context) -> int:
@@ -150,8 +167,9 @@ def nightly_refresh():
         added = ledger.record(pending, published["version"])
         log.info("ledger: %d segment(s) recorded as consumed by %s", added, published["version"])
         matched = context["ti"].xcom_pull(task_ids="discover", key="matched")
-        ledger.record_night(published["version"], "published", matched, len(pending), published["version"],
-                            published["rows"])
+        ledger.record_night(
+            published["version"], "published", matched, len(pending), published["version"], published["rows"]
+        )
         prune_run_folders(root / DELTAS, root, keep=published["version"])
         return added
 

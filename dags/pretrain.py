@@ -17,6 +17,7 @@ Started by hand, or by a `pretrain_request` Asset event, which mixture_build emi
 opts in with `auto_pretrain: true` (the policy in dags/README.md): never as a side effect of a corpus
 refresh.
 """
+
 from __future__ import annotations
 
 import os
@@ -29,8 +30,10 @@ from dags._common import DEFAULT_ARGS, GPU_POOL, GPU_QUEUE, GPU_TIMEOUT
 from dags.lib.assets import PRETRAIN_REQUEST, PRETRAINED
 
 DEFAULT_CONFIG = os.environ.get("PHI_TRAIN_CONFIG") or str(REPO_ROOT / "configs" / "train" / "tiny-cpu.yaml")
-TORCHRUN = ("set -euo pipefail; torchrun --standalone --nproc_per_node={{ params.nproc_per_node }} "
-            "-m training run \"{{ ti.xcom_pull(task_ids='plan', key='config') }}\" --phase %s")
+TORCHRUN = (
+    "set -euo pipefail; torchrun --standalone --nproc_per_node={{ params.nproc_per_node }} "
+    "-m training run \"{{ ti.xcom_pull(task_ids='plan', key='config') }}\" --phase %s"
+)
 
 
 @dag(
@@ -42,9 +45,16 @@ TORCHRUN = ("set -euo pipefail; torchrun --standalone --nproc_per_node={{ params
     tags=["training", "gpu"],
     doc_md=__doc__,
     params={
-        "train_config": Param(DEFAULT_CONFIG, type="string", pattern=r"^\S+\.ya?ml$", title="Run config YAML"),
-        "mixture": Param(None, type=["null", "string"], pattern=r"^\S+$", title="Mixture build",
-                         description="build folder or mixture root (its CURRENT); empty = the Asset event's"),
+        "train_config": Param(
+            DEFAULT_CONFIG, type="string", pattern=r"^\S+\.ya?ml$", title="Run config YAML"
+        ),
+        "mixture": Param(
+            None,
+            type=["null", "string"],
+            pattern=r"^\S+$",
+            title="Mixture build",
+            description="build folder or mixture root (its CURRENT); empty = the Asset event's",
+        ),
         "nproc_per_node": Param(1, type="integer", minimum=1, maximum=64, title="Processes (GPUs) per node"),
     },
 )
@@ -65,22 +75,37 @@ def pretrain():
                 event_path = (event.extra or {}).get("path") or event_path
         with open(p["train_config"]) as f:
             raw = yaml.safe_load(f) or {}
-        mixture = resolve_mixture(p["mixture"], event_path, raw.get("mixture") if isinstance(raw, dict) else None)
+        mixture = resolve_mixture(
+            p["mixture"], event_path, raw.get("mixture") if isinstance(raw, dict) else None
+        )
         out_dir = dataset_root("pretrain") / version
         config = effective_train_config(p["train_config"], mixture, out_dir)
         return {"version": version, "config": str(config), "out_dir": str(out_dir), "mixture": str(mixture)}
 
     planned = plan()
-    phase1, phase2 = (BashOperator(task_id=phase, bash_command=TORCHRUN % phase, cwd=str(REPO_ROOT),
-                                   pool=GPU_POOL, queue=GPU_QUEUE, execution_timeout=GPU_TIMEOUT) for phase in ("phase1", "phase2"))
+    phase1, phase2 = (
+        BashOperator(
+            task_id=phase,
+            bash_command=TORCHRUN % phase,
+            cwd=str(REPO_ROOT),
+            pool=GPU_POOL,
+            queue=GPU_QUEUE,
+            execution_timeout=GPU_TIMEOUT,
+        )
+        for phase in ("phase1", "phase2")
+    )
 
     @task(outlets=[PRETRAINED])
     def report(planned: dict, **context) -> dict:
         from pathlib import Path
 
         out = Path(planned["out_dir"])
-        info = {"version": planned["version"], "path": str(out), "mixture": planned["mixture"],
-                "files": sorted(str(p.relative_to(out)) for p in out.glob("*") if p.is_file())}
+        info = {
+            "version": planned["version"],
+            "path": str(out),
+            "mixture": planned["mixture"],
+            "files": sorted(str(p.relative_to(out)) for p in out.glob("*") if p.is_file()),
+        }
         context["outlet_events"][PRETRAINED].extra = info
         return info
 

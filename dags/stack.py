@@ -9,6 +9,7 @@
 Settings: dags/service/config.py (ports, PHI_STACK_* overrides), docker/airflow.env (shared with compose),
 `.env` (secrets, generated). Logs, pids and the Airflow home live under out/stack/ (OPERATIONS.md).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -37,24 +38,58 @@ log = logging.getLogger("dags.stack")
 
 def spark_services(cfg: StackConfig) -> list[tuple[str, list[str], dict]]:
     spark_class = str(Path(spark_env(cfg)["SPARK_HOME"]) / "bin" / "spark-class")
-    master = ["org.apache.spark.deploy.master.Master", "--host", "127.0.0.1",
-              "--port", str(cfg.spark_master_port), "--webui-port", str(cfg.spark_ui_port)]
+    master = [
+        "org.apache.spark.deploy.master.Master",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(cfg.spark_master_port),
+        "--webui-port",
+        str(cfg.spark_ui_port),
+    ]
     out = [("spark-master", [spark_class, *master], {})]
     for n, ui_port in enumerate(cfg.spark_worker_ui_ports, 1):
-        worker = ["org.apache.spark.deploy.worker.Worker", cfg.spark_master_url, "--host", "127.0.0.1",
-                  "--cores", "1", "--memory", cfg.spark_worker_memory, "--webui-port", str(ui_port),
-                  "--work-dir", str(cfg.state_dir / "spark" / f"work-{n}")]
+        worker = [
+            "org.apache.spark.deploy.worker.Worker",
+            cfg.spark_master_url,
+            "--host",
+            "127.0.0.1",
+            "--cores",
+            "1",
+            "--memory",
+            cfg.spark_worker_memory,
+            "--webui-port",
+            str(ui_port),
+            "--work-dir",
+            str(cfg.state_dir / "spark" / f"work-{n}"),
+        ]
         out.append((f"spark-worker-{n}", [spark_class, *worker], {}))
     return out
 
 
 def airflow_services(cfg: StackConfig) -> list[tuple[str, list[str], dict]]:
     airflow = str(Path(sys.executable).parent / "airflow")
-    workers = [(f"celery-{queue}", [airflow, "celery", "worker", "--queues", queue, "--concurrency", str(conc),
-                                    "--celery-hostname", f"{queue}@%h"],
-                {"AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(port)})
-               for queue, conc, port in (("default", cfg.default_worker_concurrency, cfg.worker_log_ports[0]),
-                                         ("gpu", 1, cfg.worker_log_ports[1]))]
+    workers = [
+        (
+            f"celery-{queue}",
+            [
+                airflow,
+                "celery",
+                "worker",
+                "--queues",
+                queue,
+                "--concurrency",
+                str(conc),
+                "--celery-hostname",
+                f"{queue}@%h",
+            ],
+            {"AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(port)},
+        )
+        for queue, conc, port in (
+            ("default", cfg.default_worker_concurrency, cfg.worker_log_ports[0]),
+            ("gpu", 1, cfg.worker_log_ports[1]),
+        )
+    ]
     return [
         ("api-server", [airflow, "api-server", "--host", "127.0.0.1", "--port", str(cfg.api_port)], {}),
         ("scheduler", [airflow, "scheduler"], {}),
@@ -65,8 +100,15 @@ def airflow_services(cfg: StackConfig) -> list[tuple[str, list[str], dict]]:
 
 
 def all_ports(cfg: StackConfig) -> list[int]:
-    return [cfg.api_port, cfg.scheduler_health_port, cfg.triggerer_log_port, *cfg.worker_log_ports,
-            cfg.spark_master_port, cfg.spark_ui_port, *cfg.spark_worker_ui_ports]
+    return [
+        cfg.api_port,
+        cfg.scheduler_health_port,
+        cfg.triggerer_log_port,
+        *cfg.worker_log_ports,
+        cfg.spark_master_port,
+        cfg.spark_ui_port,
+        *cfg.spark_worker_ui_ports,
+    ]
 
 
 def read_state(cfg: StackConfig) -> dict | None:
@@ -82,20 +124,26 @@ def prepare(cfg: StackConfig, fresh: bool) -> dict[str, str]:
     """Preflight and files: services reachable, database present, secrets, Airflow home, Spark conf."""
     state = read_state(cfg)
     if state and (any(Service(**s).alive() for s in state["services"]) or marked(state["run_id"])):
-        raise RuntimeError(f"the stack is already running (pids in {cfg.state_file}); `make stack-down` first")
+        raise RuntimeError(
+            f"the stack is already running (pids in {cfg.state_file}); `make stack-down` first"
+        )
     health.check_postgres(cfg)
     health.check_redis(cfg)
     busy = health.busy_ports(all_ports(cfg))
     if busy:
-        raise RuntimeError(f"ports already in use on 127.0.0.1: {busy}; free them or set PHI_STACK_*_PORT "
-                           f"(dags/service/config.py)")
-    if fresh:   # only now: never drop the database under a running stack
+        raise RuntimeError(
+            f"ports already in use on 127.0.0.1: {busy}; free them or set PHI_STACK_*_PORT "
+            f"(dags/service/config.py)"
+        )
+    if fresh:  # only now: never drop the database under a running stack
         health.check_postgres(cfg, fresh=True)
         health.check_redis(cfg, fresh=True)
     secret = ensure_secrets()
     for d in (cfg.airflow_home, cfg.logs_dir, cfg.state_dir / "spark" / "conf", cfg.datasets):
         d.mkdir(parents=True, exist_ok=True)
-    (cfg.airflow_home / "passwords.json").write_text(json.dumps({cfg.admin_user: secret["PHI_STACK_ADMIN_PASSWORD"]}))
+    (cfg.airflow_home / "passwords.json").write_text(
+        json.dumps({cfg.admin_user: secret["PHI_STACK_ADMIN_PASSWORD"]})
+    )
     (cfg.state_dir / "spark" / "conf" / "spark-defaults.conf").write_text(spark_defaults(cfg))
     return secret
 
@@ -105,8 +153,15 @@ def migrate(env: dict[str, str], cfg: StackConfig) -> None:
 
     path = cfg.logs_dir / "db-migrate.log"
     with open(path, "ab") as out:
-        proc = subprocess.run([str(Path(sys.executable).parent / "airflow"), "db", "migrate"], env=env,
-                              cwd=REPO_ROOT, stdout=out, stderr=subprocess.STDOUT, timeout=300, check=False)
+        proc = subprocess.run(
+            [str(Path(sys.executable).parent / "airflow"), "db", "migrate"],
+            env=env,
+            cwd=REPO_ROOT,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            timeout=300,
+            check=False,
+        )
     if proc.returncode != 0:
         raise RuntimeError(f"`airflow db migrate` failed (exit {proc.returncode}); {path}:\n{log_tail(path)}")
 
@@ -117,7 +172,9 @@ def create_pools(cfg: StackConfig, password: str) -> None:
 
     client = AirflowClient(cfg.api_url, cfg.admin_user, password)
     for name, pool in json.loads(POOLS_FILE.read_text()).items():
-        client.upsert_pool(name, pool["slots"], pool.get("description", ""), pool.get("include_deferred", False))
+        client.upsert_pool(
+            name, pool["slots"], pool.get("description", ""), pool.get("include_deferred", False)
+        )
 
 
 def up(cfg: StackConfig, fresh: bool = False, timeout_s: float = 180.0) -> dict:
@@ -139,8 +196,9 @@ def up(cfg: StackConfig, fresh: bool = False, timeout_s: float = 180.0) -> dict:
         def died():
             dead = [s for s in services if not s.alive()]
             if dead:
-                raise RuntimeError("; ".join(f"{s.name} exited during bring-up; {s.log}:\n{log_tail(s.log)}"
-                                             for s in dead))
+                raise RuntimeError(
+                    "; ".join(f"{s.name} exited during bring-up; {s.log}:\n{log_tail(s.log)}" for s in dead)
+                )
 
         health.wait_healthy(cfg, timeout_s - (time.monotonic() - t0), on_poll=died)
         create_pools(cfg, secret["PHI_STACK_ADMIN_PASSWORD"])
@@ -168,20 +226,30 @@ def status(cfg: StackConfig) -> dict:
     state = read_state(cfg)
     if state is None:
         return {"running": False}
-    services = {s["name"]: {"pid": s["pid"], "alive": Service(**s).alive(), "log": s["log"]}
-                for s in state["services"]}
+    services = {
+        s["name"]: {"pid": s["pid"], "alive": Service(**s).alive(), "log": s["log"]}
+        for s in state["services"]
+    }
     pids = stack_pids([Service(**s) for s in state["services"]], state["run_id"])
-    return {"running": any(s["alive"] for s in services.values()), "services": services,
-            "airflow_health": health.airflow_health(cfg),
-            "spark_alive_workers": len(health.spark_workers(cfg)),
-            "processes": len(pids), "rss_mib": round(rss_bytes(pids) / 2**20),
-            "api": cfg.api_url, "spark_ui": cfg.spark_ui_url, "up_seconds": state.get("up_seconds")}
+    return {
+        "running": any(s["alive"] for s in services.values()),
+        "services": services,
+        "airflow_health": health.airflow_health(cfg),
+        "spark_alive_workers": len(health.spark_workers(cfg)),
+        "processes": len(pids),
+        "rss_mib": round(rss_bytes(pids) / 2**20),
+        "api": cfg.api_url,
+        "spark_ui": cfg.spark_ui_url,
+        "up_seconds": state.get("up_seconds"),
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m dags.stack", description=__doc__.split("\n\n")[0])
     parser.add_argument("command", choices=["up", "down", "status"])
-    parser.add_argument("--fresh", action="store_true", help="up: drop the stack's database and broker db first")
+    parser.add_argument(
+        "--fresh", action="store_true", help="up: drop the stack's database and broker db first"
+    )
     parser.add_argument("--timeout", type=float, default=180.0, help="up: seconds to wait for health")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")

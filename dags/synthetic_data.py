@@ -22,6 +22,7 @@
   REVIEW_TIMEOUT_HOURS takes `review_on_timeout`. Unattended runs (the demo, CI) set `review_auto_approve`,
   and the manifest records that the review was skipped.
 """
+
 from __future__ import annotations
 
 import os
@@ -38,8 +39,9 @@ from synthesis.teacher.registry import BACKEND_KINDS
 #: how long a review waits for its researcher before `review_on_timeout` decides (the operator's timeout is
 #: fixed at parse time, not a run param)
 REVIEW_TIMEOUT_HOURS = 48
-DEFAULT_RECIPES = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
-                               "configs", "synthesis", "recipes.yaml")
+DEFAULT_RECIPES = os.path.join(
+    os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "configs", "synthesis", "recipes.yaml"
+)
 
 
 @dag(
@@ -53,16 +55,35 @@ DEFAULT_RECIPES = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(_
     params={
         "recipes": Param(DEFAULT_RECIPES, type="string", pattern=r"^\S+\.ya?ml$", title="Recipes YAML"),
         "shards": Param(2, type="integer", minimum=1, maximum=256, title="Shards (parallel generate tasks)"),
-        "backend": Param(None, type=["null", "string"], enum=[None, *BACKEND_KINDS],
-                         title="Teacher backend", description="empty = the recipe file's teacher: section"),
-        "base_url": Param(None, type=["null", "string"], pattern=r"^https?://\S+$", title="Teacher URL (openai_http)"),
-        "model": Param(None, type=["null", "string"], minLength=1, title="Teacher model",
-                       description="empty = the recipe file's, or the one model $TEACHER_BASE_URL serves"),
-        "sandbox_workers": Param(2, type="integer", minimum=1, maximum=64, title="Parallel code-test sandboxes"),
-        "review_auto_approve": Param(False, type="boolean", title="Skip the researcher review (unattended runs)"),
-        "review_sample": Param(3, type="integer", minimum=0, maximum=200, title="Review sample per generator"),
-        "review_on_timeout": Param("reject", type="string", enum=["reject", "approve"],
-                                   title="Decision when the review times out"),
+        "backend": Param(
+            None,
+            type=["null", "string"],
+            enum=[None, *BACKEND_KINDS],
+            title="Teacher backend",
+            description="empty = the recipe file's teacher: section",
+        ),
+        "base_url": Param(
+            None, type=["null", "string"], pattern=r"^https?://\S+$", title="Teacher URL (openai_http)"
+        ),
+        "model": Param(
+            None,
+            type=["null", "string"],
+            minLength=1,
+            title="Teacher model",
+            description="empty = the recipe file's, or the one model $TEACHER_BASE_URL serves",
+        ),
+        "sandbox_workers": Param(
+            2, type="integer", minimum=1, maximum=64, title="Parallel code-test sandboxes"
+        ),
+        "review_auto_approve": Param(
+            False, type="boolean", title="Skip the researcher review (unattended runs)"
+        ),
+        "review_sample": Param(
+            3, type="integer", minimum=0, maximum=200, title="Review sample per generator"
+        ),
+        "review_on_timeout": Param(
+            "reject", type="string", enum=["reject", "approve"], title="Decision when the review times out"
+        ),
     },
 )
 def synthetic_data():
@@ -75,8 +96,13 @@ def synthetic_data():
         version = run_version(ctx)
         summary = check_recipes(ctx["params"]["recipes"])
         root = dataset_root("synthetic")
-        return {"version": version, "root": str(root), "shards_root": str(root / SHARDS / version),
-                "candidate_dir": str(root / "_candidates" / version), "recipes": summary}
+        return {
+            "version": version,
+            "root": str(root),
+            "shards_root": str(root / SHARDS / version),
+            "candidate_dir": str(root / "_candidates" / version),
+            "recipes": summary,
+        }
 
     @task
     def shard_specs() -> list[str]:
@@ -93,8 +119,20 @@ def synthetic_data():
 
         p = get_current_context()["params"]
         run_id = shard_run_id(spec)
-        args = ["run", "--recipes", p["recipes"], "--output", shards_root, "--shard", spec, "--run-id", run_id,
-                "--sandbox-workers", p["sandbox_workers"], "--no-progress"]
+        args = [
+            "run",
+            "--recipes",
+            p["recipes"],
+            "--output",
+            shards_root,
+            "--shard",
+            spec,
+            "--run-id",
+            run_id,
+            "--sandbox-workers",
+            p["sandbox_workers"],
+            "--no-progress",
+        ]
         for flag, key in (("--backend", "backend"), ("--base-url", "base_url"), ("--model", "model")):
             if p[key]:
                 args += [flag, p[key]]
@@ -122,10 +160,14 @@ def synthetic_data():
         return review_body(candidate_dir, sample)
 
     review = HITLOperator(
-        task_id="review", subject="Publish this synthetic version?", options=["Approve", "Reject"],
-        defaults=["Reject"], body="{{ ti.xcom_pull(task_ids='prepare_review') }}",
+        task_id="review",
+        subject="Publish this synthetic version?",
+        options=["Approve", "Reject"],
+        defaults=["Reject"],
+        body="{{ ti.xcom_pull(task_ids='prepare_review') }}",
         params={"flag_ids": Param([], type="array", items={"type": "string"}, title="Item ids to reject")},
-        response_timeout=timedelta(hours=REVIEW_TIMEOUT_HOURS))
+        response_timeout=timedelta(hours=REVIEW_TIMEOUT_HOURS),
+    )
 
     @task(trigger_rule="none_failed_min_one_success")
     def apply_review(candidate_dir: str) -> dict:
@@ -142,7 +184,9 @@ def synthetic_data():
             decision = decision_from_hitl(ctx["ti"].xcom_pull(task_ids="review"), params["review_on_timeout"])
             m = record(candidate_dir, **decision)
         if m.extra["review"]["decision"] != "approved":
-            raise AirflowSkipException(f"review rejected by {m.extra['review']['reviewer']}: nothing is published")
+            raise AirflowSkipException(
+                f"review rejected by {m.extra['review']['reviewer']}: nothing is published"
+            )
         return m.extra["review"]
 
     planned = plan()

@@ -45,6 +45,7 @@ the next nightly_refresh deduplicates its new documents against it (dags/lib/nea
 near-dedup no index is built and the next night rebuilds one from the published version. The DAGs own
 `near_dedup.index_dir`: a config that sets it is refused at plan time.
 """
+
 from __future__ import annotations
 
 import os
@@ -55,32 +56,49 @@ from dags._common import DEFAULT_ARGS, append, curation_stages, writer_lease
 from dags.lib.assets import WEB_CURATED
 from dags.lib.paths import dataset_root
 
-DEFAULT_INPUT = os.path.join(os.environ.get("PHI_SHARED_DATA", "/opt/phi/shared/data"),
-                             "warc_commoncrawl_samples", "whirlwind.warc.gz")
+DEFAULT_INPUT = os.path.join(
+    os.environ.get("PHI_SHARED_DATA", "/opt/phi/shared/data"), "warc_commoncrawl_samples", "whirlwind.warc.gz"
+)
 
 
 @dag(
     dag_id="web_curation",
     schedule=None,
     catchup=False,
-    max_active_runs=1,   # one writer per corpus; runs of other DAGs wait on the writer lease
+    max_active_runs=1,  # one writer per corpus; runs of other DAGs wait on the writer lease
     default_args=DEFAULT_ARGS,
     tags=["curation", "spark"],
     doc_md=__doc__,
     params={
         "input_globs": Param(
-            [DEFAULT_INPUT], type="array", minItems=1,
+            [DEFAULT_INPUT],
+            type="array",
+            minItems=1,
             items={"type": "string", "minLength": 1, "pattern": r"^\S+$"},
-            title="Input files / globs", description="WARC, WET, JSONL(.gz) or parquet; local paths or URIs"),
+            title="Input files / globs",
+            description="WARC, WET, JSONL(.gz) or parquet; local paths or URIs",
+        ),
         "crawl_id": Param(
-            None, type=["null", "string"], pattern=r"^CC-MAIN-\d{4}-\d{2}$",
-            title="Crawl id", description="e.g. CC-MAIN-2024-22; empty = from the WARC headers / file names"),
+            None,
+            type=["null", "string"],
+            pattern=r"^CC-MAIN-\d{4}-\d{2}$",
+            title="Crawl id",
+            description="e.g. CC-MAIN-2024-22; empty = from the WARC headers / file names",
+        ),
         "config_path": Param(
-            None, type=["null", "string"], pattern=r"^\S+\.ya?ml$",
-            title="Curation config", description="YAML file (curation/config.py); empty = defaults"),
+            None,
+            type=["null", "string"],
+            pattern=r"^\S+\.ya?ml$",
+            title="Curation config",
+            description="YAML file (curation/config.py); empty = defaults",
+        ),
         "mode": Param(
-            "add", type="string", enum=["add", "replace"], title="Add to or replace the corpus",
-            description="add = base on CURRENT (the corpus grows); replace = the inputs alone become CURRENT"),
+            "add",
+            type="string",
+            enum=["add", "replace"],
+            title="Add to or replace the corpus",
+            description="add = base on CURRENT (the corpus grows); replace = the inputs alone become CURRENT",
+        ),
     },
 )
 def web_curation():
@@ -91,9 +109,15 @@ def web_curation():
 
         ctx = get_current_context()
         params = ctx["params"]
-        return plan_curation(params["input_globs"], dataset_root("web_curated"), run_version(ctx),
-                             config_path=params["config_path"], crawl_id=params["crawl_id"], incremental=True,
-                             replace=params["mode"] == "replace")
+        return plan_curation(
+            params["input_globs"],
+            dataset_root("web_curated"),
+            run_version(ctx),
+            config_path=params["config_path"],
+            crawl_id=params["crawl_id"],
+            incremental=True,
+            replace=params["mode"] == "replace",
+        )
 
     planned = plan()
     stages = curation_stages(planned, WEB_CURATED, kind="web_curated")

@@ -1,6 +1,7 @@
 """The DAG files: they import cleanly and fast, their params reject bad input, and the logic behind
 them (run planning, the segment ledger) behaves. Airflow is imported in fresh subprocesses where the
 measurement or its global state matters; params are checked in-process on the parsed DAG objects."""
+
 from __future__ import annotations
 
 import copy
@@ -24,8 +25,13 @@ HEAVY = ("pyspark", "great_expectations", "duckdb", "pandas", "matplotlib", "tor
 
 
 def airflow_env(home: Path) -> dict[str, str]:
-    return {**os.environ, "AIRFLOW_HOME": str(home), "AIRFLOW__CORE__DAGS_FOLDER": str(DAGS),
-            "AIRFLOW__CORE__LOAD_EXAMPLES": "False", "GX_ANALYTICS_ENABLED": "false"}
+    return {
+        **os.environ,
+        "AIRFLOW_HOME": str(home),
+        "AIRFLOW__CORE__DAGS_FOLDER": str(DAGS),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "GX_ANALYTICS_ENABLED": "false",
+    }
 
 
 @pytest.fixture(scope="module")
@@ -42,8 +48,14 @@ print(json.dumps({{"errors": {{k: str(v) for k, v in bag.import_errors.items()}}
                   "seconds": {{s.file: s.duration.total_seconds() for s in bag.dagbag_stats}}, "heavy": heavy,
                   "tasks": {{d.dag_id: sorted(d.task_ids) for d in bag.dags.values()}}}}))
 """
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, check=False,
-                          env=airflow_env(tmp_path_factory.mktemp("airflow")))
+    proc = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+        env=airflow_env(tmp_path_factory.mktemp("airflow")),
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
@@ -72,14 +84,17 @@ def dags(tmp_path_factory):
     return bag.dags
 
 
-@pytest.mark.parametrize(("key", "value", "message"), [
-    ("input_globs", [], "should be non-empty"),
-    ("input_globs", "data/*.warc.gz", "is not of type 'array'"),
-    ("input_globs", ["two words.warc"], "does not match"),
-    ("crawl_id", "2024-22", "does not match"),
-    ("config_path", "curation.json", "does not match"),
-    ("config_path", 3, "is not of type"),
-])
+@pytest.mark.parametrize(
+    ("key", "value", "message"),
+    [
+        ("input_globs", [], "should be non-empty"),
+        ("input_globs", "data/*.warc.gz", "is not of type 'array'"),
+        ("input_globs", ["two words.warc"], "does not match"),
+        ("crawl_id", "2024-22", "does not match"),
+        ("config_path", "curation.json", "does not match"),
+        ("config_path", 3, "is not of type"),
+    ],
+)
 def test_web_curation_params_reject_bad_input(dags, key, value, message):
     from airflow.sdk.exceptions import ParamValidationError
 
@@ -119,6 +134,7 @@ def test_retries_back_off_and_spark_uses_its_pool(dags):
 
 # ---- dags.lib: planning and the ledger (no Airflow) ------------------------------------------------------
 
+
 def test_version_id_is_stable_and_path_safe():
     when = dt.datetime(2026, 11, 27, 3, 0, tzinfo=dt.UTC)
     v = version_id("scheduled__2026-11-27T03:00:00+00:00", when)
@@ -129,7 +145,9 @@ def test_version_id_is_stable_and_path_safe():
 
 def test_plan_builds_the_spark_submit_arguments(tmp_path, shared_data):
     warc = str(shared_data / "warc_commoncrawl_samples" / "whirlwind.warc.gz")
-    plan = plan_curation([warc], tmp_path / "web", "v1", crawl_id="CC-MAIN-2024-22", edu_registry=tmp_path / "reg")
+    plan = plan_curation(
+        [warc], tmp_path / "web", "v1", crawl_id="CC-MAIN-2024-22", edu_registry=tmp_path / "reg"
+    )
     assert plan["argv"][:3] == ["run", "--input", warc]
     assert plan["argv"][plan["argv"].index("--run-id") + 1] == "v1"
     assert plan["candidate_dir"] == str(tmp_path / "web" / "_candidates" / "v1")
@@ -158,9 +176,15 @@ def edu_registry(shared_data, tmp_path_factory):
     from curation.edu.workflow import train_and_register
 
     reg = ModelRegistry(tmp_path_factory.mktemp("edu_registry"))
-    labels = read_label_file(shared_data / "quality_labels_dclm_human/majority_data_disputed.jsonl", max_score=1)
-    ref = train_and_register(labels, EduTrainConfig(fasttext=FastTextParams(dim=16, bucket=20_000), max_score=1,
-                                                    threshold=0.5), reg, human_labels=None)
+    labels = read_label_file(
+        shared_data / "quality_labels_dclm_human/majority_data_disputed.jsonl", max_score=1
+    )
+    ref = train_and_register(
+        labels,
+        EduTrainConfig(fasttext=FastTextParams(dim=16, bucket=20_000), max_score=1, threshold=0.5),
+        reg,
+        human_labels=None,
+    )
     reg.promote(ref.version)
     return reg
 
@@ -177,7 +201,11 @@ def test_plan_scores_with_the_promoted_edu_model_or_notes_its_absence(tmp_path, 
     # a promoted model: the edu stage is on, pinned to that version folder (a retry scores with the same model)
     plan = plan_curation([warc], tmp_path / "web", "v2", edu_registry=edu_registry.root)
     cfg = load_config(plan["config"]).edu
-    assert plan["edu_model"] == edu_registry.promoted() and plan["edu_note"] is None and "--note" not in plan["argv"]
+    assert (
+        plan["edu_model"] == edu_registry.promoted()
+        and plan["edu_note"] is None
+        and "--note" not in plan["argv"]
+    )
     assert cfg.enabled and Path(cfg.model).name == edu_registry.promoted() and cfg.threshold is None
     # a config with its own edu section is used as written
     off = tmp_path / "off.yaml"
@@ -187,7 +215,9 @@ def test_plan_scores_with_the_promoted_edu_model_or_notes_its_absence(tmp_path, 
     on = tmp_path / "on.yaml"
     on.write_text("edu:\n  enabled: true\n  threshold: 0.5\n")
     with pytest.raises(FileNotFoundError, match="no edu model is promoted"):
-        plan_curation([warc], tmp_path / "web", "v4", config_path=str(on), edu_registry=tmp_path / "empty-registry")
+        plan_curation(
+            [warc], tmp_path / "web", "v4", config_path=str(on), edu_registry=tmp_path / "empty-registry"
+        )
     plan = plan_curation([warc], tmp_path / "web", "v4", config_path=str(on), edu_registry=edu_registry.root)
     assert load_config(plan["config"]).edu.threshold == 0.5 and plan["edu_model"] == edu_registry.promoted()
 
@@ -200,10 +230,15 @@ def test_incremental_plan_builds_on_current(tmp_path, shared_data):
     plan = plan_curation([warc], root, "n1", edu_registry=tmp_path / "reg", incremental=True)
     assert plan["base_version"] is None
     assert plan["argv"][plan["argv"].index("--output") + 1] == str(root / "_deltas")
-    assert plan["delta_dir"] == str(root / "_deltas" / "n1") and plan["candidate_dir"] == str(root / "_candidates" / "n1")
+    assert plan["delta_dir"] == str(root / "_deltas" / "n1") and plan["candidate_dir"] == str(
+        root / "_candidates" / "n1"
+    )
     (root / "n0").mkdir(parents=True)
     DatasetRoot(root).set_current("n0")
-    assert plan_curation([warc], root, "n1", edu_registry=tmp_path / "reg", incremental=True)["base_version"] == "n0"
+    assert (
+        plan_curation([warc], root, "n1", edu_registry=tmp_path / "reg", incremental=True)["base_version"]
+        == "n0"
+    )
 
 
 def test_ledger_skips_recorded_segments(tmp_path, shared_data):

@@ -2,6 +2,7 @@
 mixture_build with every problem listed, and an injected failure in the edu train step is retried without
 registering a second model. Each run is a fresh interpreter with its own AIRFLOW_HOME (SQLite, migrated
 once per module), as in test_dags_run.py."""
+
 from __future__ import annotations
 
 import json
@@ -37,17 +38,35 @@ print("RESULT " + json.dumps({"state": str(run.state), "tasks": {ti.task_id: str
 def airflow(tmp_path_factory):
     home = tmp_path_factory.mktemp("airflow")
     data = tmp_path_factory.mktemp("data")
-    env = {**os.environ, "AIRFLOW_HOME": str(home), "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-           "AIRFLOW__CORE__PARALLELISM": "2", "PHI_DATA_ROOT": str(data), "GX_ANALYTICS_ENABLED": "false",
-           "PHI_EDU_REGISTRY": str(data / "edu_models")}
-    migrate = subprocess.run([sys.executable, "-m", "airflow", "db", "migrate"], env=env, capture_output=True,
-                             text=True, timeout=300, check=False)
+    env = {
+        **os.environ,
+        "AIRFLOW_HOME": str(home),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__CORE__PARALLELISM": "2",
+        "PHI_DATA_ROOT": str(data),
+        "GX_ANALYTICS_ENABLED": "false",
+        "PHI_EDU_REGISTRY": str(data / "edu_models"),
+    }
+    migrate = subprocess.run(
+        [sys.executable, "-m", "airflow", "db", "migrate"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
     assert migrate.returncode == 0, migrate.stderr[-3000:]
 
     def run(dag_id: str, conf: dict, dags_folder: Path = REPO_ROOT / "dags", **extra_env) -> dict:
-        proc = subprocess.run([sys.executable, "-c", RUNNER, dag_id, json.dumps(conf), str(dags_folder)],
-                              env={**env, "AIRFLOW__CORE__DAGS_FOLDER": str(dags_folder), **extra_env},
-                              capture_output=True, text=True, timeout=900, check=False, cwd=REPO_ROOT)
+        proc = subprocess.run(
+            [sys.executable, "-c", RUNNER, dag_id, json.dumps(conf), str(dags_folder)],
+            env={**env, "AIRFLOW__CORE__DAGS_FOLDER": str(dags_folder), **extra_env},
+            capture_output=True,
+            text=True,
+            timeout=900,
+            check=False,
+            cwd=REPO_ROOT,
+        )
         lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")]
         assert proc.returncode == 0 and lines, (proc.stdout + proc.stderr)[-6000:]
         result = json.loads(lines[-1].removeprefix("RESULT "))
@@ -60,7 +79,8 @@ def airflow(tmp_path_factory):
 
 def test_bad_mixture_yaml_fails_the_first_task_with_every_problem(airflow, tmp_path):
     bad = tmp_path / "bad-mixture.yaml"
-    bad.write_text(textwrap.dedent("""\
+    bad.write_text(
+        textwrap.dedent("""\
         name: bad
         seq_len: -5
         registry: nowhere.yaml
@@ -72,7 +92,8 @@ def test_bad_mixture_yaml_fails_the_first_task_with_every_problem(airflow, tmp_p
                 dataset: /no/such/dataset
                 weight: 0.5
                 colour: blue
-        """))
+        """)
+    )
     result = airflow("mixture_build", {"mixture_yaml": str(bad)})
     assert result["state"] == "failed"
     assert result["tasks"]["validate"] == "failed", result["log"][-4000:]
@@ -124,8 +145,15 @@ def test_injected_failure_is_retried_without_a_duplicate_model(airflow, tmp_path
     (folder / "train_retry.py").write_text(RETRY_DAG)
     registry = tmp_path / "registry"
     labels = shared_data / "edu_labels_finewebc_danish" / "fineweb-c_danish.csv"
-    result = airflow("train_retry", {}, dags_folder=folder, RETRY_REGISTRY=str(registry), RETRY_LABELS=str(labels),
-                     RETRY_INJECT_FAILURE="1", PYTHONPATH=str(REPO_ROOT))
+    result = airflow(
+        "train_retry",
+        {},
+        dags_folder=folder,
+        RETRY_REGISTRY=str(registry),
+        RETRY_LABELS=str(labels),
+        RETRY_INJECT_FAILURE="1",
+        PYTHONPATH=str(REPO_ROOT),
+    )
     assert result["state"] == "success" and result["tasks"] == {"train": "success"}, result["log"][-4000:]
     assert result["tries"]["train"] == 2
     assert "injected failure after the model was registered" in result["log"]

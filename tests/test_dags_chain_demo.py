@@ -1,5 +1,6 @@
 """The embedded default (`make demo` -> scripts/demo.sh -> dags.lib.demo): the whole chain through the real DAGs
 with `dag.test()`, on the shared sample data, end to end (~15 minutes on a 2-core box)."""
+
 from __future__ import annotations
 
 import json
@@ -18,8 +19,15 @@ CHAIN = ["web_curation", "edu_classifier", "synthetic_data", "mixture_build", "p
 
 def test_demo_runs_the_whole_chain(tmp_path):
     out = tmp_path / "demo"
-    proc = subprocess.run([sys.executable, "-m", "dags.lib.demo", "--out", str(out)], cwd=REPO_ROOT,
-                          env={**os.environ}, capture_output=True, text=True, timeout=2400, check=False)
+    proc = subprocess.run(
+        [sys.executable, "-m", "dags.lib.demo", "--out", str(out)],
+        cwd=REPO_ROOT,
+        env={**os.environ},
+        capture_output=True,
+        text=True,
+        timeout=2400,
+        check=False,
+    )
     assert proc.returncode == 0, (proc.stdout + proc.stderr)[-6000:]
     assert f"report: {out / 'report.html'}" in proc.stdout
     runs = json.loads((out / "runs.json").read_text())["runs"]

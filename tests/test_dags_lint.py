@@ -1,4 +1,5 @@
 """Lint for Airflow 2-isms in the DAGs: ruff's AIR3 rule family (Airflow 3 migration rules)."""
+
 from __future__ import annotations
 
 import shutil
@@ -35,9 +36,19 @@ def test_the_lint_catches_an_airflow2_dag(tmp_path):
         "from airflow import DAG\n"
         "from airflow.operators.python import PythonOperator\n"
         "with DAG('old', schedule_interval='@daily', start_date=datetime(2024, 1, 1)) as dag:\n"
-        "    PythonOperator(task_id='t', python_callable=print)\n")
-    proc = ruff("check", "--preview", "--select", "AIR3", "--no-cache", "--output-format", "json",
-                str(tmp_path / "old_dag.py"), cwd=tmp_path)
+        "    PythonOperator(task_id='t', python_callable=print)\n"
+    )
+    proc = ruff(
+        "check",
+        "--preview",
+        "--select",
+        "AIR3",
+        "--no-cache",
+        "--output-format",
+        "json",
+        str(tmp_path / "old_dag.py"),
+        cwd=tmp_path,
+    )
     assert proc.returncode != 0
     import json
 

@@ -1,6 +1,7 @@
 """The operational guards of the corpus DAGs (issue 14), without the stack: segment discovery through the
 curation job's lister on moto's S3 server, a glob that matches nothing is an error, empty nights in the
 ledger, the writer lease (one writer per corpus), web_curation's add/replace planning."""
+
 from __future__ import annotations
 
 import gzip
@@ -16,6 +17,7 @@ from dags.lib.lock import CorpusBusy, WriterLock
 
 # ---- segment discovery on object storage (moto's S3 server) -------------------------------------------------
 
+
 @pytest.fixture(scope="module")
 def s3(tmp_path_factory, shared_data):
     """moto's S3 server with three crawl segments under crawl/; the standard AWS variables point at it."""
@@ -29,9 +31,14 @@ def s3(tmp_path_factory, shared_data):
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()
     home = tmp_path_factory.mktemp("aws")
-    env = {"AWS_ACCESS_KEY_ID": "phi-test", "AWS_SECRET_ACCESS_KEY": "phi-test-secret",
-           "AWS_DEFAULT_REGION": "us-east-1", "AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}",
-           "AWS_CONFIG_FILE": str(home / "none"), "AWS_SHARED_CREDENTIALS_FILE": str(home / "none")}
+    env = {
+        "AWS_ACCESS_KEY_ID": "phi-test",
+        "AWS_SECRET_ACCESS_KEY": "phi-test-secret",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}",
+        "AWS_CONFIG_FILE": str(home / "none"),
+        "AWS_SHARED_CREDENTIALS_FILE": str(home / "none"),
+    }
     with pytest.MonkeyPatch.context() as mp:
         mp.delenv("AWS_PROFILE", raising=False)
         mp.delenv("AWS_ENDPOINT_URL_S3", raising=False)
@@ -43,7 +50,7 @@ def s3(tmp_path_factory, shared_data):
         warcs = shared_data / "warc_commoncrawl_samples"
         for name in ("whirlwind.warc.gz", "dolma-sample-0001.warc.gz"):
             fs.put_file(str(warcs / name), f"phi-nightly/crawl/{name}")
-        fs.pipe_file("phi-nightly/crawl/_SUCCESS", b"")   # a marker, not a segment (the curation job's rule)
+        fs.pipe_file("phi-nightly/crawl/_SUCCESS", b"")  # a marker, not a segment (the curation job's rule)
         try:
             yield fs
         finally:
@@ -56,11 +63,15 @@ def test_the_ledger_discovers_segments_on_s3(tmp_path, s3, shared_data, scheme):
     ledger = SegmentLedger.for_root(tmp_path / "web")
     glob = f"{scheme}://phi-nightly/crawl/*"
     found, pending = ledger.scan([glob])
-    expected = [f"{scheme}://phi-nightly/crawl/{n}" for n in ("dolma-sample-0001.warc.gz", "whirlwind.warc.gz")]
+    expected = [
+        f"{scheme}://phi-nightly/crawl/{n}" for n in ("dolma-sample-0001.warc.gz", "whirlwind.warc.gz")
+    ]
     assert found == pending == expected
     assert ledger.record(pending[:1], "n1") == 1
-    assert ledger.entries()[expected[0]]["bytes"] == (shared_data / "warc_commoncrawl_samples" /
-                                                      "dolma-sample-0001.warc.gz").stat().st_size
+    assert (
+        ledger.entries()[expected[0]]["bytes"]
+        == (shared_data / "warc_commoncrawl_samples" / "dolma-sample-0001.warc.gz").stat().st_size
+    )
     assert ledger.discover([glob]) == expected[1:]
     # a new segment lands: the next night finds it
     s3.pipe_file("phi-nightly/crawl/segment-3.jsonl.gz", gzip.compress(b'{"id": "x", "text": "y"}\n'))
@@ -73,7 +84,7 @@ def test_the_ledger_discovers_segments_on_s3(tmp_path, s3, shared_data, scheme):
 def test_a_glob_matching_nothing_is_an_error_not_an_empty_night(tmp_path, s3):
     ledger = SegmentLedger.for_root(tmp_path / "web")
     with pytest.raises(NoSegments, match="'s3://phi-nightly/crawl/\\*.wrac.gz' matches no file"):
-        ledger.scan(["s3://phi-nightly/crawl/*.wrac.gz"])   # a typo
+        ledger.scan(["s3://phi-nightly/crawl/*.wrac.gz"])  # a typo
     with pytest.raises(NoSegments, match="location that does not exist \\(s3://phi-nightly/crawl-typo/\\)"):
         ledger.scan(["s3://phi-nightly/crawl-typo/*.warc.gz"])
     with pytest.raises(NoSegments, match="location that does not exist"):
@@ -91,28 +102,34 @@ def test_an_empty_night_is_recorded_in_the_ledger_and_its_table(tmp_path, shared
     found, pending = ledger.scan([seg])
     assert found == [seg] and pending == []
     ledger.record_night("n2", "empty", len(found), 0)
-    ledger.record_night("n2", "empty", len(found), 0)   # a retried task: still one line
-    assert [(n["run"], n["status"], n["segments_new"]) for n in ledger.nights()] == \
-        [("n1", "published", 1), ("n2", "empty", 0)]
+    ledger.record_night("n2", "empty", len(found), 0)  # a retried task: still one line
+    assert [(n["run"], n["status"], n["segments_new"]) for n in ledger.nights()] == [
+        ("n1", "published", 1),
+        ("n2", "empty", 0),
+    ]
     table = (tmp_path / "web" / "_ledger" / "nights.md").read_text()
     assert "| n2 | empty | 1 | 0 | - | - |" in table and "| n1 | published | 1 | 1 | n1 | 12 |" in table
 
 
 # ---- one writer per corpus ------------------------------------------------------------------------------------
 
+
 def test_the_writer_lease_admits_one_run_at_a_time(tmp_path, caplog):
     lock = WriterLock(tmp_path / "web")
     hour = timedelta(hours=1)
     lock.acquire("nightly_refresh/n1", ttl=hour, wait=timedelta(0))
-    lock.acquire("nightly_refresh/n1", ttl=hour, wait=timedelta(0))      # a retry of the holder: re-entrant
+    lock.acquire("nightly_refresh/n1", ttl=hour, wait=timedelta(0))  # a retry of the holder: re-entrant
     with pytest.raises(CorpusBusy, match="another run is writing this corpus \\(nightly_refresh/n1"):
         lock.acquire("web_curation/m1", ttl=hour, wait=timedelta(seconds=0.3), poll=0.1)
     assert not lock.release("web_curation/m1") and lock.holder()["holder"] == "nightly_refresh/n1"
 
     # a waiting run gets the lease as soon as the holder releases it
     got = {}
-    waiter = threading.Thread(target=lambda: got.update(lock.acquire("web_curation/m1", ttl=hour,
-                                                                     wait=timedelta(seconds=10), poll=0.05)))
+    waiter = threading.Thread(
+        target=lambda: got.update(
+            lock.acquire("web_curation/m1", ttl=hour, wait=timedelta(seconds=10), poll=0.05)
+        )
+    )
     waiter.start()
     assert lock.release("nightly_refresh/n1")
     waiter.join(timeout=10)

@@ -3,6 +3,7 @@ definitions, promotion against the incumbent on real fasttext models, the mixtur
 and the alert wiring (every task bounded and alerting, the nightly deadline, a failing task's alert reaching
 the log, a webhook and an SMTP server through a real `dag.test()`). The operational guards (ledger on S3,
 writer lease) are in test_dags_ops.py."""
+
 from __future__ import annotations
 
 import asyncio
@@ -41,6 +42,7 @@ def dags(tmp_path_factory):
 
 # ---- the schedule cascade, from the DAG definitions -------------------------------------------------------
 
+
 def _names(cond) -> set[str]:
     if cond is None:
         return set()
@@ -49,7 +51,7 @@ def _names(cond) -> set[str]:
 
 def test_a_web_curated_event_triggers_one_mixture_build_and_nothing_else(dags):
     scheduled_on = {d: _names(getattr(dag.timetable, "asset_condition", None)) for d, dag in dags.items()}
-    emitted_by = {}   # asset -> [(dag, task)]
+    emitted_by = {}  # asset -> [(dag, task)]
     for d, dag in dags.items():
         for t in dag.tasks:
             for a in t.outlets:
@@ -62,9 +64,9 @@ def test_a_web_curated_event_triggers_one_mixture_build_and_nothing_else(dags):
             if asset in on and d not in reached:
                 reached.add(d)
                 frontier |= {a.name for t in dags[d].tasks for a in t.outlets}
-    assert reached == {"mixture_build", "pretrain"}   # no edu retrain: a night never starts one
+    assert reached == {"mixture_build", "pretrain"}  # no edu retrain: a night never starts one
     assert scheduled_on["edu_classifier"] == {"edu_label_files"}
-    assert type(dags["edu_classifier"].timetable).__name__ == "AssetOrTimeSchedule"   # + weekly
+    assert type(dags["edu_classifier"].timetable).__name__ == "AssetOrTimeSchedule"  # + weekly
     assert dags["edu_classifier"].timetable.timetable.expression == "0 5 * * 0"
     # pretrain only on the opt-in request, which only mixture_build's request_pretrain emits ...
     assert scheduled_on["pretrain"] == {"pretrain_request"}
@@ -90,15 +92,23 @@ def test_every_task_is_bounded_and_alerts(dags):
     for d, dag in dags.items():
         for t in dag.tasks:
             assert t.execution_timeout is not None and t.execution_timeout > timedelta(0), (d, t.task_id)
-            callbacks = t.on_failure_callback if isinstance(t.on_failure_callback, list) else [t.on_failure_callback]
+            callbacks = (
+                t.on_failure_callback if isinstance(t.on_failure_callback, list) else [t.on_failure_callback]
+            )
             assert any(isinstance(c, AlertNotifier) for c in callbacks), (d, t.task_id)
     curate = dags["nightly_refresh"].task_dict["curate"]
-    assert curate.execution_timeout == timedelta(hours=4) and dags["pretrain"].task_dict["phase1"].execution_timeout \
-        == timedelta(hours=72)
-    [deadline] = dags["nightly_refresh"].deadline if isinstance(dags["nightly_refresh"].deadline, list) \
+    assert curate.execution_timeout == timedelta(hours=4) and dags["pretrain"].task_dict[
+        "phase1"
+    ].execution_timeout == timedelta(hours=72)
+    [deadline] = (
+        dags["nightly_refresh"].deadline
+        if isinstance(dags["nightly_refresh"].deadline, list)
         else [dags["nightly_refresh"].deadline]
-    assert deadline.reference == DeadlineReference.DAGRUN_LOGICAL_DATE and deadline.interval == timedelta(hours=3)
-    assert deadline.callback.path == "dags.lib.alerts.deadline_missed"   # 03:00 + 3 h = done by 06:00 UTC
+    )
+    assert deadline.reference == DeadlineReference.DAGRUN_LOGICAL_DATE and deadline.interval == timedelta(
+        hours=3
+    )
+    assert deadline.callback.path == "dags.lib.alerts.deadline_missed"  # 03:00 + 3 h = done by 06:00 UTC
 
 
 class _Hook(http.server.BaseHTTPRequestHandler):
@@ -122,7 +132,7 @@ def webhook():
     server.shutdown()
 
 
-PROBE = '''
+PROBE = """
 from airflow.sdk import dag, task
 from dags._common import DEFAULT_ARGS
 
@@ -134,15 +144,15 @@ def alert_probe():
     boom()
 
 alert_probe()
-'''
-RUN = '''
+"""
+RUN = """
 import json, sys
 from airflow.dag_processing.dagbag import DagBag
 bag = DagBag(dag_folder=sys.argv[1])
 assert not bag.import_errors, bag.import_errors
 run = bag.get_dag("alert_probe").test()
 print("RESULT " + json.dumps({"state": str(run.state)}))
-'''
+"""
 
 
 def test_a_failed_task_alerts_the_log_and_the_webhook(tmp_path, webhook):
@@ -150,14 +160,32 @@ def test_a_failed_task_alerts_the_log_and_the_webhook(tmp_path, webhook):
     (tmp_path / "dags").mkdir()
     (tmp_path / "dags" / "alert_probe.py").write_text(PROBE)
     alerts = tmp_path / "alerts.jsonl"
-    env = {**os.environ, "AIRFLOW_HOME": str(tmp_path / "home"), "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-           "AIRFLOW__CORE__DAGS_FOLDER": str(tmp_path / "dags"),
-           "PHI_ALERT_LOG": str(alerts), "PHI_ALERT_WEBHOOK": url, "PYTHONPATH": str(REPO_ROOT)}
-    migrate = subprocess.run([sys.executable, "-m", "airflow", "db", "migrate"], env=env, capture_output=True,
-                             text=True, timeout=300, check=False)
+    env = {
+        **os.environ,
+        "AIRFLOW_HOME": str(tmp_path / "home"),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__CORE__DAGS_FOLDER": str(tmp_path / "dags"),
+        "PHI_ALERT_LOG": str(alerts),
+        "PHI_ALERT_WEBHOOK": url,
+        "PYTHONPATH": str(REPO_ROOT),
+    }
+    migrate = subprocess.run(
+        [sys.executable, "-m", "airflow", "db", "migrate"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
     assert migrate.returncode == 0, migrate.stderr[-3000:]
-    proc = subprocess.run([sys.executable, "-c", RUN, str(tmp_path / "dags")], env=env, capture_output=True,
-                          text=True, timeout=300, check=False)
+    proc = subprocess.run(
+        [sys.executable, "-c", RUN, str(tmp_path / "dags")],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
     assert '"state": "failed"' in proc.stdout, (proc.stdout + proc.stderr)[-4000:]
     [alert] = [json.loads(line) for line in alerts.read_text().splitlines()]
     assert (alert["kind"], alert["dag_id"], alert["task_id"]) == ("task_failed", "alert_probe", "boom")
@@ -168,15 +196,20 @@ def test_a_failed_task_alerts_the_log_and_the_webhook(tmp_path, webhook):
 def test_a_missed_deadline_alerts_and_an_unreachable_webhook_does_not_hide_it(tmp_path, monkeypatch):
     from dags.lib.alerts import deadline_missed, read_alerts
 
-    with socket.socket() as s:   # a port nobody listens on
+    with socket.socket() as s:  # a port nobody listens on
         s.bind(("127.0.0.1", 0))
         dead = s.getsockname()[1]
     monkeypatch.setenv("PHI_ALERT_LOG", str(tmp_path / "alerts.jsonl"))
     monkeypatch.setenv("PHI_ALERT_WEBHOOK", f"http://127.0.0.1:{dead}/hook")
     # the context the scheduler hands a deadline callback (models/deadline.py: handle_miss)
-    context = {"dag_run": {"dag_id": "nightly_refresh", "dag_run_id": "scheduled__2026-12-06T03:00:00+00:00",
-                           "state": "running"},
-               "deadline": {"id": "x", "deadline_time": "2026-12-06T06:00:00+00:00"}}
+    context = {
+        "dag_run": {
+            "dag_id": "nightly_refresh",
+            "dag_run_id": "scheduled__2026-12-06T03:00:00+00:00",
+            "state": "running",
+        },
+        "deadline": {"id": "x", "deadline_time": "2026-12-06T06:00:00+00:00"},
+    }
     asyncio.run(deadline_missed(context=context))
     [alert] = read_alerts()
     assert alert["kind"] == "deadline_missed" and alert["dag_id"] == "nightly_refresh"
@@ -185,6 +218,7 @@ def test_a_missed_deadline_alerts_and_an_unreachable_webhook_does_not_hide_it(tm
 
 class _Smtp(socketserver.StreamRequestHandler):
     """A minimal SMTP server (EHLO, MAIL, RCPT, DATA, QUIT): what smtplib really says, kept."""
+
     mails: ClassVar[list] = []
 
     def handle(self):
@@ -219,9 +253,12 @@ def test_alerts_go_by_smtp_when_configured(tmp_path, monkeypatch):
     _Smtp.mails = []
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
-        for k, v in {"PHI_ALERT_LOG": str(tmp_path / "alerts.jsonl"), "PHI_ALERT_SMTP_HOST": "127.0.0.1",
-                     "PHI_ALERT_SMTP_PORT": str(server.server_address[1]),
-                     "PHI_ALERT_EMAIL_TO": "data-oncall@example.org"}.items():
+        for k, v in {
+            "PHI_ALERT_LOG": str(tmp_path / "alerts.jsonl"),
+            "PHI_ALERT_SMTP_HOST": "127.0.0.1",
+            "PHI_ALERT_SMTP_PORT": str(server.server_address[1]),
+            "PHI_ALERT_EMAIL_TO": "data-oncall@example.org",
+        }.items():
             monkeypatch.setenv(k, v)
         monkeypatch.delenv("PHI_ALERT_WEBHOOK", raising=False)
         alert = raise_alert("task_failed", "nightly_refresh", "r1", "OSError: disk full", task_id="curate")
@@ -235,13 +272,15 @@ def test_alerts_go_by_smtp_when_configured(tmp_path, monkeypatch):
 
 # ---- promotion: the new model must beat the incumbent on the same held-out split --------------------------
 
+
 def _train(registry, labels: Path, **fasttext):
     from curation.edu.labels import read_label_file
     from curation.edu.train import EduTrainConfig, FastTextParams
     from curation.edu.workflow import train_and_register
 
-    cfg = EduTrainConfig(fasttext=FastTextParams(**{"dim": 16, "bucket": 20_000, **fasttext}), max_score=1,
-                         threshold=0.5)
+    cfg = EduTrainConfig(
+        fasttext=FastTextParams(**{"dim": 16, "bucket": 20_000, **fasttext}), max_score=1, threshold=0.5
+    )
     return train_and_register(read_label_file(labels, max_score=1), cfg, registry, human_labels=None).version
 
 
@@ -257,7 +296,7 @@ def test_promotion_against_the_incumbent(tmp_path, shared_data):
 
     weak = _train(reg, few, epoch=1, dim=2)
     first = promotion_verdict(reg.root, weak, "r1", floors, [str(few)], margin=0.01)
-    assert first["promotable"] and first["incumbent"] is None and first["heldout"] is None   # floors decide
+    assert first["promotable"] and first["incumbent"] is None and first["heldout"] is None  # floors decide
     reg.promote(weak)
 
     strong = _train(reg, labels)
@@ -285,14 +324,22 @@ def test_promotion_against_the_incumbent(tmp_path, shared_data):
 
 # ---- mixtures: an edu_score filter against the model that scored the corpus ---------------------------------
 
+
 def _scored(folder: Path, shared_data: Path, models: list[str]) -> Path:
     """A folder of parquet documents (real texts) whose edu scores came from `models`, in turn."""
     rows = [json.loads(line) for line in (shared_data / LABELS).read_text().splitlines()[:60]]
     folder.mkdir(parents=True)
-    pq.write_table(pa.table({"id": [f"d{i}" for i in range(len(rows))], "text": [r["text"] for r in rows],
-                             "edu_score": [float(r["label"]) for r in rows],
-                             "edu_model": [models[i % len(models)] for i in range(len(rows))]}),
-                   folder / "part-0.parquet")
+    pq.write_table(
+        pa.table(
+            {
+                "id": [f"d{i}" for i in range(len(rows))],
+                "text": [r["text"] for r in rows],
+                "edu_score": [float(r["label"]) for r in rows],
+                "edu_model": [models[i % len(models)] for i in range(len(rows))],
+            }
+        ),
+        folder / "part-0.parquet",
+    )
     return folder
 
 
@@ -312,14 +359,31 @@ phases:
 {pin}"""
 
 
-@pytest.mark.parametrize(("models", "pin", "problem"), [
-    (["edu-A"], None, None),
-    (["edu-A"], "edu-A", None),
-    (["edu-A"], "edu-B", (r":13: phases\[0\]\.sources\[0\]\.edu_model: .*scored by \['edu-A'\] besides/instead of "
-                         r"the pinned edu model 'edu-B'")),
-    (["edu-A", "edu-B"], None, r":11: phases\[0\]\.sources\[0\]\.filter: .*scored by 2 models \['edu-A', 'edu-B'\]"),
-    (["edu-A", "edu-B"], "edu-A", r":13: phases\[0\]\.sources\[0\]\.edu_model: .*scored by \['edu-B'\] besides"),
-])
+@pytest.mark.parametrize(
+    ("models", "pin", "problem"),
+    [
+        (["edu-A"], None, None),
+        (["edu-A"], "edu-A", None),
+        (
+            ["edu-A"],
+            "edu-B",
+            (
+                r":13: phases\[0\]\.sources\[0\]\.edu_model: .*scored by \['edu-A'\] besides/instead of "
+                r"the pinned edu model 'edu-B'"
+            ),
+        ),
+        (
+            ["edu-A", "edu-B"],
+            None,
+            r":11: phases\[0\]\.sources\[0\]\.filter: .*scored by 2 models \['edu-A', 'edu-B'\]",
+        ),
+        (
+            ["edu-A", "edu-B"],
+            "edu-A",
+            r":13: phases\[0\]\.sources\[0\]\.edu_model: .*scored by \['edu-B'\] besides",
+        ),
+    ],
+)
 def test_an_edu_filter_is_refused_against_another_model(tmp_path, shared_data, models, pin, problem):
     from training.mixture.validate import MixtureValidationError, check_mixture
 
@@ -343,11 +407,20 @@ def test_a_mixture_is_built_once_per_set_of_input_versions(tmp_path, shared_data
     first = plan_build(yaml, "pinned", "v1")
     assert first["built"] is None and first["auto_pretrain"] is True
     (Path(first["build_dir"])).mkdir(parents=True)
-    (Path(first["build_dir"]) / "manifest.json").write_text("{}")   # published
+    (Path(first["build_dir"]) / "manifest.json").write_text("{}")  # published
     record_inputs(first["root"], first["inputs_key"], first["inputs"], "v1")
-    assert plan_build(yaml, "pinned", "v2")["built"] == "v1"         # the same inputs: nothing to build
-    pq.write_table(pa.table({"id": ["new"], "text": ["another document, another input version"],
-                             "edu_score": [1.0], "edu_model": ["edu-A"]}), data / "part-1.parquet")
+    assert plan_build(yaml, "pinned", "v2")["built"] == "v1"  # the same inputs: nothing to build
+    pq.write_table(
+        pa.table(
+            {
+                "id": ["new"],
+                "text": ["another document, another input version"],
+                "edu_score": [1.0],
+                "edu_model": ["edu-A"],
+            }
+        ),
+        data / "part-1.parquet",
+    )
     second = plan_build(yaml, "pinned", "v2")
     assert second["inputs_key"] != first["inputs_key"] and second["built"] is None
     assert built_from(first["root"], "0" * 16) is None

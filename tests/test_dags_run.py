@@ -4,6 +4,7 @@
 Each run happens in a fresh interpreter with its own AIRFLOW_HOME (SQLite, migrated once per module), so
 Airflow's global settings and ORM never leak into other tests.
 """
+
 from __future__ import annotations
 
 import json
@@ -43,20 +44,40 @@ print("RESULT " + json.dumps({"state": str(run.state), "run_id": run.run_id, "ev
 def airflow(tmp_path_factory):
     home = tmp_path_factory.mktemp("airflow")
     data = tmp_path_factory.mktemp("data")
-    env = {**os.environ, "AIRFLOW_HOME": str(home), "AIRFLOW__CORE__DAGS_FOLDER": str(REPO_ROOT / "dags"),
-           "AIRFLOW__CORE__LOAD_EXAMPLES": "False", "AIRFLOW__CORE__PARALLELISM": "2",
-           "AIRFLOW_CONN_SPARK_DEFAULT": json.dumps({"conn_type": "spark", "host": "local[2]"}),
-           "SPARK_MASTER": "local[2]", "SPARK_DRIVER_MEMORY": "1g", "PHI_DATA_ROOT": str(data),
-           "PHI_EDU_REGISTRY": str(data / "edu_models"), "GX_ANALYTICS_ENABLED": "false",
-           # dag.test() cannot finish a run with a DeadlineAlert (see dags/nightly_refresh.py DEADLINE)
-           "PHI_NIGHTLY_DEADLINE_H": "off"}
-    migrate = subprocess.run([sys.executable, "-m", "airflow", "db", "migrate"], env=env, capture_output=True,
-                             text=True, timeout=300, check=False)
+    env = {
+        **os.environ,
+        "AIRFLOW_HOME": str(home),
+        "AIRFLOW__CORE__DAGS_FOLDER": str(REPO_ROOT / "dags"),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__CORE__PARALLELISM": "2",
+        "AIRFLOW_CONN_SPARK_DEFAULT": json.dumps({"conn_type": "spark", "host": "local[2]"}),
+        "SPARK_MASTER": "local[2]",
+        "SPARK_DRIVER_MEMORY": "1g",
+        "PHI_DATA_ROOT": str(data),
+        "PHI_EDU_REGISTRY": str(data / "edu_models"),
+        "GX_ANALYTICS_ENABLED": "false",
+        # dag.test() cannot finish a run with a DeadlineAlert (see dags/nightly_refresh.py DEADLINE)
+        "PHI_NIGHTLY_DEADLINE_H": "off",
+    }
+    migrate = subprocess.run(
+        [sys.executable, "-m", "airflow", "db", "migrate"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
     assert migrate.returncode == 0, migrate.stderr[-3000:]
 
     def run(dag_id: str, conf: dict) -> dict:
-        proc = subprocess.run([sys.executable, "-c", RUNNER, dag_id, json.dumps(conf), str(REPO_ROOT / "dags")],
-                              env=env, capture_output=True, text=True, timeout=900, check=False)
+        proc = subprocess.run(
+            [sys.executable, "-c", RUNNER, dag_id, json.dumps(conf), str(REPO_ROOT / "dags")],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=900,
+            check=False,
+        )
         lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")]
         assert proc.returncode == 0 and lines, (proc.stdout + proc.stderr)[-6000:]
         result = json.loads(lines[-1].removeprefix("RESULT "))
@@ -77,9 +98,16 @@ def test_failing_expectation_blocks_publication(airflow, shared_data):
     row-count expectation fails, and the version is never published (the report still shows why)."""
     before = airflow.root.versions()
     result = airflow("web_curation", {"input_globs": [samples(shared_data, "whirlwind.warc.gz")]})
-    assert result["tasks"] == {"writer_lock": "success", "plan": "success", "curate": "success",
-                               "append": "success", "validate": "failed", "report": "success",
-                               "publish": "upstream_failed", "writer_unlock": "success"}, result["log"][-4000:]
+    assert result["tasks"] == {
+        "writer_lock": "success",
+        "plan": "success",
+        "curate": "success",
+        "append": "success",
+        "validate": "failed",
+        "report": "success",
+        "publish": "upstream_failed",
+        "writer_unlock": "success",
+    }, result["log"][-4000:]
     assert result["state"] == "failed"
     assert airflow.root.versions() == before and result["events"] == []
     candidates = DatasetRoot(airflow.root.root / "_candidates")
@@ -97,11 +125,18 @@ def test_web_curation_publishes_a_validated_version(airflow, shared_data, tmp_pa
     promoted with the version."""
     config = tmp_path / "curation.yaml"
     config.write_text("output_partitions: 1\nnear_dedup:\n  enabled: true\n")
-    result = airflow("web_curation", {"input_globs": [samples(shared_data, "dolma-sample-0000.warc.gz")],
-                                      "crawl_id": "CC-MAIN-2024-22", "config_path": str(config)})
-    assert result["tasks"] == {t: "success" for t in ("writer_lock", "plan", "curate", "append", "validate", "report",
-                                                      "publish", "writer_unlock")}, \
-        result["log"][-4000:]
+    result = airflow(
+        "web_curation",
+        {
+            "input_globs": [samples(shared_data, "dolma-sample-0000.warc.gz")],
+            "crawl_id": "CC-MAIN-2024-22",
+            "config_path": str(config),
+        },
+    )
+    assert result["tasks"] == {
+        t: "success"
+        for t in ("writer_lock", "plan", "curate", "append", "validate", "report", "publish", "writer_unlock")
+    }, result["log"][-4000:]
     version = airflow.root.current()
     vdir = airflow.root.version_dir(version)
     manifest = json.loads((vdir / "manifest.json").read_text())
@@ -131,9 +166,15 @@ def promote_edu_model(registry: Path, shared_data: Path) -> str:
     from curation.edu.workflow import train_and_register
 
     reg = ModelRegistry(registry)
-    labels = read_label_file(shared_data / "quality_labels_dclm_human" / "majority_data_disputed.jsonl", max_score=1)
-    ref = train_and_register(labels, EduTrainConfig(fasttext=FastTextParams(dim=16, bucket=20_000), max_score=1,
-                                                    threshold=0.5), reg, human_labels=None)
+    labels = read_label_file(
+        shared_data / "quality_labels_dclm_human" / "majority_data_disputed.jsonl", max_score=1
+    )
+    ref = train_and_register(
+        labels,
+        EduTrainConfig(fasttext=FastTextParams(dim=16, bucket=20_000), max_score=1, threshold=0.5),
+        reg,
+        human_labels=None,
+    )
     return reg.promote(ref.version).version
 
 
@@ -157,8 +198,10 @@ def plant_near_copy(vdir: Path, among: set[str], path: Path) -> tuple[str, str]:
     text, spans = original["text"], [m.span() for m in re.finditer(r"\S+", original["text"])]
     assert len(spans) >= 300, len(spans)
     for k in sorted((len(spans) // 4, len(spans) // 2, 3 * len(spans) // 4), reverse=True):
-        text = text[:spans[k][0]] + f"planted{k}" + text[spans[k][1]:]
-    path.write_text(json.dumps({"id": "planted-near-copy", "text": text, "url": "https://example.org/planted"}) + "\n")
+        text = text[: spans[k][0]] + f"planted{k}" + text[spans[k][1] :]
+    path.write_text(
+        json.dumps({"id": "planted-near-copy", "text": text, "url": "https://example.org/planted"}) + "\n"
+    )
     return "planted-near-copy", original["id"]
 
 
@@ -182,7 +225,9 @@ def test_nightly_refresh_publishes_whole_corpus_versions(airflow, shared_data, t
     if base:  # as if the base had been published without a band index: night 1 must rebuild it
         (index.root / "CURRENT").unlink()
 
-    def night(expect_base: str | None, expect_base_ids: set[str], segments: list[str]) -> tuple[str, Manifest, dict]:
+    def night(
+        expect_base: str | None, expect_base_ids: set[str], segments: list[str]
+    ) -> tuple[str, Manifest, dict]:
         result = airflow("nightly_refresh", conf)
         assert set(result["tasks"].values()) == {"success"}, result["log"][-4000:]
         version = airflow.root.current()
@@ -191,7 +236,9 @@ def test_nightly_refresh_publishes_whole_corpus_versions(airflow, shared_data, t
         m.check()
         delta = Manifest.read(airflow.root.root / "_deltas" / version)
         assert m.base_version == expect_base and delta.inputs == [str(inbox / s) for s in segments]
-        assert m.base_rows == (Manifest.read(airflow.root.version_dir(expect_base)).rows if expect_base else 0)
+        assert m.base_rows == (
+            Manifest.read(airflow.root.version_dir(expect_base)).rows if expect_base else 0
+        )
         # the whole corpus: every earlier document plus what the night added, counts reconciling
         new = m.stages[-1].rows_kept
         assert m.stages[-1].stage == STAGE and m.stages[:-1] == delta.stages and new > 0
@@ -212,27 +259,36 @@ def test_nightly_refresh_publishes_whole_corpus_versions(airflow, shared_data, t
         assert index.current() == version and ids_of(vdir) <= index_ids(index, version)
         assert Manifest.read(index.version_dir(version)).extra["parent"] == expect_base
         log = result["log"]
-        published, promoted = log.find(f"published {vdir} (gate passed"), log.find(f"promoted: CURRENT = {version}")
+        published, promoted = (
+            log.find(f"published {vdir} (gate passed"),
+            log.find(f"promoted: CURRENT = {version}"),
+        )
         assert 0 <= published < promoted, log[-4000:]
         return version, m, result
 
     night1, m1, _ = night(base, base_ids, ["segment-0001.warc.gz"])
-    assert m1.extra["near_dedup_index"]["rebuilt"] == bool(base)   # no index described the base
+    assert m1.extra["near_dedup_index"]["rebuilt"] == bool(base)  # no index described the base
     ids1 = ids_of(airflow.root.version_dir(night1))
     ledger = json.loads((airflow.root.root / "_ledger" / "segments.json").read_text())
     assert ledger[str(inbox / "segment-0001.warc.gz")]["version"] == night1
 
     # night 2: one new segment landed, and a small one holding a near copy of a night-1 document
     (inbox / "segment-0002.jsonl.gz").symlink_to(
-        shared_data / "webtext_cc2019_dolma_sample" / "CC-MAIN-20190717121559-20190717143559-00140.jsonl.gz")
-    planted, original = plant_near_copy(airflow.root.version_dir(night1), ids1 - base_ids,
-                                        inbox / "segment-0003.jsonl")
+        shared_data / "webtext_cc2019_dolma_sample" / "CC-MAIN-20190717121559-20190717143559-00140.jsonl.gz"
+    )
+    planted, original = plant_near_copy(
+        airflow.root.version_dir(night1), ids1 - base_ids, inbox / "segment-0003.jsonl"
+    )
     night2, m2, result = night(night1, ids1, ["segment-0002.jsonl.gz", "segment-0003.jsonl"])
     assert m2.rows > m1.rows and night2 != night1
-    assert m2.extra["near_dedup_index"]["rebuilt"] is False      # night 1's index, hard-linked
+    assert m2.extra["near_dedup_index"]["rebuilt"] is False  # night 1's index, hard-linked
     # the planted copy is dropped as a near duplicate of the published original, which stays
-    assert planted not in ids_of(airflow.root.version_dir(night2)) and original in ids_of(airflow.root.version_dir(night2))
-    rejects = pq.read_table(airflow.root.root / "_deltas" / night2 / "rejects").to_pylist()   # linked into night 2
+    assert planted not in ids_of(airflow.root.version_dir(night2)) and original in ids_of(
+        airflow.root.version_dir(night2)
+    )
+    rejects = pq.read_table(
+        airflow.root.root / "_deltas" / night2 / "rejects"
+    ).to_pylist()  # linked into night 2
     hit = [(r["reject_stage"], r["reject_reason"], r["reject_detail"]) for r in rejects if r["id"] == planted]
     assert hit == [("near_dedup", "near_duplicate", f"kept {original}")], hit
     near_stage = next(s for s in m2.stages if s.stage == "near_dedup")
@@ -241,25 +297,44 @@ def test_nightly_refresh_publishes_whole_corpus_versions(airflow, shared_data, t
     assert inodes(airflow.root.version_dir(night1)) <= inodes(airflow.root.version_dir(night2))
     assert m2.extra["files"]["base_linked"] == len(inodes(airflow.root.version_dir(night1)))
     ledger = json.loads((airflow.root.root / "_ledger" / "segments.json").read_text())
-    assert {ledger[str(inbox / s)]["version"] for s in ("segment-0001.warc.gz", "segment-0002.jsonl.gz")} \
-        == {night1, night2}
+    assert {ledger[str(inbox / s)]["version"] for s in ("segment-0001.warc.gz", "segment-0002.jsonl.gz")} == {
+        night1,
+        night2,
+    }
 
     # the same segments again: nothing to do, nothing published, the index stays
     third = airflow("nightly_refresh", conf)
     assert third["tasks"]["discover"] == "success" and third["tasks"]["anything_new"] == "success"
     skipped = {t for t, s in third["tasks"].items() if s == "skipped"}
-    assert skipped == {"writer_lock", "plan", "curate", "append", "validate", "report", "publish", "record",
-                       "writer_unlock"}
+    assert skipped == {
+        "writer_lock",
+        "plan",
+        "curate",
+        "append",
+        "validate",
+        "report",
+        "publish",
+        "record",
+        "writer_unlock",
+    }
     assert set(airflow.root.versions()) == before | {night1, night2} and airflow.root.current() == night2
     assert len(third["events"]) == len(result["events"]) and index.current() == night2
-    nights = [json.loads(x) for x in (airflow.root.root / "_ledger" / "nights.jsonl").read_text().splitlines()]
-    assert [(n["status"], n["segments_new"], n["version"]) for n in nights] == \
-        [("published", 1, night1), ("published", 2, night2), ("empty", 0, None)]
-    assert not (airflow.root.root / "_writer.lock").exists()   # every run gave the writer lease back
+    nights = [
+        json.loads(x) for x in (airflow.root.root / "_ledger" / "nights.jsonl").read_text().splitlines()
+    ]
+    assert [(n["status"], n["segments_new"], n["version"]) for n in nights] == [
+        ("published", 1, night1),
+        ("published", 2, night2),
+        ("empty", 0, None),
+    ]
+    assert not (airflow.root.root / "_writer.lock").exists()  # every run gave the writer lease back
 
     # a mistyped glob is a failed, alerted night, never a quiet empty one
     typo = airflow("nightly_refresh", {"segment_globs": [str(inbox / "*.wrac.gz")]})
     assert typo["state"] == "failed" and typo["tasks"]["discover"] == "failed"
-    alerts = [json.loads(x) for x in (airflow.root.root.parent / "_alerts" / "alerts.jsonl").read_text().splitlines()]
+    alerts = [
+        json.loads(x)
+        for x in (airflow.root.root.parent / "_alerts" / "alerts.jsonl").read_text().splitlines()
+    ]
     assert (alerts[-1]["dag_id"], alerts[-1]["task_id"]) == ("nightly_refresh", "discover")
     assert "matches no file" in alerts[-1]["message"] and airflow.root.current() == night2

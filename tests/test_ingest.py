@@ -1,5 +1,6 @@
 """Ingest on the real crawl samples (Common Crawl WARC/WET/WAT, wget WARCs, the truncated record, the dolma
 JSONL shard) and on damaged input generated in tmp_path: every record ends up a document or a counted reject."""
+
 from __future__ import annotations
 
 import gzip
@@ -43,26 +44,43 @@ def write_warc(path: Path, records: list[tuple[str, str, bytes, str]], warcinfo:
         if warcinfo is not None:
             writer.write_record(writer.create_warcinfo_record(path.name, warcinfo))
         for url, status, body, ctype in records:
-            http = StatusAndHeaders(status, [("Content-Type", ctype), ("Content-Length", str(len(body)))],
-                                    protocol="HTTP/1.1")
-            writer.write_record(writer.create_warc_record(url, "response", payload=io.BytesIO(body),
-                                                          http_headers=http))
+            http = StatusAndHeaders(
+                status, [("Content-Type", ctype), ("Content-Length", str(len(body)))], protocol="HTTP/1.1"
+            )
+            writer.write_record(
+                writer.create_warc_record(url, "response", payload=io.BytesIO(body), http_headers=http)
+            )
     return path
 
 
 # ---- format detection and paths ---------------------------------------------------------------------
 
-@pytest.mark.parametrize("name,fmt", [
-    ("CC-MAIN-x.warc.gz", "warc"), ("a.warc", "warc"), ("whirlwind.warc.wet.gz", "wet"), ("x.wet", "wet"),
-    ("whirlwind.warc.wat.gz", "warc"), ("d.jsonl.gz", "jsonl"), ("d.json.gz", "jsonl"), ("d.jsonl", "jsonl"),
-    ("part-0.parquet", "parquet"), ("s3a://bucket/crawl/x.WARC.GZ", "warc")])
+
+@pytest.mark.parametrize(
+    "name,fmt",
+    [
+        ("CC-MAIN-x.warc.gz", "warc"),
+        ("a.warc", "warc"),
+        ("whirlwind.warc.wet.gz", "wet"),
+        ("x.wet", "wet"),
+        ("whirlwind.warc.wat.gz", "warc"),
+        ("d.jsonl.gz", "jsonl"),
+        ("d.json.gz", "jsonl"),
+        ("d.jsonl", "jsonl"),
+        ("part-0.parquet", "parquet"),
+        ("s3a://bucket/crawl/x.WARC.GZ", "warc"),
+    ],
+)
 def test_detect_format_from_name(name, fmt):
     assert detect_format(name) == fmt
 
 
 def test_detect_format_sniffs_ambiguous_names(shared_data, tmp_path):
-    for src, fmt in [(f"{WARC_DIR}/whirlwind.warc.gz", "warc"), (f"{WARC_DIR}/whirlwind.warc.wet.gz", "wet"),
-                     (DOLMA, "jsonl")]:
+    for src, fmt in [
+        (f"{WARC_DIR}/whirlwind.warc.gz", "warc"),
+        (f"{WARC_DIR}/whirlwind.warc.wet.gz", "wet"),
+        (DOLMA, "jsonl"),
+    ]:
         dst = tmp_path / f"{fmt}-copy.gz"  # name says only "gzip"
         shutil.copy(shared_data / src, dst)
         assert detect_format(f"file:{dst}") == fmt
@@ -90,6 +108,7 @@ def test_missing_path_is_a_clear_error(tmp_path):
 
 # ---- WARC / WET on real files -----------------------------------------------------------------------
 
+
 def test_common_crawl_warc(shared_data):
     t = read_all(f"file:{shared_data / WARC_DIR / 'whirlwind.warc.gz'}")
     [doc] = docs(t)
@@ -112,7 +131,9 @@ def test_crawl_with_many_records_and_batching(shared_data):
     assert set(t.column("crawl_id").to_pylist()) == {"CC-MAIN-2020-34"}
     assert len(set(t.column("id").to_pylist())) == 16
     # a config crawl id overrides the headers
-    assert set(read_all(path, crawl_id="CC-MAIN-2099-01").column("crawl_id").to_pylist()) == {"CC-MAIN-2099-01"}
+    assert set(read_all(path, crawl_id="CC-MAIN-2099-01").column("crawl_id").to_pylist()) == {
+        "CC-MAIN-2099-01"
+    }
 
 
 def test_wget_warc_brackets_and_no_crawl_id(shared_data):
@@ -149,6 +170,7 @@ def test_wat_file_yields_nothing_and_says_so(shared_data, caplog):
 
 
 # ---- WARC damage and odd records (generated) -----------------------------------------------------------
+
 
 def test_corrupt_gzip_member_is_one_reject_and_reading_resumes(shared_data, tmp_path):
     src = (shared_data / WARC_DIR / "resiliparse-warcfile-CC-MAIN-2020-34.warc.gz").read_bytes()
@@ -189,26 +211,36 @@ def test_garbage_and_empty_files(tmp_path, caplog):
 
 
 def test_non_html_statuses_sizes_and_crawl_id_from_name(tmp_path):
-    page = b"<html><head><title>t</title></head><body><p>" + "Grüße aus Köln".encode("latin-1") + b"</p></body></html>"
-    path = write_warc(tmp_path / "CC-MAIN-2021-04-part.warc.gz", [
-        ("https://a.example/page", "200 OK", page, "text/html; charset=iso-8859-1"),
-        ("https://a.example/logo.png", "200 OK", b"\x89PNG\r\n\x1a\n" + b"\x00" * 100, "image/png"),
-        ("https://a.example/gone", "404 Not Found", b"<html>not found</html>", "text/html"),
-        ("https://a.example/blank", "200 OK", b"   ", "text/html"),
-        ("https://a.example/big", "200 OK", b"<html>" + b"x" * 5000 + b"</html>", "text/html"),
-    ])
+    page = (
+        b"<html><head><title>t</title></head><body><p>"
+        + "Grüße aus Köln".encode("latin-1")
+        + b"</p></body></html>"
+    )
+    path = write_warc(
+        tmp_path / "CC-MAIN-2021-04-part.warc.gz",
+        [
+            ("https://a.example/page", "200 OK", page, "text/html; charset=iso-8859-1"),
+            ("https://a.example/logo.png", "200 OK", b"\x89PNG\r\n\x1a\n" + b"\x00" * 100, "image/png"),
+            ("https://a.example/gone", "404 Not Found", b"<html>not found</html>", "text/html"),
+            ("https://a.example/blank", "200 OK", b"   ", "text/html"),
+            ("https://a.example/big", "200 OK", b"<html>" + b"x" * 5000 + b"</html>", "text/html"),
+        ],
+    )
     t = read_all(path, max_record_bytes=4000)
     [doc] = docs(t)
     assert doc["url"] == "https://a.example/page" and doc["html"] == page  # raw bytes, decoded by extract
     assert doc["crawl_id"] == "CC-MAIN-2021-04"  # no warcinfo: taken from the file name
     reasons = {r["url"]: r["reject_reason"] for r in rejects(t)}
-    assert reasons == {"https://a.example/logo.png": "unsupported_content_type",
-                       "https://a.example/gone": "http_status",
-                       "https://a.example/blank": "empty_document",
-                       "https://a.example/big": "record_too_large"}
+    assert reasons == {
+        "https://a.example/logo.png": "unsupported_content_type",
+        "https://a.example/gone": "http_status",
+        "https://a.example/blank": "empty_document",
+        "https://a.example/big": "record_too_large",
+    }
 
 
 # ---- JSONL ------------------------------------------------------------------------------------------
+
 
 def test_dolma_jsonl_shard(shared_data):
     t = read_all(shared_data / DOLMA)
@@ -226,12 +258,16 @@ def test_dolma_jsonl_shard(shared_data):
 
 def test_jsonl_bad_lines_are_counted_rejects(tmp_path):
     lines = [
-        json.dumps({"id": "a", "text": "first document", "metadata": {"url": "https://x.example/a"}}).encode(),
+        json.dumps(
+            {"id": "a", "text": "first document", "metadata": {"url": "https://x.example/a"}}
+        ).encode(),
         b'{"id": "b", "text": "unterminated',
         json.dumps({"id": "c"}).encode(),
         json.dumps({"id": "d", "text": "   "}).encode(),
         b"[1, 2, 3]",
-        json.dumps({"text": "no id here", "metadata": "{'url': 'https://x.example/py', 'warc_date': '2019'}"}).encode(),
+        json.dumps(
+            {"text": "no id here", "metadata": "{'url': 'https://x.example/py', 'warc_date': '2019'}"}
+        ).encode(),
         b'{"id": "e", "text": "caf\xe9 na\xefve bytes"}',  # latin-1 bytes: not UTF-8
         b'{"id": "f", "text": "lone surrogate \\ud800 escaped", "url": "https://x.example/\\udfff"}',
         b"",
@@ -271,16 +307,23 @@ def test_jsonl_oversized_line(tmp_path):
         f.write(json.dumps({"id": "small", "text": "fine"}) + "\n")
     t = read_all(path, max_record_bytes=1000)
     assert [(r["id"], r["reject_reason"]) for r in t.to_pylist()] == [
-        (stable_id(str(path), 1), "record_too_large"), ("small", None)]
+        (stable_id(str(path), 1), "record_too_large"),
+        ("small", None),
+    ]
 
 
 # ---- parquet ----------------------------------------------------------------------------------------
 
+
 def test_parquet_row_groups_and_missing_values(tmp_path):
     path = tmp_path / "docs.parquet"
-    table = pa.table({"text": ["one", None, "three", "  ", "five"],
-                      "url": ["u1", "u2", None, "u4", "u5"],
-                      "extra": [1, 2, 3, 4, 5]})
+    table = pa.table(
+        {
+            "text": ["one", None, "three", "  ", "five"],
+            "url": ["u1", "u2", None, "u4", "u5"],
+            "extra": [1, 2, 3, 4, 5],
+        }
+    )
     pq.write_table(table, path, row_group_size=2)
     t = read_all(path, batch_rows=2)
     assert t.num_rows == 5
@@ -307,6 +350,7 @@ def test_parquet_empty_and_corrupt(tmp_path):
 
 # ---- any fsspec filesystem, and streaming -------------------------------------------------------------
 
+
 def test_reads_through_fsspec_uris(shared_data):
     import fsspec
 
@@ -326,9 +370,15 @@ def test_warc_is_streamed_not_loaded(tmp_path):
     import tracemalloc
 
     # 300 distinct 100 kB pages: 30 MB of HTML; reading 10-row batches must hold about one batch at a time
-    pages = [(f"https://s.example/{i}", "200 OK",
-              b"<html><body><p>" + (f"page {i} ".encode() * 12_500) + b"</p></body></html>", "text/html")
-             for i in range(300)]
+    pages = [
+        (
+            f"https://s.example/{i}",
+            "200 OK",
+            b"<html><body><p>" + (f"page {i} ".encode() * 12_500) + b"</p></body></html>",
+            "text/html",
+        )
+        for i in range(300)
+    ]
     path = write_warc(tmp_path / "big.warc.gz", pages)
     del pages
     next(iter(read_documents(str(path), "warc", IngestConfig(batch_rows=1))))  # lazy imports out of the count

@@ -1,6 +1,7 @@
 """Damaged input, read directly through the ingest readers (fast; the end-to-end cases are in
 test_pipeline_damage.py). Every damaged file is built here from the shared samples; every case checks that
 nothing altered is kept, that what follows the damage is recovered, and that records read = kept + rejected."""
+
 from __future__ import annotations
 
 import gzip
@@ -16,7 +17,11 @@ from curation.ingest import RAW_SCHEMA, IngestConfig, read_documents
 from curation.ingest.gzmembers import scan_members
 
 WARC_DIR = "warc_commoncrawl_samples"
-SAMPLES = ["dolma-sample-0000.warc.gz", "dolma-sample-0001.warc.gz", "resiliparse-warcfile-CC-MAIN-2020-34.warc.gz"]
+SAMPLES = [
+    "dolma-sample-0000.warc.gz",
+    "dolma-sample-0001.warc.gz",
+    "resiliparse-warcfile-CC-MAIN-2020-34.warc.gz",
+]
 DOLMA = "webtext_cc2019_dolma_sample/CC-MAIN-20190717121559-20190717143559-00140.jsonl.gz"
 RECORD_ID = re.compile(rb"WARC-Record-ID: <urn:uuid:[0-9A-Fa-f-]+>")
 
@@ -45,13 +50,20 @@ def members(path) -> list[bytes]:
 def thousand_record_warc(shared_data, path) -> list[int]:
     """1,000 response records (the samples' responses, cycled, each with a fresh record id), one gzip member
     each. Returns the members' byte offsets."""
-    responses = [m for name in SAMPLES for m in members(shared_data / WARC_DIR / name)
-                 if b"WARC-Type: response" in m[:2000]]
+    responses = [
+        m
+        for name in SAMPLES
+        for m in members(shared_data / WARC_DIR / name)
+        if b"WARC-Type: response" in m[:2000]
+    ]
     offsets, pos = [], 0
     with open(path, "wb") as fh:
         for i in range(1000):
-            record = RECORD_ID.sub(f"WARC-Record-ID: <urn:uuid:{uuid.UUID(int=i)}>".encode(),
-                                   responses[i % len(responses)], count=1)
+            record = RECORD_ID.sub(
+                f"WARC-Record-ID: <urn:uuid:{uuid.UUID(int=i)}>".encode(),
+                responses[i % len(responses)],
+                count=1,
+            )
             member = gzip.compress(record, compresslevel=1)
             offsets.append(pos)
             fh.write(member)
@@ -60,7 +72,7 @@ def thousand_record_warc(shared_data, path) -> list[int]:
 
 
 def flip(data: bytes, at: int, n: int = 8) -> bytes:
-    return data[:at] + bytes(b ^ 0x5A for b in data[at:at + n]) + data[at + n:]
+    return data[:at] + bytes(b ^ 0x5A for b in data[at : at + n]) + data[at + n :]
 
 
 @pytest.fixture(scope="module")
@@ -119,13 +131,15 @@ def test_damaged_request_member_costs_no_response(shared_data, tmp_path):
 
 @pytest.fixture(scope="module")
 def plain_warc(shared_data) -> bytes:
-    return gzip.decompress((shared_data / WARC_DIR / "resiliparse-warcfile-CC-MAIN-2020-34.warc.gz").read_bytes())
+    return gzip.decompress(
+        (shared_data / WARC_DIR / "resiliparse-warcfile-CC-MAIN-2020-34.warc.gz").read_bytes()
+    )
 
 
 def test_plain_warc_garbled_header_is_one_reject_and_reading_resumes(plain_warc, tmp_path):
     at = plain_warc.index(b"WARC/1.0", 100_000)
     bad = tmp_path / "garbled.warc"
-    bad.write_bytes(plain_warc[:at] + b"XXXX/1.0 garbage" + plain_warc[at + 16:])
+    bad.write_bytes(plain_warc[:at] + b"XXXX/1.0 garbage" + plain_warc[at + 16 :])
     (tmp_path / "clean.warc").write_bytes(plain_warc)
     clean_ids = [r["id"] for r in kept(read_all(tmp_path / "clean.warc"))]
     rows = read_all(bad)
@@ -138,7 +152,7 @@ def test_plain_warc_non_numeric_content_length(plain_warc, tmp_path):
     at = plain_warc.index(b"WARC/1.0", 100_000)
     cl = plain_warc.index(b"Content-Length:", at)
     bad = tmp_path / "cl.warc"
-    bad.write_bytes(plain_warc[:cl] + b"Content-Length: abc" + plain_warc[plain_warc.index(b"\r\n", cl):])
+    bad.write_bytes(plain_warc[:cl] + b"Content-Length: abc" + plain_warc[plain_warc.index(b"\r\n", cl) :])
     (tmp_path / "clean.warc").write_bytes(plain_warc)
     rows = read_all(bad)
     assert [r["id"] for r in kept(rows)] == [r["id"] for r in kept(read_all(tmp_path / "clean.warc"))]
@@ -171,6 +185,7 @@ def test_warc_gz_cut_inside_a_member_is_truncated_record(shared_data, tmp_path):
 
 # ---- JSONL ------------------------------------------------------------------------------------------------
 
+
 @pytest.fixture(scope="module")
 def dolma_lines(shared_data) -> list[bytes]:
     return gzip.decompress((shared_data / DOLMA).read_bytes()).splitlines(keepends=True)
@@ -180,8 +195,10 @@ def test_bit_flipped_jsonl_gz_keeps_no_altered_text(shared_data, dolma_lines, tm
     clean = {json.loads(line)["id"]: json.loads(line)["text"] for line in dolma_lines}
     # the shard as is (one member) and as 5 members (as concatenated shards are), 8 bytes flipped halfway
     parts = [b"".join(dolma_lines[i::5]) for i in range(5)]
-    for name, data in [("one.jsonl.gz", (shared_data / DOLMA).read_bytes()),
-                       ("five.jsonl.gz", b"".join(gzip.compress(p) for p in parts))]:
+    for name, data in [
+        ("one.jsonl.gz", (shared_data / DOLMA).read_bytes()),
+        ("five.jsonl.gz", b"".join(gzip.compress(p) for p in parts)),
+    ]:
         bad = tmp_path / name
         bad.write_bytes(flip(data, len(data) // 2))
         rows = read_all(bad)
@@ -196,12 +213,13 @@ def test_bit_flipped_jsonl_gz_keeps_no_altered_text(shared_data, dolma_lines, tm
 
 def test_jsonl_bad_json_and_invalid_utf8(tmp_path):
     path = tmp_path / "mixed.jsonl"
-    path.write_bytes(b'{"id": "a", "text": "fine"}\n'
-                     b'not json at all\n'
-                     b'{"id": "b", "text": "caf\xe9 latin-1"}\n')
+    path.write_bytes(
+        b'{"id": "a", "text": "fine"}\nnot json at all\n{"id": "b", "text": "caf\xe9 latin-1"}\n'
+    )
     flags = Counter()
-    rows = pa.Table.from_batches(list(read_documents(str(path), "auto", IngestConfig(), flags)),
-                                 schema=RAW_SCHEMA).to_pylist()
+    rows = pa.Table.from_batches(
+        list(read_documents(str(path), "auto", IngestConfig(), flags)), schema=RAW_SCHEMA
+    ).to_pylist()
     assert flags == {"invalid_utf8": 1}
     [bad_json] = [r for r in rows if r["reject_reason"] == "invalid_json"]
     assert f"{path} line 2:" in bad_json["reject_detail"]
@@ -213,6 +231,7 @@ def test_jsonl_bad_json_and_invalid_utf8(tmp_path):
 
 # ---- parquet ----------------------------------------------------------------------------------------------
 
+
 def test_parquet_bad_row_group_costs_only_itself(dolma_lines, tmp_path):
     import pyarrow.parquet as pq
 
@@ -221,11 +240,13 @@ def test_parquet_bad_row_group_costs_only_itself(dolma_lines, tmp_path):
     pq.write_table(pa.table({"id": [f"d{i}" for i in range(90)], "text": texts}), path, row_group_size=30)
     page = pq.ParquetFile(path).metadata.row_group(1).column(1).data_page_offset  # group 1's text pages
     data = bytearray(path.read_bytes())
-    data[page:page + 16] = b"\xff" * 16  # an unreadable page header
+    data[page : page + 16] = b"\xff" * 16  # an unreadable page header
     path.write_bytes(bytes(data))
     rows = read_all(path)
     assert len(rows) == 60 + 1  # the two good groups' rows (documents or missing_text) + one reject
-    assert [r["id"] for r in kept(rows)] == [f"d{i}" for i in [*range(30), *range(60, 90)] if texts[i].strip()]
+    assert [r["id"] for r in kept(rows)] == [
+        f"d{i}" for i in [*range(30), *range(60, 90)] if texts[i].strip()
+    ]
     assert all(r["text"] == texts[int(r["id"][1:])] for r in kept(rows))
     [rej] = [r for r in rows if r["reject_reason"] == "corrupt_parquet"]
     assert rej["reject_reason"] == "corrupt_parquet" and rej["id"] == f"{path}#30"

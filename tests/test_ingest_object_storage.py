@@ -7,6 +7,7 @@ AWS variables (AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY / AWS_ENDPOINT_URL), se
 and for the Python workers (which read) the way `spark.executorEnv.*` sets them on a cluster.
 A missing object, prefix or bucket is the clear "matches no file" error naming the input.
 """
+
 from __future__ import annotations
 
 import gzip
@@ -50,8 +51,10 @@ def corpus(shared_data, tmp_path_factory):
     jsonl = "\n".join(lines[:30]) + "\n"
     (root / "text" / "dolma-head.jsonl.gz").write_bytes(gzip.compress(jsonl.encode()))
     rows = [json.loads(ln) for ln in lines[30:45]]
-    pq.write_table(pa.table({"id": [r["id"] for r in rows], "text": [r["text"] for r in rows]}),
-                   root / "text" / "dolma-more.parquet")
+    pq.write_table(
+        pa.table({"id": [r["id"] for r in rows], "text": [r["text"] for r in rows]}),
+        root / "text" / "dolma-more.parquet",
+    )
     return root
 
 
@@ -73,11 +76,15 @@ def s3(corpus, spark):
 def _bucket_with_corpus(endpoint: str, corpus, spark):
     import s3fs
 
-    env = {"AWS_ACCESS_KEY_ID": "phi-test", "AWS_SECRET_ACCESS_KEY": "phi-test-secret",
-           "AWS_DEFAULT_REGION": "us-east-1", "AWS_ENDPOINT_URL": endpoint,
-           # never pick up a developer's ~/.aws profile (these files do not exist)
-           "AWS_CONFIG_FILE": str(corpus / "no-aws-config"),
-           "AWS_SHARED_CREDENTIALS_FILE": str(corpus / "no-aws-credentials")}
+    env = {
+        "AWS_ACCESS_KEY_ID": "phi-test",
+        "AWS_SECRET_ACCESS_KEY": "phi-test-secret",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_ENDPOINT_URL": endpoint,
+        # never pick up a developer's ~/.aws profile (these files do not exist)
+        "AWS_CONFIG_FILE": str(corpus / "no-aws-config"),
+        "AWS_SHARED_CREDENTIALS_FILE": str(corpus / "no-aws-credentials"),
+    }
     with pytest.MonkeyPatch.context() as mp:
         mp.delenv("AWS_PROFILE", raising=False)
         mp.delenv("AWS_ENDPOINT_URL_S3", raising=False)
@@ -104,8 +111,11 @@ def _kept_and_rejects(version_dir) -> tuple[dict, list]:
     def rid(r):  # damage rejects have the id `<source_file>#<offset>`: compare the file name, not its folder
         src = r["source_file"]
         return r["id"].replace(src, src.rsplit("/", 1)[-1]) if src and r["id"].startswith(src) else r["id"]
-    return ({r["id"]: {c: r[c] for c in COMPARED} for r in data},
-            sorted((rid(r), r["reject_stage"], r["reject_reason"]) for r in rejects))
+
+    return (
+        {r["id"]: {c: r[c] for c in COMPARED} for r in data},
+        sorted((rid(r), r["reject_stage"], r["reject_reason"]) for r in rejects),
+    )
 
 
 @pytest.fixture(scope="module")
@@ -116,14 +126,17 @@ def local_run(spark, corpus, s3, tmp_path_factory):
     return run(inputs, out, CurationConfig(), run_id="local", spark=spark)
 
 
-def test_s3a_and_s3_inputs_give_the_same_documents_and_counts_as_local(s3, spark, local_run, tmp_path,
-                                                                       capsys):
+def test_s3a_and_s3_inputs_give_the_same_documents_and_counts_as_local(
+    s3, spark, local_run, tmp_path, capsys
+):
     inputs = [f"s3a://{BUCKET}/crawl/*.warc.gz", f"s3://{BUCKET}/crawl/*.wet.gz", f"s3a://{BUCKET}/text/"]
     assert [f for f, _ in list_input_files(spark, inputs, "auto")] == [
         f"s3a://{BUCKET}/crawl/resiliparse-clipped-truncated.warc.gz",
         f"s3a://{BUCKET}/crawl/whirlwind.warc.gz",
         f"s3://{BUCKET}/crawl/whirlwind.warc.wet.gz",
-        f"s3a://{BUCKET}/text/dolma-head.jsonl.gz", f"s3a://{BUCKET}/text/dolma-more.parquet"]
+        f"s3a://{BUCKET}/text/dolma-head.jsonl.gz",
+        f"s3a://{BUCKET}/text/dolma-more.parquet",
+    ]
 
     # the entry `python -m curation run` uses, in process (it picks up the active SparkSession)
     argv = ["run", "--output", str(tmp_path / "out"), "--run-id", "s3"]
@@ -135,8 +148,9 @@ def test_s3a_and_s3_inputs_give_the_same_documents_and_counts_as_local(s3, spark
     remote = Manifest.read(tmp_path / "out" / "s3")
     remote.check()
     local = local_run.manifest
-    assert [(s.stage, s.rows_in, s.rows_kept, s.reasons) for s in remote.stages] == \
-        [(s.stage, s.rows_in, s.rows_kept, s.reasons) for s in local.stages]
+    assert [(s.stage, s.rows_in, s.rows_kept, s.reasons) for s in remote.stages] == [
+        (s.stage, s.rows_in, s.rows_kept, s.reasons) for s in local.stages
+    ]
     assert remote.rows == local.rows > 0
     # the WARC page, the truncated record, the WET page, the JSONL lines, the parquet rows
     assert remote.stages[0].rows_in == 1 + 1 + 1 + 30 + 15
@@ -146,19 +160,23 @@ def test_s3a_and_s3_inputs_give_the_same_documents_and_counts_as_local(s3, spark
     assert kept_remote == kept_local
     assert rejects_remote == rejects_local
     assert ("ingest", "truncated_record") in {(s, r) for _, s, r in rejects_remote}
-    sources = set(pq.read_table(tmp_path / "out" / "s3" / "rejects").column("source_file").to_pylist()) | \
-        set(pq.read_table(tmp_path / "out" / "s3" / "data").column("source_file").to_pylist())
+    sources = set(pq.read_table(tmp_path / "out" / "s3" / "rejects").column("source_file").to_pylist()) | set(
+        pq.read_table(tmp_path / "out" / "s3" / "data").column("source_file").to_pylist()
+    )
     # source_file is recorded as given (s3a:// stays s3a://)
     assert sources <= {f for f, _ in list_input_files(spark, inputs, "auto")}
     assert {f.split("://")[0] for f in sources} == {"s3a", "s3"}
 
 
-@pytest.mark.parametrize("missing", [
-    f"s3a://{BUCKET}/nope/*.warc.gz",               # a glob that matches nothing
-    f"s3://{BUCKET}/crawl/gone.warc.gz",            # one object that is not there
-    f"s3a://{BUCKET}/crawl/*.arc.gz",               # nothing of that kind in an existing prefix
-    "s3a://no-such-bucket-phi/crawl/*.warc.gz",     # a bucket that does not exist
-])
+@pytest.mark.parametrize(
+    "missing",
+    [
+        f"s3a://{BUCKET}/nope/*.warc.gz",  # a glob that matches nothing
+        f"s3://{BUCKET}/crawl/gone.warc.gz",  # one object that is not there
+        f"s3a://{BUCKET}/crawl/*.arc.gz",  # nothing of that kind in an existing prefix
+        "s3a://no-such-bucket-phi/crawl/*.warc.gz",  # a bucket that does not exist
+    ],
+)
 def test_missing_s3_input_is_a_clear_error_naming_it_and_publishes_nothing(s3, spark, tmp_path, missing):
     out = tmp_path / "out"
     with pytest.raises(FileNotFoundError, match=f"input '{missing.replace('*', '[*]')}' matches no file"):

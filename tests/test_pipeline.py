@@ -1,4 +1,5 @@
 """The curation job end to end on real crawl data: counts reconcile, reruns replace, failures publish nothing."""
+
 from __future__ import annotations
 
 import gzip
@@ -17,8 +18,10 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module")
 def inputs(shared_data):
-    return [str(shared_data / "warc_commoncrawl_samples" / "*.warc.gz"),
-            str(shared_data / "webtext_cc2019_dolma_sample" / "*.jsonl.gz")]
+    return [
+        str(shared_data / "warc_commoncrawl_samples" / "*.warc.gz"),
+        str(shared_data / "webtext_cc2019_dolma_sample" / "*.jsonl.gz"),
+    ]
 
 
 @pytest.fixture(scope="module")
@@ -43,7 +46,7 @@ def test_counts_reconcile_against_the_written_datasets(published):
         by_stage[s] = by_stage.get(s, 0) + 1
     assert by_stage == {s.stage: s.rows_rejected for s in m.stages if s.rows_rejected}
     assert m.stages[0].rows_in == kept.num_rows + rejects.num_rows
-    assert kept.column_names[:len(DOC_COLUMNS)] == DOC_COLUMNS
+    assert kept.column_names[: len(DOC_COLUMNS)] == DOC_COLUMNS
 
 
 def test_every_kept_document_is_text_with_language_and_unique(published):
@@ -58,8 +61,11 @@ def test_every_kept_document_is_text_with_language_and_unique(published):
 def test_truncated_warc_record_is_a_counted_ingest_reject(published):
     out, _ = published
     rejects = pq.read_table(out / "r1" / "rejects").to_pydict()
-    ingest = [(f, r) for f, r, s in zip(rejects["source_file"], rejects["reject_reason"], rejects["reject_stage"])
-              if s == "ingest"]
+    ingest = [
+        (f, r)
+        for f, r, s in zip(rejects["source_file"], rejects["reject_reason"], rejects["reject_stage"])
+        if s == "ingest"
+    ]
     assert any("clipped-truncated" in (f or "") for f, _ in ingest), ingest
 
 
@@ -75,7 +81,9 @@ def test_exact_duplicates_across_files_are_removed(spark, shared_data, tmp_path)
     src = shared_data / "webtext_cc2019_dolma_sample" / "CC-MAIN-20190717121559-20190717143559-00140.jsonl.gz"
     lines = gzip.decompress(src.read_bytes()).decode().splitlines()[:40]
     copy = []
-    for ln in lines:  # same texts, new ids, different whitespace/case: still exact duplicates after normalization
+    for (
+        ln
+    ) in lines:  # same texts, new ids, different whitespace/case: still exact duplicates after normalization
         doc = json.loads(ln)
         doc["id"] = "~copy-" + doc["id"]  # "~" sorts after every base32 id
         doc["text"] = doc["text"].upper().replace("\n", "\n\n")
@@ -83,9 +91,13 @@ def test_exact_duplicates_across_files_are_removed(spark, shared_data, tmp_path)
     (tmp_path / "a.jsonl").write_text("\n".join(lines) + "\n")
     (tmp_path / "b.jsonl").write_text("\n".join(copy) + "\n")
     off = {"enabled": False}  # this test is about dedup: every document must reach it
-    cfg = CurationConfig.model_validate({
-        "langid": {"languages": [], "min_score": 0.0}, "decontam": off,
-        "quality": {"gopher_quality": off, "gopher_repetition": off, "c4": off, "fineweb": off}})
+    cfg = CurationConfig.model_validate(
+        {
+            "langid": {"languages": [], "min_score": 0.0},
+            "decontam": off,
+            "quality": {"gopher_quality": off, "gopher_repetition": off, "c4": off, "fineweb": off},
+        }
+    )
     result = run([str(tmp_path / "*.jsonl")], tmp_path / "out", cfg, run_id="d", spark=spark)
     dedup = next(s for s in result.counts if s.stage == "exact_dedup")
     assert dedup.rows_in == 78  # 40 pairs, one of which has a blank text (an ingest reject)
@@ -96,7 +108,13 @@ def test_exact_duplicates_across_files_are_removed(spark, shared_data, tmp_path)
 
 def test_missing_input_is_a_clear_error_and_publishes_nothing(spark, tmp_path):
     with pytest.raises(FileNotFoundError, match="nope"):
-        run([str(tmp_path / "nope" / "*.warc.gz")], tmp_path / "out", CurationConfig(), run_id="x", spark=spark)
+        run(
+            [str(tmp_path / "nope" / "*.warc.gz")],
+            tmp_path / "out",
+            CurationConfig(),
+            run_id="x",
+            spark=spark,
+        )
     assert DatasetRoot(tmp_path / "out").versions() == []
     assert not [p for p in (tmp_path / "out").iterdir() if p.name.startswith(".staging")]
 
@@ -126,9 +144,12 @@ class _RecordingStep(FrameStep):
 
         self._hook("apply")
         short = F.length("text") < 2000
-        return df.filter(~short), (df.filter(short).withColumn("reject_stage", F.lit(self.name))
-                                   .withColumn("reject_reason", F.lit("toy_short:length"))
-                                   .withColumn("reject_detail", F.lit(None).cast("string")))
+        return df.filter(~short), (
+            df.filter(short)
+            .withColumn("reject_stage", F.lit(self.name))
+            .withColumn("reject_reason", F.lit("toy_short:length"))
+            .withColumn("reject_detail", F.lit(None).cast("string"))
+        )
 
     def manifest_extra(self) -> dict:
         self._hook("manifest_extra")
@@ -149,13 +170,22 @@ def test_frame_step_hooks_are_called_in_order_and_abort_publishes_nothing(spark,
     """The FrameStep contract (curation/steps/base.py): every hook called, in order; its rejects and manifest
     extra land in the version; a hook that fails aborts the step and publishes nothing."""
     src = shared_data / "webtext_cc2019_dolma_sample" / "CC-MAIN-20190717121559-20190717143559-00140.jsonl.gz"
-    (tmp_path / "a.jsonl").write_text("\n".join(gzip.decompress(src.read_bytes()).decode().splitlines()[:30]) + "\n")
+    (tmp_path / "a.jsonl").write_text(
+        "\n".join(gzip.decompress(src.read_bytes()).decode().splitlines()[:30]) + "\n"
+    )
     off = {"enabled": False}
-    cfg = CurationConfig.model_validate({
-        "langid": {"languages": [], "min_score": 0.0}, "decontam": off, "exact_dedup": off,
-        "quality": {"gopher_quality": off, "gopher_repetition": off, "c4": off, "fineweb": off}})
+    cfg = CurationConfig.model_validate(
+        {
+            "langid": {"languages": [], "min_score": 0.0},
+            "decontam": off,
+            "exact_dedup": off,
+            "quality": {"gopher_quality": off, "gopher_repetition": off, "c4": off, "fineweb": off},
+        }
+    )
     step = _RecordingStep()
-    result = run([str(tmp_path / "a.jsonl")], tmp_path / "out", cfg, run_id="ok", spark=spark, frame_steps=[step])
+    result = run(
+        [str(tmp_path / "a.jsonl")], tmp_path / "out", cfg, run_id="ok", spark=spark, frame_steps=[step]
+    )
     assert step.calls == ["prepare_driver", "bind", "apply", "manifest_extra", "write_extra", "commit"]
     toy = result.counts[-1]
     assert toy.stage == "toy_short" and 0 < toy.rows_rejected < toy.rows_in
@@ -163,7 +193,16 @@ def test_frame_step_hooks_are_called_in_order_and_abort_publishes_nothing(spark,
 
     failing = _RecordingStep(fail_in="write_extra")
     with pytest.raises(RuntimeError, match="fails in write_extra"):
-        run([str(tmp_path / "a.jsonl")], tmp_path / "out", cfg, run_id="bad", spark=spark, frame_steps=[failing])
+        run(
+            [str(tmp_path / "a.jsonl")],
+            tmp_path / "out",
+            cfg,
+            run_id="bad",
+            spark=spark,
+            frame_steps=[failing],
+        )
     assert failing.calls[-2:] == ["write_extra", "abort"] and "commit" not in failing.calls
-    assert DatasetRoot(tmp_path / "out").versions() == ["ok"] and DatasetRoot(tmp_path / "out").current() == "ok"
+    assert (
+        DatasetRoot(tmp_path / "out").versions() == ["ok"] and DatasetRoot(tmp_path / "out").current() == "ok"
+    )
     assert not [p for p in (tmp_path / "out").iterdir() if p.name.startswith(".")]

@@ -1,6 +1,7 @@
 """Damaged and empty input through the whole curation job on Spark (the reader-level cases are in
 test_ingest_damage.py): the manifest reconciles records read with kept + rejected, no altered text is
 published, an empty run leaves CURRENT where it was, a parquet input without `text` is one error line."""
+
 from __future__ import annotations
 
 import gzip
@@ -29,7 +30,7 @@ DOLMA = "webtext_cc2019_dolma_sample/CC-MAIN-20190717121559-20190717143559-00140
 
 
 def flip(data: bytes, at: int, n: int = 8) -> bytes:
-    return data[:at] + bytes(b ^ 0x5A for b in data[at:at + n]) + data[at + n:]
+    return data[:at] + bytes(b ^ 0x5A for b in data[at : at + n]) + data[at + n :]
 
 
 @pytest.fixture(scope="module")
@@ -42,7 +43,9 @@ def damaged(shared_data, tmp_path_factory):
     victim = next(m for m in members[20:] if b"WARC-Type: response" in m.head)
     (d / "crawl.warc.gz").write_bytes(flip(src, (victim.start + victim.end) // 2))
     lines = gzip.decompress((shared_data / DOLMA).read_bytes()).splitlines(keepends=True)[:150]
-    lines[0] = lines[0].replace(b"A New Home?", b"A New Home\xe9", 1)  # invalid UTF-8: kept, replaced, counted
+    lines[0] = lines[0].replace(
+        b"A New Home?", b"A New Home\xe9", 1
+    )  # invalid UTF-8: kept, replaced, counted
     parts = [gzip.compress(b"".join(lines[i::3])) for i in range(3)]
     data = b"".join(parts)
     (d / "shard.jsonl.gz").write_bytes(flip(data, len(parts[0]) + len(parts[1]) // 2))
@@ -50,8 +53,9 @@ def damaged(shared_data, tmp_path_factory):
     (clean_dir := tmp_path_factory.mktemp("clean") / "shard.jsonl").write_bytes(b"".join(lines))
     cfg = CurationConfig()
     schema = processed_schema(build_python_steps(cfg))
-    rows = pa.Table.from_batches(list(process_files(iter([(str(clean_dir), "jsonl")]), cfg.model_dump_json(),
-                                                    schema)), schema=schema).to_pylist()
+    rows = pa.Table.from_batches(
+        list(process_files(iter([(str(clean_dir), "jsonl")]), cfg.model_dump_json(), schema)), schema=schema
+    ).to_pylist()
     clean = {r["id"]: r["text"] for r in rows if r["reject_stage"] is None}
     assert len(clean) > 10
     return d, victim.start, clean
@@ -63,7 +67,9 @@ def test_damaged_inputs_publish_no_altered_text_and_reconcile(spark, damaged, tm
     result = run([str(d / "*")], out, CurationConfig(), run_id="r1", spark=spark)
     m = Manifest.read(result.version_dir)
     read = m.extra["ingest"]
-    assert read["records_read"] == sum(read["files"].values()) == m.stages[0].rows_in == m.rows + m.rejected_rows
+    assert (
+        read["records_read"] == sum(read["files"].values()) == m.stages[0].rows_in == m.rows + m.rejected_rows
+    )
     rejects = pq.read_table(result.version_dir / "rejects").to_pylist()
     lost = {r["id"] for r in rejects if r["reject_reason"] == "corrupt_gzip"}
     assert f"file:{d / 'crawl.warc.gz'}#{victim_offset}" in lost and len(lost) == 2  # Hadoop lists file: URIs

@@ -1,6 +1,7 @@
 """The stack's configuration without starting it: one source of Airflow settings for compose and the local
 stack, the preflight's errors when Postgres or Redis is missing, and the Spark session's respect for
 spark-submit --conf (fast; the stack itself runs in tests/test_stack.py)."""
+
 from __future__ import annotations
 
 import json
@@ -19,8 +20,15 @@ from dags.service.health import ServiceMissing, check_postgres, check_redis
 
 COMPOSE = REPO_ROOT / "docker-compose.yml"
 
-AIRFLOW_SERVICES = ("airflow-apiserver", "airflow-scheduler", "airflow-dag-processor", "airflow-triggerer",
-                    "airflow-worker", "airflow-init", "trainer")
+AIRFLOW_SERVICES = (
+    "airflow-apiserver",
+    "airflow-scheduler",
+    "airflow-dag-processor",
+    "airflow-triggerer",
+    "airflow-worker",
+    "airflow-init",
+    "trainer",
+)
 
 
 def closed_port() -> int:
@@ -39,8 +47,10 @@ def config(tmp_path_factory) -> dict:
     (docker / "cli-plugins").mkdir()
     (docker / "cli-plugins" / "docker-compose").symlink_to(compose_binary())
     env_file = docker / ".env"
-    env_file.write_text(f"AIRFLOW_FERNET_KEY={Fernet.generate_key().decode()}\n"
-                        f"AIRFLOW_JWT_SECRET={secrets.token_urlsafe(48)}\n")
+    env_file.write_text(
+        f"AIRFLOW_FERNET_KEY={Fernet.generate_key().decode()}\n"
+        f"AIRFLOW_JWT_SECRET={secrets.token_urlsafe(48)}\n"
+    )
     proc = run_compose(docker, "--profile", "gpu", "config", "--format", "json", env_file=env_file)
     assert proc.returncode == 0, proc.stderr
     return json.loads(proc.stdout)
@@ -86,16 +96,27 @@ def test_a_missing_postgres_or_redis_is_named():
         check_postgres(StackConfig(pg_port=closed_port()))
     with pytest.raises(ServiceMissing, match=r"Redis is not reachable at 127\.0\.0\.1:\d+"):
         check_redis(StackConfig(redis_port=closed_port()))
-    check_redis(StackConfig())   # the machine's own servers answer
+    check_redis(StackConfig())  # the machine's own servers answer
     check_postgres(StackConfig())
 
 
 def test_up_refuses_to_start_without_postgres(tmp_path):
     """No SQLite fallback: the CLI exits non-zero naming the service, and starts nothing."""
-    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT), "PHI_STACK_STATE_DIR": str(tmp_path / "stack"),
-           "PHI_STACK_PG_PORT": str(closed_port())}
-    proc = subprocess.run([sys.executable, "-m", "dags.stack", "up"], cwd=REPO_ROOT, env=env, capture_output=True,
-                          text=True, timeout=120, check=False)
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(REPO_ROOT),
+        "PHI_STACK_STATE_DIR": str(tmp_path / "stack"),
+        "PHI_STACK_PG_PORT": str(closed_port()),
+    }
+    proc = subprocess.run(
+        [sys.executable, "-m", "dags.stack", "up"],
+        cwd=REPO_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     assert proc.returncode == 2 and "PostgreSQL is not reachable" in proc.stderr, proc.stderr[-2000:]
     assert not (tmp_path / "stack" / "stack.json").exists()
 
@@ -115,7 +136,13 @@ def test_the_spark_session_keeps_spark_submit_conf(tmp_path, conf, expected):
     submit = os.path.join(os.path.dirname(sys.executable), "spark-submit")
     env = {**os.environ, "PYTHONPATH": str(REPO_ROOT), "SPARK_LOCAL_IP": "127.0.0.1"}
     env.pop("SPARK_SHUFFLE_PARTITIONS", None)
-    proc = subprocess.run([submit, "--master", "local[1]", *conf, str(app)], env=env, capture_output=True,
-                          text=True, timeout=300, check=False)
+    proc = subprocess.run(
+        [submit, "--master", "local[1]", *conf, str(app)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert f"CONF {expected} true" in proc.stdout

@@ -1,4 +1,5 @@
 """`python -m curation run`: the curation job end to end."""
+
 from __future__ import annotations
 
 import argparse
@@ -6,27 +7,54 @@ import sys
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("run", help="ingest crawl files and publish a clean, exact-deduplicated corpus",
-                       epilog="exit status: 0 published; 2 bad input or usage (e.g. a glob that matches nothing, a"
-                              " parquet file without a 'text' column), one 'error:' line; 3 the run kept no"
-                              " document, so nothing was published and CURRENT is unchanged (--allow-empty"
-                              " publishes the empty version)")
-    p.add_argument("--input", action="append", required=True, metavar="GLOB",
-                   help="input file, folder or glob (local path, hdfs://, or object storage s3a:// / s3:// read through s3fs); repeatable")
-    p.add_argument("--output", required=True, metavar="DIR", help="dataset root; the run lands in DIR/<run_id>/")
+    p = sub.add_parser(
+        "run",
+        help="ingest crawl files and publish a clean, exact-deduplicated corpus",
+        epilog="exit status: 0 published; 2 bad input or usage (e.g. a glob that matches nothing, a"
+        " parquet file without a 'text' column), one 'error:' line; 3 the run kept no"
+        " document, so nothing was published and CURRENT is unchanged (--allow-empty"
+        " publishes the empty version)",
+    )
+    p.add_argument(
+        "--input",
+        action="append",
+        required=True,
+        metavar="GLOB",
+        help="input file, folder or glob (local path, hdfs://, or object storage s3a:// / s3:// read through s3fs); repeatable",
+    )
+    p.add_argument(
+        "--output", required=True, metavar="DIR", help="dataset root; the run lands in DIR/<run_id>/"
+    )
     p.add_argument("--config", metavar="YAML", help="curation config (defaults when omitted)")
     p.add_argument("--run-id", help="version id; rerunning the same id replaces that version")
     p.add_argument("--master", help="Spark master (default: the active session, else local[*])")
-    p.add_argument("--note", action="append", default=[], metavar="TEXT",
-                   help="a note for the manifest's extra.notes (e.g. why a stage was skipped); repeatable")
-    p.add_argument("--allow-empty", action="store_true",
-                   help="publish (and make CURRENT) a version even when the run kept no document")
-    p.add_argument("--table", metavar="NAME",
-                   help="also publish the kept documents as a snapshot of Iceberg table NAME (tagged with the run id;"
-                        " the whole table content, as the version folder is), beside the folder contract")
-    p.add_argument("--warehouse", help="with --table: local folder or s3://bucket/prefix (default: $PHI_ICEBERG_WAREHOUSE)")
-    p.add_argument("--catalog-uri", help="with --table: SQLAlchemy URL of the catalog (default: $PHI_ICEBERG_CATALOG_URI,"
-                                         " else SQLite in a local warehouse)")
+    p.add_argument(
+        "--note",
+        action="append",
+        default=[],
+        metavar="TEXT",
+        help="a note for the manifest's extra.notes (e.g. why a stage was skipped); repeatable",
+    )
+    p.add_argument(
+        "--allow-empty",
+        action="store_true",
+        help="publish (and make CURRENT) a version even when the run kept no document",
+    )
+    p.add_argument(
+        "--table",
+        metavar="NAME",
+        help="also publish the kept documents as a snapshot of Iceberg table NAME (tagged with the run id;"
+        " the whole table content, as the version folder is), beside the folder contract",
+    )
+    p.add_argument(
+        "--warehouse",
+        help="with --table: local folder or s3://bucket/prefix (default: $PHI_ICEBERG_WAREHOUSE)",
+    )
+    p.add_argument(
+        "--catalog-uri",
+        help="with --table: SQLAlchemy URL of the catalog (default: $PHI_ICEBERG_CATALOG_URI,"
+        " else SQLite in a local warehouse)",
+    )
     p.set_defaults(func=main)
 
 
@@ -38,8 +66,15 @@ def main(args: argparse.Namespace) -> int:
     cfg = load_config(args.config)
     spark = get_spark(master=args.master)
     try:
-        result = run(args.input, args.output, cfg, run_id=args.run_id, spark=spark, notes=args.note,
-                     allow_empty=args.allow_empty)
+        result = run(
+            args.input,
+            args.output,
+            cfg,
+            run_id=args.run_id,
+            spark=spark,
+            notes=args.note,
+            allow_empty=args.allow_empty,
+        )
     except EmptyRunError as e:
         print(f"nothing published: {e}", file=sys.stderr)
         return EXIT_EMPTY_RUN
@@ -59,5 +94,7 @@ def _publish_table(args: argparse.Namespace, version_dir) -> None:
     warehouse = Warehouse(TablesConfig.from_env(warehouse=args.warehouse, catalog_uri=args.catalog_uri))
     done = publish_version(version_dir, warehouse, args.table)
     what = "already in" if done.mode == "skipped" else "published to"
-    print(f"run {done.version} {what} table {warehouse.identifier(args.table)}: snapshot {done.snapshot_id},"
-          f" {done.rows} rows")
+    print(
+        f"run {done.version} {what} table {warehouse.identifier(args.table)}: snapshot {done.snapshot_id},"
+        f" {done.rows} rows"
+    )

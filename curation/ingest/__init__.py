@@ -17,6 +17,7 @@ The package, split by format the way datatrove splits its readers: `config` (RAW
 (verified gzip members), and one reader
 module per format (`warc`, `jsonl`, `parquet`). `read_documents` is the entry point.
 """
+
 from __future__ import annotations
 
 from collections import Counter
@@ -33,8 +34,9 @@ from curation.ingest.parquet import check_parquet_schema, read_parquet
 from curation.ingest.warc import read_warc, warc_record_id
 
 
-def read_documents(path: str, fmt: str, cfg: IngestConfig,
-                   flags: Counter[str] | None = None) -> Iterator[pa.RecordBatch]:
+def read_documents(
+    path: str, fmt: str, cfg: IngestConfig, flags: Counter[str] | None = None
+) -> Iterator[pa.RecordBatch]:
     """Stream one input file as RAW_SCHEMA batches of at most `cfg.batch_rows` rows. `flags` gets, once the
     file is read, how many kept documents carry a caveat (e.g. `invalid_utf8`: bad bytes replaced)."""
     if fmt == "auto":

@@ -1,4 +1,5 @@
 """Cutting reader output into RAW_SCHEMA Arrow batches, and the per-file summary every reader logs."""
+
 from __future__ import annotations
 
 import logging
@@ -22,7 +23,7 @@ class BatchBuilder:
         self._new()
         self.kept = 0
         self.reasons: Counter[str] = Counter()
-        self.flags: Counter[str] = Counter()   # kept documents with a caveat (e.g. invalid_utf8 replaced)
+        self.flags: Counter[str] = Counter()  # kept documents with a caveat (e.g. invalid_utf8 replaced)
 
     def _new(self) -> None:
         self.columns: dict[str, list] = {f.name: [] for f in RAW_SCHEMA}
@@ -61,8 +62,16 @@ class BatchBuilder:
 def log_file_summary(path: str, out: BatchBuilder, skipped: Counter | None = None) -> None:
     rejected = sum(out.reasons.values())
     if not out.kept and not rejected:
-        log.warning("%s: no documents in file (empty, or only non-document records: %s)", path,
-                    dict(skipped or {}))
+        log.warning(
+            "%s: no documents in file (empty, or only non-document records: %s)", path, dict(skipped or {})
+        )
         return
-    log.info("%s: %d documents, %d rejected %s; non-document records skipped: %s%s", path, out.kept,
-             rejected, dict(out.reasons), dict(skipped or {}), f"; flagged: {dict(out.flags)}" if out.flags else "")
+    log.info(
+        "%s: %d documents, %d rejected %s; non-document records skipped: %s%s",
+        path,
+        out.kept,
+        rejected,
+        dict(out.reasons),
+        dict(skipped or {}),
+        f"; flagged: {dict(out.flags)}" if out.flags else "",
+    )

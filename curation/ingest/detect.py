@@ -1,4 +1,5 @@
 """Which reader a file needs: warc | wet | jsonl | parquet, from its name, else from its first bytes."""
+
 from __future__ import annotations
 
 import zlib
@@ -67,6 +68,8 @@ def detect_format(path: str) -> str:
             raise ValueError(f"cannot detect the format of {path!r}: gzip header but bad data ({e})") from e
     fmt = format_from_bytes(head)
     if fmt is None:
-        raise ValueError(f"cannot detect the format of {path!r} from its name or first bytes {head[:16]!r};"
-                         f" set ingest.format to one of warc, wet, jsonl, parquet")
+        raise ValueError(
+            f"cannot detect the format of {path!r} from its name or first bytes {head[:16]!r};"
+            f" set ingest.format to one of warc, wet, jsonl, parquet"
+        )
     return fmt

@@ -1,5 +1,6 @@
 """Opening input files (local paths or any fsspec URI, Hadoop spellings accepted) and what a file's name
 or position says about its records (crawl id, stable ids)."""
+
 from __future__ import annotations
 
 import hashlib
@@ -19,7 +20,7 @@ def fsspec_uri(path: str) -> str:
         return unquote(urlparse(path).path)
     for scheme in ("s3a://", "s3n://"):
         if path.startswith(scheme):
-            return "s3://" + path[len(scheme):]
+            return "s3://" + path[len(scheme) :]
     return path
 
 
@@ -34,7 +35,9 @@ def open_input(path: str) -> BinaryIO:
         exists = fs.exists(fs_path)
         is_dir = exists and fs.isdir(fs_path)
         handle = fs.open(fs_path, "rb") if exists and not is_dir else None
-    except Exception as e:  # object stores: credentials, permissions, endpoint (botocore errors are no OSError)
+    except (
+        Exception
+    ) as e:  # object stores: credentials, permissions, endpoint (botocore errors are no OSError)
         raise OSError(f"cannot open input {path!r}: {type(e).__name__}: {e}") from e
     if not exists:
         raise FileNotFoundError(f"input file {path!r} does not exist")

@@ -10,6 +10,7 @@ like a record of the format (`accept`): WARC.gz files are one member per record 
 
 The cost is a second decompression of the file (zlib inflates at hundreds of MB/s; the readers are slower).
 """
+
 from __future__ import annotations
 
 import zlib
@@ -19,16 +20,16 @@ from typing import BinaryIO
 
 GZIP_MEMBER_MAGIC = b"\x1f\x8b\x08"
 _CHUNK = 1 << 16
-_OUT_STEP = 1 << 20   # inflate at most this much per call: a gzip bomb costs time, never memory
-HEAD_BYTES = 4096     # decompressed bytes kept per member for `accept` and reject details
+_OUT_STEP = 1 << 20  # inflate at most this much per call: a gzip bomb costs time, never memory
+HEAD_BYTES = 4096  # decompressed bytes kept per member for `accept` and reject details
 
 
 @dataclass
 class Member:
-    start: int            # byte offset of the member (or damaged span) in the file
-    end: int              # offset after it
-    status: str           # "ok" | "corrupt" (CRC/length/deflate error) | "truncated" (file ends inside it)
-    head: bytes = b""     # its first decompressed bytes
+    start: int  # byte offset of the member (or damaged span) in the file
+    end: int  # offset after it
+    status: str  # "ok" | "corrupt" (CRC/length/deflate error) | "truncated" (file ends inside it)
+    head: bytes = b""  # its first decompressed bytes
     error: str | None = None
 
 

@@ -1,5 +1,6 @@
 """JSONL (plain or gzip), one dolma-style JSON object per line, streamed line by line: bad lines are
 counted rejects, never a crash."""
+
 from __future__ import annotations
 
 import ast
@@ -82,10 +83,20 @@ def read_jsonl(path: str, cfg: IngestConfig, flags: Counter[str] | None = None) 
             members = list(scan_members(raw, lambda head: head.lstrip().startswith(b"{")))
             for m in members:
                 if m.status != "ok":
-                    what = "failed the CRC/length check" if m.status == "corrupt" else "is cut (the file ends inside it)"
-                    log.warning("%s: corrupt_gzip at bytes %d-%d after line %d", path, m.start, m.end, pos.lineno)
-                    out.reject("corrupt_gzip", f"{path} bytes {m.start}-{m.end} (after line {pos.lineno}): gzip member"
-                                               f" {what}: {m.error}; none of its lines are read", id=f"{path}#{m.start}")
+                    what = (
+                        "failed the CRC/length check"
+                        if m.status == "corrupt"
+                        else "is cut (the file ends inside it)"
+                    )
+                    log.warning(
+                        "%s: corrupt_gzip at bytes %d-%d after line %d", path, m.start, m.end, pos.lineno
+                    )
+                    out.reject(
+                        "corrupt_gzip",
+                        f"{path} bytes {m.start}-{m.end} (after line {pos.lineno}): gzip member"
+                        f" {what}: {m.error}; none of its lines are read",
+                        id=f"{path}#{m.start}",
+                    )
                     continue
                 with gzip.GzipFile(fileobj=RangeReader(raw, m.start, m.end), mode="rb") as stream:
                     yield from _read_lines(stream, path, cfg, out, pos)
@@ -98,19 +109,24 @@ def read_jsonl(path: str, cfg: IngestConfig, flags: Counter[str] | None = None) 
 @dataclass
 class _LinePos:
     """Where a JSONL file's reading stands, across its gzip members."""
+
     lineno: int = 0
     blank: int = 0
 
 
-def _read_lines(stream: BinaryIO, path: str, cfg: IngestConfig, out: BatchBuilder,
-                pos: _LinePos) -> Iterator[pa.RecordBatch]:
+def _read_lines(
+    stream: BinaryIO, path: str, cfg: IngestConfig, out: BatchBuilder, pos: _LinePos
+) -> Iterator[pa.RecordBatch]:
     while line := stream.readline(cfg.max_record_bytes + 1):
         pos.lineno += 1
         if len(line) > cfg.max_record_bytes and not line.endswith(b"\n"):
             while (chunk := stream.readline(1 << 20)) and not chunk.endswith(b"\n"):
                 pass  # skip the rest of the over-long line without holding it
-            out.reject("record_too_large", f"line {pos.lineno} is over max_record_bytes {cfg.max_record_bytes}",
-                       id=stable_id(path, pos.lineno))
+            out.reject(
+                "record_too_large",
+                f"line {pos.lineno} is over max_record_bytes {cfg.max_record_bytes}",
+                id=stable_id(path, pos.lineno),
+            )
         elif not line.strip():
             pos.blank += 1
         else:
@@ -135,8 +151,11 @@ def _jsonl_line(line: bytes, lineno: int, path: str, out: BatchBuilder) -> None:
         out.reject("invalid_json", f"{path} line {lineno}: {e}", id=stable_id(path, lineno))
         return
     if not isinstance(obj, dict):
-        out.reject("invalid_json", f"{path} line {lineno}: expected an object, got {type(obj).__name__}",
-                   id=stable_id(path, lineno))
+        out.reject(
+            "invalid_json",
+            f"{path} line {lineno}: expected an object, got {type(obj).__name__}",
+            id=stable_id(path, lineno),
+        )
         return
     row = jsonl_row(obj, path, lineno)
     text = row["text"]
@@ -144,7 +163,10 @@ def _jsonl_line(line: bytes, lineno: int, path: str, out: BatchBuilder) -> None:
         text = row["text"] = _utf8_safe(text)
     if not isinstance(text, str) or not text.strip():
         row["text"] = None
-        out.reject("missing_text", f"line {lineno}: 'text' is {'blank' if isinstance(text, str) else repr(text)[:50]}",
-                   **row)
+        out.reject(
+            "missing_text",
+            f"line {lineno}: 'text' is {'blank' if isinstance(text, str) else repr(text)[:50]}",
+            **row,
+        )
         return
     out.add(**row)

@@ -1,5 +1,6 @@
 """Parquet, row group by row group: `text` is required, the other document columns are taken when present;
 an unreadable row group is one `corrupt_parquet` reject (file, row group, row range) and reading goes on."""
+
 from __future__ import annotations
 
 import io
@@ -24,8 +25,12 @@ def _parquet_batch(batch: pa.RecordBatch, path: str, first_row: int, crawl_id: s
     n = batch.num_rows
     cols: dict[str, pa.Array] = {}
     for f in RAW_SCHEMA:
-        if f.name in batch.schema.names and f.name not in ("html", "content_type", *[r.name for r in REJECT_FIELDS],
-                                                            REJECT_DETAIL.name):
+        if f.name in batch.schema.names and f.name not in (
+            "html",
+            "content_type",
+            *[r.name for r in REJECT_FIELDS],
+            REJECT_DETAIL.name,
+        ):
             cols[f.name] = pc.cast(batch.column(f.name), f.type)
         else:
             cols[f.name] = pa.nulls(n, f.type)
@@ -85,9 +90,14 @@ def read_parquet(path: str, cfg: IngestConfig) -> Iterator[pa.RecordBatch]:
             try:
                 table = pf.read_row_group(group, columns=wanted)
             except (pa.ArrowInvalid, pa.ArrowTypeError, OSError) as e:
-                log.warning("%s: row group %d (rows %d-%d) unreadable: %s", path, group, row, row + group_rows, e)
-                out.reject("corrupt_parquet", f"{path} row group {group} (rows {row}-{row + group_rows}):"
-                                              f" {type(e).__name__}: {e}", id=f"{path}#{row}")
+                log.warning(
+                    "%s: row group %d (rows %d-%d) unreadable: %s", path, group, row, row + group_rows, e
+                )
+                out.reject(
+                    "corrupt_parquet",
+                    f"{path} row group {group} (rows {row}-{row + group_rows}): {type(e).__name__}: {e}",
+                    id=f"{path}#{row}",
+                )
                 yield from out.flush()
                 row += group_rows
                 continue

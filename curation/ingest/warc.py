@@ -1,6 +1,7 @@
 """WARC / WET (and ARC, read as WARC) through warcio, record by record: WARC responses -> html rows, WET
 conversions -> text rows, other record types counted only. Damage costs only the damaged records: each is
 one reject row naming the file and byte offset, and reading resumes at the next good record."""
+
 from __future__ import annotations
 
 import bisect
@@ -38,7 +39,7 @@ def _strip_brackets(value: str | None) -> str | None:
 def warc_record_id(value: str | None) -> str | None:
     value = _strip_brackets(value)
     if value and value.lower().startswith("urn:uuid:"):
-        value = value[len("urn:uuid:"):]
+        value = value[len("urn:uuid:") :]
     return value
 
 
@@ -75,7 +76,9 @@ def _read_payload(record, limit: int) -> tuple[bytes, bool, int]:
     return data, len(data) > limit, _unread_bytes(record)
 
 
-def read_warc(path: str, fmt: str, cfg: IngestConfig, flags: Counter[str] | None = None) -> Iterator[pa.RecordBatch]:
+def read_warc(
+    path: str, fmt: str, cfg: IngestConfig, flags: Counter[str] | None = None
+) -> Iterator[pa.RecordBatch]:
     """WARC responses -> html rows; WET conversions -> text rows; other record types are counted only.
 
     A .gz file is read only from gzip members that passed their CRC/length check (gzmembers); a damaged
@@ -103,6 +106,7 @@ def read_warc(path: str, fmt: str, cfg: IngestConfig, flags: Counter[str] | None
 
             def resume(offset: int) -> int | None:
                 return _next_warc_line(fh, offset + 1, size)
+
         for start, end in spans:
             pos: int | None = start
             while pos is not None and pos < end:
@@ -113,8 +117,17 @@ def read_warc(path: str, fmt: str, cfg: IngestConfig, flags: Counter[str] | None
         flags.update(out.flags)
 
 
-def _read_span(fh, start: int, end: int, resume, plain: bool, path: str, cfg: IngestConfig, out: BatchBuilder,
-               skipped: Counter) -> Iterator[pa.RecordBatch]:
+def _read_span(
+    fh,
+    start: int,
+    end: int,
+    resume,
+    plain: bool,
+    path: str,
+    cfg: IngestConfig,
+    out: BatchBuilder,
+    skipped: Counter,
+) -> Iterator[pa.RecordBatch]:
     """Read records from bytes [start, end) of the file; returns where to go on (None: nothing follows).
     `plain`: an uncompressed WARC, where no gzip member ended cleanly around each record."""
     iterator = ArchiveIterator(RangeReader(fh, start, end), arc2warc=True)
@@ -136,13 +149,20 @@ def _read_span(fh, start: int, end: int, resume, plain: bool, path: str, cfg: In
         # the record to its end first, losing the payload
         offset = start + getattr(iterator, "offset", 0)
         if plain and _header_cut(fh, offset, end):
-            out.reject("truncated_record", f"the file ends inside the header of the record at offset {offset}",
-                       id=f"{path}#{offset}")
+            out.reject(
+                "truncated_record",
+                f"the file ends inside the header of the record at offset {offset}",
+                id=f"{path}#{offset}",
+            )
             return None
         declared = record.rec_headers.get_header("Content-Length")
         if declared is not None and not declared.strip().isdigit():
-            out.reject("corrupt_record", f"record at offset {offset}: Content-Length {declared[:40]!r} is not a"
-                                         f" number; skipped to the next record", id=f"{path}#{offset}")
+            out.reject(
+                "corrupt_record",
+                f"record at offset {offset}: Content-Length {declared[:40]!r} is not a"
+                f" number; skipped to the next record",
+                id=f"{path}#{offset}",
+            )
             return resume(offset)
         try:
             if not _handle_record(record, offset, path, cfg, out, skipped):
@@ -180,12 +200,16 @@ def _reject_member(out: BatchBuilder, path: str, member) -> None:
     head = _warc_head_fields(member.head)
     if member.status == "truncated":
         reason = "truncated_record"
-        detail = (f"record {head.get('warc-record-id')} ({head.get('warc-target-uri')}) at offset {member.start}"
-                  f" ends early: the file ends inside its gzip member ({member.end - member.start} bytes)")
+        detail = (
+            f"record {head.get('warc-record-id')} ({head.get('warc-target-uri')}) at offset {member.start}"
+            f" ends early: the file ends inside its gzip member ({member.end - member.start} bytes)"
+        )
     else:
         reason = "corrupt_gzip"
-        detail = (f"{path} bytes {member.start}-{member.end}: gzip member(s) failed the CRC/length check"
-                  f" ({member.error}); skipped to the next good member")
+        detail = (
+            f"{path} bytes {member.start}-{member.end}: gzip member(s) failed the CRC/length check"
+            f" ({member.error}); skipped to the next good member"
+        )
     log.warning("%s: %s at offset %d", path, reason, member.start)
     out.reject(reason, detail, id=f"{path}#{member.start}", url=_strip_brackets(head.get("warc-target-uri")))
 
@@ -203,8 +227,9 @@ def _reject_damage(out: BatchBuilder, path: str, offset: int, error: BaseExcepti
     out.reject(reason, f"{type(error).__name__}: {error}", id=f"{path}#{offset}")
 
 
-def _handle_record(record, offset: int, path: str, cfg: IngestConfig, out: BatchBuilder,
-                   skipped: Counter) -> bool:
+def _handle_record(
+    record, offset: int, path: str, cfg: IngestConfig, out: BatchBuilder, skipped: Counter
+) -> bool:
     rec_type = record.rec_type
     if rec_type == "warcinfo":
         info = _warcinfo_fields(record.content_stream().read(1_000_000))
@@ -216,8 +241,14 @@ def _handle_record(record, offset: int, path: str, cfg: IngestConfig, out: Batch
         skipped[rec_type] += 1  # request / metadata / resource / revisit: not documents
         missing = _unread_bytes(record)
         if missing:
-            _reject_truncated(out, path, offset, missing, record, {"id": warc_record_id(
-                record.rec_headers.get_header("WARC-Record-ID")), "url": None})
+            _reject_truncated(
+                out,
+                path,
+                offset,
+                missing,
+                record,
+                {"id": warc_record_id(record.rec_headers.get_header("WARC-Record-ID")), "url": None},
+            )
         return not missing
     if out.defaults["crawl_id"] is None:
         out.defaults["crawl_id"] = crawl_id_from_name(path)
@@ -227,9 +258,12 @@ def _handle_record(record, offset: int, path: str, cfg: IngestConfig, out: Batch
 def _reject_truncated(out: BatchBuilder, path: str, offset: int, missing: int, record, meta: dict) -> None:
     declared = record.rec_headers.get_header("Content-Length")
     log.warning("%s: record %s at offset %d ends early (%d bytes missing)", path, meta["id"], offset, missing)
-    out.reject("truncated_record", f"record {meta['id']} ({meta['url']}) ends early: {missing} of {declared}"
-                                   f" declared bytes missing (truncated file or corrupt gzip member)",
-               **{**meta, "id": f"{path}#{offset}"})
+    out.reject(
+        "truncated_record",
+        f"record {meta['id']} ({meta['url']}) ends early: {missing} of {declared}"
+        f" declared bytes missing (truncated file or corrupt gzip member)",
+        **{**meta, "id": f"{path}#{offset}"},
+    )
 
 
 def _warc_record(record, offset: int, path: str, cfg: IngestConfig, out: BatchBuilder) -> bool:
@@ -244,8 +278,11 @@ def _warc_record(record, offset: int, path: str, cfg: IngestConfig, out: BatchBu
     }
     declared = headers.get_header("Content-Length")
     if declared and declared.strip().isdigit() and int(declared) > cfg.max_record_bytes:
-        out.reject("record_too_large", f"Content-Length {declared.strip()} > max_record_bytes"
-                                       f" {cfg.max_record_bytes}", **meta)
+        out.reject(
+            "record_too_large",
+            f"Content-Length {declared.strip()} > max_record_bytes {cfg.max_record_bytes}",
+            **meta,
+        )
         return True
     mime = None
     if rec_type == "response":

@@ -15,6 +15,7 @@ Wiring (dags/_common.py): every task's `on_failure_callback` is `AlertNotifier("
 after the last retry), every DAG's is `AlertNotifier("dag_failed")`, and nightly_refresh's DeadlineAlert
 calls `deadline_missed` in the triggerer.
 """
+
 from __future__ import annotations
 
 import json
@@ -42,8 +43,9 @@ def read_alerts(path: str | Path | None = None) -> list[dict]:
 def _post_webhook(url: str, alert: dict) -> None:
     import urllib.request
 
-    req = urllib.request.Request(url, data=json.dumps(alert).encode(), method="POST",
-                                 headers={"Content-Type": "application/json"})
+    req = urllib.request.Request(
+        url, data=json.dumps(alert).encode(), method="POST", headers={"Content-Type": "application/json"}
+    )
     with urllib.request.urlopen(req, timeout=10) as resp:
         resp.read()
 
@@ -72,11 +74,19 @@ def _send_mail(alert: dict) -> None:
 def raise_alert(kind: str, dag_id: str, run_id: str | None, message: str, task_id: str | None = None) -> dict:
     """Append the alert to the alert log, then deliver it to the configured notifiers. Returns the alert
     with `delivered` (channel -> "ok" or the error)."""
-    alert = {"at": datetime.now(UTC).isoformat(), "kind": kind, "dag_id": dag_id, "run_id": run_id,
-             "task_id": task_id, "message": message[-4000:]}
+    alert = {
+        "at": datetime.now(UTC).isoformat(),
+        "kind": kind,
+        "dag_id": dag_id,
+        "run_id": run_id,
+        "task_id": task_id,
+        "message": message[-4000:],
+    }
     delivered = {}
-    channels = {"webhook": (os.environ.get("PHI_ALERT_WEBHOOK"), _post_webhook),
-                "smtp": (os.environ.get("PHI_ALERT_SMTP_HOST"), lambda _url, a: _send_mail(a))}
+    channels = {
+        "webhook": (os.environ.get("PHI_ALERT_WEBHOOK"), _post_webhook),
+        "smtp": (os.environ.get("PHI_ALERT_SMTP_HOST"), lambda _url, a: _send_mail(a)),
+    }
     for name, (target, send) in channels.items():
         if not target:
             continue
@@ -89,7 +99,7 @@ def raise_alert(kind: str, dag_id: str, run_id: str | None, message: str, task_i
     alert["delivered"] = delivered
     path = alert_log()
     path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a") as f:   # one write of one line: appends from several workers do not interleave
+    with open(path, "a") as f:  # one write of one line: appends from several workers do not interleave
         f.write(json.dumps(alert, default=str) + "\n")
     log.warning("ALERT %s %s %s: %s", kind, dag_id, task_id or "", message[:500])
     return alert
@@ -109,8 +119,13 @@ class AlertNotifier(BaseNotifier):
         run = context.get("dag_run")
         run_id = getattr(run, "run_id", None) or context.get("run_id")
         error = context.get("exception") or context.get("reason") or "failed"
-        raise_alert(self.kind, dag_id, run_id, f"{type(error).__name__}: {error}"
-                    if isinstance(error, BaseException) else str(error), task_id=getattr(ti, "task_id", None))
+        raise_alert(
+            self.kind,
+            dag_id,
+            run_id,
+            f"{type(error).__name__}: {error}" if isinstance(error, BaseException) else str(error),
+            task_id=getattr(ti, "task_id", None),
+        )
 
 
 async def deadline_missed(context: dict, **_kwargs) -> None:
@@ -118,5 +133,9 @@ async def deadline_missed(context: dict, **_kwargs) -> None:
     as JSON and the deadline's time."""
     run = context.get("dag_run") or {}
     deadline = (context.get("deadline") or {}).get("deadline_time")
-    raise_alert("deadline_missed", run.get("dag_id", "?"), run.get("dag_run_id") or run.get("run_id"),
-                f"run still not finished at its deadline {deadline} (state {run.get('state')})")
+    raise_alert(
+        "deadline_missed",
+        run.get("dag_id", "?"),
+        run.get("dag_run_id") or run.get("run_id"),
+        f"run still not finished at its deadline {deadline} (state {run.get('state')})",
+    )

@@ -8,6 +8,7 @@
 Each producing task sets the event's `extra` to {version, path, ...}; consumers read the path from it
 (or from the dataset root's CURRENT when triggered by hand). The scheduling policy is in dags/README.md.
 """
+
 from __future__ import annotations
 
 from airflow.sdk import Asset
@@ -23,7 +24,10 @@ MIXTURE = Asset(name="mixture", uri=f"file://{dataset_root('mixtures')}", group=
 PRETRAINED = Asset(name="pretrained", uri=f"file://{dataset_root('pretrain')}", group="model")
 #: New edu label files landed (human labels, a labelling round): posted by whoever adds them (REST API
 #: `POST /api/v2/assets/events`, or an upstream DAG); edu_classifier retrains on it, besides weekly.
-EDU_LABEL_FILES = Asset(name="edu_label_files", uri=f"file://{dataset_root('edu_label_files')}", group="labels")
+EDU_LABEL_FILES = Asset(
+    name="edu_label_files", uri=f"file://{dataset_root('edu_label_files')}", group="labels"
+)
 #: A mixture build that opted in (`auto_pretrain: true`) asks for a pretraining run; nothing else does.
-PRETRAIN_REQUEST = Asset(name="pretrain_request", uri=f"file://{dataset_root('mixtures')}/_pretrain_requests",
-                         group="mixture")
+PRETRAIN_REQUEST = Asset(
+    name="pretrain_request", uri=f"file://{dataset_root('mixtures')}/_pretrain_requests", group="mixture"
+)

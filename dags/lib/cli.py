@@ -1,6 +1,7 @@
 """Run a project CLI (`python -m curation|synthesis|training ...`) from a task: the DAG runs exactly the
 command an engineer runs by hand, its output goes to the task log, and a failure raises with the tail of
 the output (the CLIs print their clear errors there)."""
+
 from __future__ import annotations
 
 import logging
@@ -26,8 +27,15 @@ def run_module(module: str, args: list[str], env: dict[str, str] | None = None, 
     log.info("running: %s", " ".join(argv))
     lines: list[str] = []
     tail: deque[str] = deque(maxlen=tail_lines)
-    with subprocess.Popen(argv, cwd=REPO_ROOT, env={**os.environ, **(env or {})}, stdout=subprocess.PIPE,
-                          stderr=subprocess.STDOUT, text=True, bufsize=1) as proc:
+    with subprocess.Popen(
+        argv,
+        cwd=REPO_ROOT,
+        env={**os.environ, **(env or {})},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        bufsize=1,
+    ) as proc:
         assert proc.stdout is not None
         for line in proc.stdout:
             line = line.rstrip("\n")

@@ -12,6 +12,7 @@ DAGs, CLIs and packages are the production ones: only inputs and params are smal
 
 PHI_DEMO_CURATION_CONFIG replaces configs/demo/curation.yaml (the curation config of the first stage).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -38,12 +39,17 @@ def shared_data() -> Path:
 def setup_env(out: Path) -> dict[str, str]:
     """The environment every stage sees; set before Airflow is imported (it reads AIRFLOW_HOME at import)."""
     env = {
-        "AIRFLOW_HOME": str(out / "airflow"), "AIRFLOW__CORE__DAGS_FOLDER": str(REPO_ROOT / "dags"),
-        "AIRFLOW__CORE__LOAD_EXAMPLES": "False", "AIRFLOW__CORE__PARALLELISM": "2",
+        "AIRFLOW_HOME": str(out / "airflow"),
+        "AIRFLOW__CORE__DAGS_FOLDER": str(REPO_ROOT / "dags"),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__CORE__PARALLELISM": "2",
         "AIRFLOW_CONN_SPARK_DEFAULT": json.dumps({"conn_type": "spark", "host": "local[2]"}),
-        "SPARK_MASTER": "local[2]", "SPARK_DRIVER_MEMORY": os.environ.get("SPARK_DRIVER_MEMORY", "1g"),
-        "PHI_DATA_ROOT": str(out / "data"), "PHI_EDU_REGISTRY": str(out / "data" / "edu_models"),
-        "GX_ANALYTICS_ENABLED": "false", "PHI_SHARED_DATA": str(shared_data()),
+        "SPARK_MASTER": "local[2]",
+        "SPARK_DRIVER_MEMORY": os.environ.get("SPARK_DRIVER_MEMORY", "1g"),
+        "PHI_DATA_ROOT": str(out / "data"),
+        "PHI_EDU_REGISTRY": str(out / "data" / "edu_models"),
+        "GX_ANALYTICS_ENABLED": "false",
+        "PHI_SHARED_DATA": str(shared_data()),
     }
     os.environ.update(env)
     return env
@@ -53,26 +59,58 @@ def stage_conf(data: Path) -> list[tuple[str, dict]]:
     """The DAG runs in order, with demo-sized params (paths resolved when the stage starts)."""
     shared = shared_data()
     return [
-        ("web_curation", {
-            "input_globs": [str(shared / "warc_commoncrawl_samples" / "dolma-sample-000*.warc.gz"),
-                            str(shared / "webtext_cc2019_dolma_sample" / "*.jsonl.gz")],
-            "config_path": os.environ.get("PHI_DEMO_CURATION_CONFIG") or str(DEMO / "curation.yaml")}),
-        ("edu_classifier", {
-            "input": str(data / "web_curated"), "label_config": str(DEMO / "label-edu.yaml"), "n": 16,
-            # 16 teacher labels alone cannot train a classifier: the shared FineWeb-C human labels join them
-            "extra_labels": [str(shared / "edu_labels_finewebc_danish" / "fineweb-c_danish.csv")],
-            "min_macro_f1": 0.2, "min_spearman": 0.2}),
-        ("synthetic_data", {"recipes": str(DEMO / "synthetic.yaml"), "shards": 2, "sandbox_workers": 1,
-                            "review_auto_approve": True}),
+        (
+            "web_curation",
+            {
+                "input_globs": [
+                    str(shared / "warc_commoncrawl_samples" / "dolma-sample-000*.warc.gz"),
+                    str(shared / "webtext_cc2019_dolma_sample" / "*.jsonl.gz"),
+                ],
+                "config_path": os.environ.get("PHI_DEMO_CURATION_CONFIG") or str(DEMO / "curation.yaml"),
+            },
+        ),
+        (
+            "edu_classifier",
+            {
+                "input": str(data / "web_curated"),
+                "label_config": str(DEMO / "label-edu.yaml"),
+                "n": 16,
+                # 16 teacher labels alone cannot train a classifier: the shared FineWeb-C human labels join them
+                "extra_labels": [str(shared / "edu_labels_finewebc_danish" / "fineweb-c_danish.csv")],
+                "min_macro_f1": 0.2,
+                "min_spearman": 0.2,
+            },
+        ),
+        (
+            "synthetic_data",
+            {
+                "recipes": str(DEMO / "synthetic.yaml"),
+                "shards": 2,
+                "sandbox_workers": 1,
+                "review_auto_approve": True,
+            },
+        ),
         ("mixture_build", {"mixture_yaml": str(DEMO / "mixture.yaml")}),
-        ("pretrain", {"train_config": str(REPO_ROOT / "configs" / "train" / "tiny-cpu.yaml"),
-                      "mixture": str(data / "mixtures" / "demo"), "nproc_per_node": 1}),
+        (
+            "pretrain",
+            {
+                "train_config": str(REPO_ROOT / "configs" / "train" / "tiny-cpu.yaml"),
+                "mixture": str(data / "mixtures" / "demo"),
+                "nproc_per_node": 1,
+            },
+        ),
     ]
 
 
 def migrate(env: dict[str, str]) -> None:
-    proc = subprocess.run([sys.executable, "-m", "airflow", "db", "migrate"], env={**os.environ, **env},
-                          capture_output=True, text=True, timeout=600, check=False)
+    proc = subprocess.run(
+        [sys.executable, "-m", "airflow", "db", "migrate"],
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
     if proc.returncode != 0:
         raise RuntimeError(f"airflow db migrate failed:\n{proc.stderr[-3000:]}")
 
@@ -83,10 +121,18 @@ def run_dag(bag, dag_id: str, conf: dict) -> dict:
     if dag is None:
         raise RuntimeError(f"DAG {dag_id} not found; import errors: {bag.import_errors}")
     run = dag.test(run_conf=conf)
-    tasks = {f"{ti.task_id}[{ti.map_index}]" if ti.map_index >= 0 else ti.task_id: str(ti.state)
-             for ti in run.get_task_instances()}
-    return {"dag_id": dag_id, "state": str(run.state), "run_id": run.run_id, "tasks": tasks,
-            "seconds": round(time.perf_counter() - t0, 1), "conf": conf}
+    tasks = {
+        f"{ti.task_id}[{ti.map_index}]" if ti.map_index >= 0 else ti.task_id: str(ti.state)
+        for ti in run.get_task_instances()
+    }
+    return {
+        "dag_id": dag_id,
+        "state": str(run.state),
+        "run_id": run.run_id,
+        "tasks": tasks,
+        "seconds": round(time.perf_counter() - t0, 1),
+        "conf": conf,
+    }
 
 
 def current(root: Path) -> Path | None:
@@ -101,8 +147,10 @@ def write_report(out: Path, data: Path, runs: list[dict], total: float) -> Path:
     links: dict[str, list[tuple[str, Path]]] = {}
     web = current(data / "web_curated")
     if web:
-        links["web_curation"] = [("curation report", web / "report" / "report.html"),
-                                 ("quality gate (Data Docs)", web / "quality" / "data_docs" / "index.html")]
+        links["web_curation"] = [
+            ("curation report", web / "report" / "report.html"),
+            ("quality gate (Data Docs)", web / "quality" / "data_docs" / "index.html"),
+        ]
     edu = current(data / "web_edu")
     registry = data / "edu_models"
     promoted = (registry / "PROMOTED").read_text().strip() if (registry / "PROMOTED").is_file() else None
@@ -115,35 +163,57 @@ def write_report(out: Path, data: Path, runs: list[dict], total: float) -> Path:
             links["edu_classifier"] = []
         links["edu_classifier"] += [("scored corpus gate", edu / "quality" / "data_docs" / "index.html")]
     if promoted:
-        links.setdefault("edu_classifier", []).append(("promoted model card", registry / promoted / "README.md"))
-        links["edu_classifier"] += [(f"promotion verdict {p.name}", p)
-                                    for p in sorted((registry / promoted / "eval").glob("promotion-*.json"))]
+        links.setdefault("edu_classifier", []).append(
+            ("promoted model card", registry / promoted / "README.md")
+        )
+        links["edu_classifier"] += [
+            (f"promotion verdict {p.name}", p)
+            for p in sorted((registry / promoted / "eval").glob("promotion-*.json"))
+        ]
     syn = current(data / "synthetic")
     if syn:
-        links["synthetic_data"] = [("merged synthetic manifest", syn / "manifest.json"),
-                                   ("gate (Data Docs)", syn / "quality" / "data_docs" / "index.html")]
-        links["synthetic_data"] += [(f"shard report {p.parent.name}", p)
-                                    for p in sorted((data / "synthetic" / "_shards").glob("*/*/report.md"))]
+        links["synthetic_data"] = [
+            ("merged synthetic manifest", syn / "manifest.json"),
+            ("gate (Data Docs)", syn / "quality" / "data_docs" / "index.html"),
+        ]
+        links["synthetic_data"] += [
+            (f"shard report {p.parent.name}", p)
+            for p in sorted((data / "synthetic" / "_shards").glob("*/*/report.md"))
+        ]
     mix = current(data / "mixtures" / "demo")
     if mix:
-        links["mixture_build"] = [("build manifest", mix / "manifest.json"),
-                                  ("gate (Data Docs)", mix / "quality" / "data_docs" / "index.html")]
-        links["mixture_build"] += [("plan plot", p) for p in sorted((data / "mixtures" / "demo" / "_plans").glob("*/plan.png"))]
+        links["mixture_build"] = [
+            ("build manifest", mix / "manifest.json"),
+            ("gate (Data Docs)", mix / "quality" / "data_docs" / "index.html"),
+        ]
+        links["mixture_build"] += [
+            ("plan plot", p) for p in sorted((data / "mixtures" / "demo" / "_plans").glob("*/plan.png"))
+        ]
     runs_dir = data / "pretrain"
     if runs_dir.is_dir():
         for run in sorted(runs_dir.iterdir()):
             links.setdefault("pretrain", []).extend(
-                (f"{run.name}: {p.name}", p) for p in (run / "report.png", run / "metrics.jsonl") if p.exists())
+                (f"{run.name}: {p.name}", p)
+                for p in (run / "report.png", run / "metrics.jsonl")
+                if p.exists()
+            )
     rows = []
     for r in runs:
-        items = "".join(f'<li><a href="{html.escape(p.as_uri())}">{html.escape(name)}</a>'
-                        f'{"" if p.exists() else " (missing)"}</li>' for name, p in links.get(r["dag_id"], []))
+        items = "".join(
+            f'<li><a href="{html.escape(p.as_uri())}">{html.escape(name)}</a>'
+            f"{'' if p.exists() else ' (missing)'}</li>"
+            for name, p in links.get(r["dag_id"], [])
+        )
         tasks = ", ".join(f"{t}: {s}" for t, s in r["tasks"].items())
-        rows.append(f"<h2>{r['dag_id']} — {r['state']} ({r['seconds']} s)</h2><p><small>{html.escape(tasks)}</small>"
-                    f"</p><pre>{html.escape(json.dumps(r['conf'], indent=1))}</pre><ul>{items}</ul>")
+        rows.append(
+            f"<h2>{r['dag_id']} — {r['state']} ({r['seconds']} s)</h2><p><small>{html.escape(tasks)}</small>"
+            f"</p><pre>{html.escape(json.dumps(r['conf'], indent=1))}</pre><ul>{items}</ul>"
+        )
     page = out / "report.html"
-    page.write_text(f"<!doctype html><meta charset=utf-8><title>phi-data demo</title><h1>phi-data demo</h1>"
-                    f"<p>whole chain in {total:.0f} s; data under {html.escape(str(data))}</p>{''.join(rows)}")
+    page.write_text(
+        f"<!doctype html><meta charset=utf-8><title>phi-data demo</title><h1>phi-data demo</h1>"
+        f"<p>whole chain in {total:.0f} s; data under {html.escape(str(data))}</p>{''.join(rows)}"
+    )
     (out / "runs.json").write_text(json.dumps({"seconds": round(total, 1), "runs": runs}, indent=2))
     return page
 

@@ -1,5 +1,6 @@
 """The edu_classifier DAG's logic: which registered model a DAG run trained (so a retried train task
 reuses it instead of registering a second one), the promotion floors, and the scoring run's arguments."""
+
 from __future__ import annotations
 
 import math
@@ -52,8 +53,9 @@ def check_floors(metrics: dict[str, Any], floors: dict[str, float | None]) -> li
     return misses
 
 
-def train_for_run(registry: str | Path, version: str, labels: list[str], config: str | None = None,
-                  human: str | None = None) -> str:
+def train_for_run(
+    registry: str | Path, version: str, labels: list[str], config: str | None = None, human: str | None = None
+) -> str:
     """`python -m curation edu train` for one DAG run, at most once: a retry (after a crash anywhere past
     registration) finds the model the run already registered by its tag and returns it."""
     from dags.lib.cli import run_module
@@ -71,7 +73,9 @@ def train_for_run(registry: str | Path, version: str, labels: list[str], config:
     run_module("curation", args)
     found = model_for_run(registry, version)
     if found is None:
-        raise RuntimeError(f"`curation edu train` succeeded but no model in {registry} carries {run_tag(version)!r}")
+        raise RuntimeError(
+            f"`curation edu train` succeeded but no model in {registry} carries {run_tag(version)!r}"
+        )
     return found
 
 
@@ -79,6 +83,25 @@ def score_plan(registry: str | Path, model: str, corpus: str | Path, run: str) -
     """Where the corpus scored with `model` is built (`web_edu/_candidates/<run>`) and the argv of
     `python -m curation edu score` that builds it."""
     root = dataset_root("web_edu")
-    argv = ["edu", "score", "--registry", str(registry), "--model", model, "--input", str(corpus),
-            "--output", str(root / "_candidates"), "--run-id", run, "--dataset", "web_edu"]
-    return {"model": model, "score_argv": argv, "root": str(root), "candidate_dir": str(root / "_candidates" / run)}
+    argv = [
+        "edu",
+        "score",
+        "--registry",
+        str(registry),
+        "--model",
+        model,
+        "--input",
+        str(corpus),
+        "--output",
+        str(root / "_candidates"),
+        "--run-id",
+        run,
+        "--dataset",
+        "web_edu",
+    ]
+    return {
+        "model": model,
+        "score_argv": argv,
+        "root": str(root),
+        "candidate_dir": str(root / "_candidates" / run),
+    }

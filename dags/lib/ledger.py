@@ -13,6 +13,7 @@ s3://, s3a:// and whatever else fsspec serves), so nightly_refresh reads the sam
 `curation run`. A glob that matches nothing, or whose location does not exist, is an error (NoSegments)
 and never a quiet empty night: an empty night is one whose globs match only segments already consumed.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -81,7 +82,9 @@ class SegmentLedger:
         try:
             data = json.loads(self.path.read_text())
         except json.JSONDecodeError as e:
-            raise ValueError(f"segment ledger {self.path} is not valid JSON ({e}); fix or move it aside") from e
+            raise ValueError(
+                f"segment ledger {self.path} is not valid JSON ({e}); fix or move it aside"
+            ) from e
         if not isinstance(data, dict):
             raise TypeError(f"segment ledger {self.path}: expected an object of segment -> entry")
         return data
@@ -141,18 +144,36 @@ class SegmentLedger:
 
     def nights(self) -> list[dict]:
         p = self.nights_path
-        return [json.loads(line) for line in p.read_text().splitlines() if line.strip()] if p.is_file() else []
+        return (
+            [json.loads(line) for line in p.read_text().splitlines() if line.strip()] if p.is_file() else []
+        )
 
-    def record_night(self, run: str, status: str, matched: int, new: int, version: str | None = None,
-                     rows: int | None = None) -> dict:
+    def record_night(
+        self,
+        run: str,
+        status: str,
+        matched: int,
+        new: int,
+        version: str | None = None,
+        rows: int | None = None,
+    ) -> dict:
         """Log one night (`published`: its version and corpus rows; `empty`: every matched segment was
         consumed already) and rewrite the nights' table. A rerun of the same night replaces its line."""
-        entry = {"run": run, "status": status, "segments_matched": matched, "segments_new": new,
-                 "version": version, "rows": rows, "recorded_at": now_iso()}
+        entry = {
+            "run": run,
+            "status": status,
+            "segments_matched": matched,
+            "segments_new": new,
+            "version": version,
+            "rows": rows,
+            "recorded_at": now_iso(),
+        }
         with self._locked():
             nights = [n for n in self.nights() if n["run"] != run] + [entry]
-            for path, text in ((self.nights_path, "".join(json.dumps(n) + "\n" for n in nights)),
-                               (self.path.with_name("nights.md"), _nights_table(nights))):
+            for path, text in (
+                (self.nights_path, "".join(json.dumps(n) + "\n" for n in nights)),
+                (self.path.with_name("nights.md"), _nights_table(nights)),
+            ):
                 tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}")
                 tmp.write_text(text)
                 os.replace(tmp, path)
@@ -160,8 +181,15 @@ class SegmentLedger:
 
 
 def _nights_table(nights: list[dict]) -> str:
-    lines = ["# nightly_refresh: nights", "", "| run | status | segments matched | new | version | rows |",
-             "|---|---|---:|---:|---|---:|"]
-    lines += [f"| {n['run']} | {n['status']} | {n['segments_matched']} | {n['segments_new']} | "
-              f"{n['version'] or '-'} | {n['rows'] if n['rows'] is not None else '-'} |" for n in nights]
+    lines = [
+        "# nightly_refresh: nights",
+        "",
+        "| run | status | segments matched | new | version | rows |",
+        "|---|---|---:|---:|---|---:|",
+    ]
+    lines += [
+        f"| {n['run']} | {n['status']} | {n['segments_matched']} | {n['segments_new']} | "
+        f"{n['version'] or '-'} | {n['rows'] if n['rows'] is not None else '-'} |"
+        for n in nights
+    ]
     return "\n".join(lines) + "\n"

@@ -11,6 +11,7 @@ execution_timeouts): a run whose teardown never ran (the scheduler died) blocks 
 that long, and the run that takes it over logs whose lease it broke. Check-and-take happens under an
 flock on `<root>/_writer.lock.guard`, so two runs cannot both take a free or stale lease.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -52,7 +53,9 @@ class WriterLock:
             return json.loads(self.path.read_text())
         except FileNotFoundError:
             return None
-        except json.JSONDecodeError:   # a torn write cannot happen (rename), but never trust a lock file blindly
+        except (
+            json.JSONDecodeError
+        ):  # a torn write cannot happen (rename), but never trust a lock file blindly
             return {"holder": "<unreadable lock file>", "expires_at": "1970-01-01T00:00:00+00:00"}
 
     def _try(self, holder: str, ttl: timedelta) -> dict | None:
@@ -63,8 +66,12 @@ class WriterLock:
             if cur is not None and cur["holder"] != holder:
                 if datetime.fromisoformat(cur["expires_at"]) > now:
                     return cur
-                log.warning("%s: breaking the stale writer lease of %s (expired %s)", self.root, cur["holder"],
-                            cur["expires_at"])
+                log.warning(
+                    "%s: breaking the stale writer lease of %s (expired %s)",
+                    self.root,
+                    cur["holder"],
+                    cur["expires_at"],
+                )
             lease = {"holder": holder, "acquired_at": now.isoformat(), "expires_at": (now + ttl).isoformat()}
             tmp = self.path.with_name(f".{LOCK}.{uuid.uuid4().hex[:8]}")
             tmp.write_text(json.dumps(lease))
@@ -80,8 +87,10 @@ class WriterLock:
                 log.info("%s: writer lease taken by %s", self.root, holder)
                 return self.holder()
             if time.monotonic() >= deadline:
-                raise CorpusBusy(f"{self.root}: another run is writing this corpus ({busy['holder']}, since "
-                                 f"{busy.get('acquired_at')}, lease until {busy['expires_at']}); waited {wait}")
+                raise CorpusBusy(
+                    f"{self.root}: another run is writing this corpus ({busy['holder']}, since "
+                    f"{busy.get('acquired_at')}, lease until {busy['expires_at']}); waited {wait}"
+                )
             log.info("%s: waiting for %s to publish", self.root, busy["holder"])
             time.sleep(poll)
 

@@ -28,6 +28,7 @@ holds the new text's bands for that id, so a later near copy of the new text is 
 corpus holds the old one: more deduplication, never a lost published document. (An exact text copy of a
 published document is caught by near-dedup already, Jaccard 1, before append's text check.)
 """
+
 from __future__ import annotations
 
 import logging
@@ -36,7 +37,7 @@ from pathlib import Path
 
 log = logging.getLogger(__name__)
 
-INDEX = "_near_index"   # under the corpus root; hidden from DatasetRoot.versions()
+INDEX = "_near_index"  # under the corpus root; hidden from DatasetRoot.versions()
 STAGED = "_staged"
 #: Index versions kept after a promote (the new CURRENT and the one before it); older ones are deleted.
 #: An index version is only ever a base for the next night (same id as the corpus's CURRENT); anything
@@ -75,8 +76,14 @@ def _unusable(index, version: str, params: dict, verify: bool) -> str | None:
     return None
 
 
-def plan_near_index(cfg, config_path: str | None, corpus_root: str | Path, version: str,
-                    base_version: str | None, incremental: bool) -> dict:
+def plan_near_index(
+    cfg,
+    config_path: str | None,
+    corpus_root: str | Path,
+    version: str,
+    base_version: str | None,
+    incremental: bool,
+) -> dict:
     """Decide the run's near-dedup and point `cfg.near_dedup.index_dir` at the run's staged index root.
 
     web_curation (full run): near-dedup as the config says (off by default); when on, the index is built
@@ -90,26 +97,41 @@ def plan_near_index(cfg, config_path: str | None, corpus_root: str | Path, versi
 
     nd = cfg.near_dedup
     if nd.index_dir:
-        raise ValueError(f"{config_path}: near_dedup.index_dir is set ({nd.index_dir!r}) but the DAGs keep the "
-                         f"corpus's band index themselves ({index_root(corpus_root)}); remove index_dir")
-    if incremental and "enabled" not in nd.model_fields_set:   # the config file leaves near_dedup.enabled unset
+        raise ValueError(
+            f"{config_path}: near_dedup.index_dir is set ({nd.index_dir!r}) but the DAGs keep the "
+            f"corpus's band index themselves ({index_root(corpus_root)}); remove index_dir"
+        )
+    if (
+        incremental and "enabled" not in nd.model_fields_set
+    ):  # the config file leaves near_dedup.enabled unset
         nd.enabled = True
     index = DatasetRoot(index_root(corpus_root))
     if not nd.enabled:
-        note = (f"near-dedup off ({config_path or 'default config'}): no band index staged; the index "
-                f"{index.root} will not describe this version and the next nightly_refresh rebuilds it")
+        note = (
+            f"near-dedup off ({config_path or 'default config'}): no band index staged; the index "
+            f"{index.root} will not describe this version and the next nightly_refresh rebuilds it"
+        )
         log.warning("%s", note)
         return {"enabled": False, "root": str(index.root), "note": note}
 
     staged = index.root / STAGED / version
-    shutil.rmtree(staged, ignore_errors=True)   # a re-planned run starts from a clean root
+    shutil.rmtree(staged, ignore_errors=True)  # a re-planned run starts from a clean root
     staged.mkdir(parents=True)
     nd.index_dir = str(staged)
-    plan = {"enabled": True, "root": str(index.root), "staged_root": str(staged), "version": version,
-            "base": None, "rebuilt": False, "reason": None}
+    plan = {
+        "enabled": True,
+        "root": str(index.root),
+        "staged_root": str(staged),
+        "version": version,
+        "base": None,
+        "rebuilt": False,
+        "reason": None,
+    }
     if not incremental or base_version is None:
-        plan["note"] = (f"near-dedup band index: built from this version's kept documents alone, staged in "
-                        f"{staged}; it goes live when this version is published")
+        plan["note"] = (
+            f"near-dedup band index: built from this version's kept documents alone, staged in "
+            f"{staged}; it goes live when this version is published"
+        )
         log.info("%s", plan["note"])
         return plan
 
@@ -124,10 +146,13 @@ def plan_near_index(cfg, config_path: str | None, corpus_root: str | Path, versi
     corpus_dir = Path(corpus_root) / base_version
     rows = Manifest.read(corpus_dir).rows if (corpus_dir / "manifest.json").is_file() else "all"
     request_rebuild(staged, corpus_dir, base_version, why)
-    plan.update(rebuilt=True, reason=why,
-                note=f"near-dedup band index rebuilt: {why}; the curate job indexes corpus version {base_version} "
-                     f"first (signatures of its {rows} documents, computed once) and deduplicates the night "
-                     f"against it")
+    plan.update(
+        rebuilt=True,
+        reason=why,
+        note=f"near-dedup band index rebuilt: {why}; the curate job indexes corpus version {base_version} "
+        f"first (signatures of its {rows} documents, computed once) and deduplicates the night "
+        f"against it",
+    )
     log.warning("%s", plan["note"])
     return plan
 
@@ -141,23 +166,29 @@ def promote(near: dict | None, published_version: str) -> str | None:
     from curation.contract import DatasetRoot, prune_versions, replace_dir
 
     if not near or not near.get("enabled"):
-        log.warning("no band index staged for %s: %s", published_version, (near or {}).get("note", "near-dedup off"))
+        log.warning(
+            "no band index staged for %s: %s", published_version, (near or {}).get("note", "near-dedup off")
+        )
         return None
     index, staged = DatasetRoot(near["root"]), DatasetRoot(near["staged_root"])
     version = near["version"]
     if version != published_version:
-        raise ValueError(f"band index staged for {version} but the published corpus version is {published_version}")
+        raise ValueError(
+            f"band index staged for {version} but the published corpus version is {published_version}"
+        )
     src, final = staged.version_dir(version), index.version_dir(version)
     if (src / "manifest.json").is_file():
         index.root.mkdir(parents=True, exist_ok=True)
         replace_dir(src, final)
     elif not (final / "manifest.json").is_file():
-        raise FileNotFoundError(f"no band index staged for {version} in {staged.root} and none in {index.root}: "
-                                f"did the curate job run with near-dedup?")
+        raise FileNotFoundError(
+            f"no band index staged for {version} in {staged.root} and none in {index.root}: "
+            f"did the curate job run with near-dedup?"
+        )
     index.set_current(version)
     shutil.rmtree(staged.root, ignore_errors=True)
     log.info("band index %s promoted: CURRENT = %s (describes the published corpus version)", final, version)
-    prune_versions(index.root, KEEP_INDEX_VERSIONS)   # a run staging from an older one holds hard links
+    prune_versions(index.root, KEEP_INDEX_VERSIONS)  # a run staging from an older one holds hard links
     return version
 
 

@@ -1,5 +1,6 @@
 """Where the DAGs' datasets live and which version a DAG run builds: the root helpers every other
 module of dags/lib uses (light: no project imports beyond curation.paths, so nothing here imports back)."""
+
 from __future__ import annotations
 
 import hashlib

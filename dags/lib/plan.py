@@ -4,6 +4,7 @@ config, and the argv of `python -m curation run` for spark-submit.
 Idempotence: the version id is derived from the Airflow run id, so a retried or cleared task rebuilds the
 same version (the pipeline replaces `<candidates>/<version>` atomically) instead of adding a second one.
 """
+
 from __future__ import annotations
 
 import glob
@@ -20,9 +21,9 @@ from dags.lib.paths import registry_root
 CURATION_APP = str(REPO_ROOT / "curation" / "__main__.py")
 log = logging.getLogger(__name__)
 
-CANDIDATES = "_candidates"   # under a dataset root; hidden from DatasetRoot.versions()
-DELTAS = "_deltas"           # nightly: each night's new documents alone, appended onto the corpus
-RUNS = "_runs"               # per-run scratch: the effective config
+CANDIDATES = "_candidates"  # under a dataset root; hidden from DatasetRoot.versions()
+DELTAS = "_deltas"  # nightly: each night's new documents alone, appended onto the corpus
+RUNS = "_runs"  # per-run scratch: the effective config
 
 
 def _is_local(path: str) -> bool:
@@ -53,7 +54,7 @@ def plan_edu(cfg, config_path: str | None, registry: str | Path | None) -> dict:
     Mutates `cfg.edu`; returns {"model": version or None, "note": text or None} for the plan's XCom."""
     from curation.edu.registry import ModelRegistry
 
-    explicit = "edu" in cfg.model_fields_set   # the config file has an `edu:` section
+    explicit = "edu" in cfg.model_fields_set  # the config file has an `edu:` section
     if explicit and not cfg.edu.enabled:
         return {"model": None, "note": f"edu scoring disabled by {config_path} (edu.enabled: false)"}
     reg = ModelRegistry(cfg.edu.registry if explicit and cfg.edu.registry else registry)
@@ -62,19 +63,29 @@ def plan_edu(cfg, config_path: str | None, registry: str | Path | None) -> dict:
     elif reg.promoted() is not None:
         ref = reg.resolve(None)
     elif explicit:
-        raise FileNotFoundError(f"{config_path} enables edu scoring but no edu model is promoted in {reg.root}")
+        raise FileNotFoundError(
+            f"{config_path} enables edu scoring but no edu model is promoted in {reg.root}"
+        )
     else:
-        return {"model": None, "note": f"edu scoring skipped: no promoted edu model in {reg.root} yet; "
-                                       f"published unscored (edu_classifier scores the corpus into web_edu "
-                                       f"once a model is promoted)"}
+        return {
+            "model": None,
+            "note": f"edu scoring skipped: no promoted edu model in {reg.root} yet; "
+            f"published unscored (edu_classifier scores the corpus into web_edu "
+            f"once a model is promoted)",
+        }
     cfg.edu.enabled = True
     cfg.edu.model = str(ref.dir.resolve())
     cfg.edu.registry = str(reg.root)
     return {"model": ref.version, "note": None}
 
 
-def effective_config(config_path: str | None, crawl_id: str | None, out_path: Path,
-                     edu_registry: str | Path | None = None, near_index: dict | None = None) -> tuple[Path, dict, dict]:
+def effective_config(
+    config_path: str | None,
+    crawl_id: str | None,
+    out_path: Path,
+    edu_registry: str | Path | None = None,
+    near_index: dict | None = None,
+) -> tuple[Path, dict, dict]:
     """Validate the curation config (the error lists every bad field) and write the config the run
     really uses, with the crawl id override, the edu stage (plan_edu) and near-dedup's band index
     (dags.lib.near_index.plan_near_index, given `near_index` = its corpus_root/version/base_version/
@@ -93,9 +104,16 @@ def effective_config(config_path: str | None, crawl_id: str | None, out_path: Pa
     return out_path, edu, near
 
 
-def plan_curation(inputs: list[str], root: str | Path, version: str, config_path: str | None = None,
-                  crawl_id: str | None = None, edu_registry: str | Path | None = None,
-                  incremental: bool = False, replace: bool = False) -> dict:
+def plan_curation(
+    inputs: list[str],
+    root: str | Path,
+    version: str,
+    config_path: str | None = None,
+    crawl_id: str | None = None,
+    edu_registry: str | Path | None = None,
+    incremental: bool = False,
+    replace: bool = False,
+) -> dict:
     """Everything the curate/validate/report/publish tasks need, as plain JSON for XCom.
 
     `incremental` (nightly_refresh, web_curation): curate writes the new inputs' delta to
@@ -117,9 +135,17 @@ def plan_curation(inputs: list[str], root: str | Path, version: str, config_path
 
         base = Manifest.read(root / version).base_version
     config, edu, near = effective_config(
-        config_path, crawl_id, root / RUNS / version / "config.yaml",
+        config_path,
+        crawl_id,
+        root / RUNS / version / "config.yaml",
         edu_registry if edu_registry is not None else registry_root(),
-        near_index={"corpus_root": root, "version": version, "base_version": base, "incremental": incremental})
+        near_index={
+            "corpus_root": root,
+            "version": version,
+            "base_version": base,
+            "incremental": incremental,
+        },
+    )
     if edu["note"]:
         log.warning("%s", edu["note"])
     else:
@@ -132,21 +158,33 @@ def plan_curation(inputs: list[str], root: str | Path, version: str, config_path
     argv += ["--output", str(curate_root), "--run-id", version, "--config", str(config)]
     if edu["note"]:
         argv += ["--note", edu["note"]]
-    if near["enabled"]:   # which band index the run deduplicates against, in the manifest's notes
+    if near["enabled"]:  # which band index the run deduplicates against, in the manifest's notes
         argv += ["--note", near["note"]]
     if incremental and base is not None:
         # a night whose every new document is rejected is a legitimate delta of 0 rows (the candidate is the
         # base plus nothing); only a run that would replace the corpus must refuse to be empty (exit 3)
         argv.append("--allow-empty")
     if replace:
-        note = (f"mode replace: this version holds only its own inputs and replaces the corpus as CURRENT "
-                f"(was {current})")
+        note = (
+            f"mode replace: this version holds only its own inputs and replaces the corpus as CURRENT "
+            f"(was {current})"
+        )
         log.warning("%s", note)
         argv += ["--note", note]
-    return {"version": version, "root": str(root), "candidate_dir": str(candidate_root / version),
-            "delta_dir": str(curate_root / version), "base_version": base,
-            "config": str(config), "inputs": list(inputs), "argv": argv,
-            "edu_model": edu["model"], "edu_note": edu["note"], "near_index": near, "replace": replace}
+    return {
+        "version": version,
+        "root": str(root),
+        "candidate_dir": str(candidate_root / version),
+        "delta_dir": str(curate_root / version),
+        "base_version": base,
+        "config": str(config),
+        "inputs": list(inputs),
+        "argv": argv,
+        "edu_model": edu["model"],
+        "edu_note": edu["note"],
+        "near_index": near,
+        "replace": replace,
+    }
 
 
 class CurrentMoved(RuntimeError):
@@ -165,9 +203,18 @@ def append_candidate(planned: dict) -> Path:
     if not planned["replace"] and current not in (base, planned["version"]):
         raise CurrentMoved(
             f"{root.root}: CURRENT moved from {base} to {current} since this run was planned; publishing "
-            f"on top of {base} would drop {current}. Clear this run from `writer_lock` to build on {current}.")
+            f"on top of {base} would drop {current}. Clear this run from `writer_lock` to build on {current}."
+        )
     near = planned["near_index"]
-    used = {"near_dedup_index": {k: near.get(k) for k in ("root", "base", "rebuilt", "reason")}} \
-        if near.get("enabled") else {}
-    return append_version(planned["delta_dir"], root.version_dir(base) if base else None,
-                          root.root / CANDIDATES, planned["version"], extra=used)
+    used = (
+        {"near_dedup_index": {k: near.get(k) for k in ("root", "base", "rebuilt", "reason")}}
+        if near.get("enabled")
+        else {}
+    )
+    return append_version(
+        planned["delta_dir"],
+        root.version_dir(base) if base else None,
+        root.root / CANDIDATES,
+        planned["version"],
+        extra=used,
+    )

@@ -10,6 +10,7 @@ these documents (an earlier run's labels), which can only flatter it: the rule e
 The verdict, with both models' held-out scores, is written beside the candidate
 (`eval/promotion-<run>.json`) and appended to the registry's `promotions.jsonl`.
 """
+
 from __future__ import annotations
 
 import json
@@ -31,8 +32,10 @@ def heldout_labels(label_files: list[str], card):
     from curation.edu.train import EduTrainConfig, split_side
 
     cfg = EduTrainConfig.model_validate({k: v for k, v in card.params.items() if k != "train_seconds"})
-    labels = combine([read_labels(p, None, cfg.max_score) for p in label_files],
-                     key=lambda t: normalize_batch([t], cfg.normalization)[0])
+    labels = combine(
+        [read_labels(p, None, cfg.max_score) for p in label_files],
+        key=lambda t: normalize_batch([t], cfg.normalization)[0],
+    )
     normalized = normalize_batch(labels.texts, cfg.normalization)
     side = [bool(n) and split_side(n, cfg.seed, cfg.validation_fraction) for n in normalized]
     held = LabelSet(labels.table.filter(pa.array(side)), labels.sources)
@@ -55,8 +58,15 @@ def _number(v) -> float | None:
     return float(v) if isinstance(v, (int, float)) and not math.isnan(v) else None
 
 
-def promotion_verdict(registry: str | Path, model: str, run: str, floors: dict[str, float | None],
-                      label_files: list[str], margin: float, metric: str = "macro_f1") -> dict:
+def promotion_verdict(
+    registry: str | Path,
+    model: str,
+    run: str,
+    floors: dict[str, float | None],
+    label_files: list[str],
+    margin: float,
+    metric: str = "macro_f1",
+) -> dict:
     """Floors first (a model below them fails: `misses`), then the incumbent: promotable only when the
     candidate's held-out `metric` >= the incumbent's + `margin` on the same split. No incumbent yet (or
     the candidate already is it): the floors decide."""
@@ -68,8 +78,17 @@ def promotion_verdict(registry: str | Path, model: str, run: str, floors: dict[s
     ref = reg.resolve(model)
     incumbent = reg.promoted()
     misses = check_floors(ref.card.metrics, floors)
-    verdict = {"model": model, "run": run, "floors": floors, "metrics": ref.card.metrics, "misses": misses,
-               "incumbent": incumbent, "metric": metric, "margin": margin, "heldout": None}
+    verdict = {
+        "model": model,
+        "run": run,
+        "floors": floors,
+        "metrics": ref.card.metrics,
+        "misses": misses,
+        "incumbent": incumbent,
+        "metric": metric,
+        "margin": margin,
+        "heldout": None,
+    }
     beats, reason = not misses, "; ".join(misses) or "clears the floors; no incumbent"
     if incumbent is not None and incumbent != model:
         held = heldout_labels(label_files, ref.card)
@@ -80,8 +99,10 @@ def promotion_verdict(registry: str | Path, model: str, run: str, floors: dict[s
         verdict["gain"] = gain
         if not misses:
             beats = gain is not None and gain >= margin
-            reason = (f"held-out {metric}: {model} {new} vs incumbent {incumbent} {old} "
-                      f"(gain {gain}, margin {margin})")
+            reason = (
+                f"held-out {metric}: {model} {new} vs incumbent {incumbent} {old} "
+                f"(gain {gain}, margin {margin})"
+            )
     verdict.update(promotable=beats and not misses, reason=reason)
     out = ref.dir / "eval" / f"promotion-{run}.json"
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -9,6 +9,7 @@ pair split across two shards is caught there (stage `near_dedup_cross_shard`, re
 Idempotent: shards publish under `<root>/_shards/<version>/shard-i-of-n` (a rerun of a shard replaces
 it and its teacher store resumes), and the merge rebuilds `<root>/_candidates/<version>` from scratch.
 """
+
 from __future__ import annotations
 
 import logging
@@ -74,10 +75,12 @@ def cross_shard_near_dedup(tables: list, cfg) -> tuple[list, dict[str, tuple[str
     from synthesis.textbook.postfilter import near_duplicates
 
     rank = {True: 0, None: 1, False: 2}
-    rows = []   # (rank, id, table index, row index)
+    rows = []  # (rank, id, table index, row index)
     for t, table in enumerate(tables):
         ids = table.column("id").to_pylist()
-        verified = table.column("verified").to_pylist() if "verified" in table.column_names else [None] * len(ids)
+        verified = (
+            table.column("verified").to_pylist() if "verified" in table.column_names else [None] * len(ids)
+        )
         rows += [(rank[v], i, t, r) for r, (i, v) in enumerate(zip(ids, verified))]
     if len({r[1] for r in rows}) != len(rows):
         raise ValueError("the shards share row ids: not disjoint shards of one plan")
@@ -129,12 +132,16 @@ def merge_shards(shard_dirs: list[str | Path], candidate_root: str | Path, versi
             pq.write_table(table, staging / "data" / name)
         if dropped:
             # the dropped rows with the shards' reject columns, in one file of their own
-            rej = pa.concat_tables([t.filter(pc.is_in(t.column("id"), value_set=pa.array(sorted(dropped))))
-                                    for t in tables], promote_options="default")
+            rej = pa.concat_tables(
+                [t.filter(pc.is_in(t.column("id"), value_set=pa.array(sorted(dropped)))) for t in tables],
+                promote_options="default",
+            )
             ids = rej.column("id").to_pylist()
-            rej = (rej.append_column("reject_stage", pa.array([CROSS_SHARD_STAGE] * len(ids), pa.string()))
-                      .append_column("reject_reason", pa.array([dropped[i][0] for i in ids], pa.string()))
-                      .append_column("reject_detail", pa.array([dropped[i][1] for i in ids], pa.string())))
+            rej = (
+                rej.append_column("reject_stage", pa.array([CROSS_SHARD_STAGE] * len(ids), pa.string()))
+                .append_column("reject_reason", pa.array([dropped[i][0] for i in ids], pa.string()))
+                .append_column("reject_detail", pa.array([dropped[i][1] for i in ids], pa.string()))
+            )
             pq.write_table(rej, staging / "rejects" / f"{CROSS_SHARD_STAGE}.parquet")
         order = [s.stage for s in manifests[0].stages] if manifests else []
         stages = []
@@ -143,24 +150,56 @@ def merge_shards(shard_dirs: list[str | Path], candidate_root: str | Path, versi
             reasons: Counter = Counter()
             for s in rows:
                 reasons.update(s.reasons)
-            stages.append(StageCounts(stage=name, rows_in=sum(s.rows_in for s in rows),
-                                      rows_kept=sum(s.rows_kept for s in rows),
-                                      rows_rejected=sum(s.rows_rejected for s in rows), reasons=dict(reasons)))
+            stages.append(
+                StageCounts(
+                    stage=name,
+                    rows_in=sum(s.rows_in for s in rows),
+                    rows_kept=sum(s.rows_kept for s in rows),
+                    rows_rejected=sum(s.rows_rejected for s in rows),
+                    reasons=dict(reasons),
+                )
+            )
         rows_in = sum(t.num_rows for t in tables)
-        stages.append(StageCounts(stage=CROSS_SHARD_STAGE, rows_in=rows_in, rows_kept=rows_in - len(dropped),
-                                  rows_rejected=len(dropped),
-                                  reasons={CROSS_SHARD_REASON: len(dropped)} if dropped else {},
-                                  seconds=round(seconds, 3)))
-        log.info("merge %s: %d shards, %d rows, %d near-duplicates across shards (%d similar pairs)", version,
-                 len(shard_dirs), rows_in, len(dropped), pairs)
-        conf = {"shards": [m.version for m in manifests], "shard_configs": [m.config_hash for m in manifests],
-                "near_dedup_cross_shard": nd_cfg.model_dump(mode="json")}
+        stages.append(
+            StageCounts(
+                stage=CROSS_SHARD_STAGE,
+                rows_in=rows_in,
+                rows_kept=rows_in - len(dropped),
+                rows_rejected=len(dropped),
+                reasons={CROSS_SHARD_REASON: len(dropped)} if dropped else {},
+                seconds=round(seconds, 3),
+            )
+        )
+        log.info(
+            "merge %s: %d shards, %d rows, %d near-duplicates across shards (%d similar pairs)",
+            version,
+            len(shard_dirs),
+            rows_in,
+            len(dropped),
+            pairs,
+        )
+        conf = {
+            "shards": [m.version for m in manifests],
+            "shard_configs": [m.config_hash for m in manifests],
+            "near_dedup_cross_shard": nd_cfg.model_dump(mode="json"),
+        }
         build.manifest(
-            dataset="synthetic", inputs=[str(d) for d in shard_dirs], config=conf, stages=stages,
-            rows=rows_in - len(dropped), rejected_rows=sum(m.rejected_rows for m in manifests) + len(dropped),
+            dataset="synthetic",
+            inputs=[str(d) for d in shard_dirs],
+            config=conf,
+            stages=stages,
+            rows=rows_in - len(dropped),
+            rejected_rows=sum(m.rejected_rows for m in manifests) + len(dropped),
             columns=manifests[0].columns if manifests else [],
-            extra={"shards": {m.version: {"rows": m.rows, **{k: m.extra.get(k) for k in
-                                                              ("teacher_model", "teacher_backend", "totals")}}
-                              for m in manifests},
-                   "near_dedup_cross_shard": {"dropped": len(dropped), "similar_pairs": pairs}})
+            extra={
+                "shards": {
+                    m.version: {
+                        "rows": m.rows,
+                        **{k: m.extra.get(k) for k in ("teacher_model", "teacher_backend", "totals")},
+                    }
+                    for m in manifests
+                },
+                "near_dedup_cross_shard": {"dropped": len(dropped), "similar_pairs": pairs},
+            },
+        )
     return build.final

@@ -1,6 +1,7 @@
 """The mixture_build and pretrain DAGs' logic: where builds and runs go, a build's plan files, which build
 a run trains on, and the effective training config (the given YAML with the mixture and output folder of
 this run)."""
+
 from __future__ import annotations
 
 import logging
@@ -29,7 +30,7 @@ def mixture_root(name: str) -> Path:
     return dataset_root("mixtures") / name
 
 
-INPUTS = "_inputs"   # under a mixture root: <key>.json = the build made from one set of input versions
+INPUTS = "_inputs"  # under a mixture root: <key>.json = the build made from one set of input versions
 
 
 def input_versions(cm) -> tuple[str, dict]:
@@ -41,9 +42,14 @@ def input_versions(cm) -> tuple[str, dict]:
     inputs = {}
     for (i, j), res in sorted(cm.resolved.items()):
         src = f"{cm.config.phases[i].name}/{cm.config.phases[i].sources[j].name}"
-        inputs[src] = str(res.version_dir) if res.version_dir else \
-            [f"{f}:{f.stat().st_size}:{int(f.stat().st_mtime)}" for f in res.files]
-    doc = json.dumps({"mixture": hashlib.sha256(cm.text.encode()).hexdigest(), "inputs": inputs}, sort_keys=True)
+        inputs[src] = (
+            str(res.version_dir)
+            if res.version_dir
+            else [f"{f}:{f.stat().st_size}:{int(f.stat().st_mtime)}" for f in res.files]
+        )
+    doc = json.dumps(
+        {"mixture": hashlib.sha256(cm.text.encode()).hexdigest(), "inputs": inputs}, sort_keys=True
+    )
     return hashlib.sha256(doc.encode()).hexdigest()[:16], inputs
 
 
@@ -83,9 +89,17 @@ def plan_build(mixture_yaml: str | Path, name: str, version: str) -> dict:
     plans.mkdir(parents=True, exist_ok=True)
     (plans / "plan.json").write_text(json.dumps([p.to_dict() for p in cm.plans], indent=2))
     plot_plan(cm.plans, plans / "plan.png")
-    return {"version": version, "name": name, "root": str(root), "build_dir": str(root / version),
-            "plan": str(plans / "plan.json"), "inputs_key": key, "inputs": inputs, "built": built_from(root, key),
-            "auto_pretrain": cm.config.auto_pretrain}
+    return {
+        "version": version,
+        "name": name,
+        "root": str(root),
+        "build_dir": str(root / version),
+        "plan": str(plans / "plan.json"),
+        "inputs_key": key,
+        "inputs": inputs,
+        "built": built_from(root, key),
+        "auto_pretrain": cm.config.auto_pretrain,
+    }
 
 
 def resolve_mixture(explicit: str | None, event_path: str | None, config_mixture: str | None) -> Path:
@@ -96,15 +110,20 @@ def resolve_mixture(explicit: str | None, event_path: str | None, config_mixture
             if (path / "CURRENT").is_file():
                 path = path / (path / "CURRENT").read_text().strip()
             if not (path / "manifest.json").is_file():
-                raise FileNotFoundError(f"mixture build {path} has no manifest.json; build it with the "
-                                        f"mixture_build DAG or `python -m training mixture build`")
+                raise FileNotFoundError(
+                    f"mixture build {path} has no manifest.json; build it with the "
+                    f"mixture_build DAG or `python -m training mixture build`"
+                )
             return path
-    raise ValueError("no mixture given: set the `mixture` param, trigger from the mixture Asset, or set "
-                     "`mixture:` in the training config")
+    raise ValueError(
+        "no mixture given: set the `mixture` param, trigger from the mixture Asset, or set "
+        "`mixture:` in the training config"
+    )
 
 
-def effective_train_config(config_path: str | Path, mixture: str | Path, out_dir: str | Path,
-                           overrides: dict | None = None) -> Path:
+def effective_train_config(
+    config_path: str | Path, mixture: str | Path, out_dir: str | Path, overrides: dict | None = None
+) -> Path:
     """Validate the run config with this run's mixture and out_dir (clear error naming file and field),
     and write the config the run really uses into `out_dir/config.yaml`."""
     from training.config import load_config

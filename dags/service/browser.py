@@ -4,6 +4,7 @@ The protocol runs over a pipe (`--remote-debugging-pipe`: Chromium reads command
 replies on fd 4, each a JSON message ended by NUL), so no debugging port is opened and no driver package
 is needed: Debian's `chromium` (scripts/install_chromium.sh) is the only requirement.
 """
+
 from __future__ import annotations
 
 import base64
@@ -18,15 +19,26 @@ from pathlib import Path
 from typing import Self
 
 # Flags for a closed network (no background fetches, no component updates) and a root user (no sandbox).
-FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
-         "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage", "--remote-debugging-pipe"]
+FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-dev-shm-usage",
+    "--remote-debugging-pipe",
+]
 
 
 def chromium_binary() -> str:
     for name in ("chromium", "chromium-browser"):
         if path := shutil.which(name):
             return path
-    raise FileNotFoundError("no chromium binary on PATH; run scripts/install_chromium.sh (Debian package chromium)")
+    raise FileNotFoundError(
+        "no chromium binary on PATH; run scripts/install_chromium.sh (Debian package chromium)"
+    )
 
 
 class Browser:
@@ -43,20 +55,35 @@ class Browser:
             os.dup2(hi_in, 3)
             os.dup2(hi_out, 4)
 
-        self.proc = subprocess.Popen([chromium_binary(), *FLAGS, f"--user-data-dir={self.profile}",
-                                      f"--window-size={width},{height}", "about:blank"],
-                                     stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                                     # fds 3/4 must be placed in the child; the browser runs no threads
-                                     preexec_fn=place_fds, close_fds=False)  # noqa: PLW1509
+        self.proc = subprocess.Popen(
+            [
+                chromium_binary(),
+                *FLAGS,
+                f"--user-data-dir={self.profile}",
+                f"--window-size={width},{height}",
+                "about:blank",
+            ],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            # fds 3/4 must be placed in the child; the browser runs no threads
+            preexec_fn=place_fds,
+            close_fds=False,
+        )  # noqa: PLW1509
         os.close(hi_in)
         os.close(hi_out)
         self._buf, self._next_id = b"", 0
         target = self.send("Target.createTarget", {"url": "about:blank"})["targetId"]
         self.session = self.send("Target.attachToTarget", {"targetId": target, "flatten": True})["sessionId"]
-        self.send("Emulation.setDeviceMetricsOverride",
-                  {"width": width, "height": height, "deviceScaleFactor": 1, "mobile": False}, page=True)
+        self.send(
+            "Emulation.setDeviceMetricsOverride",
+            {"width": width, "height": height, "deviceScaleFactor": 1, "mobile": False},
+            page=True,
+        )
 
-    def send(self, method: str, params: dict | None = None, page: bool = False, timeout_s: float = 30.0) -> dict:
+    def send(
+        self, method: str, params: dict | None = None, page: bool = False, timeout_s: float = 30.0
+    ) -> dict:
         self._next_id += 1
         msg = {"id": self._next_id, "method": method, "params": params or {}}
         if page:
@@ -89,8 +116,10 @@ class Browser:
         deadline = time.monotonic() + timeout_s
         while not self.evaluate(expression):
             if time.monotonic() > deadline:
-                raise TimeoutError(f"page never showed {what or expression} in {timeout_s:.0f} s; "
-                                   f"url {self.evaluate('location.href')}, text: {self.text()[:500]!r}")
+                raise TimeoutError(
+                    f"page never showed {what or expression} in {timeout_s:.0f} s; "
+                    f"url {self.evaluate('location.href')}, text: {self.text()[:500]!r}"
+                )
             time.sleep(0.5)
 
     def text(self) -> str:
@@ -134,6 +163,8 @@ def login(browser: Browser, api_url: str, user: str, password: str) -> None:
     browser.wait_for("!!document.querySelector('input[name=password]')", what="the login form")
     browser.type_into("input[name=username]", user)
     browser.type_into("input[name=password]", password)
-    browser.wait_for("!document.querySelector('button[type=submit]').disabled", what="an enabled Sign in button")
+    browser.wait_for(
+        "!document.querySelector('button[type=submit]').disabled", what="an enabled Sign in button"
+    )
     browser.evaluate("document.querySelector('button[type=submit]').click()")
     browser.wait_for("!document.querySelector('input[name=password]')", what="the page after signing in")

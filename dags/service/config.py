@@ -5,6 +5,7 @@ own Airflow or Spark on 8080/7077 does not collide); each is overridable by `PHI
 tuples comma-separated). The Airflow settings shared with compose come from docker/airflow.env (one source of
 truth); secrets come from the repository's `.env` (generated on first use, git-ignored), the file compose reads.
 """
+
 from __future__ import annotations
 
 import os
@@ -25,19 +26,19 @@ POOLS_FILE = REPO_ROOT / "docker" / "pools.json"
 class StackConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    state_dir: Path = REPO_ROOT / "out" / "stack"        # logs/, pids, airflow home, spark work dirs
-    data_root: Path | None = None                         # PHI_DATA_ROOT of the stack; default state_dir/data
+    state_dir: Path = REPO_ROOT / "out" / "stack"  # logs/, pids, airflow home, spark work dirs
+    data_root: Path | None = None  # PHI_DATA_ROOT of the stack; default state_dir/data
     pg_host: str = "127.0.0.1"
     pg_port: int = 5432
     pg_user: str = "postgres"
     pg_database: str = "phi_airflow"
     redis_host: str = "127.0.0.1"
     redis_port: int = 6379
-    redis_db: int = Field(11, ge=0, le=15)                # the Celery broker's own db number
+    redis_db: int = Field(11, ge=0, le=15)  # the Celery broker's own db number
     api_port: int = 28080
     scheduler_health_port: int = 28974
     triggerer_log_port: int = 28795
-    worker_log_ports: tuple[int, int] = (28793, 28794)    # queue default, queue gpu
+    worker_log_ports: tuple[int, int] = (28793, 28794)  # queue default, queue gpu
     spark_master_port: int = 27077
     spark_ui_port: int = 28180
     spark_worker_ui_ports: tuple[int, int] = (28181, 28182)
@@ -55,8 +56,11 @@ class StackConfig(BaseModel):
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> StackConfig:
         environ = os.environ if environ is None else environ
-        given = {name: environ[f"PHI_STACK_{name.upper()}"] for name in cls.model_fields
-                 if environ.get(f"PHI_STACK_{name.upper()}")}
+        given = {
+            name: environ[f"PHI_STACK_{name.upper()}"]
+            for name in cls.model_fields
+            if environ.get(f"PHI_STACK_{name.upper()}")
+        }
         return cls(**given)
 
     # ---- derived locations
@@ -187,23 +191,25 @@ def spark_env(cfg: StackConfig) -> dict[str, str]:
         "SPARK_DAEMON_MEMORY": "384m",
         "PYSPARK_PYTHON": sys.executable,
         "PYSPARK_DRIVER_PYTHON": sys.executable,
-        "PYTHONPATH": str(REPO_ROOT),   # executors' Python workers import this checkout's code
+        "PYTHONPATH": str(REPO_ROOT),  # executors' Python workers import this checkout's code
     }
 
 
 def spark_defaults(cfg: StackConfig) -> str:
     """spark-defaults.conf of the cluster: what every application submitted to it gets unless its
     spark-submit --conf says otherwise (curation/spark.py leaves these alone on a cluster)."""
-    return "\n".join([
-        f"spark.master {cfg.spark_master_url}",
-        "spark.driver.host 127.0.0.1",
-        "spark.driver.bindAddress 127.0.0.1",
-        "spark.executor.cores 1",
-        "spark.executor.memory 768m",
-        "spark.sql.adaptive.enabled true",
-        "spark.sql.adaptive.coalescePartitions.enabled true",
-        f"spark.executorEnv.PYTHONPATH {REPO_ROOT}",
-        f"spark.executorEnv.PHI_MODELS_DIR {os.environ.get('PHI_MODELS_DIR', REPO_ROOT / '.cache' / 'models')}",
-        "spark.ui.showConsoleProgress false",
-        "",
-    ])
+    return "\n".join(
+        [
+            f"spark.master {cfg.spark_master_url}",
+            "spark.driver.host 127.0.0.1",
+            "spark.driver.bindAddress 127.0.0.1",
+            "spark.executor.cores 1",
+            "spark.executor.memory 768m",
+            "spark.sql.adaptive.enabled true",
+            "spark.sql.adaptive.coalescePartitions.enabled true",
+            f"spark.executorEnv.PYTHONPATH {REPO_ROOT}",
+            f"spark.executorEnv.PHI_MODELS_DIR {os.environ.get('PHI_MODELS_DIR', REPO_ROOT / '.cache' / 'models')}",
+            "spark.ui.showConsoleProgress false",
+            "",
+        ]
+    )

@@ -3,6 +3,7 @@
 Postgres and Redis are not started by the stack: they are the machine's own servers. When one is not
 reachable the stack refuses to start and says which one and where; it never falls back to SQLite.
 """
+
 from __future__ import annotations
 
 import logging
@@ -26,12 +27,15 @@ def check_postgres(cfg: StackConfig, fresh: bool = False) -> None:
     import psycopg2
 
     try:
-        conn = psycopg2.connect(host=cfg.pg_host, port=cfg.pg_port, user=cfg.pg_user, dbname="postgres",
-                                connect_timeout=5)
+        conn = psycopg2.connect(
+            host=cfg.pg_host, port=cfg.pg_port, user=cfg.pg_user, dbname="postgres", connect_timeout=5
+        )
     except psycopg2.OperationalError as e:
-        raise ServiceMissing(f"PostgreSQL is not reachable at {cfg.pg_host}:{cfg.pg_port} as user {cfg.pg_user!r} "
-                             f"(Airflow's metadata database; set PHI_STACK_PG_HOST/PHI_STACK_PG_PORT/"
-                             f"PHI_STACK_PG_USER): {str(e).strip()}") from e
+        raise ServiceMissing(
+            f"PostgreSQL is not reachable at {cfg.pg_host}:{cfg.pg_port} as user {cfg.pg_user!r} "
+            f"(Airflow's metadata database; set PHI_STACK_PG_HOST/PHI_STACK_PG_PORT/"
+            f"PHI_STACK_PG_USER): {str(e).strip()}"
+        ) from e
     conn.autocommit = True
     try:
         with conn.cursor() as cur:
@@ -54,8 +58,10 @@ def check_redis(cfg: StackConfig, fresh: bool = False) -> None:
         if fresh:
             client.flushdb()
     except redis.exceptions.ConnectionError as e:
-        raise ServiceMissing(f"Redis is not reachable at {cfg.redis_host}:{cfg.redis_port} (the Celery broker; "
-                             f"set PHI_STACK_REDIS_HOST/PHI_STACK_REDIS_PORT): {e}") from e
+        raise ServiceMissing(
+            f"Redis is not reachable at {cfg.redis_host}:{cfg.redis_port} (the Celery broker; "
+            f"set PHI_STACK_REDIS_HOST/PHI_STACK_REDIS_PORT): {e}"
+        ) from e
     finally:
         client.close()
 
@@ -98,6 +104,7 @@ def spark_workers(cfg: StackConfig) -> list[dict]:
 
 def checks(cfg: StackConfig) -> dict[str, Callable[[], bool]]:
     """What "up" means, one named check each."""
+
     def component(name):
         return lambda: airflow_health(cfg).get(name) == "healthy"
 

@@ -6,6 +6,7 @@ Every process also carries PHI_STACK_RUN=<id> in its environment, inherited by w
 supervisors, spark-submit drivers, Spark executors): after the groups are stopped, a scan of /proc for that
 marker finds anything that left its group, so `down` stops exactly what `up` started and nothing else.
 """
+
 from __future__ import annotations
 
 import logging
@@ -39,7 +40,7 @@ def pid_alive(pid: int) -> bool:
         state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
     except (FileNotFoundError, ProcessLookupError, IndexError):
         return False
-    return state != "Z"   # a zombie has exited; only its parent's wait is missing
+    return state != "Z"  # a zombie has exited; only its parent's wait is missing
 
 
 def start(name: str, argv: list[str], env: dict[str, str], logs_dir: Path, cwd: Path) -> Service:
@@ -47,8 +48,15 @@ def start(name: str, argv: list[str], env: dict[str, str], logs_dir: Path, cwd: 
     logs_dir.mkdir(parents=True, exist_ok=True)
     path = logs_dir / f"{name}.log"
     with open(path, "ab") as out:
-        proc = subprocess.Popen(argv, env=env, cwd=cwd, stdout=out, stderr=subprocess.STDOUT,
-                                stdin=subprocess.DEVNULL, start_new_session=True)
+        proc = subprocess.Popen(
+            argv,
+            env=env,
+            cwd=cwd,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
     log.info("started %s (pid %d): %s", name, proc.pid, " ".join(argv))
     return Service(name, proc.pid, argv, str(path))
 

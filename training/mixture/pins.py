@@ -7,6 +7,7 @@ model: select from `web_edu`, which one model rescored whole, or pin the version
 The models are read from the documents' own `edu_model` column (every scored row records it), so the check
 holds for a version built by any route.
 """
+
 from __future__ import annotations
 
 import re
@@ -39,12 +40,26 @@ def check_edu_pin(con, src_cfg, src) -> list[tuple[str, str]]:
             return [("edu_model", f"edu_model {src_cfg.edu_model!r} pinned but {where} has no edu scores")]
         other = [m for m in models if m != src_cfg.edu_model]
         if other:
-            return [("edu_model", (f"{where} was scored by {other} besides/instead of the pinned edu model "
-                                   f"{src_cfg.edu_model!r}: its edu_score means something else; pin the "
-                                   f"dataset `version` scored by {src_cfg.edu_model!r} or update the pin"))]
+            return [
+                (
+                    "edu_model",
+                    (
+                        f"{where} was scored by {other} besides/instead of the pinned edu model "
+                        f"{src_cfg.edu_model!r}: its edu_score means something else; pin the "
+                        f"dataset `version` scored by {src_cfg.edu_model!r} or update the pin"
+                    ),
+                )
+            ]
         return []
     if len(models) > 1:
-        return [("filter", (f"filter {src_cfg.filter!r} selects on edu scores, but {where} was scored by "
-                            f"{len(models)} models {models}: pin `edu_model` (and a dataset `version`) or "
-                            f"select from a corpus one model scored (web_edu)"))]
+        return [
+            (
+                "filter",
+                (
+                    f"filter {src_cfg.filter!r} selects on edu scores, but {where} was scored by "
+                    f"{len(models)} models {models}: pin `edu_model` (and a dataset `version`) or "
+                    f"select from a corpus one model scored (web_edu)"
+                ),
+            )
+        ]
     return []

@@ -4,6 +4,7 @@ A mixture is an ordered list of phases; each phase has a token budget and weight
 a dataset (a path/glob, or a name from the dataset registry) plus an optional DuckDB `WHERE` filter over its
 columns, a weight (the phase's weights sum to 1) and a repetition cap (`max_epochs`).
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -12,7 +13,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"   # used in folder names (phase dirs, heldout/<source>)
+NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"  # used in folder names (phase dirs, heldout/<source>)
 DEFAULT_EOS = "<|endoftext|>"
 
 
@@ -22,6 +23,7 @@ class Strict(BaseModel):
 
 class TrainTokenizer(Strict):
     """Train a byte-level BPE on a sample of the phase-1 sources."""
+
     vocab_size: int = Field(ge=512, le=1 << 20)
     sample_documents: int = Field(default=20_000, gt=0)
     min_frequency: int = Field(default=2, ge=1)
@@ -29,6 +31,7 @@ class TrainTokenizer(Strict):
 
 class TokenizerConfig(Strict):
     """Exactly one of `path` (a folder with tokenizer.json, e.g. the teacher's) or `train`."""
+
     path: str | None = None
     train: TrainTokenizer | None = None
     eos_token: str = DEFAULT_EOS
@@ -42,10 +45,12 @@ class TokenizerConfig(Strict):
 
 class SourceConfig(Strict):
     name: str = Field(pattern=NAME_PATTERN)
-    dataset: str = Field(min_length=1)      # path, glob, dataset root/version folder, registry name, iceberg:<table>
-    version: str | None = None              # registry name / dataset root: default CURRENT; iceberg: run id or
-                                            # snapshot id, default the current snapshot
-    filter: str | None = None               # DuckDB SQL boolean expression over the dataset's columns
+    dataset: str = Field(
+        min_length=1
+    )  # path, glob, dataset root/version folder, registry name, iceberg:<table>
+    version: str | None = None  # registry name / dataset root: default CURRENT; iceberg: run id or
+    # snapshot id, default the current snapshot
+    filter: str | None = None  # DuckDB SQL boolean expression over the dataset's columns
     # The edu model version the filter's `edu_score`/`edu_int` assume: a build refuses a corpus whose
     # documents were scored by another model (training/mixture/pins.py). Unpinned, the scores must come
     # from one model, whichever it is.
@@ -68,7 +73,7 @@ class SourceConfig(Strict):
 
 class PhaseConfig(Strict):
     name: str = Field(pattern=NAME_PATTERN)
-    tokens: int = Field(gt=0)               # the phase's training token budget
+    tokens: int = Field(gt=0)  # the phase's training token budget
     sources: list[SourceConfig] = Field(min_length=1)
 
 
@@ -78,7 +83,7 @@ class MixtureConfig(Strict):
     seq_len: int = Field(gt=0)
     tokenizer: TokenizerConfig
     phases: list[PhaseConfig] = Field(min_length=1)
-    registry: str | None = None             # datasets.yaml mapping names to dataset roots (relative to this file)
+    registry: str | None = None  # datasets.yaml mapping names to dataset roots (relative to this file)
     # Fraction of each source's documents held out for the trainer's per-source eval. Chosen by a hash of
     # (seed, document id), so one document is held out in every source that contains it (no cross-phase leak).
     heldout_fraction: float = Field(default=0.01, ge=0, lt=0.5)
@@ -91,6 +96,7 @@ class MixtureConfig(Strict):
 
 
 # ---- YAML with line numbers ------------------------------------------------------------------------
+
 
 def format_path(loc: tuple[Any, ...]) -> str:
     """('phases', 1, 'sources', 2, 'weight') -> 'phases[1].sources[2].weight'."""

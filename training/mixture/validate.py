@@ -3,6 +3,7 @@
 Checked: the schema (unknown keys, types, ranges), each source's dataset (exists, has id/text), its filter
 (parses as one DuckDB expression, names only real columns, is boolean, selects something), the phase's
 weights (positive, summing to 1), and the budget (reachable within each source's `max_epochs`)."""
+
 from __future__ import annotations
 
 import logging
@@ -24,7 +25,7 @@ from training.mixture.tokenizer import eos_id, load_tokenizer
 log = logging.getLogger(__name__)
 
 WEIGHT_TOLERANCE = 1e-6
-TOKENIZER_SAMPLE_DOCS = 200    # documents per source encoded to measure chars/token for the plan
+TOKENIZER_SAMPLE_DOCS = 200  # documents per source encoded to measure chars/token for the plan
 
 
 @dataclass
@@ -46,9 +47,9 @@ class MixtureValidationError(ValueError):
 
 @dataclass
 class SourceStats:
-    documents: int          # after the filter
+    documents: int  # after the filter
     chars: int
-    empty: int              # null/empty text: skipped by the build (counted in the manifest)
+    empty: int  # null/empty text: skipped by the build (counted in the manifest)
 
 
 @dataclass
@@ -64,6 +65,7 @@ class CheckedMixture:
 
 
 # ---- schema errors -----------------------------------------------------------------------------
+
 
 def _unwrap(tp: Any) -> Any:
     """Optional[X] / X | None -> X."""
@@ -109,12 +111,18 @@ def _schema_problems(err: ValidationError, doc: LoadedYaml, prefix: tuple = ()) 
 
 # ---- source checks -----------------------------------------------------------------------------
 
+
 def _first_line(e: Exception) -> str:
     return str(e).strip().splitlines()[0]
 
 
-def _check_source(con: duckdb.DuckDBPyConnection, src_cfg: SourceConfig, loc: tuple, doc: LoadedYaml,
-                  registry: dict[str, str]) -> tuple[list[Problem], S.ResolvedSource | None, SourceStats | None]:
+def _check_source(
+    con: duckdb.DuckDBPyConnection,
+    src_cfg: SourceConfig,
+    loc: tuple,
+    doc: LoadedYaml,
+    registry: dict[str, str],
+) -> tuple[list[Problem], S.ResolvedSource | None, SourceStats | None]:
     def problem(key: str, msg: str) -> list[Problem]:
         return [Problem(format_path(loc + (key,)), doc.line(loc + (key,)), msg)]
 
@@ -127,26 +135,56 @@ def _check_source(con: duckdb.DuckDBPyConnection, src_cfg: SourceConfig, loc: tu
         return problem("dataset", f"cannot read {src_cfg.dataset!r} as parquet: {_first_line(e)}"), None, None
     missing = [c for c in (S.ID_COLUMN, S.TEXT_COLUMN) if c not in res.columns]
     if missing:
-        return problem("dataset", f"dataset {src_cfg.dataset!r} lacks column(s) {missing}"
-                                  f" (has {sorted(res.columns)})"), None, None
+        return (
+            problem(
+                "dataset",
+                f"dataset {src_cfg.dataset!r} lacks column(s) {missing} (has {sorted(res.columns)})",
+            ),
+            None,
+            None,
+        )
     if res.columns[S.TEXT_COLUMN] != "VARCHAR":
-        return problem("dataset", f"dataset {src_cfg.dataset!r}: column 'text' is {res.columns[S.TEXT_COLUMN]},"
-                                  " expected a string column"), None, None
+        return (
+            problem(
+                "dataset",
+                f"dataset {src_cfg.dataset!r}: column 'text' is {res.columns[S.TEXT_COLUMN]},"
+                " expected a string column",
+            ),
+            None,
+            None,
+        )
     try:
         rel = S.filtered(con, res, src_cfg.filter)
         n, chars, empty = rel.aggregate(
-            "count(*), coalesce(sum(length(text)), 0), count(*) FILTER (WHERE text IS NULL OR text = '')").fetchall()[0]
+            "count(*), coalesce(sum(length(text)), 0), count(*) FILTER (WHERE text IS NULL OR text = '')"
+        ).fetchall()[0]
     except duckdb.ParserException as e:
         return problem("filter", f"filter {src_cfg.filter!r} does not parse: {_first_line(e)}"), None, None
     except duckdb.BinderException as e:
-        return problem("filter", f"filter {src_cfg.filter!r} names a column the dataset lacks: {_first_line(e)}"
-                                 f" (columns: {', '.join(res.columns)})"), None, None
+        return (
+            problem(
+                "filter",
+                f"filter {src_cfg.filter!r} names a column the dataset lacks: {_first_line(e)}"
+                f" (columns: {', '.join(res.columns)})",
+            ),
+            None,
+            None,
+        )
     except duckdb.Error as e:
-        return problem("filter", f"filter {src_cfg.filter!r} fails on the data (is it boolean?): "
-                                 f"{_first_line(e)}"), None, None
+        return (
+            problem(
+                "filter", f"filter {src_cfg.filter!r} fails on the data (is it boolean?): {_first_line(e)}"
+            ),
+            None,
+            None,
+        )
     if n - empty == 0:
         where = f"filter {src_cfg.filter!r} selects" if src_cfg.filter else "dataset has"
-        return problem("filter" if src_cfg.filter else "dataset", f"{where} no documents with text"), None, None
+        return (
+            problem("filter" if src_cfg.filter else "dataset", f"{where} no documents with text"),
+            None,
+            None,
+        )
     return [], res, SourceStats(int(n), int(chars), int(empty))
 
 
@@ -159,9 +197,11 @@ def _measure_chars_per_token(con, res: S.ResolvedSource, where: str | None, tok)
 
 # ---- the whole mixture --------------------------------------------------------------------------
 
+
 @dataclass
 class _Found:
     """What the checks gather while walking the raw document (problems and every source that checked out)."""
+
     problems: list[Problem] = field(default_factory=list)
     resolved: dict[tuple[int, int], S.ResolvedSource] = field(default_factory=dict)
     stats: dict[tuple[int, int], SourceStats] = field(default_factory=dict)
@@ -195,8 +235,16 @@ def _given_tokenizer(raw: dict, doc: LoadedYaml, found: _Found):
     return tok
 
 
-def _check_phase_sources(con, i: int, phase: dict, doc: LoadedYaml, registry: dict[str, str], tok,
-                         cpt_default: float, found: _Found) -> dict[int, SourceConfig]:
+def _check_phase_sources(
+    con,
+    i: int,
+    phase: dict,
+    doc: LoadedYaml,
+    registry: dict[str, str],
+    tok,
+    cpt_default: float,
+    found: _Found,
+) -> dict[int, SourceConfig]:
     """Each source of phase i: unique name, readable dataset, working filter; returns the valid ones."""
     valid: dict[int, SourceConfig] = {}
     names: dict[str, int] = {}
@@ -205,19 +253,28 @@ def _check_phase_sources(con, i: int, phase: dict, doc: LoadedYaml, registry: di
         try:
             src_cfg = SourceConfig.model_validate(s)
         except ValidationError:
-            continue   # already reported by the whole-document validation
+            continue  # already reported by the whole-document validation
         if src_cfg.name in names:
-            found.problems.append(Problem(format_path(loc + ("name",)), doc.line(loc + ("name",)),
-                                          f"source name {src_cfg.name!r} repeats sources[{names[src_cfg.name]}]"))
+            found.problems.append(
+                Problem(
+                    format_path(loc + ("name",)),
+                    doc.line(loc + ("name",)),
+                    f"source name {src_cfg.name!r} repeats sources[{names[src_cfg.name]}]",
+                )
+            )
         names[src_cfg.name] = j
         problems, res, st = _check_source(con, src_cfg, loc, doc, registry)
         found.problems += problems
         if res is not None:
-            found.problems += [Problem(format_path(loc + (k,)), doc.line(loc + (k,)), m)
-                               for k, m in check_edu_pin(con, src_cfg, res)]
+            found.problems += [
+                Problem(format_path(loc + (k,)), doc.line(loc + (k,)), m)
+                for k, m in check_edu_pin(con, src_cfg, res)
+            ]
             valid[j] = src_cfg
             found.resolved[(i, j)], found.stats[(i, j)] = res, st
-            found.cpt[(i, j)] = _measure_chars_per_token(con, res, src_cfg.filter, tok) if tok else cpt_default
+            found.cpt[(i, j)] = (
+                _measure_chars_per_token(con, res, src_cfg.filter, tok) if tok else cpt_default
+            )
     return valid
 
 
@@ -227,12 +284,24 @@ def _check_weights(i: int, phase: dict, doc: LoadedYaml, found: _Found) -> None:
         total = float(sum(weights))
         if abs(total - 1.0) > WEIGHT_TOLERANCE:
             normalised = ", ".join(f"{w / total:.4f}" for w in weights)
-            found.problems.append(Problem(format_path(("phases", i, "sources")), doc.line(("phases", i, "sources")),
-                                          f"weights sum to {total:g}, they must sum to 1 (normalised: {normalised})"))
+            found.problems.append(
+                Problem(
+                    format_path(("phases", i, "sources")),
+                    doc.line(("phases", i, "sources")),
+                    f"weights sum to {total:g}, they must sum to 1 (normalised: {normalised})",
+                )
+            )
 
 
-def _check_budget(i: int, phase: dict, valid: dict[int, SourceConfig], heldout: float, estimated: bool,
-                  doc: LoadedYaml, found: _Found) -> None:
+def _check_budget(
+    i: int,
+    phase: dict,
+    valid: dict[int, SourceConfig],
+    heldout: float,
+    estimated: bool,
+    doc: LoadedYaml,
+    found: _Found,
+) -> None:
     """Plan the phase (all its sources valid) and report any source the budget pushes over max_epochs."""
     budget = phase.get("tokens")
     if not (isinstance(budget, int) and budget > 0 and len(valid) == len(phase["sources"])):
@@ -246,10 +315,15 @@ def _check_budget(i: int, phase: dict, valid: dict[int, SourceConfig], heldout: 
     found.plans += phase_plans
     for p in phase_plans:
         if p.over_cap:
-            found.problems.append(Problem(format_path(("phases", i, "tokens")), doc.line(("phases", i, "tokens")),
-                                          f"budget {budget:,} cannot be met within the repetition cap: source"
-                                          f" {p.source!r} needs {p.epochs:.2f} epochs of its ~{p.available_tokens:,}"
-                                          f" tokens (max_epochs {p.max_epochs:g})"))
+            found.problems.append(
+                Problem(
+                    format_path(("phases", i, "tokens")),
+                    doc.line(("phases", i, "tokens")),
+                    f"budget {budget:,} cannot be met within the repetition cap: source"
+                    f" {p.source!r} needs {p.epochs:.2f} epochs of its ~{p.available_tokens:,}"
+                    f" tokens (max_epochs {p.max_epochs:g})",
+                )
+            )
 
 
 def check_mixture(path: str | Path) -> CheckedMixture:
@@ -284,5 +358,9 @@ def check_mixture(path: str | Path) -> CheckedMixture:
         found.problems.sort(key=lambda p: (p.line or 0, p.path))
         raise MixtureValidationError(file, found.problems)
     assert config is not None
-    log.info("mixture %s valid: %d phase(s), %d source(s)", config.name, len(config.phases), len(found.resolved))
-    return CheckedMixture(Path(file), doc.text, config, found.resolved, found.stats, found.cpt, found.plans, registry)
+    log.info(
+        "mixture %s valid: %d phase(s), %d source(s)", config.name, len(config.phases), len(found.resolved)
+    )
+    return CheckedMixture(
+        Path(file), doc.text, config, found.resolved, found.stats, found.cpt, found.plans, registry
+    )
