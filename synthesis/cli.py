@@ -1,4 +1,5 @@
-"""`python -m synthesis <command>`: commands live in synthesis/commands/<name>.py with `register(subparsers)`."""
+"""`python -m synthesis <command>`: commands live in synthesis/commands/<name>.py with
+`register(subparsers)`."""
 
 from __future__ import annotations
 

@@ -54,14 +54,21 @@ PROMPT_VERSION = "edu-additive-v1"
 MAX_SCORE = 5
 STAGE = "label_edu"
 
-SYSTEM_PROMPT = """You rate web pages for how useful they would be for teaching at primary to secondary school level.
-Score the page with this additive rubric: start at 0 and add one point for each criterion it meets.
-1 point: it gives some basic information relevant to an educational topic, even if mixed with ads or off-topic material.
-+1 point: it covers elements of an educational topic coherently, even if it is incomplete or not written for teaching.
-+1 point: it is appropriate and useful for teaching at school level and introduces key concepts of a subject clearly.
-+1 point: it is focused and well organised like a textbook chapter or tutorial, with explanations, examples or exercises.
-+1 point: it is outstanding teaching material: thorough, accurate, clear reasoning a student could learn from directly.
-Advertising, navigation menus, product listings, news gossip and adult content earn no points."""
+SYSTEM_PROMPT = (
+    "You rate web pages for how useful they would be for teaching at primary to secondary school level.\n"
+    "Score the page with this additive rubric: start at 0 and add one point for each criterion it meets.\n"
+    "1 point: it gives some basic information relevant to an educational topic, even if mixed with ads or "
+    "off-topic material.\n"
+    "+1 point: it covers elements of an educational topic coherently, even if it is incomplete or not "
+    "written for teaching.\n"
+    "+1 point: it is appropriate and useful for teaching at school level and introduces key concepts of a "
+    "subject clearly.\n"
+    "+1 point: it is focused and well organised like a textbook chapter or tutorial, with explanations, "
+    "examples or exercises.\n"
+    "+1 point: it is outstanding teaching material: thorough, accurate, clear reasoning a student could "
+    "learn from directly.\n"
+    "Advertising, navigation menus, product listings, news gossip and adult content earn no points."
+)
 
 USER_TEMPLATE = """Page:
 <<<
@@ -186,7 +193,8 @@ def sample_documents(source: str | Path, n: int, seed: int, length_buckets: list
         query = f"""
             WITH docs AS (
                 SELECT {id_expr} AS id, text, {url_expr} AS url,
-                       coalesce(nullif(regexp_extract(lower({url_expr}), '^(?:[a-z][a-z0-9+.-]*://)?(?:www\\.)?([^/:?#]+)', 1), ''),
+                       coalesce(nullif(regexp_extract(lower({url_expr}),
+                                           '^(?:[a-z][a-z0-9+.-]*://)?(?:www\\.)?([^/:?#]+)', 1), ''),
                                 'unknown') AS domain,
                        CASE {case} ELSE '>={bounds[-1] if bounds else 0}' END AS length_bucket,
                        md5({id_expr} || '|' || '{int(seed)}') AS h

@@ -1,5 +1,5 @@
-"""Shared by the Iceberg table tests: real documents (the dolma Common Crawl sample), warehouses (local folder,
-moto's S3 server, a PostgreSQL catalog) and writing data files the way a job does."""
+"""Shared by the Iceberg table tests: real documents (the dolma Common Crawl sample), warehouses (local
+folder, moto's S3 server, a PostgreSQL catalog) and writing data files the way a job does."""
 
 from __future__ import annotations
 
@@ -56,7 +56,8 @@ def to_table(rows: list[dict]) -> pa.Table:
 
 
 def write_files(table, run_id: str, batches: list[list[dict]]) -> list[str]:
-    """Write one parquet file per batch into a fresh attempt folder of `run_id`, as a job would; their URIs."""
+    """Write one parquet file per batch into a fresh attempt folder of `run_id`, as a job would; their
+    URIs."""
     loc = data_location(table, run_id)
     paths = []
     for k, rows in enumerate(batches):
@@ -104,7 +105,8 @@ def moto_s3(tmp: Path) -> Iterator[str]:
 
 @contextmanager
 def postgres_database() -> Iterator[str]:
-    """A fresh database on the local PostgreSQL (127.0.0.1:5432, trust), dropped afterwards; its SQLAlchemy URL."""
+    """A fresh database on the local PostgreSQL (127.0.0.1:5432, trust), dropped afterwards; its SQLAlchemy
+    URL."""
     import psycopg2
 
     name = f"phi_iceberg_{uuid.uuid4().hex[:10]}"

@@ -1,5 +1,5 @@
-"""Issue 17: the shared tokenizer artifact, proxy-model ablations and RegMix-style mixture search, on real data:
-Dolma CC web pages (fasttext language ID) and FineWeb-C documents with human edu scores
+"""Issue 17: the shared tokenizer artifact, proxy-model ablations and RegMix-style mixture search, on real
+data: Dolma CC web pages (fasttext language ID) and FineWeb-C documents with human edu scores
 (tests/fixtures/mixture/sources.py), the decontamination benchmarks as reference text, MMLU for accuracy."""
 
 from __future__ import annotations

@@ -31,8 +31,9 @@ heavy = sorted(m for m in set(sys.modules) - before if m.split('.')[0] in {HEAVY
 tasks = {{t.task_id: {{"queue": t.queue, "pool": t.pool, "down": sorted(t.downstream_task_ids)}}
          for t in dag.tasks}} if dag else {{}}
 from dags._common import GPU_QUEUE
-print(json.dumps({{"errors": {{k: str(v) for k, v in bag.import_errors.items()}}, "tasks": tasks, "heavy": heavy,
-                  "gpu_queue": GPU_QUEUE, "params": sorted(dag.params.keys()) if dag else []}}))
+print(json.dumps({{"errors": {{k: str(v) for k, v in bag.import_errors.items()}}, "tasks": tasks,
+                  "heavy": heavy, "gpu_queue": GPU_QUEUE,
+                  "params": sorted(dag.params.keys()) if dag else []}}))
 """
     home = tmp_path_factory.mktemp("airflow")
     env = {

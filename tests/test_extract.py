@@ -178,7 +178,10 @@ def score(fixtures: Path, extractor: str) -> tuple[float, float, float]:
     evaldata = json.loads((root / "evaldata.json").read_text(encoding="utf-8"))
     s = step(extractor=extractor)
     tp = fp = fn = 0
-    norm = lambda t: re.sub(r"\s+", " ", t).strip()
+
+    def norm(t: str) -> str:
+        return re.sub(r"\s+", " ", t).strip()
+
     for item in evaldata.values():
         text, *_ = s.extract_one(gzip.decompress((root / "html" / f"{item['file']}.gz").read_bytes()))
         out = norm(text or "")
@@ -190,8 +193,8 @@ def score(fixtures: Path, extractor: str) -> tuple[float, float, float]:
 
 
 def test_extraction_quality_floor(fixtures):
-    # measured on these 20 pages (2026-11-27): trafilatura default (fast+precision, fallback <700) P=0.952 R=0.938 F1=0.945,
-    # resiliparse P=0.792 R=0.953 F1=0.865; floors sit a few points below
+    # measured on these 20 pages (2026-11-27): trafilatura default (fast+precision, fallback <700) P=0.952
+    # R=0.938 F1=0.945, resiliparse P=0.792 R=0.953 F1=0.865; floors sit a few points below
     p, r, f1 = score(fixtures, "trafilatura")
     assert f1 >= 0.92 and p >= 0.92, (p, r, f1)
     rp, rr, rf1 = score(fixtures, "resiliparse")

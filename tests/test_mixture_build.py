@@ -215,7 +215,7 @@ def test_document_table_points_at_each_document_in_the_shards(env):
             f"SELECT split, shard, \"offset\", tokens FROM '{folder}/documents.parquet'"
         ).fetchall()
         shards = {}
-        for split, shard, offset, tokens in rows:
+        for _split, shard, offset, tokens in rows:
             toks = shards.setdefault(shard, np.asarray(open_shard(folder / shard, dtype)))
             doc = toks[offset : offset + tokens]
             assert len(doc) == tokens and doc[-1] == m["tokenizer"]["eos_id"]

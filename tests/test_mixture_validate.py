@@ -257,8 +257,9 @@ def test_example_tiny_mixture_validates_on_contract_web_data(tmp_path, srcs):
 
 def test_example_phi3_mixture_is_valid_except_budgets_on_sample_data(tmp_path, srcs):
     """Every key, dataset and filter of the phi-3-style mixture checks out against contract datasets with the
-    columns it filters on (edu_score, lang, lang_score). The samples can't meet its billions-of-tokens budgets,
-    and the only edu-scored sample (FineWeb-C) is Danish, so its English edu filters select nothing."""
+    columns it filters on (edu_score, lang, lang_score). The samples can't meet its billions-of-tokens
+    budgets, and the only edu-scored sample (FineWeb-C) is Danish, so its English edu filters select
+    nothing."""
     path = _example_with_registry(
         tmp_path, "main.yaml", {"web_edu": srcs["edu"], "synthetic_textbooks": srcs["quality"]}
     )

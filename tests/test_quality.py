@@ -131,7 +131,7 @@ def test_duplicate_line_and_ngram_fractions_are_exact(dolma):
     assert signals["gopher_rep_dup_line_frac"] == pytest.approx(4 / 14)
     assert signals["gopher_rep_dup_line_char_frac"] == pytest.approx(sum(map(len, lines[:4])) / len(text))
     # the repeated block is 4 whole lines of words: every 5-gram inside it repeats
-    repeated_words = sum(len(TextStats(l).words) for l in lines[:4])
+    repeated_words = sum(len(TextStats(line).words) for line in lines[:4])
     assert st.duplicate_ngram_chars(5) > 0
     assert st.duplicate_ngram_chars(5) <= sum(len(w) for w in TextStats("\n".join(lines[:4])).words)
     assert repeated_words >= 5
@@ -146,8 +146,8 @@ def test_top_ngram_counts_the_most_frequent_pair():
 def test_c4_drops_javascript_and_policy_lines_and_rewrites_text(dolma):
     original = dolma["x4ta76qugdlmekjkk5omvxtinnvitz3i"]
     text = (
-        original
-        + "\nPlease enable JavaScript to view the comments powered by Disqus.\nThis site uses cookies to improve it."
+        original + "\nPlease enable JavaScript to view the comments powered by Disqus."
+        "\nThis site uses cookies to improve it."
     )
     batch = DocBatch({"id": ["a"], "text": [text]})
     step = C4Quality(C4Config())

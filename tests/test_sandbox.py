@@ -147,7 +147,9 @@ def test_operating_system_layers_contain_without_the_audit_hook(sentinel):
             "read": f"print(open({str(sentinel)!r}).read())",
             "read project": f"print(open({str(REPO_ROOT / 'pyproject.toml')!r}).read())",
             "delete": f"import shutil\nshutil.rmtree({str(sentinel.parent)!r})",
-            "read via /proc/<parent>/root": f"import os\nprint(open(f'/proc/{{os.getppid()}}/root{sentinel}').read())",
+            "read via /proc/<parent>/root": (
+                f"import os\nprint(open(f'/proc/{{os.getppid()}}/root{sentinel}').read())"
+            ),
         }
         for name, code in attacks.items():
             r = run_python(code, timeout_s=3, audit_hook=False)
@@ -165,7 +167,7 @@ def test_operating_system_layers_contain_without_the_audit_hook(sentinel):
     _assert_untouched(sentinel)
 
 
-# ---- the non-root path: the same attacks from an unprivileged user ------------------------------------------
+# ---- the non-root path: the same attacks from an unprivileged user -----------------------------------
 
 # Runs as the unprivileged user: loads the sandbox (stdlib only), plants a secret it owns itself (so file
 # permissions cannot be what protects it), runs each attack with the audit hook off and reports as JSON.
@@ -186,7 +188,8 @@ attacks = {
     "network": (f"import socket\nsocket.create_connection(('127.0.0.1', {port}), timeout=2)", False),
     "read secret": (f"print(open({secret!r}).read())", False),
     "read project": (f"print(open({project!r}).read())", False),
-    "read via /proc/<parent>/root": (f"print(open('/proc/%d/root' % os.getppid() + {secret!r}).read())", False),
+    "read via /proc/<parent>/root": (
+        f"print(open('/proc/%d/root' % os.getppid() + {secret!r}).read())", False),
     "parent environ": ("print(open('/proc/%d/environ' % os.getppid()).read())", False),
     "delete": (f"import shutil\nshutil.rmtree({host!r})", False),
     "fork bomb": ("while True:\n    os.fork()", False),
@@ -199,8 +202,9 @@ if mode == "no_userns":   # a kernel that forbids unprivileged user namespaces: 
 out = {"uid": os.geteuid(), "results": {}}
 for name, (code, hook) in attacks.items():
     r = sandbox.run_python("import os\n" + code, timeout_s=2, memory_mb=256, audit_hook=hook)
-    out["results"][name] = {"passed": r.passed, "reason": r.reason, "isolation": r.isolation, "missing": r.missing,
-                            "stdout": r.stdout, "stderr": r.stderr[-300:], "seconds": r.seconds}
+    out["results"][name] = {"passed": r.passed, "reason": r.reason, "isolation": r.isolation,
+                            "missing": r.missing, "stdout": r.stdout, "stderr": r.stderr[-300:],
+                            "seconds": r.seconds}
 out["secret"] = open(secret).read()
 def alive():   # our uid's processes but us; killed ones (zombies, or exiting: no cmdline left) aside
     found = []
@@ -263,9 +267,10 @@ def listener():
 
 
 def test_non_root_path_contains_hostile_snippets(listener):
-    """The branch an unprivileged worker takes (user namespace instead of root's uid drop), with the audit hook
-    off: the OS layers alone time out the loop, cap memory, refuse the network, hide files outside the work
-    dir (even ones our own uid may read and delete), keep /proc/<parent> closed and sweep escaped children."""
+    """The branch an unprivileged worker takes (user namespace instead of root's uid drop), with the audit
+    hook off: the OS layers alone time out the loop, cap memory, refuse the network, hide files outside the
+    work dir (even ones our own uid may read and delete), keep /proc/<parent> closed and sweep escaped
+    children."""
     out, _ = _run_unprivileged(listener.getsockname()[1])
     assert out["uid"] != 0
     res = out["results"]

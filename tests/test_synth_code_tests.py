@@ -1,5 +1,5 @@
-"""Code exercises are kept only when their tests can fail: they pass on the solution in the sandbox AND fail on
-at least one trivial mutant (the function returning None or a constant). Real sandbox runs, no mocks."""
+"""Code exercises are kept only when their tests can fail: they pass on the solution in the sandbox AND fail
+on at least one trivial mutant (the function returning None or a constant). Real sandbox runs, no mocks."""
 
 from __future__ import annotations
 
@@ -49,7 +49,8 @@ def test_mutants_keep_signature_and_docstring_and_return_constants():
         "assert True",
         "assert count_vowels is not None",
         "assert count_vowels('abc') is not None or True",
-        "assert callable(count_vowels)\nassert isinstance(count_vowels('x'), (int, type(None), str, list, bool))",
+        "assert callable(count_vowels)\n"
+        "assert isinstance(count_vowels('x'), (int, type(None), str, list, bool))",
     ],
 )
 def test_tests_that_cannot_fail_are_rejected_with_their_own_reason(vacuous):

@@ -1,6 +1,6 @@
-"""Ground-truth math: programmatic exercises with known answers; a planted wrong final answer (off by one, x10,
-sign, unit, rounded) is always rejected, a right one in any accepted notation is kept, and the pipeline records
-the verification kind."""
+"""Ground-truth math: programmatic exercises with known answers; a planted wrong final answer (off by one,
+x10, sign, unit, rounded) is always rejected, a right one in any accepted notation is kept, and the pipeline
+records the verification kind."""
 
 from __future__ import annotations
 

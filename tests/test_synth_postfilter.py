@@ -54,7 +54,8 @@ def test_near_copies_in_the_real_crawl_sample_match_brute_force(sample_docs):
 
 
 def _edit(text: str) -> str:
-    """A near copy: a few words changed and a sentence appended (what a teacher repeating itself looks like)."""
+    """A near copy: a few words changed and a sentence appended (what a teacher repeating itself looks
+    like)."""
     words = text.split()
     for i in range(5, len(words), 60):
         words[i] = "edited"
@@ -106,7 +107,8 @@ def test_planted_benchmark_items_are_decontaminated(shared_data, web_texts):
 
 
 def test_optional_edu_scoring_scores_every_row_and_drops_below_the_floor(shared_data, tmp_path, web_texts):
-    """A small real edu model (fasttext on the DCLM human quality labels), promoted in a throwaway registry."""
+    """A small real edu model (fasttext on the DCLM human quality labels), promoted in a throwaway
+    registry."""
     from curation.edu.labels import read_label_file
     from curation.edu.registry import ModelRegistry
     from curation.edu.train import EduTrainConfig, FastTextParams

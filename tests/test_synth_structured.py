@@ -1,5 +1,6 @@
-"""Constrained output: every generator declares a JSON schema sized to its token cap; the embedded teacher (the
-real llama.cpp server and SmolLM2) decodes under that schema's grammar, so its answers parse for every generator."""
+"""Constrained output: every generator declares a JSON schema sized to its token cap; the embedded teacher
+(the real llama.cpp server and SmolLM2) decodes under that schema's grammar, so its answers parse for every
+generator."""
 
 from __future__ import annotations
 

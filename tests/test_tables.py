@@ -173,7 +173,8 @@ config, shared, k, sync = TablesConfig(**json.loads(sys.argv[1])), sys.argv[2], 
 table = Warehouse(config).table("web")
 docs = real_docs(pathlib.Path(shared), 60)
 shared_files = write_files(table, "shared", [docs[40:45]])
-mine = [(f"w{k}-{j}", write_files(table, f"w{k}-{j}", [docs[k * 20 + j * 5:k * 20 + j * 5 + 5]])) for j in range(4)]
+mine = [(f"w{k}-{j}", write_files(table, f"w{k}-{j}", [docs[k * 20 + j * 5:k * 20 + j * 5 + 5]]))
+        for j in range(4)]
 pathlib.Path(sync, f"ready-{k}").touch()
 while not pathlib.Path(sync, "go").exists():
     time.sleep(0.01)

@@ -1,9 +1,9 @@
-"""`python -m curation append --table`: a night's curated delta becomes one APPEND snapshot of its new rows only,
-deduplicated in Spark against the ids and text hashes of the table's pinned snapshot. Three nights of real
-documents (the dolma CC sample) on a local warehouse and on moto's S3 server: the second night repeats a
+"""`python -m curation append --table`: a night's curated delta becomes one APPEND snapshot of its new rows
+only, deduplicated in Spark against the ids and text hashes of the table's pinned snapshot. Three nights of
+real documents (the dolma CC sample) on a local warehouse and on moto's S3 server: the second night repeats a
 published id and a published text (rejected by reason, counts reconcile), the third brings an edu column (a
-schema update: the earlier nights' files stay as they are); a retried night is a no-op; each night reads back by
-its run id. The folder-contract path of the same command is unchanged (curation.append)."""
+schema update: the earlier nights' files stay as they are); a retried night is a no-op; each night reads back
+by its run id. The folder-contract path of the same command is unchanged (curation.append)."""
 
 from __future__ import annotations
 

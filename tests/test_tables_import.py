@@ -1,7 +1,8 @@
-"""`python -m curation tables import`: a folder-contract corpus built by the real nightly code (curation.append:
-v1 from a first night, v2 hard-links v1's files and adds a night, v3's night brings edu columns so the base
-files are rewritten) becomes a table whose snapshot history matches the versions: run ids in order, rows per
-snapshot = manifest rows, each version's documents readable by its run id. Local and S3 (moto) warehouses."""
+"""`python -m curation tables import`: a folder-contract corpus built by the real nightly code
+(curation.append: v1 from a first night, v2 hard-links v1's files and adds a night, v3's night brings edu
+columns so the base files are rewritten) becomes a table whose snapshot history matches the versions: run ids
+in order, rows per snapshot = manifest rows, each version's documents readable by its run id. Local and S3
+(moto) warehouses."""
 
 from __future__ import annotations
 
@@ -63,7 +64,8 @@ def _night(root, name: str, rows: list[dict], files: int = 2):
 
 @pytest.fixture(scope="module")
 def corpus(shared_data, tmp_path_factory):
-    """Three whole-corpus versions as nightly_refresh builds them; CURRENT rolled back to v2 by an operator."""
+    """Three whole-corpus versions as nightly_refresh builds them; CURRENT rolled back to v2 by an
+    operator."""
     docs = real_docs(shared_data, 45)
     tmp = tmp_path_factory.mktemp("contract")
     root, deltas = tmp / "corpus", tmp / "_deltas"

@@ -36,7 +36,7 @@ def test_transformers_backend_generates_real_text_from_the_gguf(transformers_bac
     report = runner.run(requests)
     assert (report.ok, report.failed) == (4, 0)
     results = runner.results(requests)
-    for req, res in zip(questions, results):
+    for _req, res in zip(questions, results):
         assert res.backend == "transformers" and res.model_id == "SmolLM2-135M-Instruct.Q4_1"
         assert res.text.strip() and res.finish_reason in ("stop", "length")
         assert res.prompt_tokens > 20 and 1 <= res.completion_tokens <= 6

@@ -1,5 +1,6 @@
-"""`python -m synthesis generate --requests` takes the OpenAI Batch API's JSONL (what vLLM's run_batch and hosted
-batch APIs use) and writes results in the matching output format; run against the real llama.cpp server."""
+"""`python -m synthesis generate --requests` takes the OpenAI Batch API's JSONL (what vLLM's run_batch and
+hosted batch APIs use) and writes results in the matching output format; run against the real llama.cpp
+server."""
 
 from __future__ import annotations
 

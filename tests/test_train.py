@@ -117,7 +117,8 @@ def test_presets_build_phi3_shapes():
     assert (cfg.hidden_size, cfg.num_hidden_layers, cfg.vocab_size) == (768, 12, 32000)
     assert phi3_config("tiny", vocab_size=1000, seq_len=64, eos_id=0).vocab_size == 1024  # padded to 64
     mini = phi3_config("phi3-mini", vocab_size=32064, seq_len=4096, eos_id=0)
-    # the analytic FLOPs count uses the same parameter count the model has (built on the meta device: no memory)
+    # the analytic FLOPs count uses the same parameter count the model has (built on the meta device: no
+    # memory)
     with torch.device("meta"):
         n = count_params(build_model(mini))
     assert 3.7e9 < n < 3.9e9
@@ -222,7 +223,7 @@ def test_loader_is_deterministic_and_rank_slices_partition_the_step(mixture):
     windows = Windows(build.train["phase1"], build.dtype, SEQ)
     one = TrainLoader(windows, seed=0, global_batch=8, micro_batch=2, rank=0, world_size=1)
     two = [TrainLoader(windows, seed=0, global_batch=8, micro_batch=2, rank=r, world_size=2) for r in (0, 1)]
-    for step in range(3):
+    for _step in range(3):
         full = one.next()
         assert full.shape == (4, 2, SEQ + 1)
         halves = torch.cat([ld.next().flatten(0, 1) for ld in two])
@@ -312,8 +313,8 @@ def test_tiny_loss_falls_on_real_text_and_phase2_continues_into_decay(mixture, t
     evals = {(r["global_step"], r["source"]): r["loss"] for r in records if r["kind"] == "eval"}
     cfg = load_config(tmp_path / "run.yaml")
     n1, n2 = cfg.phase_steps("phase1"), cfg.phase_steps("phase2")
-    # held-out web loss: the untrained model is near ln(vocab); after phase 1 it is > 1 nat lower and beats the
-    # unigram model of the training tokens (it learned context, not only token frequencies)
+    # held-out web loss: the untrained model is near ln(vocab); after phase 1 it is > 1 nat lower and beats
+    # the unigram model of the training tokens (it learned context, not only token frequencies)
     build = read_mixture(mixture)
     train_tokens = np.concatenate([np.fromfile(p, dtype=build.dtype) for p in build.train["phase1"].paths])
     held = Windows(build.heldout["phase1"]["web"], build.dtype, SEQ)
@@ -365,7 +366,8 @@ def test_kill_and_resume_gives_a_bit_identical_loss_curve(mixture, tmp_path):
 
 @pytest.mark.slow
 def test_two_process_ddp_and_fsdp_equal_one_process(mixture, tmp_path):
-    """torchrun --nproc_per_node=2 with gloo: same global batch, so the same loss curve within fp tolerance."""
+    """torchrun --nproc_per_node=2 with gloo: same global batch, so the same loss curve within fp
+    tolerance."""
     base = dict(
         log_every=1,
         eval_every=1000,
@@ -389,7 +391,7 @@ def test_two_process_ddp_and_fsdp_equal_one_process(mixture, tmp_path):
         )
 
 
-# ---------------------------------------------------------------------------------------------- budgets (issue 17)
+# ----------------------------------------------------------------------------------------- budgets (issue 17)
 def test_a_run_asking_more_tokens_than_built_is_refused_before_step_0(mixture, tmp_path):
     from training.budget import budget_problems
 
@@ -425,8 +427,9 @@ def test_a_run_asking_more_tokens_than_built_is_refused_before_step_0(mixture, t
 
 
 def test_shipped_run_configs_fit_the_budgets_of_the_mixtures_they_read():
-    """Each configs/train/*.yaml reads out/mixtures/<name>, built from configs/mixtures/<name>.yaml (or the demo's):
-    its steps x tokens/step must fit the phase budget minus the < seq_len tokens each shard may leave unread."""
+    """Each configs/train/*.yaml reads out/mixtures/<name>, built from configs/mixtures/<name>.yaml (or the
+    demo's): its steps x tokens/step must fit the phase budget minus the < seq_len tokens each shard may leave
+    unread."""
     for path in sorted((REPO / "configs" / "train").glob("*.yaml")):
         cfg = load_config(path)
         mix_yaml = REPO / "configs" / "mixtures" / f"{Path(cfg.mixture).name}.yaml"

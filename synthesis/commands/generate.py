@@ -5,7 +5,8 @@ FILE is JSONL, one TeacherRequest per line, e.g.
     {"id": "q2", "prompt": "Once upon a time", "sampling": {"max_tokens": 32, "temperature": 0.7, "seed": 1}}
 or a line of the OpenAI Batch API (what vLLM's run_batch and hosted batch APIs take), e.g.
     {"custom_id": "q3", "method": "POST", "url": "/v1/chat/completions",
-     "body": {"model": "m", "messages": [...], "max_tokens": 64, "temperature": 0.7, "response_format": {...}}}
+     "body": {"model": "m", "messages": [...], "max_tokens": 64, "temperature": 0.7,
+              "response_format": {...}}}
 DIR receives teacher.sqlite (the durable store: rerunning the same command resumes), results.parquet (a
 snapshot for DuckDB/Spark), report.json (the counts of this run) and, with --output-format openai_batch,
 results.jsonl in the Batch API's output format (one line per request, in file order).
@@ -200,7 +201,8 @@ def run(args: argparse.Namespace) -> int:
     )
     print(report.summary())
     print(
-        f"{'requests in file':<24}{len(requests):>8}\n{'ok in store':<24}{len(requests) - failed - missing:>8}\n"
+        f"{'requests in file':<24}{len(requests):>8}\n"
+        f"{'ok in store':<24}{len(requests) - failed - missing:>8}\n"
         f"{'failed in store':<24}{failed:>8}\n{'store':<24}{args.output / 'teacher.sqlite'}"
     )
     return 1 if failed or missing else 0

@@ -79,11 +79,13 @@ def run(args: argparse.Namespace) -> int:
     stage = m.stages[0]
     print(result.report.summary())
     print(
-        f"{'documents':<24}{stage.rows_in:>8}\n{'labelled':<24}{stage.rows_kept:>8}  scores {m.extra['score_counts']}"
+        f"{'documents':<24}{stage.rows_in:>8}\n"
+        f"{'labelled':<24}{stage.rows_kept:>8}  scores {m.extra['score_counts']}"
     )
     print(f"{'unusable':<24}{stage.rows_rejected:>8}  {stage.reasons or ''}")
     print(
-        f"{'teacher':<24}{m.extra['teacher_model']} ({m.extra['teacher_backend']}), prompt {m.extra['prompt_version']}"
+        f"{'teacher':<24}{m.extra['teacher_model']} ({m.extra['teacher_backend']}), "
+        f"prompt {m.extra['prompt_version']}"
     )
     print(f"-> {result.version_dir}\ntrain: python -m curation edu train --labels {args.output}")
     return 0

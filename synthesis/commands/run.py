@@ -1,5 +1,5 @@
-"""`python -m synthesis run --recipes YAML --output DIR [--shard i/n] [--backend ...]`: textbook-like synthetic
-data from recipes (see synthesis/textbook/pipeline.py and configs/synthesis/recipes.yaml).
+"""`python -m synthesis run --recipes YAML --output DIR [--shard i/n] [--backend ...]`: textbook-like
+synthetic data from recipes (see synthesis/textbook/pipeline.py and configs/synthesis/recipes.yaml).
 
 Rerunning the same command resumes: teacher answers already in DIR/_work/teacher-shard-*.sqlite are reused and
 the version is rebuilt. With --shard i/n, n workers generate disjoint parts of the plan; each publishes
@@ -62,7 +62,8 @@ def run(args: argparse.Namespace) -> int:
     except TeacherBackendError as e:
         raise ValueError(str(e)) from None
     print(
-        f"{'recipe':<28}{'in shard':>9}{'generated':>10}{'parsed':>7}{'checked':>9}{'verified':>9}{'kept':>6}  "
+        f"{'recipe':<28}{'in shard':>9}{'generated':>10}{'parsed':>7}{'checked':>9}{'verified':>9}"
+        f"{'kept':>6}  "
         f"{'distinct3':>9} {'neardup':>8} {'topics':>8}"
     )
     for name, r in result.report["recipes"].items():

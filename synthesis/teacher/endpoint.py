@@ -1,8 +1,8 @@
 """`TEACHER_BASE_URL`: the deployment's teacher endpoint (docker-compose's vLLM service, `vllm serve`, any
 OpenAI-compatible server), applied to every teacher config a command builds (`label-edu`, `run`, `generate`).
 
-Precedence, strongest first: the command line (`--backend`, `--base-url`, `--model`; the DAGs pass their params
-as these flags), then `TEACHER_BASE_URL`, then the YAML's `teacher:` section. So with the variable set:
+Precedence, strongest first: the command line (`--backend`, `--base-url`, `--model`; the DAGs pass their
+params as these flags), then `TEACHER_BASE_URL`, then the YAML's `teacher:` section. So with the variable set:
 - a YAML `openai_http` backend keeps its knobs (model, concurrency, retries) and gets the variable's URL;
 - any other YAML backend (the embedded default) becomes `openai_http` on that URL; its model is `--model`,
   else the one model the endpoint serves (`GET /models`; vLLM lists its `--served-model-name`);

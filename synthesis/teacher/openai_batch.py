@@ -59,7 +59,8 @@ def _schema(response_format: Any) -> dict | None:
 
 
 def request_from_batch_line(obj: dict) -> TeacherRequest:
-    """One Batch API input line as a TeacherRequest; ValueError naming the field for anything we cannot honour."""
+    """One Batch API input line as a TeacherRequest; ValueError naming the field for anything we cannot
+    honour."""
     extra = set(obj) - {"custom_id", "method", "url", "body"}
     if extra:
         raise ValueError(f"unknown top-level field(s) {sorted(extra)} in a Batch API line")

@@ -63,7 +63,8 @@ class Exercise:
 
     @property
     def answer_text(self) -> str:
-        """The answer as a person would write it: integer, terminating decimal, else a fraction in lowest terms."""
+        """The answer as a person would write it: integer, terminating decimal, else a fraction in lowest
+        terms."""
         a = self.answer
         if a.q == 1:
             text = str(a.p)

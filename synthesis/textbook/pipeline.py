@@ -8,8 +8,8 @@
     near_dedup MinHash-LSH + exact Jaccard within the set, verified rows preferred as survivors
     decontam   benchmark n-gram overlap (curation DecontamIndex)
     edu        optional edu-classifier score / floor
-    publish    contract dataset: data/ (DOC columns + provenance), rejects/ (every drop with stage and reason),
-               report.json/.md, manifest.json written last, then DatasetRoot.publish
+    publish    contract dataset: data/ (DOC columns + provenance), rejects/ (every drop with stage and
+               reason), report.json/.md, manifest.json written last, then DatasetRoot.publish
 
 Resumable: all teacher calls (generations and solves) go through one SQLite store per shard under
 OUTPUT/_work/, keyed by prompt + sampling + model, so a rerun after a kill generates only what is missing and
@@ -354,9 +354,10 @@ def run_synthesis(
 
     run_id = run_id or default_run_id(rs, shard)
     created = now_iso()
-    rows = lambda cands: [
-        _row(c, backend.model_id, backend.name, str(recipes_path), shard, created) for c in cands
-    ]
+
+    def rows(cands):
+        return [_row(c, backend.model_id, backend.name, str(recipes_path), shard, created) for c in cands]
+
     kept = sorted(rows(led.alive), key=lambda r: r["id"])
     rejected = [
         {**r, "reject_stage": st, "reject_reason": why, "reject_detail": detail}

@@ -10,7 +10,8 @@ A recipe file::
     postfilter: {near_dedup: {...}, decontam: {...}, edu: null}
     recipes:
       - name: math-word-problems
-        generator: math                          # a registered generator (generators/): textbook | math | code | puzzle
+        generator: math                          # a registered generator (generators/):
+                                                 # textbook | math | code | puzzle
         n: 100
         template_version: math-v1
         topics: {math: 3, world_knowledge: 1}    # pool -> weight (built-in pools or topic_lists below)
@@ -140,7 +141,8 @@ class Recipe(_Cfg):
         return self
 
     def topic_pool(self, name: str) -> list[str]:
-        """Built-in items plus the user's additions (a user list of the same name extends the built-in one)."""
+        """Built-in items plus the user's additions (a user list of the same name extends the built-in
+        one)."""
         return list(dict.fromkeys([*TOPICS.get(name, []), *self.topic_lists.get(name, [])]))
 
     def audience_text(self, key: str) -> str:

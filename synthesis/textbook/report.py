@@ -119,14 +119,15 @@ def render_markdown(report: dict) -> str:
     for name, r in report["recipes"].items():
         d = r["diversity"]
         lines.append(
-            f"| {name} | {r['generator']} | {r['in_shard']} | {r['generated']} | {r['parsed']} | {r['passed_checks']} | "
-            f"{r['verified']} | {r['kept']} | {r['yield']} | {d['distinct_3gram_ratio']} | "
-            f"{d['near_dup_rate']} | {d['topics_kept']}/{d['topics_available']} |"
+            f"| {name} | {r['generator']} | {r['in_shard']} | {r['generated']} | {r['parsed']} | "
+            f"{r['passed_checks']} | {r['verified']} | {r['kept']} | {r['yield']} | "
+            f"{d['distinct_3gram_ratio']} | {d['near_dup_rate']} | "
+            f"{d['topics_kept']}/{d['topics_available']} |"
         )
     t = report["totals"]
     lines.append(
-        f"| **all** | | {t['in_shard']} | {t['generated']} | {t['parsed']} | {t['passed_checks']} | {t['verified']} | "
-        f"{t['kept']} | | {t['distinct_3gram_ratio']} | {t['near_dup_rate']} | |"
+        f"| **all** | | {t['in_shard']} | {t['generated']} | {t['parsed']} | {t['passed_checks']} | "
+        f"{t['verified']} | {t['kept']} | | {t['distinct_3gram_ratio']} | {t['near_dup_rate']} | |"
     )
     lines.append("\n## Reject reasons")
     for name, r in report["recipes"].items():

@@ -3,8 +3,8 @@
 The reviewer sees the version's report and a random sample per generator (`review_sample`, `review_body`: the
 markdown shown by Airflow's human-in-the-loop task), approves or rejects publication, and may flag items.
 `apply_review` then records the decision in the candidate (before the gate publishes it): flagged items leave
-`data/` for `rejects/` (stage `review`, reason `reviewer_flagged`), the manifest gains a `review` stage (so the
-counts still chain) and `extra.review` = decision, reviewer, time, flagged ids, and whether the review was
+`data/` for `rejects/` (stage `review`, reason `reviewer_flagged`), the manifest gains a `review` stage (so
+the counts still chain) and `extra.review` = decision, reviewer, time, flagged ids, and whether the review was
 skipped (auto-approved unattended runs say so).
 """
 

@@ -1,5 +1,6 @@
 """Built-in seed pools: topics (by area), audiences and styles. Recipes pick pools with weights and may add
-their own topic lists (`topic_lists` in the recipe). Kept as plain data so a researcher can read and extend it."""
+their own topic lists (`topic_lists` in the recipe). Kept as plain data so a researcher can read and extend
+it."""
 
 from __future__ import annotations
 

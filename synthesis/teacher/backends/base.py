@@ -82,7 +82,8 @@ class Backend(ABC):
 
     @classmethod
     def from_config(cls, cfg: Any) -> Backend:
-        """Build (but do not start) the backend from its config. Heavy imports happen in here or in start()."""
+        """Build (but do not start) the backend from its config. Heavy imports happen in here or in
+        start()."""
         return cls(cfg)
 
     @property
@@ -90,10 +91,10 @@ class Backend(ABC):
     def model_id(self) -> str:
         """The model identity that goes into every request key and result."""
 
-    def start(self) -> None:
+    def start(self) -> None:  # noqa: B027 - an optional hook: backends with nothing to start keep this no-op
         """Load the model / open connections / launch a server. Idempotent."""
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 - an optional hook: backends with nothing to release keep this no-op
         """Release what start() took. Idempotent."""
 
     def __enter__(self) -> Self:

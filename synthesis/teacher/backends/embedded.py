@@ -69,7 +69,8 @@ def embedded_model_path(path: str | os.PathLike | None = None) -> Path:
 
 
 def gguf_model_id(path: Path) -> str:
-    """Model identity for request keys: the GGUF file name without extension (e.g. SmolLM2-135M-Instruct.Q4_1)."""
+    """Model identity for request keys: the GGUF file name without extension (e.g.
+    SmolLM2-135M-Instruct.Q4_1)."""
     return path.name.removesuffix(".gguf")
 
 

@@ -2,8 +2,9 @@
 
 vllm is the optional `gpu` extra: it pins its own CUDA torch and cannot live in the CPU environment, so it is
 imported only when this backend is built, and a missing install is a clear error naming the alternatives.
-Structured output uses vLLM's current API, `SamplingParams(structured_outputs=StructuredOutputsParams(json=...))`
-(the older `guided_decoding` / `guided_json` fields were removed in vLLM 0.12).
+Structured output uses vLLM's current API,
+`SamplingParams(structured_outputs=StructuredOutputsParams(json=...))` (the older `guided_decoding` /
+`guided_json` fields were removed in vLLM 0.12).
 
 The runner hands over `batch_size` requests per call; vLLM schedules them continuously inside the call
 (paged attention, continuous batching), and the results of each call are committed together, which bounds

@@ -1,6 +1,7 @@
 """The generators, registered once by kind: recipes validate `generator` against this map, the plan builds
 prompts and the pipeline parses and verifies through it. Adding a generator: its module here (a `Generator`
-subclass with `kind`, `prompt`, `parse`, and `verify` where its answers can be checked), one entry below, a test."""
+subclass with `kind`, `prompt`, `parse`, and `verify` where its answers can be checked), one entry below, a
+test."""
 
 from synthesis.textbook.generators.base import Generator, Parsed, ToVerify, Verdict, VerifyContext
 from synthesis.textbook.generators.code import CodeGenerator

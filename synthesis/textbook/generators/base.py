@@ -1,6 +1,6 @@
 """What every generator provides: the prompt for a seed, the parser of the teacher's answer, and its own
-verification (`verify`: kinds with a checkable answer ask the teacher for independent solves and `compare` them
-with the stated answer; code runs its tests). Prompt versions are part of every request key, so editing a
+verification (`verify`: kinds with a checkable answer ask the teacher for independent solves and `compare`
+them with the stated answer; code runs its tests). Prompt versions are part of every request key, so editing a
 template here means bumping its version."""
 
 from __future__ import annotations

@@ -64,8 +64,8 @@ class CodeGenerator(Generator):
             "Reply with exactly two Python code blocks:\n"
             "1. ```python ...``` with one function: its signature, a docstring that states the task, and a "
             "correct reference implementation (standard library only).\n"
-            "2. ```python ...``` with at least three unit tests written as plain `assert` statements that call "
-            "the function."
+            "2. ```python ...``` with at least three unit tests written as plain `assert` statements that "
+            "call the function."
         )
 
     def json_prompt(self, seed: SeedDraw) -> str:
@@ -74,7 +74,8 @@ class CodeGenerator(Generator):
             + f"Write a Python programming exercise about {seed.topic} for {seed.audience_text}. "
             "Answer in JSON with the keys signature (the function's `def` line), docstring (the task, in one "
             "sentence), body (one `return` statement computing the result, standard library only) and tests "
-            "(a list of test cases, each with the arguments `args` and the `expected` result as Python literals)."
+            "(a list of test cases, each with the arguments `args` and the `expected` result as Python "
+            "literals)."
         )
 
     def schema(self, max_tokens: int) -> dict:
@@ -89,7 +90,8 @@ class CodeGenerator(Generator):
         )
 
     def from_json(self, value: dict) -> Parsed:
-        """Tests come as data (argument and expected-result literals), so they are valid Python by construction."""
+        """Tests come as data (argument and expected-result literals), so they are valid Python by
+        construction."""
         doc = value["docstring"].strip().replace('"' * 3, "'" * 3)
         signature = value["signature"].strip()
         name = signature[4 : signature.index("(")]
@@ -113,8 +115,8 @@ class CodeGenerator(Generator):
 
     @staticmethod
     def check(solution: str, tests: str) -> Parsed:
-        """The exercise from its solution and tests, or why it is unusable (syntax, no function, no docstring).
-        Whether the tests test anything is the sandbox's question (verify)."""
+        """The exercise from its solution and tests, or why it is unusable (syntax, no function, no
+        docstring). Whether the tests test anything is the sandbox's question (verify)."""
         try:
             tree = ast.parse(solution)
             ast.parse(tests)

@@ -30,7 +30,8 @@ class MathGenerator(AnsweredGenerator):
         return (
             web_block(seed) + f"Write one math word problem about {seed.topic} for {seed.audience_text}, "
             "then solve it step by step. The answer must be a single number. Answer in JSON with the keys "
-            "problem (the problem), solution_steps (a list of short steps) and final_answer (the number only)."
+            "problem (the problem), solution_steps (a list of short steps) and final_answer "
+            "(the number only)."
         )
 
     def find_sections(self, text: str) -> tuple[str | None, str | None]:

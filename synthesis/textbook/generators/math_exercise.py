@@ -1,7 +1,8 @@
-"""Ground-truth math: the exercise is built programmatically with a known answer (synthesis/textbook/exercises.py),
-the teacher writes only the worked, textbook-style solution, and the item is kept only when the solution's final
-answer equals the ground truth (verify/ground_truth.py). Topics come from the `math_exercises` pool
-(`<family>/<level>`); the sample's place in the plan seeds the numbers and the surface form."""
+"""Ground-truth math: the exercise is built programmatically with a known answer
+(synthesis/textbook/exercises.py), the teacher writes only the worked, textbook-style solution, and the item
+is kept only when the solution's final answer equals the ground truth (verify/ground_truth.py). Topics come
+from the `math_exercises` pool (`<family>/<level>`); the sample's place in the plan seeds the numbers and the
+surface form."""
 
 from __future__ import annotations
 
@@ -36,8 +37,8 @@ class MathExerciseGenerator(Generator):
     def json_prompt(self, seed: SeedDraw) -> str:
         return (
             f"Solve this problem step by step, as a worked example in a textbook for {seed.audience_text}. "
-            "Answer in JSON with the keys solution_steps (a list of short steps) and final_answer (the number "
-            f"only).\n\nProblem: {exercise_for(seed).problem}"
+            "Answer in JSON with the keys solution_steps (a list of short steps) and final_answer "
+            f"(the number only).\n\nProblem: {exercise_for(seed).problem}"
         )
 
     def schema(self, max_tokens: int) -> dict:

@@ -21,7 +21,8 @@ class PuzzleGenerator(AnsweredGenerator):
         return (
             web_block(seed)
             + f"Write one reasoning puzzle ({seed.topic}) for {seed.audience_text}, then explain "
-            "the reasoning that solves it step by step. The answer must be short (a word, a name or a number). "
+            "the reasoning that solves it step by step. The answer must be short "
+            "(a word, a name or a number). "
             "Use exactly this format:\nPuzzle: <the puzzle>\nReasoning: <the step-by-step reasoning>\n"
             "Answer: <the short answer>"
         )

@@ -14,7 +14,8 @@ from __future__ import annotations
 
 from typing import Any
 
-#: characters per token we can count on (prose is ~4, digits and symbols ~1-2); a low guess only shortens fields
+#: characters per token we can count on (prose is ~4, digits and symbols ~1-2); a low guess only shortens
+#: fields
 CHARS_PER_TOKEN = 2.0
 #: running English prose: ~4.5 characters per token for SmolLM2's tokenizer, less a margin
 PROSE_CHARS_PER_TOKEN = 3.8

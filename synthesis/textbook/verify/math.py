@@ -54,7 +54,8 @@ def _clean_answer(raw: str) -> str:
 _LATEX_FRAC = re.compile(r"\\[dt]?frac\{([^{}]+)\}\{([^{}]+)\}")
 _LATEX_SQRT = re.compile(r"\\sqrt\{([^{}]+)\}")
 _NUMBER = re.compile(r"-?\d[\d,]*(?:\.\d+)?|-?\.\d+")
-#: what may reach the expression parser: digits, operators, parentheses, and a few names (never arbitrary code)
+#: what may reach the expression parser: digits, operators, parentheses, and a few names (never arbitrary
+#: code)
 _SAFE_EXPR = re.compile(r"^[\d\s.+\-*/^()]*(?:(?:sqrt|pi)[\d\s.+\-*/^()]*)*$")
 
 
@@ -64,8 +65,8 @@ def _thousands(s: str) -> str:
 
 
 def to_value(answer: str | None) -> sympy.Expr | None:
-    """The number an answer states (e.g. '$1,200.50', '3/4', '\\frac{3}{4}', '25%', '2\\sqrt{3}', '15 apples'),
-    as an exact sympy value, or None when it states no number."""
+    """The number an answer states (e.g. '$1,200.50', '3/4', '\\frac{3}{4}', '25%', '2\\sqrt{3}',
+    '15 apples'), as an exact sympy value, or None when it states no number."""
     if answer is None:
         return None
     s = answer.strip()
@@ -127,7 +128,10 @@ def same_short_answer(a: str | None, b: str | None) -> bool:
         return False
     if to_value(a) is not None and to_value(b) is not None:
         return equivalent(a, b)
-    norm = lambda s: [w for w in _WORDS.findall(s.lower()) if w not in {"a", "an", "the"}]
+
+    def norm(s: str) -> list[str]:
+        return [w for w in _WORDS.findall(s.lower()) if w not in {"a", "an", "the"}]
+
     return bool(norm(a)) and norm(a) == norm(b)
 
 

@@ -131,7 +131,9 @@ def _sandbox_uid() -> int:
 
 
 def _mount(source: str | None, target: str, fstype: str | None, flags: int, data: str | None = None) -> bool:
-    enc = lambda v: v.encode() if v is not None else None
+    def enc(v: str | None) -> bytes | None:
+        return v.encode() if v is not None else None
+
     return _LIBC.mount(enc(source), enc(target), enc(fstype), flags, enc(data)) == 0
 
 
@@ -174,9 +176,10 @@ def _hide_everything_but_the_os(hidden: list[str], prefix: str, prefix_flags: in
 
 
 def _map_own_ids() -> None:
-    """In a new user namespace, map our uid and gid to themselves (the only mapping an unprivileged process may
-    write). Without a mapping the new tmpfs mounts refuse to create the folders the prefix and the work dir are
-    bound onto (EOVERFLOW: an unmapped owner); the snippet still runs as our uid, with no capability after exec."""
+    """In a new user namespace, map our uid and gid to themselves (the only mapping an unprivileged process
+    may write). Without a mapping the new tmpfs mounts refuse to create the folders the prefix and the work
+    dir are bound onto (EOVERFLOW: an unmapped owner); the snippet still runs as our uid, with no capability
+    after exec."""
     uid, gid = os.getuid(), os.getgid()
     for name, line in (("setgroups", "deny"), ("uid_map", f"{uid} {uid} 1"), ("gid_map", f"{gid} {gid} 1")):
         fd = os.open(f"/proc/self/{name}", os.O_WRONLY)

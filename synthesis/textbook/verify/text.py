@@ -12,8 +12,9 @@ from functools import lru_cache
 from synthesis.textbook.recipes import TextFilters
 
 _REFUSAL = re.compile(
-    r"\b(?:as an ai(?: language model)?|i(?:'m| am) (?:sorry|unable|not able)|i can(?:no|')t (?:help|assist|provide|"
-    r"write|do that)|i (?:do not|don't) have (?:access|the ability)|my (?:knowledge )?cutoff|openai|"
+    r"\b(?:as an ai(?: language model)?|i(?:'m| am) (?:sorry|unable|not able)|i can(?:no|')t "
+    r"(?:help|assist|provide|write|do that)|i (?:do not|don't) have (?:access|the ability)|"
+    r"my (?:knowledge )?cutoff|openai|"
     r"i hope this helps|feel free to ask|let me know if you (?:need|have|want)|certainly! here(?:'s| is))\b",
     re.IGNORECASE,
 )
@@ -58,7 +59,8 @@ def repetition(text: str) -> tuple[float, float]:
 def check_text(
     text: str | None, filters: TextFilters, finish_reason: str | None = None, lang_text: str | None = None
 ) -> TextVerdict:
-    """`lang_text`: the part to judge the language on (default the whole text; code samples pass their prose)."""
+    """`lang_text`: the part to judge the language on (default the whole text; code samples pass their
+    prose)."""
     if not text or not text.strip():
         return TextVerdict("empty", "no text", {})
     words = len(_WORD.findall(text))
