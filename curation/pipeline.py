@@ -376,7 +376,8 @@ def count_outputs(spark, staging: Path, order: list[str], seconds: dict[str, flo
 
 
 class _DictSum:
-    """AccumulatorParam summing dicts of numbers (per-step seconds, records read per file, from every task)."""
+    """AccumulatorParam summing dicts of numbers (per-step seconds, records read per file, from every
+    task)."""
 
     def zero(self, value):
         return {}

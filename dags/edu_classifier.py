@@ -13,8 +13,9 @@ or by hand; an AssetOrTimeSchedule combines the two.
   rate them 0-5 (embedded SmolLM2 on CPU by default; `backend`/`base_url` point it at vLLM). The label
   dataset lands in `$PHI_DATA_ROOT/edu_labels/<version>`; a retry resumes from its teacher store.
 - train: `python -m curation edu train` (teacher labels, plus any `extra_labels` files) registers a
-  model in the registry (`$PHI_EDU_REGISTRY`, else `$PHI_DATA_ROOT/edu_models`) with its held-out metrics on the card. The card's notes carry the run's
-  version, so a retried train task finds the model it already registered instead of adding a second.
+  model in the registry (`$PHI_EDU_REGISTRY`, else `$PHI_DATA_ROOT/edu_models`) with its held-out metrics on
+  the card. The card's notes carry the run's version, so a retried train task finds the model it already
+  registered instead of adding a second.
 - evaluate (dags/lib/promotion.py): the card's held-out metrics against the floors given as params
   (`min_macro_f1`, ...; null = not checked); a model below a floor fails the run here (no retry: the model
   will not change). Then the incumbent (the promoted model): both models score the candidate's held-out

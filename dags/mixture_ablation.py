@@ -1,4 +1,5 @@
-"""mixture_ablation: a proxy-model ablation or a RegMix-style mixture search (training/ablation/), from the UI.
+"""mixture_ablation: a proxy-model ablation or a RegMix-style mixture search (training/ablation/), from
+the UI.
 
     check -> route -> run_cpu | run_gpu -> report
 

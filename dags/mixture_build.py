@@ -1,4 +1,5 @@
-"""mixture_build: a mixture YAML -> validated plan -> tokenized, packed shards per phase -> gated -> Asset `mixture`.
+"""mixture_build: a mixture YAML -> validated plan -> tokenized, packed shards per phase -> gated -> Asset
+`mixture`.
 
     validate -> plan (skip when built already) -> build -> validate_build (GE `mixture`) -> publish
             -> request_pretrain (only with `auto_pretrain: true`)

@@ -1,6 +1,7 @@
 """pretrain: phase 1 -> phase 2 of the Phi-3-style decoder on a built mixture, through torchrun.
 
-    plan -> phase1 (torchrun, pool `gpu`, queue $PHI_GPU_QUEUE) -> phase2 (same) -> report (Asset `pretrained`)
+    plan -> phase1 (torchrun, pool `gpu`, queue $PHI_GPU_QUEUE) -> phase2 (same)
+         -> report (Asset `pretrained`)
 
 - plan: which mixture build to train on (the `mixture` param; else the triggering `mixture` Asset
   event's path; else the config's `mixture:`), and the effective run config (the given YAML with that

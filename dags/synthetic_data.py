@@ -1,4 +1,5 @@
-"""synthetic_data: recipes -> textbook-like synthetic data, generated in parallel shards, validated, published.
+"""synthetic_data: recipes -> textbook-like synthetic data, generated in parallel shards, validated,
+reviewed, published.
 
     plan -> generate[shard 0..n-1] (pool `teacher`) -> merge -> validate (GE `synthetic`)
          -> review_mode -> [prepare_review -> review (human)] -> apply_review -> publish (Asset `synthetic`)

@@ -198,7 +198,8 @@ def test_plan_scores_with_the_promoted_edu_model_or_notes_its_absence(tmp_path, 
     assert plan["edu_model"] is None and "no promoted edu model" in plan["edu_note"]
     assert plan["argv"][plan["argv"].index("--note") + 1] == plan["edu_note"]
     assert load_config(plan["config"]).edu.enabled is False
-    # a promoted model: the edu stage is on, pinned to that version folder (a retry scores with the same model)
+    # a promoted model: the edu stage is on, pinned to that version folder (a retry scores with the same
+    # model)
     plan = plan_curation([warc], tmp_path / "web", "v2", edu_registry=edu_registry.root)
     cfg = load_config(plan["config"]).edu
     assert (

@@ -1,5 +1,5 @@
-"""The embedded default (`make demo` -> scripts/demo.sh -> dags.lib.demo): the whole chain through the real DAGs
-with `dag.test()`, on the shared sample data, end to end (~15 minutes on a 2-core box)."""
+"""The embedded default (`make demo` -> scripts/demo.sh -> dags.lib.demo): the whole chain through the real
+DAGs with `dag.test()`, on the shared sample data, end to end (~15 minutes on a 2-core box)."""
 
 from __future__ import annotations
 

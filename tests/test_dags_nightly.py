@@ -198,7 +198,7 @@ def test_manifest_check_reconciles_base_rows():
         m.model_copy(update={"base_version": None}).check()
 
 
-# ---- the near-dedup band index as the DAGs keep it (dags/lib/near_index.py): planned, staged, promoted -------
+# ---- the near-dedup band index as the DAGs keep it (dags/lib/near_index.py): planned, staged, promoted -----
 
 
 def index_version(root: Path, name: str, lsh: dict, parent: str | None = None, shingles: bool = True) -> Path:

@@ -15,7 +15,7 @@ import pytest
 from dags.lib.ledger import NoSegments, SegmentLedger
 from dags.lib.lock import CorpusBusy, WriterLock
 
-# ---- segment discovery on object storage (moto's S3 server) -------------------------------------------------
+# ---- segment discovery on object storage (moto's S3 server) ------------------------------------------------
 
 
 @pytest.fixture(scope="module")
@@ -111,7 +111,7 @@ def test_an_empty_night_is_recorded_in_the_ledger_and_its_table(tmp_path, shared
     assert "| n2 | empty | 1 | 0 | - | - |" in table and "| n1 | published | 1 | 1 | n1 | 12 |" in table
 
 
-# ---- one writer per corpus ------------------------------------------------------------------------------------
+# ---- one writer per corpus ---------------------------------------------------------------------------------
 
 
 def test_the_writer_lease_admits_one_run_at_a_time(tmp_path, caplog):

@@ -322,7 +322,7 @@ def test_promotion_against_the_incumbent(tmp_path, shared_data):
     assert [e["run"] for e in log] == ["r1", "r2", "r3", "r4"]
 
 
-# ---- mixtures: an edu_score filter against the model that scored the corpus ---------------------------------
+# ---- mixtures: an edu_score filter against the model that scored the corpus --------------------------------
 
 
 def _scored(folder: Path, shared_data: Path, models: list[str]) -> Path:

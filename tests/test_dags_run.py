@@ -33,8 +33,8 @@ bag = DagBag(dag_folder=sys.argv[3])
 assert not bag.import_errors, bag.import_errors
 run = bag.get_dag(dag_id).test(run_conf=conf)
 with create_session() as session:
-    events = [e.extra for e in session.query(AssetEvent).join(AssetModel, AssetEvent.asset_id == AssetModel.id)
-              .filter(AssetModel.name == "web_curated").order_by(AssetEvent.id)]
+    query = session.query(AssetEvent).join(AssetModel, AssetEvent.asset_id == AssetModel.id)
+    events = [e.extra for e in query.filter(AssetModel.name == "web_curated").order_by(AssetEvent.id)]
 print("RESULT " + json.dumps({"state": str(run.state), "run_id": run.run_id, "events": events,
                               "tasks": {ti.task_id: str(ti.state) for ti in run.get_task_instances()}}))
 """

@@ -1,5 +1,6 @@
 """Ingest on the real crawl samples (Common Crawl WARC/WET/WAT, wget WARCs, the truncated record, the dolma
-JSONL shard) and on damaged input generated in tmp_path: every record ends up a document or a counted reject."""
+JSONL shard) and on damaged input generated in tmp_path: every record ends up a document or a counted
+reject."""
 
 from __future__ import annotations
 

@@ -1,6 +1,7 @@
 """Damaged input, read directly through the ingest readers (fast; the end-to-end cases are in
 test_pipeline_damage.py). Every damaged file is built here from the shared samples; every case checks that
-nothing altered is kept, that what follows the damage is recovered, and that records read = kept + rejected."""
+nothing altered is kept, that what follows the damage is recovered, and that records read = kept +
+rejected."""
 
 from __future__ import annotations
 

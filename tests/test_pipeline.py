@@ -1,4 +1,5 @@
-"""The curation job end to end on real crawl data: counts reconcile, reruns replace, failures publish nothing."""
+"""The curation job end to end on real crawl data: counts reconcile, reruns replace, failures publish
+nothing."""
 
 from __future__ import annotations
 

@@ -124,7 +124,8 @@ def test_up_refuses_to_start_without_postgres(tmp_path):
 SESSION = """
 from curation.spark import get_spark
 s = get_spark()
-print("CONF", s.conf.get("spark.sql.shuffle.partitions"), s.conf.get("spark.sql.execution.arrow.pyspark.enabled"))
+conf = s.conf
+print("CONF", conf.get("spark.sql.shuffle.partitions"), conf.get("spark.sql.execution.arrow.pyspark.enabled"))
 s.stop()
 """
 

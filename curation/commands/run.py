@@ -20,7 +20,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         action="append",
         required=True,
         metavar="GLOB",
-        help="input file, folder or glob (local path, hdfs://, or object storage s3a:// / s3:// read through s3fs); repeatable",
+        help="input file, folder or glob (local path, hdfs://, or object storage s3a:// / s3:// read "
+        "through s3fs); repeatable",
     )
     p.add_argument(
         "--output", required=True, metavar="DIR", help="dataset root; the run lands in DIR/<run_id>/"

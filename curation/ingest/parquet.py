@@ -21,7 +21,8 @@ log = logging.getLogger(__name__)
 
 
 def _parquet_batch(batch: pa.RecordBatch, path: str, first_row: int, crawl_id: str | None) -> pa.RecordBatch:
-    """Raw rows from a parquet batch: DOC columns taken when present, missing ids hashed, blank text rejected."""
+    """Raw rows from a parquet batch: DOC columns taken when present, missing ids hashed, blank text
+    rejected."""
     n = batch.num_rows
     cols: dict[str, pa.Array] = {}
     for f in RAW_SCHEMA:

@@ -1,12 +1,13 @@
 """Alerts: task failures and missed deadlines, to a local alert log (always) and to the notifier the
 environment configures (a webhook, SMTP, or both).
 
-    PHI_ALERT_LOG            JSON-lines file every alert is appended to (default `$PHI_DATA_ROOT/_alerts/alerts.jsonl`);
-                             the tests and an operator's `tail -f` read it
-    PHI_ALERT_WEBHOOK        URL that gets each alert as a JSON POST (Slack/Teams/Alertmanager-style receivers)
-    PHI_ALERT_SMTP_HOST      SMTP server (port PHI_ALERT_SMTP_PORT, default 25; STARTTLS when
-                             PHI_ALERT_SMTP_STARTTLS=1; login from PHI_ALERT_SMTP_USER / PHI_ALERT_SMTP_PASSWORD)
-    PHI_ALERT_EMAIL_TO       comma-separated recipients (required with SMTP); PHI_ALERT_EMAIL_FROM the sender
+    PHI_ALERT_LOG         JSON-lines file every alert is appended to (default
+                          `$PHI_DATA_ROOT/_alerts/alerts.jsonl`); the tests and an operator's `tail -f`
+                          read it
+    PHI_ALERT_WEBHOOK     URL that gets each alert as a JSON POST (Slack/Teams/Alertmanager-style receivers)
+    PHI_ALERT_SMTP_HOST   SMTP server (port PHI_ALERT_SMTP_PORT, default 25; STARTTLS when
+                          PHI_ALERT_SMTP_STARTTLS=1; login from PHI_ALERT_SMTP_USER / PHI_ALERT_SMTP_PASSWORD)
+    PHI_ALERT_EMAIL_TO    comma-separated recipients (required with SMTP); PHI_ALERT_EMAIL_FROM the sender
 
 A notifier that fails to deliver logs the error and still leaves the alert in the log: an unreachable
 webhook must not hide the failure it reports.

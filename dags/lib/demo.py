@@ -75,7 +75,8 @@ def stage_conf(data: Path) -> list[tuple[str, dict]]:
                 "input": str(data / "web_curated"),
                 "label_config": str(DEMO / "label-edu.yaml"),
                 "n": 16,
-                # 16 teacher labels alone cannot train a classifier: the shared FineWeb-C human labels join them
+                # 16 teacher labels alone cannot train a classifier: the shared FineWeb-C human labels
+                # join them
                 "extra_labels": [str(shared / "edu_labels_finewebc_danish" / "fineweb-c_danish.csv")],
                 "min_macro_f1": 0.2,
                 "min_spearman": 0.2,

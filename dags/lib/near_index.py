@@ -1,11 +1,12 @@
 """The near-dedup band index of the published web corpus, as the DAGs keep it: planned with the run, staged by
 the curate job, promoted by `publish` only after the corpus version it describes is published.
 
-    <web_curated>/_near_index/             a dataset root (curation/dedup/incremental.py)
+    <web_curated>/_near_index/             a dataset root (curation/dedup/band_index.py)
       CURRENT, <version>/                  version id = the corpus version it describes
       _staged/<version>/                   the run's own index root, given to the curate job as
-                                           `near_dedup.index_dir`: its base (hard-linked) or a rebuild request,
-                                           and the version the job staged; promoted by publish, then removed
+                                           `near_dedup.index_dir`: its base (hard-linked) or a
+                                           rebuild request, and the version the job staged;
+                                           promoted by publish, then removed
                                            (the index keeps its newest KEEP_INDEX_VERSIONS versions)
 
 The curate job's pipeline publishes its index version as soon as its own output is written (that is the

@@ -59,9 +59,9 @@ def _near_dedup_config(manifests):
 def cross_shard_near_dedup(tables: list, cfg) -> tuple[list, dict[str, tuple[str, str]], int]:
     """Near-duplicates across shards: the post-filter's own single-process MinHash-LSH + exact-Jaccard pass
     (synthesis.textbook.postfilter.near_duplicates, built on curation/dedup/minhash.py), run once over the
-    merged rows. Survivors are chosen as in a shard: verified first, then not-applicable, then unverified, then
-    by id. Returns the tables without the dropped rows, {id: (reason, detail)} of the drops, and the number of
-    similar pairs.
+    merged rows. Survivors are chosen as in a shard: verified first, then not-applicable, then unverified,
+    then by id. Returns the tables without the dropped rows, {id: (reason, detail)} of the drops, and the
+    number of similar pairs.
 
     Why single-process: the synthetic set is the output of teacher calls (thousands to tens of thousands of
     rows per run, orders of magnitude below web), and each shard already ran this same pass in process.

@@ -2,8 +2,9 @@
 
 Defaults are the ports assigned to this project's local stack (high, non-default ports so that a developer's
 own Airflow or Spark on 8080/7077 does not collide); each is overridable by `PHI_STACK_<FIELD>` (upper case,
-tuples comma-separated). The Airflow settings shared with compose come from docker/airflow.env (one source of
-truth); secrets come from the repository's `.env` (generated on first use, git-ignored), the file compose reads.
+tuples comma-separated). The Airflow settings shared with compose come from docker/airflow.env (one source
+of truth); secrets come from the repository's `.env` (generated on first use, git-ignored), the file compose
+reads.
 """
 
 from __future__ import annotations
@@ -208,7 +209,8 @@ def spark_defaults(cfg: StackConfig) -> str:
             "spark.sql.adaptive.enabled true",
             "spark.sql.adaptive.coalescePartitions.enabled true",
             f"spark.executorEnv.PYTHONPATH {REPO_ROOT}",
-            f"spark.executorEnv.PHI_MODELS_DIR {os.environ.get('PHI_MODELS_DIR', REPO_ROOT / '.cache' / 'models')}",
+            "spark.executorEnv.PHI_MODELS_DIR "
+            f"{os.environ.get('PHI_MODELS_DIR', REPO_ROOT / '.cache' / 'models')}",
             "spark.ui.showConsoleProgress false",
             "",
         ]

@@ -327,8 +327,8 @@ def _check_budget(
 
 
 def check_mixture(path: str | Path) -> CheckedMixture:
-    """Validate everything; raise MixtureValidationError listing every problem, else return the checked mixture
-    with per-source stats and the (estimated) plan."""
+    """Validate everything; raise MixtureValidationError listing every problem, else return the checked
+    mixture with per-source stats and the (estimated) plan."""
     doc = load_yaml(path)
     file = str(path)
     raw = doc.data if isinstance(doc.data, dict) else {}
