@@ -26,8 +26,12 @@ test: setup
 test-fast: setup
 	$(ENV) python -m pytest -q -m "not slow"
 
+LINT_PATHS := curation synthesis training dags bench tests
+
+# ruff's rules (pyproject.toml; the layer rule as banned imports in each package's ruff.toml) and its formatter
 lint: setup
-	$(ENV) ruff check curation synthesis training dags bench tests
+	$(ENV) ruff check $(LINT_PATHS)
+	$(ENV) ruff format --check $(LINT_PATHS)
 
 # The production topology on this machine, without Docker (OPERATIONS.md): Airflow 3 on Postgres + Redis
 # with Celery workers, and a Spark standalone cluster; logs and pids under out/stack/.
