@@ -45,6 +45,108 @@ FLOOR = {"type": ["null", "number"], "minimum": -1.0, "maximum": 1.0}
 RETRAIN_CRON = os.environ.get("PHI_EDU_RETRAIN_CRON") or "0 5 * * 0"
 
 
+# The tasks are module-level decorated callables; the @dag function at the end only wires them (calling
+# one inside it adds that task to the DAG).
+@task(multiple_outputs=True)
+def plan() -> dict:
+    from curation.contract import resolve_version_dir
+    from dags.lib.paths import registry_root, run_version
+
+    ctx = get_current_context()
+    version = run_version(ctx)
+    corpus = resolve_version_dir(ctx["params"]["input"])  # fails here, clearly, when there is no corpus
+    return {
+        "version": version,
+        "corpus": str(corpus),
+        "registry": str(registry_root()),
+        "labels_root": str(dataset_root("edu_labels")),
+        "labels": str(dataset_root("edu_labels") / version),
+    }
+
+
+@task(pool=TEACHER_POOL, execution_timeout=TEACHER_TIMEOUT)
+def label(planned: dict) -> str:
+    from dags.lib.cli import run_module
+
+    p = get_current_context()["params"]
+    args = [
+        "label-edu",
+        "--input",
+        planned["corpus"],
+        "--output",
+        planned["labels_root"],
+        "--run-id",
+        planned["version"],
+        "--n",
+        p["n"],
+        "--seed",
+        p["seed"],
+        "--no-progress",
+    ]
+    for flag, key in (
+        ("--config", "label_config"),
+        ("--backend", "backend"),
+        ("--base-url", "base_url"),
+        ("--model", "model"),
+    ):
+        if p[key]:
+            args += [flag, p[key]]
+    run_module("synthesis", args)
+    return planned["labels"]
+
+
+@task
+def train(planned: dict, labels: str) -> str:
+    from dags.lib.edu import train_for_run
+
+    p = get_current_context()["params"]
+    return train_for_run(
+        planned["registry"], planned["version"], [labels, *p["extra_labels"]], config=p["train_config"]
+    )
+
+
+@task(retries=0)
+def evaluate(planned: dict, model: str) -> dict:
+    """The promotion decision (dags.lib.promotion): below a floor fails the run; not better than the
+    incumbent by the margin skips the rest (the incumbent stays)."""
+    from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
+
+    from dags.lib.edu import FLOOR_METRICS
+    from dags.lib.promotion import promotion_verdict
+
+    p = get_current_context()["params"]
+    verdict = promotion_verdict(
+        planned["registry"],
+        model,
+        planned["version"],
+        {k: p[k] for k in FLOOR_METRICS},
+        [planned["labels"], *p["extra_labels"]],
+        p["promotion_margin"],
+        p["promotion_metric"],
+    )
+    if verdict["misses"]:
+        raise AirflowFailException(f"edu model {model} is not promoted: " + "; ".join(verdict["misses"]))
+    if not verdict["promotable"]:
+        raise AirflowSkipException(
+            f"edu model {model} is not promoted, the incumbent stays: {verdict['reason']}"
+        )
+    return verdict
+
+
+@task(outlets=[EDU_MODEL], multiple_outputs=True)
+def promote(planned: dict, verdict: dict, **context) -> dict:
+    from curation.edu.registry import ModelRegistry
+    from dags.lib.edu import score_plan
+
+    ref = ModelRegistry(planned["registry"]).promote(verdict["model"])
+    context["outlet_events"][EDU_MODEL].extra = {
+        "version": ref.version,
+        "path": str(ref.dir),
+        "metrics": ref.card.metrics,
+    }
+    return score_plan(planned["registry"], ref.version, planned["corpus"], planned["version"])
+
+
 @dag(
     dag_id="edu_classifier",
     schedule=AssetOrTimeSchedule(
@@ -114,101 +216,6 @@ RETRAIN_CRON = os.environ.get("PHI_EDU_RETRAIN_CRON") or "0 5 * * 0"
     },
 )
 def edu_classifier():
-    @task(multiple_outputs=True)
-    def plan() -> dict:
-        from curation.contract import resolve_version_dir
-        from dags.lib.paths import registry_root, run_version
-
-        ctx = get_current_context()
-        version = run_version(ctx)
-        corpus = resolve_version_dir(ctx["params"]["input"])  # fails here, clearly, when there is no corpus
-        return {
-            "version": version,
-            "corpus": str(corpus),
-            "registry": str(registry_root()),
-            "labels_root": str(dataset_root("edu_labels")),
-            "labels": str(dataset_root("edu_labels") / version),
-        }
-
-    @task(pool=TEACHER_POOL, execution_timeout=TEACHER_TIMEOUT)
-    def label(planned: dict) -> str:
-        from dags.lib.cli import run_module
-
-        p = get_current_context()["params"]
-        args = [
-            "label-edu",
-            "--input",
-            planned["corpus"],
-            "--output",
-            planned["labels_root"],
-            "--run-id",
-            planned["version"],
-            "--n",
-            p["n"],
-            "--seed",
-            p["seed"],
-            "--no-progress",
-        ]
-        for flag, key in (
-            ("--config", "label_config"),
-            ("--backend", "backend"),
-            ("--base-url", "base_url"),
-            ("--model", "model"),
-        ):
-            if p[key]:
-                args += [flag, p[key]]
-        run_module("synthesis", args)
-        return planned["labels"]
-
-    @task
-    def train(planned: dict, labels: str) -> str:
-        from dags.lib.edu import train_for_run
-
-        p = get_current_context()["params"]
-        return train_for_run(
-            planned["registry"], planned["version"], [labels, *p["extra_labels"]], config=p["train_config"]
-        )
-
-    @task(retries=0)
-    def evaluate(planned: dict, model: str) -> dict:
-        """The promotion decision (dags.lib.promotion): below a floor fails the run; not better than the
-        incumbent by the margin skips the rest (the incumbent stays)."""
-        from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
-
-        from dags.lib.edu import FLOOR_METRICS
-        from dags.lib.promotion import promotion_verdict
-
-        p = get_current_context()["params"]
-        verdict = promotion_verdict(
-            planned["registry"],
-            model,
-            planned["version"],
-            {k: p[k] for k in FLOOR_METRICS},
-            [planned["labels"], *p["extra_labels"]],
-            p["promotion_margin"],
-            p["promotion_metric"],
-        )
-        if verdict["misses"]:
-            raise AirflowFailException(f"edu model {model} is not promoted: " + "; ".join(verdict["misses"]))
-        if not verdict["promotable"]:
-            raise AirflowSkipException(
-                f"edu model {model} is not promoted, the incumbent stays: {verdict['reason']}"
-            )
-        return verdict
-
-    @task(outlets=[EDU_MODEL], multiple_outputs=True)
-    def promote(planned: dict, verdict: dict, **context) -> dict:
-        from curation.edu.registry import ModelRegistry
-        from dags.lib.edu import score_plan
-
-        ref = ModelRegistry(planned["registry"]).promote(verdict["model"])
-        context["outlet_events"][EDU_MODEL].extra = {
-            "version": ref.version,
-            "path": str(ref.dir),
-            "metrics": ref.card.metrics,
-        }
-        return score_plan(planned["registry"], ref.version, planned["corpus"], planned["version"])
-
     planned = plan()
     model = train(planned, label(planned))
     promoted = promote(planned, evaluate(planned, model))

@@ -42,6 +42,96 @@ DEFAULT_MIXTURE = os.environ.get("PHI_MIXTURE_YAML") or os.path.join(
 )
 
 
+# The tasks are module-level decorated callables; the @dag function at the end only wires them (calling
+# one inside it adds that task to the DAG).
+@task(retries=0)
+def validate() -> dict:
+    """Fail first, with every problem listed (a YAML will not fix itself on retry)."""
+    from airflow.sdk.exceptions import AirflowFailException
+
+    from training.mixture.validate import MixtureValidationError, check_mixture
+
+    path = get_current_context()["params"]["mixture_yaml"]
+    try:
+        cm = check_mixture(path)
+    except (MixtureValidationError, FileNotFoundError) as e:
+        raise AirflowFailException(str(e)) from None
+    return {
+        "name": cm.config.name,
+        "phases": [p.name for p in cm.config.phases],
+        "sources": len(cm.resolved),
+    }
+
+
+@task(multiple_outputs=True)
+def plan(checked: dict) -> dict:
+    from airflow.sdk.exceptions import AirflowSkipException
+
+    from dags.lib.paths import run_version
+    from dags.lib.train import plan_build
+
+    ctx = get_current_context()
+    planned = plan_build(ctx["params"]["mixture_yaml"], checked["name"], run_version(ctx))
+    if planned["built"] and not ctx["params"]["force"]:
+        raise AirflowSkipException(
+            f"mixture {checked['name']} was built from these input versions already: "
+            f"{planned['built']} (inputs {planned['inputs_key']}); force=true rebuilds"
+        )
+    return planned
+
+
+@task(execution_timeout=SPARK_TIMEOUT)
+def build(planned: dict) -> str:
+    from dags.lib.cli import run_module
+
+    p = get_current_context()["params"]
+    run_module(
+        "training",
+        [
+            "mixture",
+            "build",
+            p["mixture_yaml"],
+            "--output",
+            planned["build_dir"],
+            "--workers",
+            p["workers"],
+        ],
+    )
+    return planned["build_dir"]
+
+
+@task(outlets=[MIXTURE])
+def publish(planned: dict, **context) -> dict:
+    import json
+    from pathlib import Path
+
+    from curation.contract import DatasetRoot
+    from dags.lib.train import record_inputs
+
+    manifest = json.loads((Path(planned["build_dir"]) / "manifest.json").read_text())
+    DatasetRoot(planned["root"]).set_current(planned["version"])
+    record_inputs(planned["root"], planned["inputs_key"], planned["inputs"], planned["version"])
+    info = {
+        "version": planned["version"],
+        "path": planned["build_dir"],
+        "name": planned["name"],
+        "tokens": {p["name"]: p["tokens"] for p in manifest["phases"]},
+    }
+    context["outlet_events"][MIXTURE].extra = info
+    return info
+
+
+@task(outlets=[PRETRAIN_REQUEST])
+def request_pretrain(planned: dict, published: dict, **context) -> dict:
+    """The opt-in: only a mixture with `auto_pretrain: true` starts a pretraining run."""
+    from airflow.sdk.exceptions import AirflowSkipException
+
+    if not planned["auto_pretrain"]:
+        raise AirflowSkipException(f"mixture {planned['name']} does not set auto_pretrain: pretrain by hand")
+    context["outlet_events"][PRETRAIN_REQUEST].extra = published
+    return published
+
+
 @dag(
     dag_id="mixture_build",
     schedule=(WEB_CURATED | WEB_EDU | SYNTHETIC),
@@ -57,91 +147,6 @@ DEFAULT_MIXTURE = os.environ.get("PHI_MIXTURE_YAML") or os.path.join(
     },
 )
 def mixture_build():
-    @task(retries=0)
-    def validate() -> dict:
-        """Fail first, with every problem listed (a YAML will not fix itself on retry)."""
-        from airflow.sdk.exceptions import AirflowFailException
-
-        from training.mixture.validate import MixtureValidationError, check_mixture
-
-        path = get_current_context()["params"]["mixture_yaml"]
-        try:
-            cm = check_mixture(path)
-        except (MixtureValidationError, FileNotFoundError) as e:
-            raise AirflowFailException(str(e)) from None
-        return {
-            "name": cm.config.name,
-            "phases": [p.name for p in cm.config.phases],
-            "sources": len(cm.resolved),
-        }
-
-    @task(multiple_outputs=True)
-    def plan(checked: dict) -> dict:
-        from airflow.sdk.exceptions import AirflowSkipException
-
-        from dags.lib.paths import run_version
-        from dags.lib.train import plan_build
-
-        ctx = get_current_context()
-        planned = plan_build(ctx["params"]["mixture_yaml"], checked["name"], run_version(ctx))
-        if planned["built"] and not ctx["params"]["force"]:
-            raise AirflowSkipException(
-                f"mixture {checked['name']} was built from these input versions already: "
-                f"{planned['built']} (inputs {planned['inputs_key']}); force=true rebuilds"
-            )
-        return planned
-
-    @task(execution_timeout=SPARK_TIMEOUT)
-    def build(planned: dict) -> str:
-        from dags.lib.cli import run_module
-
-        p = get_current_context()["params"]
-        run_module(
-            "training",
-            [
-                "mixture",
-                "build",
-                p["mixture_yaml"],
-                "--output",
-                planned["build_dir"],
-                "--workers",
-                p["workers"],
-            ],
-        )
-        return planned["build_dir"]
-
-    @task(outlets=[MIXTURE])
-    def publish(planned: dict, **context) -> dict:
-        import json
-        from pathlib import Path
-
-        from curation.contract import DatasetRoot
-        from dags.lib.train import record_inputs
-
-        manifest = json.loads((Path(planned["build_dir"]) / "manifest.json").read_text())
-        DatasetRoot(planned["root"]).set_current(planned["version"])
-        record_inputs(planned["root"], planned["inputs_key"], planned["inputs"], planned["version"])
-        info = {
-            "version": planned["version"],
-            "path": planned["build_dir"],
-            "name": planned["name"],
-            "tokens": {p["name"]: p["tokens"] for p in manifest["phases"]},
-        }
-        context["outlet_events"][MIXTURE].extra = info
-        return info
-
-    @task(outlets=[PRETRAIN_REQUEST])
-    def request_pretrain(planned: dict, published: dict, **context) -> dict:
-        """The opt-in: only a mixture with `auto_pretrain: true` starts a pretraining run."""
-        from airflow.sdk.exceptions import AirflowSkipException
-
-        if not planned["auto_pretrain"]:
-            raise AirflowSkipException(
-                f"mixture {planned['name']} does not set auto_pretrain: pretrain by hand"
-            )
-        context["outlet_events"][PRETRAIN_REQUEST].extra = published
-        return published
-
     planned = plan(validate())
     built = build(planned)
     published = publish(planned)
