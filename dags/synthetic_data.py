@@ -45,6 +45,122 @@ DEFAULT_RECIPES = os.path.join(
 )
 
 
+# The tasks live at module level (decorated callables; calling them inside the @dag function instantiates
+# them there), so the DAG function below is only the wiring.
+
+
+@task(multiple_outputs=True)
+def plan() -> dict:
+    from dags.lib.paths import run_version
+    from dags.lib.synthetic import SHARDS, check_recipes
+
+    ctx = get_current_context()
+    version = run_version(ctx)
+    summary = check_recipes(ctx["params"]["recipes"])
+    root = dataset_root("synthetic")
+    return {
+        "version": version,
+        "root": str(root),
+        "shards_root": str(root / SHARDS / version),
+        "candidate_dir": str(root / "_candidates" / version),
+        "recipes": summary,
+    }
+
+
+@task
+def shard_specs() -> list[str]:
+    from dags.lib.synthetic import shard_specs as specs
+
+    return specs(get_current_context()["params"]["shards"])
+
+
+@task(pool=TEACHER_POOL, execution_timeout=TEACHER_TIMEOUT)
+def generate(spec: str, shards_root: str) -> str:
+    from pathlib import Path
+
+    from dags.lib.cli import run_module
+    from dags.lib.synthetic import shard_run_id
+
+    p = get_current_context()["params"]
+    run_id = shard_run_id(spec)
+    args = [
+        "run",
+        "--recipes",
+        p["recipes"],
+        "--output",
+        shards_root,
+        "--shard",
+        spec,
+        "--run-id",
+        run_id,
+        "--sandbox-workers",
+        p["sandbox_workers"],
+        "--no-progress",
+    ]
+    for flag, key in (("--backend", "backend"), ("--base-url", "base_url"), ("--model", "model")):
+        if p[key]:
+            args += [flag, p[key]]
+    run_module("synthesis", args)
+    return str(Path(shards_root) / run_id)
+
+
+@task
+def merge(shard_dirs: list[str], planned: dict) -> str:
+    from pathlib import Path
+
+    from dags.lib.synthetic import merge_shards
+
+    return str(merge_shards(list(shard_dirs), Path(planned["candidate_dir"]).parent, planned["version"]))
+
+
+@task.branch
+def review_mode() -> str | None:
+    # unattended: skip the human steps; apply_review still runs (its trigger rule) and records the skip
+    return None if get_current_context()["params"]["review_auto_approve"] else "prepare_review"
+
+
+@task
+def prepare_review(candidate_dir: str) -> str:
+    from synthesis.textbook.review import review_body, review_sample
+
+    sample = review_sample(candidate_dir, get_current_context()["params"]["review_sample"])
+    return review_body(candidate_dir, sample)
+
+
+@task(trigger_rule="none_failed_min_one_success")
+def apply_review(candidate_dir: str) -> dict:
+    from airflow.sdk.exceptions import AirflowSkipException
+
+    from synthesis.textbook.review import apply_review as record
+    from synthesis.textbook.review import decision_from_hitl
+
+    ctx = get_current_context()
+    params = ctx["params"]
+    if params["review_auto_approve"]:
+        m = record(candidate_dir, approved=True, reviewer="auto-approve", skipped=True)
+    else:
+        decision = decision_from_hitl(ctx["ti"].xcom_pull(task_ids="review"), params["review_on_timeout"])
+        m = record(candidate_dir, **decision)
+    if m.extra["review"]["decision"] != "approved":
+        raise AirflowSkipException(
+            f"review rejected by {m.extra['review']['reviewer']}: nothing is published"
+        )
+    return m.extra["review"]
+
+
+def review_task() -> HITLOperator:
+    """The researcher's decision (Approve/Reject, item ids to flag), shown the page prepare_review built."""
+    return HITLOperator(
+        task_id="review",
+        subject="Publish this synthetic version?",
+        options=["Approve", "Reject"],
+        defaults=["Reject"],
+        body="{{ ti.xcom_pull(task_ids='prepare_review') }}",
+        params={"flag_ids": Param([], type="array", items={"type": "string"}, title="Item ids to reject")},
+        response_timeout=timedelta(hours=REVIEW_TIMEOUT_HOURS),
+    )
+
+
 @dag(
     dag_id="synthetic_data",
     schedule=None,
@@ -88,108 +204,6 @@ DEFAULT_RECIPES = os.path.join(
     },
 )
 def synthetic_data():
-    @task(multiple_outputs=True)
-    def plan() -> dict:
-        from dags.lib.paths import run_version
-        from dags.lib.synthetic import SHARDS, check_recipes
-
-        ctx = get_current_context()
-        version = run_version(ctx)
-        summary = check_recipes(ctx["params"]["recipes"])
-        root = dataset_root("synthetic")
-        return {
-            "version": version,
-            "root": str(root),
-            "shards_root": str(root / SHARDS / version),
-            "candidate_dir": str(root / "_candidates" / version),
-            "recipes": summary,
-        }
-
-    @task
-    def shard_specs() -> list[str]:
-        from dags.lib.synthetic import shard_specs as specs
-
-        return specs(get_current_context()["params"]["shards"])
-
-    @task(pool=TEACHER_POOL, execution_timeout=TEACHER_TIMEOUT)
-    def generate(spec: str, shards_root: str) -> str:
-        from pathlib import Path
-
-        from dags.lib.cli import run_module
-        from dags.lib.synthetic import shard_run_id
-
-        p = get_current_context()["params"]
-        run_id = shard_run_id(spec)
-        args = [
-            "run",
-            "--recipes",
-            p["recipes"],
-            "--output",
-            shards_root,
-            "--shard",
-            spec,
-            "--run-id",
-            run_id,
-            "--sandbox-workers",
-            p["sandbox_workers"],
-            "--no-progress",
-        ]
-        for flag, key in (("--backend", "backend"), ("--base-url", "base_url"), ("--model", "model")):
-            if p[key]:
-                args += [flag, p[key]]
-        run_module("synthesis", args)
-        return str(Path(shards_root) / run_id)
-
-    @task
-    def merge(shard_dirs: list[str], planned: dict) -> str:
-        from pathlib import Path
-
-        from dags.lib.synthetic import merge_shards
-
-        return str(merge_shards(list(shard_dirs), Path(planned["candidate_dir"]).parent, planned["version"]))
-
-    @task.branch
-    def review_mode() -> str | None:
-        # unattended: skip the human steps; apply_review still runs (its trigger rule) and records the skip
-        return None if get_current_context()["params"]["review_auto_approve"] else "prepare_review"
-
-    @task
-    def prepare_review(candidate_dir: str) -> str:
-        from synthesis.textbook.review import review_body, review_sample
-
-        sample = review_sample(candidate_dir, get_current_context()["params"]["review_sample"])
-        return review_body(candidate_dir, sample)
-
-    review = HITLOperator(
-        task_id="review",
-        subject="Publish this synthetic version?",
-        options=["Approve", "Reject"],
-        defaults=["Reject"],
-        body="{{ ti.xcom_pull(task_ids='prepare_review') }}",
-        params={"flag_ids": Param([], type="array", items={"type": "string"}, title="Item ids to reject")},
-        response_timeout=timedelta(hours=REVIEW_TIMEOUT_HOURS),
-    )
-
-    @task(trigger_rule="none_failed_min_one_success")
-    def apply_review(candidate_dir: str) -> dict:
-        from airflow.sdk.exceptions import AirflowSkipException
-
-        from synthesis.textbook.review import apply_review as record
-        from synthesis.textbook.review import decision_from_hitl
-
-        ctx = get_current_context()
-        params = ctx["params"]
-        if params["review_auto_approve"]:
-            m = record(candidate_dir, approved=True, reviewer="auto-approve", skipped=True)
-        else:
-            decision = decision_from_hitl(ctx["ti"].xcom_pull(task_ids="review"), params["review_on_timeout"])
-            m = record(candidate_dir, **decision)
-        if m.extra["review"]["decision"] != "approved":
-            raise AirflowSkipException(
-                f"review rejected by {m.extra['review']['reviewer']}: nothing is published"
-            )
-        return m.extra["review"]
-
     planned = plan()
     specs = shard_specs()
     planned >> specs
@@ -198,7 +212,7 @@ def synthetic_data():
     gated = gate_and_publish(merged, planned["root"], SYNTHETIC, "synthetic")
     # the researcher's review sits between the gate and publication: a rejection skips publish
     applied = apply_review(merged)
-    gated["validate"] >> review_mode() >> prepare_review(merged) >> review >> applied
+    gated["validate"] >> review_mode() >> prepare_review(merged) >> review_task() >> applied
     gated["validate"] >> applied >> gated["publish"]
 
 
