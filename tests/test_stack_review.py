@@ -40,6 +40,12 @@ def wait_for_review(api, run_id: str, timeout_s: float = 900) -> dict:
         time.sleep(3)
 
 
+def client_cli(*args: str, stack) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "dags.client", *args], check=False, cwd=REPO_ROOT,
+                          capture_output=True, text=True, timeout=60,
+                          env={**os.environ, "PYTHONPATH": str(REPO_ROOT), "AIRFLOW_API_URL": stack.api_url})
+
+
 @pytest.fixture(scope="module")
 def runs(stack, api, tmp_path_factory) -> list[str]:
     """Two runs of the demo's textbook recipe alone (4 items, one shard), review required."""
@@ -58,6 +64,10 @@ def test_rejecting_the_review_publishes_nothing(stack, api, runs):
     assert api.run(DAG, second)["state"] == "queued"    # max_active_runs=1: it waits for this answer
     assert request["options"] == ["Approve", "Reject"] and request["response_received"] is False
     assert "### Sample" in request["body"] and re.search(r"\*\*\S+\*\*", request["body"]), request["body"]
+    listed = client_cli("reviews", "--dag", DAG, stack=stack)    # what a researcher reads in a terminal
+    assert listed.returncode == 0, listed.stderr[-2000:]
+    assert f"## {DAG} {first} review: Publish this synthetic version?" in listed.stdout
+    assert request["body"] in listed.stdout and second not in listed.stdout
     answer = api.respond(DAG, first, "review", ["Reject"], {"flag_ids": []})
     assert answer["chosen_options"] == ["Reject"]
     run = api.wait(DAG, first, timeout_s=300)
@@ -76,9 +86,7 @@ def test_approving_publishes_and_a_flag_becomes_a_reject_row(stack, api, runs):
     _, second = runs
     request = wait_for_review(api, second)
     flagged = re.findall(r"\*\*(\S+)\*\*", request["body"])[0]    # an item of the sample the researcher sees
-    cli = subprocess.run([sys.executable, "-m", "dags.client", "review", DAG, second, "--approve",
-                          "--flag", flagged], check=False, cwd=REPO_ROOT, capture_output=True, text=True, timeout=60,
-                         env={**os.environ, "PYTHONPATH": str(REPO_ROOT), "AIRFLOW_API_URL": stack.api_url})
+    cli = client_cli("review", DAG, second, "--approve", "--flag", flagged, stack=stack)
     assert cli.returncode == 0, cli.stderr[-2000:]
     assert json.loads(cli.stdout)["params_input"] == {"flag_ids": [flagged]}
     run = api.wait(DAG, second, timeout_s=300)
