@@ -5,6 +5,8 @@
     python -m dags.client wait web_curation RUN_ID
     python -m dags.client tasks web_curation RUN_ID
     python -m dags.client logs web_curation RUN_ID validate
+    python -m dags.client reviews [--dag synthetic_data] [--all]    # human-in-the-loop tasks waiting for an answer
+    python -m dags.client review synthetic_data RUN_ID --approve|--reject [--flag ID ...]
 
 The address and the credentials default to the local stack's (dags/service/config.py, `.env`);
 --url / --user / --password (or AIRFLOW_API_URL, AIRFLOW_USER, AIRFLOW_PASSWORD) point it anywhere else.
@@ -128,6 +130,19 @@ class AirflowClient:
                 raise
             self.request("POST", "/pools", json=body)
 
+    # ---- human-in-the-loop reviews (Airflow 3.3's hitlDetails endpoints)
+    def reviews(self, dag_id: str = "~", run_id: str = "~", pending: bool = True) -> list[dict]:
+        """HITL requests (subject, body, options, params, task_instance); `pending` keeps the unanswered ones."""
+        params = {"limit": 100, **({"response_received": "false"} if pending else {})}
+        return self.get(f"/dags/{dag_id}/dagRuns/{quote(run_id)}/hitlDetails", **params)["hitl_details"]
+
+    def respond(self, dag_id: str, run_id: str, task_id: str, chosen: list[str], params_input: dict | None = None,
+                map_index: int = -1) -> dict:
+        """Answer a waiting HITL task as this client's user (recorded as the responder)."""
+        return self.request("PATCH", f"/dags/{dag_id}/dagRuns/{quote(run_id)}/taskInstances/{task_id}/{map_index}"
+                                     "/hitlDetails",
+                            json={"chosen_options": chosen, "params_input": params_input or {}}).json()
+
     def status(self) -> dict:
         dags = self.get("/dags", limit=100)["dags"]
         latest = {}
@@ -164,8 +179,30 @@ def main(argv: list[str] | None = None) -> int:
     lg.add_argument("dag_id")
     lg.add_argument("run_id")
     lg.add_argument("task_id")
+    rs = sub.add_parser("reviews", help="human-in-the-loop tasks waiting for an answer (subject, body = the sample)")
+    rs.add_argument("--dag", default="~", help="only this DAG's")
+    rs.add_argument("--all", action="store_true", help="answered ones too")
+    rv = sub.add_parser("review", help="answer a run's review task: approve (publish) or reject (publish nothing)")
+    rv.add_argument("dag_id")
+    rv.add_argument("run_id")
+    decision = rv.add_mutually_exclusive_group(required=True)
+    decision.add_argument("--approve", action="store_true")
+    decision.add_argument("--reject", action="store_true")
+    rv.add_argument("--flag", action="append", default=[], metavar="ID", help="an item id to reject (repeatable)")
+    rv.add_argument("--task", default="review", help="the HITL task id (default: review)")
     args = p.parse_args(argv)
     client = local_client()
+    if args.command == "reviews":
+        for r in client.reviews(args.dag, pending=not args.all):
+            ti = r["task_instance"]
+            print(f"## {ti['dag_id']} {ti['dag_run_id']} {ti['task_id']}: {r['subject']} {r['options']}"
+                  f" answered={r['response_received']}\n{r.get('body') or ''}\n")
+        return 0
+    if args.command == "review":
+        answer = client.respond(args.dag_id, args.run_id, args.task, ["Approve" if args.approve else "Reject"],
+                                {"flag_ids": args.flag})
+        print(json.dumps(answer, default=str))
+        return 0
     if args.command == "status":
         print(json.dumps(client.status(), indent=2))
         return 0

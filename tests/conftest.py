@@ -18,7 +18,7 @@ os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
 FIXTURES = Path(__file__).parent / "fixtures"
 
 # Fixture modules owned by one topic each (loaded by name: tests/ is on sys.path via rootdir conftest).
-pytest_plugins = ["fixtures_teacher"]
+pytest_plugins = ["fixtures_teacher", "stack_fixtures"]
 
 
 @pytest.fixture(scope="session")

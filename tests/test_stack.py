@@ -1,8 +1,8 @@
 """The production stack for real (`python -m dags.stack`): Airflow 3 on the machine's Postgres and Redis with
 Celery workers, a Spark standalone cluster, driven over the REST API v2 and in a headless browser.
 
-One stack for the module (brought up fresh, stopped at the end). The services it needs are the machine's own:
-without Postgres or Redis the bring-up fails, naming the missing one; nothing here is skipped.
+One stack for the session (tests/stack_fixtures.py: brought up fresh, shared with the other stack tests); the
+last test here takes it down and checks that nothing is left.
 """
 from __future__ import annotations
 
@@ -16,40 +16,13 @@ from urllib.parse import quote
 import httpx
 import pyarrow.parquet as pq
 import pytest
+from stack_fixtures import stack_cli
 
 from curation.contract import DatasetRoot, Manifest
 from curation.paths import REPO_ROOT
-from dags.client import AirflowClient
-from dags.service.config import StackConfig, ensure_secrets
 
 pytestmark = [pytest.mark.stack, pytest.mark.slow]
 SCREENSHOTS = REPO_ROOT / "out" / "stack" / "screenshots"
-
-
-def stack_cli(*args: str, env: dict, timeout: float = 300) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "dags.stack", *args], cwd=REPO_ROOT, env=env, capture_output=True,
-                          text=True, timeout=timeout, check=False)
-
-
-@pytest.fixture(scope="module")
-def stack(tmp_path_factory):
-    """A fresh stack (its own metadata database and broker db emptied) with its datasets in a temp dir."""
-    installed = subprocess.run(["bash", str(REPO_ROOT / "scripts" / "install_chromium.sh")], capture_output=True,
-                               text=True, timeout=900, check=False)
-    assert installed.returncode == 0, f"headless chromium could not be installed: {installed.stderr[-2000:]}"
-    data = tmp_path_factory.mktemp("stack-data")
-    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT), "PHI_STACK_DATA_ROOT": str(data)}
-    stack_cli("down", env=env)   # leftovers of an interrupted earlier session (only what it recorded)
-    up = stack_cli("up", "--fresh", env=env)
-    assert up.returncode == 0, f"stack up failed:\n{up.stderr[-5000:]}"
-    yield StackConfig.from_env(env)
-    down = stack_cli("down", env=env)
-    assert down.returncode == 0, down.stderr[-3000:]
-
-
-@pytest.fixture(scope="module")
-def api(stack) -> AirflowClient:
-    return AirflowClient(stack.api_url, stack.admin_user, ensure_secrets()["PHI_STACK_ADMIN_PASSWORD"])
 
 
 def satisfied_by(expression: dict | None, asset: str) -> bool:
@@ -201,6 +174,7 @@ def test_the_ui_shows_the_dags_and_a_run_grid(stack, api, runs):
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 20_000
 
 
+@pytest.mark.stack_last
 def test_stack_down_leaves_no_process_running(stack):
     from dags.service import health
     from dags.service.processes import Service, marked, pid_alive, stack_pids
