@@ -5,12 +5,13 @@
     python -m dags.client wait web_curation RUN_ID
     python -m dags.client tasks web_curation RUN_ID
     python -m dags.client logs web_curation RUN_ID validate
-    python -m dags.client reviews [--dag synthetic_data] [--all]    # human-in-the-loop tasks waiting for an answer
+    python -m dags.client reviews [--dag synthetic_data] [--all]    # human-in-the-loop tasks to answer
     python -m dags.client review synthetic_data RUN_ID --approve|--reject [--flag ID ...]
 
 The address and the credentials default to the local stack's (dags/service/config.py, `.env`);
 --url / --user / --password (or AIRFLOW_API_URL, AIRFLOW_USER, AIRFLOW_PASSWORD) point it anywhere else.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -39,7 +40,9 @@ class AirflowClient:
         if self._token is None or renew:
             r = self.http.post("/auth/token", json={"username": self.user, "password": self.password})
             if r.status_code not in (200, 201):
-                raise ApiError(f"POST {self.url}/auth/token as {self.user!r}: HTTP {r.status_code} {r.text[:300]}")
+                raise ApiError(
+                    f"POST {self.url}/auth/token as {self.user!r}: HTTP {r.status_code} {r.text[:300]}"
+                )
             self._token = r.json()["access_token"]
         return self._token
 
@@ -77,8 +80,9 @@ class AirflowClient:
         self.wait_for_dag(dag_id)
         if unpause:
             self.set_paused(dag_id, False)
-        return self.request("POST", f"/dags/{dag_id}/dagRuns",
-                            json={"logical_date": None, "conf": conf or {}}).json()
+        return self.request(
+            "POST", f"/dags/{dag_id}/dagRuns", json={"logical_date": None, "conf": conf or {}}
+        ).json()
 
     def run(self, dag_id: str, run_id: str) -> dict:
         return self.get(f"/dags/{dag_id}/dagRuns/{quote(run_id)}")
@@ -101,13 +105,17 @@ class AirflowClient:
     def log(self, dag_id: str, run_id: str, task_id: str, try_number: int | None = None) -> str:
         if try_number is None:
             try_number = max(self.tasks(dag_id, run_id)[task_id]["try_number"], 1)
-        body = self.get(f"/dags/{dag_id}/dagRuns/{quote(run_id)}/taskInstances/{task_id}/logs/{try_number}",
-                        full_content="true")
+        body = self.get(
+            f"/dags/{dag_id}/dagRuns/{quote(run_id)}/taskInstances/{task_id}/logs/{try_number}",
+            full_content="true",
+        )
         # structured log records (one dict per line: timestamp, level, event, ...) -> readable lines
         lines = []
         for rec in body["content"]:
             if isinstance(rec, dict):
-                lines.append(f"{rec.get('timestamp', '')} {rec.get('level', '')} {rec.get('event', '')}".strip())
+                lines.append(
+                    f"{rec.get('timestamp', '')} {rec.get('level', '')} {rec.get('event', '')}".strip()
+                )
                 lines += [str(e) for e in rec.get("error_detail") or []]
             else:
                 lines.append(str(rec))
@@ -122,7 +130,12 @@ class AirflowClient:
         return self.get("/assets/events", asset_id=ids[0], limit=100)["asset_events"] if ids else []
 
     def upsert_pool(self, name: str, slots: int, description: str, include_deferred: bool) -> None:
-        body = {"name": name, "slots": slots, "description": description, "include_deferred": include_deferred}
+        body = {
+            "name": name,
+            "slots": slots,
+            "description": description,
+            "include_deferred": include_deferred,
+        }
         try:
             self.request("PATCH", f"/pools/{name}", json=body)
         except ApiError as e:
@@ -132,24 +145,36 @@ class AirflowClient:
 
     # ---- human-in-the-loop reviews (Airflow 3.3's hitlDetails endpoints)
     def reviews(self, dag_id: str = "~", run_id: str = "~", pending: bool = True) -> list[dict]:
-        """HITL requests (subject, body, options, params, task_instance); `pending` keeps the unanswered ones."""
+        """HITL requests (subject, body, options, params, task_instance); `pending` keeps the unanswered
+        ones."""
         params = {"limit": 100, **({"response_received": "false"} if pending else {})}
         return self.get(f"/dags/{dag_id}/dagRuns/{quote(run_id)}/hitlDetails", **params)["hitl_details"]
 
-    def respond(self, dag_id: str, run_id: str, task_id: str, chosen: list[str], params_input: dict | None = None,
-                map_index: int = -1) -> dict:
+    def respond(
+        self,
+        dag_id: str,
+        run_id: str,
+        task_id: str,
+        chosen: list[str],
+        params_input: dict | None = None,
+        map_index: int = -1,
+    ) -> dict:
         """Answer a waiting HITL task as this client's user (recorded as the responder)."""
-        return self.request("PATCH", f"/dags/{dag_id}/dagRuns/{quote(run_id)}/taskInstances/{task_id}/{map_index}"
-                                     "/hitlDetails",
-                            json={"chosen_options": chosen, "params_input": params_input or {}}).json()
+        return self.request(
+            "PATCH",
+            f"/dags/{dag_id}/dagRuns/{quote(run_id)}/taskInstances/{task_id}/{map_index}/hitlDetails",
+            json={"chosen_options": chosen, "params_input": params_input or {}},
+        ).json()
 
     def status(self) -> dict:
         dags = self.get("/dags", limit=100)["dags"]
         latest = {}
         for d in dags:
             runs = self.get(f"/dags/{d['dag_id']}/dagRuns", limit=1, order_by="-run_after")["dag_runs"]
-            latest[d["dag_id"]] = {"paused": d["is_paused"],
-                                   "last_run": {k: runs[0][k] for k in ("dag_run_id", "state")} if runs else None}
+            latest[d["dag_id"]] = {
+                "paused": d["is_paused"],
+                "last_run": {k: runs[0][k] for k in ("dag_run_id", "state")} if runs else None,
+            }
         return {"health": self.get("/monitor/health"), "dags": latest}
 
 
@@ -159,8 +184,11 @@ def local_client() -> AirflowClient:
 
     cfg = StackConfig.from_env()
     password = os.environ.get("AIRFLOW_PASSWORD") or ensure_secrets()["PHI_STACK_ADMIN_PASSWORD"]
-    return AirflowClient(os.environ.get("AIRFLOW_API_URL", cfg.api_url), os.environ.get("AIRFLOW_USER", cfg.admin_user),
-                         password)
+    return AirflowClient(
+        os.environ.get("AIRFLOW_API_URL", cfg.api_url),
+        os.environ.get("AIRFLOW_USER", cfg.admin_user),
+        password,
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -179,28 +207,41 @@ def main(argv: list[str] | None = None) -> int:
     lg.add_argument("dag_id")
     lg.add_argument("run_id")
     lg.add_argument("task_id")
-    rs = sub.add_parser("reviews", help="human-in-the-loop tasks waiting for an answer (subject, body = the sample)")
+    rs = sub.add_parser(
+        "reviews", help="human-in-the-loop tasks waiting for an answer (subject, body = the sample)"
+    )
     rs.add_argument("--dag", default="~", help="only this DAG's")
     rs.add_argument("--all", action="store_true", help="answered ones too")
-    rv = sub.add_parser("review", help="answer a run's review task: approve (publish) or reject (publish nothing)")
+    rv = sub.add_parser(
+        "review", help="answer a run's review task: approve (publish) or reject (publish nothing)"
+    )
     rv.add_argument("dag_id")
     rv.add_argument("run_id")
     decision = rv.add_mutually_exclusive_group(required=True)
     decision.add_argument("--approve", action="store_true")
     decision.add_argument("--reject", action="store_true")
-    rv.add_argument("--flag", action="append", default=[], metavar="ID", help="an item id to reject (repeatable)")
+    rv.add_argument(
+        "--flag", action="append", default=[], metavar="ID", help="an item id to reject (repeatable)"
+    )
     rv.add_argument("--task", default="review", help="the HITL task id (default: review)")
     args = p.parse_args(argv)
     client = local_client()
     if args.command == "reviews":
         for r in client.reviews(args.dag, pending=not args.all):
             ti = r["task_instance"]
-            print(f"## {ti['dag_id']} {ti['dag_run_id']} {ti['task_id']}: {r['subject']} {r['options']}"
-                  f" answered={r['response_received']}\n{r.get('body') or ''}\n")
+            print(
+                f"## {ti['dag_id']} {ti['dag_run_id']} {ti['task_id']}: {r['subject']} {r['options']}"
+                f" answered={r['response_received']}\n{r.get('body') or ''}\n"
+            )
         return 0
     if args.command == "review":
-        answer = client.respond(args.dag_id, args.run_id, args.task, ["Approve" if args.approve else "Reject"],
-                                {"flag_ids": args.flag})
+        answer = client.respond(
+            args.dag_id,
+            args.run_id,
+            args.task,
+            ["Approve" if args.approve else "Reject"],
+            {"flag_ids": args.flag},
+        )
         print(json.dumps(answer, default=str))
         return 0
     if args.command == "status":

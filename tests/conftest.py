@@ -1,4 +1,5 @@
 """Shared fixtures: the real sample data, one local SparkSession per test session, the embedded models."""
+
 from __future__ import annotations
 
 import os
@@ -46,7 +47,10 @@ def models() -> Path:
 def spark():
     from curation.spark import get_spark
 
-    session = get_spark("phi-tests", master="local[2]",
-                        conf={"spark.sql.shuffle.partitions": "4", "spark.default.parallelism": "2"})
+    session = get_spark(
+        "phi-tests",
+        master="local[2]",
+        conf={"spark.sql.shuffle.partitions": "4", "spark.default.parallelism": "2"},
+    )
     yield session
     session.stop()

@@ -4,6 +4,7 @@ Celery workers, a Spark standalone cluster, driven over the REST API v2 and in a
 One stack for the session (tests/stack_fixtures.py: brought up fresh, shared with the other stack tests); the
 last test here takes it down and checks that nothing is left.
 """
+
 from __future__ import annotations
 
 import json
@@ -44,8 +45,9 @@ def consumers(api) -> list[str]:
     """The DAGs the current schedules say a web_curated event alone starts, from the serialized DAGs."""
     api.wait_for_dag("web_curation")
     dag_ids = [d["dag_id"] for d in api.get("/dags", limit=100)["dags"]]
-    return sorted(d for d in dag_ids if satisfied_by(api.get(f"/dags/{d}/details")["asset_expression"],
-                                                     "web_curated"))
+    return sorted(
+        d for d in dag_ids if satisfied_by(api.get(f"/dags/{d}/details")["asset_expression"], "web_curated")
+    )
 
 
 @pytest.fixture(scope="module")
@@ -58,28 +60,57 @@ def runs(stack, api, consumers, shared_data, tmp_path_factory):
     config = tmp_path_factory.mktemp("conf") / "curation.yaml"
     config.write_text("output_partitions: 2\n")
     samples = shared_data / "warc_commoncrawl_samples"
-    good = api.trigger("web_curation", {"input_globs": [str(samples / "dolma-sample-0000.warc.gz")],
-                                        "crawl_id": "CC-MAIN-2024-22", "config_path": str(config)})
+    good = api.trigger(
+        "web_curation",
+        {
+            "input_globs": [str(samples / "dolma-sample-0000.warc.gz")],
+            "crawl_id": "CC-MAIN-2024-22",
+            "config_path": str(config),
+        },
+    )
     bad = api.trigger("web_curation", {"input_globs": [str(samples / "whirlwind.warc.gz")]})
-    return {"good": api.wait("web_curation", good["dag_run_id"], timeout_s=900),
-            "bad": api.wait("web_curation", bad["dag_run_id"], timeout_s=900)}
+    return {
+        "good": api.wait("web_curation", good["dag_run_id"], timeout_s=900),
+        "bad": api.wait("web_curation", bad["dag_run_id"], timeout_s=900),
+    }
 
 
 def test_stack_is_up_and_healthy(stack):
-    status = subprocess.run([sys.executable, "-m", "dags.stack", "status"], cwd=REPO_ROOT, capture_output=True,
-                            text=True, timeout=60, check=True, env={**os.environ, "PYTHONPATH": str(REPO_ROOT)})
+    status = subprocess.run(
+        [sys.executable, "-m", "dags.stack", "status"],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+        env={**os.environ, "PYTHONPATH": str(REPO_ROOT)},
+    )
     state = json.loads(status.stdout)
     assert {n for n, s in state["services"].items() if s["alive"]} == {
-        "spark-master", "spark-worker-1", "spark-worker-2", "api-server", "scheduler", "dag-processor",
-        "triggerer", "celery-default", "celery-gpu"}
-    assert state["airflow_health"] == {"metadatabase": "healthy", "scheduler": "healthy", "triggerer": "healthy",
-                                       "dag_processor": "healthy"}
+        "spark-master",
+        "spark-worker-1",
+        "spark-worker-2",
+        "api-server",
+        "scheduler",
+        "dag-processor",
+        "triggerer",
+        "celery-default",
+        "celery-gpu",
+    }
+    assert state["airflow_health"] == {
+        "metadatabase": "healthy",
+        "scheduler": "healthy",
+        "triggerer": "healthy",
+        "dag_processor": "healthy",
+    }
     assert state["spark_alive_workers"] == 2
     assert state["up_seconds"] > 0
 
 
 def test_pools_come_from_the_compose_file(api):
-    wanted = {name: p["slots"] for name, p in json.loads((REPO_ROOT / "docker" / "pools.json").read_text()).items()}
+    wanted = {
+        name: p["slots"] for name, p in json.loads((REPO_ROOT / "docker" / "pools.json").read_text()).items()
+    }
     pools = {p["name"]: p["slots"] for p in api.get("/pools")["pools"]}
     assert {name: pools.get(name) for name in wanted} == wanted
 
@@ -88,8 +119,9 @@ def test_web_curation_runs_on_the_spark_cluster(stack, api, runs):
     run = runs["good"]
     tasks = api.tasks("web_curation", run["dag_run_id"])
     assert run["state"] == "success", {t: ti["state"] for t, ti in tasks.items()}
-    assert {t: ti["state"] for t, ti in tasks.items()} == {t: "success" for t in
-                                                            ("plan", "curate", "validate", "report", "publish")}
+    assert {t: ti["state"] for t, ti in tasks.items()} == {
+        t: "success" for t in ("plan", "curate", "validate", "report", "publish")
+    }
     # the curate application ran on the standalone master, with an executor on each of the two workers
     master = httpx.get(f"{stack.spark_ui_url}/json/").json()
     apps = [a for a in master["completedapps"] if a["name"] == "phi-curation" and a["state"] == "FINISHED"]
@@ -117,7 +149,9 @@ def test_web_curation_runs_on_the_spark_cluster(stack, api, runs):
 def test_publishing_starts_the_downstream_dags(api, runs, consumers):
     """The scheduler creates one asset-triggered run per consumer (and none elsewhere), each triggered by
     the event of our publish. They are then stopped: what they compute is their own DAGs' tests' business."""
-    event = next(e for e in api.asset_events("web_curated") if e["source_run_id"] == runs["good"]["dag_run_id"])
+    event = next(
+        e for e in api.asset_events("web_curated") if e["source_run_id"] == runs["good"]["dag_run_id"]
+    )
     deadline = time.monotonic() + 120
     while {r["dag_id"] for r in api.asset_events("web_curated")[-1]["created_dagruns"]} != set(consumers):
         assert time.monotonic() < deadline, api.asset_events("web_curated")[-1]
@@ -139,15 +173,20 @@ def test_a_failed_gate_is_a_failed_task_and_publishes_nothing(stack, api, runs):
     run = runs["bad"]
     tasks = {t: ti["state"] for t, ti in api.tasks("web_curation", run["dag_run_id"]).items()}
     assert run["state"] == "failed"
-    assert tasks == {"plan": "success", "curate": "success", "validate": "failed", "report": "success",
-                     "publish": "upstream_failed"}
+    assert tasks == {
+        "plan": "success",
+        "curate": "success",
+        "validate": "failed",
+        "report": "success",
+        "publish": "upstream_failed",
+    }
     log = api.log("web_curation", run["dag_run_id"], "validate")
     assert "quality gate web_curated on" in log and "FAILED" in log
     assert "expect_table_row_count_to_be_between" in log
     assert [e for e in api.asset_events("web_curated") if e["source_run_id"] == run["dag_run_id"]] == []
     root = DatasetRoot(stack.datasets / "web_curated")
-    assert len(root.versions()) == 1   # only the good run's version
-    left = [p for p in (root.root / "_candidates").iterdir() if p.is_dir()]   # the good one was renamed away
+    assert len(root.versions()) == 1  # only the good run's version
+    left = [p for p in (root.root / "_candidates").iterdir() if p.is_dir()]  # the good one was renamed away
     assert len(left) == 1 and json.loads((left[0] / "quality" / "gate.json").read_text())["success"] is False
 
 
@@ -183,11 +222,15 @@ def test_stack_down_leaves_no_process_running(stack):
     services = [Service(**s) for s in state["services"]]
     env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
     before = stack_pids(services, state["run_id"])
-    assert len(before) > len(services) and marked(state["run_id"]), before   # daemons and their children
+    assert len(before) > len(services) and marked(state["run_id"]), before  # daemons and their children
     down = stack_cli("down", env=env)
     assert down.returncode == 0, down.stderr[-3000:]
     assert stack_pids(services, state["run_id"]) == []
     assert not any(pid_alive(pid) for pid in before)
-    assert health.busy_ports([stack.api_port, stack.spark_master_port, stack.spark_ui_port,
-                              *stack.worker_log_ports]) == []
+    assert (
+        health.busy_ports(
+            [stack.api_port, stack.spark_master_port, stack.spark_ui_port, *stack.worker_log_ports]
+        )
+        == []
+    )
     assert not stack.state_file.exists()
