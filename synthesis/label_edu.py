@@ -8,7 +8,7 @@ educational-value score, parse it robustly, publish a label dataset `curation ed
            sampling parameters
   parse    JSON ({"score": .., "rationale": ..}, fenced or bare), an explicit "Educational score: N" line, or
            an answer that is only the number; anything else (no score, out of range, two different scores) is
-           recorded as unparseable with the raw answer, never guessed
+           recorded as unparseable with the raw answer, never guessed (edu_score.py)
   publish  contract dataset: data/ = labelled documents (score, rationale, teacher model, prompt version,
            sampling params, parse method), rejects/ = unparseable answers and teacher failures with the reason
 
@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,6 +36,7 @@ from curation.contract import (
     new_run_id,
 )
 from curation.edu.text_source import open_text_source
+from synthesis.edu_score import MAX_SCORE, parse_edu_score
 from synthesis.teacher import (
     BatchRunner,
     ChatMessage,
@@ -51,7 +51,6 @@ from synthesis.teacher import (
 log = logging.getLogger(__name__)
 
 PROMPT_VERSION = "edu-additive-v1"
-MAX_SCORE = 5
 STAGE = "label_edu"
 
 SYSTEM_PROMPT = (
@@ -105,78 +104,6 @@ class LabelEduConfig(BaseModel):
     max_tokens: int = Field(200, ge=8)
     temperature: float = Field(0.0, ge=0)
     structured: bool = False  # JSON-schema constrained answers (vLLM, llama.cpp, OpenAI)
-
-
-# ---- parsing --------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class ParsedScore:
-    score: int | None
-    rationale: str | None
-    method: str | None  # json | score_line | bare_number
-    error: str | None  # why it is unparseable (None when score is set)
-
-
-_FENCED = re.compile(r"```(?:json)?\s*(\{.*?\})\s*```", re.DOTALL)
-_OBJECT = re.compile(r"\{[^{}]*\}", re.DOTALL)
-_SCORE_LINE = re.compile(
-    r"(?:educational\s+)?score\s*(?:is|of)?\s*[:=]?\s*\**\s*(-?\d+(?:\.\d+)?)\s*\**"
-    r"(?:\s*(?:/|out of)\s*5)?",
-    re.IGNORECASE,
-)
-_BARE = re.compile(r"^\s*\**\s*(-?\d+)\s*\**\s*\.?\s*$")
-
-
-def _json_candidates(text: str) -> list[Any]:
-    found = []
-    for chunk in [text.strip(), *_FENCED.findall(text), *_OBJECT.findall(text)]:
-        try:
-            value = json.loads(chunk)
-        except json.JSONDecodeError:
-            continue
-        if isinstance(value, dict) and "score" in value:
-            found.append(value)
-    return found
-
-
-def _check_range(value: Any, method: str, rationale: str | None) -> ParsedScore:
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        return ParsedScore(None, rationale, method, f"score is not a number: {value!r}")
-    if number != int(number):
-        return ParsedScore(None, rationale, method, f"score is not an integer: {value!r}")
-    if not 0 <= int(number) <= MAX_SCORE:
-        return ParsedScore(None, rationale, method, f"score {int(number)} outside 0-{MAX_SCORE}")
-    return ParsedScore(int(number), rationale, method, None)
-
-
-def parse_edu_score(text: str | None) -> ParsedScore:
-    """The teacher's score, or why there is none. Several mentions must agree; none is guessed."""
-    if not text or not text.strip():
-        return ParsedScore(None, None, None, "empty answer")
-    objects = _json_candidates(text)
-    if objects:
-        values = {json.dumps(o.get("score")) for o in objects}
-        if len(values) > 1:
-            return ParsedScore(None, None, "json", f"conflicting JSON scores {sorted(values)}")
-        obj = objects[0]
-        rationale = next(
-            (str(obj[k]) for k in ("rationale", "justification", "reason", "explanation") if k in obj), None
-        )
-        return _check_range(obj.get("score"), "json", rationale)
-    lines = _SCORE_LINE.findall(text)
-    if lines:
-        if len({float(v) for v in lines}) > 1:
-            return ParsedScore(None, text.strip()[:2000], "score_line", f"conflicting scores {lines}")
-        m = _SCORE_LINE.search(text)
-        rationale = text[: m.start()].strip()[:2000] or None
-        return _check_range(lines[0], "score_line", rationale)
-    bare = _BARE.match(text)
-    if bare:
-        return _check_range(bare.group(1), "bare_number", None)
-    return ParsedScore(None, text.strip()[:2000], None, "no score found")
 
 
 # ---- sampling -------------------------------------------------------------------------------------------
@@ -333,15 +260,7 @@ def run_label_edu(
     one the config names (tests pass a started loopback server). The store defaults to
     `output/teacher.sqlite`, beside the versions, so every rerun resumes from it."""
     t0 = time.perf_counter()
-    docs = sample_documents(source, cfg.n, cfg.seed, cfg.length_buckets)
-    if docs.num_rows == 0:
-        raise ValueError(f"label-edu input {source}: no documents with text")
-    log.info(
-        "sampled %d documents from %s over %d strata",
-        docs.num_rows,
-        source,
-        len(set(zip(docs.column("domain").to_pylist(), docs.column("length_bucket").to_pylist()))),
-    )
+    docs = _sample(source, cfg)
     requests = [
         build_request(i, t, cfg)
         for i, t in zip(docs.column("id").to_pylist(), docs.column("text").to_pylist())
@@ -359,8 +278,37 @@ def run_label_edu(
         if own_backend:
             backend.close()
     kept, rejected = label_rows(docs, requests, results, backend.model_id, backend.name, cfg)
+    return _publish(
+        root, run_id or new_run_id("labels-"), source, cfg, requests, kept, rejected, backend, report, t0
+    )
 
-    run_id = run_id or new_run_id("labels-")
+
+def _sample(source: str | Path, cfg: LabelEduConfig) -> pa.Table:
+    docs = sample_documents(source, cfg.n, cfg.seed, cfg.length_buckets)
+    if docs.num_rows == 0:
+        raise ValueError(f"label-edu input {source}: no documents with text")
+    log.info(
+        "sampled %d documents from %s over %d strata",
+        docs.num_rows,
+        source,
+        len(set(zip(docs.column("domain").to_pylist(), docs.column("length_bucket").to_pylist()))),
+    )
+    return docs
+
+
+def _publish(
+    root: DatasetRoot,
+    run_id: str,
+    source: str | Path,
+    cfg: LabelEduConfig,
+    requests: list[TeacherRequest],
+    kept: list[dict],
+    rejected: list[dict],
+    backend,
+    report,
+    t0: float,
+) -> LabelRunResult:
+    """Write data/ and rejects/ and the manifest (counts by reject reason and by score) as `run_id`."""
     with root.building(run_id) as build:
         staging = build.staging
         (staging / "data").mkdir()

@@ -8,8 +8,8 @@
     near_dedup MinHash-LSH + exact Jaccard within the set, verified rows preferred as survivors
     decontam   benchmark n-gram overlap (curation DecontamIndex)
     edu        optional edu-classifier score / floor
-    publish    contract dataset: data/ (DOC columns + provenance), rejects/ (every drop with stage and
-               reason), report.json/.md, manifest.json written last, then DatasetRoot.publish
+    publish    contract dataset: data/ (DOC columns + provenance, schema.py), rejects/ (every drop with
+               stage and reason), report.json/.md, manifest.json written last, then DatasetRoot.publish
 
 Resumable: all teacher calls (generations and solves) go through one SQLite store per shard under
 OUTPUT/_work/, keyed by prompt + sampling + model, so a rerun after a kill generates only what is missing and
@@ -29,7 +29,6 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from curation.contract import (
-    DOC_FIELDS,
     DatasetRoot,
     Manifest,
     StageCounts,
@@ -42,51 +41,13 @@ from synthesis.textbook.plan import WHOLE, PlannedSample, Shard, build_plan, req
 from synthesis.textbook.postfilter import contaminated, edu_scores, near_duplicates
 from synthesis.textbook.recipes import RecipeSet
 from synthesis.textbook.report import build_report, write_report
+from synthesis.textbook.schema import REJECT_SCHEMA, SYNTH_SCHEMA
 from synthesis.textbook.seeds import load_web_pool
 from synthesis.textbook.verify.text import check_text
 
 log = logging.getLogger(__name__)
 
 STAGES = ["generate", "quality", "verify", "near_dedup", "decontam", "edu"]
-
-PROVENANCE_FIELDS = [
-    pa.field(n, t)
-    for n, t in (
-        ("recipe", pa.string()),
-        ("generator", pa.string()),
-        ("template_version", pa.string()),
-        ("topic_pool", pa.string()),
-        ("topic", pa.string()),
-        ("audience", pa.string()),
-        ("style", pa.string()),
-        ("seed_doc_id", pa.string()),
-        ("seed_doc_edu_score", pa.float64()),
-        ("prompt", pa.string()),
-        ("teacher_model", pa.string()),
-        ("teacher_backend", pa.string()),
-        ("request_key", pa.string()),
-        ("sampling", pa.string()),
-        ("finish_reason", pa.string()),
-        ("completion_tokens", pa.int64()),
-        ("answer", pa.string()),
-        ("parts", pa.string()),
-        ("verified", pa.bool_()),
-        ("verification", pa.string()),
-        ("verification_kind", pa.string()),
-        ("quality_signals", pa.string()),
-        ("edu_score", pa.float64()),
-        ("shard", pa.string()),
-    )
-]
-SYNTH_SCHEMA = pa.schema([*DOC_FIELDS, *PROVENANCE_FIELDS])
-REJECT_SCHEMA = pa.schema(
-    [
-        *SYNTH_SCHEMA,
-        pa.field("reject_stage", pa.string()),
-        pa.field("reject_reason", pa.string()),
-        pa.field("reject_detail", pa.string()),
-    ]
-)
 
 
 @dataclass
@@ -317,6 +278,36 @@ def default_run_id(rs: RecipeSet, shard: Shard) -> str:
     return f"{rs.name}-{config_hash(rs.model_dump(mode='json'))[:10]}{suffix}"
 
 
+def _teacher_stages(
+    led: _Ledger, rs: RecipeSet, backend, store_path: Path, progress: bool, sandbox_workers: int
+) -> dict:
+    """generate, quality and verify, inside one resumable teacher store (generate and verify ask the
+    teacher; quality sits between them). Returns the teacher batches' counts by stage."""
+    batches = {}
+    with ResultStore(store_path, fsync=rs.teacher.store_fsync) as store:
+        runner = BatchRunner(backend, store, retry_failed=rs.teacher.retry_failed, progress=progress)
+        batches["generate"] = _generate(led, runner)
+        _quality(led)
+        batches["verify"] = _verify(led, runner, rs.seed, sandbox_workers)
+    return batches
+
+
+def _rows(
+    led: _Ledger, backend, source_file: str, shard: Shard, created: str
+) -> tuple[list[dict], list[dict]]:
+    """(kept rows sorted by id, reject rows with their stage, reason and detail) of the finished ledger."""
+
+    def rows(cands):
+        return [_row(c, backend.model_id, backend.name, source_file, shard, created) for c in cands]
+
+    kept = sorted(rows(led.alive), key=lambda r: r["id"])
+    rejected = [
+        {**r, "reject_stage": st, "reject_reason": why, "reject_detail": detail}
+        for r, (_, st, why, detail) in zip(rows([x[0] for x in led.rejected]), led.rejected)
+    ]
+    return kept, rejected
+
+
 def run_synthesis(
     rs: RecipeSet,
     output: str | Path,
@@ -339,14 +330,9 @@ def run_synthesis(
     led = _Ledger([Candidate(s) for s in plan.samples])
     own_backend = backend is None
     backend = backend or make_backend(rs.teacher.backend)
-    batches = {}
     try:
         store_path = root.root / "_work" / f"teacher-shard-{shard}.sqlite"
-        with ResultStore(store_path, fsync=rs.teacher.store_fsync) as store:
-            runner = BatchRunner(backend, store, retry_failed=rs.teacher.retry_failed, progress=progress)
-            batches["generate"] = _generate(led, runner)
-            _quality(led)
-            batches["verify"] = _verify(led, runner, rs.seed, sandbox_workers)
+        batches = _teacher_stages(led, rs, backend, store_path, progress, sandbox_workers)
     finally:
         if own_backend:
             backend.close()
@@ -354,15 +340,7 @@ def run_synthesis(
 
     run_id = run_id or default_run_id(rs, shard)
     created = now_iso()
-
-    def rows(cands):
-        return [_row(c, backend.model_id, backend.name, str(recipes_path), shard, created) for c in cands]
-
-    kept = sorted(rows(led.alive), key=lambda r: r["id"])
-    rejected = [
-        {**r, "reject_stage": st, "reject_reason": why, "reject_detail": detail}
-        for r, (_, st, why, detail) in zip(rows([x[0] for x in led.rejected]), led.rejected)
-    ]
+    kept, rejected = _rows(led, backend, str(recipes_path), shard, created)
     report = build_report(rs, plan.planned, plan.exhausted, kept, rejected)
     # shards of one run share the root and publish at the same time: each cleans only its own leftovers
     with root.building(run_id, set_current=shard.count == 1, clean="own") as build:

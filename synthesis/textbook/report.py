@@ -9,7 +9,7 @@ import re
 from collections import Counter, defaultdict
 from pathlib import Path
 
-from synthesis.textbook.recipes import RecipeSet
+from synthesis.textbook.recipes import Recipe, RecipeSet
 
 _WORD = re.compile(r"\w+")
 
@@ -41,55 +41,18 @@ def build_report(
     for r in rejected:
         rej_stage[r["recipe"]][r["reject_stage"]] += 1
         rej_reason[r["recipe"]][r["reject_reason"]] += 1
-    recipes = {}
-    for recipe in rs.recipes:
-        name = recipe.name
-        rows = by_recipe_kept[name]
-        stages = rej_stage[name]
-        in_shard = len(rows) + sum(stages.values())
-        teacher_failed = sum(v for k, v in rej_reason[name].items() if k.startswith("teacher_"))
-        generated = in_shard - teacher_failed
-        parsed = in_shard - stages["generate"]
-        passed_checks = parsed - stages["quality"]
-        verified = passed_checks - stages["verify"]
-        all_topics = {(p, t) for p in recipe.topics for t in recipe.topic_pool(p)}
-        recipes[name] = {
-            "generator": recipe.generator,
-            "planned_total": planned.get(name, 0),
-            "prompt_space_exhausted": exhausted.get(name, 0),
-            "in_shard": in_shard,
-            "generated": generated,
-            "parsed": parsed,
-            "passed_checks": passed_checks,
-            "verified": verified,
-            "kept": len(rows),
-            "kept_unverified": sum(1 for r in rows if r["verified"] is False),
-            "yield": round(len(rows) / in_shard, 4) if in_shard else None,
-            "reject_reasons": dict(rej_reason[name].most_common()),
-            "diversity": {
-                "distinct_3gram_ratio": distinct_ngram_ratio([r["text"] for r in rows]),
-                "near_dup_rate": round(stages["near_dedup"] / verified, 4) if verified else None,
-                "topic_coverage": round(
-                    len({(r["topic_pool"], r["topic"]) for r in rows}) / len(all_topics), 4
-                ),
-                "topics_kept": len({(r["topic_pool"], r["topic"]) for r in rows}),
-                "topics_available": len(all_topics),
-                "audiences_kept": dict(Counter(r["audience"] for r in rows)),
-                "styles_kept": dict(Counter(r["style"] for r in rows)),
-                "web_seeded_kept": sum(1 for r in rows if r["seed_doc_id"]),
-            },
-            "samples": [
-                {
-                    "id": r["id"],
-                    "topic": r["topic"],
-                    "audience": r["audience"],
-                    "style": r["style"],
-                    "verified": r["verified"],
-                    "text": r["text"][:700],
-                }
-                for r in rows[:samples_per_recipe]
-            ],
-        }
+    recipes = {
+        recipe.name: _recipe_entry(
+            recipe,
+            by_recipe_kept[recipe.name],
+            rej_stage[recipe.name],
+            rej_reason[recipe.name],
+            planned.get(recipe.name, 0),
+            exhausted.get(recipe.name, 0),
+            samples_per_recipe,
+        )
+        for recipe in rs.recipes
+    }
     all_rows = [r for rows in by_recipe_kept.values() for r in rows]
     near = sum(c["near_dedup"] for c in rej_stage.values())
     verified_total = sum(v["verified"] for v in recipes.values())
@@ -105,6 +68,61 @@ def build_report(
             "distinct_3gram_ratio": distinct_ngram_ratio([r["text"] for r in all_rows]),
             "near_dup_rate": round(near / verified_total, 4) if verified_total else None,
         },
+    }
+
+
+def _recipe_entry(
+    recipe: Recipe,
+    rows: list[dict],
+    stages: Counter,
+    reasons: Counter,
+    planned: int,
+    exhausted: int,
+    samples_per_recipe: int,
+) -> dict:
+    """One recipe's yield funnel (counted back from its kept rows and its rejects by stage), its diversity
+    and a few kept samples."""
+    in_shard = len(rows) + sum(stages.values())
+    teacher_failed = sum(v for k, v in reasons.items() if k.startswith("teacher_"))
+    generated = in_shard - teacher_failed
+    parsed = in_shard - stages["generate"]
+    passed_checks = parsed - stages["quality"]
+    verified = passed_checks - stages["verify"]
+    all_topics = {(p, t) for p in recipe.topics for t in recipe.topic_pool(p)}
+    return {
+        "generator": recipe.generator,
+        "planned_total": planned,
+        "prompt_space_exhausted": exhausted,
+        "in_shard": in_shard,
+        "generated": generated,
+        "parsed": parsed,
+        "passed_checks": passed_checks,
+        "verified": verified,
+        "kept": len(rows),
+        "kept_unverified": sum(1 for r in rows if r["verified"] is False),
+        "yield": round(len(rows) / in_shard, 4) if in_shard else None,
+        "reject_reasons": dict(reasons.most_common()),
+        "diversity": {
+            "distinct_3gram_ratio": distinct_ngram_ratio([r["text"] for r in rows]),
+            "near_dup_rate": round(stages["near_dedup"] / verified, 4) if verified else None,
+            "topic_coverage": round(len({(r["topic_pool"], r["topic"]) for r in rows}) / len(all_topics), 4),
+            "topics_kept": len({(r["topic_pool"], r["topic"]) for r in rows}),
+            "topics_available": len(all_topics),
+            "audiences_kept": dict(Counter(r["audience"] for r in rows)),
+            "styles_kept": dict(Counter(r["style"] for r in rows)),
+            "web_seeded_kept": sum(1 for r in rows if r["seed_doc_id"]),
+        },
+        "samples": [
+            {
+                "id": r["id"],
+                "topic": r["topic"],
+                "audience": r["audience"],
+                "style": r["style"],
+                "verified": r["verified"],
+                "text": r["text"][:700],
+            }
+            for r in rows[:samples_per_recipe]
+        ],
     }
 
 

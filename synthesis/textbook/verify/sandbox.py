@@ -277,7 +277,31 @@ def _kill_user_ns(user_ns: str) -> int:
     return _kill_matching(in_ns)
 
 
+def _scrubbed_env(workdir: Path) -> dict[str, str]:
+    """The snippet's whole environment: nothing of ours (no secrets, no PYTHON* variables)."""
+    return {
+        "PATH": "/usr/bin:/bin",
+        "HOME": str(workdir),
+        "LANG": "C.UTF-8",
+        "PYTHONDONTWRITEBYTECODE": "1",
+        "PYTHONHASHSEED": "0",
+    }
+
+
 _warned_missing = False
+
+
+def _warn_missing_once(result: SandboxResult, as_root: bool) -> None:
+    """Say once per process which containment the namespaces could not give (it holds for every run)."""
+    global _warned_missing
+    if result.missing and not _warned_missing:
+        _warned_missing = True
+        log.warning(
+            "sandbox: no %s containment (%s; user namespaces unavailable?): network access is refused only"
+            " by the audit hook and files our uid can read outside the work dir are readable",
+            " / ".join(result.missing),
+            "running as root" if as_root else f"running as uid {os.geteuid()}",
+        )
 
 
 def _tail(path: Path, n: int = 4000) -> str:
@@ -295,7 +319,6 @@ def run_python(
 ) -> SandboxResult:
     """Run `code` in the sandbox; passed = exit status 0 within the limits. `audit_hook=False` leaves only the
     operating-system layers (the tests use it to show those contain hostile code on their own)."""
-    global _warned_missing
     as_root = os.geteuid() == 0
     workdir = Path(tempfile.mkdtemp(prefix="phi-sandbox-", dir=_work_base()))
     logs = Path(tempfile.mkdtemp(prefix="phi-sandbox-logs-"))  # parent side: the snippet cannot see it
@@ -306,13 +329,7 @@ def run_python(
     if as_root:
         os.chown(workdir, uid, uid)
     (workdir / "main.py").write_text((_PRELUDE + "\n" if audit_hook else "") + code, encoding="utf-8")
-    env = {
-        "PATH": "/usr/bin:/bin",
-        "HOME": str(workdir),
-        "LANG": "C.UTF-8",
-        "PYTHONDONTWRITEBYTECODE": "1",
-        "PYTHONHASHSEED": "0",
-    }
+    env = _scrubbed_env(workdir)
     cmd = [_base_python(), "-I", "-S", "-B", "main.py"]
     t0 = time.perf_counter()
     timed_out = False
@@ -363,14 +380,7 @@ def run_python(
         stderr=_tail(logs / "stderr"),
         isolation=isolation,
     )
-    if result.missing and not _warned_missing:
-        _warned_missing = True
-        log.warning(
-            "sandbox: no %s containment (%s; user namespaces unavailable?): network access is refused only"
-            " by the audit hook and files our uid can read outside the work dir are readable",
-            " / ".join(result.missing),
-            "running as root" if as_root else f"running as uid {os.geteuid()}",
-        )
+    _warn_missing_once(result, as_root)
     shutil.rmtree(workdir, ignore_errors=True)
     shutil.rmtree(logs, ignore_errors=True)
     return result
