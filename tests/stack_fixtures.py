@@ -1,5 +1,6 @@
 """The local production stack (`python -m dags.stack`) as one session fixture, shared by every
-tests/test_stack*.py file so that it comes up once (~60 s, ~5 GB). Loaded by tests/conftest.py through `pytest_plugins`.
+tests/test_stack*.py file so that it comes up once (~60 s, ~5 GB). Loaded by tests/conftest.py through
+`pytest_plugins`.
 
 A test that takes the stack down (the `stack_last` marker) is moved to the end of the session, after every
 other test that uses the stack; the fixture's own teardown then only confirms that nothing is left.
