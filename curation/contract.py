@@ -32,6 +32,11 @@ from typing import Any, Literal
 import pyarrow as pa
 from pydantic import BaseModel, Field
 
+# the folder primitives live in contract_files; imported here (and re-exported: `x as x`) so every caller
+# keeps importing them from curation.contract
+from curation.contract_files import link_or_copy as link_or_copy
+from curation.contract_files import rename_aside
+from curation.contract_files import replace_dir as replace_dir
 from curation.paths import REPO_ROOT
 
 log = logging.getLogger(__name__)
@@ -343,7 +348,7 @@ def prune_versions(root: str | os.PathLike, keep: int) -> list[str]:
     doomed = [v for v in versions[: max(len(versions) - keep, 0)] if v != current]
     for v in doomed:
         # renamed aside first, so a reader never sees a half-deleted version folder
-        shutil.rmtree(_rename_aside(ds.version_dir(v)), ignore_errors=True)
+        shutil.rmtree(rename_aside(ds.version_dir(v)), ignore_errors=True)
         log.info("pruned version %s of %s (keeping the newest %d and CURRENT %s)", v, ds.root, keep, current)
     return doomed
 
@@ -367,34 +372,6 @@ def prune_run_folders(runs: str | os.PathLike, root: str | os.PathLike, keep: st
         shutil.rmtree(runs / v, ignore_errors=True)
         log.info("removed run folder %s (version %s is published in %s)", runs / v, v, ds.root)
     return doomed
-
-
-def link_or_copy(src: Path, dst: Path) -> str:
-    """Hard-link `src` to `dst` (no data copied); copy where linking is impossible. Returns which."""
-    try:
-        os.link(src, dst)
-        return "linked"
-    except OSError as e:  # EXDEV across devices, EPERM/ENOTSUP on filesystems without hard links, EMLINK
-        log.info("cannot hard-link %s (%s): copying", src, e.strerror)
-        shutil.copy2(src, dst)
-        return "copied"
-
-
-def replace_dir(new: Path, final: Path) -> None:
-    """Move folder `new` to `final`, replacing what is there: the old folder is renamed aside first and
-    deleted after the swap, so at every instant `final` holds either the old or the new content."""
-    trash = _rename_aside(final) if final.exists() else None
-    os.rename(new, final)
-    if trash is not None:
-        shutil.rmtree(trash, ignore_errors=True)
-
-
-def _rename_aside(path: Path) -> Path:
-    """Rename `path` to a hidden `.trash-` sibling (what clean_stale_staging sweeps) and return the new
-    path."""
-    trash = path.parent / f".trash-{path.name}-{uuid.uuid4().hex[:8]}"
-    os.rename(path, trash)
-    return trash
 
 
 def resolve_version_dir(path: str | os.PathLike) -> Path:

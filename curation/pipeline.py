@@ -36,6 +36,12 @@ from curation.contract import (
 )
 from curation.dedup.exact import ExactDedup, TextHash
 from curation.ingest.listing import list_input_files
+
+# the run's counting phase lives in curation.stage_counts; reconcile and summary_table are re-exported
+# (`x as x`): the CLI commands and the tests import them from here
+from curation.stage_counts import count_outputs
+from curation.stage_counts import reconcile as reconcile
+from curation.stage_counts import summary_table as summary_table
 from curation.steps.base import REJECT_DETAIL, DocBatch, DriverHooks, FrameStep, Step, StepTimer
 
 log = logging.getLogger(__name__)
@@ -139,28 +145,6 @@ def stage_order(cfg: CurationConfig, steps: list[Step], frame_steps: list) -> li
     return list(dict.fromkeys(names))
 
 
-def reconcile(order: list[str], rows_in: int, rejects: dict[tuple[str, str], int]) -> list[StageCounts]:
-    """Chain per-stage counts: each stage receives what the previous one kept."""
-    unknown = {stage for stage, _ in rejects} - set(order)
-    if unknown:
-        raise RuntimeError(f"rejects carry unknown stage(s) {sorted(unknown)}; known: {order}")
-    counts, current = [], rows_in
-    for stage in order:
-        reasons = {r: n for (s, r), n in sorted(rejects.items()) if s == stage}
-        rejected = sum(reasons.values())
-        counts.append(
-            StageCounts(
-                stage=stage,
-                rows_in=current,
-                rows_kept=current - rejected,
-                rows_rejected=rejected,
-                reasons=reasons,
-            )
-        )
-        current -= rejected
-    return counts
-
-
 def build_frame_steps(
     cfg: CurationConfig, run_id: str, extra: list[FrameStep] | None = None
 ) -> list[FrameStep]:
@@ -204,11 +188,7 @@ def run(
     try:
         with DatasetRoot(output).building(run_id) as build:
             staging = build.staging
-            files = list_input_files(spark, inputs, cfg.ingest.format)
-            for path, fmt in files:  # a wrong schema fails here, in one line, not in a task's Java trace
-                if fmt == "parquet":
-                    ingest.check_parquet_schema(path)
-            log.info("run %s: %d input file(s)", run_id, len(files))
+            files = input_files(spark, inputs, cfg, run_id)
             for step in hooked:  # build indexes, ship model files, before workers start
                 step.prepare_driver(spark, staging / "_work")
             processed, worker_seconds, records_read, flagged = python_pass(
@@ -216,12 +196,7 @@ def run(
             )
             active, rejected = frame_pass(spark, run_id, staging, processed, frames, timings)
             data_cols = write_outputs(cfg, staging, processed, active, rejected, timings)
-            step_extra: dict = {}
-            for (
-                step
-            ) in hooked:  # e.g. the edu stage's model version, near dedup's audit and staged band index
-                step_extra.update(step.manifest_extra())
-                step_extra.update(step.write_extra(staging))
+            step_extra = steps_extra(hooked, staging)
             read = dict(sorted(records_read.value.items()))
             rows, n_rejected, counts = count_outputs(
                 spark,
@@ -249,12 +224,7 @@ def run(
                 columns=data_cols,
                 timings={k: round(v, 3) for k, v in timings.items()},
                 extra={
-                    "input_files": len(files),
-                    "ingest": {
-                        "records_read": sum(read.values()),
-                        "files": read,
-                        "flagged": dict(sorted(flagged.value.items())),
-                    },
+                    **ingest_extra(files, read, flagged.value),
                     **step_extra,
                     **({"notes": list(notes)} if notes else {}),
                 },
@@ -267,6 +237,39 @@ def run(
         raise
     log.info("published %s: %d kept, %d rejected", build.final, rows, n_rejected)
     return RunResult(manifest=manifest, version_dir=build.final, counts=counts)
+
+
+def input_files(spark, inputs: list[str], cfg: CurationConfig, run_id: str) -> list[tuple[str, str]]:
+    """The input files and their formats; a parquet file of the wrong schema fails here, in one line, not in
+    a task's Java trace."""
+    files = list_input_files(spark, inputs, cfg.ingest.format)
+    for path, fmt in files:
+        if fmt == "parquet":
+            ingest.check_parquet_schema(path)
+    log.info("run %s: %d input file(s)", run_id, len(files))
+    return files
+
+
+def steps_extra(hooked: list[DriverHooks], staging: Path) -> dict:
+    """What the steps add to the manifest's extra (e.g. the edu stage's model version, near dedup's audit
+    and staged band index), the side files they write into `staging` included."""
+    extra: dict = {}
+    for step in hooked:
+        extra.update(step.manifest_extra())
+        extra.update(step.write_extra(staging))
+    return extra
+
+
+def ingest_extra(files: list[tuple[str, str]], read: dict[str, int], flagged: dict[str, int]) -> dict:
+    """The manifest's extra about reading: files listed, records read per file, flagged documents."""
+    return {
+        "input_files": len(files),
+        "ingest": {
+            "records_read": sum(read.values()),
+            "files": read,
+            "flagged": dict(sorted(flagged.items())),
+        },
+    }
 
 
 def python_pass(
@@ -350,31 +353,6 @@ def write_outputs(
     return data_cols
 
 
-def count_outputs(spark, staging: Path, order: list[str], seconds: dict[str, float], records_read: int):
-    """Phase 4 (the manifest's numbers): rows kept, rows rejected, and per-stage counts chained from the
-    rejects themselves, the first stage receiving `records_read` (counted as the readers produced them);
-    `seconds` per stage (worker time for Python steps, driver time for frame steps). A row lost on the
-    way (read but neither kept nor rejected) fails here, before anything is published."""
-    rows = spark.read.parquet(str(staging / "data")).count()
-    reject_counts = {
-        (r["reject_stage"], r["reject_reason"]): r["count"]
-        for r in spark.read.parquet(str(staging / "rejects"))
-        .groupBy("reject_stage", "reject_reason")
-        .count()
-        .collect()
-    }
-    n_rejected = sum(reject_counts.values())
-    if records_read != rows + n_rejected:
-        raise RuntimeError(
-            f"counts do not reconcile: the readers produced {records_read} rows but the outputs"
-            f" hold {rows} kept + {n_rejected} rejected = {rows + n_rejected}; nothing published"
-        )
-    counts = reconcile(order, records_read, reject_counts)
-    for c in counts:
-        c.seconds = round(seconds.get(c.stage, 0.0), 3) or None
-    return rows, n_rejected, counts
-
-
 class _DictSum:
     """AccumulatorParam summing dicts of numbers (per-step seconds, records read per file, from every
     task)."""
@@ -386,12 +364,3 @@ class _DictSum:
         for k, v in b.items():
             a[k] = a.get(k, 0) + v
         return a
-
-
-def summary_table(counts: list[StageCounts]) -> str:
-    """A fixed-width table of per-stage counts for the CLI and logs."""
-    lines = [f"{'stage':<20}{'in':>10}{'kept':>10}{'rejected':>10}  top reasons"]
-    for c in counts:
-        top = ", ".join(f"{r}={n}" for r, n in sorted(c.reasons.items(), key=lambda kv: -kv[1])[:3])
-        lines.append(f"{c.stage:<20}{c.rows_in:>10}{c.rows_kept:>10}{c.rows_rejected:>10}  {top}")
-    return "\n".join(lines)

@@ -245,6 +245,26 @@ def score_frame(df, ref: ModelRef, threshold: float | None, registry: str | None
     return df.mapInArrow(_map, from_arrow_schema(schema))
 
 
+def split_scored(spark, scored_path: Path, staging: Path) -> tuple[list[str], int, dict[str, int]]:
+    """Write the scored rows at `scored_path` into the version being built: kept rows (without the reject
+    columns) to data/, the rest to rejects/. Returns the data columns, the rows kept and the rejects per
+    reason, counted from what was written."""
+    from pyspark.sql import functions as F
+
+    scored = spark.read.parquet(str(scored_path))
+    data_cols = [c for c in scored.columns if c not in ("reject_stage", "reject_reason", "reject_detail")]
+    scored.filter(F.col("reject_stage").isNull()).select(*data_cols).write.mode("overwrite").parquet(
+        str(staging / "data")
+    )
+    scored.filter(F.col("reject_stage").isNotNull()).write.mode("overwrite").parquet(str(staging / "rejects"))
+    rows = spark.read.parquet(str(staging / "data")).count()
+    reasons = {
+        r["reject_reason"]: r["count"]
+        for r in spark.read.parquet(str(staging / "rejects")).groupBy("reject_reason").count().collect()
+    }
+    return data_cols, rows, reasons
+
+
 @dataclass
 class ScoreResult:
     manifest: Manifest
@@ -263,8 +283,6 @@ def score_dataset(
 ) -> ScoreResult:
     """Score a published dataset version and publish `output/<run_id>/` with the contract: kept rows in
     data/, rows below the threshold (or without text) in rejects/, a manifest naming the model version."""
-    from pyspark.sql import functions as F
-
     t_start = time.perf_counter()
     in_dir = resolve_version_dir(input_path)
     in_manifest = Manifest.read(in_dir)
@@ -282,19 +300,7 @@ def score_dataset(
             "overwrite"
         ).parquet(str(scored_path))
         score_seconds = time.perf_counter() - t0
-        scored = spark.read.parquet(str(scored_path))
-        data_cols = [c for c in scored.columns if c not in ("reject_stage", "reject_reason", "reject_detail")]
-        scored.filter(F.col("reject_stage").isNull()).select(*data_cols).write.mode("overwrite").parquet(
-            str(staging / "data")
-        )
-        scored.filter(F.col("reject_stage").isNotNull()).write.mode("overwrite").parquet(
-            str(staging / "rejects")
-        )
-        rows = spark.read.parquet(str(staging / "data")).count()
-        reasons = {
-            r["reject_reason"]: r["count"]
-            for r in spark.read.parquet(str(staging / "rejects")).groupBy("reject_reason").count().collect()
-        }
+        data_cols, rows, reasons = split_scored(spark, scored_path, staging)
         rejected = sum(reasons.values())
         shutil.rmtree(staging / "_work", ignore_errors=True)
         cfg = {

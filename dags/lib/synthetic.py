@@ -98,13 +98,65 @@ def cross_shard_near_dedup(tables: list, cfg) -> tuple[list, dict[str, tuple[str
     return kept, dropped, pairs
 
 
+def cross_shard_rejects(tables: list, dropped: dict[str, tuple[str, str]]):
+    """The rows `cross_shard_near_dedup` dropped, taken from the shards' `tables` with the reject columns
+    added (stage `near_dedup_cross_shard`, the reason and detail `dropped` holds per id)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    rej = pa.concat_tables(
+        [t.filter(pc.is_in(t.column("id"), value_set=pa.array(sorted(dropped)))) for t in tables],
+        promote_options="default",
+    )
+    ids = rej.column("id").to_pylist()
+    return (
+        rej.append_column("reject_stage", pa.array([CROSS_SHARD_STAGE] * len(ids), pa.string()))
+        .append_column("reject_reason", pa.array([dropped[i][0] for i in ids], pa.string()))
+        .append_column("reject_detail", pa.array([dropped[i][1] for i in ids], pa.string()))
+    )
+
+
+def summed_stages(manifests: list) -> list:
+    """The shards' stage counts summed per stage, in the first shard's stage order (each shard's chain
+    holds, so the sum's does)."""
+    from curation.contract import StageCounts
+
+    order = [s.stage for s in manifests[0].stages] if manifests else []
+    stages = []
+    for name in order:
+        rows = [s for m in manifests for s in m.stages if s.stage == name]
+        reasons: Counter = Counter()
+        for s in rows:
+            reasons.update(s.reasons)
+        stages.append(
+            StageCounts(
+                stage=name,
+                rows_in=sum(s.rows_in for s in rows),
+                rows_kept=sum(s.rows_kept for s in rows),
+                rows_rejected=sum(s.rows_rejected for s in rows),
+                reasons=dict(reasons),
+            )
+        )
+    return stages
+
+
+def shards_extra(manifests: list) -> dict:
+    """Per shard version, for the merged manifest's extra: its rows and its teacher's model, backend and
+    totals."""
+    return {
+        m.version: {
+            "rows": m.rows,
+            **{k: m.extra.get(k) for k in ("teacher_model", "teacher_backend", "totals")},
+        }
+        for m in manifests
+    }
+
+
 def merge_shards(shard_dirs: list[str | Path], candidate_root: str | Path, version: str) -> Path:
     """One contract version from the shard versions: their rejects files side by side, their data minus the
     near-duplicates across shards (recorded in `rejects/` with stage `near_dedup_cross_shard`), stage counts
     summed per stage (each shard's chain holds, so the sum's does) plus the cross-shard stage, the shards
     listed in `extra`."""
-    import pyarrow as pa
-    import pyarrow.compute as pc
     import pyarrow.parquet as pq
 
     from curation.contract import DatasetRoot, Manifest, StageCounts, iter_parquet_files
@@ -130,35 +182,11 @@ def merge_shards(shard_dirs: list[str | Path], candidate_root: str | Path, versi
         seconds = time.perf_counter() - t0
         for name, table in zip(names, kept):
             pq.write_table(table, staging / "data" / name)
-        if dropped:
-            # the dropped rows with the shards' reject columns, in one file of their own
-            rej = pa.concat_tables(
-                [t.filter(pc.is_in(t.column("id"), value_set=pa.array(sorted(dropped)))) for t in tables],
-                promote_options="default",
+        if dropped:  # the dropped rows with the shards' reject columns, in one file of their own
+            pq.write_table(
+                cross_shard_rejects(tables, dropped), staging / "rejects" / f"{CROSS_SHARD_STAGE}.parquet"
             )
-            ids = rej.column("id").to_pylist()
-            rej = (
-                rej.append_column("reject_stage", pa.array([CROSS_SHARD_STAGE] * len(ids), pa.string()))
-                .append_column("reject_reason", pa.array([dropped[i][0] for i in ids], pa.string()))
-                .append_column("reject_detail", pa.array([dropped[i][1] for i in ids], pa.string()))
-            )
-            pq.write_table(rej, staging / "rejects" / f"{CROSS_SHARD_STAGE}.parquet")
-        order = [s.stage for s in manifests[0].stages] if manifests else []
-        stages = []
-        for name in order:
-            rows = [s for m in manifests for s in m.stages if s.stage == name]
-            reasons: Counter = Counter()
-            for s in rows:
-                reasons.update(s.reasons)
-            stages.append(
-                StageCounts(
-                    stage=name,
-                    rows_in=sum(s.rows_in for s in rows),
-                    rows_kept=sum(s.rows_kept for s in rows),
-                    rows_rejected=sum(s.rows_rejected for s in rows),
-                    reasons=dict(reasons),
-                )
-            )
+        stages = summed_stages(manifests)
         rows_in = sum(t.num_rows for t in tables)
         stages.append(
             StageCounts(
@@ -192,13 +220,7 @@ def merge_shards(shard_dirs: list[str | Path], candidate_root: str | Path, versi
             rejected_rows=sum(m.rejected_rows for m in manifests) + len(dropped),
             columns=manifests[0].columns if manifests else [],
             extra={
-                "shards": {
-                    m.version: {
-                        "rows": m.rows,
-                        **{k: m.extra.get(k) for k in ("teacher_model", "teacher_backend", "totals")},
-                    }
-                    for m in manifests
-                },
+                "shards": shards_extra(manifests),
                 "near_dedup_cross_shard": {"dropped": len(dropped), "similar_pairs": pairs},
             },
         )
