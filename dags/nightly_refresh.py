@@ -77,7 +77,7 @@ DEFAULT_SEGMENTS = os.environ.get("PHI_NIGHTLY_SEGMENTS") or os.path.join(
 #: The night must be published this long after its logical date (03:00 UTC): 06:00 UTC by default. `off`
 #: drops the deadline: Airflow 3.3.2's dag.test() crashes at the end of a successful run of a DAG with a
 #: DeadlineAlert (DagRun.update_state looks dag.deadline up as alert ids, dag.test's DAG holds the encoded
-#: alerts), so the local dag.test runs (tests/test_dags_run.py) turn it off; the scheduler is unaffected.
+#: alerts), so the local dag.test runs (tests/dags/test_dags_run.py) turn it off; the scheduler is unaffected.
 _DEADLINE_H = os.environ.get("PHI_NIGHTLY_DEADLINE_H") or "3"
 DEADLINE = (
     None

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Headless Chromium for the stack's UI tests (tests/test_stack.py): Debian's `chromium` package.
+# Headless Chromium for the stack's UI tests (tests/dags/test_stack.py): Debian's `chromium` package.
 # Idempotent: does nothing when a chromium binary is already there. Needs root (or sudo) for apt-get.
 set -euo pipefail
 for bin in chromium chromium-browser; do

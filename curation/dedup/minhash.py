@@ -7,7 +7,7 @@ minimum of datasketch's `affine32` permutations over its shingle hashes, reduced
 `np.minimum.reduceat`. No Python loop runs per shingle; the loop per document is only the tokenizer.
 
 The result is bit-identical to `datasketch.MinHash(num_perm, seed, hashfunc=<identity>)` fed with the
-same 32-bit shingle hashes (tests/test_near_dedup_reference.py checks it), so signatures and buckets
+same 32-bit shingle hashes (tests/curation/test_near_dedup_reference.py checks it), so signatures and buckets
 agree with a single-process `datasketch.MinHashLSH` built with the same (bands, rows). On Spark a band is
 keyed by a 64-bit hash of its values (`band_hashes`), equal exactly when the band bytes are equal up to
 a 64-bit collision.

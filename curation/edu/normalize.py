@@ -4,7 +4,7 @@ Training and scoring both call `normalize_batch` (a single document goes through
 batch of one), and the spec travels with the model: it is written into the model card at training time
 and read back by the scorer, so a model is always scored with the normalisation it was trained with.
 Changing what the normaliser outputs for any input means bumping `NORMALIZATION_VERSION`; the golden-output
-test in tests/test_edu_normalize.py fails on silent drift.
+test in tests/curation/test_edu_normalize.py fails on silent drift.
 
 Recipe (DCLM / FineWeb-Edu style fasttext preprocessing):
   - only the first `max_chars` characters (bounds the cost of huge pages; the head says what a page is);

@@ -1,5 +1,5 @@
 """Is a stated final answer the exercise's known answer? Exact by construction, with notation rules decided
-per problem type (tests/test_synth_ground_truth.py plants the wrong answers each rule must catch):
+per problem type (tests/synthesis/test_synth_ground_truth.py plants the wrong answers each rule must catch):
 
 - Any exact notation of the value is right: `3/4`, `0.75`, `\\frac{3}{4}`, `x = 4`, `$12.50`, `1,200`.
 - A decimal that cannot be exact (1/3, 1/6) is right only when it has at least 3 decimal places and is the

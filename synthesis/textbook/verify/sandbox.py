@@ -1,6 +1,7 @@
 """Run untrusted teacher-written Python in a sandbox and say whether it passed.
 
-Layers, each of which alone stops a class of damage (the tests in tests/test_sandbox.py attack all of them):
+Layers, each of which alone stops a class of damage (the tests in tests/synthesis/test_sandbox.py attack all
+of them):
 - a separate process with the base interpreter in isolated mode (`-I -S`: no PYTHON* variables, no
   site-packages, no cwd on sys.path) and a scrubbed environment (no secrets, HOME = the work dir);
 - a fresh throwaway working directory under /dev/shm (or the system temp dir), deleted afterwards;

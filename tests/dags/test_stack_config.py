@@ -1,6 +1,6 @@
 """The stack's configuration without starting it: one source of Airflow settings for compose and the local
 stack, the preflight's errors when Postgres or Redis is missing, and the Spark session's respect for
-spark-submit --conf (fast; the stack itself runs in tests/test_stack.py)."""
+spark-submit --conf (fast; the stack itself runs in tests/dags/test_stack.py)."""
 
 from __future__ import annotations
 
@@ -39,7 +39,7 @@ def closed_port() -> int:
 
 @pytest.fixture(scope="module")
 def config(tmp_path_factory) -> dict:
-    """Compose's resolved configuration (the real Compose v2 binary, as in tests/test_compose.py)."""
+    """Compose's resolved configuration (the real Compose v2 binary, as in tests/dags/test_compose.py)."""
     from cryptography.fernet import Fernet
     from test_compose import compose_binary, run_compose
 

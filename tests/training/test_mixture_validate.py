@@ -4,15 +4,12 @@ pyarrow count of the filtered documents."""
 
 from __future__ import annotations
 
-import sys
 import textwrap
 from pathlib import Path
 
 import pyarrow.compute as pc
 import pyarrow.dataset as ds
 import pytest
-
-sys.path.insert(0, str(Path(__file__).parent))
 from fixtures.mixture.sources import build_all
 
 from training.cli import main as cli_main
@@ -240,7 +237,7 @@ def test_invalid_yaml_names_the_line(tmp_path):
 
 def _example_with_registry(tmp_path: Path, name: str, registry: dict[str, Path]) -> Path:
     """Copy a shipped example mixture, pointing its registry at the test datasets."""
-    repo = Path(__file__).resolve().parent.parent
+    repo = Path(__file__).resolve().parents[2]
     (tmp_path / "datasets.yaml").write_text(
         "datasets:\n" + "".join(f"  {k}: {v}\n" for k, v in registry.items())
     )

@@ -8,17 +8,14 @@ from __future__ import annotations
 import filecmp
 import json
 import shutil
-import sys
 import textwrap
 from pathlib import Path
 
 import duckdb
 import numpy as np
 import pytest
-from tokenizers import Tokenizer
-
-sys.path.insert(0, str(Path(__file__).parent))
 from fixtures.mixture.sources import build_all, build_edu
+from tokenizers import Tokenizer
 
 from training.cli import main as cli_main
 from training.mixture.build import build

@@ -21,7 +21,7 @@ from synthesis.teacher.backends.openai_http import OpenAIHttpBackend
 
 MODEL = EMBEDDED_GGUF.removesuffix(".gguf")
 FAST_RETRY = RetryConfig(max_attempts=4, initial_s=0.05, max_s=0.2)
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 
 
 def _content(body: bytes) -> str:

@@ -26,7 +26,7 @@ from curation.steps.quality import (
 )
 from curation.steps.quality.text_stats import TextStats, stats_for
 
-CASES = json.loads((Path(__file__).parent / "fixtures" / "quality" / "rule_cases.json").read_text())
+CASES = json.loads((Path(__file__).parents[1] / "fixtures" / "quality" / "rule_cases.json").read_text())
 
 
 @pytest.fixture(scope="module")

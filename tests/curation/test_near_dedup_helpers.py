@@ -12,7 +12,7 @@ import pyarrow.parquet as pq
 from curation.contract import DOC_COLUMNS, DatasetRoot, Manifest, code_version, now_iso
 from curation.dedup.minhash import shingle_hashes
 
-FIXTURE = Path(__file__).parent / "fixtures" / "near_dedup" / "docs.jsonl"
+FIXTURE = Path(__file__).parents[1] / "fixtures" / "near_dedup" / "docs.jsonl"
 BOILERPLATE = (
     "Accept cookies We use cookies to improve your experience on our site and to show you relevant "
     "advertising By continuing to browse you agree to our cookie policy Subscribe to our newsletter"

@@ -17,7 +17,7 @@ from curation.decontam_index import BenchmarkSource, DecontamIndex, default_benc
 from curation.steps.base import DocBatch
 from curation.steps.decontam import DecontamConfig, Decontaminate
 
-FIXTURES = Path(__file__).parent / "fixtures" / "decontam"
+FIXTURES = Path(__file__).parents[1] / "fixtures" / "decontam"
 DOLMA = "webtext_cc2019_dolma_sample/CC-MAIN-20190717121559-20190717143559-00140.jsonl.gz"
 
 

@@ -6,19 +6,16 @@ from __future__ import annotations
 
 import hashlib
 import json
-import sys
 from pathlib import Path
 
 import duckdb
 import pytest
 import yaml
-
-sys.path.insert(0, str(Path(__file__).parent))
 from fixtures.mixture.sources import build_edu, build_web
 
 from training.cli import main as training_cli
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 BASE = """\
 name: base

@@ -19,8 +19,6 @@ import numpy as np
 import pytest
 import torch
 import yaml
-
-sys.path.insert(0, str(Path(__file__).parent))
 from fixtures.mixture.sources import build_quality, build_web
 
 from training.checkpoint import latest_checkpoint, list_checkpoints
@@ -31,7 +29,7 @@ from training.model import PRESETS, build_model, count_params, flops_per_token, 
 from training.report import read_metrics
 from training.schedule import WSD, wsd_from_config
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 SEQ = 64
 
 MIXTURE = """\
