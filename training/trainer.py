@@ -8,12 +8,10 @@ per step: the loss is accumulated on the device and read only on log steps.
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import os
 import signal
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -25,51 +23,14 @@ from training import checkpoint
 from training.budget import check_budgets
 from training.config import PHASES, RunConfig
 from training.data import MixtureBuild, TrainLoader, Windows, eval_windows, read_mixture
+from training.distributed import DistEnv, all_reduce_mean, init_distributed
+from training.metrics_log import LogWindow, MetricsLog
 from training.model import build_model, count_params, flops_per_token, phi3_config
 from training.schedule import wsd_from_config
 
 log = logging.getLogger(__name__)
 
 H100_BF16_DENSE_TFLOPS = 989.0
-
-
-# ---------------------------------------------------------------------------------------------- distributed
-@dataclass
-class DistEnv:
-    rank: int
-    world_size: int
-    local_rank: int
-    device: torch.device
-
-    @property
-    def is_main(self) -> bool:
-        return self.rank == 0
-
-
-def init_distributed(device: str) -> DistEnv:
-    """torchrun sets RANK/WORLD_SIZE/LOCAL_RANK; without them this is a single process."""
-    if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    if device == "cuda" and not torch.cuda.is_available():
-        raise ValueError("config device='cuda' but no CUDA device is available")
-    if "RANK" not in os.environ:
-        return DistEnv(0, 1, 0, torch.device(device))
-    rank, world, local = int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"]), int(os.environ["LOCAL_RANK"])
-    if device == "cuda":
-        torch.cuda.set_device(local)
-    if not dist.is_initialized():
-        dist.init_process_group(backend="nccl" if device == "cuda" else "gloo")
-    return DistEnv(
-        rank, world, local, torch.device(device, local) if device == "cuda" else torch.device("cpu")
-    )
-
-
-def all_reduce_mean(t: torch.Tensor) -> torch.Tensor:
-    if dist.is_initialized():
-        t = t.clone()
-        dist.all_reduce(t, op=dist.ReduceOp.SUM)
-        t /= dist.get_world_size()
-    return t
 
 
 # ---------------------------------------------------------------------------------------------- model + loss
@@ -83,36 +44,6 @@ class CausalLMLoss(torch.nn.Module):
     def forward(self, inputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         logits = self.lm(input_ids=inputs).logits
         return F.cross_entropy(logits.float().flatten(0, 1), targets.flatten())
-
-
-class MetricsLog:
-    """metrics.jsonl (appended across resumes; readers keep the last record per step) + TensorBoard if
-    present."""
-
-    def __init__(self, out_dir: Path, enabled: bool):
-        self.enabled = enabled
-        self.path = out_dir / "metrics.jsonl"
-        self.tb = None
-        if enabled:
-            out_dir.mkdir(parents=True, exist_ok=True)
-            try:
-                from torch.utils.tensorboard import SummaryWriter
-
-                self.tb = SummaryWriter(str(out_dir / "tensorboard"))
-            except ImportError:
-                log.info("tensorboard not installed: metrics go to %s only", self.path)
-
-    def write(self, record: dict) -> None:
-        if not self.enabled:
-            return
-        with open(self.path, "a") as fh:
-            fh.write(json.dumps(record) + "\n")
-        if self.tb is not None:
-            tag = f"{record['kind']}/{record['source']}" if "source" in record else record["kind"]
-            for key in ("loss", "lr", "grad_norm", "tokens_per_s", "mfu"):
-                if record.get(key) is not None:
-                    self.tb.add_scalar(f"{tag}/{key}", record[key], record["global_step"])
-            self.tb.flush()
 
 
 # ---------------------------------------------------------------------------------------------- the trainer
@@ -341,82 +272,88 @@ class Trainer:
         if done == 0 and phase == "phase1":
             self._log_eval(phase, 0, offset)  # the untrained model's held-out loss: the curve's start
 
-        tokens_per_step = cfg.global_batch_tokens
-        loss_sum = torch.zeros((), device=env.device)
-        window_start, window_steps, data_wait = time.perf_counter(), 0, 0.0
+        window = LogWindow(torch.zeros((), device=env.device))
         try:
             for step in range(done, steps):
                 gstep = offset + step
                 lr = self.schedule.lr(gstep)
                 t0 = time.perf_counter()
                 batch = loader.next().to(env.device, non_blocking=True)
-                data_wait += time.perf_counter() - t0
+                window.data_wait += time.perf_counter() - t0
                 step_loss, grad_norm = self.train_step(batch, lr)
-                loss_sum += step_loss
-                window_steps += 1
+                window.loss_sum += step_loss
+                window.steps += 1
 
                 n_done = step + 1
                 if n_done % cfg.log_every == 0 or n_done == steps:
-                    mean_loss = all_reduce_mean(loss_sum / window_steps).item()  # the one sync per log
-                    elapsed = time.perf_counter() - window_start
-                    tps = window_steps * tokens_per_step / elapsed
-                    if grad_norm is not None and hasattr(grad_norm, "full_tensor"):
-                        grad_norm = grad_norm.full_tensor()
-                    self.metrics.write(
-                        {
-                            "kind": "train",
-                            "phase": phase,
-                            "step": n_done,
-                            "global_step": gstep + 1,
-                            "loss": mean_loss,
-                            "lr": lr,
-                            "grad_norm": None if grad_norm is None else float(grad_norm),
-                            "tokens": (gstep + 1) * tokens_per_step,
-                            "tokens_per_s": tps,
-                            "mfu": tps * self.flops_per_token / self.peak_flops if self.peak_flops else None,
-                            "data_wait_frac": data_wait / elapsed,
-                            "time": time.time(),
-                        }
-                    )
-                    if env.is_main:
-                        log.info(
-                            "%s step %d/%d loss %.4f lr %.2e %.0f tok/s",
-                            phase,
-                            n_done,
-                            steps,
-                            mean_loss,
-                            lr,
-                            tps,
-                        )
-                    loss_sum.zero_()
-                    window_start, window_steps, data_wait = time.perf_counter(), 0, 0.0
+                    self._log_train(phase, n_done, steps, gstep, lr, grad_norm, window)
+                    window.reset()
                 if n_done % cfg.eval_every == 0 or n_done == steps:
                     self._log_eval(phase, n_done, gstep + 1)
-                    window_start = time.perf_counter()  # don't charge the eval to tokens/s
+                    window.start = time.perf_counter()  # don't charge the eval to tokens/s
                 if self.fail_at_step is not None and gstep + 1 == self.fail_at_step:
                     log.warning("fault injection: SIGKILL after global step %d", gstep + 1)
                     os.kill(os.getpid(), signal.SIGKILL)
                 if n_done % cfg.checkpoint_every == 0 or n_done == steps:
-                    meta = {
-                        "phase": phase,
-                        "phase_step": n_done,
-                        "global_step": gstep + 1,
-                        "schedule": self.schedule.state_dict(),
-                        "loader": loader.state_dict(),
-                        "world_size": env.world_size,
-                        "preset": cfg.preset,
-                    }
-                    checkpoint.save(
-                        cfg.out_dir / "checkpoints" / phase,
-                        n_done,
-                        self.lm,
-                        self.optimizer,
-                        meta,
-                        cfg.keep_checkpoints,
-                    )
-                    window_start = time.perf_counter()  # don't charge the save to tokens/s
+                    self._save(phase, n_done, gstep, loader)
+                    window.start = time.perf_counter()  # don't charge the save to tokens/s
         finally:
             loader.close()
+
+    def _save(self, phase: str, n_done: int, gstep: int, loader: TrainLoader) -> None:
+        """Model and optimizer, plus what a resume checks (the schedule) and restores (the loader's place)."""
+        meta = {
+            "phase": phase,
+            "phase_step": n_done,
+            "global_step": gstep + 1,
+            "schedule": self.schedule.state_dict(),
+            "loader": loader.state_dict(),
+            "world_size": self.env.world_size,
+            "preset": self.cfg.preset,
+        }
+        checkpoint.save(
+            self.cfg.out_dir / "checkpoints" / phase,
+            n_done,
+            self.lm,
+            self.optimizer,
+            meta,
+            self.cfg.keep_checkpoints,
+        )
+
+    def _log_train(
+        self,
+        phase: str,
+        n_done: int,
+        steps: int,
+        gstep: int,
+        lr: float,
+        grad_norm: torch.Tensor | None,
+        window: LogWindow,
+    ) -> None:
+        """One train record for the steps of `window`: mean loss over all ranks, throughput and MFU."""
+        mean_loss = all_reduce_mean(window.loss_sum / window.steps).item()  # the one sync per log
+        elapsed = time.perf_counter() - window.start
+        tps = window.steps * self.cfg.global_batch_tokens / elapsed
+        if grad_norm is not None and hasattr(grad_norm, "full_tensor"):
+            grad_norm = grad_norm.full_tensor()
+        self.metrics.write(
+            {
+                "kind": "train",
+                "phase": phase,
+                "step": n_done,
+                "global_step": gstep + 1,
+                "loss": mean_loss,
+                "lr": lr,
+                "grad_norm": None if grad_norm is None else float(grad_norm),
+                "tokens": (gstep + 1) * self.cfg.global_batch_tokens,
+                "tokens_per_s": tps,
+                "mfu": tps * self.flops_per_token / self.peak_flops if self.peak_flops else None,
+                "data_wait_frac": window.data_wait / elapsed,
+                "time": time.time(),
+            }
+        )
+        if self.env.is_main:
+            log.info("%s step %d/%d loss %.4f lr %.2e %.0f tok/s", phase, n_done, steps, mean_loss, lr, tps)
 
     def _log_eval(self, phase: str, step: int, global_step: int) -> None:
         for source, loss in self.evaluate().items():

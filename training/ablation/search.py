@@ -144,12 +144,9 @@ def run_search(file: str | Path) -> SearchReport:
     names = [s["name"] for s in phase["sources"]]
     current = np.array([float(s["weight"]) for s in phase["sources"]])
     pinned = study.add_arm("current", base, base_path)
-    # samples must build at the proxy budget; the proposal must also fit the base's own budget (the real run)
-    # (as the proposed YAML's own validation will count them, with the base's tokenizer settings)
-    proxy_caps = weight_caps(pinned, cfg.phase, study.budgets[cfg.phase])
-    run_caps = [weight_caps(y, cfg.phase, int(phase["tokens"])) for y in (pinned, base_path)]
-    caps = np.array([proxy_caps[n] for n in names])
-    target_caps = np.minimum(caps, [min(c[n] for c in run_caps) for n in names])
+    caps, target_caps = _caps(
+        pinned, base_path, cfg.phase, study.budgets[cfg.phase], int(phase["tokens"]), names
+    )
     rng = np.random.default_rng(cfg.seed)
     alpha = cfg.concentration * len(names) * current
     samples = sample_weights(rng, alpha, caps, cfg.samples)
@@ -178,14 +175,7 @@ def run_search(file: str | Path) -> SearchReport:
         {a: r["mean_loss"] for a, r in results.items()},
     )
     if cfg.verify:
-        study.add_arm("proposed", proposed_mix, base_path)
-        results["proposed"] = study.train(
-            "proposed", cfg.seed, {"weights": dict(zip(names, proposed.tolist()))}
-        )
-        rep.proposed_observed = results["proposed"]["mean_loss"]
-        rep.observed["proposed"] = rep.proposed_observed
-        rep.quartile = 1 + int(4 * float(np.mean(y < rep.proposed_observed)))
-        rep.quartile = min(rep.quartile, 4)
+        results["proposed"] = _verify(study, rep, proposed_mix, base_path, cfg.seed, y)
     out = study.out / "report"
     out.mkdir(parents=True, exist_ok=True)
     rep.files["proposed"] = str(out / "proposed.yaml")
@@ -197,23 +187,7 @@ def run_search(file: str | Path) -> SearchReport:
     rep.files |= write_search_plots(
         out, model, names, current, proposed, target_caps, y, cv_pred, rho, rep.proposed_observed
     )
-    (out / "report.json").write_text(
-        json.dumps(
-            {
-                "sources": names,
-                "current": current.tolist(),
-                "proposed": proposed.tolist(),
-                "caps": caps.tolist(),
-                "run_caps": target_caps.tolist(),
-                "cv_spearman": rho,
-                "observed": rep.observed,
-                "cv_predicted": dict(zip(arms, cv_pred.tolist())),
-                "weights": {a: w.tolist() for a, w in arms.items()},
-                "quartile": rep.quartile,
-            },
-            indent=1,
-        )
-    )
+    (out / "report.json").write_text(json.dumps(_report_json(rep, caps, arms, cv_pred), indent=1))
     (out / "report.md").write_text(
         f"# Mixture search {cfg.name}\n\n```\n{rep.summary()}\n```\n\n"
         "![](predicted_vs_observed.png)\n![](partial_dependence.png)\n![](weights.png)\n"
@@ -231,3 +205,45 @@ def run_search(file: str | Path) -> SearchReport:
         )
     )
     return rep
+
+
+def _caps(
+    pinned: Path, base_path: Path, phase: str, proxy_budget: int, run_budget: int, names: list[str]
+) -> tuple[np.ndarray, np.ndarray]:
+    """Each source's weight cap for the samples, and the tighter one for the proposal: samples must build at
+    the proxy budget; the proposal must also fit the base's own budget (the real run) (as the proposed YAML's
+    own validation will count them, with the base's tokenizer settings)."""
+    proxy_caps = weight_caps(pinned, phase, proxy_budget)
+    run_caps = [weight_caps(y, phase, run_budget) for y in (pinned, base_path)]
+    caps = np.array([proxy_caps[n] for n in names])
+    return caps, np.minimum(caps, [min(c[n] for c in run_caps) for n in names])
+
+
+def _verify(
+    study: Study, rep: SearchReport, proposed_mix: dict, base_path: Path, seed: int, y: np.ndarray
+) -> dict:
+    """Train the proposal as one more proxy and rank it among the samples (`y`, their observed targets)."""
+    study.add_arm("proposed", proposed_mix, base_path)
+    result = study.train("proposed", seed, {"weights": dict(zip(rep.sources, rep.proposed))})
+    rep.proposed_observed = result["mean_loss"]
+    rep.observed["proposed"] = rep.proposed_observed
+    rep.quartile = 1 + int(4 * float(np.mean(y < rep.proposed_observed)))
+    rep.quartile = min(rep.quartile, 4)
+    return result
+
+
+def _report_json(
+    rep: SearchReport, caps: np.ndarray, arms: dict[str, np.ndarray], cv_pred: np.ndarray
+) -> dict:
+    return {
+        "sources": rep.sources,
+        "current": rep.current,
+        "proposed": rep.proposed,
+        "caps": caps.tolist(),
+        "run_caps": rep.caps,
+        "cv_spearman": rep.spearman,
+        "observed": rep.observed,
+        "cv_predicted": dict(zip(arms, cv_pred.tolist())),
+        "weights": {a: w.tolist() for a, w in arms.items()},
+        "quartile": rep.quartile,
+    }

@@ -89,7 +89,8 @@ def plan_main(args: argparse.Namespace) -> int:
 
 @_invalid_mixture_exits_1
 def build_main(args: argparse.Namespace) -> int:
-    from training.mixture.build import build, summary
+    from training.mixture.build import build
+    from training.mixture.build_summary import summary
 
     print(summary(build(args.file, args.output, workers=args.workers)))
     return 0

@@ -21,6 +21,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
+
 from curation.contract import code_version, now_iso, replace_dir
 from training.mixture import sources as S
 from training.mixture.blend import CachedSource, heldout_mask, write_phase
@@ -205,6 +207,25 @@ def _share(folder: Path, shared: Path, key: str) -> None:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+@dataclass
+class _StagedTokenizer:
+    """What the caches, the phases and the manifest need to know of the tokenizer in staging/tokenizer."""
+
+    dir: Path
+    eos: int
+    vocab_size: int
+    dtype: np.dtype
+    hash: str
+
+    @classmethod
+    def load(cls, tok_dir: Path, eos_token: str) -> _StagedTokenizer:
+        tok = load_tokenizer(tok_dir)
+        vocab_size = tok.get_vocab_size()
+        return cls(
+            tok_dir, eos_id(tok, eos_token), vocab_size, token_dtype(vocab_size), tokenizer_hash(tok_dir)
+        )
+
+
 def _build_into(
     cm: CheckedMixture,
     out: Path,
@@ -221,115 +242,25 @@ def _build_into(
     }
 
     tok_key, tok_how = _tokenizer(cm, con, content, prev, out, staging, result)
-    tok_dir = staging / "tokenizer"
-    tok = load_tokenizer(tok_dir)
-    eos = eos_id(tok, cfg.tokenizer.eos_token)
-    vocab_size = tok.get_vocab_size()
-    dtype = token_dtype(vocab_size)
-    tok_hash = tokenizer_hash(tok_dir)
-
-    # Token caches, one per distinct (content, tokenizer): a source used by two phases is tokenized once.
-    prev_caches = set(prev.get("build", {}).get("caches", [])) if prev else set()
-    cache_keys: dict[tuple[int, int], str] = {}
-    for (i, j), res in cm.resolved.items():
-        key = _key(content[(i, j)], tok_hash, FORMAT_VERSION, _code_hash("encode", "sources"))
-        cache_keys[(i, j)] = key
-        folder = staging / "cache" / key
-        if folder.exists():
-            continue
-        name = f"{cfg.phases[i].name}/{cfg.phases[i].sources[j].name}"
-        if key in prev_caches and (out / "cache" / key / "COMPLETE").is_file():
-            _link_tree(out / "cache" / key, folder)
-            result.reused.append(f"source {name}")
-        elif shared is not None and (shared / key / "COMPLETE").is_file():
-            _link_tree(shared / key, folder)
-            result.reused.append(f"source {name} (shared cache)")
-        else:
-            tokenize_source(
-                con, res, cfg.phases[i].sources[j].filter, tok_dir, eos, dtype, folder, workers, name
-            )
-            result.rebuilt.append(f"source {name}")
-            if shared is not None:
-                shared.mkdir(parents=True, exist_ok=True)
-                _share(folder, shared, key)
-
+    tok = _StagedTokenizer.load(staging / "tokenizer", cfg.tokenizer.eos_token)
+    cache_keys = _source_caches(cm, con, content, tok, prev, out, staging, workers, result, shared)
     prev_phases = {p["name"]: p for p in prev.get("phases", [])} if prev else {}
-    phases = []
-    for i, phase in enumerate(cfg.phases):
-        pkey = _key(
-            phase.model_dump(),
-            [cache_keys[(i, j)] for j in range(len(phase.sources))],
-            cfg.seed,
-            cfg.heldout_fraction,
-            cfg.shard_tokens,
-            tok_hash,
-            FORMAT_VERSION,
-            _code_hash("blend"),
-        )
-        old = prev_phases.get(phase.name)
-        if old and old.get("key") == pkey and (out / old["dir"]).is_dir():
-            _link_tree(out / old["dir"], staging / phase.name)
-            phases.append({**old, "dir": phase.name})
-            result.reused.append(f"phase {phase.name}")
-            continue
-        cached = []
-        for j, s in enumerate(phase.sources):
-            tokens, offsets, docs = read_cache(staging / "cache" / cache_keys[(i, j)], dtype)
-            cached.append(
-                CachedSource(s.name, s.weight, s.max_epochs, cache_keys[(i, j)], tokens, offsets, docs)
-            )
-        pr = write_phase(
-            cached,
-            phase.tokens,
-            cfg.seed,
-            cfg.heldout_fraction,
-            staging / phase.name,
-            dtype,
-            cfg.shard_tokens,
-        )
-        srcs = []
-        for j, s in enumerate(phase.sources):
-            res = cm.resolved[(i, j)]
-            st = cm.stats[(i, j)]
-            srcs.append(
-                {
-                    "name": s.name,
-                    "dataset": res.label,
-                    "version": res.version,
-                    "filter": s.filter,
-                    **pr.per_source[s.name],
-                    "max_epochs": s.max_epochs,
-                    "skipped_empty": st.empty,
-                    "content_hash": content[(i, j)],
-                    "cache": cache_keys[(i, j)],
-                }
-            )
-        phases.append(
-            {
-                "name": phase.name,
-                "dir": phase.name,
-                "key": pkey,
-                "tokens": pr.tokens,
-                "budget": phase.tokens,
-                "shards": [sh.to_dict() for sh in pr.shards],
-                "sources": srcs,
-                "heldout": pr.heldout,
-                "documents_table": "documents.parquet",
-            }
-        )
-        result.rebuilt.append(f"phase {phase.name}")
+    phases = [
+        _phase(cm, i, content, cache_keys, tok, prev_phases.get(phase.name), out, staging, result)
+        for i, phase in enumerate(cfg.phases)
+    ]
 
     manifest = {
         "name": cfg.name,
         "seed": cfg.seed,
         "seq_len": cfg.seq_len,
-        "dtype": dtype.name,
+        "dtype": tok.dtype.name,
         "tokenizer": {
             "path": "tokenizer",
-            "vocab_size": vocab_size,
-            "eos_id": eos,
+            "vocab_size": tok.vocab_size,
+            "eos_id": tok.eos,
             "eos_token": cfg.tokenizer.eos_token,
-            "hash": tok_hash,
+            "hash": tok.hash,
             "key": tok_key,
             "how": tok_how,
         },
@@ -349,24 +280,115 @@ def _build_into(
     result.manifest = manifest
 
 
-def summary(result: BuildResult) -> str:
-    m = result.manifest
-    lines = [
-        (
-            f"mixture {m['name']} -> {result.output} ({result.seconds:.1f}s);"
-            f" tokenizer {m['tokenizer']['how']},"
-            f" vocab {m['tokenizer']['vocab_size']}, dtype {m['dtype']}"
-        )
-    ]
-    for p in m["phases"]:
-        lines.append(f"  {p['name']}: {p['tokens']:,} tokens in {len(p['shards'])} shard(s)")
-        for s in p["sources"]:
-            lines.append(
-                f"    {s['name']:<18} {s['tokens']:>12,} tokens {s['epochs']:6.2f} ep"
-                f"  target {s['target_weight']:.4f} realised {s['realised_weight']:.4f}"
-                f"  heldout {s['heldout_documents']} docs"
+def _source_caches(
+    cm: CheckedMixture,
+    con,
+    content: dict,
+    tok: _StagedTokenizer,
+    prev: dict | None,
+    out: Path,
+    staging: Path,
+    workers: int,
+    result: BuildResult,
+    shared: Path | None,
+) -> dict[tuple[int, int], str]:
+    """Token caches in staging/cache, one per distinct (content, tokenizer): a source used by two phases is
+    tokenized once. Returns each (phase, source)'s cache key."""
+    cfg = cm.config
+    prev_caches = set(prev.get("build", {}).get("caches", [])) if prev else set()
+    cache_keys: dict[tuple[int, int], str] = {}
+    for (i, j), res in cm.resolved.items():
+        key = _key(content[(i, j)], tok.hash, FORMAT_VERSION, _code_hash("encode", "sources"))
+        cache_keys[(i, j)] = key
+        folder = staging / "cache" / key
+        if folder.exists():
+            continue
+        name = f"{cfg.phases[i].name}/{cfg.phases[i].sources[j].name}"
+        if key in prev_caches and (out / "cache" / key / "COMPLETE").is_file():
+            _link_tree(out / "cache" / key, folder)
+            result.reused.append(f"source {name}")
+        elif shared is not None and (shared / key / "COMPLETE").is_file():
+            _link_tree(shared / key, folder)
+            result.reused.append(f"source {name} (shared cache)")
+        else:
+            tokenize_source(
+                con, res, cfg.phases[i].sources[j].filter, tok.dir, tok.eos, tok.dtype, folder, workers, name
             )
-    lines.append("rebuilt: " + (", ".join(result.rebuilt) or "nothing"))
-    lines.append("reused:  " + (", ".join(result.reused) or "nothing"))
-    lines += [f"note: {n}" for n in result.notes]
-    return "\n".join(lines)
+            result.rebuilt.append(f"source {name}")
+            if shared is not None:
+                shared.mkdir(parents=True, exist_ok=True)
+                _share(folder, shared, key)
+    return cache_keys
+
+
+def _phase(
+    cm: CheckedMixture,
+    i: int,
+    content: dict,
+    cache_keys: dict[tuple[int, int], str],
+    tok: _StagedTokenizer,
+    old: dict | None,
+    out: Path,
+    staging: Path,
+    result: BuildResult,
+) -> dict:
+    """Phase i's packed folder in staging (reused from the previous build `old` when its key is unchanged);
+    returns its manifest entry."""
+    cfg = cm.config
+    phase = cfg.phases[i]
+    pkey = _key(
+        phase.model_dump(),
+        [cache_keys[(i, j)] for j in range(len(phase.sources))],
+        cfg.seed,
+        cfg.heldout_fraction,
+        cfg.shard_tokens,
+        tok.hash,
+        FORMAT_VERSION,
+        _code_hash("blend"),
+    )
+    if old and old.get("key") == pkey and (out / old["dir"]).is_dir():
+        _link_tree(out / old["dir"], staging / phase.name)
+        result.reused.append(f"phase {phase.name}")
+        return {**old, "dir": phase.name}
+    cached = []
+    for j, s in enumerate(phase.sources):
+        tokens, offsets, docs = read_cache(staging / "cache" / cache_keys[(i, j)], tok.dtype)
+        cached.append(CachedSource(s.name, s.weight, s.max_epochs, cache_keys[(i, j)], tokens, offsets, docs))
+    pr = write_phase(
+        cached,
+        phase.tokens,
+        cfg.seed,
+        cfg.heldout_fraction,
+        staging / phase.name,
+        tok.dtype,
+        cfg.shard_tokens,
+    )
+    srcs = []
+    for j, s in enumerate(phase.sources):
+        res = cm.resolved[(i, j)]
+        st = cm.stats[(i, j)]
+        srcs.append(
+            {
+                "name": s.name,
+                "dataset": res.label,
+                "version": res.version,
+                "filter": s.filter,
+                **pr.per_source[s.name],
+                "max_epochs": s.max_epochs,
+                "skipped_empty": st.empty,
+                "content_hash": content[(i, j)],
+                "cache": cache_keys[(i, j)],
+            }
+        )
+    result.rebuilt.append(f"phase {phase.name}")
+    return {
+        "name": phase.name,
+        "dir": phase.name,
+        "key": pkey,
+        "tokens": pr.tokens,
+        "budget": phase.tokens,
+        "shards": [sh.to_dict() for sh in pr.shards],
+        "sources": srcs,
+        "heldout": pr.heldout,
+        "documents_table": "documents.parquet",
+    }
