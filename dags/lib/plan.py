@@ -104,7 +104,7 @@ def effective_config(
     return out_path, edu, near
 
 
-def curate_flags(edu: dict, near: dict, allow_empty: bool, replace: bool, current: str | None) -> list[str]:
+def curate_flags(edu: dict, near: dict, replace: bool, current: str | None) -> list[str]:
     """The `curation run` flags after the inputs, output and config: the manifest's notes (why the edu stage
     is off, which band index the run deduplicates against, that with `replace` the version replaces the corpus
     whose CURRENT was `current`) and --allow-empty."""
@@ -113,10 +113,10 @@ def curate_flags(edu: dict, near: dict, allow_empty: bool, replace: bool, curren
         flags += ["--note", edu["note"]]
     if near["enabled"]:  # which band index the run deduplicates against, in the manifest's notes
         flags += ["--note", near["note"]]
-    if allow_empty:
-        # a night whose every new document is rejected is a legitimate delta of 0 rows (the candidate is the
-        # base plus nothing); only a run that would replace the corpus must refuse to be empty (exit 3)
-        flags.append("--allow-empty")
+    # The job writes a delta or a candidate, never the corpus itself: an empty one is legitimate (a night
+    # whose every new document is rejected) or is stopped by the gate's row-count expectation, whose report
+    # says why. The corpus's CURRENT only moves in publish, through the gate.
+    flags.append("--allow-empty")
     if replace:
         note = (
             f"mode replace: this version holds only its own inputs and replaces the corpus as CURRENT "
@@ -179,7 +179,7 @@ def plan_curation(
     for g in inputs:
         argv += ["--input", g]
     argv += ["--output", str(curate_root), "--run-id", version, "--config", str(config)]
-    argv += curate_flags(edu, near, incremental and base is not None, replace, current)
+    argv += curate_flags(edu, near, replace, current)
     return {
         "version": version,
         "root": str(root),
