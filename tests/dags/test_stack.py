@@ -68,7 +68,11 @@ def runs(stack, api, consumers, shared_data, tmp_path_factory):
             "config_path": str(config),
         },
     )
-    bad = api.trigger("web_curation", {"input_globs": [str(samples / "whirlwind.warc.gz")]})
+    # mode replace: the candidate holds the bad input alone. Appended to the good corpus (the default, issue
+    # 14) it would be that corpus plus nothing, a legitimate version the gate passes
+    bad = api.trigger(
+        "web_curation", {"input_globs": [str(samples / "whirlwind.warc.gz")], "mode": "replace"}
+    )
     return {
         "good": api.wait("web_curation", good["dag_run_id"], timeout_s=900),
         "bad": api.wait("web_curation", bad["dag_run_id"], timeout_s=900),
@@ -120,7 +124,8 @@ def test_web_curation_runs_on_the_spark_cluster(stack, api, runs):
     tasks = api.tasks("web_curation", run["dag_run_id"])
     assert run["state"] == "success", {t: ti["state"] for t, ti in tasks.items()}
     assert {t: ti["state"] for t, ti in tasks.items()} == {
-        t: "success" for t in ("plan", "curate", "validate", "report", "publish")
+        t: "success"
+        for t in ("writer_lock", "plan", "curate", "append", "validate", "report", "publish", "writer_unlock")
     }
     # the curate application ran on the standalone master, with an executor on each of the two workers
     master = httpx.get(f"{stack.spark_ui_url}/json/").json()
@@ -174,11 +179,14 @@ def test_a_failed_gate_is_a_failed_task_and_publishes_nothing(stack, api, runs):
     tasks = {t: ti["state"] for t, ti in api.tasks("web_curation", run["dag_run_id"]).items()}
     assert run["state"] == "failed"
     assert tasks == {
+        "writer_lock": "success",
         "plan": "success",
         "curate": "success",
+        "append": "success",
         "validate": "failed",
         "report": "success",
         "publish": "upstream_failed",
+        "writer_unlock": "success",
     }
     log = api.log("web_curation", run["dag_run_id"], "validate")
     assert "quality gate web_curated on" in log and "FAILED" in log
