@@ -13,11 +13,12 @@ import os
 from datetime import timedelta
 
 from airflow.providers.apache.spark.operators.spark_submit import SparkSubmitOperator
-from airflow.sdk import Asset, TaskGroup, TriggerRule, task
+from airflow.sdk import Asset, Param, TaskGroup, TriggerRule, task
 from airflow.sdk.configuration import conf
 
 from dags.lib.alerts import AlertNotifier
 from dags.lib.plan import CURATION_APP
+from synthesis.teacher.registry import BACKEND_KINDS
 
 log = logging.getLogger(__name__)
 
@@ -221,3 +222,36 @@ def curation_stages(plan, asset: Asset, kind: str = "web_curated") -> dict:
         plan["candidate_dir"], plan["root"], asset, kind, near_index=plan["near_index"], with_report=True
     )
     return {"curate": curate, **stages}
+
+
+def teacher_params(configured: str) -> dict[str, Param]:
+    """The teacher a run may name without a YAML edit: backend, endpoint and served model (empty = what
+    `configured`, the run's config file, says). The backend enum is the registry's."""
+    return {
+        "backend": Param(
+            None,
+            type=["null", "string"],
+            enum=[None, *BACKEND_KINDS],
+            title="Teacher backend",
+            description=f"empty = {configured} teacher",
+        ),
+        "base_url": Param(
+            None, type=["null", "string"], pattern=r"^https?://\S+$", title="Teacher URL (openai_http)"
+        ),
+        "model": Param(
+            None,
+            type=["null", "string"],
+            minLength=1,
+            title="Teacher model",
+            description=f"empty = {configured}, or the one model $TEACHER_BASE_URL serves",
+        ),
+    }
+
+
+def teacher_flags(params: dict) -> list[str]:
+    """The synthesis CLI flags of the teacher params a run set (teacher_params)."""
+    flags: list[str] = []
+    for flag, key in (("--backend", "backend"), ("--base-url", "base_url"), ("--model", "model")):
+        if params[key]:
+            flags += [flag, params[key]]
+    return flags

@@ -35,10 +35,17 @@ import os
 import pendulum
 from airflow.sdk import AssetOrTimeSchedule, CronTriggerTimetable, Param, dag, get_current_context, task
 
-from dags._common import DEFAULT_ARGS, TEACHER_POOL, TEACHER_TIMEOUT, gate_and_publish, spark_submit
+from dags._common import (
+    DEFAULT_ARGS,
+    TEACHER_POOL,
+    TEACHER_TIMEOUT,
+    gate_and_publish,
+    spark_submit,
+    teacher_flags,
+    teacher_params,
+)
 from dags.lib.assets import EDU_LABEL_FILES, EDU_MODEL, WEB_EDU
 from dags.lib.paths import dataset_root
-from synthesis.teacher.registry import BACKEND_KINDS
 
 YAML = r"^\S+\.ya?ml$"
 FLOOR = {"type": ["null", "number"], "minimum": -1.0, "maximum": 1.0}
@@ -83,15 +90,9 @@ def label(planned: dict) -> str:
         p["seed"],
         "--no-progress",
     ]
-    for flag, key in (
-        ("--config", "label_config"),
-        ("--backend", "backend"),
-        ("--base-url", "base_url"),
-        ("--model", "model"),
-    ):
-        if p[key]:
-            args += [flag, p[key]]
-    run_module("synthesis", args)
+    if p["label_config"]:
+        args += ["--config", p["label_config"]]
+    run_module("synthesis", args + teacher_flags(p))
     return planned["labels"]
 
 
@@ -169,23 +170,7 @@ def promote(planned: dict, verdict: dict, **context) -> dict:
         ),
         "n": Param(300, type="integer", minimum=8, maximum=1_000_000, title="Documents to label"),
         "seed": Param(0, type="integer", minimum=0, title="Sampling seed"),
-        "backend": Param(
-            None,
-            type=["null", "string"],
-            enum=[None, *BACKEND_KINDS],
-            title="Teacher backend",
-            description="empty = the label config's (embedded SmolLM2)",
-        ),
-        "base_url": Param(
-            None, type=["null", "string"], pattern=r"^https?://\S+$", title="Teacher URL (openai_http)"
-        ),
-        "model": Param(
-            None,
-            type=["null", "string"],
-            minLength=1,
-            title="Teacher model",
-            description="empty = the config's, or the one model $TEACHER_BASE_URL serves",
-        ),
+        **teacher_params("the label config's"),
         "label_config": Param(None, type=["null", "string"], pattern=YAML, title="LabelEduConfig YAML"),
         "extra_labels": Param(
             [],

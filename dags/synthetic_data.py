@@ -32,10 +32,16 @@ from datetime import timedelta
 from airflow.providers.standard.operators.hitl import HITLOperator
 from airflow.sdk import Param, dag, get_current_context, task
 
-from dags._common import DEFAULT_ARGS, TEACHER_POOL, TEACHER_TIMEOUT, gate_and_publish
+from dags._common import (
+    DEFAULT_ARGS,
+    TEACHER_POOL,
+    TEACHER_TIMEOUT,
+    gate_and_publish,
+    teacher_flags,
+    teacher_params,
+)
 from dags.lib.assets import SYNTHETIC
 from dags.lib.paths import dataset_root
-from synthesis.teacher.registry import BACKEND_KINDS
 
 #: how long a review waits for its researcher before `review_on_timeout` decides (the operator's timeout is
 #: fixed at parse time, not a run param)
@@ -97,10 +103,7 @@ def generate(spec: str, shards_root: str) -> str:
         p["sandbox_workers"],
         "--no-progress",
     ]
-    for flag, key in (("--backend", "backend"), ("--base-url", "base_url"), ("--model", "model")):
-        if p[key]:
-            args += [flag, p[key]]
-    run_module("synthesis", args)
+    run_module("synthesis", args + teacher_flags(p))
     return str(Path(shards_root) / run_id)
 
 
@@ -172,23 +175,7 @@ def review_task() -> HITLOperator:
     params={
         "recipes": Param(DEFAULT_RECIPES, type="string", pattern=r"^\S+\.ya?ml$", title="Recipes YAML"),
         "shards": Param(2, type="integer", minimum=1, maximum=256, title="Shards (parallel generate tasks)"),
-        "backend": Param(
-            None,
-            type=["null", "string"],
-            enum=[None, *BACKEND_KINDS],
-            title="Teacher backend",
-            description="empty = the recipe file's teacher: section",
-        ),
-        "base_url": Param(
-            None, type=["null", "string"], pattern=r"^https?://\S+$", title="Teacher URL (openai_http)"
-        ),
-        "model": Param(
-            None,
-            type=["null", "string"],
-            minLength=1,
-            title="Teacher model",
-            description="empty = the recipe file's, or the one model $TEACHER_BASE_URL serves",
-        ),
+        **teacher_params("the recipe file's"),
         "sandbox_workers": Param(
             2, type="integer", minimum=1, maximum=64, title="Parallel code-test sandboxes"
         ),
