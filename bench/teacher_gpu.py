@@ -10,7 +10,7 @@ over wall time of the batch, model load excluded.
 
 --model is a HF directory or a .gguf (default: the embedded SmolLM2 GGUF, dequantised on load).
 Run: python bench/teacher_gpu.py [--model DIR_OR_GGUF] [--vllm-model HF_DIR] [--requests 512]
-     [--max-tokens 128] [--batch-sizes 1,32,256] [--json out.json]
+     [--max-tokens 128] [--batch-sizes 1,32,256] [--batch1-requests 32] [--json out.json]
 """
 
 from __future__ import annotations
@@ -59,6 +59,7 @@ def main() -> None:
     ap.add_argument("--requests", type=int, default=512)
     ap.add_argument("--max-tokens", type=int, default=128)
     ap.add_argument("--batch-sizes", default="1,32,256")
+    ap.add_argument("--batch1-requests", type=int, default=32, help="requests at batch 1 (it is slow)")
     ap.add_argument("--json", type=Path)
     args = ap.parse_args()
     logging.basicConfig(level=logging.WARNING)
@@ -77,7 +78,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         for bs in [int(b) for b in args.batch_sizes.split(",")]:
             # batch 1 is slow: give it fewer requests so the run stays short; tokens/s is per request anyway
-            n = min(args.requests, 32) if bs == 1 else max(args.requests, bs)
+            n = min(args.requests, args.batch1_requests) if bs == 1 else max(args.requests, bs)
             backend = make_backend(
                 TransformersConfig(model=args.model, device="cuda", dtype="bfloat16", batch_size=bs)
             )

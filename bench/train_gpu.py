@@ -190,7 +190,10 @@ def bench_one(args, mixture: Path, preset: str, mode: str, device: torch.device)
         log_every=10**9,
         eval_every=10**9,
         checkpoint_every=10**9,
-        phases={"phase1": {"steps": 10**9}},
+        phases={"phase1": {"steps": args.warmup + args.steps + args.profile_steps}},
+        # the sample build holds a few million tokens: a throughput bench may read it more than once
+        allow_repetition=True,
+        schedule={"warmup_steps": 0},  # the timed loop passes a constant LR; the schedule need only be valid
     )
     trainer = Trainer(cfg, DistEnv(0, 1, 0, device))
     loader = trainer.make_loader("phase1")
@@ -224,6 +227,11 @@ def bench_one(args, mixture: Path, preset: str, mode: str, device: torch.device)
             with profile(activities=activities) as prof:
                 p_wall, _, _ = steps(args.profile_steps)
             busy = busy_fraction(prof, p_wall) if device.type == "cuda" else None
+            if args.profile_table:  # where the time goes: the top kernels/ops of the profiled steps
+                sort = "cuda_time_total" if device.type == "cuda" else "cpu_time_total"
+                with args.profile_table.open("a") as fh:
+                    fh.write(f"\n## {preset} {mode}: {args.profile_steps} steps, {p_wall:.2f} s wall\n")
+                    fh.write(prof.key_averages().table(sort_by=sort, row_limit=25, max_name_column_width=70))
         except Exception as e:  # noqa: BLE001 -- the throughput figures above stand without the profile
             logging.getLogger("bench").warning("GPU-busy profile failed: %r", e)
     loader.close()
@@ -261,6 +269,23 @@ def free_memory(device: torch.device) -> None:
         torch.cuda.empty_cache()
 
 
+def write_results(args, card: str, data: str, loader_tps: float, results: list[dict]) -> None:
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(
+        json.dumps(
+            {
+                "card": card,
+                "torch": torch.__version__,
+                "data": data,
+                "loader_tokens_per_s": round(loader_tps),
+                "args": {k: str(v) for k, v in vars(args).items()},
+                "results": results,
+            },
+            indent=1,
+        )
+    )
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--presets", nargs="+", default=["125m", "350m"])
@@ -280,6 +305,9 @@ def main() -> int:
     ap.add_argument("--warmup", type=int, default=4, help="untimed steps (compilation)")
     ap.add_argument("--steps", type=int, default=20, help="timed steps")
     ap.add_argument("--profile-steps", type=int, default=5, help="steps under torch.profiler for GPU-busy")
+    ap.add_argument(
+        "--profile-table", type=Path, help="append each profiled window's top-25 ops table to this file"
+    )
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     ap.add_argument("--out", type=Path, help="write the results as JSON here")
     ap.add_argument("--loader-only", action="store_true", help="measure the data loader alone (runs on CPU)")
@@ -310,6 +338,8 @@ def main() -> int:
                 free_memory(device)
                 results.append(r)
                 print(json.dumps(r), flush=True)
+                if args.out:  # after each configuration: a run cut short by its time limit keeps its figures
+                    write_results(args, card, data, lt, results)
 
     print(
         "\n| preset | params | mode | micro x accum | tokens/s | MFU (6N+attn) | MFU strict | GPU busy"
@@ -322,21 +352,6 @@ def main() -> int:
             f"| {r['preset']} | {r['params_M']}M | {r['mode']} | "
             f"{r['micro_batch']} x {r['grad_accum']} | {r['tokens_per_s']:,} | {r['mfu']:.1%} | "
             f"{r['mfu_strict']:.1%} | {busy} | {r['data_wait_frac']:.2%} | {r['peak_mem_GiB']} GiB |"
-        )
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(
-            json.dumps(
-                {
-                    "card": card,
-                    "torch": torch.__version__,
-                    "data": data,
-                    "loader_tokens_per_s": round(lt),
-                    "args": {k: str(v) for k, v in vars(args).items()},
-                    "results": results,
-                },
-                indent=1,
-            )
         )
     return 0
 
