@@ -6,6 +6,10 @@ curation/tables/catalog.py).
     tables versions --table NAME              the snapshot history (run id, operation, rows, current)
     tables rollback --table NAME --to REF     make a version (run id or snapshot id) current again
     tables remove-orphans --table NAME        delete data files no snapshot references (killed jobs' files)
+    tables expire   --table NAME --keep N     retention: expire all but the newest N, current and pinned ones
+    tables pins     --table NAME              the pins (curation/tables/pins.py: what mixture builds read)
+    tables pin      --table NAME --to REF --holder H    pin a version for H (e.g. run/<training run>)
+    tables unpin    --table NAME (--holder H | --tag T) release pins
 """
 
 from __future__ import annotations
@@ -35,6 +39,16 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="only files last written before this many hours ago (default 24: spares running jobs)",
     )
     orph.add_argument("--dry-run", action="store_true", help="list, do not delete")
+    exp = _action(tsub, "expire", "expire old snapshots (never the current nor a pinned one)", _expire)
+    exp.add_argument("--keep", type=int, required=True, help="newest snapshots to keep")
+    _action(tsub, "pins", "list the pinned snapshots", _pins)
+    pin = _action(tsub, "pin", "pin a version so retention never expires it", _pin)
+    pin.add_argument("--to", required=True, metavar="REF", help="run id (tag) or snapshot id")
+    pin.add_argument("--holder", required=True, help="who depends on it, e.g. run/phi-mini-2026-12")
+    unpin = _action(tsub, "unpin", "release pins (of a holder, or one tag)", _unpin)
+    who = unpin.add_mutually_exclusive_group(required=True)
+    who.add_argument("--holder", help="release every pin of this holder")
+    who.add_argument("--tag", help="release this pin tag")
 
 
 def _action(tsub, name: str, help_: str, func) -> argparse.ArgumentParser:
@@ -102,4 +116,39 @@ def _remove_orphans(args: argparse.Namespace) -> int:
     for path in removed:
         print(path)
     print(f"{len(removed)} orphan file(s) {'found' if args.dry_run else 'removed'}")
+    return 0
+
+
+def _expire(args: argparse.Namespace) -> int:
+    from curation.tables import expire_versions
+
+    expired = expire_versions(_warehouse(args).table(args.table), keep=args.keep)
+    print(f"table {args.table}: {len(expired)} snapshot(s) expired {expired}")
+    return 0
+
+
+def _pins(args: argparse.Namespace) -> int:
+    from curation.tables.pins import pins
+
+    found = pins(_warehouse(args).table(args.table))
+    for tag, sid in found.items():
+        print(f"{sid:>20}  {tag}")
+    print(f"{len(found)} pin(s)")
+    return 0
+
+
+def _pin(args: argparse.Namespace) -> int:
+    from curation.tables import snapshot_id
+    from curation.tables.pins import pin
+
+    table = _warehouse(args).table(args.table)
+    print(pin(table, snapshot_id(table, args.to), args.holder))
+    return 0
+
+
+def _unpin(args: argparse.Namespace) -> int:
+    from curation.tables.pins import unpin
+
+    removed = unpin(_warehouse(args).table(args.table), holder=args.holder, tag=args.tag)
+    print(f"{len(removed)} pin(s) removed: {removed}")
     return 0

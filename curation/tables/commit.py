@@ -125,7 +125,7 @@ def commit_version(
                 table.name(),
                 done.snapshot_id,
             )
-            _tag(table, run_id, done.snapshot_id)
+            tag_snapshot(table, run_id, done.snapshot_id)
             return Committed(run_id, done.snapshot_id, created=False)
         try:
             # one job writes one schema: evolve from the first file's footer (add_files reads every footer
@@ -138,7 +138,7 @@ def commit_version(
                     raise
                 evolve_schema(table, data_files)
                 _commit_once(table, list(data_files), props, mode)
-        except _commit_failed() as e:
+        except commit_conflicts() as e:
             wait = min(0.05 * 2**attempt, 2.0) * (1 + random.random())
             log.info(
                 "commit of run %s to %s lost a race (%s): retry %d in %.2fs",
@@ -151,12 +151,12 @@ def commit_version(
             time.sleep(wait)
             continue
         snap = snapshot_for_run(table, run_id)
-        _tag(table, run_id, snap.snapshot_id)
+        tag_snapshot(table, run_id, snap.snapshot_id)
         return Committed(run_id, snap.snapshot_id, created=True)
     raise RuntimeError(f"commit of run {run_id} to {table.name()}: lost {COMMIT_ATTEMPTS} races in a row")
 
 
-def _commit_failed() -> tuple[type[BaseException], ...]:
+def commit_conflicts() -> tuple[type[BaseException], ...]:
     from pyiceberg.exceptions import CommitFailedException
 
     return (CommitFailedException,)
@@ -218,21 +218,22 @@ def evolve_schema(table, paths: Sequence[str]) -> list[str]:
     return added
 
 
-def _tag(table, run_id: str, snapshot_id: int) -> None:
-    """Tag `snapshot_id` with the run id (idempotent; a tag lost to a crash after the commit is repaired)."""
+def tag_snapshot(table, name: str, snapshot_id: int) -> None:
+    """Tag `snapshot_id` as `name`: a run id (a tag lost to a crash after the commit is repaired) or a pin
+    (curation/tables/pins.py). Idempotent; a tag of that name on another snapshot is an error."""
     for _ in range(COMMIT_ATTEMPTS):
-        ref = table.metadata.refs.get(run_id)
+        ref = table.metadata.refs.get(name)
         if ref is not None:
             if ref.snapshot_id != snapshot_id:
                 raise RuntimeError(
-                    f"table {table.name()}: tag {run_id!r} points at snapshot {ref.snapshot_id},"
-                    f" but run {run_id} committed snapshot {snapshot_id}"
+                    f"table {table.name()}: tag {name!r} points at snapshot {ref.snapshot_id},"
+                    f" not at snapshot {snapshot_id}"
                 )
             return
         try:
-            table.manage_snapshots().create_tag(snapshot_id, run_id).commit()
+            table.manage_snapshots().create_tag(snapshot_id, name).commit()
             return
-        except _commit_failed():
+        except commit_conflicts():
             time.sleep(0.05 * (1 + random.random()))
             table.refresh()
-    raise RuntimeError(f"table {table.name()}: could not tag snapshot {snapshot_id} with {run_id}")
+    raise RuntimeError(f"table {table.name()}: could not tag snapshot {snapshot_id} as {name!r}")

@@ -75,11 +75,12 @@ def remove_orphan_files(
 
 
 def expire_versions(table, keep: int, pinned: Iterable[int | str] = ()) -> list[int]:
-    """Retention: expire every snapshot but the newest `keep`, the current one and the `pinned` ones (run ids
-    or snapshot ids: what mixtures and training runs reference). Their run-id tags go first (a tag protects
-    its snapshot from expiry), then the snapshots; their data files, once no kept snapshot references them,
-    are orphans that `remove_orphan_files` deletes. Returns the snapshot ids expired, oldest first.
-    Idempotent."""
+    """Retention: expire every snapshot but the newest `keep`, the current one, those with a pin tag
+    (curation/tables/pins.py: what mixture builds read) and the `pinned` ones given here (run ids or snapshot
+    ids). Their run-id tags go first (a tag protects its snapshot from expiry), then the snapshots; their data
+    files, once no kept snapshot references them, are orphans that `remove_orphan_files` deletes. Returns the
+    snapshot ids expired, oldest first. Idempotent."""
+    from curation.tables.pins import pinned_snapshot_ids
     from curation.tables.read import snapshot_id
 
     if keep < 1:
@@ -87,6 +88,7 @@ def expire_versions(table, keep: int, pinned: Iterable[int | str] = ()) -> list[
     table.refresh()
     ordered = sorted(table.metadata.snapshots, key=lambda snap: snap.sequence_number or 0)
     spared = {snap.snapshot_id for snap in ordered[-keep:]} | {snapshot_id(table, ref) for ref in pinned}
+    spared |= pinned_snapshot_ids(table)
     current = table.current_snapshot()
     if current is not None:
         spared.add(current.snapshot_id)

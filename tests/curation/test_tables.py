@@ -112,7 +112,7 @@ files = write_files(table, "night", [real_docs(__import__("pathlib").Path(shared
 kill = lambda *a, **k: os.kill(os.getpid(), signal.SIGKILL)
 if when == "before-commit":
     kill()
-commit._tag = kill  # after the snapshot is committed, before it is tagged
+commit.tag_snapshot = kill  # after the snapshot is committed, before it is tagged
 commit_version(table, files, "night", {"rows": 10})
 """
 

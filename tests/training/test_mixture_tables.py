@@ -112,3 +112,41 @@ def test_an_unknown_table_or_version_is_a_clear_error(docs, tmp_path, monkeypatc
     (tmp_path / "other.yaml").write_text(MIXTURE.format(version="").replace("iceberg:corpus", "iceberg:nope"))
     with pytest.raises(ValueError, match="no Iceberg table 'phi.nope'"):
         build(tmp_path / "other.yaml", tmp_path / "out")
+
+
+def test_a_build_pins_what_it_read_so_retention_spares_it_until_the_build_moves_on(
+    docs, tmp_path, monkeypatch, capsys
+):
+    from curation.cli import main as curation_cli
+    from curation.tables import expire_versions, versions
+    from curation.tables.pins import pins
+
+    monkeypatch.setenv("PHI_ICEBERG_WAREHOUSE", str(tmp_path / "warehouse"))
+    monkeypatch.delenv("PHI_ICEBERG_CATALOG_URI", raising=False)
+    wh = Warehouse()
+    n1 = _night(wh, "n1", docs[:40])
+    _build(tmp_path, "version: n1")
+    assert pins(wh.table("corpus")) == {f"pin/mixture/pinned@{n1}": n1}
+    for k, run in enumerate(("n2", "n3")):
+        _night(wh, run, docs[40 + 20 * k : 60 + 20 * k])
+    # retention keeps the newest version and the pinned n1, not n2
+    expire_versions(wh.table("corpus"), keep=1)
+    assert [v["run_id"] for v in versions(wh.table("corpus"))] == ["n1", "n3"]
+    again, _, _ = _build(tmp_path, "version: n1")  # n1 is still readable, bit for bit
+    assert again["version"] == str(n1)
+
+    # the mixture moves on to the current version: its pin moves with it, and n1 may now expire
+    _build(tmp_path, "")
+    n3 = snapshot_id(wh.table("corpus"), "n3")
+    assert pins(wh.table("corpus")) == {f"pin/mixture/pinned@{n3}": n3}
+    expire_versions(wh.table("corpus"), keep=1)
+    assert [v["run_id"] for v in versions(wh.table("corpus"))] == ["n3"]
+
+    # by hand: pin for a training run, list, release
+    args = ["tables", "pin", "--table", "corpus", "--to", "n3", "--holder", "run/phi-test"]
+    assert curation_cli(args) == 0
+    assert set(pins(wh.table("corpus"))) == {f"pin/mixture/pinned@{n3}", f"pin/run/phi-test@{n3}"}
+    assert curation_cli(["tables", "unpin", "--table", "corpus", "--holder", "run/phi-test"]) == 0
+    assert set(pins(wh.table("corpus"))) == {f"pin/mixture/pinned@{n3}"}
+    assert curation_cli(["tables", "unpin", "--table", "corpus", "--tag", "pin/nope@1"]) != 0
+    assert "no pin 'pin/nope@1'" in capsys.readouterr().err

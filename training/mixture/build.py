@@ -27,6 +27,7 @@ from curation.contract import code_version, now_iso, replace_dir
 from training.mixture import sources as S
 from training.mixture.blend import CachedSource, heldout_mask, write_phase
 from training.mixture.encode import non_empty, read_batches, read_cache, tokenize_source
+from training.mixture.pins import hold_table_snapshots
 from training.mixture.tokenizer import (
     copy_tokenizer,
     eos_id,
@@ -191,6 +192,7 @@ def build(
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
+    hold_table_snapshots(cm)
     result.seconds = time.perf_counter() - t0
     return result
 

@@ -6,11 +6,18 @@ model: select from `web_edu`, which one model rescored whole, or pin the version
 
 The models are read from the documents' own `edu_model` column (every scored row records it), so the check
 holds for a version built by any route.
+
+A build also pins the Iceberg snapshots it read (`hold_table_snapshots`): table retention never expires them.
 """
 
 from __future__ import annotations
 
+import logging
 import re
+
+from curation.paths import TABLE_PREFIX
+
+log = logging.getLogger(__name__)
 
 _EDU_COLUMN = re.compile(r"\bedu_(score|int)\b", re.IGNORECASE)
 
@@ -63,3 +70,20 @@ def check_edu_pin(con, src_cfg, src) -> list[tuple[str, str]]:
             )
         ]
     return []
+
+
+def hold_table_snapshots(cm) -> None:
+    """Pin every Iceberg snapshot the build read (an Iceberg tag `pin/mixture/<name>@<snapshot>`), so table
+    retention never expires data a build depends on; the same mixture's pins on other snapshots are released
+    (the build that read them was just replaced)."""
+    read: dict[str, set[int]] = {}
+    for res in cm.resolved.values():
+        if res.reference.startswith(TABLE_PREFIX):
+            read.setdefault(res.reference, set()).add(int(res.version))
+    if not read:
+        return
+    from curation.tables.pins import hold_reference
+
+    for reference, sids in sorted(read.items()):
+        tags = hold_reference(reference, sids, f"mixture/{cm.config.name}")
+        log.info("mixture %s: %s pinned %s", cm.config.name, reference, ", ".join(tags))
