@@ -90,12 +90,16 @@ def main(args: argparse.Namespace) -> int:
 def _publish_table(args: argparse.Namespace, version_dir) -> None:
     """The folder version is published first (unchanged behaviour); the table snapshot follows it."""
     from curation.tables import TablesConfig, Warehouse
-    from curation.tables.migrate import publish_version
+    from curation.tables.migrate import publish_rejects, publish_version, rejects_table
 
     warehouse = Warehouse(TablesConfig.from_env(warehouse=args.warehouse, catalog_uri=args.catalog_uri))
     done = publish_version(version_dir, warehouse, args.table)
-    what = "already in" if done.mode == "skipped" else "published to"
-    print(
-        f"run {done.version} {what} table {warehouse.identifier(args.table)}: snapshot {done.snapshot_id},"
-        f" {done.rows} rows"
-    )
+    rejects = publish_rejects(version_dir, warehouse, rejects_table(args.table))
+    for name, what in ((args.table, done), (rejects_table(args.table), rejects)):
+        if what is None:
+            continue
+        how = "already in" if what.mode == "skipped" else "published to"
+        print(
+            f"run {what.version} {how} table {warehouse.identifier(name)}: snapshot {what.snapshot_id},"
+            f" {what.rows} rows"
+        )

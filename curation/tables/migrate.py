@@ -10,11 +10,12 @@ holds the version's WHOLE content, and a nightly version hard-links its base's f
 - otherwise (the first version, a full rebuild, a base rewritten because columns arrived, a copy where hard
   links were impossible) it is an OVERWRITE snapshot: the table becomes exactly this version's files.
 
-Either way a snapshot's row count is its manifest's `rows`, which the import checks. Files are copied into the
-table's location (`data/<first version that holds them>/imported/`), so the table does not depend on the
-folder tree (which may be pruned) and the warehouse may be on S3. Re-running the import skips versions already
-committed. In a local warehouse the files are hard-linked, not copied. Finally the table's current snapshot is
-the version CURRENT names (a rolled-back root stays rolled back).
+Either way a snapshot's row count is its manifest's `rows`, which the import checks. Each version's rejects
+are appended to the table `<name>_rejects` (one snapshot per version, `publish_rejects`). Files are copied
+into the table's location (`data/<first version that holds them>/imported/`), so the table does not depend on
+the folder tree (which may be pruned) and the warehouse may be on S3. Re-running the import skips versions
+already committed. In a local warehouse the files are hard-linked, not copied. Finally the table's current
+snapshot is the version CURRENT names (a rolled-back root stays rolled back).
 """
 
 from __future__ import annotations
@@ -83,6 +84,7 @@ def import_root(root: str | os.PathLike, warehouse: Warehouse, name: str) -> lis
     done = []
     for version in version_names:
         done.append(_import_version(table, ds.version_dir(version), home, previous))
+        publish_rejects(ds.version_dir(version), warehouse, rejects_table(name))
         previous = set(_file_ids(list(iter_parquet_files(ds.version_dir(version)))))
     current = ds.current()
     if (
@@ -103,6 +105,52 @@ def publish_version(version_dir: str | os.PathLike, warehouse: Warehouse, name: 
     if not files:
         raise FileNotFoundError(f"{vdir}/data: no parquet files to publish as a table snapshot")
     return _import_version(warehouse.ensure(name, pq.read_schema(files[0])), vdir, {}, set())
+
+
+def rejects_table(name: str) -> str:
+    """The table that holds the rejects of table `name`'s runs."""
+    return f"{name}_rejects"
+
+
+def publish_rejects(
+    version_dir: str | os.PathLike, warehouse: Warehouse, name: str
+) -> ImportedVersion | None:
+    """Append one version's rejects (`rejects/*.parquet`: the rows its run dropped, with reject_stage /
+    reject_reason / reject_detail) to table `name` as one APPEND snapshot tagged with the version id, so the
+    table is the log of every run's rejects and `WHERE reject_reason = ...` works across nights. Idempotent (a
+    version already there is "skipped"); the snapshot's added rows must equal the manifest's `rejected_rows`.
+    None when the run rejected nothing."""
+    vdir = Path(version_dir)
+    manifest = Manifest.read(vdir)
+    files = list(iter_parquet_files(vdir, "rejects"))
+    if not files:
+        if manifest.rejected_rows:
+            raise FileNotFoundError(
+                f"{vdir}/rejects: no parquet files, but its manifest says"
+                f" rejected_rows={manifest.rejected_rows}"
+            )
+        return None
+    table = warehouse.ensure(name, pq.read_schema(files[0]))
+    already = snapshot_for_run(table, vdir.name)
+    if already is not None:
+        return ImportedVersion(
+            vdir.name, already.snapshot_id, "skipped", int(already.summary["added-records"]), 0
+        )
+    dests = [f"{table.location().rstrip('/')}/data/{vdir.name}/rejects/{f.name}" for f in files]
+    for src, dest in zip(files, dests):
+        _copy(table, src, dest)
+    summary = manifest_summary(manifest) | {"rejects_of": str(vdir)}
+    committed = commit_version(table, dests, vdir.name, summary, mode="append")
+    added = int(table.metadata.snapshot_by_id(committed.snapshot_id).summary["added-records"])
+    if added != manifest.rejected_rows:
+        raise RuntimeError(
+            f"rejects of {vdir}: snapshot {committed.snapshot_id} added {added} rows but the manifest says"
+            f" rejected_rows={manifest.rejected_rows}"
+        )
+    log.info(
+        "rejects of %s appended to %s: snapshot %s, %d rows", vdir.name, name, committed.snapshot_id, added
+    )
+    return ImportedVersion(vdir.name, committed.snapshot_id, "append", added, len(files))
 
 
 def _import_version(table, vdir: Path, home: dict[FileId, str], previous: set[FileId]) -> ImportedVersion:

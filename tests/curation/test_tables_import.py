@@ -120,9 +120,18 @@ def test_a_three_version_corpus_imports_as_its_snapshot_history(kind, corpus, tm
     assert copied == {"v1": files["v1"], "v2": files["v2"] - files["v1"], "v3": files["v3"]}
     assert read_arrow(table, "v3", columns=("edu_score",)).column("edu_score").null_count == 32
 
+    # every version's rejects, appended to web_rejects: one snapshot per version that rejected something
+    rejects = Warehouse(config).table("web_rejects")
+    with_rejects = [v for v, m in manifests.items() if m.rejected_rows]
+    assert with_rejects and [h["run_id"] for h in versions(rejects)] == with_rejects
+    cols = ["id", "reject_stage", "reject_reason"]
+    want = [r for v in with_rejects for r in pq.read_table(corpus / v / "rejects", columns=cols).to_pylist()]
+    assert sorted(read_arrow(rejects, columns=tuple(cols)).to_pylist(), key=str) == sorted(want, key=str)
+
     assert curation_cli(cli) == 0  # a second import finds every version committed
     assert capsys.readouterr().out.count("skipped") == 3
     assert len(Warehouse(config).table("web").metadata.snapshots) == 3
+    assert len(Warehouse(config).table("web_rejects").metadata.snapshots) == len(with_rejects)
 
 
 @pytest.mark.parametrize("kind", ["local", "s3"])

@@ -55,6 +55,12 @@ def test_curation_run_publishes_the_folder_version_and_a_table_snapshot(spark, s
     # the table's file is a hard link of the version's (local warehouse): no data copied
     inodes = {p.stat().st_ino for p in (out / "r1" / "data").glob("*.parquet")}
     assert {p.stat().st_ino for p in (wh / "phi" / "web" / "data" / "r1").rglob("*.parquet")} == inodes
+    # the run's rejects: one APPEND snapshot of table web_rejects, the same rows as the version's rejects/
+    rejects = Warehouse(TablesConfig(warehouse=str(wh))).table("web_rejects")
+    cols = ("id", "reject_stage", "reject_reason", "reject_detail")
+    folder = pq.read_table(out / "r1" / "rejects", columns=list(cols)).to_pylist()
+    assert [v["run_id"] for v in versions(rejects)] == ["r1"] and len(folder) == m.rejected_rows > 0
+    assert sorted(read_arrow(rejects, columns=cols).to_pylist(), key=str) == sorted(folder, key=str)
     again = publish_version(out / "r1", Warehouse(TablesConfig(warehouse=str(wh))), "web")
     assert (
         again.mode == "skipped"
