@@ -32,6 +32,8 @@ import pyarrow.parquet as pq
 from curation.contract import Manifest
 
 log = logging.getLogger(__name__)
+#: `commit_version(parent=...)` default: commit on whatever the table's head is.
+ANY_PARENT = object()
 
 RUN_ID = "phi.run-id"
 PREFIX = "phi."
@@ -105,11 +107,17 @@ def commit_version(
     summary: dict[str, Any] | None = None,
     *,
     mode: Literal["append", "overwrite"] = "append",
+    parent: int | None | object = ANY_PARENT,
 ) -> Committed:
     """Commit `data_files` (parquet, already written) as one snapshot of `run_id`; idempotent per run id.
 
     `append` adds the files to the table's current content (a night's new rows); `overwrite` makes them the
-    table's whole content (a full rebuild), in one OVERWRITE snapshot. Returns the snapshot (new or found)."""
+    table's whole content (a full rebuild), in one OVERWRITE snapshot. Returns the snapshot (new or found).
+
+    `parent`: the snapshot id (None: an empty table) the files were computed against (a night deduplicated
+    against it). The commit lands only on that snapshot: the catalog's commit asserts the branch head the
+    transaction saw, and a lost race whose winner moved the table raises `TableMoved` instead of retrying
+    (the caller recomputes against the new head). Default: any parent (appends of disjoint data)."""
     if not data_files:
         raise ValueError(f"commit_version({run_id}): no data files to commit")
     if len(set(data_files)) != len(data_files):
@@ -127,6 +135,12 @@ def commit_version(
             )
             tag_snapshot(table, run_id, done.snapshot_id)
             return Committed(run_id, done.snapshot_id, created=False)
+        head = table.current_snapshot()
+        if parent is not ANY_PARENT and (head.snapshot_id if head else None) != parent:
+            raise TableMoved(
+                f"table {table.name()} moved from snapshot {parent} to {head.snapshot_id if head else None}"
+                f" before run {run_id} committed: nothing committed"
+            )
         try:
             # one job writes one schema: evolve from the first file's footer (add_files reads every footer
             # anyway); a file with more columns than that makes add_files refuse, then all footers are read
@@ -154,6 +168,10 @@ def commit_version(
         tag_snapshot(table, run_id, snap.snapshot_id)
         return Committed(run_id, snap.snapshot_id, created=True)
     raise RuntimeError(f"commit of run {run_id} to {table.name()}: lost {COMMIT_ATTEMPTS} races in a row")
+
+
+class TableMoved(RuntimeError):
+    """Another writer committed after the snapshot this run's files were computed against."""
 
 
 def commit_conflicts() -> tuple[type[BaseException], ...]:

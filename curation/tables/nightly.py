@@ -17,9 +17,10 @@ are an Iceberg schema update in `commit_version`, never a rewrite. The snapshot'
 the night's per-stage counts plus `published_dedup`, the base snapshot id and rows, so counts reconcile:
 delta rows = appended + rejected by reason. A run id already committed is a no-op (a retried night).
 
-One nightly writer per table is assumed (the nightly DAG runs one night at a time): a night deduplicates
-against the snapshot it pinned, and refuses to commit (`TableMoved`, rerun it) when another writer committed
-meanwhile.
+Concurrent writers: a night deduplicates against the snapshot it pinned and commits only on exactly that
+snapshot (`commit_version(parent=...)`: the catalog's commit asserts the branch head). When another writer
+landed first, the attempt's files are deleted and the night is deduplicated again against the new head (up to
+NIGHT_ATTEMPTS), so two nights committing at once both land, and a row both bring lands once.
 """
 
 from __future__ import annotations
@@ -35,7 +36,13 @@ from pathlib import Path
 from curation.append import ID_PUBLISHED, STAGE, TEXT_PUBLISHED
 from curation.contract import Manifest, StageCounts, iter_parquet_files, resolve_version_dir
 from curation.tables.catalog import Warehouse
-from curation.tables.commit import commit_version, data_location, manifest_summary, snapshot_for_run
+from curation.tables.commit import (
+    TableMoved,
+    commit_version,
+    data_location,
+    manifest_summary,
+    snapshot_for_run,
+)
 from curation.tables.read import data_files, snapshot_id
 
 log = logging.getLogger(__name__)
@@ -43,6 +50,8 @@ log = logging.getLogger(__name__)
 KEYS = ("id", "text_hash")
 #: Rows per data file the night writes (a night of a few thousand documents is one file).
 ROWS_PER_FILE = 500_000
+#: Attempts of a night whose commit finds the table moved (another writer landed first): each dedups anew.
+NIGHT_ATTEMPTS = 4
 
 
 @dataclass(frozen=True)
@@ -78,33 +87,50 @@ def append_night(
             "night %s is already in table %s (snapshot %s): nothing to do", run_id, name, done.snapshot_id
         )
         return _already(done, run_id)
-    base_sid = snapshot_id(table)  # pinned: the whole dedup reads this snapshot, whatever commits meanwhile
     night = spark.read.parquet(*[Path(f).resolve().as_uri() for f in files])
     night_keys = night.select(*[c for c in KEYS if c in night.columns]).toArrow()  # a night's batch: small
     if night_keys.num_rows != dm.rows:
         raise ValueError(
             f"delta {delta_dir}: data/ holds {night_keys.num_rows} rows, its manifest says rows={dm.rows}"
         )
+    for attempt in range(1, NIGHT_ATTEMPTS + 1):
+        try:
+            return _append_once(spark, table, night, night_keys, dm, delta_dir, run_id, t0)
+        except TableMoved as e:
+            if attempt == NIGHT_ATTEMPTS:
+                raise
+            log.warning("night %s, attempt %d: %s; deduplicating against the new head", run_id, attempt, e)
+    raise AssertionError("unreachable")
+
+
+def _append_once(spark, table, night, night_keys, dm: Manifest, delta_dir: Path, run_id: str, t0: float):
+    """One attempt: dedup against the head snapshot, write the new rows, commit on exactly that head (else
+    TableMoved, with this attempt's files deleted)."""
+    base_sid = snapshot_id(table)  # pinned: the whole dedup reads this snapshot, whatever commits meanwhile
     hits = _published_hits(night, _base_keys(spark, table, base_sid))
     reasons = _reasons(night_keys, hits)
     appended = dm.rows - sum(reasons.values())
     t_dedup = time.perf_counter()
     paths = _write(_new_rows(spark, night, hits), appended, data_location(table, run_id), night.schema)
     t_write = time.perf_counter()
-    _check_unmoved(table, base_sid, run_id)
     summary = _summary(dm, delta_dir, table, base_sid, reasons, t_dedup - t0)
     summary["timings"] = {
         **dm.timings,
         "published_dedup": round(t_dedup - t0, 3),
         "write": round(t_write - t_dedup, 3),
     }
-    committed = commit_version(table, paths, run_id, summary, mode="append")
+    try:
+        committed = commit_version(table, paths, run_id, summary, mode="append", parent=base_sid)
+    except TableMoved:
+        for path in paths:  # nothing references them: delete now rather than leave orphans
+            table.io.delete(path)
+        raise
     log.info(
         "night %s -> table %s snapshot %s: %d of %d rows appended, rejected %s (base snapshot %s);"
         " dedup %.2f s,"
         " write %.2f s, commit %.2f s",
         run_id,
-        name,
+        table.name(),
         committed.snapshot_id,
         appended,
         dm.rows,
@@ -124,25 +150,6 @@ def append_night(
         paths,
         committed.created,
     )
-
-
-class TableMoved(RuntimeError):
-    """Another writer committed to the table after this night pinned its base: the dedup may have missed
-    rows."""
-
-
-def _check_unmoved(table, base_sid: int | None, run_id: str) -> None:
-    """Refuse to commit when the table moved past the pinned base (a second writer: its rows were not
-    deduplicated against). Rerunning the night dedups against the new snapshot; its written files stay orphans
-    until remove_orphan_files. A narrow window remains between this check and the commit (one nightly writer
-    assumed)."""
-    table.refresh()
-    now = snapshot_id(table)
-    if now != base_sid and snapshot_for_run(table, run_id) is None:
-        raise TableMoved(
-            f"table {table.name()} moved from snapshot {base_sid} to {now} while night {run_id} was"
-            " deduplicated against it: nothing committed; rerun the night"
-        )
 
 
 def _already(snap, run_id: str) -> NightAppended:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
@@ -167,27 +168,35 @@ def test_the_folder_contract_append_is_unchanged(nights, tmp_path, capsys):
     assert "give one or the other" in capsys.readouterr().err
 
 
-def test_a_night_refuses_to_commit_when_another_writer_moved_the_table(nights, spark, tmp_path, monkeypatch):
-    """Another night committed while this one was deduplicating: nothing of this night lands, a rerun dedups
-    against the new snapshot (and rejects the rows the other night published)."""
+def test_a_night_that_loses_the_race_to_another_writer_dedups_again_and_lands_once(
+    nights, spark, tmp_path, monkeypatch
+):
+    """Another night committed while this one was deduplicating: this night's first attempt commits nothing
+    (the catalog's commit asserts the head it deduplicated against), its files are deleted, and the second
+    attempt dedups against the new head: both nights land, the rows both bring land once."""
     from curation.tables import nightly
+    from curation.tables.maintenance import referenced_files
 
     wh = Warehouse(warehouse_config("local", tmp_path))
     append_night(spark, nights["n1"], wh, "corpus")
-    real_write = nightly._write
+    real_write, attempts = nightly._write, []
 
     def write_then_other_writer(*args):
         paths = real_write(*args)
-        monkeypatch.setattr(nightly, "_write", real_write)
-        append_night(spark, nights["n3"], wh, "corpus")  # the other writer, committed between pin and commit
+        attempts.append(paths)
+        if len(attempts) == 1:  # the other writer commits between this night's pin and its commit
+            monkeypatch.setattr(nightly, "_write", real_write)
+            append_night(spark, nights["n3"], wh, "corpus")
+            monkeypatch.setattr(nightly, "_write", write_then_other_writer)
         return paths
 
     monkeypatch.setattr(nightly, "_write", write_then_other_writer)
-    with pytest.raises(nightly.TableMoved, match="rerun the night"):
-        append_night(spark, nights["n2"], wh, "corpus")
-    assert [v["run_id"] for v in versions(wh.table("corpus"))] == ["n1", "n3"]
-    rerun = append_night(spark, nights["n2"], wh, "corpus")
-    assert (
-        rerun.appended == 20
-        and rerun.base_snapshot_id == wh.table("corpus").snapshot_by_name("n3").snapshot_id
-    )
+    done = append_night(spark, nights["n2"], wh, "corpus")
+    table = wh.table("corpus")
+    assert len(attempts) == 2 and [v["run_id"] for v in versions(table)] == ["n1", "n3", "n2"]
+    assert done.appended == 20 and done.base_snapshot_id == table.snapshot_by_name("n3").snapshot_id
+    ids = read_arrow(table, columns=("id",)).column("id").to_pylist()
+    assert len(ids) == len(set(ids))  # the rows n2 and n3 share landed once
+    # the lost attempt left nothing behind: every file under the table is one a snapshot reads
+    on_disk = {str(p) for p in Path(table.location().removeprefix("file://"), "data").rglob("*.parquet")}
+    assert on_disk == referenced_files(table) and not any(Path(p).exists() for p in attempts[0])
