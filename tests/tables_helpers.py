@@ -104,6 +104,18 @@ def moto_s3(tmp: Path) -> Iterator[str]:
 
 
 @contextmanager
+def moto_s3_with_spark(tmp: Path, spark) -> Iterator[str]:
+    """`moto_s3`, with the AWS_* variables also given to the Spark session's Python workers (they read and
+    write S3 too, and were started before the variables existed)."""
+    import os
+
+    with moto_s3(tmp) as endpoint, pytest.MonkeyPatch.context() as mp:
+        for k in [k for k in os.environ if k.startswith("AWS_")]:
+            mp.setitem(spark.sparkContext.environment, k, os.environ[k])
+        yield endpoint
+
+
+@contextmanager
 def postgres_database() -> Iterator[str]:
     """A fresh database on the local PostgreSQL (127.0.0.1:5432, trust), dropped afterwards; its SQLAlchemy
     URL."""

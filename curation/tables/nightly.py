@@ -28,7 +28,6 @@ from __future__ import annotations
 import logging
 import math
 import time
-import uuid
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -258,7 +257,8 @@ def _new_rows(spark, night, hits: dict[str, set[str]]):
 
 
 def _write(new, rows: int, location: str, schema) -> list[str]:
-    """The new rows as parquet under `location`, written by the workers (one file per partition); their URIs.
+    """The new rows as parquet under `location`, written by the workers (one file per partition, named by its
+    index); their URIs.
     A night with no new row writes one empty file, so its run id is still committed (and not redone)."""
     from pyspark.sql.types import LongType, StringType, StructField, StructType
 
@@ -273,7 +273,11 @@ def _write(new, rows: int, location: str, schema) -> list[str]:
         first = next(batches, None)
         if first is None:
             return
-        path, n = f"{location}/part-{uuid.uuid4().hex}.parquet", 0
+        from pyspark import TaskContext
+
+        # named by partition, not at random: the same night writes the same files (a retried task or night
+        # replaces its own uncommitted files), so a table's layout, and a mixture built on it, is reproducible
+        path, n = f"{location}/part-{TaskContext.get().partitionId():05d}.parquet", 0
         with fsspec.open(path, "wb") as out, pq.ParquetWriter(out, first.schema) as writer:
             for batch in itertools.chain([first], batches):
                 writer.write_batch(batch)

@@ -8,12 +8,11 @@ by its run id. The folder-contract path of the same command is unchanged (curati
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
-from tables_helpers import moto_s3, real_docs, to_table, warehouse_config
+from tables_helpers import moto_s3_with_spark, real_docs, to_table, warehouse_config
 
 from curation.append import ID_PUBLISHED, STAGE, TEXT_PUBLISHED
 from curation.cli import main as curation_cli
@@ -24,9 +23,7 @@ from curation.tables.nightly import append_night
 
 @pytest.fixture(scope="module")
 def s3_endpoint(tmp_path_factory, spark):
-    with moto_s3(tmp_path_factory.mktemp("aws")) as endpoint, pytest.MonkeyPatch.context() as mp:
-        for k in [k for k in os.environ if k.startswith("AWS_")]:  # the Python workers read and write S3 too
-            mp.setitem(spark.sparkContext.environment, k, os.environ[k])
+    with moto_s3_with_spark(tmp_path_factory.mktemp("aws"), spark) as endpoint:
         yield endpoint
 
 
