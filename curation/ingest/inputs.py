@@ -113,7 +113,7 @@ def _plain_files(ref: str, listed: list[str], single: bool) -> list[tuple[str, s
     kept = [(p, f) for p, f in files if f in PLAIN_FORMATS]
     skipped = [file_name(p) for p, f in files if f not in PLAIN_FORMATS]
     if skipped:
-        log.warning(
+        log.info(
             "input %s: skipped %d file(s) that are not parquet/JSONL: %s", ref, len(skipped), skipped[:5]
         )
     if not kept:
