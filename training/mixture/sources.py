@@ -79,6 +79,8 @@ def resolve(ref: str, version: str | None, registry: dict[str, str], base_dir: P
         if not files:
             raise FileNotFoundError(f"dataset {ref!r}: snapshot {sid} has no data files")
         return ResolvedSource(ref, files, None, str(sid))
+    if "://" in ref:
+        raise ValueError(f"dataset {ref!r}: mixture sources are local paths (object storage is not read yet)")
     if not _looks_like_path(ref):
         if ref not in registry:
             known = ", ".join(sorted(registry)) or "none (no registry given)"
