@@ -172,13 +172,11 @@ def run(
     allow_empty: bool = False,
     progress_interval: float | None = None,
 ) -> RunResult:
-    """Run the curation job and publish `output/<run_id>/` atomically. Returns the manifest.
-
-    Every step's driver hooks (curation.steps.base.DriverHooks) are called here, in their documented order.
-    `notes` (e.g. why a stage was skipped) are kept in the manifest's extra["notes"]. A run that keeps no
-    document raises EmptyRunError and publishes nothing (CURRENT stays where it was) unless `allow_empty`.
-    A progress line is logged every `progress_interval` seconds (curation.progress; default
-    $PHI_PROGRESS_INTERVAL or 30, 0 = none)."""
+    """Run the curation job and publish `output/<run_id>/` atomically. Returns the manifest. Every step's
+    driver hooks (curation.steps.base.DriverHooks) are called here, in their documented order. `notes` (e.g.
+    why a stage was skipped) are kept in the manifest's extra["notes"]. A run that keeps no document raises
+    EmptyRunError and publishes nothing (CURRENT stays where it was) unless `allow_empty`. Progress lines
+    every `progress_interval` s (curation.progress: $PHI_PROGRESS_INTERVAL or 30; 0 = none)."""
     from curation.spark import get_spark
 
     cfg = cfg or CurationConfig()
@@ -200,9 +198,7 @@ def run(
                 spark, cfg, steps, files, staging / "_work" / "processed", timings, progress
             )
             active, rejected = frame_pass(spark, run_id, staging, processed, frames, timings, progress)
-            progress.phase("write data/ and rejects/")
-            data_cols = write_outputs(cfg, staging, processed, active, rejected, timings)
-            progress.phase("count")
+            data_cols = write_outputs(cfg, staging, processed, active, rejected, timings, progress)
             step_extra = steps_extra(hooked, staging)
             read = dict(sorted(records_read.value.items()))
             rows, n_rejected, counts = count_outputs(
@@ -358,10 +354,18 @@ def frame_pass(
 
 
 def write_outputs(
-    cfg: CurationConfig, staging: Path, processed, active, rejected: list, timings: dict[str, float]
+    cfg: CurationConfig,
+    staging: Path,
+    processed,
+    active,
+    rejected: list,
+    timings: dict[str, float],
+    progress: SparkProgress | None = None,
 ) -> list[str]:
     """Phase 3: kept rows -> data/ (without the reject columns), every rejected row -> rejects/.
-    Returns the data columns."""
+    Returns the data columns. (The counting phase follows: `progress` is left there.)"""
+    if progress is not None:
+        progress.phase("write data/ and rejects/")
     t0 = time.perf_counter()
     data_cols = [c for c in processed.columns if c not in ("reject_stage", "reject_reason", "reject_detail")]
     writer = active.select(*data_cols)
@@ -373,6 +377,8 @@ def write_outputs(
         all_rejects = all_rejects.unionByName(r)
     all_rejects.write.mode("overwrite").parquet(str(staging / "rejects"))
     timings["write"] = time.perf_counter() - t0
+    if progress is not None:
+        progress.phase("count")
     return data_cols
 
 

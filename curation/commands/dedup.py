@@ -4,18 +4,13 @@ from __future__ import annotations
 
 import argparse
 
+from curation.cli_common import INPUT_HELP
 from curation.progress import add_progress_argument
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("dedup", help="MinHash-LSH near-duplicate removal of a published dataset")
-    p.add_argument(
-        "--input",
-        required=True,
-        metavar="PATH",
-        help="published dataset root (its CURRENT) or version, or plain parquet / JSONL(.gz) files: a file,"
-        " folder or glob (local or s3://); plain files need a `text` column",
-    )
+    p.add_argument("--input", required=True, metavar="PATH", help=INPUT_HELP)
     p.add_argument(
         "--output", required=True, metavar="DIR", help="dataset root; the run lands in DIR/<run_id>/"
     )
