@@ -26,6 +26,7 @@ import io
 import json
 import logging
 import zlib
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlparse
@@ -93,8 +94,9 @@ def resolve_input(ref: str | Path, spark=None) -> DatasetInput:
         if not listed:
             raise FileNotFoundError(f"input {ref!r} is not a dataset version or root, and matches no file")
     files = _plain_files(ref, listed, single=len(listed) == 1 and local is None)
-    for path, fmt in files:
-        check_plain_schema(path, fmt)
+    # a footer / first line per file, on the driver before any task: threads, as object stores answer slowly
+    with ThreadPoolExecutor(max_workers=min(16, len(files))) as pool:
+        list(pool.map(lambda pf: check_plain_schema(*pf), files))
     log.info("input %s: %d plain file(s) (%s)", ref, len(files), ", ".join(sorted({f for _, f in files})))
     return DatasetInput(ref, files=tuple(files))
 
