@@ -11,6 +11,12 @@ import importlib
 import logging
 import sys
 
+#: `--input` help of the commands that read any input (curation.ingest.inputs.resolve_input)
+INPUT_HELP = (
+    "dataset root (its CURRENT) or version folder, or plain parquet / JSONL(.gz) files: a file, folder or"
+    " glob (local or s3://); plain files need a `text` column"
+)
+
 
 def build_command_parser(
     prog: str, description: str, commands_package: str, commands: list[str]

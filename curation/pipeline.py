@@ -36,6 +36,7 @@ from curation.contract import (
 )
 from curation.dedup.exact import ExactDedup, TextHash
 from curation.ingest.listing import list_input_files
+from curation.progress import SparkProgress
 
 # the run's counting phase lives in curation.stage_counts; reconcile and summary_table are re-exported
 # (`x as x`): the CLI commands and the tests import them from here
@@ -169,12 +170,13 @@ def run(
     dataset: str = "web_curated",
     notes: list[str] | None = None,
     allow_empty: bool = False,
+    progress_interval: float | None = None,
 ) -> RunResult:
-    """Run the curation job and publish `output/<run_id>/` atomically. Returns the manifest.
-
-    Every step's driver hooks (curation.steps.base.DriverHooks) are called here, in their documented order.
-    `notes` (e.g. why a stage was skipped) are kept in the manifest's extra["notes"]. A run that keeps no
-    document raises EmptyRunError and publishes nothing (CURRENT stays where it was) unless `allow_empty`."""
+    """Run the curation job and publish `output/<run_id>/` atomically. Returns the manifest. Every step's
+    driver hooks (curation.steps.base.DriverHooks) are called here, in their documented order. `notes` (e.g.
+    why a stage was skipped) are kept in the manifest's extra["notes"]. A run that keeps no document raises
+    EmptyRunError and publishes nothing (CURRENT stays where it was) unless `allow_empty`. Progress lines
+    every `progress_interval` s (curation.progress: $PHI_PROGRESS_INTERVAL or 30; 0 = none)."""
     from curation.spark import get_spark
 
     cfg = cfg or CurationConfig()
@@ -185,17 +187,18 @@ def run(
     steps = build_python_steps(cfg)
     frames = build_frame_steps(cfg, run_id, frame_steps)
     hooked: list[DriverHooks] = [*steps, *frames]
+    progress = SparkProgress(spark, f"curation run {run_id}", progress_interval)
     try:
-        with DatasetRoot(output).building(run_id) as build:
+        with progress, DatasetRoot(output).building(run_id) as build:
             staging = build.staging
             files = input_files(spark, inputs, cfg, run_id)
             for step in hooked:  # build indexes, ship model files, before workers start
                 step.prepare_driver(spark, staging / "_work")
             processed, worker_seconds, records_read, flagged = python_pass(
-                spark, cfg, steps, files, staging / "_work" / "processed", timings
+                spark, cfg, steps, files, staging / "_work" / "processed", timings, progress
             )
-            active, rejected = frame_pass(spark, run_id, staging, processed, frames, timings)
-            data_cols = write_outputs(cfg, staging, processed, active, rejected, timings)
+            active, rejected = frame_pass(spark, run_id, staging, processed, frames, timings, progress)
+            data_cols = write_outputs(cfg, staging, processed, active, rejected, timings, progress)
             step_extra = steps_extra(hooked, staging)
             read = dict(sorted(records_read.value.items()))
             rows, n_rejected, counts = count_outputs(
@@ -279,11 +282,12 @@ def python_pass(
     files: list[tuple[str, str]],
     out: Path,
     timings: dict[str, float],
+    progress: SparkProgress | None = None,
 ):
     """Phase 1: one `mapInArrow` pass (a file per task) reads every file and runs every Python step;
     materialised once to parquet at `out`. Returns the processed frame (rejected rows included, marked)
     and the accumulators of per-step worker seconds, of records read per file and of flagged documents
-    per `flag:file`."""
+    per `flag:file`. `progress` shows files done (a file is one task; its records count when it ends)."""
     from pyspark.sql.pandas.types import from_arrow_schema
 
     cfg_json = cfg.model_dump_json()
@@ -306,6 +310,13 @@ def python_pass(
         read_acc.add(read)
         flag_acc.add(flagged)
 
+    if progress is not None:
+        progress.phase(
+            "read + python steps",
+            total=len(files),
+            done=lambda: len(read_acc.value),
+            docs=lambda: sum(read_acc.value.values()),
+        )
     t0 = time.perf_counter()
     files_df = spark.createDataFrame(
         spark.sparkContext.parallelize(files, max(1, len(files))), "path string, format string"
@@ -317,7 +328,13 @@ def python_pass(
 
 
 def frame_pass(
-    spark, run_id: str, staging: Path, processed, frame_steps: list[FrameStep], timings: dict[str, float]
+    spark,
+    run_id: str,
+    staging: Path,
+    processed,
+    frame_steps: list[FrameStep],
+    timings: dict[str, float],
+    progress: SparkProgress | None = None,
 ):
     """Phase 2: the Spark-level steps over the rows the Python steps kept. Returns (active frame,
     list of rejected frames with the processed columns: the Python pass's first)."""
@@ -326,6 +343,8 @@ def frame_pass(
     rejected = [processed.filter(F.col("reject_stage").isNotNull())]
     active = processed.filter(F.col("reject_stage").isNull())
     for fstep in frame_steps:
+        if progress is not None:
+            progress.phase(fstep.name)
         t0 = time.perf_counter()
         fstep.bind(spark, staging, run_id)
         active, dropped = fstep.apply(active)
@@ -335,10 +354,18 @@ def frame_pass(
 
 
 def write_outputs(
-    cfg: CurationConfig, staging: Path, processed, active, rejected: list, timings: dict[str, float]
+    cfg: CurationConfig,
+    staging: Path,
+    processed,
+    active,
+    rejected: list,
+    timings: dict[str, float],
+    progress: SparkProgress | None = None,
 ) -> list[str]:
     """Phase 3: kept rows -> data/ (without the reject columns), every rejected row -> rejects/.
-    Returns the data columns."""
+    Returns the data columns. (The counting phase follows: `progress` is left there.)"""
+    if progress is not None:
+        progress.phase("write data/ and rejects/")
     t0 = time.perf_counter()
     data_cols = [c for c in processed.columns if c not in ("reject_stage", "reject_reason", "reject_detail")]
     writer = active.select(*data_cols)
@@ -350,6 +377,8 @@ def write_outputs(
         all_rejects = all_rejects.unionByName(r)
     all_rejects.write.mode("overwrite").parquet(str(staging / "rejects"))
     timings["write"] = time.perf_counter() - t0
+    if progress is not None:
+        progress.phase("count")
     return data_cols
 
 

@@ -33,7 +33,8 @@ def get_spark(app_name: str = "phi-curation", master: str | None = None, conf: d
         if master.startswith("local"):
             # launch-time settings, known before the JVM starts only when we start it ourselves
             builder = (
-                builder.config("spark.ui.enabled", "false")
+                builder.config("spark.ui.enabled", "true" if ui_enabled() else "false")
+                # Spark's console bar redraws one line with \r; curation.progress logs whole lines instead
                 .config("spark.ui.showConsoleProgress", "false")
                 .config("spark.driver.memory", os.environ.get("SPARK_DRIVER_MEMORY", "2g"))
             )
@@ -43,7 +44,22 @@ def get_spark(app_name: str = "phi-curation", master: str | None = None, conf: d
     _fill_runtime_defaults(spark, given=set(conf or {}))
     spark.sparkContext.setLogLevel(os.environ.get("SPARK_LOG_LEVEL", "WARN"))
     log.info("spark session %s master=%s", spark.version, spark.sparkContext.master)
+    url = spark.sparkContext.uiWebUrl
+    if url:  # once per session: the getActiveSession path above returns before this line
+        log.info("Spark UI: %s (stages, tasks, SQL plans of this run)", url)
     return spark
+
+
+def ui_enabled() -> bool:
+    """The Spark UI is on for local sessions we start, except under pytest (PYTEST_CURRENT_TEST: many
+    sessions, ports 4040+ on a shared machine) or with PHI_SPARK_UI=0. Under spark-submit, the cluster's
+    settings decide."""
+    flag = os.environ.get("PHI_SPARK_UI", "").strip().lower()
+    if flag in ("0", "false", "no", "off"):
+        return False
+    if flag in ("1", "true", "yes", "on"):
+        return True
+    return "PYTEST_CURRENT_TEST" not in os.environ
 
 
 def _fill_runtime_defaults(spark, given: set[str]) -> None:

@@ -2,7 +2,8 @@
 
     dags  ->  curation, synthesis, training        (DAG files are wiring over the packages)
     synthesis -> curation                          (dedup, decontamination, the dataset contract)
-    training  -> curation's contract (folders and Iceberg tables), paths and CLI helpers only
+    training  -> curation's contract (folders and Iceberg tables), paths, CLI helpers, progress lines and
+                 the input resolver (plain files as sources) only
     curation  -> none of the others
     nothing   -> dags
 
@@ -24,7 +25,15 @@ PACKAGES = ("curation", "synthesis", "training", "dags")
 ALLOWED: dict[str, tuple[str, ...]] = {
     "curation": ("curation",),
     "synthesis": ("synthesis", "curation"),
-    "training": ("training", "curation.contract", "curation.tables", "curation.paths", "curation.cli_common"),
+    "training": (
+        "training",
+        "curation.contract",
+        "curation.tables",
+        "curation.paths",
+        "curation.cli_common",
+        "curation.progress",
+        "curation.ingest.inputs",
+    ),
     "dags": ("dags", "curation", "synthesis", "training"),
 }
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import json
 
+from curation.cli_common import INPUT_HELP
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("edu", help="educational-value classifier: train, evaluate, promote, score")
@@ -76,7 +78,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     s = with_registry(
         edu.add_parser("score", help="score a published dataset on Spark and publish the result")
     )
-    s.add_argument("--input", required=True, metavar="DIR", help="dataset root or version folder")
+    s.add_argument("--input", required=True, metavar="PATH", help=INPUT_HELP)
     s.add_argument("--output", required=True, metavar="DIR", help="dataset root; lands in DIR/<run_id>/")
     s.add_argument("--model", help="version id or folder (default: the promoted model)")
     s.add_argument("--threshold", type=float, help="reject edu_score < threshold (default: keep all)")

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from curation.progress import add_progress_argument
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
@@ -56,6 +58,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="with --table: SQLAlchemy URL of the catalog (default: $PHI_ICEBERG_CATALOG_URI,"
         " else SQLite in a local warehouse)",
     )
+    add_progress_argument(p)
     p.set_defaults(func=main)
 
 
@@ -75,6 +78,7 @@ def main(args: argparse.Namespace) -> int:
             spark=spark,
             notes=args.note,
             allow_empty=args.allow_empty,
+            progress_interval=args.progress_interval,
         )
     except EmptyRunError as e:
         print(f"nothing published: {e}", file=sys.stderr)

@@ -33,9 +33,7 @@ from curation.contract import (
     DatasetRoot,
     Manifest,
     StageCounts,
-    iter_parquet_files,
     new_run_id,
-    resolve_version_dir,
 )
 from curation.edu.registry import CARD_FILE, ModelCard, ModelRef, ModelRegistry, verify_model_file
 from curation.edu.scorer import EduScorer
@@ -245,10 +243,13 @@ def score_frame(df, ref: ModelRef, threshold: float | None, registry: str | None
     return df.mapInArrow(_map, from_arrow_schema(schema))
 
 
-def split_scored(spark, scored_path: Path, staging: Path) -> tuple[list[str], int, dict[str, int]]:
+def split_scored(
+    spark, scored_path: Path, staging: Path, more_rejects=None
+) -> tuple[list[str], int, dict[str, int]]:
     """Write the scored rows at `scored_path` into the version being built: kept rows (without the reject
-    columns) to data/, the rest to rejects/. Returns the data columns, the rows kept and the rejects per
-    reason, counted from what was written."""
+    columns) to data/, the rest (and `more_rejects`, e.g. a plain input's ingest rejects) to rejects/.
+    Returns the data columns, the rows kept and the edu stage's rejects per reason, counted from what was
+    written."""
     from pyspark.sql import functions as F
 
     scored = spark.read.parquet(str(scored_path))
@@ -256,12 +257,13 @@ def split_scored(spark, scored_path: Path, staging: Path) -> tuple[list[str], in
     scored.filter(F.col("reject_stage").isNull()).select(*data_cols).write.mode("overwrite").parquet(
         str(staging / "data")
     )
-    scored.filter(F.col("reject_stage").isNotNull()).write.mode("overwrite").parquet(str(staging / "rejects"))
+    rejects = scored.filter(F.col("reject_stage").isNotNull())
+    if more_rejects is not None:
+        rejects = rejects.unionByName(more_rejects, allowMissingColumns=True)
+    rejects.write.mode("overwrite").parquet(str(staging / "rejects"))
     rows = spark.read.parquet(str(staging / "data")).count()
-    reasons = {
-        r["reject_reason"]: r["count"]
-        for r in spark.read.parquet(str(staging / "rejects")).groupBy("reject_reason").count().collect()
-    }
+    written = spark.read.parquet(str(staging / "rejects")).filter(F.col("reject_stage") == STAGE)
+    reasons = {r["reject_reason"]: r["count"] for r in written.groupBy("reject_reason").count().collect()}
     return data_cols, rows, reasons
 
 
@@ -281,27 +283,28 @@ def score_dataset(
     run_id: str | None = None,
     dataset: str | None = None,
 ) -> ScoreResult:
-    """Score a published dataset version and publish `output/<run_id>/` with the contract: kept rows in
-    data/, rows below the threshold (or without text) in rejects/, a manifest naming the model version."""
+    """Score a published dataset version, or plain parquet/JSONL files (curation.ingest.inputs: an `ingest`
+    stage comes first), and publish `output/<run_id>/` with the contract: kept rows in data/, rows below the
+    threshold (or without text) in rejects/, a manifest naming the model version."""
+    from curation.ingest.inputs import resolve_input
+    from curation.ingest.plain import input_frame
+
     t_start = time.perf_counter()
-    in_dir = resolve_version_dir(input_path)
-    in_manifest = Manifest.read(in_dir)
-    if not list(iter_parquet_files(in_dir)):
-        raise FileNotFoundError(f"input dataset {in_dir} has no data/*.parquet")
+    source = resolve_input(input_path, spark)
     ref = ModelRegistry(registry).resolve(model)
     verify_model_file(ref)
     run_id = run_id or new_run_id()
     with DatasetRoot(output).building(run_id) as build:
         staging = build.staging
         ship_model(spark, ref, staging / "_work" / "model")
+        inp = input_frame(spark, source, staging / "_work")
         scored_path = staging / "_work" / "scored"
         t0 = time.perf_counter()
-        score_frame(spark.read.parquet(str(in_dir / "data")), ref, threshold, registry).write.mode(
-            "overwrite"
-        ).parquet(str(scored_path))
+        score_frame(inp.frame, ref, threshold, registry).write.mode("overwrite").parquet(str(scored_path))
         score_seconds = time.perf_counter() - t0
-        data_cols, rows, reasons = split_scored(spark, scored_path, staging)
+        data_cols, rows, reasons = split_scored(spark, scored_path, staging, inp.rejects)
         rejected = sum(reasons.values())
+        in_rejected = sum(s.rows_rejected for s in inp.stages)
         shutil.rmtree(staging / "_work", ignore_errors=True)
         cfg = {
             "model": ref.version,
@@ -311,10 +314,11 @@ def score_dataset(
             "normalization": ref.card.normalization.model_dump(),
         }
         manifest = build.manifest(
-            dataset=dataset or f"{in_manifest.dataset}_edu",
-            inputs=[str(in_dir)],
+            dataset=dataset or f"{inp.dataset}_edu",
+            inputs=inp.inputs,
             config=cfg,
             stages=[
+                *inp.stages,
                 StageCounts(
                     stage=STAGE,
                     rows_in=rows + rejected,
@@ -322,22 +326,22 @@ def score_dataset(
                     rows_rejected=rejected,
                     reasons=dict(sorted(reasons.items())),
                     seconds=round(score_seconds, 3),
-                )
+                ),
             ],
             rows=rows,
-            rejected_rows=rejected,
+            rejected_rows=rejected + in_rejected,
             columns=data_cols,
             timings={"score": round(score_seconds, 3), "total": round(time.perf_counter() - t_start, 3)},
-            extra={
-                "edu_model_version": ref.version,
-                "input_dataset": in_manifest.dataset,
-                "input_version": in_manifest.version,
-                "input_rows": in_manifest.rows,
-            },
+            extra={"edu_model_version": ref.version, **inp.extra},
         )
-        if rows + rejected != in_manifest.rows:
-            raise RuntimeError(f"scored {rows + rejected} rows but input {in_dir} has {in_manifest.rows}")
+        if rows + rejected != inp.rows:
+            raise RuntimeError(f"scored {rows + rejected} rows but input {inp.inputs[0]} has {inp.rows}")
     log.info(
-        "edu-scored %s with %s: %d kept, %d rejected -> %s", in_dir, ref.version, rows, rejected, build.final
+        "edu-scored %s with %s: %d kept, %d rejected -> %s",
+        inp.inputs[0],
+        ref.version,
+        rows,
+        rejected,
+        build.final,
     )
     return ScoreResult(manifest, build.final)

@@ -220,3 +220,17 @@ def test_missing_credentials_are_an_error_naming_the_input(s3, spark, monkeypatc
             list_input_files(spark, [f"s3://{BUCKET}/crawl/*.warc.gz"], "auto")
     finally:
         s3fs.S3FileSystem.clear_instance_cache()
+
+
+def test_dedup_reads_a_plain_s3_folder_like_the_local_one(s3, spark, corpus, tmp_path):
+    """`curation dedup --input s3://bucket/folder/` (plain JSONL.gz + parquet, issue 16): listed and read
+    through the same resolver and readers as a local folder, with the same documents and counts."""
+    from curation.dedup.job import run_near_dedup
+    from curation.dedup.near_config import NearDedupConfig
+
+    remote = run_near_dedup(f"s3://{BUCKET}/text/", tmp_path / "s3", NearDedupConfig(), spark=spark)
+    local = run_near_dedup(corpus / "text", tmp_path / "local", NearDedupConfig(), spark=spark)
+    counts = [(s.stage, s.rows_in, s.rows_kept, s.rows_rejected) for s in remote.manifest.stages]
+    assert counts == [(s.stage, s.rows_in, s.rows_kept, s.rows_rejected) for s in local.manifest.stages]
+    assert counts[0][:2] == ("ingest", 45) and remote.manifest.inputs == [f"s3://{BUCKET}/text/"]
+    assert _kept_and_rejects(remote.version_dir)[0].keys() == _kept_and_rejects(local.version_dir)[0].keys()

@@ -274,7 +274,8 @@ def test_example_phi3_mixture_is_valid_except_budgets_on_sample_data(tmp_path, s
 
 
 def test_plain_parquet_without_the_contract_columns_is_refused(tmp_path, srcs):
-    """A plain parquet file is accepted as a source, but only with string `id`/`text` columns."""
+    """A plain parquet file is accepted as a source, but only with a string `text` column (a missing `id` is
+    derived from the text: tests/training/test_mixture_plain.py)."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -288,5 +289,6 @@ def test_plain_parquet_without_the_contract_columns_is_refused(tmp_path, srcs):
         "dataset: {edu}", f"dataset: {tmp_path}/int_text*.parquet"
     )
     found = by_path(problems_of(write(tmp_path, text, srcs)))
-    assert "lacks column(s) ['id', 'text']" in found["phases[0].sources[0].dataset"].message
+    msg = found["phases[0].sources[0].dataset"].message
+    assert "no_text.parquet' has no 'text' column (columns: ['body', 'quality_label'])" in msg
     assert "column 'text' is BIGINT" in found["phases[0].sources[1].dataset"].message

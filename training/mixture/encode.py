@@ -23,6 +23,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from curation.progress import Ticker
 from training.mixture import sources as S
 from training.mixture.tokenizer import encode_documents, load_tokenizer
 from training.shards import ShardWriter, document_offsets, open_shard
@@ -89,6 +90,7 @@ def tokenize_source(
     meta: list[pa.RecordBatch] = []
     skipped = docs = tokens = 0
     t0 = time.perf_counter()
+    ticker = Ticker(f"tokenizing {label or res.label}", total=res.documents, unit="docs")
 
     def batches() -> Iterator[pa.RecordBatch]:
         nonlocal skipped
@@ -107,6 +109,7 @@ def tokenize_source(
         docs += len(lengths)
         tokens += int(lengths.sum())
         meta_lengths.append(lengths)
+        ticker.update(docs + skipped, extra=f"{tokens:,} tokens ({tokens / ticker.elapsed():,.0f} tok/s)")
 
     meta_lengths: list[np.ndarray] = []
     if workers <= 1:
@@ -138,6 +141,7 @@ def tokenize_source(
     pq.write_table(table, folder / "docs.parquet")
     (folder / "COMPLETE").write_text(f"{docs} {tokens}\n")
     secs = time.perf_counter() - t0
+    ticker.finish(docs + skipped, extra=f"{tokens:,} tokens")
     log.info(
         "tokenized %s: %d docs, %d tokens, %d empty skipped in %.1fs (%.0f tok/s)",
         label or res.label,

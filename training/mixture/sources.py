@@ -3,7 +3,9 @@ DuckDB with the source's filter, and fingerprint their content.
 
 A dataset reference is one of
   * a dataset root (has CURRENT) or version folder (has manifest.json) of the project's contract,
-  * a parquet file, folder of parquet files, or glob,
+  * plain files: parquet or JSONL (.jsonl/.json/.ndjson, optionally .gz), as a file, a folder or a glob,
+    resolved by curation.ingest.inputs like `curation dedup --input` (local paths; a JSONL without `id`
+    gets `sha1(text)` as its id, identical texts share it and so land on the same side of the held-out split),
   * a name in the dataset registry (a YAML file `datasets: {name: root}`), optionally with `version`.
     Registry roots may name environment variables, `${PHI_DATA_ROOT}` or `${PHI_DATA_ROOT:-fallback}`, so one
     registry serves every deployment (the DAGs publish under `$PHI_DATA_ROOT`),
@@ -14,7 +16,6 @@ A dataset reference is one of
 
 from __future__ import annotations
 
-import glob as globlib
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -42,6 +43,8 @@ class ResolvedSource:
     version_dir: Path | None  # set for contract datasets
     version: str | None
     columns: dict[str, str] = field(default_factory=dict)  # name -> DuckDB type
+    fmt: str = "parquet"  # parquet | jsonl (plain JSONL files)
+    documents: int | None = None  # after the filter, once validation counted them
 
     @property
     def label(self) -> str:
@@ -63,7 +66,8 @@ def load_registry(path: Path | None) -> dict[str, str]:
 
 
 def _looks_like_path(ref: str) -> bool:
-    return "/" in ref or ref.endswith(".parquet") or any(c in ref for c in "*?[") or ref.startswith(".")
+    plain = (".parquet", ".jsonl", ".jsonl.gz", ".json", ".json.gz", ".ndjson")
+    return "/" in ref or ref.endswith(plain) or any(c in ref for c in "*?[") or ref.startswith(".")
 
 
 def resolve(ref: str, version: str | None, registry: dict[str, str], base_dir: Path) -> ResolvedSource:
@@ -75,6 +79,8 @@ def resolve(ref: str, version: str | None, registry: dict[str, str], base_dir: P
         if not files:
             raise FileNotFoundError(f"dataset {ref!r}: snapshot {sid} has no data files")
         return ResolvedSource(ref, files, None, str(sid))
+    if "://" in ref:
+        raise ValueError(f"dataset {ref!r}: mixture sources are local paths (object storage is not read yet)")
     if not _looks_like_path(ref):
         if ref not in registry:
             known = ", ".join(sorted(registry)) or "none (no registry given)"
@@ -84,17 +90,16 @@ def resolve(ref: str, version: str | None, registry: dict[str, str], base_dir: P
         path = Path(registry[ref])
     else:
         path = Path(ref) if Path(ref).is_absolute() else base_dir / ref
-    if any(c in str(path) for c in "*?["):
+    if path.is_file() or any(c in str(path) for c in "*?["):
         if version:
-            raise ValueError(f"`version` given for the glob {ref!r}; versions apply to dataset roots only")
-        files = sorted(Path(p) for p in globlib.glob(str(path), recursive=True))
-        if not files:
-            raise FileNotFoundError(f"glob {ref!r} matches no files")
-        return ResolvedSource(ref, files, None, None)
-    if path.is_file():
-        if version:
-            raise ValueError(f"`version` given for the file {ref!r}; versions apply to dataset roots only")
-        return ResolvedSource(ref, [path], None, None)
+            raise ValueError(f"`version` given for {ref!r}; versions apply to dataset roots only")
+        return _plain(ref, path)
+    if (
+        version is None
+        and path.is_dir()
+        and not any((path / m).is_file() for m in ("manifest.json", "CURRENT"))
+    ):
+        return _plain(ref, path)
     if not path.exists():
         raise FileNotFoundError(f"dataset {ref!r}: {path} does not exist")
     if version is not None:
@@ -104,19 +109,26 @@ def resolve(ref: str, version: str | None, registry: dict[str, str], base_dir: P
             raise FileNotFoundError(
                 f"dataset {ref!r} has no published version {version!r} (versions: {have})"
             )
-    elif (path / "manifest.json").is_file() or (path / "CURRENT").is_file():
+    else:
         vdir = resolve_version_dir(path)
-    else:  # a plain folder of parquet files
-        files = sorted(path.glob("*.parquet"))
-        if not files:
-            raise FileNotFoundError(
-                f"dataset {ref!r}: {path} is not a dataset root/version and holds no *.parquet"
-            )
-        return ResolvedSource(ref, files, None, None)
     files = list(iter_parquet_files(vdir))
     if not files:
         raise FileNotFoundError(f"dataset {ref!r}: version {vdir} has no data/*.parquet")
     return ResolvedSource(ref, files, vdir, vdir.name)
+
+
+def _plain(ref: str, path: Path) -> ResolvedSource:
+    """Plain parquet / JSONL files (a file, folder or glob) through the resolver the curation commands use;
+    one format per source (DuckDB reads parquet and JSONL differently)."""
+    from curation.ingest.inputs import resolve_input
+
+    try:
+        found = resolve_input(str(path))
+    except FileNotFoundError as e:
+        raise FileNotFoundError(f"dataset {ref!r}: {e}") from None
+    if len(found.formats) > 1:
+        raise ValueError(f"dataset {ref!r} mixes parquet and JSONL files: give one source per format")
+    return ResolvedSource(ref, [Path(p) for p, _ in found.files], None, None, fmt=found.formats[0])
 
 
 def connect(threads: int = 1) -> duckdb.DuckDBPyConnection:
@@ -127,7 +139,15 @@ def connect(threads: int = 1) -> duckdb.DuckDBPyConnection:
 
 
 def relation(con: duckdb.DuckDBPyConnection, src: ResolvedSource) -> duckdb.DuckDBPyRelation:
-    return con.read_parquet([str(f) for f in src.files], union_by_name=True)
+    """The source's rows; plain files without an `id` get `sha1(text)` (see the module doc)."""
+    names = [str(f) for f in src.files]
+    if src.fmt == "jsonl":
+        rel = con.read_json(names, format="newline_delimited")
+    else:
+        rel = con.read_parquet(names, union_by_name=True)
+    if src.version_dir is None and ID_COLUMN not in rel.columns and TEXT_COLUMN in rel.columns:
+        rel = rel.project(f"sha1({TEXT_COLUMN}) AS {ID_COLUMN}, *")
+    return rel
 
 
 def describe(con: duckdb.DuckDBPyConnection, src: ResolvedSource) -> None:

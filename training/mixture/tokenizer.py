@@ -9,11 +9,14 @@ import itertools
 import json
 import logging
 import shutil
+import sys
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import numpy as np
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+
+from curation.progress import Ticker
 
 log = logging.getLogger(__name__)
 
@@ -54,11 +57,24 @@ def train_bpe(
         min_frequency=min_frequency,
         special_tokens=[eos_token],
         initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
-        show_progress=False,
+        show_progress=sys.stderr.isatty(),  # the library's own bar, in a terminal only
     )
-    tok.train_from_iterator(texts, trainer=trainer, length=length)
+    tok.train_from_iterator(_ticking(texts, length), trainer=trainer, length=length)
     log.info("trained byte-level BPE: vocab %d (asked %d)", tok.get_vocab_size(), vocab_size)
     return tok
+
+
+def _ticking(texts: Iterable[str], length: int | None) -> Iterator[str]:
+    """The training texts, with a progress line per interval while the sample is read (curation.progress),
+    and one when the reading ends and the merges are computed."""
+    ticker = Ticker("tokenizer training: reading the sample", total=length, unit="docs")
+    n = chars = 0
+    for text in texts:
+        n += 1
+        chars += len(text)
+        ticker.update(n, extra=f"{chars:,} chars")
+        yield text
+    ticker.finish(n, extra=f"{chars:,} chars; computing the merges")
 
 
 def save_tokenizer(tok: Tokenizer, folder: str | Path, eos_token: str) -> Path:

@@ -185,6 +185,7 @@ def _check_source(
             None,
             None,
         )
+    res.documents = int(n)  # the build's progress lines count against it
     return [], res, SourceStats(int(n), int(chars), int(empty))
 
 

@@ -1,0 +1,155 @@
+"""One resolver for every command that reads documents: `curation dedup --input`, `curation edu score --input`
+and the sources of a training mixture.
+
+An input is either
+  * a dataset of the contract: a version folder (manifest.json) or a dataset root (its CURRENT), or
+  * plain files: parquet or JSONL (plain or .gz), as a file, a folder (searched recursively) or a glob, local
+    or object storage (`s3://`, `s3a://`: listed by curation.ingest.listing, read through fsspec).
+
+In a folder or glob, files whose name says parquet (`.parquet`, `.pq`) or JSONL (`.jsonl`, `.json`, `.ndjson`,
+optionally `.gz`) are read and the others (a LICENSE, a README) are skipped and logged; a single file given by
+name is sniffed when its name does not tell. A plain file needs a `text` column (parquet) or field (JSONL, its
+first record): without one the command stops before any task starts with one error line naming the file and
+its columns (exit 2). `id` is taken when present; a document without one gets
+`sha1(<source_file>\\n<row or line number>)` on the Spark path (unique, stable across reruns of the same file,
+what `curation run` always did), and `sha1(text)` in a mixture (DuckDB: rows carry no line number).
+
+On Spark (`read_plain`), plain files go through the ingest readers (curation.ingest: damaged gzip members,
+bad lines and blank texts are counted rejects), so the output version's manifest starts with an `ingest`
+stage whose rows in = records read, and reconciles like any other version.
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+import json
+import logging
+import zlib
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlparse
+
+from curation.contract import Manifest, iter_parquet_files, resolve_version_dir
+from curation.ingest.detect import GZIP_MAGIC, detect_format, format_from_name
+from curation.ingest.files import file_name, open_input
+from curation.ingest.listing import fsspec_glob, list_input_files, visible
+from curation.ingest.parquet import check_parquet_schema
+
+log = logging.getLogger(__name__)
+
+PLAIN_FORMATS = ("parquet", "jsonl")
+
+
+@dataclass(frozen=True)
+class DatasetInput:
+    """A resolved input: a contract version (`version_dir`) or plain files (`files`: (path, format))."""
+
+    reference: str
+    version_dir: Path | None = None
+    files: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def is_plain(self) -> bool:
+        return self.version_dir is None
+
+    def manifest(self) -> Manifest | None:
+        return None if self.version_dir is None else Manifest.read(self.version_dir)
+
+    @property
+    def formats(self) -> list[str]:
+        return sorted({fmt for _, fmt in self.files})
+
+
+def _local_dir(ref: str) -> Path | None:
+    scheme = urlparse(ref).scheme
+    if scheme and scheme != "file" and len(scheme) > 1:  # not a Windows drive letter either
+        return None
+    p = Path(urlparse(ref).path if scheme == "file" else ref)
+    return p if p.is_dir() else None
+
+
+def resolve_input(ref: str | Path, spark=None) -> DatasetInput:
+    """Resolve `ref` (see the module doc). With `spark`, listing goes through Hadoop where the JVM serves the
+    filesystem (as `curation run` lists); without, through fsspec. FileNotFoundError / ValueError say what
+    is wrong, naming the input."""
+    ref = str(ref)
+    local = _local_dir(ref)
+    if local is not None:
+        if (local / "manifest.json").is_file() or (local / "CURRENT").is_file():
+            version_dir = resolve_version_dir(local)
+            if not any(iter_parquet_files(version_dir)):
+                raise FileNotFoundError(f"input {version_dir} has no data/*.parquet")
+            return DatasetInput(ref, version_dir=version_dir)
+        versions = sorted(c.name for c in local.iterdir() if (c / "manifest.json").is_file())
+        if versions:
+            raise FileNotFoundError(
+                f"{local} holds dataset versions {versions[:5]} but no CURRENT file: give a version folder"
+            )
+    if spark is not None:  # a fixed format: only names here, formats below (a LICENSE must not fail sniffing)
+        listed = [p for p, _ in list_input_files(spark, [ref], "parquet")]
+    else:
+        listed = sorted(visible(fsspec_glob(ref)))
+        if not listed:
+            raise FileNotFoundError(f"input {ref!r} is not a dataset version or root, and matches no file")
+    files = _plain_files(ref, listed, single=len(listed) == 1 and local is None)
+    # a footer / first line per file, on the driver before any task: threads, as object stores answer slowly
+    with ThreadPoolExecutor(max_workers=min(16, len(files))) as pool:
+        list(pool.map(lambda pf: check_plain_schema(*pf), files))
+    log.info("input %s: %d plain file(s) (%s)", ref, len(files), ", ".join(sorted({f for _, f in files})))
+    return DatasetInput(ref, files=tuple(files))
+
+
+def _plain_files(ref: str, listed: list[str], single: bool) -> list[tuple[str, str]]:
+    """(path, format) of the listed files that are parquet/JSONL; a single named file may be sniffed."""
+    if single:
+        fmt = format_from_name(listed[0]) or detect_format(listed[0])
+        if fmt not in PLAIN_FORMATS:
+            raise ValueError(
+                f"input {listed[0]!r} is {fmt}: this command reads parquet or JSONL (crawl files go through"
+                f" `python -m curation run`)"
+            )
+        return [(listed[0], fmt)]
+    files = [(p, format_from_name(p)) for p in listed]
+    kept = [(p, f) for p, f in files if f in PLAIN_FORMATS]
+    skipped = [file_name(p) for p, f in files if f not in PLAIN_FORMATS]
+    if skipped:
+        log.info(
+            "input %s: skipped %d file(s) that are not parquet/JSONL: %s", ref, len(skipped), skipped[:5]
+        )
+    if not kept:
+        raise FileNotFoundError(
+            f"input {ref!r}: none of its {len(files)} file(s) is parquet (.parquet) or JSONL"
+            f" (.jsonl, .json, .ndjson, optionally .gz); skipped {skipped[:5]}"
+        )
+    return kept
+
+
+def check_plain_schema(path: str, fmt: str) -> None:
+    """A plain file must have `text`: parquet from its footer, JSONL from its first record. ValueError names
+    the file and what it has. What cannot be read here (a damaged footer or first gzip member, a first line
+    that is not JSON) is left to the ingest reader, where it is a counted reject."""
+    if fmt == "parquet":
+        check_parquet_schema(path)
+        return
+    first = _first_record(path)
+    if isinstance(first, dict) and "text" not in first:
+        raise ValueError(f"JSONL input {path!r} has no 'text' field (first record's fields: {sorted(first)})")
+
+
+def _first_record(path: str, max_lines: int = 100) -> object | None:
+    with open_input(path) as raw:
+        head = raw.read(2)
+        raw.seek(0)
+        stream = gzip.GzipFile(fileobj=raw, mode="rb") if head == GZIP_MAGIC else raw
+        try:
+            for _ in range(max_lines):
+                line = stream.readline(1 << 26)
+                if not line:
+                    return None
+                if line.strip():
+                    return json.loads(line)
+        except (OSError, EOFError, zlib.error, ValueError, io.UnsupportedOperation):
+            return None
+    return None
