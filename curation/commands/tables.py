@@ -7,6 +7,7 @@ curation/tables/catalog.py).
     tables rollback --table NAME --to REF     make a version (run id or snapshot id) current again
     tables remove-orphans --table NAME        delete data files no snapshot references (killed jobs' files)
     tables expire   --table NAME --keep N     retention: expire all but the newest N, current and pinned ones
+    tables compact  --table NAME              rewrite small data files into large ones (same rows)
     tables pins     --table NAME              the pins (curation/tables/pins.py: what mixture builds read)
     tables pin      --table NAME --to REF --holder H    pin a version for H (e.g. run/<training run>)
     tables unpin    --table NAME (--holder H | --tag T) release pins
@@ -41,6 +42,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     orph.add_argument("--dry-run", action="store_true", help="list, do not delete")
     exp = _action(tsub, "expire", "expire old snapshots (never the current nor a pinned one)", _expire)
     exp.add_argument("--keep", type=int, required=True, help="newest snapshots to keep")
+    comp = _action(
+        tsub, "compact", "rewrite the current version's small data files into large ones", _compact
+    )
+    comp.add_argument(
+        "--target-rows", type=int, default=1_000_000, help="rows per rewritten file (default 1M)"
+    )
     _action(tsub, "pins", "list the pinned snapshots", _pins)
     pin = _action(tsub, "pin", "pin a version so retention never expires it", _pin)
     pin.add_argument("--to", required=True, metavar="REF", help="run id (tag) or snapshot id")
@@ -151,4 +158,18 @@ def _unpin(args: argparse.Namespace) -> int:
 
     removed = unpin(_warehouse(args).table(args.table), holder=args.holder, tag=args.tag)
     print(f"{len(removed)} pin(s) removed: {removed}")
+    return 0
+
+
+def _compact(args: argparse.Namespace) -> int:
+    from curation.tables.compact import compact
+
+    done = compact(_warehouse(args).table(args.table), target_rows=args.target_rows)
+    if done.snapshot_id is None:
+        print(f"table {args.table}: nothing to compact")
+    else:
+        print(
+            f"table {args.table}: {done.files_in} file(s) -> {done.files_out}, {done.rows} rows,"
+            f" snapshot {done.snapshot_id} ({done.seconds:.1f} s)"
+        )
     return 0

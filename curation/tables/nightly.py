@@ -275,8 +275,8 @@ def _write(new, rows: int, location: str, schema) -> list[str]:
             return
         from pyspark import TaskContext
 
-        # named by partition, not at random: the same night writes the same files (a retried task or night
-        # replaces its own uncommitted files), so a table's layout, and a mixture built on it, is reproducible
+        # named by partition, not at random (each attempt has its own folder already): the same night writes
+        # files of the same names, so a mixture built on the table is reproducible (it hashes names + bytes)
         path, n = f"{location}/part-{TaskContext.get().partitionId():05d}.parquet", 0
         with fsspec.open(path, "wb") as out, pq.ParquetWriter(out, first.schema) as writer:
             for batch in itertools.chain([first], batches):
