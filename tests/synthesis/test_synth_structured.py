@@ -13,6 +13,7 @@ from synthesis.teacher import BatchRunner
 from synthesis.teacher.backends.openai_http import OpenAIHttpBackend
 from synthesis.teacher.structured import check_schema
 from synthesis.textbook.generators import GENERATORS
+from synthesis.textbook.generators.schema import CHUNK, repeat
 from synthesis.textbook.plan import build_plan
 from synthesis.textbook.recipes import parse_recipes
 
@@ -50,6 +51,19 @@ def test_every_generator_declares_a_valid_schema_the_grammar_converter_accepts(k
             # takes its server down with the request: classes only ([.], not \.)
             outside = re.sub(r"\[(?:\\.|[^\]])*\]", "", p)
             assert "\\" not in outside, (kind, p)
+
+
+@pytest.mark.parametrize(
+    "lo, hi", [(0, 40), (600, 1000), (1200, 1800), (2311, 3852), (2900, 3000), (0, 1001)]
+)
+def test_long_fields_repeat_chunks_and_never_exceed_their_bound(lo, hi):
+    rx = re.compile(f"^{repeat('a', lo, hi)}$")
+    longest = max(n for n in range(0, hi + 2) if rx.match("a" * n))
+    shortest = min(n for n in range(0, hi + 2) if rx.match("a" * n))
+    assert shortest == lo and hi - CHUNK < longest <= hi
+    assert all(rx.match("a" * n) for n in range(lo, longest + 1))
+    bounds = [int(b) for q in re.findall(r"\{([\d,]+)\}", rx.pattern) for b in q.split(",") if b]
+    assert max(bounds) <= 2 * CHUNK  # no bound llama.cpp refuses
 
 
 @pytest.fixture(scope="module")

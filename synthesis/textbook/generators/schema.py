@@ -42,13 +42,16 @@ def char_budget(max_tokens: int, fields: int, chars_per_token: float = CHARS_PER
 
 
 def repeat(cls: str, lo: int, hi: int) -> str:
-    """`[cls]` repeated lo..hi times, as llama.cpp's grammar parser takes it: up to 2*CHUNK as one bound,
-    beyond that whole chunks of CHUNK then a remainder (the bounds round to the chunk: the minimum up, the
-    maximum down, never past `hi`)."""
+    """`[cls]` repeated lo..hi times, as llama.cpp's grammar parser takes it: up to 2*CHUNK as one bound;
+    beyond that, `lo` as whole chunks of CHUNK plus a rest, then optional chunks and a tail of at most
+    CHUNK - 1 (every length from `lo` up to within CHUNK of `hi` is admitted, none past `hi`)."""
     if hi <= 2 * CHUNK:
         return f"[{cls}]{{{lo},{hi}}}"
-    q_lo, q_hi = -(-lo // CHUNK), (hi - CHUNK + 1) // CHUNK
-    return f"([{cls}]{{{CHUNK}}}){{{q_lo},{q_hi}}}[{cls}]{{0,{CHUNK - 1}}}"
+    must = (f"([{cls}]{{{CHUNK}}}){{{lo // CHUNK}}}" if lo >= CHUNK else "") + f"[{cls}]{{{lo % CHUNK}}}"
+    room = hi - lo
+    if room < CHUNK:
+        return f"{must}[{cls}]{{0,{room}}}"
+    return f"{must}([{cls}]{{{CHUNK}}}){{0,{(room - CHUNK + 1) // CHUNK}}}[{cls}]{{0,{CHUNK - 1}}}"
 
 
 def prose(min_chars: int, max_chars: int, chars: str = PROSE, first: str = "A-Z") -> dict[str, Any]:
