@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import re
 import time
 from collections import Counter
 from pathlib import Path
@@ -159,19 +160,39 @@ def quality(version_dir: Path) -> dict:
         d["yield"] = round(d["right"] / d["checked"], 3) if d["checked"] else None
     out["ground_truth_by_level"] = dict(sorted(per_level.items()))
     out["ground_truth_reasons"] = dict(Counter(r["reject_reason"] for r in checked if r in rejected))
+    out["code"] = _code_quality(kept, rejected)
+    return out
+
+
+def _exception(verification: str | None) -> str:
+    """The exception a sandboxed test run ended with (`NameError`, `AssertionError`), from its stderr."""
+    stderr = json.loads(verification or "{}").get("stderr") or ""
+    last = next((ln for ln in reversed(stderr.strip().splitlines()) if ln.strip()), "")
+    m = re.match(r"([A-Za-z_.]+(Error|Exception|Exit))\b", last)
+    return m.group(1) if m else (last[:40] or "none")
+
+
+def _code_quality(kept: list[dict], rejected: list[dict]) -> dict:
+    """Code yield (tests pass on the solution and fail on a mutant), the vacuous share, and what the
+    sandboxed failures died of."""
     code = [r for r in kept + rejected if r["generator"] == "code"]
     ran = [r for r in code if r in kept or r["reject_stage"] not in ("generate", "quality")]
-    reasons = Counter(r["reject_reason"] for r in ran if r in rejected and r["reject_stage"] == "verify")
+    failed = [r for r in ran if r in rejected and r["reject_stage"] == "verify"]
+    reasons = Counter(r["reject_reason"] for r in failed)
     passed_and_can_fail = sum(1 for r in ran if r["verified"] is True)
-    out["code"] = {
+    return {
         "requests": len(code),
         "sandboxed": len(ran),
         "tests_pass_and_kill_a_mutant": passed_and_can_fail,
         "yield_of_requests": round(passed_and_can_fail / len(code), 3) if code else None,
         "vacuous_share_of_sandboxed": round(reasons["tests_cannot_fail"] / len(ran), 3) if ran else None,
         "verify_rejects": dict(reasons),
+        "sandbox_failures_by_exception": dict(
+            Counter(
+                _exception(r["verification"]) for r in failed if r["reject_reason"] != "tests_cannot_fail"
+            )
+        ),
     }
-    return out
 
 
 def main() -> None:

@@ -97,7 +97,7 @@ class Recipe(_Cfg):
     web_share: float = Field(0.0, ge=0.0, le=1.0)
     # JSON answers constrained by the generator's schema (llama.cpp grammar, vLLM structured outputs,
     # `response_format`); false: free-text prompts and parsers, for endpoints without structured output;
-    # unset: the generator's default (JSON for all but textbook, whose answer is the prose itself)
+    # unset: the generator's default (JSON for every generator)
     structured: bool | None = None
     sampling: RecipeSampling = RecipeSampling()
     filters: TextFilters = TextFilters()

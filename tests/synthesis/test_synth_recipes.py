@@ -14,6 +14,7 @@ import yaml
 
 from curation.contract import DOC_FIELDS, DatasetRoot, Manifest, code_version, now_iso
 from curation.paths import REPO_ROOT
+from synthesis.textbook.generators import GENERATORS
 from synthesis.textbook.plan import Shard, build_plan
 from synthesis.textbook.recipes import load_recipes, parse_recipes
 from synthesis.textbook.seeds import load_web_pool, make_extract
@@ -28,10 +29,12 @@ def _minimal(**recipe) -> dict:
 
 def test_shipped_recipe_files_validate_and_cover_all_generators():
     full = load_recipes(CONFIGS / "recipes.yaml")
-    assert {r.generator for r in full.recipes} == {"textbook", "math", "code", "puzzle"}
+    assert {r.generator for r in full.recipes} == set(GENERATORS)  # ground-truth math (math_exercise) too
     demo = load_recipes(CONFIGS / "demo.yaml")
-    assert {r.generator for r in demo.recipes} == {"textbook", "math", "code", "puzzle"}
+    assert {r.generator for r in demo.recipes} == set(GENERATORS)
     assert sum(r.n for r in demo.recipes) <= 24  # the demo stays a few minutes on CPU
+    chain = load_recipes(REPO_ROOT / "configs" / "demo" / "synthetic.yaml")  # the demo chain's recipes
+    assert {r.generator for r in chain.recipes} == set(GENERATORS)
     assert Path(full.web_seeds.source).is_file()  # ${PHI_SHARED_DATA} expanded
 
 

@@ -105,8 +105,8 @@ class Generator(ABC):
     kind: ClassVar[str]
     prompt_version: ClassVar[str]
     json_version: ClassVar[str] = "json-v1"
-    #: what a recipe without `structured:` gets; a kind whose answer is just prose (textbook) gains nothing
-    #: from JSON and loses length to it (BENCHMARKS.md), so it defaults to free text
+    #: what a recipe without `structured:` gets (JSON for every kind since the textbook schema holds the
+    #: section to a minimum length, BENCHMARKS.md); a kind may override it
     structured_by_default: ClassVar[bool] = True
 
     def structured(self, recipe_choice: bool | None) -> bool:

@@ -11,24 +11,18 @@ import re
 from concurrent.futures import ThreadPoolExecutor
 
 from synthesis.textbook.generators.base import Generator, Parsed, ToVerify, Verdict, VerifyContext, web_block
-from synthesis.textbook.generators.schema import LITERAL, char_budget, obj, pattern, prose, steps
+from synthesis.textbook.generators.pygrammar import LITERAL, return_statement, signature
+from synthesis.textbook.generators.schema import char_budget, obj, pattern, prose, steps
 from synthesis.textbook.seeds import SeedDraw
 from synthesis.textbook.verify.sandbox import run_python
 
 _FENCE = re.compile(r"```[ \t]*(?:python|py|Python)?[ \t]*\n(.*?)```", re.DOTALL)
-#: a one-line Python signature, `def name(a, b=1):` (at most three parameters, defaults small numbers)
-_PARAM = r"[a-z_][a-z0-9_]{0,10}(=[0-9]{1,3})?"
-SIGNATURE = rf"^def [a-z_][a-z0-9_]{{0,24}}[(]({_PARAM}(, {_PARAM}){{0,2}})?[)]:$"
-#: a term of a flat Python expression: a name, attribute or call with flat arguments, a number, a short string
-#: or a flat list (no nesting: a regular grammar cannot balance brackets)
-_ARG = r"[a-z0-9_.'+*-]{1,10}"
-_TERM = (
-    rf"([a-z_][a-z0-9_]{{0,12}}([.][a-z_]{{1,10}})?([(]({_ARG}(, ?{_ARG}){{0,2}})?[)])?|[0-9]{{1,4}}|"
-    r"'[a-z ]{0,8}'|[\[][a-z0-9_, ]{0,16}[\]])"
-)
-#: a one-expression body, `return <term> (<op> <term>)*`: small teachers write prose where a free body is
-#: asked for, and two words in a row are never Python, so the grammar leaves no room for them
-RETURN = rf"^return (not )?{_TERM}( ?([-+*/%<>]|==|!=|<=|>=|//| and | or ) ?{_TERM}){{0,2}}$"
+#: the signature line and the one-expression body, as patterns that admit only Python (pygrammar.py); below
+#: 160 tokens the body is one operator over short names (a derailed teacher writes letter soup at ~1.3
+#: characters a token, and three long terms of it ran a 96-token answer past its cap)
+SIGNATURE = signature()
+RETURN = return_statement()
+RETURN_SHORT = return_statement(max_ops=1, max_args=1, name_len=8)
 #: trivial mutants: the solution's function with its body replaced by one of these returns
 MUTANT_RETURNS = ("None", "0", "''", "[]", "False")
 
@@ -85,7 +79,7 @@ class CodeGenerator(Generator):
         return obj(
             signature=pattern(SIGNATURE),
             docstring=prose(10, max(budget, 28)),
-            body=pattern(RETURN),
+            body=pattern(RETURN if roomy else RETURN_SHORT),
             tests=steps(2, 3 if roomy else 2, case),
         )
 
