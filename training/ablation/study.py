@@ -113,17 +113,18 @@ class Study:
             self.out / "reference",
         )
         # a set holds tokens + 1 ids (the last window's target): its size is len - 1
-        self.target_sets = [k for k, v in self.sets.items() if len(v) - 1 >= self.suite.min_tokens]
+        floor = min(self.suite.min_tokens, self.suite.tokens)  # a set with all eval.tokens always counts
+        self.target_sets = [k for k, v in self.sets.items() if len(v) - 1 >= floor]
         small = sorted(set(self.sets) - set(self.target_sets))
         if small:
             log.warning(
-                "reference set(s) %s under eval.min_tokens %d: reported, not in the target",
+                "reference set(s) %s under %d tokens (eval.min_tokens): reported, not in the target",
                 ", ".join(f"{k} ({max(0, len(self.sets[k]) - 1)} tokens)" for k in small),
-                self.suite.min_tokens,
+                floor,
             )
         if not self.target_sets:
             raise ValueError(
-                f"no reference set has eval.min_tokens {self.suite.min_tokens} tokens"
+                f"no reference set has {floor} tokens (eval.min_tokens)"
                 f" ({ {k: max(0, len(v) - 1) for k, v in self.sets.items()} }): lower it or add eval.texts"
             )
         (self.out / "reference" / "sets.yaml").write_text(
@@ -131,7 +132,7 @@ class Study:
                 {
                     "tokens": {k: len(v) for k, v in self.sets.items()},
                     "target_sets": self.target_sets,
-                    "min_tokens": self.suite.min_tokens,
+                    "min_tokens": floor,
                     "mmlu_items": len(self.items),
                 }
             )
