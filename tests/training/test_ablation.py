@@ -254,6 +254,78 @@ def test_seed_noise_decides_which_differences_count():
     assert [(b, w) for b, w, _ in beyond] == [("a", "c"), ("b", "c")]  # a vs b (0.01) is within the noise
 
 
+@pytest.mark.slow
+def test_a_planted_shuffled_word_arm_ranks_last_beyond_the_seed_noise(env, tmp_path):
+    """The ablation can tell data apart: three real arms (all web text, its English part, web + FineWeb-C)
+    and a planted one whose phase 2 is the same web text with each document's words shuffled (same tokens
+    within words, no language). The tiny proxy at 60 + 40 steps must rank the planted arm last, beyond the
+    seed noise of 2 seeds, with the shuffled text's own held-out slice kept out of the evaluation."""
+    from training.ablation.planted import shuffled_dataset
+    from training.ablation.runner import run_ablation
+
+    shuf = shuffled_dataset(str(env["web"]), tmp_path / "shuffled", seed=0)
+
+    def mix(phase1: list[dict], phase2: list[dict]) -> dict:
+        base = yaml.safe_load(env["base"].read_text())
+        base["phases"] = [
+            {"name": "phase1", "tokens": 1, "sources": phase1},
+            {"name": "phase2", "tokens": 1, "sources": phase2},
+        ]
+        return base
+
+    def src(name: str, dataset, weight: float = 1.0, where: str | None = None) -> dict:
+        return {"name": name, "dataset": str(dataset), "weight": weight, "filter": where, "max_epochs": 4}
+
+    web, en = [src("web", env["web"])], [src("web", env["web"], 1.0, "lang = 'en'")]
+    both = [src("web", env["web"], 0.7), src("edu", env["edu"], 0.3)]
+    arms = {
+        "web": mix(web, web),
+        "web_en": mix(en, en),
+        "web_edu": mix(both, both),
+        "planted": mix(web, [src("web", shuf)]),
+    }
+    for name, m in arms.items():
+        (tmp_path / f"{name}.yaml").write_text(yaml.safe_dump(m))
+    abl = write_ablation(
+        tmp_path / "abl.yaml",
+        name="planted",
+        output="out",
+        tokenizer=str(env["tok"]),
+        arms=[{"name": k, "mixture": f"{k}.yaml"} for k in arms],
+        proxy=PROXY,
+        tokens={"phase1": 60 * 1024, "phase2": 40 * 1024},
+        seeds=[0, 1],
+        eval={"tokens": 4096, "mmlu_questions": 0, "heldout_exclude": [shuf]},
+    )
+    rep = run_ablation(abl)
+    out = tmp_path / "out"
+    # same phase-1 data for the clean and the planted arm; only phase 2 differs
+    p1 = {
+        a: json.loads((out / "arms" / a / "build" / "manifest.json").read_text())["phases"][0]
+        for a in ("web", "planted")
+    }
+    assert p1["web"]["sources"][0]["content_hash"] == p1["planted"]["sources"][0]["content_hash"]
+    sets = yaml.safe_load((out / "reference" / "sets.yaml").read_text())
+    assert not any("shuffled" in k for k in sets["tokens"])  # no reference set of non-language text
+    assert rep.ranking[-1] == "planted", rep.summary()
+    assert rep.last_beyond_noise(), rep.summary()
+    by = {a.arm: a for a in rep.arms}
+    assert by["planted"].mean("heldout-web") - by["web"].mean("heldout-web") > rep.threshold
+
+
+def test_small_reference_sets_are_reported_but_not_in_the_target():
+    from training.ablation.proxy import target_loss
+    from training.ablation.report import AblationReport, ArmStats, _table
+
+    losses = {"heldout-web": 5.0, "heldout-tiny": 9.0, "bench-gsm8k": 6.0}
+    assert target_loss(losses, ["heldout-web", "bench-gsm8k"]) == pytest.approx(5.5)
+    arm = ArmStats("a", {"mean": [5.5], "heldout-web": [5.0], "heldout-tiny": [9.0]}, {"phase1": 2.5})
+    rep = AblationReport("x", Path("."), [arm], float("nan"), float("nan"), ["a"])
+    rep.target_sets = ["heldout-web", "bench-gsm8k"]
+    table = _table(rep)
+    assert "heldout-tiny (not in mean)" in table and "| heldout-web |" in table and "| 2.5 |" in table
+
+
 # ---------------------------------------------------------------------------------------------- search
 @pytest.mark.slow
 def test_mixture_search_samples_fits_proposes_within_caps_and_verifies(env, tmp_path):

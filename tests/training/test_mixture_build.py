@@ -423,3 +423,32 @@ def test_plain_parquet_glob_source_with_integer_ids(env, tmp_path):
     assert src["available_documents"] + src["heldout_documents"] == len(texts)
     ids = duckdb.sql(f"SELECT id FROM '{tmp_path}/out/only/documents.parquet'").fetchall()
     assert all(i.isdigit() for (i,) in ids)
+
+
+def test_heldout_fraction_zero_builds_every_document_into_training(env, tmp_path):
+    """heldout_fraction 0.0 holds nothing out: no held-out shards or manifest entries, every document in
+    the training split, and the trainer reads the build (it used to crash writing an empty, null-typed
+    held-out table)."""
+    from training.data import read_mixture
+
+    y = tmp_path / "no_heldout.yaml"
+    text = env["yaml"].read_text().replace("heldout_fraction: 0.05", "heldout_fraction: 0.0")
+    y.write_text(text)
+    r = build(y, tmp_path / "b")
+    for phase in r.manifest["phases"]:
+        assert phase["heldout"] == {}
+        assert all(s["heldout_documents"] == 0 for s in phase["sources"])
+        docs = duckdb.sql(
+            f"SELECT split, count(*) FROM read_parquet('{tmp_path / 'b' / phase['dir']}/documents.parquet')"
+            " GROUP BY split"
+        ).fetchall()
+        assert docs and {s for s, _ in docs} == {"train"}
+    assert not list((tmp_path / "b").glob("*/heldout"))
+    web = source_texts(env["srcs"], "web", "length(text) < 6000")
+    web_with = env["result"].manifest["phases"][0]["sources"][0]
+    web_without = r.manifest["phases"][0]["sources"][0]
+    assert web_without["available_documents"] == len(web)  # nothing held out
+    assert web_with["available_documents"] + web_with["heldout_documents"] == len(web)
+    assert web_with["heldout_documents"] > 0
+    mb = read_mixture(tmp_path / "b")
+    assert set(mb.train) == {"phase1", "phase2"} and mb.heldout == {"phase1": {}, "phase2": {}}

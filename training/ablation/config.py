@@ -74,6 +74,10 @@ class EvalSuite(Strict):
     """Fixed for the whole ablation: reference sets no arm trains on, and MMLU log-likelihood accuracy."""
 
     tokens: int = Field(16384, gt=0)  # per reference set
+    # a set with fewer tokens is scored and reported but left out of the target (the mean over sets): a few
+    # windows of text give a loss whose seed and sampling noise swamps the arms' differences (capped at
+    # `tokens`: a set holding all the tokens asked for always counts)
+    min_tokens: int = Field(2048, ge=0)
     heldout: bool = True  # the held-out slice of every dataset the arms read
     heldout_exclude: list[str] = Field(default_factory=list)  # datasets (as written) not to evaluate on
     benchmarks: str | None = "${PHI_SHARED_DATA}/benchmarks_decontam"  # None: no benchmark reference text

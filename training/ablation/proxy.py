@@ -95,6 +95,18 @@ def choice_accuracy(lm, items: list[McItem], seq_len: int, device) -> float:
     return correct / len(items)
 
 
+def target_loss(losses: dict[str, float], target_sets: list[str]) -> float:
+    """The study's target: the mean held-out loss over the reference sets large enough to count."""
+    vals = [losses[k] for k in target_sets if k in losses and np.isfinite(losses[k])]
+    return float(np.mean(vals)) if vals else float("nan")
+
+
+def repetition(build: Path) -> dict[str, float]:
+    """Per phase, the most epochs any source of the build repeats (from its manifest)."""
+    m = json.loads((build / "manifest.json").read_text())
+    return {p["name"]: max((s["epochs"] for s in p["sources"]), default=0.0) for p in m["phases"]}
+
+
 def train_and_score(
     proxy,
     build: Path,
@@ -104,12 +116,14 @@ def train_and_score(
     sets: dict[str, np.ndarray],
     items: list[McItem],
     extra: dict,
+    target_sets: list[str],
 ) -> dict:
-    """Resumable: a finished run (result.json) is read back, not redone; a crashed one resumes from the
-    trainer's checkpoints."""
+    """Resumable: a finished run (result.json) is read back, not redone (its target recomputed over
+    `target_sets`); a crashed one resumes from the trainer's checkpoints."""
     done = out_dir / RESULT
     if done.is_file():
-        return json.loads(done.read_text())
+        result = json.loads(done.read_text())
+        return result | {"mean_loss": target_loss(result["losses"], target_sets), "target_sets": target_sets}
     t0 = time.perf_counter()
     cfg = run_config(proxy, build, out_dir, steps, seed)
     trainer = Trainer(cfg, init_distributed(cfg.device))
@@ -125,7 +139,9 @@ def train_and_score(
         **extra,
         "seed": seed,
         "losses": losses,
-        "mean_loss": float(np.mean([v for v in losses.values() if np.isfinite(v)])),
+        "mean_loss": target_loss(losses, target_sets),
+        "target_sets": target_sets,
+        "epochs": repetition(build),
         "mmlu_acc": choice_accuracy(trainer.lm, items, cfg.seq_len, device),
         "mmlu_items": len(items),
         "tokens": {p: n * cfg.global_batch_tokens for p, n in steps.items()},

@@ -25,6 +25,7 @@ TARGET = "mean"  # the mean over reference sets of the held-out loss
 class ArmStats:
     arm: str
     values: dict[str, list[float]]  # reference set (and TARGET, "mmlu") -> one value per seed
+    epochs: dict[str, float] = field(default_factory=dict)  # phase -> the most any source repeats
 
     def mean(self, key: str) -> float:
         return float(np.mean(self.values[key]))
@@ -44,6 +45,7 @@ class AblationReport:
     ranking: list[str]
     beyond_noise: list[tuple[str, str, float]] = field(default_factory=list)  # (better, worse, delta)
     files: dict[str, str] = field(default_factory=dict)
+    target_sets: list[str] = field(default_factory=list)  # the sets the mean held-out loss averages
 
     def last_beyond_noise(self) -> bool:
         """The worst arm is worse than every other arm by more than the seed noise."""
@@ -64,7 +66,7 @@ class AblationReport:
 def arm_stats(results: list[dict]) -> list[ArmStats]:
     by_arm: dict[str, ArmStats] = {}
     for r in sorted(results, key=lambda r: (r["arm"], r["seed"])):
-        st = by_arm.setdefault(r["arm"], ArmStats(r["arm"], {}))
+        st = by_arm.setdefault(r["arm"], ArmStats(r["arm"], {}, r.get("epochs") or {}))
         for key, value in [*r["losses"].items(), (TARGET, r["mean_loss"]), ("mmlu", r.get("mmlu_acc"))]:
             if value is not None and not (isinstance(value, float) and math.isnan(value)):
                 st.values.setdefault(key, []).append(float(value))
@@ -101,14 +103,10 @@ def compare(arms: list[ArmStats], key: str, sigmas: float) -> tuple[float, float
 def _table(rep: AblationReport) -> str:
     sets = sorted({k for a in rep.arms for k in a.values if k not in (TARGET, "mmlu")})
     cols = [TARGET, *sets, "mmlu"]
-    head = (
-        "| arm | "
-        + " | ".join(
-            "mean held-out loss" if c == TARGET else ("MMLU acc" if c == "mmlu" else c) for c in cols
-        )
-        + " |"
-    )
-    lines = [head, "|" + "---|" * (len(cols) + 1)]
+    names = {TARGET: "mean held-out loss", "mmlu": "MMLU acc"}
+    names |= {k: k if k in rep.target_sets or not rep.target_sets else f"{k} (not in mean)" for k in sets}
+    head = "| arm | " + " | ".join(names[c] for c in cols) + " | max epochs per phase |"
+    lines = [head, "|" + "---|" * (len(cols) + 2)]
     order = {a: i for i, a in enumerate(rep.ranking)}
     for a in sorted(rep.arms, key=lambda a: order[a.arm]):
         cells = []
@@ -119,8 +117,12 @@ def _table(rep: AblationReport) -> str:
                 cells.append(
                     f"{a.mean(c):.4f} ± {a.spread(c) / 2:.4f}" if len(a.values[c]) > 1 else f"{a.mean(c):.4f}"
                 )
-        lines.append(f"| {a.arm} | " + " | ".join(cells) + " |")
-    lines.append("\n(mean over seeds ± half the seed range; arms in order of the mean held-out loss)")
+        reps = " / ".join(f"{v:.1f}" for v in a.epochs.values()) or "-"
+        lines.append(f"| {a.arm} | " + " | ".join(cells) + f" | {reps} |")
+    lines.append(
+        "\n(mean over seeds ± half the seed range; arms in order of the mean held-out loss over the sets with"
+        " at least eval.min_tokens tokens; max epochs: the most any source of the arm repeats, per phase)"
+    )
     return "\n".join(lines)
 
 
@@ -213,6 +215,7 @@ def write_ablation_report(cfg, study, results: list[dict]) -> AblationReport:
     arms = arm_stats(results)
     sd, threshold, ranking, beyond = compare(arms, TARGET, cfg.eval.noise_sigmas)
     rep = AblationReport(cfg.name, out, arms, sd, threshold, ranking, beyond)
+    rep.target_sets = results[0].get("target_sets", []) if results else []
     rep.files["losses"] = str(plot_losses(arms, ranking, out / "heldout_loss.png"))
     runs = {(r["arm"], r["seed"]): study.arm_dir(r["arm"]) / f"seed-{r['seed']}" for r in results}
     rep.files["curves"] = str(plot_curves(runs, cfg.proxy.global_batch_tokens, out / "loss_curves.png"))
@@ -223,6 +226,8 @@ def write_ablation_report(cfg, study, results: list[dict]) -> AblationReport:
         "beyond_noise": beyond,
         "last_beyond_noise": rep.last_beyond_noise() if math.isfinite(threshold) else None,
         "arms": {a.arm: a.values for a in arms},
+        "epochs": {a.arm: a.epochs for a in arms},
+        "target_sets": rep.target_sets,
         "steps": study.steps,
         "tokens_per_arm": {p: n * cfg.proxy.global_batch_tokens for p, n in study.steps.items()},
         "tokenizer_hash": study.tok["hash"],

@@ -28,6 +28,7 @@ class Study:
     suite: object
     mixtures: dict[str, dict] = field(default_factory=dict)  # arm -> its pinned mixture
     sets: dict = field(default_factory=dict)
+    target_sets: list[str] = field(default_factory=list)  # the sets the target averages (min_tokens)
     items: list[McItem] = field(default_factory=list)
 
     @classmethod
@@ -111,9 +112,29 @@ class Study:
             self.heldout_fraction,
             self.out / "reference",
         )
+        # a set holds tokens + 1 ids (the last window's target): its size is len - 1
+        floor = min(self.suite.min_tokens, self.suite.tokens)  # a set with all eval.tokens always counts
+        self.target_sets = [k for k, v in self.sets.items() if len(v) - 1 >= floor]
+        small = sorted(set(self.sets) - set(self.target_sets))
+        if small:
+            log.warning(
+                "reference set(s) %s under %d tokens (eval.min_tokens): reported, not in the target",
+                ", ".join(f"{k} ({max(0, len(self.sets[k]) - 1)} tokens)" for k in small),
+                floor,
+            )
+        if not self.target_sets:
+            raise ValueError(
+                f"no reference set has {floor} tokens (eval.min_tokens)"
+                f" ({ {k: max(0, len(v) - 1) for k, v in self.sets.items()} }): lower it or add eval.texts"
+            )
         (self.out / "reference" / "sets.yaml").write_text(
             yaml.safe_dump(
-                {"tokens": {k: len(v) for k, v in self.sets.items()}, "mmlu_items": len(self.items)}
+                {
+                    "tokens": {k: len(v) for k, v in self.sets.items()},
+                    "target_sets": self.target_sets,
+                    "min_tokens": floor,
+                    "mmlu_items": len(self.items),
+                }
             )
         )
 
@@ -129,4 +150,5 @@ class Study:
             self.sets,
             self.items,
             {"arm": arm, **(extra or {})},
+            self.target_sets,
         )

@@ -159,10 +159,10 @@ def _documents_rows(split: str, src: CachedSource, idx: np.ndarray, epochs: np.n
     """documents.parquet rows (without shard/offset) for documents `idx` of one source."""
     t = src.docs.take(pa.array(idx, pa.int64()))
     n = t.num_rows
-    return pa.table(
+    return pa.table(  # typed, so an empty split (no held-out document) concatenates with the others
         {
-            "split": [split] * n,
-            "source": [src.name] * n,
+            "split": pa.array([split] * n, pa.string()),
+            "source": pa.array([src.name] * n, pa.string()),
             "id": t["id"],
             "url": t["url"],
             "edu_score": t["edu_score"],
@@ -239,6 +239,8 @@ def _write_heldout(
 ) -> tuple[dict[str, list[dict]], list[pa.Table]]:
     heldout, tables = {}, []
     for s, idx in zip(sources, heldout_idx):
+        if len(idx) == 0:  # heldout_fraction 0 (or a one-document source): nothing to write or evaluate
+            continue
         sub = folder / "heldout" / s.name
         hw = ShardWriter(sub, dtype, shard_tokens)
         for doc in idx:
