@@ -46,11 +46,21 @@ def documents_frame(version_dir: str | Path) -> pd.DataFrame:
 
 def read_spark_documents(spark, version_dir: str | Path):
     """The version's data/*.parquet (the files `fingerprint` covers) as a lazy Spark DataFrame, schemas
-    merged (an incremental version's newer files may add columns); None when there is no data file."""
-    files = [str(p) for p in iter_parquet_files(version_dir, "data")]
+    merged (an incremental version's newer files may add columns); None when there is no data file.
+
+    Where some files carry `text_hash` and others do not, documents_frame computes it for the latter only;
+    so does this (a `_hash_missing` flag from the file name, consumed by spark_documents)."""
+    from pyspark.sql import functions as F
+
+    files = list(iter_parquet_files(version_dir, "data"))
     if not files:
         return None
-    return spark.read.option("mergeSchema", "true").parquet(*files)
+    df = spark.read.option("mergeSchema", "true").parquet(*map(str, files))
+    lacking = [f.name for f in files if "text_hash" not in pq.read_schema(f).names]
+    if "text_hash" in df.columns and lacking:
+        name = F.element_at(F.split(F.input_file_name(), "/"), -1)
+        df = df.withColumn("_hash_missing", name.isin(lacking))
+    return df
 
 
 def _text_hash_udf():
@@ -77,8 +87,13 @@ def spark_documents(df):
     if "text" in df.columns:
         if "text_hash" not in df.columns:
             df = df.withColumn("text_hash", _text_hash_udf()(F.col("text")))
+        elif "_hash_missing" in df.columns:
+            computed = _text_hash_udf()(F.col("text"))
+            df = df.withColumn(
+                "text_hash", F.when(F.col("_hash_missing"), computed).otherwise(F.col("text_hash"))
+            )
         df = df.withColumn("text_chars", F.length("text")).drop("text")
-    return df
+    return df.drop("_hash_missing")
 
 
 def is_spark_frame(frame) -> bool:

@@ -19,8 +19,6 @@ import os
 import uuid
 from pathlib import Path
 
-import pandas as pd
-
 from curation.contract import DatasetRoot, Manifest, resolve_version_dir
 from curation.quality_gates.config import GateConfig
 from curation.quality_gates.frames import (
@@ -87,7 +85,7 @@ def _failures(validation_results) -> tuple[int, list[Failure]]:
 
 
 def validate_frame(
-    frame: pd.DataFrame,
+    frame,  # a pandas or Spark DataFrame
     kind: str,
     cfg: GateConfig | None = None,
     manifest: Manifest | None = None,

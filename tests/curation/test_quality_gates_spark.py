@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 from test_quality_gates_helpers import build_version, rewrite_data
 
@@ -74,14 +76,21 @@ def test_planted_bad_candidate_fails_on_spark_as_on_pandas(bad_candidate):
 
 
 def test_spark_projection_equals_the_pandas_one(bad_candidate, spark):
-    """text_chars and the computed text_hash are the same values on both paths, row for row; the Spark
-    projection never carries the text."""
+    """text_chars and text_hash are the same values on both paths, row for row, also when only some files
+    carry text_hash (computed for the others only); the Spark projection never carries the text."""
+    path = bad_candidate / "data" / "part-00000.parquet"
+    table = pq.read_table(path)
+    half = table.num_rows // 2
+    carried = table.slice(half).append_column("text_hash", pa.array(["carried"] * (table.num_rows - half)))
+    pq.write_table(table.slice(0, half), path)  # no text_hash: computed
+    pq.write_table(carried, path.with_name("part-00001.parquet"))  # carried values are validated as they are
     df = spark_documents(read_spark_documents(spark, bad_candidate))
     assert "text" not in df.columns
     on_spark = df.select("id", "text_chars", "text_hash").toPandas()  # 200 rows: a test, not the gate
     on_pandas = documents_frame(bad_candidate)[["id", "text_chars", "text_hash"]]
     key = ["id", "text_chars", "text_hash"]
     assert on_spark.sort_values(key).values.tolist() == on_pandas.sort_values(key).values.tolist()
+    assert (on_spark["text_hash"] == "carried").sum() == table.num_rows - half
 
 
 def test_gate_cli_clear_error_on_unknown_input(tmp_path):
