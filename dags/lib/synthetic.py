@@ -10,12 +10,9 @@ it and its teacher store resumes), and the merge rebuilds `<root>/_candidates/<v
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 
 from synthesis.merge import CROSS_SHARD_REASON, CROSS_SHARD_STAGE, merge_shards
-
-log = logging.getLogger(__name__)
 
 SHARDS = "_shards"
 __all__ = ["CROSS_SHARD_REASON", "CROSS_SHARD_STAGE", "SHARDS", "merge_shards", "merge_args"]
