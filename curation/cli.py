@@ -7,7 +7,7 @@ import argparse
 
 from curation.cli_common import build_command_parser, run_command_line
 
-COMMANDS = ["run", "append", "dedup", "report", "edu", "prune", "tables"]
+COMMANDS = ["run", "append", "dedup", "gate", "report", "edu", "prune", "tables"]
 
 
 def build_parser() -> argparse.ArgumentParser:

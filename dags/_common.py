@@ -80,15 +80,27 @@ def spark_submit(task_id: str, argv, name: str) -> SparkSubmitOperator:
 
 @task(retries=0)
 def validate(candidate_dir: str, kind: str) -> dict:
-    """The great-expectations gate; a failing gate fails the run (no retry: the data will not change)."""
+    """The great-expectations gate, exactly as an engineer runs it: `python -m curation gate` (on Spark:
+    the suite runs where the data lies, so this worker's memory does not grow with the corpus). A failing
+    gate fails the run (no retry: the data will not change); its verdict stays in `quality/gate.json`."""
     from airflow.sdk.exceptions import AirflowFailException
 
-    from curation.quality_gates import run_gate
+    from curation.contract import resolve_version_dir
+    from curation.quality_gates.frames import fingerprint
+    from curation.quality_gates.gate import GATE_FILE
+    from curation.quality_gates.result import GateResult
+    from dags.lib.cli import CommandFailed, run_module
 
-    result = run_gate(candidate_dir, kind=kind)
+    try:
+        run_module("curation", ["gate", "--input", candidate_dir, "--kind", kind])
+    except CommandFailed as e:
+        saved = resolve_version_dir(candidate_dir) / "quality" / GATE_FILE
+        verdict = GateResult.read(saved) if e.returncode == 1 and saved.is_file() else None
+        if verdict is not None and verdict.fingerprint == fingerprint(verdict.dataset_dir):
+            raise AirflowFailException(verdict.summary()) from None  # the gate's own verdict: FAILED
+        raise  # the gate could not run (a broken candidate, Spark down): the error and its output tail
+    result = GateResult.read(resolve_version_dir(candidate_dir) / "quality" / GATE_FILE)
     log.info("%s", result.summary())
-    if not result.success:
-        raise AirflowFailException(result.summary())
     return {"evaluated": result.evaluated, "data_docs": result.docs_index}
 
 

@@ -10,10 +10,11 @@ reviewed, published.
   disjoint share of the plan and publishes it as `$PHI_DATA_ROOT/synthetic/_shards/<version>/shard-i-of-n`.
   The `teacher` pool caps how many shards talk to the teacher server at once; a retried shard resumes
   from its teacher store (answers are not generated twice) and replaces its version.
-- merge: the shard versions become one contract version `_candidates/<version>` (stage counts summed).
-  Each shard near-dedups within itself, so the merge runs MinHash near-dedup once more over the merged rows:
-  near-duplicates split across shards become rejects (stage `near_dedup_cross_shard`, reason
-  `near_duplicate_cross_shard`). Decontamination is per row and runs within each shard only.
+- merge: `python -m synthesis merge` (pool `spark`), a Spark job: the shard versions become one contract
+  version `_candidates/<version>` (stage counts summed). Each shard near-dedups within itself, so the merge
+  runs curation's MinHash near-dedup (NearDedup) once more over the merged rows: near-duplicates split across
+  shards become rejects (stage `near_dedup_cross_shard`, reason `near_duplicate_cross_shard`).
+  Decontamination is per row and runs within each shard only.
 - validate / publish: the `synthetic` suite; a failing gate leaves the candidate unpublished. Publishing
   emits the `synthetic` Asset (extra: version, path, rows) that mixture_build schedules on.
 - review: a researcher sees the stage counts and `review_sample` random items per generator (Airflow's
@@ -34,6 +35,8 @@ from airflow.sdk import Param, dag, get_current_context, task
 
 from dags._common import (
     DEFAULT_ARGS,
+    SPARK_POOL,
+    SPARK_TIMEOUT,
     TEACHER_POOL,
     TEACHER_TIMEOUT,
     gate_and_publish,
@@ -107,13 +110,17 @@ def generate(spec: str, shards_root: str) -> str:
     return str(Path(shards_root) / run_id)
 
 
-@task
+@task(pool=SPARK_POOL, execution_timeout=SPARK_TIMEOUT)
 def merge(shard_dirs: list[str], planned: dict) -> str:
+    """`python -m synthesis merge`: a Spark job (cross-shard near-dedup on the executors)."""
     from pathlib import Path
 
-    from dags.lib.synthetic import merge_shards
+    from dags.lib.cli import run_module
+    from dags.lib.synthetic import merge_args
 
-    return str(merge_shards(list(shard_dirs), Path(planned["candidate_dir"]).parent, planned["version"]))
+    candidates = Path(planned["candidate_dir"]).parent
+    run_module("synthesis", merge_args(list(shard_dirs), candidates, planned["version"]))
+    return str(candidates / planned["version"])
 
 
 @task.branch

@@ -7,7 +7,7 @@ import argparse
 
 from curation.cli_common import build_command_parser, run_command_line
 
-COMMANDS: list[str] = ["generate", "label_edu", "run"]
+COMMANDS: list[str] = ["generate", "label_edu", "merge", "run"]
 
 
 def build_parser() -> argparse.ArgumentParser:

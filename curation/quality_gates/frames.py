@@ -1,4 +1,7 @@
-"""Turn what a gate validates into one pandas frame.
+"""Turn what a gate validates into one frame: a Spark DataFrame (the default: `read_spark_documents` +
+`spark_documents`, validated by great-expectations' Spark data source where the data lies, so no process
+holds the corpus) or a pandas frame (`documents_frame`, the data read into the calling process: small
+datasets, `--engine pandas`, and the reference the Spark path is checked against).
 
 Document datasets: every column of data/*.parquet except `text`, which is replaced by its length
 (`text_chars`, null when the text is null) so that validating a corpus does not hold its text in memory.
@@ -41,19 +44,61 @@ def documents_frame(version_dir: str | Path) -> pd.DataFrame:
     return pa.concat_tables(tables, promote_options="permissive").to_pandas()
 
 
-def spark_documents_frame(df) -> pd.DataFrame:
-    """The same projection from a Spark DataFrame: the text length and hash are computed on the
-    executors, so only the small per-document columns travel to the driver."""
+def read_spark_documents(spark, version_dir: str | Path):
+    """The version's data/*.parquet (the files `fingerprint` covers) as a lazy Spark DataFrame, schemas
+    merged (an incremental version's newer files may add columns); None when there is no data file.
+
+    Where some files carry `text_hash` and others do not, documents_frame computes it for the latter only;
+    so does this (a `_hash_missing` flag from the file name, consumed by spark_documents)."""
+    from pyspark.sql import functions as F
+
+    files = list(iter_parquet_files(version_dir, "data"))
+    if not files:
+        return None
+    df = spark.read.option("mergeSchema", "true").parquet(*map(str, files))
+    lacking = [f.name for f in files if "text_hash" not in pq.read_schema(f).names]
+    if "text_hash" in df.columns and lacking:
+        name = F.element_at(F.split(F.input_file_name(), "/"), -1)
+        df = df.withColumn("_hash_missing", name.isin(lacking))
+    return df
+
+
+def _text_hash_udf():
+    """exact dedup's own key (NFKC, casefold, collapsed whitespace, sha1) as an Arrow-batched pandas UDF:
+    the same value as documents_frame computes, on the executors, one Arrow batch in memory at a time."""
+    from pyspark.sql.functions import pandas_udf
+
+    from curation.dedup.exact import normalized_text_hash
+
+    @pandas_udf("string")
+    def text_hash(texts: pd.Series) -> pd.Series:
+        return texts.map(lambda t: None if t is None else normalized_text_hash(t))
+
+    return text_hash
+
+
+def spark_documents(df):
+    """documents_frame's projection of a Spark DataFrame, still a (lazy) Spark DataFrame: the text length
+    (code points, as pyarrow's utf8_length) and, where the data lacks it, the text hash are computed on the
+    executors, and `text` is dropped before anything is materialised. Nothing travels to the driver; the
+    great-expectations Spark data source validates it where it lies."""
     from pyspark.sql import functions as F
 
     if "text" in df.columns:
         if "text_hash" not in df.columns:
-            # in JVM SQL, no Python worker: lowercase + collapsed whitespace (exact dedup's key also
-            # applies NFKC, which Spark SQL lacks; for a uniqueness check the difference is immaterial)
-            normalized = F.trim(F.regexp_replace(F.lower(F.col("text")), r"\s+", " "))
-            df = df.withColumn("text_hash", F.sha1(F.encode(normalized, "UTF-8")))
+            df = df.withColumn("text_hash", _text_hash_udf()(F.col("text")))
+        elif "_hash_missing" in df.columns:
+            computed = _text_hash_udf()(F.col("text"))
+            df = df.withColumn(
+                "text_hash", F.when(F.col("_hash_missing"), computed).otherwise(F.col("text_hash"))
+            )
         df = df.withColumn("text_chars", F.length("text")).drop("text")
-    return df.toPandas()
+    return df.drop("_hash_missing")
+
+
+def is_spark_frame(frame) -> bool:
+    """A pyspark DataFrame (classic or Connect), recognised without importing pyspark."""
+    return hasattr(frame, "sparkSession")
 
 
 def mixture_frame(build_dir: str | Path) -> pd.DataFrame:

@@ -4,6 +4,12 @@ publish a version whose gate failed.
 GE objects live in a fresh ephemeral context per run (nothing shared between runs or processes); the
 Data Docs site of the run is written next to the verdict (`gate.json`) in `docs_dir`, by default
 `<version>/quality/`, so the evidence travels with the version it judged.
+
+Document datasets are validated on Spark by default (engine "spark": great-expectations' Spark data
+source over the version's parquet files, text length and hash computed on the executors, only metrics and
+a few sample values reach the driver), so the gating process's memory does not grow with the corpus.
+Engine "pandas" reads the projection into this process (the former path; kept as the reference and for
+callers without a JVM). A mixture build is a handful of rows from its manifest.json: always pandas.
 """
 
 from __future__ import annotations
@@ -13,17 +19,24 @@ import os
 import uuid
 from pathlib import Path
 
-import pandas as pd
-
 from curation.contract import DatasetRoot, Manifest, resolve_version_dir
 from curation.quality_gates.config import GateConfig
-from curation.quality_gates.frames import documents_frame, fingerprint, mixture_frame, spark_documents_frame
+from curation.quality_gates.frames import (
+    documents_frame,
+    fingerprint,
+    is_spark_frame,
+    mixture_frame,
+    read_spark_documents,
+    spark_documents,
+)
 from curation.quality_gates.result import Failure, GateFailed, GateResult
 from curation.quality_gates.suites import SUITES
 
 log = logging.getLogger(__name__)
 
 GATE_FILE = "gate.json"
+ENGINES = ("spark", "pandas")
+DEFAULT_ENGINE = "spark"
 
 
 def quiet_gx():
@@ -72,14 +85,15 @@ def _failures(validation_results) -> tuple[int, list[Failure]]:
 
 
 def validate_frame(
-    frame: pd.DataFrame,
+    frame,  # a pandas or Spark DataFrame
     kind: str,
     cfg: GateConfig | None = None,
     manifest: Manifest | None = None,
     docs_dir: str | Path | None = None,
     name: str = "dataset",
 ) -> tuple[int, list[Failure], str | None]:
-    """Validate an in-memory frame with the kind's suite; build Data Docs into docs_dir when given."""
+    """Validate a frame (pandas, or a Spark DataFrame validated on Spark) with the kind's suite; build Data
+    Docs into docs_dir when given."""
     gx = quiet_gx()
     from great_expectations.data_context.types.base import ProgressBarsConfig
 
@@ -87,11 +101,13 @@ def validate_frame(
     ctx = gx.get_context(mode="ephemeral")
     ctx.variables.progress_bars = ProgressBarsConfig(globally=False)
     tag = uuid.uuid4().hex[:8]
-    batch = (
-        ctx.data_sources.add_pandas(f"{kind}-{tag}")
-        .add_dataframe_asset(name)
-        .add_batch_definition_whole_dataframe("whole")
+    spark = is_spark_frame(frame)
+    # the Spark source persists the (text-free) frame in executor storage: each expectation is a Spark
+    # job over it, and the parquet files are read once
+    source = (
+        ctx.data_sources.add_spark(f"{kind}-{tag}") if spark else ctx.data_sources.add_pandas(f"{kind}-{tag}")
     )
+    batch = source.add_dataframe_asset(name).add_batch_definition_whole_dataframe("whole")
     suite = ctx.suites.add(gx.ExpectationSuite(name=kind))
     for expectation in SUITES[kind](cfg, manifest, list(frame.columns)):
         suite.add_expectation(expectation)
@@ -122,9 +138,31 @@ def validate_frame(
             result_format={"result_format": "SUMMARY", "partial_unexpected_count": 10},
         )
     )
-    outcome = checkpoint.run(batch_parameters={"dataframe": frame})
+    try:
+        outcome = checkpoint.run(batch_parameters={"dataframe": frame})
+    finally:
+        if spark:
+            frame.unpersist()
     evaluated, failures = _failures(outcome.run_results.values())
     return evaluated, failures, docs_index
+
+
+def _documents(version_dir: Path, engine: str, frame):
+    """What the documents suite validates: the caller's frame (a Spark one projected lazily), else the
+    version's files read by `engine`."""
+    if engine not in ENGINES:
+        raise ValueError(f"gate engine must be one of {ENGINES}, got {engine!r}")
+    if frame is not None:
+        return spark_documents(frame) if is_spark_frame(frame) else frame
+    if engine == "spark":
+        from curation.spark import get_spark
+
+        df = read_spark_documents(get_spark("phi-gate"), version_dir)
+        if df is not None:
+            return spark_documents(df)
+    # pandas, or no data file at all (nothing to read: an empty frame, which the row-count and schema
+    # expectations fail with their usual names)
+    return documents_frame(version_dir)
 
 
 def run_gate(
@@ -132,13 +170,16 @@ def run_gate(
     kind: str | None = None,
     cfg: GateConfig | None = None,
     docs_dir: str | Path | None = None,
-    frame: pd.DataFrame | None = None,
+    frame=None,
+    engine: str = DEFAULT_ENGINE,
 ) -> GateResult:
     """Validate a dataset version (a version folder, a dataset root, or a mixture build folder).
 
+    `engine` ("spark" by default, or "pandas") chooses how a document dataset is read (module docstring).
     `frame` lets a caller that already holds the data skip reading the parquet files: a Spark
-    DataFrame of the version's documents, or a pandas frame in the layout of frames.documents_frame. The
-    verdict is written to `<docs_dir>/gate.json` and Data Docs to `<docs_dir>/data_docs/`.
+    DataFrame of the version's documents (validated on Spark), or a pandas frame in the layout of
+    frames.documents_frame. The verdict is written to `<docs_dir>/gate.json` and Data Docs to
+    `<docs_dir>/data_docs/`.
     """
     dataset = Path(dataset)
     if kind == "mixture":
@@ -150,10 +191,7 @@ def run_gate(
         manifest = Manifest.read(version_dir)
         kind = _kind_of(version_dir, manifest, kind)
         version = manifest.version
-        if frame is None:
-            frame = documents_frame(version_dir)
-        elif hasattr(frame, "sparkSession"):  # a pyspark DataFrame (not imported: Spark is optional here)
-            frame = spark_documents_frame(frame)
+        frame = _documents(version_dir, engine, frame)
     docs_dir = Path(docs_dir) if docs_dir is not None else version_dir / "quality"
     evaluated, failures, docs_index = validate_frame(frame, kind, cfg, manifest, docs_dir, name=version)
     result = GateResult(
@@ -172,7 +210,10 @@ def run_gate(
 
 
 def require_passed(
-    version_dir: str | Path, kind: str | None = None, cfg: GateConfig | None = None
+    version_dir: str | Path,
+    kind: str | None = None,
+    cfg: GateConfig | None = None,
+    engine: str = DEFAULT_ENGINE,
 ) -> GateResult:
     """The verdict for exactly these files: reuse gate.json when its fingerprint still matches,
     otherwise validate again. Raises GateFailed when the data does not pass."""
@@ -184,7 +225,7 @@ def require_passed(
         if previous.fingerprint == fingerprint(version_dir) and (kind is None or previous.kind == kind):
             result = previous
     if result is None:
-        result = run_gate(version_dir, kind=kind, cfg=cfg)
+        result = run_gate(version_dir, kind=kind, cfg=cfg, engine=engine)
     if not result.success:
         raise GateFailed(result)
     return result
@@ -196,6 +237,7 @@ def publish_gated(
     kind: str | None = None,
     cfg: GateConfig | None = None,
     set_current: bool = True,
+    engine: str = DEFAULT_ENGINE,
 ) -> Path:
     """Publish a finished candidate version into `root` only if its quality gate passes.
 
@@ -215,7 +257,7 @@ def publish_gated(
         raise FileNotFoundError(
             f"candidate {candidate} has no manifest.json and {published} is not published"
         )
-    result = require_passed(candidate, kind=kind, cfg=cfg)
+    result = require_passed(candidate, kind=kind, cfg=cfg, engine=engine)
     dataset_root.root.mkdir(parents=True, exist_ok=True)
     final = dataset_root.publish(candidate, result.version, set_current=set_current)
     log.info("published %s (gate passed: %d expectations)", final, result.evaluated)
