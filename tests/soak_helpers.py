@@ -266,6 +266,42 @@ def spark_worker_running(spark_ui_url: str, app_name: str) -> dict | None:
     return None
 
 
+def restart(stack, service: str) -> None:
+    """`python -m dags.stack restart SERVICE` on the soak's stack (what an operator runs)."""
+    from stack_fixtures import stack_cli
+
+    from curation.paths import REPO_ROOT
+
+    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT), "PHI_STACK_DATA_ROOT": str(stack.datasets)}
+    done = stack_cli("restart", service, env=env, timeout=400)
+    assert done.returncode == 0, done.stderr[-3000:]
+
+
+def kill_a_spark_worker_mid_job(api, stack, dag_id: str, run: str) -> str:
+    """Once the curate job's executors work (the models were shipped to them), SIGKILL the Spark worker
+    running one of them, with its executor; start it again for the nights to come. Returns its name."""
+
+    def working() -> dict | None:
+        if not task_running(api, dag_id, run, "curate"):
+            return None
+        from dags.client import ApiError
+
+        try:
+            log = api.log(dag_id, run, "curate", try_number=1)
+        except ApiError:  # not served yet
+            return None
+        if "curation.steps.shipping: shipped" not in log:
+            return None
+        return spark_worker_running(stack.spark_ui_url, "phi-curation")
+
+    worker = wait_until(working, 900, "an executor of the curate job at work", poll_s=1)
+    port = int(worker["webuiaddress"].rsplit(":", 1)[1])
+    name = f"spark-worker-{stack.spark_worker_ui_ports.index(port) + 1}"
+    kill_tree(service_pid(stack.state_file, name))
+    restart(stack, name)
+    return name
+
+
 def service_pid(state_file: Path, name: str) -> int:
     services = json.loads(state_file.read_text())["services"]
     return next(s["pid"] for s in services if s["name"] == name)

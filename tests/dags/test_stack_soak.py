@@ -8,10 +8,11 @@ Each night lands new crawl segments cut from the shared crawl data; faults are p
   2  a new segment + night 1's segment delivered again; a manual web_curation (mode add) triggered while the
      night holds the writer lease
   3  a new segment + a corrupt one (bytes flipped in a gzip member) + a near copy of a published document
-     and a re-crawled id with new text; the second half of the WARC
+     and a re-crawled id with new text; the second half of the WARC; mid-job, a Spark worker running an
+     executor is SIGKILLed with it (Spark reschedules its tasks; the worker is restarted afterwards)
   4  the Celery worker running `curate` SIGKILLed with everything it started (restarted: the task is retried)
-  5  the Spark worker running an executor of the job SIGKILLed (Spark reschedules; restarted afterwards)
-  6  the input glob mistyped (the night fails at discover and alerts), then replayed with the right glob
+  5  the input glob mistyped: the night fails at discover and alerts; its segment stays pending
+  6  the glob fixed: the night curates night 5's segment and its own
   7  nothing new landed: an empty night, recorded in the ledger
 
 After every run that published: the version chains to the previous one (base_version), holds every document
@@ -23,7 +24,6 @@ out/stack/soak.md (+ .json) and OPERATIONS.md ("Soak on the real stack").
 
 from __future__ import annotations
 
-import os
 import re
 import time
 from datetime import UTC, datetime, timedelta
@@ -36,11 +36,13 @@ from soak_helpers import (
     Landing,
     Version,
     check_version,
+    kill_a_spark_worker_mid_job,
     kill_tree,
     near_copy,
     read_alerts,
     read_jsonl_gz,
     reject_of,
+    restart,
     run_stats,
     runs_by_type,
     service_pid,
@@ -49,7 +51,6 @@ from soak_helpers import (
     wait_until,
     write_report,
 )
-from stack_fixtures import stack_cli
 
 from curation.contract import DatasetRoot
 from curation.paths import REPO_ROOT
@@ -80,7 +81,6 @@ class Soak:
         self.alerts_seen = 0
         today = datetime.now(UTC).replace(hour=3, minute=0, second=0, microsecond=0)
         self.first = today - timedelta(days=7)
-        self.stack_env = {"PYTHONPATH": str(REPO_ROOT), "PHI_STACK_DATA_ROOT": str(stack.datasets)}
 
     def segment(self, k: int, n: int = 60) -> list[dict]:
         return self.rows[k * n : (k + 1) * n]
@@ -182,6 +182,11 @@ class Soak:
         self.write()
         return row
 
+    def ledger_segments(self) -> dict[str, dict]:
+        from dags.lib.ledger import SegmentLedger
+
+        return SegmentLedger.for_root(self.root).entries()
+
     def ledger_nights(self) -> list[dict]:
         from dags.lib.ledger import SegmentLedger
 
@@ -214,11 +219,6 @@ def stop_the_cron_tick(soak: Soak, api) -> None:
     assert states.get("writer_lock") != "success", states
     assert not (soak.root / "_writer.lock").exists() and DatasetRoot(soak.root).current() is None
     soak.alerts_seen = len(read_alerts(soak.alerts))
-
-
-def restart(soak: Soak, service: str) -> None:
-    done = stack_cli("restart", service, env={**os.environ, **soak.stack_env}, timeout=400)
-    assert done.returncode == 0, done.stderr[-3000:]
 
 
 def test_night_1_first_segments(soak):
@@ -270,7 +270,7 @@ def test_night_2_redelivered_segment_and_a_manual_run_beside_it(soak, api, tmp_p
     assert row["segments_new"] == 2 and row["alerts"] == 0, row
 
 
-def test_night_3_corrupt_segment_near_copy_and_recrawled_id(soak):
+def test_night_3_corrupt_segment_near_copy_recrawled_id_and_a_spark_worker_killed(soak, api, stack):
     assert len(soak.nights) == 2, "night 2 did not complete"
     current = Version(soak.root, soak.published[-1])
     docs = [
@@ -280,11 +280,7 @@ def test_night_3_corrupt_segment_near_copy_and_recrawled_id(soak):
     ]
     source, recrawled = docs[0], docs[1]
     planted = [
-        {
-            "id": "soak-near-copy-0001",
-            "text": near_copy(source["text"]),
-            "metadata": {"url": "soak.test/near"},
-        },
+        {"id": "soak-near-copy-0001", "text": near_copy(source["text"]), "metadata": {"url": "soak.test/n"}},
         {"id": recrawled["id"], "text": soak.rows[-1]["text"], "metadata": {"url": "soak.test/recrawl"}},
     ]
     segs = [
@@ -294,10 +290,12 @@ def test_night_3_corrupt_segment_near_copy_and_recrawled_id(soak):
         soak.landing.warc_part(soak.warc, "n3-warc-part1", 1, 2),
     ]
     run = soak.trigger(3)
+    name = kill_a_spark_worker_mid_job(api, stack, NIGHTLY, run)
     assert soak.wait(NIGHTLY, run)["state"] == "success"
-    row = soak.record(
-        3, "corrupt gzip member; near copy; re-crawled id", [(NIGHTLY, run)], [Inputs.read(segs)]
-    )
+    log = api.log(NIGHTLY, run, "curate", try_number=1)  # Spark saw the executor go, and went on
+    assert re.search(r"(?i)lost executor|executor \S+ (lost|removed)", log), log[-3000:]
+    what = f"corrupt gzip member; near copy; re-crawled id; {name} SIGKILLed mid-job"
+    row = soak.record(3, what, [(NIGHTLY, run)], [Inputs.read(segs)])
     version = soak.published[-1]
     near = reject_of(soak.root, version, "soak-near-copy-0001")
     assert near["reject_reason"] == "near_duplicate" and source["id"] in near["reject_detail"], near
@@ -321,57 +319,37 @@ def test_night_4_celery_worker_killed_mid_curate(soak, api, stack):
     )
     killed = kill_tree(service_pid(stack.state_file, "celery-default"))
     assert len(killed) > 3, killed  # worker, pool process, task supervisor and process, spark-submit ...
-    restart(soak, "celery-default")
+    restart(stack, "celery-default")
     assert soak.wait(NIGHTLY, run)["state"] == "success"
     assert api.tasks(NIGHTLY, run)["curate"]["try_number"] == 2
     row = soak.record(4, "Celery worker SIGKILLed mid-curate", [(NIGHTLY, run)], [Inputs.read(segs)])
     assert row["retries"] >= 1 and row["alerts"] == 0, row
 
 
-def test_night_5_spark_worker_killed_mid_job(soak, api, stack):
+def test_night_5_mistyped_glob_fails_and_alerts(soak, api):
     assert len(soak.nights) == 4, "night 4 did not complete"
-    segs = [soak.landing.jsonl("n5-webtext-05", soak.segment(5))]
-    run = soak.trigger(5)
-    worker = wait_until(
-        lambda: (
-            task_running(api, NIGHTLY, run, "curate")
-            and spark_worker_running(stack.spark_ui_url, "phi-curation")
-        ),
-        900,
-        "an executor of the curate job",
-        poll_s=0.3,
-    )
-    port = int(worker["webuiaddress"].rsplit(":", 1)[1])
-    name = f"spark-worker-{stack.spark_worker_ui_ports.index(port) + 1}"
-    kill_tree(service_pid(stack.state_file, name))
-    restart(soak, name)  # for the nights to come: two workers again
-    assert soak.wait(NIGHTLY, run)["state"] == "success"
-    curate = api.tasks(NIGHTLY, run)["curate"]
-    log = api.log(NIGHTLY, run, "curate", try_number=1)
-    assert re.search(r"(?i)lost executor|executor \S+ (lost|removed)|worker .* removed", log), log[-3000:]
-    row = soak.record(5, f"Spark {name} SIGKILLed mid-job", [(NIGHTLY, run)], [Inputs.read(segs)])
-    assert row["alerts"] == 0 and curate["state"] == "success", row
-
-
-def test_night_6_mistyped_glob_alerts_then_the_replay_publishes(soak, api):
-    assert len(soak.nights) == 5, "night 5 did not complete"
-    segs = [soak.landing.jsonl("n6-webtext-07", soak.segment(7))]
+    soak.landing.jsonl("n5-webtext-05", soak.segment(5))
     typo = str(soak.landing.folder.with_name("landng") / "*.gz")
-    bad = soak.trigger(6, [typo])
+    bad = soak.trigger(5, [typo])
     assert soak.wait(NIGHTLY, bad)["state"] == "failed"
     discover = api.tasks(NIGHTLY, bad)["discover"]
     assert (discover["state"], discover["try_number"]) == ("failed", 1)
     alerts = [a for a in read_alerts(soak.alerts) if a["run_id"] == bad and a["task_id"] == "discover"]
     assert alerts and "names a location that does not exist" in alerts[0]["message"], alerts
-    replay = soak.trigger(None)  # the operator fixes the glob and triggers the DAG (OPERATIONS.md)
-    assert soak.wait(NIGHTLY, replay)["state"] == "success"
-    row = soak.record(
-        6,
-        "glob mistyped (fails, alerts); replayed",
-        [(NIGHTLY, bad), (NIGHTLY, replay)],
-        [None, Inputs.read(segs)],
-    )
-    assert row["segments_new"] == 1 and row["alerts"] >= 1, row
+    row = soak.record(5, "segment glob mistyped: fails, alerts", [(NIGHTLY, bad)], [None])
+    assert row["alerts"] >= 1 and not any("n5-webtext-05" in k for k in soak.ledger_segments()), row
+
+
+def test_night_6_picks_up_what_the_failed_night_left(soak):
+    assert len(soak.nights) == 5, "night 5 did not complete"
+    segs = [
+        soak.landing.folder / "n5-webtext-05.jsonl.gz",
+        soak.landing.jsonl("n6-webtext-07", soak.segment(7)),
+    ]
+    run = soak.trigger(6)
+    assert soak.wait(NIGHTLY, run)["state"] == "success"
+    row = soak.record(6, "glob fixed: night 5's segment + its own", [(NIGHTLY, run)], [Inputs.read(segs)])
+    assert row["segments_new"] == 2 and row["alerts"] == 0, row
 
 
 def test_night_7_nothing_landed_is_an_empty_night(soak, api):
