@@ -134,6 +134,20 @@ def test_up_refuses_to_start_without_postgres(tmp_path):
     assert not (tmp_path / "stack" / "stack.json").exists()
 
 
+def test_restart_names_what_is_missing(tmp_path):
+    """`python -m dags.stack restart NAME` needs a running stack and one of its services (the soak restarts a
+    killed worker with it: tests/dags/test_stack_soak.py)."""
+    from dags.stack import restart, write_state
+
+    cfg = StackConfig(state_dir=tmp_path / "stack")
+    with pytest.raises(RuntimeError, match=r"the stack is not running .*make stack"):
+        restart(cfg, "spark-worker-1")
+    cfg.state_dir.mkdir()
+    write_state(cfg, "r1", [])
+    with pytest.raises(RuntimeError, match=r"no service 'celery-typo' in the stack"):
+        restart(cfg, "celery-typo")
+
+
 SESSION = """
 from curation.spark import get_spark
 s = get_spark()
