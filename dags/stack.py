@@ -243,8 +243,9 @@ def down(cfg: StackConfig) -> list[int]:
 
 
 def restart(cfg: StackConfig, name: str, timeout_s: float = 180.0) -> dict:
-    """Start one service of the running stack again (after it died, or stop it first): same command and
-    environment as `up` gave it, recorded in the state file so that `down` stops the new process too."""
+    """Start one service of the running stack again (after it died, or stop it first): the command and
+    environment `up` builds (from the caller's environment, as `up` from its own) with the stack's run marker,
+    recorded in the state file so that `down` stops the new process too."""
     state = read_state(cfg)
     if state is None:
         raise RuntimeError(f"the stack is not running (no {cfg.state_file}); `make stack` first")
