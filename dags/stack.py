@@ -1,4 +1,4 @@
-"""The production topology on one machine, without Docker: `python -m dags.stack up|down|status`
+"""The production topology on one machine, without Docker: `python -m dags.stack up|down|status|restart NAME`
 (`make stack`, `make stack-down`, `make stack-status`).
 
   Spark standalone  master + 2 workers (1 core each), pyspark's own spark-class, bound to 127.0.0.1
@@ -31,7 +31,17 @@ from dags.service.config import (
     spark_defaults,
     spark_env,
 )
-from dags.service.processes import MARKER, Service, log_tail, marked, rss_bytes, stack_pids, start, stop
+from dags.service.processes import (
+    MARKER,
+    Service,
+    log_tail,
+    marked,
+    rss_bytes,
+    stack_pids,
+    start,
+    stop,
+    stop_group,
+)
 
 log = logging.getLogger("dags.stack")
 
@@ -177,20 +187,30 @@ def create_pools(cfg: StackConfig, password: str) -> None:
         )
 
 
+def service_specs(cfg: StackConfig, run_id: str, secret: dict[str, str]) -> dict[str, tuple[list[str], dict]]:
+    """name -> (argv, environment) of every service, in start order (Spark first), marked with `run_id`."""
+    base = {**os.environ, **spark_env(cfg), MARKER: run_id}
+    env = {**base, **airflow_env(cfg, secret)}
+    specs = {name: (argv, {**base, **extra}) for name, argv, extra in spark_services(cfg)}
+    specs |= {name: (argv, {**env, **extra}) for name, argv, extra in airflow_services(cfg)}
+    return specs
+
+
 def up(cfg: StackConfig, fresh: bool = False, timeout_s: float = 180.0) -> dict:
     t0 = time.monotonic()
     secret = prepare(cfg, fresh)
     run_id = uuid.uuid4().hex[:12]
-    base = {**os.environ, **spark_env(cfg), MARKER: run_id}
-    env = {**base, **airflow_env(cfg, secret)}
+    specs = service_specs(cfg, run_id, secret)
+    spark = [name for name, _, _ in spark_services(cfg)]
     services: list[Service] = []
     try:
-        for name, argv, extra in spark_services(cfg):
-            services.append(start(name, argv, {**base, **extra}, cfg.logs_dir, REPO_ROOT))
+        for name in spark:
+            services.append(start(name, *specs[name], cfg.logs_dir, REPO_ROOT))
         write_state(cfg, run_id, services)
-        migrate(env, cfg)
-        for name, argv, extra in airflow_services(cfg):
-            services.append(start(name, argv, {**env, **extra}, cfg.logs_dir, REPO_ROOT))
+        migrate({**os.environ, **spark_env(cfg), MARKER: run_id, **airflow_env(cfg, secret)}, cfg)
+        for name, (argv, env) in specs.items():
+            if name not in spark:
+                services.append(start(name, argv, env, cfg.logs_dir, REPO_ROOT))
         write_state(cfg, run_id, services)
 
         def died():
@@ -222,6 +242,29 @@ def down(cfg: StackConfig) -> list[int]:
     return left
 
 
+def restart(cfg: StackConfig, name: str, timeout_s: float = 180.0) -> dict:
+    """Start one service of the running stack again (after it died, or stop it first): the command and
+    environment `up` builds (from the caller's environment, as `up` from its own) with the stack's run marker,
+    recorded in the state file so that `down` stops the new process too."""
+    state = read_state(cfg)
+    if state is None:
+        raise RuntimeError(f"the stack is not running (no {cfg.state_file}); `make stack` first")
+    services = [Service(**s) for s in state["services"]]
+    old = next((s for s in services if s.name == name), None)
+    if old is None:
+        raise RuntimeError(f"no service {name!r} in the stack; services: {[s.name for s in services]}")
+    if old.alive():
+        stop_group(old.pid)
+    t0 = time.monotonic()
+    argv, env = service_specs(cfg, state["run_id"], ensure_secrets())[name]
+    new = start(name, argv, env, cfg.logs_dir, REPO_ROOT)
+    services = [new if s.name == name else s for s in services]
+    extra = {k: v for k, v in state.items() if k not in ("run_id", "services")}
+    write_state(cfg, state["run_id"], services, **extra)
+    health.wait_healthy(cfg, timeout_s)
+    return {"service": name, "pid": new.pid, "replaced": old.pid, "seconds": round(time.monotonic() - t0, 1)}
+
+
 def status(cfg: StackConfig) -> dict:
     state = read_state(cfg)
     if state is None:
@@ -246,7 +289,8 @@ def status(cfg: StackConfig) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m dags.stack", description=__doc__.split("\n\n")[0])
-    parser.add_argument("command", choices=["up", "down", "status"])
+    parser.add_argument("command", choices=["up", "down", "status", "restart"])
+    parser.add_argument("service", nargs="?", help="restart: a service (e.g. spark-worker-1, celery-default)")
     parser.add_argument(
         "--fresh", action="store_true", help="up: drop the stack's database and broker db first"
     )
@@ -264,6 +308,10 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"still alive after stop: {left}", file=sys.stderr)
                 return 1
             print("stack stopped")
+        elif args.command == "restart":
+            if not args.service:
+                parser.error("restart needs a service name (see `status`)")
+            print(json.dumps(restart(cfg, args.service, timeout_s=args.timeout), indent=2))
         else:
             print(json.dumps(status(cfg), indent=2))
     except (health.ServiceMissing, RuntimeError, TimeoutError) as e:

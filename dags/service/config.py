@@ -47,6 +47,8 @@ class StackConfig(BaseModel):
     # sized for a shared 2-core machine: a handful of task slots, one parsing process
     parallelism: int = 4
     default_worker_concurrency: int = 2
+    # a task whose worker died (no heartbeat for this long) is failed and retried; Airflow's default is 300 s
+    task_heartbeat_timeout_s: int = Field(60, ge=10)
     admin_user: str = "admin"
 
     @field_validator("worker_log_ports", "spark_worker_ui_ports", mode="before")
@@ -166,6 +168,7 @@ def airflow_env(cfg: StackConfig, secret: dict[str, str]) -> dict[str, str]:
         "AIRFLOW__DAG_PROCESSOR__PARSING_PROCESSES": "1",
         "AIRFLOW__API__WORKERS": "1",
         "AIRFLOW__SCHEDULER__SCHEDULER_HEALTH_CHECK_SERVER_PORT": str(cfg.scheduler_health_port),
+        "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT": str(cfg.task_heartbeat_timeout_s),
         "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(cfg.triggerer_log_port),
         "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(cfg.worker_log_ports[0]),
         "AIRFLOW__LOGGING__BASE_LOG_FOLDER": str(cfg.logs_dir / "tasks"),

@@ -105,6 +105,17 @@ def _signal_group(pgid: int, sig: int) -> None:
         pass
 
 
+def stop_group(pgid: int, grace_s: float = 20.0) -> bool:
+    """Stop one service's process group (SIGTERM, then SIGKILL after `grace_s`); True when it is gone."""
+    _signal_group(pgid, signal.SIGTERM)
+    deadline = time.monotonic() + grace_s
+    while time.monotonic() < deadline and group_members({pgid}):
+        time.sleep(0.5)
+    _signal_group(pgid, signal.SIGKILL)
+    time.sleep(0.2)
+    return not group_members({pgid})
+
+
 def stop(services: list[Service], run_id: str, grace_s: float = 20.0) -> list[int]:
     """SIGTERM each service's process group (in reverse start order), wait up to `grace_s`, then SIGKILL
     what is left, by group and by marker. Returns the pids that still live afterwards (empty on success)."""

@@ -68,6 +68,19 @@ def test_compose_and_the_local_stack_read_one_settings_file(config):
     assert not [k for k in shared if f"{k}:" in COMPOSE.read_text()]
 
 
+def test_every_airflow_service_gets_the_alert_settings(config):
+    """The notifier settings dags/lib/alerts.py reads reach every Airflow process: task failures alert from
+    the workers, DAG failures from the dag-processor, the nightly deadline from the triggerer."""
+    import re
+
+    names = set(re.findall(r"PHI_ALERT_[A-Z_]+", (REPO_ROOT / "dags" / "lib" / "alerts.py").read_text()))
+    assert {"PHI_ALERT_LOG", "PHI_ALERT_WEBHOOK", "PHI_ALERT_SMTP_HOST", "PHI_ALERT_EMAIL_TO"} <= names
+    for name in AIRFLOW_SERVICES:
+        env = config["services"][name]["environment"]
+        assert sorted(names - set(env)) == [], name
+    assert config["services"]["airflow-worker"]["environment"]["PHI_ALERT_SMTP_PORT"] == "25"
+
+
 def test_airflow_init_fills_the_models_volume(config):
     init = config["services"]["airflow-init"]
     script = " ".join(init["command"])
@@ -119,6 +132,20 @@ def test_up_refuses_to_start_without_postgres(tmp_path):
     )
     assert proc.returncode == 2 and "PostgreSQL is not reachable" in proc.stderr, proc.stderr[-2000:]
     assert not (tmp_path / "stack" / "stack.json").exists()
+
+
+def test_restart_names_what_is_missing(tmp_path):
+    """`python -m dags.stack restart NAME` needs a running stack and one of its services (the soak restarts a
+    killed worker with it: tests/dags/test_stack_soak.py)."""
+    from dags.stack import restart, write_state
+
+    cfg = StackConfig(state_dir=tmp_path / "stack")
+    with pytest.raises(RuntimeError, match=r"the stack is not running .*make stack"):
+        restart(cfg, "spark-worker-1")
+    cfg.state_dir.mkdir()
+    write_state(cfg, "r1", [])
+    with pytest.raises(RuntimeError, match=r"no service 'celery-typo' in the stack"):
+        restart(cfg, "celery-typo")
 
 
 SESSION = """
