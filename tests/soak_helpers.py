@@ -332,10 +332,6 @@ def run_stats(api, dag_id: str, run_id: str) -> dict:
     }
 
 
-def runs_by_type(api, dag_id: str) -> Counter:
-    return Counter(r["run_type"] for r in api.runs(dag_id))
-
-
 def read_alerts(path: Path) -> list[dict]:
     return (
         [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.is_file() else []
