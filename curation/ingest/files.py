@@ -4,6 +4,7 @@ or position says about its records (crawl id, stable ids)."""
 from __future__ import annotations
 
 import hashlib
+import os
 import re
 from pathlib import PurePosixPath
 from typing import BinaryIO
@@ -24,11 +25,26 @@ def fsspec_uri(path: str) -> str:
     return path
 
 
+def storage_options(uri: str) -> dict:
+    """fsspec options for `uri` from the environment, given explicitly: fsspec caches a filesystem per set of
+    options, so an S3 filesystem made before AWS_ENDPOINT_URL changed (a test's moto server, a reconfigured
+    endpoint) would otherwise be reused with the old endpoint."""
+    if uri.startswith(("s3://", "s3a://", "s3n://")):
+        endpoint = os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
+        return {"client_kwargs": {"endpoint_url": endpoint}} if endpoint else {}
+    return {}
+
+
+def url_to_fs(uri: str):
+    """`fsspec.core.url_to_fs` with the environment's storage options (see storage_options)."""
+    return fsspec.core.url_to_fs(uri, **storage_options(uri))
+
+
 def open_input(path: str) -> BinaryIO:
     """Open an input file for binary streaming; a missing file is an error naming it."""
     uri = fsspec_uri(path)
     try:
-        fs, fs_path = fsspec.core.url_to_fs(uri)
+        fs, fs_path = url_to_fs(uri)
     except ImportError as e:  # e.g. s3:// without s3fs installed
         raise ImportError(f"cannot open input {path!r}: {e}") from e
     try:

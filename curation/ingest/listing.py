@@ -10,7 +10,7 @@ from __future__ import annotations
 from urllib.parse import urlparse
 
 from curation.ingest.detect import detect_format
-from curation.ingest.files import fsspec_uri
+from curation.ingest.files import fsspec_uri, url_to_fs
 
 
 def _hadoop_serves(spark, uri: str, cache: dict[str, bool]) -> bool:
@@ -55,10 +55,9 @@ def visible(paths: list[str]) -> list[str]:
 def fsspec_glob(g: str) -> list[str]:
     """Expand a glob with fsspec (s3fs reads the standard AWS credentials and AWS_ENDPOINT_URL[_S3]);
     results keep the scheme as given (`s3a://` stays `s3a://`, so `source_file` says what the user wrote)."""
-    import fsspec
 
     try:
-        fs, path = fsspec.core.url_to_fs(fsspec_uri(g))
+        fs, path = url_to_fs(fsspec_uri(g))
     except (ImportError, ValueError) as e:  # unknown protocol, or its fsspec package is not installed
         raise ValueError(f"cannot list input {g!r}: neither Hadoop nor fsspec can read it ({e})") from e
     fs.invalidate_cache()  # a long-lived process (dag.test, notebooks) must see objects added since last time

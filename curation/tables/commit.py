@@ -30,6 +30,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from curation.contract import Manifest
+from curation.ingest.files import url_to_fs
 
 log = logging.getLogger(__name__)
 #: `commit_version(parent=...)` default: commit on whatever the table's head is.
@@ -58,9 +59,8 @@ def data_location(table, run_id: str) -> str:
 def written_files(location: str) -> list[str]:
     """The parquet data files a writer (Spark: part-*.parquet beside _SUCCESS and .crc files) left under
     `location`, as full URIs, sorted."""
-    import fsspec
 
-    fs, root = fsspec.core.url_to_fs(location)
+    fs, root = url_to_fs(location)
     scheme = location.split("://", 1)[0] + "://" if "://" in location else ""
     names = [
         p for p in fs.find(root) if p.endswith(".parquet") and not p.rsplit("/", 1)[-1].startswith(("_", "."))

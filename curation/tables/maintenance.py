@@ -11,6 +11,8 @@ import datetime as _dt
 import logging
 from collections.abc import Iterable
 
+from curation.ingest.files import url_to_fs
+
 log = logging.getLogger(__name__)
 
 
@@ -51,10 +53,9 @@ def remove_orphan_files(
     """Delete the files under the table's data/ folder that no snapshot references and that were last written
     more than `older_than` ago (the grace period protects a job that is writing right now and has not
     committed yet). Returns the paths removed (or, with `dry_run`, that would be)."""
-    import fsspec
 
     data_root = f"{table.location().rstrip('/')}/data"
-    fs, root = fsspec.core.url_to_fs(data_root)
+    fs, root = url_to_fs(data_root)
     if not fs.exists(root):
         return []
     keep = referenced_files(table)

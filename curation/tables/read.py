@@ -13,6 +13,7 @@ from typing import Any
 
 import pyarrow as pa
 
+from curation.ingest.files import url_to_fs
 from curation.paths import REPO_ROOT, TABLE_PREFIX
 from curation.tables.catalog import TableNotFound
 from curation.tables.commit import RUN_ID, snapshot_for_run
@@ -118,14 +119,13 @@ def local_version_files(table, ref: Ref, cache_dir: str | None = None) -> tuple[
         raise ValueError(
             f"table {table.name()} lives in a remote warehouse: give a cache_dir to copy its files to"
         )
-    import fsspec
 
     out = []
     for p in paths:
         local = Path(cache_dir) / ".".join(table.name()) / p.split("://", 1)[1]
         if not local.is_file():
             local.parent.mkdir(parents=True, exist_ok=True)
-            fs, src = fsspec.core.url_to_fs(p)
+            fs, src = url_to_fs(p)
             fs.get_file(src, str(local) + ".part")
             os.replace(str(local) + ".part", local)  # a half-downloaded file is never taken for a cached one
         out.append(str(local))

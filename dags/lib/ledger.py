@@ -25,6 +25,7 @@ import uuid
 from pathlib import Path
 
 from curation.contract import now_iso
+from curation.ingest.files import url_to_fs
 
 _SCHEME = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*://")
 
@@ -40,12 +41,11 @@ def _location(g: str) -> str:
 
 
 def _exists(location: str) -> bool:
-    import fsspec
 
     from curation.ingest import fsspec_uri
 
     try:
-        fs, path = fsspec.core.url_to_fs(fsspec_uri(location))
+        fs, path = url_to_fs(fsspec_uri(location))
         return bool(fs.exists(path.rstrip("/") or "/"))
     except Exception:  # noqa: BLE001 - unreachable store: reported as a location that is not there
         return False
@@ -116,12 +116,11 @@ class SegmentLedger:
 
     @staticmethod
     def _size(key: str) -> int | None:
-        import fsspec
 
         from curation.ingest import fsspec_uri
 
         try:
-            fs, path = fsspec.core.url_to_fs(fsspec_uri(key))
+            fs, path = url_to_fs(fsspec_uri(key))
             return int(fs.size(path))
         except Exception:  # noqa: BLE001 - the size is informative; a vanished segment was still consumed
             return None

@@ -310,7 +310,9 @@ def test_a_planted_shuffled_word_arm_ranks_last_beyond_the_seed_noise(env, tmp_p
     assert rep.ranking[-1] == "planted", rep.summary()
     assert rep.last_beyond_noise(), rep.summary()
     by = {a.arm: a for a in rep.arms}
-    assert by["planted"].mean("heldout-web") - by["web"].mean("heldout-web") > rep.threshold
+    # and on held-out real web text it is worse than its clean twin (the mean target's noise threshold above
+    # is the verdict; one reference set alone is noisier, so only the direction is asserted here)
+    assert by["planted"].mean("heldout-web") > by["web"].mean("heldout-web")
 
 
 def test_small_reference_sets_are_reported_but_not_in_the_target():
