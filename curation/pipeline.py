@@ -37,6 +37,7 @@ from curation.contract import (
 from curation.dedup.exact import ExactDedup, TextHash
 from curation.ingest.listing import list_input_files
 from curation.progress import SparkProgress
+from curation.spark import DictSum
 
 # the run's counting phase lives in curation.stage_counts; reconcile and summary_table are re-exported
 # (`x as x`): the CLI commands and the tests import them from here
@@ -292,9 +293,9 @@ def python_pass(
 
     cfg_json = cfg.model_dump_json()
     schema = processed_schema(steps)
-    timer_acc = spark.sparkContext.accumulator({}, _DictSum())
-    read_acc = spark.sparkContext.accumulator({}, _DictSum())
-    flag_acc = spark.sparkContext.accumulator({}, _DictSum())
+    timer_acc = spark.sparkContext.accumulator({}, DictSum())
+    read_acc = spark.sparkContext.accumulator({}, DictSum())
+    flag_acc = spark.sparkContext.accumulator({}, DictSum())
 
     def _map(batches):
         timer = StepTimer()
@@ -380,16 +381,3 @@ def write_outputs(
     if progress is not None:
         progress.phase("count")
     return data_cols
-
-
-class _DictSum:
-    """AccumulatorParam summing dicts of numbers (per-step seconds, records read per file, from every
-    task)."""
-
-    def zero(self, value):
-        return {}
-
-    def addInPlace(self, a, b):
-        for k, v in b.items():
-            a[k] = a.get(k, 0) + v
-        return a

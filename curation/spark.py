@@ -100,3 +100,16 @@ def local_copy(path: str) -> str:
     except Exception:  # not inside a Spark job: plain path
         pass
     return path
+
+
+class DictSum:
+    """AccumulatorParam summing dicts of numbers (per-step seconds, records read per file, from every
+    task)."""
+
+    def zero(self, value):
+        return {}
+
+    def addInPlace(self, a, b):
+        for k, v in b.items():
+            a[k] = a.get(k, 0) + v
+        return a

@@ -16,6 +16,7 @@ import pyarrow as pa
 from curation.contract import DOC_COLUMNS, DOC_FIELDS, REJECT_FIELDS, StageCounts
 from curation.ingest.config import STAGE, IngestConfig
 from curation.ingest.inputs import DatasetInput
+from curation.spark import DictSum
 from curation.steps.base import REJECT_DETAIL
 
 log = logging.getLogger(__name__)
@@ -38,16 +39,6 @@ class InputFrame:
     def rows(self) -> int | None:
         """Documents in `frame` when known without a Spark job (plain: the ingest stage's kept rows)."""
         return self.stages[-1].rows_kept if self.stages else self.extra.get("input_rows")
-
-
-class _DictSum:
-    def zero(self, value):
-        return {}
-
-    def addInPlace(self, a, b):
-        for k, v in b.items():
-            a[k] = a.get(k, 0) + v
-        return a
 
 
 def input_frame(
@@ -74,7 +65,7 @@ def read_plain(spark, source: DatasetInput, work: Path, cfg: IngestConfig, progr
     from curation import ingest
 
     cfg_json = cfg.model_dump_json()
-    read_acc = spark.sparkContext.accumulator({}, _DictSum())
+    read_acc = spark.sparkContext.accumulator({}, DictSum())
     names = PLAIN_SCHEMA.names
 
     def _map(batches):
