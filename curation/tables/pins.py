@@ -28,6 +28,11 @@ def pin_name(holder: str, snapshot_id: int) -> str:
     return f"{PIN_PREFIX}{clean}@{snapshot_id}"
 
 
+def _holder_prefix(holder: str) -> str:
+    """What every pin tag of `holder` starts with."""
+    return pin_name(holder, 0).rsplit("@", 1)[0] + "@"
+
+
 def pin(table, snapshot_id: int, holder: str) -> str:
     """Pin `snapshot_id` for `holder` (idempotent); returns the tag name."""
     if table.metadata.snapshot_by_id(snapshot_id) is None:
@@ -60,8 +65,7 @@ def unpin(table, holder: str | None = None, tag: str | None = None) -> list[str]
         if not doomed:
             raise ValueError(f"table {table.name()}: no pin {tag!r}; pins: {sorted(current) or 'none'}")
     else:
-        prefix = pin_name(holder, 0).rsplit("@", 1)[0] + "@"
-        doomed = [name for name in current if name.startswith(prefix)]
+        doomed = [name for name in current if name.startswith(_holder_prefix(holder))]
     for _ in range(COMMIT_ATTEMPTS):
         try:
             manage = table.manage_snapshots()
@@ -83,9 +87,8 @@ def hold(table, snapshot_ids: set[int], holder: str) -> list[str]:
     """What a rebuilt artifact does: pin each of `snapshot_ids` for `holder`, then release the holder's pins
     on any other snapshot (the artifact that read them was replaced). Returns the pins' tag names."""
     names = [pin(table, sid, holder) for sid in sorted(snapshot_ids)]
-    prefix = pin_name(holder, 0).rsplit("@", 1)[0] + "@"
     for tag in pins(table):
-        if tag.startswith(prefix) and tag not in names:
+        if tag.startswith(_holder_prefix(holder)) and tag not in names:
             unpin(table, tag=tag)
     return names
 
