@@ -57,5 +57,19 @@ def require_file(path: str | os.PathLike, what: str, how_to_get: str = "run `mak
     return p
 
 
-#: A dataset reference naming an Iceberg table of the configured catalog (curation/tables): `iceberg:<table>`.
+#: A dataset reference naming an Iceberg table of the configured catalog (curation/tables):
+#: `iceberg:<table>`, or `iceberg:<table>@<run id | snapshot id>` for one of its versions.
 TABLE_PREFIX = "iceberg:"
+
+
+def is_table_reference(dataset: str | os.PathLike) -> bool:
+    return str(dataset).startswith(TABLE_PREFIX)
+
+
+def parse_table_reference(reference: str) -> tuple[str, str | None]:
+    """`iceberg:<table>[@<version>]` -> (table, version or None); a ValueError names anything else."""
+    name, _, version = str(reference).removeprefix(TABLE_PREFIX).partition("@")
+    if not is_table_reference(reference) or not name:
+        expected = f"{TABLE_PREFIX}<table>[@<run id | snapshot id>]"
+        raise ValueError(f"{reference!r} is not a table reference (expected {expected})")
+    return name, version or None

@@ -17,7 +17,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--input",
         required=True,
         metavar="DIR",
-        help="dataset version folder, a dataset root (its CURRENT version), or a mixture build folder",
+        help="dataset version folder, a dataset root (its CURRENT version), a mixture build folder, or a"
+        " table version iceberg:<table>[@<run id | snapshot id>] (the configured catalog)",
     )
     p.add_argument("--kind", choices=KINDS, help="suite to run (default: the manifest's dataset)")
     p.add_argument(

@@ -11,7 +11,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--input",
         required=True,
         metavar="DIR",
-        help="dataset version folder, or a dataset root (its CURRENT version)",
+        help="dataset version folder, a dataset root (its CURRENT version), or a table version"
+        " iceberg:<table>[@<run id | snapshot id>] (the configured catalog)",
     )
     p.add_argument("--output", metavar="DIR", help="report folder (default: <version>/report)")
     p.set_defaults(func=main)

@@ -25,9 +25,11 @@ import pyarrow.parquet as pq
 from curation.contract import iter_parquet_files
 
 
-def documents_frame(version_dir: str | Path) -> pd.DataFrame:
+def documents_frame(source: str | Path | list[Path]) -> pd.DataFrame:
+    """The documents' text-free projection (text replaced by `text_chars`, `text_hash` filled in) read into
+    this process: the pandas gate."""
     tables = []
-    for path in iter_parquet_files(version_dir, "data"):
+    for path in _data_files(source):
         names = pq.read_schema(path).names
         table = pq.read_table(path)
         if "text" in names:
@@ -44,15 +46,21 @@ def documents_frame(version_dir: str | Path) -> pd.DataFrame:
     return pa.concat_tables(tables, promote_options="permissive").to_pandas()
 
 
-def read_spark_documents(spark, version_dir: str | Path):
-    """The version's data/*.parquet (the files `fingerprint` covers) as a lazy Spark DataFrame, schemas
-    merged (an incremental version's newer files may add columns); None when there is no data file.
+def _data_files(source: str | Path | list[Path]) -> list[Path]:
+    """A version folder's data/*.parquet (the files `fingerprint` covers), or the given list of data files
+    (a table snapshot's planned files, curation/tables/version.py)."""
+    return list(source) if isinstance(source, list) else list(iter_parquet_files(source, "data"))
+
+
+def read_spark_documents(spark, source: str | Path | list[Path]):
+    """The documents (`_data_files(source)`) as a lazy Spark DataFrame, schemas merged (an incremental
+    version's newer files may add columns); None when there is no data file.
 
     Where some files carry `text_hash` and others do not, documents_frame computes it for the latter only;
     so does this (a `_hash_missing` flag from the file name, consumed by spark_documents)."""
     from pyspark.sql import functions as F
 
-    files = list(iter_parquet_files(version_dir, "data"))
+    files = _data_files(source)
     if not files:
         return None
     df = spark.read.option("mergeSchema", "true").parquet(*map(str, files))

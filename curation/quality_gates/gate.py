@@ -17,9 +17,11 @@ from __future__ import annotations
 import logging
 import os
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
 
 from curation.contract import DatasetRoot, Manifest, resolve_version_dir
+from curation.paths import is_table_reference
 from curation.quality_gates.config import GateConfig
 from curation.quality_gates.frames import (
     documents_frame,
@@ -147,9 +149,9 @@ def validate_frame(
     return evaluated, failures, docs_index
 
 
-def _documents(version_dir: Path, engine: str, frame):
+def _documents(source: Path | list[Path], engine: str, frame):
     """What the documents suite validates: the caller's frame (a Spark one projected lazily), else the
-    version's files read by `engine`."""
+    documents of `source` (a version folder, or a table version's data files) read by `engine`."""
     if engine not in ENGINES:
         raise ValueError(f"gate engine must be one of {ENGINES}, got {engine!r}")
     if frame is not None:
@@ -157,12 +159,41 @@ def _documents(version_dir: Path, engine: str, frame):
     if engine == "spark":
         from curation.spark import get_spark
 
-        df = read_spark_documents(get_spark("phi-gate"), version_dir)
+        df = read_spark_documents(get_spark("phi-gate"), source)
         if df is not None:
             return spark_documents(df)
     # pandas, or no data file at all (nothing to read: an empty frame, which the row-count and schema
     # expectations fail with their usual names)
-    return documents_frame(version_dir)
+    return documents_frame(source)
+
+
+@dataclass(frozen=True)
+class _Target:
+    """What a gate reads and how its verdict names it."""
+
+    source: Path | list[Path]  # a folder (version or mixture build), or a table version's data files
+    manifest: Manifest | None
+    kind: str
+    version: str
+    label: str  # the verdict's dataset_dir
+    docs_dir: Path  # default home of gate.json and Data Docs
+
+
+def _target(dataset: str | Path, kind: str | None) -> _Target:
+    """A mixture build folder, a version folder / dataset root, or a table version (`iceberg:<table>[@v]`)."""
+    if is_table_reference(dataset):
+        from curation.tables.version import open_version
+
+        tv = open_version(str(dataset))
+        kind = _kind_of(Path(tv.label), tv.manifest, kind)
+        return _Target(tv.files, tv.manifest, kind, tv.manifest.version, tv.label, tv.output_dir("quality"))
+    dataset = Path(dataset)
+    if kind == "mixture":
+        return _Target(dataset, None, kind, dataset.name, str(dataset), dataset / "quality")
+    version_dir = resolve_version_dir(dataset)
+    manifest = Manifest.read(version_dir)
+    kind = _kind_of(version_dir, manifest, kind)
+    return _Target(version_dir, manifest, kind, manifest.version, str(version_dir), version_dir / "quality")
 
 
 def run_gate(
@@ -173,36 +204,34 @@ def run_gate(
     frame=None,
     engine: str = DEFAULT_ENGINE,
 ) -> GateResult:
-    """Validate a dataset version (a version folder, a dataset root, or a mixture build folder).
+    """Validate a dataset version: a version folder, a dataset root, a mixture build folder, or a table
+    version `iceberg:<table>[@<run id | snapshot id>]` (its snapshot's files, its manifest from the
+    snapshot summary; curation/tables/version.py).
 
     `engine` ("spark" by default, or "pandas") chooses how a document dataset is read (module docstring).
     `frame` lets a caller that already holds the data skip reading the parquet files: a Spark
     DataFrame of the version's documents (validated on Spark), or a pandas frame in the layout of
     frames.documents_frame. The verdict is written to `<docs_dir>/gate.json` and Data Docs to
-    `<docs_dir>/data_docs/`.
+    `<docs_dir>/data_docs/` (default: the version's quality/, out/tables/<table>@<snapshot>/quality for a
+    table version).
     """
-    dataset = Path(dataset)
-    if kind == "mixture":
-        version_dir, manifest = dataset, None
-        version = dataset.name
-        frame = mixture_frame(dataset) if frame is None else frame
+    t = _target(dataset, kind)
+    if t.kind == "mixture":
+        frame = mixture_frame(t.source) if frame is None else frame
     else:
-        version_dir = resolve_version_dir(dataset)
-        manifest = Manifest.read(version_dir)
-        kind = _kind_of(version_dir, manifest, kind)
-        version = manifest.version
-        frame = _documents(version_dir, engine, frame)
-    docs_dir = Path(docs_dir) if docs_dir is not None else version_dir / "quality"
-    evaluated, failures, docs_index = validate_frame(frame, kind, cfg, manifest, docs_dir, name=version)
+        frame = _documents(t.source, engine, frame)
+    docs_dir = Path(docs_dir) if docs_dir is not None else t.docs_dir
+    evaluated, failures, docs_index = validate_frame(frame, t.kind, cfg, t.manifest, docs_dir, name=t.version)
     result = GateResult(
-        kind=kind,
-        dataset_dir=str(version_dir),
-        version=version,
+        kind=t.kind,
+        dataset_dir=t.label,
+        version=t.version,
         success=not failures,
         evaluated=evaluated,
         failures=failures,
         docs_index=docs_index,
-        fingerprint=fingerprint(version_dir),
+        # a snapshot never changes: its id is its fingerprint
+        fingerprint=t.label if isinstance(t.source, list) else fingerprint(t.source),
     )
     result.write(docs_dir / GATE_FILE)
     (log.info if result.success else log.warning)("%s", result.summary())

@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from curation.contract import Manifest, now_iso, resolve_version_dir
+from curation.contract import Manifest, iter_parquet_files, now_iso, resolve_version_dir
+from curation.paths import is_table_reference
 from curation.reports.plots import plot
 from curation.reports.queries import ReportQuery, discover
 from curation.reports.views import attach_version
@@ -33,7 +34,7 @@ class Section:
 @dataclass
 class ReportResult:
     html: Path
-    version_dir: Path
+    version_dir: str  # the folder read, or iceberg:<table>@<snapshot>
     sections: list[Section] = field(default_factory=list)
 
     @property
@@ -41,25 +42,57 @@ class ReportResult:
         return [s.name for s in self.sections if s.skipped is None]
 
 
+@dataclass(frozen=True)
+class _Source:
+    """What a report reads: a version folder's files and manifest, or a table version's."""
+
+    manifest: Manifest
+    data_files: list[Path]
+    reject_files: list[Path]
+    where: str  # the folder, or iceberg:<table>@<snapshot>
+    quality_dir: Path  # where the version's gate verdict and Data Docs are
+    report_dir: Path  # the default output
+
+
+def _source(dataset: str | Path) -> _Source:
+    if is_table_reference(dataset):
+        from curation.tables.version import open_version
+
+        tv = open_version(str(dataset))
+        quality, report = tv.output_dir("quality"), tv.output_dir("report")
+        return _Source(tv.manifest, tv.files, tv.reject_files, tv.label, quality, report)
+    version_dir = resolve_version_dir(dataset)
+    return _Source(
+        Manifest.read(version_dir),
+        list(iter_parquet_files(version_dir, "data")),
+        list(iter_parquet_files(version_dir, "rejects")),
+        str(version_dir),
+        version_dir / "quality",
+        version_dir / "report",
+    )
+
+
 def build_report(
     dataset: str | Path, output: str | Path | None = None, queries: list[ReportQuery] | None = None
 ) -> ReportResult:
-    """Report on a dataset version (a version folder, or a root meaning its CURRENT version).
+    """Report on a dataset version: a version folder, a root meaning its CURRENT version, or a table version
+    `iceberg:<table>[@<run id | snapshot id>]` (curation/tables/version.py).
 
-    Default output: `<version>/report/`. A query that fails is an error naming its SQL file.
+    Default output: `<version>/report/` (out/tables/<table>@<snapshot>/report for a table version). A query
+    that fails is an error naming its SQL file.
     """
     import duckdb
 
-    version_dir = resolve_version_dir(dataset)
-    manifest = Manifest.read(version_dir)
-    out = Path(output) if output is not None else version_dir / "report"
+    src = _source(dataset)
+    manifest = src.manifest
+    out = Path(output) if output is not None else src.report_dir
     (out / "plots").mkdir(parents=True, exist_ok=True)
     (out / "tables").mkdir(parents=True, exist_ok=True)
     queries = discover() if queries is None else queries
     sections, frames = [], {}
     with duckdb.connect() as con:
         con.execute("SET threads TO 2")  # a report must not starve the Spark job beside it
-        available = attach_version(con, version_dir, manifest)
+        available = attach_version(con, src.data_files, src.reject_files, manifest)
         for q in queries:
             missing = q.missing(available)
             if missing:
@@ -77,16 +110,16 @@ def build_report(
                 )
             sections.append(section)
             frames[q.name] = frame
-    gate = _gate_verdict(version_dir)
+    gate = _gate_verdict(src.quality_dir)
     page = out / "report.html"
-    page.write_text(_render(manifest, version_dir, queries, sections, frames, gate))
+    page.write_text(_render(manifest, src, queries, sections, frames, gate))
     (out / "report.json").write_text(
         json.dumps(
             {
                 "dataset": manifest.dataset,
                 "version": manifest.version,
                 "generated_at": now_iso(),
-                "version_dir": str(version_dir),
+                "version_dir": src.where,
                 "gate": gate,
                 "sections": [asdict(s) for s in sections],
             },
@@ -95,11 +128,11 @@ def build_report(
         )
     )
     log.info("report for %s %s: %s", manifest.dataset, manifest.version, page)
-    return ReportResult(html=page, version_dir=version_dir, sections=sections)
+    return ReportResult(html=page, version_dir=src.where, sections=sections)
 
 
-def _gate_verdict(version_dir: Path) -> dict | None:
-    path = version_dir / "quality" / "gate.json"
+def _gate_verdict(quality_dir: Path) -> dict | None:
+    path = quality_dir / "gate.json"
     return json.loads(path.read_text()) if path.is_file() else None
 
 
@@ -120,7 +153,7 @@ def _table_html(frame: pd.DataFrame) -> str:
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>{more}"
 
 
-def _gate_html(gate: dict | None, version_dir: Path) -> str:
+def _gate_html(gate: dict | None, quality_dir: Path) -> str:
     if gate is None:
         return "<p class='muted'>no quality gate has run on this version</p>"
     ok = gate.get("success")
@@ -130,7 +163,7 @@ def _gate_html(gate: dict | None, version_dir: Path) -> str:
         f" e.g. {html.escape(repr((f.get('sample') or [])[:5]))}</li>"
         for f in gate.get("failures", [])
     )
-    docs = version_dir / "quality" / "data_docs" / "index.html"
+    docs = quality_dir / "data_docs" / "index.html"
     link = f" &middot; <a href='{html.escape(docs.as_uri())}'>Data Docs</a>" if docs.is_file() else ""
     verdict = "PASSED" if ok else "FAILED"
     return (
@@ -142,7 +175,7 @@ def _gate_html(gate: dict | None, version_dir: Path) -> str:
 
 def _render(
     manifest: Manifest,
-    version_dir: Path,
+    src: _Source,
     queries: list[ReportQuery],
     sections: list[Section],
     frames: dict[str, pd.DataFrame],
@@ -158,7 +191,7 @@ def _render(
         ("rejected documents", manifest.rejected_rows),
         ("inputs", ", ".join(manifest.inputs)),
         ("config hash", manifest.config_hash),
-        ("folder", str(version_dir)),
+        ("read from", src.where),
     ]
     parts = [
         f"<h1>{html.escape(manifest.dataset)} &middot; {html.escape(manifest.version)}</h1>",
@@ -166,7 +199,7 @@ def _render(
         + "".join(f"<tr><th>{html.escape(k)}</th><td>{html.escape(str(v))}</td></tr>" for k, v in facts)
         + "</table>",
         "<h2>Quality gate</h2>",
-        _gate_html(gate, version_dir),
+        _gate_html(gate, src.quality_dir),
     ]
     for s in sections:
         q = by_name[s.name]

@@ -1,7 +1,7 @@
 """DuckDB views over one dataset version, the names report queries read:
 
-  docs     kept documents (data/*.parquet)
-  rejects  rejected documents (rejects/*.parquet)
+  docs     kept documents (data/*.parquet, or a table version's data files)
+  rejects  rejected documents (rejects/*.parquet, or what the run added to <table>_rejects)
   stages   per-stage counts from manifest.json, with `position` (0 = first stage)
   manifest one row: dataset, version, created_at, code_version, rows, rejected_rows
 
@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pyarrow as pa
 
-from curation.contract import DOC_FIELDS, REJECT_FIELDS, Manifest, iter_parquet_files
+from curation.contract import DOC_FIELDS, REJECT_FIELDS, Manifest
 
 
 def _sql_str(value: str) -> str:
@@ -32,15 +32,13 @@ def _parquet_view(con, name: str, files: list[Path], empty_schema: pa.Schema) ->
         con.execute(f"CREATE OR REPLACE VIEW {name} AS SELECT * FROM _{name}_empty")
 
 
-def attach_version(con, version_dir: Path, manifest: Manifest) -> dict[str, set[str]]:
-    """Create the views; return {view: columns} for checking query requirements."""
-    _parquet_view(con, "docs", list(iter_parquet_files(version_dir, "data")), pa.schema(DOC_FIELDS))
-    _parquet_view(
-        con,
-        "rejects",
-        list(iter_parquet_files(version_dir, "rejects")),
-        pa.schema([*DOC_FIELDS, *REJECT_FIELDS]),
-    )
+def attach_version(
+    con, data_files: list[Path], reject_files: list[Path], manifest: Manifest
+) -> dict[str, set[str]]:
+    """Create the views over a version's files (a folder's data/ and rejects/, or a table version's);
+    return {view: columns} for checking query requirements."""
+    _parquet_view(con, "docs", data_files, pa.schema(DOC_FIELDS))
+    _parquet_view(con, "rejects", reject_files, pa.schema([*DOC_FIELDS, *REJECT_FIELDS]))
     stages = pa.table(
         {
             "position": pa.array(range(len(manifest.stages)), pa.int32()),

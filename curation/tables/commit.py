@@ -85,9 +85,14 @@ def summary_properties(run_id: str, summary: dict[str, Any] | None) -> dict[str,
 
 
 def manifest_summary(manifest: Manifest) -> dict[str, Any]:
-    """What a folder-contract manifest says about a version, as `commit_version`'s `summary`."""
+    """What a folder-contract manifest says about a version, as `commit_version`'s `summary`: everything a
+    gate or a report needs to read the snapshot as a version (curation/tables/version.py), config included
+    (~3 KB: the gate's language list comes from it). Not the input list, only its length: a night of a web
+    crawl reads thousands of files, and every snapshot's summary is kept in the table's metadata file."""
     out: dict[str, Any] = {
         "dataset": manifest.dataset,
+        "input_files": len(manifest.inputs),
+        "config": manifest.config,
         "rows": manifest.rows,
         "rejected_rows": manifest.rejected_rows,
         "config_hash": manifest.config_hash,

@@ -95,9 +95,8 @@ def hold(table, snapshot_ids: set[int], holder: str) -> list[str]:
 
 def hold_reference(reference: str, snapshot_ids: set[int], holder: str) -> list[str]:
     """`hold` for a table named by a mixture source reference (`iceberg:<table>`, the configured catalog)."""
-    from curation.paths import TABLE_PREFIX
+    from curation.paths import parse_table_reference
     from curation.tables.catalog import Warehouse
 
-    if not reference.startswith(TABLE_PREFIX):
-        raise ValueError(f"{reference!r} is not a table reference (expected {TABLE_PREFIX}<table>)")
-    return hold(Warehouse().table(reference[len(TABLE_PREFIX) :]), snapshot_ids, holder)
+    name, _ = parse_table_reference(reference)
+    return hold(Warehouse().table(name), snapshot_ids, holder)

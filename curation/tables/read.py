@@ -14,7 +14,7 @@ from typing import Any
 import pyarrow as pa
 
 from curation.ingest.files import url_to_fs
-from curation.paths import REPO_ROOT, TABLE_PREFIX
+from curation.paths import REPO_ROOT, parse_table_reference
 from curation.tables.catalog import TableNotFound
 from curation.tables.commit import RUN_ID, snapshot_for_run
 
@@ -103,23 +103,30 @@ def rollback(table, ref: int | str) -> int:
 
 def local_version_files(table, ref: Ref, cache_dir: str | None = None) -> tuple[int, list[str]]:
     """(snapshot id, local paths of its data files, sorted) for readers that need plain files (DuckDB over a
-    mixture source). A local warehouse's files are used in place; a remote one's are downloaded once into
-    `cache_dir/<table>/` (a data file's path is written once and never changed, so a cached copy stays valid).
-    Versions with delete files are refused: plain files would show rows the snapshot deleted."""
+    mixture source, the gate, the report): see `localize`. Versions with delete files are refused: plain
+    files would show rows the snapshot deleted."""
     sid = snapshot_id(table, ref)
     if sid is None:
         raise TableNotFound(f"table {table.name()}: empty (no snapshot), nothing to read")
-    tasks = list(table.scan(snapshot_id=sid).plan_files())
-    if any(task.delete_files for task in tasks):
-        raise ValueError(f"table {table.name()} snapshot {sid}: has delete files; read it with read_arrow")
-    paths = sorted(task.file.file_path for task in tasks)
-    if all(p.startswith("file:") or "://" not in p for p in paths):
-        return sid, [p.removeprefix("file://") for p in paths]
-    if cache_dir is None:
-        raise ValueError(
-            f"table {table.name()} lives in a remote warehouse: give a cache_dir to copy its files to"
-        )
+    return sid, localize(table, sid, cache_dir=cache_dir)
 
+
+def localize(table, sid: int, paths: list[str] | None = None, cache_dir: str | None = None) -> list[str]:
+    """Local paths of `paths` (default: every data file snapshot `sid` reads), sorted. A local warehouse's
+    files are used in place; a remote one's are downloaded once into `<cache_dir>/<table>/` (default
+    PHI_ICEBERG_CACHE, else <repo>/out/iceberg-cache): a data file's path is written once and never changed,
+    so a cached copy stays valid."""
+    if paths is None:
+        tasks = list(table.scan(snapshot_id=sid).plan_files())
+        if any(task.delete_files for task in tasks):
+            raise ValueError(
+                f"table {table.name()} snapshot {sid}: has delete files; read it with read_arrow"
+            )
+        paths = [task.file.file_path for task in tasks]
+    paths = sorted(paths)
+    if all(p.startswith("file:") or "://" not in p for p in paths):
+        return [p.removeprefix("file://") for p in paths]
+    cache_dir = cache_dir or os.environ.get("PHI_ICEBERG_CACHE") or str(REPO_ROOT / "out" / "iceberg-cache")
     out = []
     for p in paths:
         local = Path(cache_dir) / ".".join(table.name()) / p.split("://", 1)[1]
@@ -129,7 +136,7 @@ def local_version_files(table, ref: Ref, cache_dir: str | None = None) -> tuple[
             fs.get_file(src, str(local) + ".part")
             os.replace(str(local) + ".part", local)  # a half-downloaded file is never taken for a cached one
         out.append(str(local))
-    return sid, out
+    return out
 
 
 def table_version_files(reference: str, version: str | int | None = None) -> tuple[int, list[Path]]:
@@ -142,9 +149,8 @@ def table_version_files(reference: str, version: str | int | None = None) -> tup
     curation.tables): it reads plain parquet files, pinned to a snapshot."""
     from curation.tables.catalog import Warehouse
 
-    if not reference.startswith(TABLE_PREFIX) or not reference[len(TABLE_PREFIX) :]:
-        raise ValueError(f"{reference!r} is not a table reference (expected {TABLE_PREFIX}<table>)")
-    table = Warehouse().table(reference[len(TABLE_PREFIX) :])
-    cache = os.environ.get("PHI_ICEBERG_CACHE") or str(REPO_ROOT / "out" / "iceberg-cache")
-    sid, files = local_version_files(table, version, cache_dir=cache)
+    name, at = parse_table_reference(reference)
+    if at is not None and version is not None and str(version) != at:
+        raise ValueError(f"{reference!r} names version {at!r} but version {version!r} is asked for too")
+    sid, files = local_version_files(Warehouse().table(name), version if version is not None else at)
     return sid, [Path(f) for f in files]

@@ -15,7 +15,7 @@ from tables_helpers import moto_s3, real_docs, to_table, warehouse_config
 
 from curation.append import append_version
 from curation.cli import main as curation_cli
-from curation.contract import DatasetRoot, Manifest, StageCounts
+from curation.contract import DatasetRoot, Manifest, StageCounts, iter_parquet_files
 from curation.tables import Warehouse, read_arrow, versions
 
 
@@ -156,7 +156,8 @@ def test_duckdb_queries_the_imported_table_as_the_folder_version(kind, corpus, t
     ]
     for version in ("v2", "v3"):
         folder, lake = duckdb.connect(), duckdb.connect()
-        attach_version(folder, corpus / version, Manifest.read(corpus / version))
+        files = [list(iter_parquet_files(corpus / version, part)) for part in ("data", "rejects")]
+        attach_version(folder, *files, Manifest.read(corpus / version))
         how = attach_table(lake, table, "docs", ref=version)
         attach_stages(lake, table, ref=version)
         assert how == ("parquet" if kind == "local" else "arrow")
