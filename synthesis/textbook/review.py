@@ -9,8 +9,9 @@ skipped (auto-approved unattended runs say so).
 
 Memory is bounded whatever the version's size: every read streams parquet batches (`BATCH_ROWS` rows, only
 the columns needed) through `ParquetFile.iter_batches`. The sample is a seeded "bottom-k" per generator: each
-item's rank is a hash of (seed, id) and the k lowest ranks are kept (a heap of k rows per generator, text cut
-to an excerpt), so it is the same for the same version and seed whatever the files' order or row groups.
+item's rank is a hash of (seed, id) and the k lowest ranks are kept (from the `id` and `generator` columns;
+texts are then read only from the files holding a chosen item, cut to an excerpt), so it is the same for the
+same version and seed whatever the files' order or row groups.
 Flagged ids are checked against a stream of the `id` column; only the files that hold one are rewritten,
 batch by batch, to a temporary file that atomically replaces the original. Held at once: one batch, k
 excerpts per generator, and the flagged rows (as many as the reviewer listed).
@@ -51,35 +52,38 @@ def sample_rank(seed: int, item_id: str) -> int:
 
 def review_sample(version_dir: str | Path, per_generator: int, seed: int = 0) -> list[dict]:
     """Up to `per_generator` kept items per generator, drawn at random (seeded bottom-k, see the module doc):
-    id, generator, recipe, verification kind and a text excerpt; by generator, then by rank."""
-    k = per_generator
-    if k <= 0:
+    id, generator, recipe, verification kind and a text excerpt; by generator, then by rank. Two passes: the
+    ranks from the `id` and `generator` columns, then the texts of the chosen items from the files holding
+    them."""
+    if per_generator <= 0:
         return []
-    kept: dict[str, list[tuple[int, str, dict]]] = {}  # per generator: candidates, at most 2k
+    chosen = _lowest_ranks(list(iter_parquet_files(Path(version_dir), "data")), per_generator, seed)
+    wanted = pa.array([item_id for picks in chosen.values() for _, item_id, _ in picks], pa.string())
+    rows: dict[str, dict] = {}
+    files = sorted({f for picks in chosen.values() for *_, f in picks})
+    for _, batch in _batches(files, SAMPLE_COLUMNS):
+        hit = batch.filter(pc.is_in(batch.column("id"), value_set=wanted))
+        excerpt = pc.utf8_slice_codeunits(pc.fill_null(hit.column("text"), ""), 0, EXCERPT_CHARS)
+        for row, text in zip(hit.drop_columns(["text"]).to_pylist(), excerpt.to_pylist()):
+            rows[row["id"]] = {**row, "text": text}
+    return [rows[item_id] for gen in sorted(chosen) for _, item_id, _ in chosen[gen]]
+
+
+def _lowest_ranks(files: list[Path], k: int, seed: int) -> dict[str, list[tuple[int, str, Path]]]:
+    """Per generator, the k lowest (rank, id) with the file holding each: a total order, so the choice does
+    not depend on the order the rows are read in. At most 2k candidates per generator are held."""
+    kept: dict[str, list[tuple[int, str, Path]]] = {}
     cutoff: dict[str, tuple[int, str]] = {}  # per generator: the k-th lowest (rank, id) once k are known
-    for _, batch in _batches(iter_parquet_files(Path(version_dir), "data"), SAMPLE_COLUMNS):
-        ids, gens = batch.column("id").to_pylist(), batch.column("generator").to_pylist()
-        for i, (item_id, gen) in enumerate(zip(ids, gens)):
+    for f, batch in _batches(files, ["id", "generator"]):
+        for item_id, gen in zip(batch.column("id").to_pylist(), batch.column("generator").to_pylist()):
             key = (sample_rank(seed, item_id), item_id)
             if gen in cutoff and key >= cutoff[gen]:
-                continue  # not among the k lowest: its text is never turned into a Python string
-            row = {c: batch.column(c)[i].as_py() for c in SAMPLE_COLUMNS}
-            row["text"] = (row["text"] or "")[:EXCERPT_CHARS]
-            cands = kept.setdefault(gen, [])
-            cands.append((*key, row))
-            if len(cands) >= 2 * k:
-                _keep_lowest(kept, cutoff, gen, k)
-    for gen in list(kept):
-        _keep_lowest(kept, cutoff, gen, k)
-    return [row for gen in sorted(kept) for *_, row in kept[gen]]
-
-
-def _keep_lowest(kept: dict, cutoff: dict, gen: str, k: int) -> None:
-    """Keep the k lowest (rank, id) of a generator's candidates: a total order, so the sample does not
-    depend on the order the rows were read in."""
-    kept[gen] = sorted(kept[gen], key=lambda c: c[:2])[:k]
-    if len(kept[gen]) == k:
-        cutoff[gen] = kept[gen][-1][:2]
+                continue
+            kept.setdefault(gen, []).append((*key, f))
+            if len(kept[gen]) >= 2 * k:
+                kept[gen] = sorted(kept[gen])[:k]
+                cutoff[gen] = kept[gen][-1][:2]
+    return {gen: sorted(picks)[:k] for gen, picks in kept.items()}
 
 
 def review_body(version_dir: str | Path, sample: list[dict]) -> str:
