@@ -50,8 +50,7 @@ def local_tree(shared_data, tmp_path):
     return root
 
 
-def _build(tmp_path, name: str, web: str, plain: str) -> tuple[dict, dict[str, str]]:
-    """(the sources' manifest entries by name, sha256 of every file of the phase)"""
+def _mixture_yaml(tmp_path, name: str, web: str, plain: str):
     y = tmp_path / f"{name}.yaml"
     y.write_text(
         textwrap.dedent(f"""\
@@ -68,8 +67,13 @@ def _build(tmp_path, name: str, web: str, plain: str) -> tuple[dict, dict[str, s
               - {{name: plain, dataset: "{plain}", weight: 0.4, max_epochs: 20}}
         """)
     )
+    return y
+
+
+def _build(tmp_path, name: str, web: str, plain: str) -> tuple[dict, dict[str, str]]:
+    """(the sources' manifest entries by name, sha256 of every file of the phase)"""
     out = tmp_path / f"build-{name}"
-    result = build(y, out)
+    result = build(_mixture_yaml(tmp_path, name, web, plain), out)
     shards = {
         str(p.relative_to(out / "p1")): hashlib.sha256(p.read_bytes()).hexdigest()
         for p in sorted((out / "p1").rglob("*.bin"))
@@ -77,20 +81,24 @@ def _build(tmp_path, name: str, web: str, plain: str) -> tuple[dict, dict[str, s
     return {s["name"]: s for s in result.manifest["phases"][0]["sources"]}, shards
 
 
+def _upload(local_tree, prefix: str = "tree"):
+    import s3fs
+
+    s3fs.S3FileSystem.clear_instance_cache()
+    fs = s3fs.S3FileSystem()
+    for p in local_tree.rglob("*"):
+        if p.is_file():
+            fs.put_file(str(p), f"{BUCKET}/{prefix}/{p.relative_to(local_tree)}")
+    return fs
+
+
 def test_a_mixture_from_s3_equals_the_one_from_the_local_copy(local_tree, tmp_path):
     local, local_shards = _build(tmp_path, "local", str(local_tree / "web"), str(local_tree / "plain"))
     with moto_s3(tmp_path) as _:
-        import s3fs
-
-        s3fs.S3FileSystem.clear_instance_cache()
-        fs = s3fs.S3FileSystem()
-        for p in local_tree.rglob("*"):
-            if p.is_file():
-                fs.put_file(str(p), f"{BUCKET}/tree/{p.relative_to(local_tree)}")
+        _upload(local_tree)
         remote, remote_shards = _build(
             tmp_path, "remote", f"s3://{BUCKET}/tree/web", f"s3a://{BUCKET}/tree/plain/"
         )
-        s3fs.S3FileSystem.clear_instance_cache()
     assert local_shards and remote_shards == local_shards
     for name in ("web", "plain"):
         counted = ("documents", "tokens", "content_hash", "version")
@@ -111,12 +119,7 @@ def test_s3_sources_resolve_versions_and_registry_roots_or_say_what_is_missing(l
     from training.mixture import sources as S
 
     with moto_s3(tmp_path) as _:
-        import s3fs
-
-        s3fs.S3FileSystem.clear_instance_cache()
-        fs = s3fs.S3FileSystem()
-        for p in (local_tree / "web").rglob("*"):
-            fs.put_file(str(p), f"{BUCKET}/web/{p.relative_to(local_tree / 'web')}")
+        _upload(local_tree / "web", "web")
         root = f"s3://{BUCKET}/web"
         pinned = S.resolve(root, "v1", {}, tmp_path)
         via_registry = S.resolve("web", None, S.load_registry(_registry(tmp_path, root)), tmp_path)
@@ -128,7 +131,26 @@ def test_s3_sources_resolve_versions_and_registry_roots_or_say_what_is_missing(l
             S.resolve(root, "v9", {}, tmp_path)
         with pytest.raises(FileNotFoundError, match=r"matches no file"):
             S.resolve(f"s3://{BUCKET}/nothing-here/", None, {}, tmp_path)
-        s3fs.S3FileSystem.clear_instance_cache()
+
+
+def test_the_mixture_dag_keys_s3_inputs_by_version_and_by_object(local_tree, tmp_path):
+    """mixture_build skips a build whose inputs did not change: a dataset version on S3 is keyed by its URI
+    (versions are immutable), a plain object by its size and ETag, so replacing it changes the key."""
+    from dags.lib.train import input_versions
+    from training.mixture.validate import check_mixture
+
+    with moto_s3(tmp_path) as _:
+        fs = _upload(local_tree)
+        y = _mixture_yaml(tmp_path, "keyed", f"s3://{BUCKET}/tree/web", f"s3://{BUCKET}/tree/plain/")
+        key, inputs = input_versions(check_mixture(y))
+        assert inputs["p1/web"] == f"s3://{BUCKET}/tree/web/v1"
+        [stamp] = inputs["p1/plain"]
+        assert stamp.startswith(f"s3://{BUCKET}/tree/plain/docs.jsonl.gz:")
+        assert input_versions(check_mixture(y))[0] == key
+        plain = local_tree / "plain" / "docs.jsonl.gz"
+        lines = gzip.decompress(plain.read_bytes()).decode().splitlines(keepends=True)
+        fs.pipe_file(f"{BUCKET}/tree/plain/docs.jsonl.gz", gzip.compress("".join(lines[:-1]).encode()))
+        assert input_versions(check_mixture(y))[0] != key
 
 
 def _registry(tmp_path, root: str):
