@@ -33,6 +33,7 @@ ALLOWED: dict[str, tuple[str, ...]] = {
         "curation.cli_common",
         "curation.progress",
         "curation.ingest.inputs",
+        "curation.ingest.files",
     ),
     "dags": ("dags", "curation", "synthesis", "training"),
 }

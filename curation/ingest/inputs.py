@@ -5,6 +5,9 @@ An input is either
   * a dataset of the contract: a version folder (manifest.json) or a dataset root (its CURRENT), or
   * plain files: parquet or JSONL (plain or .gz), as a file, a folder (searched recursively) or a glob, local
     or object storage (`s3://`, `s3a://`: listed by curation.ingest.listing, read through fsspec).
+A dataset version or root on object storage (`s3://bucket/web/v1/` with manifest.json, or a root with CURRENT)
+resolves to its version's data/*.parquet as plain files, with `version` / `version_uri` saying which version
+(its rejects and manifest are never read as documents).
 
 In a folder or glob, files whose name says parquet (`.parquet`, `.pq`) or JSONL (`.jsonl`, `.json`, `.ndjson`,
 optionally `.gz`) are read and the others (a LICENSE, a README) are skipped and logged; a single file given by
@@ -33,7 +36,7 @@ from urllib.parse import urlparse
 
 from curation.contract import Manifest, iter_parquet_files, resolve_version_dir
 from curation.ingest.detect import GZIP_MAGIC, detect_format, format_from_name
-from curation.ingest.files import file_name, open_input
+from curation.ingest.files import file_name, fsspec_uri, open_input, url_to_fs
 from curation.ingest.listing import fsspec_glob, list_input_files, visible
 from curation.ingest.parquet import check_parquet_schema
 
@@ -49,6 +52,9 @@ class DatasetInput:
     reference: str
     version_dir: Path | None = None
     files: tuple[tuple[str, str], ...] = ()
+    #: for a dataset version on object storage (read as its plain data files): its id and URI
+    version: str | None = None
+    version_uri: str | None = None
 
     @property
     def is_plain(self) -> bool:
@@ -87,6 +93,8 @@ def resolve_input(ref: str | Path, spark=None) -> DatasetInput:
             raise FileNotFoundError(
                 f"{local} holds dataset versions {versions[:5]} but no CURRENT file: give a version folder"
             )
+    elif (remote := _remote_dataset(ref)) is not None:
+        return remote
     if spark is not None:  # a fixed format: only names here, formats below (a LICENSE must not fail sniffing)
         listed = [p for p, _ in list_input_files(spark, [ref], "parquet")]
     else:
@@ -99,6 +107,44 @@ def resolve_input(ref: str | Path, spark=None) -> DatasetInput:
         list(pool.map(lambda pf: check_plain_schema(*pf), files))
     log.info("input %s: %d plain file(s) (%s)", ref, len(files), ", ".join(sorted({f for _, f in files})))
     return DatasetInput(ref, files=tuple(files))
+
+
+def _remote_dataset(ref: str) -> DatasetInput | None:
+    """A contract dataset on object storage (see the module doc), or None when `ref` is not one."""
+    if "://" not in ref or any(c in ref for c in "*?["):
+        return None
+    try:
+        fs, path = url_to_fs(fsspec_uri(ref))
+    except (ImportError, ValueError, OSError):  # e.g. hdfs:// without its client: left to the listing
+        return None
+    fs.invalidate_cache()
+    path = path.rstrip("/")
+    try:
+        if not fs.isfile(f"{path}/manifest.json"):
+            if not fs.isfile(f"{path}/CURRENT"):
+                return None
+            current = fs.cat_file(f"{path}/CURRENT").decode().strip()
+            path = f"{path}/{current}"
+            if not fs.isfile(f"{path}/manifest.json"):
+                raise FileNotFoundError(
+                    f"input {ref!r}: CURRENT names {current!r}, which has no manifest.json"
+                )
+    except FileNotFoundError:
+        raise
+    except Exception as e:  # credentials, permissions, endpoint (botocore's errors are not OSErrors)
+        raise OSError(f"cannot read input {ref!r}: {type(e).__name__}: {e}") from e
+    scheme = urlparse(ref).scheme
+    files = [f"{scheme}://{p}" for p in sorted(fs.glob(f"{path}/data/*.parquet"))]
+    if not files:
+        raise FileNotFoundError(f"input {scheme}://{path} has no data/*.parquet")
+    version_uri = f"{scheme}://{path}"
+    log.info("input %s: dataset version %s, %d parquet file(s)", ref, version_uri, len(files))
+    return DatasetInput(
+        ref,
+        files=tuple((f, "parquet") for f in files),
+        version=path.rsplit("/", 1)[-1],
+        version_uri=version_uri,
+    )
 
 
 def _plain_files(ref: str, listed: list[str], single: bool) -> list[tuple[str, str]]:

@@ -34,23 +34,34 @@ INPUTS = "_inputs"  # under a mixture root: <key>.json = the build made from one
 
 
 def input_versions(cm) -> tuple[str, dict]:
-    """What a build reads, as (key, {phase/source: version folder, or file:size:mtime for plain files}),
-    the key also covering the mixture YAML's text: equal keys mean the same build."""
+    """What a build reads, as (key, {phase/source: version folder or URI, or file:size:stamp for plain
+    files}), the key also covering the mixture YAML's text: equal keys mean the same build."""
     import hashlib
     import json
 
     inputs = {}
     for (i, j), res in sorted(cm.resolved.items()):
         src = f"{cm.config.phases[i].name}/{cm.config.phases[i].sources[j].name}"
-        inputs[src] = (
-            str(res.version_dir)
-            if res.version_dir
-            else [f"{f}:{f.stat().st_size}:{int(f.stat().st_mtime)}" for f in res.files]
-        )
+        version = str(res.version_dir) if res.version_dir else res.version_uri  # versions are immutable
+        inputs[src] = version or [_file_stamp(f) for f in res.files]
     doc = json.dumps(
         {"mixture": hashlib.sha256(cm.text.encode()).hexdigest(), "inputs": inputs}, sort_keys=True
     )
     return hashlib.sha256(doc.encode()).hexdigest()[:16], inputs
+
+
+def _file_stamp(path: str) -> str:
+    """`path:size:stamp` of a plain input file (stamp: its mtime, or an object's ETag), so a file replaced
+    in place changes the key."""
+    if "://" not in path:
+        st = Path(path).stat()
+        return f"{path}:{st.st_size}:{int(st.st_mtime)}"
+    from curation.ingest.files import fsspec_uri, url_to_fs
+
+    fs, fs_path = url_to_fs(fsspec_uri(path))
+    info = fs.info(fs_path)
+    stamp = info.get("ETag") or info.get("LastModified") or info.get("mtime") or info.get("created")
+    return f"{path}:{info.get('size')}:{str(stamp).strip(chr(34))}"
 
 
 def built_from(root: str | Path, key: str) -> str | None:

@@ -2,8 +2,16 @@
 optional edu scoring. Each returns which rows it drops and why; the pipeline records them as rejects.
 
 Near-dedup reuses the curation near-dedup's shingling and MinHash/LSH code (curation/dedup/minhash.py) in
-process: a synthetic set is thousands to millions of rows per worker, no Spark needed. Decontamination
-reuses the curation DecontamIndex (GSM8K test, HumanEval, MMLU test, MBPP by default).
+process. Decontamination reuses the curation DecontamIndex (GSM8K test, HumanEval, MMLU test, MBPP by
+default).
+
+Memory is bounded by one shard, never by the version: `run_synthesis` calls these on its own shard's
+surviving candidates only (about sum of the recipes' `n` / the shard count rows, whose texts the shard
+already holds from generation and verification), and the near-dedup adds per row its distinct shingle
+hashes (8 bytes per shingle, about one per word), a `num_perm` x 4-byte signature and its band keys; the
+decontamination index and the edu model are fixed-size. Pairs split across shards are the merge's job
+(synthesis/merge.py, curation's near-dedup on Spark). So a bigger set takes more shards (`--shard i/n`),
+not a bigger worker.
 """
 
 from __future__ import annotations

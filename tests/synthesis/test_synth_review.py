@@ -157,3 +157,92 @@ def test_the_hitl_payload_becomes_a_decision():
     assert decision_from_hitl(timeout)["approved"] is False
     with pytest.raises(ValueError, match="on_timeout='maybe'"):
         decision_from_hitl(timeout, "maybe")
+
+
+def _many_files_candidate(tmp_path, order: str = "forward"):
+    """A candidate of 600 long items (3 generators) in 8 files of 16-row row groups; `order` names the files
+    so that they are read in the opposite order (the rows are the same)."""
+    d = _candidate(tmp_path / order, n_per_gen=200)
+    rows = pq.read_table(d / "data" / "part-0.parquet").to_pylist()
+    (d / "data" / "part-0.parquet").unlink()
+    rows = [{**r, "text": f"{r['id']} " + "lorem ipsum dolor " * 450} for r in rows]
+    chunks = [rows[k::8] for k in range(8)]  # every file holds every generator
+    for k, chunk in enumerate(chunks):
+        name = f"part-{k if order == 'forward' else 7 - k}.parquet"
+        pq.write_table(pa.Table.from_pylist(chunk, schema=SYNTH_SCHEMA), d / "data" / name, row_group_size=16)
+    return d, rows
+
+
+def test_sample_and_review_stream_a_large_version_in_batches(tmp_path, monkeypatch):
+    import tracemalloc
+
+    import synthesis.textbook.review as review
+
+    monkeypatch.setattr(review, "BATCH_ROWS", 32)
+    d, rows = _many_files_candidate(tmp_path)
+    text_bytes = sum(len(r["text"]) for r in rows)
+    tracemalloc.start()
+    sample = review_sample(d, per_generator=3, seed=11)
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    # the texts are never all Python strings at once (a whole-version read would hold ~4.9 MB of them)
+    assert text_bytes > 4_000_000 and peak < text_bytes / 5, (peak, text_bytes)
+    # the bottom-k of the seeded hash rank per generator: what a full read would choose
+    expect = {
+        g: sorted((review.sample_rank(11, r["id"]), r["id"]) for r in rows if r["generator"] == g)[:3]
+        for g in ("code", "math_exercise", "textbook")
+    }
+    assert [r["id"] for r in sample] == [i for g in sorted(expect) for _, i in expect[g]]
+    assert all(len(r["text"]) == review.EXCERPT_CHARS for r in sample)
+    # the same for the same version and seed, whatever order the files are read in
+    reversed_dir, _ = _many_files_candidate(tmp_path, order="reversed")
+    assert review_sample(reversed_dir, per_generator=3, seed=11) == sample == review_sample(d, 3, seed=11)
+
+    files = sorted((d / "data").glob("*.parquet"))
+    before = {f.name: (f.stat().st_ino, f.stat().st_mtime_ns) for f in files}
+    holding = {
+        f.name for f in files if {"code-17", "textbook-170"} & set(pq.read_table(f).column("id").to_pylist())
+    }
+    assert len(holding) == 2
+    tracemalloc.start()
+    m = apply_review(d, approved=True, reviewer="ada", flagged=["code-17", "textbook-170"])
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    assert peak < text_bytes / 5, (peak, text_bytes)
+    # only the files holding a flagged item were rewritten; the rest are untouched
+    after = {f.name: (f.stat().st_ino, f.stat().st_mtime_ns) for f in files}
+    assert {n for n in before if before[n] != after[n]} == holding
+    assert not list((d / "data").glob(".*")) and not list((d / "rejects").glob(".*"))
+    # kept + rejected = the input, row for row
+    kept = pq.read_table(d / "data").to_pylist()
+    rejected = pq.read_table(d / "rejects" / "review.parquet").to_pylist()
+    assert len(kept) == m.rows == 598 and sorted(r["id"] for r in rejected) == ["code-17", "textbook-170"]
+    by_id = {r["id"]: r for r in rows}
+    assert all(by_id[r["id"]] == r for r in kept)
+    assert all(by_id[r["id"]] == {c: r[c] for c in SYNTH_SCHEMA.names} for r in rejected)
+    assert sorted([r["id"] for r in kept] + [r["id"] for r in rejected]) == sorted(by_id)
+
+
+def test_a_review_interrupted_after_its_rejects_file_completes_on_retry(tmp_path):
+    """A crash after rejects/review.parquet was written and one of two rewritten files replaced: the retry
+    finds one flagged item in data/ and the other in the rejects file, and ends as an uninterrupted review."""
+    d, rows = _many_files_candidate(tmp_path)
+    flagged = ["code-17", "textbook-170"]
+    clean = tmp_path / "clean"
+    import shutil
+
+    shutil.copytree(d, clean)
+    apply_review(clean, approved=True, reviewer="ada", flagged=flagged, at="t")
+    # the interrupted state: the full rejects file, and the file holding code-17 already replaced
+    shutil.copy(clean / "rejects" / "review.parquet", d / "rejects" / "review.parquet")
+    for f in sorted((d / "data").glob("*.parquet")):
+        if "code-17" in pq.read_table(f).column("id").to_pylist():
+            shutil.copy(clean / "data" / f.name, f)
+    with pytest.raises(
+        ValueError, match=r"moved id\(s\) \['code-17'\] out of data/, and this review does not"
+    ):
+        apply_review(d, approved=True, reviewer="ada", flagged=["textbook-170"])
+    m = apply_review(d, approved=True, reviewer="ada", flagged=flagged, at="t")
+    assert m == Manifest.read(clean)
+    assert pq.read_table(d / "data").to_pylist() == pq.read_table(clean / "data").to_pylist()
+    assert sorted(r["id"] for r in pq.read_table(d / "rejects" / "review.parquet").to_pylist()) == flagged

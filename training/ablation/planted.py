@@ -23,11 +23,7 @@ def shuffled_dataset(reference: str, dest, seed: int = 0, version: str = "v1") -
     from pathlib import Path
 
     res = S.resolve(reference, None, {}, Path.cwd())
-    table = (
-        S.connect()
-        .sql(f"SELECT * FROM read_parquet({[str(f) for f in res.files]!r}, union_by_name=true)")
-        .to_arrow_table()
-    )
+    table = S.relation(S.connect(), res).to_arrow_table()  # as a mixture reads it: JSONL and S3 too
     rng = np.random.default_rng(seed)
     texts = [None if t is None else shuffle_words(t, rng) for t in table.column(S.TEXT_COLUMN).to_pylist()]
     table = table.set_column(

@@ -374,6 +374,7 @@ def _phase(
                 "name": s.name,
                 "dataset": res.label,
                 "version": res.version,
+                "files": list(res.files),  # what was read: a rebuild can read the same files
                 "filter": s.filter,
                 **pr.per_source[s.name],
                 "max_epochs": s.max_epochs,

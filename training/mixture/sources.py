@@ -4,8 +4,13 @@ DuckDB with the source's filter, and fingerprint their content.
 A dataset reference is one of
   * a dataset root (has CURRENT) or version folder (has manifest.json) of the project's contract,
   * plain files: parquet or JSONL (.jsonl/.json/.ndjson, optionally .gz), as a file, a folder or a glob,
-    resolved by curation.ingest.inputs like `curation dedup --input` (local paths; a JSONL without `id`
-    gets `sha1(text)` as its id, identical texts share it and so land on the same side of the held-out split),
+    resolved by curation.ingest.inputs like `curation dedup --input` (a JSONL without `id` gets `sha1(text)`
+    as its id, identical texts share it and so land on the same side of the held-out split),
+  * any of the above on object storage (`s3://`, `s3a://`, also as a registry root): resolved by the same
+    curation.ingest.inputs.resolve_input (a dataset version or root there resolves to its data files and its
+    version id), read by DuckDB through fsspec with the environment's S3 endpoint
+    (curation.ingest.files.url_to_fs). The build records the resolved files and the version id, so a rebuild
+    reads the same objects,
   * a name in the dataset registry (a YAML file `datasets: {name: root}`), optionally with `version`.
     Registry roots may name environment variables, `${PHI_DATA_ROOT}` or `${PHI_DATA_ROOT:-fallback}`, so one
     registry serves every deployment (the DAGs publish under `$PHI_DATA_ROOT`),
@@ -26,6 +31,7 @@ import xxhash
 import yaml
 
 from curation.contract import DatasetRoot, iter_parquet_files, resolve_version_dir
+from curation.ingest.files import file_name, fsspec_uri, open_input, url_to_fs
 from curation.paths import TABLE_PREFIX, expand_env
 
 log = logging.getLogger(__name__)
@@ -39,16 +45,17 @@ CARRIED_COLUMNS = {"url": pa.string(), "edu_score": pa.float64()}
 @dataclass
 class ResolvedSource:
     reference: str  # as written in the YAML
-    files: list[Path]
-    version_dir: Path | None  # set for contract datasets
+    files: list[str]  # local paths or object-storage URIs, in reading order
+    version_dir: Path | None  # set for local contract datasets
     version: str | None
     columns: dict[str, str] = field(default_factory=dict)  # name -> DuckDB type
     fmt: str = "parquet"  # parquet | jsonl (plain JSONL files)
     documents: int | None = None  # after the filter, once validation counted them
+    version_uri: str | None = None  # a dataset version on object storage
 
     @property
     def label(self) -> str:
-        return str(self.version_dir) if self.version_dir else self.reference
+        return str(self.version_dir) if self.version_dir else self.version_uri or self.reference
 
 
 def load_registry(path: Path | None) -> dict[str, str]:
@@ -62,7 +69,10 @@ def load_registry(path: Path | None) -> dict[str, str]:
         raise ValueError(f"dataset registry {path}: expected a mapping `datasets: {{name: path}}`")  # noqa: TRY004 - a bad file, not a bad argument
     # Relative roots are relative to the registry file, so the registry can travel with its data.
     roots = {str(k): expand_env(str(v), f"dataset registry {path}, entry {k!r}") for k, v in entries.items()}
-    return {k: v if Path(v).is_absolute() else str((path.parent / v).resolve()) for k, v in roots.items()}
+    return {
+        k: v if "://" in v or Path(v).is_absolute() else str((path.parent / v).resolve())
+        for k, v in roots.items()
+    }
 
 
 def _looks_like_path(ref: str) -> bool:
@@ -78,15 +88,17 @@ def resolve(ref: str, version: str | None, registry: dict[str, str], base_dir: P
         sid, files = table_version_files(ref, version)
         if not files:
             raise FileNotFoundError(f"dataset {ref!r}: snapshot {sid} has no data files")
-        return ResolvedSource(ref, files, None, str(sid))
+        return ResolvedSource(ref, [str(f) for f in files], None, str(sid))
     if "://" in ref:
-        raise ValueError(f"dataset {ref!r}: mixture sources are local paths (object storage is not read yet)")
+        return _remote(ref, version)
     if not _looks_like_path(ref):
         if ref not in registry:
             known = ", ".join(sorted(registry)) or "none (no registry given)"
             raise FileNotFoundError(
                 f"dataset {ref!r} is not a path and not a registered dataset (registered: {known})"
             )
+        if "://" in registry[ref]:  # a registered root on object storage
+            return _remote(registry[ref], version, ref)
         path = Path(registry[ref])
     else:
         path = Path(ref) if Path(ref).is_absolute() else base_dir / ref
@@ -111,7 +123,7 @@ def resolve(ref: str, version: str | None, registry: dict[str, str], base_dir: P
             )
     else:
         vdir = resolve_version_dir(path)
-    files = list(iter_parquet_files(vdir))
+    files = [str(f) for f in iter_parquet_files(vdir)]
     if not files:
         raise FileNotFoundError(f"dataset {ref!r}: version {vdir} has no data/*.parquet")
     return ResolvedSource(ref, files, vdir, vdir.name)
@@ -128,7 +140,32 @@ def _plain(ref: str, path: Path) -> ResolvedSource:
         raise FileNotFoundError(f"dataset {ref!r}: {e}") from None
     if len(found.formats) > 1:
         raise ValueError(f"dataset {ref!r} mixes parquet and JSONL files: give one source per format")
-    return ResolvedSource(ref, [Path(p) for p, _ in found.files], None, None, fmt=found.formats[0])
+    return ResolvedSource(ref, [p for p, _ in found.files], None, None, fmt=found.formats[0])
+
+
+def _remote(uri: str, version: str | None, ref: str | None = None) -> ResolvedSource:
+    """A source on object storage (`ref`: as the YAML names it, when a registry entry points there). With
+    `version`, `uri` is a dataset root and the source is that version."""
+    from curation.ingest.inputs import resolve_input
+
+    ref = ref or uri
+    if version is not None:
+        if any(c in uri for c in "*?["):
+            raise ValueError(f"`version` given for {ref!r}; versions apply to dataset roots only")
+        uri = f"{uri.rstrip('/')}/{version}"
+    no_version = f"dataset {ref!r} has no published version {version!r} (no {uri}/manifest.json)"
+    try:
+        found = resolve_input(uri)
+    except FileNotFoundError as e:
+        raise FileNotFoundError(no_version if version else f"dataset {ref!r}: {e}") from None
+    if version is not None and found.version != version:  # a plain object or folder named like a version
+        raise FileNotFoundError(no_version)
+    if len(found.formats) > 1:
+        raise ValueError(f"dataset {ref!r} mixes parquet and JSONL files: give one source per format")
+    files = [p for p, _ in found.files]
+    return ResolvedSource(
+        ref, files, None, found.version, fmt=found.formats[0], version_uri=found.version_uri
+    )
 
 
 def connect(threads: int = 1) -> duckdb.DuckDBPyConnection:
@@ -140,7 +177,7 @@ def connect(threads: int = 1) -> duckdb.DuckDBPyConnection:
 
 def relation(con: duckdb.DuckDBPyConnection, src: ResolvedSource) -> duckdb.DuckDBPyRelation:
     """The source's rows; plain files without an `id` get `sha1(text)` (see the module doc)."""
-    names = [str(f) for f in src.files]
+    names = [_duckdb_name(con, f) for f in src.files]
     if src.fmt == "jsonl":
         rel = con.read_json(names, format="newline_delimited")
     else:
@@ -148,6 +185,19 @@ def relation(con: duckdb.DuckDBPyConnection, src: ResolvedSource) -> duckdb.Duck
     if src.version_dir is None and ID_COLUMN not in rel.columns and TEXT_COLUMN in rel.columns:
         rel = rel.project(f"sha1({TEXT_COLUMN}) AS {ID_COLUMN}, *")
     return rel
+
+
+def _duckdb_name(con: duckdb.DuckDBPyConnection, path: str) -> str:
+    """The name DuckDB reads `path` by: object-storage URIs through the fsspec filesystem of the environment
+    (registered on the connection once per protocol; `s3a://` is read as `s3://`)."""
+    if "://" not in path:
+        return path
+    uri = fsspec_uri(path)
+    fs, _ = url_to_fs(uri)
+    protocol = uri.split("://", 1)[0]
+    if not con.filesystem_is_registered(protocol):
+        con.register_filesystem(fs)
+    return uri
 
 
 def describe(con: duckdb.DuckDBPyConnection, src: ResolvedSource) -> None:
@@ -176,8 +226,8 @@ def content_hash(src: ResolvedSource, where: str | None) -> str:
     h = xxhash.xxh3_128()
     h.update(f"filter={where or ''}\n".encode())
     for f in src.files:
-        h.update(f"{f.name}\n".encode())
-        with open(f, "rb") as fh:
+        h.update(f"{file_name(f)}\n".encode())
+        with open_input(f) as fh:
             while chunk := fh.read(1 << 22):
                 h.update(chunk)
     return h.hexdigest()
