@@ -13,8 +13,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
+from manifest_helpers import make_manifest
 
-from curation.contract import DatasetRoot, Manifest, StageCounts, config_hash, now_iso
+from curation.contract import DatasetRoot, Manifest, StageCounts
 from curation.paths import REPO_ROOT
 from dags.lib.edu import check_floors
 from dags.lib.synthetic import merge_shards, shard_run_id, shard_specs
@@ -165,17 +166,13 @@ def _shard(root: Path, name: str, texts: list[str], dropped: int, verified: list
         staging / "rejects" / "part-0.parquet",
     )
     conf = {"shard": name}
-    Manifest(
-        dataset="synthetic",
-        version=name,
-        created_at=now_iso(),
-        code_version="test",
-        inputs=[],
-        config=conf,
-        config_hash=config_hash(conf),
-        rows=len(texts),
-        rejected_rows=dropped,
+    make_manifest(
+        "synthetic",
+        name,
+        len(texts),
         columns=list(cols),
+        config=conf,
+        rejected_rows=dropped,
         stages=[
             StageCounts(
                 stage="generate",

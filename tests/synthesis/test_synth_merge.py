@@ -12,8 +12,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
+from manifest_helpers import make_manifest
 
-from curation.contract import DatasetRoot, Manifest, StageCounts, config_hash, now_iso
+from curation.contract import DatasetRoot, Manifest
 from synthesis.merge import CROSS_SHARD_REASON, CROSS_SHARD_STAGE, merge_shards
 
 
@@ -42,19 +43,7 @@ def _shard(root: Path, name: str, texts: list[str], verified: list) -> Path:
     }
     pq.write_table(pa.table(cols), staging / "data" / "part-0.parquet")
     conf = {"postfilter": {"near_dedup": {"threshold": 0.7}}}
-    Manifest(
-        dataset="synthetic",
-        version=name,
-        created_at=now_iso(),
-        code_version="test",
-        inputs=[],
-        config=conf,
-        config_hash=config_hash(conf),
-        rows=len(texts),
-        rejected_rows=0,
-        columns=list(cols),
-        stages=[StageCounts(stage="generate", rows_in=len(texts), rows_kept=len(texts), rows_rejected=0)],
-    ).write(staging)
+    make_manifest("synthetic", name, len(texts), columns=list(cols), config=conf).write(staging)
     return DatasetRoot(root).publish(staging, name, set_current=False)
 
 

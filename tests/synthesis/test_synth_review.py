@@ -9,8 +9,9 @@ from datetime import UTC
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from manifest_helpers import make_manifest
 
-from curation.contract import Manifest, StageCounts, config_hash
+from curation.contract import Manifest, StageCounts
 from synthesis.textbook.pipeline import REJECT_SCHEMA, SYNTH_SCHEMA
 from synthesis.textbook.review import apply_review, review_body, review_sample
 
@@ -49,17 +50,12 @@ def _candidate(tmp_path, n_per_gen: int = 4):
         d / "rejects" / "part-0.parquet",
     )
     n = len(rows)
-    Manifest(
-        dataset="synthetic",
-        version="v1",
-        created_at="2026-12-06T00:00:00Z",
-        code_version="x",
-        inputs=[],
-        config={},
-        config_hash=config_hash({}),
-        rows=n,
-        rejected_rows=1,
+    make_manifest(
+        "synthetic",
+        "v1",
+        n,
         columns=SYNTH_SCHEMA.names,
+        rejected_rows=1,
         stages=[
             StageCounts(stage="generate", rows_in=n + 1, rows_kept=n + 1, rows_rejected=0),
             StageCounts(

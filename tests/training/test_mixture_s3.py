@@ -12,9 +12,10 @@ import textwrap
 
 import pyarrow.parquet as pq
 import pytest
+from manifest_helpers import make_manifest
 from tables_helpers import BUCKET, moto_s3, real_docs, to_table
 
-from curation.contract import Manifest, StageCounts, config_hash
+from curation.contract import StageCounts
 from training.mixture.build import build
 
 
@@ -30,15 +31,10 @@ def local_tree(shared_data, tmp_path):
     pq.write_table(to_table(docs[:30]), v1 / "data" / "part-0.parquet")
     pq.write_table(to_table(docs[30:60]), v1 / "data" / "part-1.parquet")
     pq.write_table(to_table(docs[60:62]), v1 / "rejects" / "part-0.parquet")
-    Manifest(
-        dataset="web",
-        version="v1",
-        created_at="2026-12-06T00:00:00Z",
-        code_version="x",
-        inputs=[],
-        config={},
-        config_hash=config_hash({}),
-        rows=60,
+    make_manifest(
+        "web",
+        "v1",
+        60,
         columns=list(to_table(docs[:1]).schema.names),
         stages=[StageCounts(stage="curate", rows_in=60, rows_kept=60, rows_rejected=0)],
     ).write(v1)
