@@ -5,76 +5,19 @@ once per module), as in test_dags_run.py."""
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
 import textwrap
-from pathlib import Path
 
 import pytest
+from dagtest_helpers import DagTest
 
 from curation.paths import REPO_ROOT
 
 pytestmark = pytest.mark.slow
 
-RUNNER = """
-import json, sys
-from airflow.dag_processing.dagbag import DagBag
-
-dag_id, conf = sys.argv[1], json.loads(sys.argv[2])
-bag = DagBag(dag_folder=sys.argv[3])
-assert not bag.import_errors, bag.import_errors
-run = bag.get_dag(dag_id).test(run_conf=conf)
-tis = run.get_task_instances()
-print("RESULT " + json.dumps({"state": str(run.state), "tasks": {ti.task_id: str(ti.state) for ti in tis},
-                              "tries": {ti.task_id: ti.try_number for ti in tis},
-                              "xcom": {ti.task_id: ti.xcom_pull(task_ids=ti.task_id) for ti in tis
-                                       if str(ti.state) == "success"}}, default=str))
-"""
-
 
 @pytest.fixture(scope="module")
 def airflow(tmp_path_factory):
-    home = tmp_path_factory.mktemp("airflow")
-    data = tmp_path_factory.mktemp("data")
-    env = {
-        **os.environ,
-        "AIRFLOW_HOME": str(home),
-        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-        "AIRFLOW__CORE__PARALLELISM": "2",
-        "PHI_DATA_ROOT": str(data),
-        "GX_ANALYTICS_ENABLED": "false",
-        "PHI_EDU_REGISTRY": str(data / "edu_models"),
-    }
-    migrate = subprocess.run(
-        [sys.executable, "-m", "airflow", "db", "migrate"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-    assert migrate.returncode == 0, migrate.stderr[-3000:]
-
-    def run(dag_id: str, conf: dict, dags_folder: Path = REPO_ROOT / "dags", **extra_env) -> dict:
-        proc = subprocess.run(
-            [sys.executable, "-c", RUNNER, dag_id, json.dumps(conf), str(dags_folder)],
-            env={**env, "AIRFLOW__CORE__DAGS_FOLDER": str(dags_folder), **extra_env},
-            capture_output=True,
-            text=True,
-            timeout=900,
-            check=False,
-            cwd=REPO_ROOT,
-        )
-        lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")]
-        assert proc.returncode == 0 and lines, (proc.stdout + proc.stderr)[-6000:]
-        result = json.loads(lines[-1].removeprefix("RESULT "))
-        result["log"] = proc.stdout + proc.stderr
-        return result
-
-    run.data = data
-    return run
+    return DagTest(tmp_path_factory.mktemp("airflow"), tmp_path_factory.mktemp("data"))
 
 
 def test_bad_mixture_yaml_fails_the_first_task_with_every_problem(airflow, tmp_path):

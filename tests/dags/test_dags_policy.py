@@ -23,6 +23,7 @@ from typing import ClassVar
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from dagtest_helpers import migrate_airflow_db
 
 from curation.paths import REPO_ROOT
 
@@ -169,15 +170,7 @@ def test_a_failed_task_alerts_the_log_and_the_webhook(tmp_path, webhook):
         "PHI_ALERT_WEBHOOK": url,
         "PYTHONPATH": str(REPO_ROOT),
     }
-    migrate = subprocess.run(
-        [sys.executable, "-m", "airflow", "db", "migrate"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-    assert migrate.returncode == 0, migrate.stderr[-3000:]
+    migrate_airflow_db(env)
     proc = subprocess.run(
         [sys.executable, "-c", RUN, str(tmp_path / "dags")],
         env=env,

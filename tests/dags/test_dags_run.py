@@ -8,82 +8,30 @@ Airflow's global settings and ORM never leak into other tests.
 from __future__ import annotations
 
 import json
-import os
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
+from dagtest_helpers import DagTest
 
 from curation.contract import DatasetRoot
-from curation.paths import REPO_ROOT
 
 pytestmark = pytest.mark.slow
-
-RUNNER = """
-import json, sys
-from airflow.dag_processing.dagbag import DagBag
-from airflow.models.asset import AssetEvent, AssetModel
-from airflow.utils.session import create_session
-
-dag_id, conf = sys.argv[1], json.loads(sys.argv[2])
-bag = DagBag(dag_folder=sys.argv[3])
-assert not bag.import_errors, bag.import_errors
-run = bag.get_dag(dag_id).test(run_conf=conf)
-with create_session() as session:
-    query = session.query(AssetEvent).join(AssetModel, AssetEvent.asset_id == AssetModel.id)
-    events = [e.extra for e in query.filter(AssetModel.name == "web_curated").order_by(AssetEvent.id)]
-print("RESULT " + json.dumps({"state": str(run.state), "run_id": run.run_id, "events": events,
-                              "tasks": {ti.task_id: str(ti.state) for ti in run.get_task_instances()}}))
-"""
 
 
 @pytest.fixture(scope="module")
 def airflow(tmp_path_factory):
-    home = tmp_path_factory.mktemp("airflow")
     data = tmp_path_factory.mktemp("data")
-    env = {
-        **os.environ,
-        "AIRFLOW_HOME": str(home),
-        "AIRFLOW__CORE__DAGS_FOLDER": str(REPO_ROOT / "dags"),
-        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-        "AIRFLOW__CORE__PARALLELISM": "2",
-        "AIRFLOW_CONN_SPARK_DEFAULT": json.dumps({"conn_type": "spark", "host": "local[2]"}),
-        "SPARK_MASTER": "local[2]",
-        "SPARK_DRIVER_MEMORY": "1g",
-        "PHI_DATA_ROOT": str(data),
-        "PHI_EDU_REGISTRY": str(data / "edu_models"),
-        "GX_ANALYTICS_ENABLED": "false",
+    run = DagTest(
+        tmp_path_factory.mktemp("airflow"),
+        data,
+        AIRFLOW_CONN_SPARK_DEFAULT=json.dumps({"conn_type": "spark", "host": "local[2]"}),
+        SPARK_MASTER="local[2]",
+        SPARK_DRIVER_MEMORY="1g",
         # dag.test() cannot finish a run with a DeadlineAlert (see dags/nightly_refresh.py DEADLINE)
-        "PHI_NIGHTLY_DEADLINE_H": "off",
-    }
-    migrate = subprocess.run(
-        [sys.executable, "-m", "airflow", "db", "migrate"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
+        PHI_NIGHTLY_DEADLINE_H="off",
     )
-    assert migrate.returncode == 0, migrate.stderr[-3000:]
-
-    def run(dag_id: str, conf: dict) -> dict:
-        proc = subprocess.run(
-            [sys.executable, "-c", RUNNER, dag_id, json.dumps(conf), str(REPO_ROOT / "dags")],
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=900,
-            check=False,
-        )
-        lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")]
-        assert proc.returncode == 0 and lines, (proc.stdout + proc.stderr)[-6000:]
-        result = json.loads(lines[-1].removeprefix("RESULT "))
-        result["log"] = proc.stdout + proc.stderr
-        return result
-
     run.root = DatasetRoot(data / "web_curated")
     run.registry = data / "edu_models"
     return run
