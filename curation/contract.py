@@ -12,6 +12,8 @@ Layout of a dataset root (what `--output DIR` names):
 
 A version folder is built under a hidden staging name and renamed into place, so readers never see a
 half-written version and a rerun of the same run id replaces the old folder instead of adding to it.
+With a table catalog configured, a version that goes live is also a snapshot of the root's Iceberg table,
+committed before CURRENT moves (`DatasetRoot.make_current`, curation/tables/publish.py).
 """
 
 from __future__ import annotations
