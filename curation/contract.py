@@ -12,6 +12,8 @@ Layout of a dataset root (what `--output DIR` names):
 
 A version folder is built under a hidden staging name and renamed into place, so readers never see a
 half-written version and a rerun of the same run id replaces the old folder instead of adding to it.
+With a table catalog configured, a version that goes live is also a snapshot of the root's Iceberg table,
+committed before CURRENT moves (`DatasetRoot.make_current`, curation/tables/publish.py).
 """
 
 from __future__ import annotations
@@ -27,17 +29,22 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import pyarrow as pa
-from pydantic import BaseModel, Field
 
-# the folder primitives live in contract_files; imported here (and re-exported: `x as x`) so every caller
-# keeps importing them from curation.contract
+# the folder primitives live in contract_files, the manifest in contract_manifest; imported here (and
+# re-exported: `x as x`) so every caller keeps importing them from curation.contract
 from curation.contract_files import link_or_copy as link_or_copy
-from curation.contract_files import rename_aside
 from curation.contract_files import replace_dir as replace_dir
+from curation.contract_manifest import Manifest as Manifest
+from curation.contract_manifest import StageCounts as StageCounts
+from curation.contract_manifest import current_version, published_versions
+from curation.contract_manifest import iter_parquet_files as iter_parquet_files
 from curation.paths import REPO_ROOT
+
+if TYPE_CHECKING:
+    from curation.tables.publish import TableTarget
 
 log = logging.getLogger(__name__)
 
@@ -108,86 +115,6 @@ def config_hash(config: dict[str, Any]) -> str:
 # ---- manifest ------------------------------------------------------------------------------------
 
 
-class StageCounts(BaseModel):
-    """Per-stage bookkeeping: rows_in == rows_kept + rows_rejected must hold."""
-
-    stage: str
-    rows_in: int
-    rows_kept: int
-    rows_rejected: int
-    reasons: dict[str, int] = Field(default_factory=dict)
-    seconds: float | None = None
-
-    def check(self) -> None:
-        if self.rows_in != self.rows_kept + self.rows_rejected:
-            raise ValueError(
-                f"stage {self.stage!r}: rows_in={self.rows_in} != kept {self.rows_kept}"
-                f" + rejected {self.rows_rejected}"
-            )
-        if sum(self.reasons.values()) != self.rows_rejected:
-            raise ValueError(
-                f"stage {self.stage!r}: reasons sum to {sum(self.reasons.values())},"
-                f" rejected={self.rows_rejected}"
-            )
-
-
-class Manifest(BaseModel):
-    dataset: str  # e.g. web_curated, web_dedup, synthetic, mixture
-    version: str  # run id
-    created_at: str
-    code_version: str
-    inputs: list[str]
-    config: dict[str, Any]
-    config_hash: str
-    stages: list[StageCounts] = Field(default_factory=list)
-    rows: int  # rows in data/
-    rejected_rows: int = 0  # rows in rejects/
-    columns: list[str] = Field(default_factory=list)
-    timings: dict[str, float] = Field(default_factory=dict)
-    extra: dict[str, Any] = Field(default_factory=dict)
-    # An incremental version (nightly refresh) is the whole corpus: the documents of `base_version`
-    # (base_rows of them, carried over unchanged) plus what this run's stages kept from its new inputs.
-    # The stages count only the new inputs (the delta); rows = base_rows + the last stage's kept rows.
-    base_version: str | None = None
-    base_rows: int = 0
-
-    def check(self) -> None:
-        """Stages chain (each stage's input is the previous stage's kept rows) and totals reconcile."""
-        for s in self.stages:
-            s.check()
-        for prev, cur in zip(self.stages, self.stages[1:]):
-            if cur.rows_in != prev.rows_kept:
-                raise ValueError(
-                    f"stage {cur.stage!r} received {cur.rows_in} rows but {prev.stage!r}"
-                    f" kept {prev.rows_kept}"
-                )
-        if self.base_rows and self.base_version is None:
-            raise ValueError(f"base_rows={self.base_rows} without a base_version")
-        if self.stages:
-            if self.base_rows + self.stages[-1].rows_kept != self.rows:
-                base = (
-                    f" + {self.base_rows} from base version {self.base_version}" if self.base_version else ""
-                )
-                raise ValueError(
-                    f"last stage kept {self.stages[-1].rows_kept}{base} but dataset has {self.rows}"
-                )
-            rejected = sum(s.rows_rejected for s in self.stages)
-            if rejected != self.rejected_rows:
-                raise ValueError(f"stages rejected {rejected} but rejects dataset has {self.rejected_rows}")
-
-    def write(self, version_dir: str | Path) -> Path:
-        path = Path(version_dir) / "manifest.json"
-        path.write_text(self.model_dump_json(indent=2))
-        return path
-
-    @classmethod
-    def read(cls, version_dir: str | Path) -> Manifest:
-        path = Path(version_dir) / "manifest.json"
-        if not path.is_file():
-            raise FileNotFoundError(f"no manifest.json in {version_dir}: not a published dataset version")
-        return cls.model_validate_json(path.read_text())
-
-
 def now_iso() -> str:
     return _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
 
@@ -196,26 +123,23 @@ def now_iso() -> str:
 
 
 class DatasetRoot:
-    """A dataset root folder holding immutable versions and a CURRENT pointer (local filesystem)."""
+    """A dataset root folder holding immutable versions and a CURRENT pointer (local filesystem), and the
+    Iceberg table its live versions are also published to (curation/tables/publish.py): `table` None = the
+    configured default (with PHI_ICEBERG_WAREHOUSE or PHI_ICEBERG_CATALOG_URI set, the table named after the
+    root's folder; else none), a `TableTarget` = that table, False = never a table."""
 
-    def __init__(self, root: str | os.PathLike):
+    def __init__(self, root: str | os.PathLike, table: TableTarget | Literal[False] | None = None):
         self.root = Path(root)
+        self.table = table
 
     def version_dir(self, version: str) -> Path:
         return self.root / version
 
     def versions(self) -> list[str]:
-        if not self.root.is_dir():
-            return []
-        return sorted(
-            p.name
-            for p in self.root.iterdir()
-            if p.is_dir() and not p.name.startswith((".", "_")) and (p / "manifest.json").is_file()
-        )
+        return published_versions(self.root)
 
     def current(self) -> str | None:
-        pointer = self.root / "CURRENT"
-        return pointer.read_text().strip() if pointer.is_file() else None
+        return current_version(self.root)
 
     def staging_dir(self, version: str) -> Path:
         """A fresh hidden folder to build `version` in; publish() moves it into place."""
@@ -224,7 +148,8 @@ class DatasetRoot:
         return path
 
     def publish(self, staging: Path, version: str, set_current: bool = True) -> Path:
-        """Atomically replace `<root>/<version>` with the finished staging folder.
+        """Atomically replace `<root>/<version>` with the finished staging folder, then (`set_current`) make
+        it the live version (`make_current`: table snapshot, then CURRENT).
 
         The old folder (a previous attempt of the same run id) is renamed aside first and deleted
         after the swap, so at every instant the version path holds either the old or the new data.
@@ -234,10 +159,21 @@ class DatasetRoot:
         final = self.version_dir(version)
         replace_dir(staging, final)
         if set_current:
-            self.set_current(version)
+            self.make_current(version)
         return final
 
+    def make_current(self, version: str) -> None:
+        """Make published `version` the live one: first its snapshot in the root's table when it has one
+        (curation/tables/publish.py), then CURRENT, so the two move together. A failed table commit raises
+        with CURRENT unmoved (the version folder stays in place); calling this again (a rerun of the same
+        run id, a retried gate publish) reconciles: the commit is idempotent per run id."""
+        from curation.tables.publish import publish_live
+
+        publish_live(self, version)
+        self.set_current(version)
+
     def set_current(self, version: str) -> None:
+        """Move the CURRENT pointer only (no table): roots that are not datasets (band index, mixtures)."""
         tmp = self.root / f".CURRENT.{uuid.uuid4().hex[:8]}"
         tmp.write_text(version + "\n")
         os.replace(tmp, self.root / "CURRENT")
@@ -330,50 +266,6 @@ class VersionBuild:
         shutil.rmtree(self.staging, ignore_errors=True)
 
 
-def prune_versions(root: str | os.PathLike, keep: int) -> list[str]:
-    """Delete the oldest published versions of dataset root `root` beyond the newest `keep`; returns the
-    names removed (oldest first).
-
-    Order is `DatasetRoot.versions()`'s: by name, which is by time (run ids and DAG version ids start with
-    a UTC timestamp). The version CURRENT names is never removed, even when it is the oldest (a rollback
-    pointed CURRENT back), nor are `_`/`.` folders (run folders, staging) or anything without a manifest.
-    Idempotent: a second call finds nothing left to remove. Corpus versions share parquet files by hard
-    links (curation/append.py): deleting one version's links leaves the files of every other version intact.
-    Nothing calls this on a corpus automatically (mixtures pin versions): `python -m curation prune`."""
-    if keep < 1:
-        raise ValueError(f"prune_versions({root}): keep must be >= 1, got {keep}")
-    ds = DatasetRoot(root)
-    current = ds.current()
-    versions = ds.versions()
-    doomed = [v for v in versions[: max(len(versions) - keep, 0)] if v != current]
-    for v in doomed:
-        # renamed aside first, so a reader never sees a half-deleted version folder
-        shutil.rmtree(rename_aside(ds.version_dir(v)), ignore_errors=True)
-        log.info("pruned version %s of %s (keeping the newest %d and CURRENT %s)", v, ds.root, keep, current)
-    return doomed
-
-
-def prune_run_folders(runs: str | os.PathLike, root: str | os.PathLike, keep: str) -> list[str]:
-    """Delete `runs/<v>` (e.g. nightly deltas, `<root>/_deltas`) for every version v that dataset root `root`
-    has published, except `keep`; returns the names removed. A run folder whose version is not published
-    (a failed night, which a rerun of the same run id rebuilds) is left alone, as is anything starting with
-    `_`/`.`. A published version holds what it kept of the run (documents and rejects hard-linked, a file
-    append had to filter rewritten), so the run folder is redundant once published. Idempotent."""
-    runs, ds = Path(runs), DatasetRoot(root)
-    if not runs.is_dir():
-        return []
-    published = set(ds.versions())
-    doomed = sorted(
-        p.name
-        for p in runs.iterdir()
-        if p.is_dir() and not p.name.startswith((".", "_")) and p.name != keep and p.name in published
-    )
-    for v in doomed:
-        shutil.rmtree(runs / v, ignore_errors=True)
-        log.info("removed run folder %s (version %s is published in %s)", runs / v, v, ds.root)
-    return doomed
-
-
 def resolve_version_dir(path: str | os.PathLike) -> Path:
     """Accept either a version folder (has manifest.json) or a dataset root (has CURRENT)."""
     p = Path(path)
@@ -388,7 +280,3 @@ def resolve_version_dir(path: str | os.PathLike) -> Path:
             f"{p} is neither a dataset version (no manifest.json) nor a dataset root (no CURRENT file)"
         )
     return root.version_dir(cur)
-
-
-def iter_parquet_files(version_dir: str | os.PathLike, part: str = "data") -> Iterator[Path]:
-    yield from sorted((Path(version_dir) / part).glob("*.parquet"))

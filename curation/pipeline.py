@@ -172,12 +172,14 @@ def run(
     notes: list[str] | None = None,
     allow_empty: bool = False,
     progress_interval: float | None = None,
+    table=None,
 ) -> RunResult:
     """Run the curation job and publish `output/<run_id>/` atomically. Returns the manifest. Every step's
     driver hooks (curation.steps.base.DriverHooks) are called here, in their documented order. `notes` (e.g.
     why a stage was skipped) are kept in the manifest's extra["notes"]. A run that keeps no document raises
     EmptyRunError and publishes nothing (CURRENT stays where it was) unless `allow_empty`. Progress lines
-    every `progress_interval` s (curation.progress: $PHI_PROGRESS_INTERVAL or 30; 0 = none)."""
+    every `progress_interval` s (curation.progress: $PHI_PROGRESS_INTERVAL or 30; 0 = none). `table`: the
+    output root's Iceberg table (`DatasetRoot`'s; None = the configured default)."""
     from curation.spark import get_spark
 
     cfg = cfg or CurationConfig()
@@ -190,7 +192,7 @@ def run(
     hooked: list[DriverHooks] = [*steps, *frames]
     progress = SparkProgress(spark, f"curation run {run_id}", progress_interval)
     try:
-        with progress, DatasetRoot(output).building(run_id) as build:
+        with progress, DatasetRoot(output, table=table).building(run_id) as build:
             staging = build.staging
             files = input_files(spark, inputs, cfg, run_id)
             for step in hooked:  # build indexes, ship model files, before workers start

@@ -158,7 +158,7 @@ def nightly_refresh():
         """Runs only after a successful publish: the night's segments go into the ledger, and the deltas
         of earlier published nights are deleted (their documents and rejects are in their published
         versions as hard links); this night's delta stays until the next night publishes."""
-        from curation.contract import prune_run_folders
+        from curation.contract_prune import prune_run_folders
         from dags.lib.ledger import SegmentLedger
         from dags.lib.plan import DELTAS
 

@@ -22,7 +22,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 def main(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from curation.contract import DatasetRoot, prune_versions
+    from curation.contract import DatasetRoot
+    from curation.contract_prune import prune_versions
 
     if not Path(args.root).is_dir():
         raise FileNotFoundError(f"--root {args.root}: no such dataset root")

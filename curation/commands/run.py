@@ -46,8 +46,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--table",
         metavar="NAME",
-        help="also publish the kept documents as a snapshot of Iceberg table NAME (tagged with the run id;"
-        " the whole table content, as the version folder is), beside the folder contract",
+        help="the Iceberg table the version is also published to (a snapshot tagged with the run id; rejects"
+        " to NAME_rejects). Without it, the table named after the --output folder when PHI_ICEBERG_WAREHOUSE"
+        " or PHI_ICEBERG_CATALOG_URI is set (every published dataset does this: curation/tables/publish.py)",
     )
     p.add_argument(
         "--warehouse",
@@ -64,9 +65,12 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def main(args: argparse.Namespace) -> int:
     from curation.config import load_config
+    from curation.contract import DatasetRoot
     from curation.pipeline import EXIT_EMPTY_RUN, EmptyRunError, run, summary_table
     from curation.spark import get_spark
+    from curation.tables.publish import live_table_line
 
+    table = _table_target(args)
     cfg = load_config(args.config)
     spark = get_spark(master=args.master)
     try:
@@ -79,6 +83,7 @@ def main(args: argparse.Namespace) -> int:
             notes=args.note,
             allow_empty=args.allow_empty,
             progress_interval=args.progress_interval,
+            table=table,
         )
     except EmptyRunError as e:
         print(f"nothing published: {e}", file=sys.stderr)
@@ -86,24 +91,20 @@ def main(args: argparse.Namespace) -> int:
     m = result.manifest
     print(summary_table(result.counts))
     print(f"\n{m.rows} documents kept, {m.rejected_rows} rejected -> {result.version_dir}")
-    if args.table:
-        _publish_table(args, result.version_dir)
+    line = live_table_line(DatasetRoot(args.output, table=table), m.version)
+    if line:
+        print(line)
     return 0
 
 
-def _publish_table(args: argparse.Namespace, version_dir) -> None:
-    """The folder version is published first (unchanged behaviour); the table snapshot follows it."""
-    from curation.tables import TablesConfig, Warehouse
-    from curation.tables.migrate import publish_rejects, publish_version, rejects_table
+def _table_target(args: argparse.Namespace):
+    """--table [--warehouse --catalog-uri] as the output root's table; None: the configured default."""
+    if args.table is None:
+        if args.warehouse or args.catalog_uri:
+            raise ValueError("--warehouse / --catalog-uri name the catalog of --table NAME: give --table too")
+        return None
+    from curation.tables import TablesConfig
+    from curation.tables.publish import TableTarget
 
-    warehouse = Warehouse(TablesConfig.from_env(warehouse=args.warehouse, catalog_uri=args.catalog_uri))
-    done = publish_version(version_dir, warehouse, args.table)
-    rejects = publish_rejects(version_dir, warehouse, rejects_table(args.table))
-    for name, what in ((args.table, done), (rejects_table(args.table), rejects)):
-        if what is None:
-            continue
-        how = "already in" if what.mode == "skipped" else "published to"
-        print(
-            f"run {what.version} {how} table {warehouse.identifier(name)}: snapshot {what.snapshot_id},"
-            f" {what.rows} rows"
-        )
+    config = TablesConfig.from_env(warehouse=args.warehouse, catalog_uri=args.catalog_uri)
+    return TableTarget(args.table, config)

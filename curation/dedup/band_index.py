@@ -67,7 +67,7 @@ class LoadedIndex:
 
 class BandIndex:
     def __init__(self, root: str | Path, params: LshParams):
-        self.root = DatasetRoot(root)
+        self.root = DatasetRoot(root, table=False)  # not documents: never a dataset table
         self.params = params
         self._build: VersionBuild | None = None  # staged by `stage`, published after the corpus
 

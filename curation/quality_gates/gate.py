@@ -271,8 +271,9 @@ def publish_gated(
     """Publish a finished candidate version into `root` only if its quality gate passes.
 
     The candidate is a complete version folder (manifest written) outside the root's visible versions,
-    e.g. `<root>/_candidates/<run_id>`; publishing renames it to `<root>/<run_id>` atomically. Calling it
-    again after success is a no-op returning the published folder (retries are safe).
+    e.g. `<root>/_candidates/<run_id>`; publishing renames it to `<root>/<run_id>` atomically and (with
+    `set_current`) makes it live: the root's table snapshot, then CURRENT (`DatasetRoot.make_current`).
+    Calling it again after success returns the published folder and commits nothing new (retries are safe).
     """
     candidate, dataset_root = Path(candidate_dir), DatasetRoot(root)
     if not (candidate / "manifest.json").is_file():
@@ -280,8 +281,8 @@ def publish_gated(
         published = dataset_root.version_dir(version)
         if (published / "manifest.json").is_file():
             log.info("version %s already published at %s", version, published)
-            if set_current and dataset_root.current() != version:
-                dataset_root.set_current(version)
+            if set_current:  # also reconciles the table snapshot of a publish that failed after the rename
+                dataset_root.make_current(version)
             return published
         raise FileNotFoundError(
             f"candidate {candidate} has no manifest.json and {published} is not published"

@@ -29,7 +29,7 @@ from typing import Any, Literal
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from curation.contract import Manifest
+from curation.contract_manifest import Manifest
 from curation.ingest.files import url_to_fs
 
 log = logging.getLogger(__name__)

@@ -28,9 +28,10 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 
-from curation.contract import DatasetRoot, Manifest, iter_parquet_files, link_or_copy
+from curation.contract_files import link_or_copy
+from curation.contract_manifest import Manifest, current_version, iter_parquet_files, published_versions
 from curation.tables.catalog import Warehouse
-from curation.tables.commit import commit_version, manifest_summary, snapshot_for_run
+from curation.tables.commit import RUN_ID, commit_version, manifest_summary, snapshot_for_run
 from curation.tables.read import rollback
 
 log = logging.getLogger(__name__)
@@ -71,22 +72,22 @@ def _copy(table, src: Path, dest: str) -> None:
 def import_root(root: str | os.PathLike, warehouse: Warehouse, name: str) -> list[ImportedVersion]:
     """Import every published version of dataset root `root` into table `name` (created from the first
     version's schema when missing). Returns what happened to each version, oldest first."""
-    ds = DatasetRoot(root)
-    version_names = ds.versions()
+    root = Path(root)
+    version_names = published_versions(root)
     if not version_names:
         raise FileNotFoundError(f"{root}: no published versions (no <version>/manifest.json) to import")
-    first_files = list(iter_parquet_files(ds.version_dir(version_names[0])))
+    first_files = list(iter_parquet_files(root / version_names[0]))
     if not first_files:
-        raise FileNotFoundError(f"{ds.version_dir(version_names[0])}/data: no parquet files")
+        raise FileNotFoundError(f"{root / version_names[0]}/data: no parquet files")
     table = warehouse.ensure(name, pq.read_schema(first_files[0]))
     home: dict[FileId, str] = {}  # file identity -> its path in the table (under its first version's folder)
     previous: set[FileId] = set()
     done = []
     for version in version_names:
-        done.append(_import_version(table, ds.version_dir(version), home, previous))
-        publish_rejects(ds.version_dir(version), warehouse, rejects_table(name))
-        previous = set(_file_ids(list(iter_parquet_files(ds.version_dir(version)))))
-    current = ds.current()
+        done.append(_import_version(table, root / version, home, previous))
+        publish_rejects(root / version, warehouse, rejects_table(name))
+        previous = set(_file_ids(list(iter_parquet_files(root / version))))
+    current = current_version(root)
     if (
         current in version_names
         and table.current_snapshot().snapshot_id != snapshot_for_run(table, current).snapshot_id
@@ -97,14 +98,32 @@ def import_root(root: str | os.PathLike, warehouse: Warehouse, name: str) -> lis
 
 
 def publish_version(version_dir: str | os.PathLike, warehouse: Warehouse, name: str) -> ImportedVersion:
-    """Commit one published folder version as the whole content of table `name` (an OVERWRITE snapshot tagged
-    with the version id; the table is created from its schema when missing): `curation run --table`. A version
-    id the table already holds is not committed again (mode "skipped")."""
+    """Commit one published folder version as table `name`'s content, tagged with the version id (the table is
+    created from its schema when missing): what `DatasetRoot.make_current` does through
+    curation/tables/publish.py. A nightly version whose base version is the table's current snapshot and which
+    holds every file of the base folder (hard links) is an APPEND of the files it adds; any other version an
+    OVERWRITE. A version id the table already holds is not committed again (mode "skipped")."""
     vdir = Path(version_dir)
     files = list(iter_parquet_files(vdir))
     if not files:
         raise FileNotFoundError(f"{vdir}/data: no parquet files to publish as a table snapshot")
-    return _import_version(warehouse.ensure(name, pq.read_schema(files[0])), vdir, {}, set())
+    table = warehouse.ensure(name, pq.read_schema(files[0]))
+    base = _base_files(table, vdir, set(_file_ids(files)))
+    # the base's files are in the table already: never copied again ("home" is only read for added files)
+    return _import_version(table, vdir, dict.fromkeys(base, ""), base)
+
+
+def _base_files(table, vdir: Path, files: set[FileId]) -> set[FileId]:
+    """The file identities of `vdir`'s base version when that version is the table's current snapshot, its
+    folder sits beside `vdir` and `files` (the version's) hold all of them and more; else none (the version is
+    then committed whole)."""
+    base = Manifest.read(vdir).base_version
+    head = table.current_snapshot()
+    if base is None or head is None or (head.summary or {}).get(RUN_ID) != base:
+        return set()
+    base_dir = vdir.parent / base
+    held = set(_file_ids(list(iter_parquet_files(base_dir)))) if base_dir.is_dir() else set()
+    return held if held and held < files else set()
 
 
 def rejects_table(name: str) -> str:

@@ -164,7 +164,8 @@ def promote(near: dict | None, published_version: str) -> str | None:
     Then prunes the index root to its newest KEEP_INDEX_VERSIONS versions (never CURRENT).
     Idempotent (a retried publish finds it promoted). Returns the index version now CURRENT, or None when
     the run staged none (near-dedup off: the index no longer describes the corpus's CURRENT)."""
-    from curation.contract import DatasetRoot, prune_versions, replace_dir
+    from curation.contract import DatasetRoot, replace_dir
+    from curation.contract_prune import prune_versions
 
     if not near or not near.get("enabled"):
         log.warning(

@@ -177,7 +177,7 @@ def _publish(root: DatasetRoot, version: str, set_current: bool = True) -> None:
 
 
 def test_prune_versions_keeps_newest_and_current_ignores_run_folders(tmp_path, caplog):
-    from curation.contract import prune_versions
+    from curation.contract_prune import prune_versions
 
     root = DatasetRoot(tmp_path / "ds")
     root.root.mkdir()
@@ -194,7 +194,7 @@ def test_prune_versions_keeps_newest_and_current_ignores_run_folders(tmp_path, c
     for run in ("_deltas/x", "_near_index/y", "_candidates/" + names[1]):
         (root.root / run).mkdir(parents=True)
     (root.root / "not-a-version").mkdir()  # no manifest: not a version, not touched
-    with caplog.at_level("INFO", logger="curation.contract"):
+    with caplog.at_level("INFO", logger="curation.contract_prune"):
         removed = prune_versions(root.root, keep=2)
     assert removed == names[1:3]
     assert root.versions() == [names[0], *names[3:]] and root.current() == names[0]
@@ -225,7 +225,7 @@ def test_prune_command(tmp_path, capsys):
 
 
 def test_prune_run_folders_removes_only_published_runs_but_keep(tmp_path):
-    from curation.contract import prune_run_folders
+    from curation.contract_prune import prune_run_folders
 
     root = DatasetRoot(tmp_path / "ds")
     root.root.mkdir()

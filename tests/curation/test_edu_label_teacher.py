@@ -191,3 +191,28 @@ def test_labelling_batch_on_the_real_teacher_is_resumable(llama_server, dolma_da
     if data.num_rows:  # the curation side reads it as a label dataset
         labels = read_labels(tmp_path / "labels")
         assert labels.scores == data2.column("score").to_pylist()
+
+
+@pytest.mark.slow
+def test_label_set_is_a_table_snapshot_with_the_catalog_configured(
+    llama_server, dolma_dataset, tmp_path, monkeypatch
+):
+    """With PHI_ICEBERG_WAREHOUSE set, `label-edu` into `edu_labels/` also publishes table `edu_labels`: the
+    labelled ids, tagged with the run id; the rerun of the run id (nothing generated) adds no snapshot."""
+    from curation.tables import TablesConfig, Warehouse, read_arrow, versions
+    from synthesis.teacher.backends.openai_http import OpenAIHttpBackend
+
+    monkeypatch.setenv("PHI_ICEBERG_WAREHOUSE", str(tmp_path / "warehouse"))
+    monkeypatch.delenv("PHI_ICEBERG_CATALOG_URI", raising=False)
+    cfg = LabelEduConfig(n=2, seed=7, max_doc_chars=300, max_tokens=60, structured=True)
+    backend = OpenAIHttpBackend(
+        llama_server.base_url, llama_server.model_alias, concurrency=1, structured_output="json_object_schema"
+    )
+    for _ in range(2):
+        result = run_label_edu(dolma_dataset, tmp_path / "edu_labels", cfg, run_id="l1", backend=backend)
+    table = Warehouse(TablesConfig.from_env()).table("edu_labels")
+    assert [v["run_id"] for v in versions(table)] == ["l1"] and "l1" in table.metadata.refs
+    folder = pa.concat_tables([pq.read_table(p) for p in iter_parquet_files(result.version_dir, "data")])
+    labels = read_arrow(table, "l1", columns=("id", "score"))
+    assert sorted(labels.to_pylist(), key=str) == sorted(folder.select(["id", "score"]).to_pylist(), key=str)
+    assert labels.num_rows + result.manifest.rejected_rows == 2

@@ -286,3 +286,32 @@ def test_pipeline_run_with_edu_stage(spark, registry, shared_data, tmp_path):
     # the pipeline's scores equal local scoring of the same texts
     local, _ = EduScorer(registry.resolve()).score(data["text"].to_pylist())
     assert data["edu_score"].to_pylist() == local.tolist()
+
+
+def test_scored_version_is_a_table_snapshot_with_the_catalog_configured(
+    spark, registry, input_dataset, tmp_path, monkeypatch
+):
+    """With PHI_ICEBERG_WAREHOUSE set, `edu score` into `web_edu/` also publishes table `web_edu`: the kept
+    ids, the edu columns, below-threshold rows in `web_edu_rejects`; a rerun of the run id adds nothing."""
+    from curation.tables import TablesConfig, Warehouse, read_arrow, versions
+
+    monkeypatch.setenv("PHI_ICEBERG_WAREHOUSE", str(tmp_path / "warehouse"))
+    monkeypatch.delenv("PHI_ICEBERG_CATALOG_URI", raising=False)
+    for _ in range(2):
+        result = score_dataset(
+            spark,
+            input_dataset,
+            tmp_path / "web_edu",
+            registry=str(registry.root),
+            threshold=0.5,
+            run_id="s1",
+        )
+    wh = Warehouse(TablesConfig.from_env())
+    table, rejects = wh.table("web_edu"), wh.table("web_edu_rejects")
+    assert [v["run_id"] for v in versions(table)] == ["s1"] and "s1" in table.metadata.refs
+    scored = read_arrow(table, "s1", columns=("id", "edu_score"))
+    folder_ids = _read(result.version_dir, "data")["id"].to_pylist()
+    assert sorted(scored.column("id").to_pylist()) == sorted(folder_ids)
+    assert pc.min(scored["edu_score"]).as_py() >= 0.5
+    assert read_arrow(rejects, "s1", columns=("id",)).num_rows == result.manifest.rejected_rows > 0
+    assert [v["run_id"] for v in versions(rejects)] == ["s1"]

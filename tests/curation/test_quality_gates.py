@@ -97,6 +97,26 @@ def test_passing_gate_publishes_once_and_retry_is_a_no_op(candidate):
     assert publish_gated(candidate, root.root, kind="web_curated") == final  # a retried publish task
 
 
+def test_the_table_snapshot_moves_with_current_when_the_gate_publishes(candidate, tmp_path, monkeypatch):
+    """With PHI_ICEBERG_WAREHOUSE set: the candidate is in no table until the gate publishes it; then it is
+    snapshot `v2` of table `web` (the same ids), and a retried publish task adds no snapshot."""
+    import pyarrow.parquet as pq
+
+    from curation.tables import TablesConfig, Warehouse, read_arrow, versions
+
+    monkeypatch.setenv("PHI_ICEBERG_WAREHOUSE", str(tmp_path / "warehouse"))
+    monkeypatch.delenv("PHI_ICEBERG_CATALOG_URI", raising=False)
+    wh = Warehouse(TablesConfig.from_env())
+    assert not wh.exists("web")
+    root = DatasetRoot(candidate.parent.parent)
+    final = publish_gated(candidate, root.root, kind="web_curated")
+    assert publish_gated(candidate, root.root, kind="web_curated") == final  # a retried publish task
+    table = wh.table("web")
+    assert [v["run_id"] for v in versions(table)] == ["v2"] and root.current() == "v2"
+    want = sorted(pq.read_table(final / "data", columns=["id"]).column("id").to_pylist())
+    assert sorted(read_arrow(table, "v2", columns=("id",)).column("id").to_pylist()) == want
+
+
 def test_data_changed_after_a_passing_gate_is_validated_again(candidate):
     assert run_gate(candidate).success
     rewrite_data(candidate, lambda df: df.assign(id="same-id"))

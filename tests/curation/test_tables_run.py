@@ -1,10 +1,13 @@
-"""`python -m curation run --table NAME`: the curation job publishes its version folder as before and the same
-kept documents as one snapshot of an Iceberg table, tagged with the run id, carrying the manifest's counts."""
+"""`python -m curation run`: the curation job publishes its version folder as before and, with `--table NAME`
+or with PHI_ICEBERG_WAREHOUSE set (the table named after the --output folder; curation/tables/publish.py),
+the same kept documents as one snapshot of an Iceberg table, tagged with the run id, carrying the manifest's
+counts."""
 
 from __future__ import annotations
 
 import gzip
 import json
+import re
 
 import pyarrow.parquet as pq
 import pytest
@@ -18,10 +21,15 @@ DOLMA = "webtext_cc2019_dolma_sample/CC-MAIN-20190717121559-20190717143559-00140
 
 
 @pytest.mark.slow
-def test_curation_run_publishes_the_folder_version_and_a_table_snapshot(spark, shared_data, tmp_path, capsys):
-    lines = gzip.decompress((shared_data / DOLMA).read_bytes()).decode().splitlines()[:40]
+def _crawl(shared_data, tmp_path, n: int = 40):
+    lines = gzip.decompress((shared_data / DOLMA).read_bytes()).decode().splitlines()[:n]
     crawl = tmp_path / "dolma-head.jsonl.gz"
     crawl.write_bytes(gzip.compress(("\n".join(lines) + "\n").encode()))
+    return crawl
+
+
+def test_curation_run_publishes_the_folder_version_and_a_table_snapshot(spark, shared_data, tmp_path, capsys):
+    crawl = _crawl(shared_data, tmp_path)
     out, wh = tmp_path / "out", tmp_path / "warehouse"
     assert (
         curation_cli(
@@ -41,7 +49,7 @@ def test_curation_run_publishes_the_folder_version_and_a_table_snapshot(spark, s
         )
         == 0
     )
-    assert "published to table phi.web" in capsys.readouterr().out
+    assert re.search(r"version r1 is snapshot \d+ of table phi.web\n", capsys.readouterr().out)
     assert DatasetRoot(out).current() == "r1"  # the folder contract as without --table
 
     table = Warehouse(TablesConfig(warehouse=str(wh))).table("web")
@@ -66,3 +74,16 @@ def test_curation_run_publishes_the_folder_version_and_a_table_snapshot(spark, s
         again.mode == "skipped"
         and len(Warehouse(TablesConfig(warehouse=str(wh))).table("web").metadata.snapshots) == 1
     )
+
+
+@pytest.mark.slow
+def test_with_the_catalog_configured_every_run_is_a_snapshot_once(spark, shared_data, tmp_path, monkeypatch):
+    monkeypatch.setenv("PHI_ICEBERG_WAREHOUSE", str(tmp_path / "warehouse"))
+    monkeypatch.delenv("PHI_ICEBERG_CATALOG_URI", raising=False)
+    crawl, out = _crawl(shared_data, tmp_path), tmp_path / "web_curated"
+    for _ in range(2):  # a retried run: the folder is replaced, the table gets no second snapshot
+        assert curation_cli(["run", "--input", str(crawl), "--output", str(out), "--run-id", "r1"]) == 0
+    table = Warehouse(TablesConfig.from_env()).table("web_curated")
+    want = sorted(pq.read_table(out / "r1" / "data", columns=["id"]).column("id").to_pylist())
+    assert [v["run_id"] for v in versions(table)] == ["r1"] and "r1" in table.metadata.refs
+    assert sorted(read_arrow(table, "r1", columns=("id",)).column("id").to_pylist()) == want

@@ -355,7 +355,7 @@ def test_delta_cleanup_removes_only_earlier_published_nights(tmp_path):
     """What nightly_refresh's record task does after a successful publish: the deltas of earlier published
     nights go (their documents live on in the published versions as hard links), this night's stays, and a
     failed night's delta (not published) is left for its rerun."""
-    from curation.contract import prune_run_folders
+    from curation.contract_prune import prune_run_folders
 
     corpus = tmp_path / "web"
     version(corpus, "n1", [[doc("a", "alpha text")]])

@@ -94,3 +94,35 @@ def test_shards_sharing_ids_are_refused_and_nothing_is_published(tmp_path, share
     with pytest.raises(ValueError, match="repeated `id` values"):
         merge_shards(shards, tmp_path / "_candidates", "v1", spark=spark)
     assert not (tmp_path / "_candidates").exists() or not any((tmp_path / "_candidates").iterdir())
+
+
+def test_merged_version_reaches_the_table_when_it_goes_live(tmp_path, shared_data, spark, monkeypatch):
+    """With PHI_ICEBERG_WAREHOUSE set, the synthetic_data DAG's path: shards under `synthetic/_shards/<v>` and
+    the merged candidate under `synthetic/_candidates` reach no table; publishing the candidate into
+    `synthetic` (what publish_gated does once the gate passed) makes it snapshot `v1` of table `synthetic`."""
+    from curation.tables import TablesConfig, Warehouse, read_arrow, versions
+
+    monkeypatch.setenv("PHI_ICEBERG_WAREHOUSE", str(tmp_path / "warehouse"))
+    monkeypatch.delenv("PHI_ICEBERG_CATALOG_URI", raising=False)
+    root, texts = tmp_path / "synthetic", _texts(shared_data, 4)
+    shards = [
+        _shard(root / "_shards" / "v1", "s0", texts[:2], [None, True]),
+        _shard(root / "_shards" / "v1", "s1", texts[2:], [None, None]),
+    ]
+    merged = merge_shards(shards, root / "_candidates", "v1", spark=spark)
+    wh = Warehouse(TablesConfig.from_env())
+    assert not wh.exists("synthetic") and not wh.exists("v1") and not wh.exists("_candidates")
+    final = DatasetRoot(root).publish(merged, "v1")
+    table = wh.table("synthetic")
+    assert [v["run_id"] for v in versions(table)] == ["v1"] and DatasetRoot(root).current() == "v1"
+    ids = sorted(read_arrow(table, "v1", columns=("id",)).column("id").to_pylist())
+    assert (
+        ids
+        == sorted(pq.read_table(final / "data", columns=["id"]).column("id").to_pylist())
+        == [
+            "s0-0",
+            "s0-1",
+            "s1-0",
+            "s1-1",
+        ]
+    )

@@ -62,7 +62,7 @@ def publish_results(
     rows = result_rows(study, kind, preset, results)
     table = pa.Table.from_pylist(rows, schema=SCHEMA)
     version = new_run_id()
-    dr = DatasetRoot(root)
+    dr = DatasetRoot(root, table=False)  # a study's results, not a corpus: no table
     dr.clean_stale_staging()
     staging = dr.staging_dir(version)
     (staging / "data").mkdir()

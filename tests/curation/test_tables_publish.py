@@ -1,0 +1,131 @@
+"""Every live dataset version is also an Iceberg snapshot (curation/tables/publish.py), from the one place
+the contract publishes (`DatasetRoot.building` / `make_current`): with PHI_ICEBERG_WAREHOUSE set, a version
+that goes live lands in the table named after its root, tagged with its run id, the same ids as the folder;
+a rerun adds no snapshot; a version built with set_current=False reaches the table only when it goes live;
+CURRENT and the table's current snapshot move together; a failed commit leaves CURRENT where it was and a
+rerun reconciles; without the variables only folders are written. Real documents (the dolma sample), SQLite
+catalog."""
+
+from __future__ import annotations
+
+import pyarrow.parquet as pq
+import pytest
+from tables_helpers import real_docs, to_table
+
+from curation.contract import DatasetRoot, StageCounts, link_or_copy
+from curation.tables import TablesConfig, Warehouse, read_arrow, versions
+from curation.tables.publish import TableTarget, table_target
+
+
+@pytest.fixture()
+def warehouse(tmp_path, monkeypatch) -> Warehouse:
+    monkeypatch.setenv("PHI_ICEBERG_WAREHOUSE", str(tmp_path / "warehouse"))
+    monkeypatch.delenv("PHI_ICEBERG_CATALOG_URI", raising=False)
+    return Warehouse(TablesConfig.from_env())
+
+
+def build(root: DatasetRoot, version: str, rows: list[dict], *, base: str | None = None, **kw):
+    """Publish `rows` (the first one rejected) as `version`; with `base`, hard-link the base version's files
+    first, as the nightly append does."""
+    kept, dropped = rows[1:], [{**rows[0], "reject_stage": "quality", "reject_reason": "too_short"}]
+    base_rows = 0
+    with root.building(version, **kw) as b:
+        (b.staging / "data").mkdir()
+        (b.staging / "rejects").mkdir()
+        if base:
+            for f in (root.version_dir(base) / "data").glob("*.parquet"):
+                link_or_copy(f, b.staging / "data" / f.name)
+                base_rows += pq.read_metadata(f).num_rows
+        pq.write_table(to_table(kept), b.staging / "data" / f"part-{version}.parquet")
+        pq.write_table(to_table(dropped), b.staging / "rejects" / f"part-{version}.parquet")
+        stage = StageCounts(stage="quality", rows_in=len(rows), rows_kept=len(kept), rows_rejected=1)
+        stage.reasons = {"too_short": 1}
+        b.manifest(
+            dataset="web_curated",
+            inputs=["dolma"],
+            config={},
+            stages=[stage],
+            rows=base_rows + len(kept),
+            rejected_rows=1,
+            base_version=base,
+            base_rows=base_rows,
+        )
+    return b.final
+
+
+def folder_ids(vdir) -> list[str]:
+    return sorted(pq.read_table(vdir / "data", columns=["id"]).column("id").to_pylist())
+
+
+def table_ids(table, ref=None) -> list[str]:
+    return sorted(read_arrow(table, ref, columns=("id",)).column("id").to_pylist())
+
+
+def test_live_versions_are_snapshots_and_reruns_add_none(shared_data, tmp_path, warehouse):
+    docs = real_docs(shared_data, 30)
+    root = DatasetRoot(tmp_path / "web_curated")
+    v1 = build(root, "v1", docs[:10])
+    table = warehouse.table("web_curated")
+    assert [v["run_id"] for v in versions(table)] == ["v1"] and table_ids(table) == folder_ids(v1)
+    assert "v1" in table.metadata.refs  # tagged with the run id
+    assert table_ids(warehouse.table("web_curated_rejects")) == [docs[0]["id"]]
+
+    # a night on top of v1 (its files hard-linked): an APPEND of the new file only; then a column arrives
+    v2 = build(root, "v2", docs[10:20], base="v1")
+    table.refresh()
+    assert [(v["run_id"], v["operation"]) for v in versions(table)][-1] == ("v2", "append")
+    assert table_ids(table) == folder_ids(v2) and len(folder_ids(v2)) == 9 + 9
+    v3 = build(root, "v3", [{**d, "edu_score": 3.5} for d in docs[20:30]])
+    table.refresh()
+    assert "edu_score" in table.schema().column_names and table_ids(table) == folder_ids(v3)
+
+    # a rerun of a run id: no snapshot added, and the table's current snapshot follows CURRENT back to it
+    build(root, "v1", docs[:10])
+    table.refresh()
+    assert len(table.metadata.snapshots) == 3 and root.current() == "v1"
+    assert table.current_snapshot().snapshot_id == table.metadata.refs["v1"].snapshot_id
+    assert len(warehouse.table("web_curated_rejects").metadata.snapshots) == 3
+
+
+def test_a_version_reaches_the_table_only_when_it_goes_live(shared_data, tmp_path, warehouse):
+    docs = real_docs(shared_data, 20)
+    root = DatasetRoot(tmp_path / "synthetic")
+    build(root, "v1", docs[:10])
+    candidate = build(root, "v2", docs[10:], set_current=False)  # a candidate a gate publishes later
+    table = warehouse.table("synthetic")
+    assert [v["run_id"] for v in versions(table)] == ["v1"] and root.current() == "v1"
+    root.make_current("v2")
+    table.refresh()
+    assert root.current() == "v2" and table_ids(table) == folder_ids(candidate)
+    assert table.current_snapshot().snapshot_id == table.metadata.refs["v2"].snapshot_id
+    # roots private to another one never reach a table: candidates, deltas, synthesis shards
+    for private in ("web/_candidates", "web/_deltas", "synthetic/_shards/v9", "web/.x"):
+        assert table_target(DatasetRoot(tmp_path / private)) is None
+    assert table_target(DatasetRoot(tmp_path / "idx", table=False)) is None
+    named = TableTarget("corpus")
+    assert table_target(DatasetRoot(tmp_path / "out", table=named)) is named
+
+
+def test_a_failed_commit_leaves_current_and_a_rerun_reconciles(shared_data, tmp_path, warehouse, monkeypatch):
+    docs = real_docs(shared_data, 20)
+    root = DatasetRoot(tmp_path / "web")
+    build(root, "v1", docs[:10])
+    # the catalog is unreachable while v2 publishes (a database that cannot be opened)
+    monkeypatch.setenv("PHI_ICEBERG_CATALOG_URI", f"sqlite:///{tmp_path}/no/such/dir/catalog.db")
+    with pytest.raises(Exception, match="unable to open database"):
+        build(root, "v2", docs[10:])
+    assert root.versions() == ["v1", "v2"] and root.current() == "v1"  # folder in place, CURRENT unmoved
+    monkeypatch.delenv("PHI_ICEBERG_CATALOG_URI")
+    assert [v["run_id"] for v in versions(warehouse.table("web"))] == ["v1"]
+    build(root, "v2", docs[10:])  # the rerun of the same run id
+    table = warehouse.table("web")
+    assert [v["run_id"] for v in versions(table)] == ["v1", "v2"] and root.current() == "v2"
+
+
+def test_without_a_catalog_only_folders_are_written(shared_data, tmp_path, monkeypatch):
+    monkeypatch.delenv("PHI_ICEBERG_WAREHOUSE", raising=False)
+    monkeypatch.delenv("PHI_ICEBERG_CATALOG_URI", raising=False)
+    root = DatasetRoot(tmp_path / "web")
+    build(root, "v1", real_docs(shared_data, 5))
+    assert root.current() == "v1" and table_target(root) is None
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["web"]
