@@ -16,7 +16,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from curation.contract import Manifest, StageCounts
+from curation.contract_manifest import Manifest, StageCounts
 from curation.paths import REPO_ROOT, TABLE_PREFIX, parse_table_reference
 from curation.tables.catalog import TableNotFound, Warehouse
 from curation.tables.commit import PREFIX, RUN_ID, snapshot_for_run
