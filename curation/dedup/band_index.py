@@ -66,6 +66,8 @@ class LoadedIndex:
 
 
 class BandIndex:
+    append_only = False  # each version holds every entry (curation/dedup/band_table.py appends nights)
+
     def __init__(self, root: str | Path, params: LshParams):
         self.root = DatasetRoot(root)
         self.params = params
