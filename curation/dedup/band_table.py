@@ -224,8 +224,11 @@ def commit_staged(staged: dict, warehouse=None) -> int:
     done = commit_version(
         table, staged["files"], staged["run_id"], summary, mode="append", parent=staged["parent_snapshot_id"]
     )
-    if not done.created:
-        for path in staged["files"]:  # this attempt's own folder: nothing references them
+    if not done.created:  # a retried run's fresh files (a promote retried with one record keeps its own)
+        from curation.tables.read import data_files
+
+        committed = set(data_files(table, done.snapshot_id))
+        for path in set(staged["files"]) - committed:
             table.io.delete(path)
     log.info(
         "band index table %s: run %s -> snapshot %s", staged["table"], staged["run_id"], done.snapshot_id
