@@ -194,3 +194,26 @@ def test_a_table_built_with_other_parameters_is_refused(spark, side_by_side):
         run_near_dedup(
             tmp / "in-n2", tmp / "out-x", cfg.model_copy(update={"seed": 7}), run_id="x", spark=spark
         )
+
+
+def test_the_index_table_on_s3(spark, nights, tmp_path):
+    """n1 then n2 on an S3 warehouse (moto's server, a real S3 protocol): the workers write and read the
+    index's files through fsspec, and n2 loses the same documents as on the local warehouse."""
+    from tables_helpers import BUCKET, moto_s3_with_spark
+
+    base = fixture_docs()
+    with moto_s3_with_spark(tmp_path / "aws", spark), pytest.MonkeyPatch.context() as mp:
+        mp.setenv("PHI_ICEBERG_WAREHOUSE", f"s3://{BUCKET}/near-index")
+        mp.setenv("PHI_ICEBERG_CATALOG_URI", f"sqlite:///{tmp_path}/catalog.db")
+        cfg = NearDedupConfig(index_table=TABLE)
+        done = {}
+        for night in ("n1", "n2"):
+            publish_docs(tmp_path / f"in-{night}", night, nights[night])
+            done[night] = run_near_dedup(
+                tmp_path / f"in-{night}", tmp_path / "out", cfg, run_id=night, spark=spark
+            )
+        assert _dups(done["n2"]) == {"n2-copy-old": base[5]["id"], "n2-copy-new": base[45]["id"]}
+        table = Warehouse(TablesConfig.from_env()).table(TABLE)
+        assert table.location().startswith("s3://")
+        assert [v["run_id"] for v in versions(table)] == ["n1", "n2"]
+        assert versions(table)[-1]["rows"] == done["n1"].manifest.rows + done["n2"].manifest.rows
