@@ -19,8 +19,9 @@ partitioning, so partition pruning could not skip a file; the semi-join on the n
 A night appends only its kept documents, as one APPEND snapshot of the night's run id (`commit_version`:
 idempotent per run id, committed only on the snapshot the night deduplicated against). The night reads the
 table at a pinned snapshot (`near_dedup.index_table_ref`, a run id or snapshot id: the one describing the
-base corpus version; default the current one; a retried run reads the parent of its own snapshot), only the
-columns it needs, in Spark.
+base corpus version; default the current one; a retried run reads the parent of its own snapshot; a
+compaction committed on top of the pinned snapshot holds the same rows, so the night reads and commits on it),
+only the columns it needs, in Spark.
 
 Re-submitted ids: the table keeps every entry (append-only). Only a re-crawled id with new text that
 survives near-dedup gets a second entry (`append` then keeps the published text, see the "Known imprecision"
@@ -92,7 +93,7 @@ class BandTable:
         done = snapshot_for_run(table, run_id)
         if done is not None and done.summary.operation.value == "append":
             return done.parent_snapshot_id
-        return snapshot_id(table, self.ref)
+        return _past_compactions(table, snapshot_id(table, self.ref))
 
     def load(self, spark, run_id: str, need_shingles: bool) -> LoadedIndex:
         """The index at the pinned snapshot: bands (id, band, key) exploded from `bands`, and (with
@@ -234,6 +235,18 @@ def commit_staged(staged: dict, warehouse=None) -> int:
         "band index table %s: run %s -> snapshot %s", staged["table"], staged["run_id"], done.snapshot_id
     )
     return done.snapshot_id
+
+
+def _past_compactions(table, sid: int | None) -> int | None:
+    """The head when every snapshot after `sid` is a compaction (same rows, other files: reading and
+    committing on the head is the same night), else `sid`."""
+    from curation.tables.compact import MAINTENANCE
+
+    head = table.current_snapshot()
+    snap = head
+    while snap is not None and snap.snapshot_id != sid and snap.summary[MAINTENANCE] == "compact":
+        snap = table.metadata.snapshot_by_id(snap.parent_snapshot_id) if snap.parent_snapshot_id else None
+    return head.snapshot_id if snap is not None and snap.snapshot_id == sid else sid
 
 
 def published_entries(shingles):

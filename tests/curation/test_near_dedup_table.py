@@ -176,6 +176,26 @@ def test_compaction_keeps_the_rows(side_by_side):
     assert read_arrow(table).sort_by([("id", "ascending"), ("seq", "ascending")]).equals(before)
 
 
+def test_a_night_pinned_before_a_compaction_commits_on_it(spark, side_by_side):
+    """The night names its base by run id (n5); the compaction on top of it holds the same rows, so the night
+    reads it and commits on it instead of failing as a moved table."""
+    tmp, cfg, wh, _ = side_by_side
+    compacted = wh.table(TABLE).current_snapshot()
+    assert compacted.summary["phi.maintenance"] == "compact"
+    publish_docs(
+        tmp / "in-n6", "n6", [_doc("n6-copy", edit_words(fixture_docs()[20]["text"], 60, tag="u"), LATER)]
+    )
+    done = run_near_dedup(
+        tmp / "in-n6",
+        tmp / "out-n6",
+        cfg.model_copy(update={"index_table_ref": "n5"}),
+        run_id="n6",
+        spark=spark,
+    )
+    assert _dups(done) == {"n6-copy": fixture_docs()[20]["id"]}
+    assert wh.table(TABLE).current_snapshot().parent_snapshot_id == compacted.snapshot_id
+
+
 def test_rebuild_from_a_corpus_version_is_one_overwrite_snapshot(spark, side_by_side):
     tmp, cfg, wh, results = side_by_side
     corpus = results["table"]["n2"].version_dir  # any published version with data/
