@@ -22,6 +22,13 @@ files that existed (the SQLite catalog), over the warehouse / corpus root.
 
 With --curate, `curation run` over the night's 5,100 documents (as raw JSONL) is timed once: the night's real
 cost is curating it plus appending it, and the goal compares that with curating alone.
+
+With --near-index (instead of the appends): the near-dedup band index of the corpus, as a folder (every night
+writes a whole new version, shingles included) and as an Iceberg table (a night appends its kept documents'
+rows), both built from the corpus first (setup, not measured); then the same night (`run_near_dedup`, verify
+on) through each, once, bytes written under the index root / the index warehouse and wall time:
+
+    python bench/nightly_iceberg.py --docs 100000 --night 5000 --near-index --json /tmp/near_index.json
 """
 
 from __future__ import annotations
@@ -183,6 +190,40 @@ def run(spark, tmp: Path, base_dir: Path, nights: dict[str, Path], repeat: int) 
     return rows
 
 
+def near_index(spark, tmp: Path, base_dir: Path, night: Path) -> dict:
+    """The night near-deduplicated against the corpus's band index: folder index vs index table (module
+    docstring). Bytes written are the index's only (the night's dedup output is the same for both)."""
+    from curation.dedup.band_index import BandIndex
+    from curation.dedup.band_table import BandTable
+    from curation.dedup.job import run_near_dedup
+    from curation.dedup.near import lsh_params
+    from curation.dedup.near_config import NearDedupConfig
+
+    os.environ["PHI_ICEBERG_WAREHOUSE"] = str(tmp / "near-warehouse")  # BandTable's catalog
+    os.environ.pop("PHI_ICEBERG_CATALOG_URI", None)
+    configs = {
+        "folder index": NearDedupConfig(index_dir=str(tmp / "near-folder")),
+        "index table": NearDedupConfig(index_table="corpus_near_index"),
+    }
+    params = lsh_params(configs["folder index"])
+    t0 = time.perf_counter()
+    BandIndex(tmp / "near-folder", params).build_from_corpus(spark, base_dir, "base", True)
+    BandTable("corpus_near_index", params).build_from_corpus(spark, base_dir, "base", True)
+    print(f"both band indexes built from the corpus in {time.perf_counter() - t0:.0f} s", flush=True)
+    roots = {"folder index": tmp / "near-folder", "index table": tmp / "near-warehouse"}
+    out = {}
+    for name, cfg in configs.items():
+        out[name] = _timed(
+            roots[name],
+            lambda c=cfg, n=name: run_near_dedup(
+                night, tmp / f"near-out-{n[:5]}", c, run_id="night", spark=spark
+            ),
+        )
+        out[name]["index_bytes_total"] = sum(_inventory(roots[name]).values())
+        print(f"{name}: {out[name]}", flush=True)
+    return out
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--docs", type=int, default=200_000)
@@ -192,6 +233,7 @@ def main() -> int:
     ap.add_argument(
         "--curate", action="store_true", help="also time `curation run` over the night's documents"
     )
+    ap.add_argument("--near-index", action="store_true", help="the band index comparison instead (docstring)")
     args = ap.parse_args()
     from curation.spark import get_spark
 
@@ -211,6 +253,16 @@ def main() -> int:
             flush=True,
         )
         spark = get_spark("phi-bench-nightly", master="local[2]")
+        if args.near_index:
+            report = {
+                "docs": args.docs,
+                "night": args.night,
+                "near_index": near_index(spark, tmp, base_dir, nights["plain"]),
+            }
+            print(f"load average at end: {os.getloadavg()}", flush=True)
+            if args.json:
+                args.json.write_text(json.dumps(report, indent=2))
+            return 0
         results = run(spark, tmp, base_dir, nights, args.repeat)
         curated = curate_night(spark, tmp, nights["plain"]) if args.curate else None
         if curated:

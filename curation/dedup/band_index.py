@@ -17,6 +17,9 @@ Rebuild: `request_rebuild(root, corpus_version_dir, version)` leaves `root/REBUI
 that root first indexes every document of that published corpus version as index version `version`
 (their signatures computed once, `build_from_corpus`) and then builds on it. nightly_refresh uses this
 when the published index does not describe the corpus version it appends to (dags/lib/near_index.py).
+
+The alternative backend, an append-only Iceberg table that a night adds only its kept documents to, is
+curation/dedup/band_table.py (`near_dedup.index_table`); the two share `LoadedIndex` and `params_dict`.
 """
 
 from __future__ import annotations
@@ -66,6 +69,8 @@ class LoadedIndex:
 
 
 class BandIndex:
+    append_only = False  # each version holds every entry (curation/dedup/band_table.py appends nights)
+
     def __init__(self, root: str | Path, params: LshParams):
         self.root = DatasetRoot(root, table=False)  # not documents: never a dataset table
         self.params = params

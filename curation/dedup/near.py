@@ -9,8 +9,9 @@ a parquet round trip; the duplicates audit is written under the run's staging fo
 sees counts.
 
 A FrameStep (curation/steps/base.py documents the driver hooks): it uses `bind` (the staging folder for the
-duplicates audit), `write_extra` (stages the next band index in incremental mode, returns the counts for the
-manifest), `commit` (publishes that index once the corpus is published) and `abort`.
+duplicates audit), `write_extra` (stages the next band index in incremental mode: a folder's next version, or
+the table's night of kept rows, whose staged files it records; returns the counts for the manifest), `commit`
+(publishes that index once the corpus is published) and `abort`.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from pathlib import Path
 from typing import ClassVar
 
 from curation.dedup.band_index import BandIndex
+from curation.dedup.band_table import published_entries
 from curation.dedup.exact import sort_columns
 from curation.dedup.frames import checkpoint, release
 from curation.dedup.minhash import LshParams, compute_signatures
@@ -59,6 +61,18 @@ def check_unique_ids(signatures, where: str) -> tuple[int, int]:
         raise ValueError(f"near dedup needs unique ids but {where} has repeated `id` values: {shown}")
 
 
+def _band_index(cfg: NearDedupConfig, params: LshParams):
+    """The persisted index of incremental mode: a folder (`index_dir`), an Iceberg table (`index_table`),
+    or None (the input is deduplicated alone)."""
+    if cfg.index_table:
+        from curation.dedup.band_table import BandTable
+
+        return BandTable(
+            cfg.index_table, params, ref=cfg.index_table_ref, deferred=cfg.index_commit == "deferred"
+        )
+    return BandIndex(cfg.index_dir, params) if cfg.index_dir else None
+
+
 class NearDedup(FrameStep):
     """Spark-level step: drop near-duplicates, keep one document per cluster."""
 
@@ -70,7 +84,9 @@ class NearDedup(FrameStep):
         self.run_id = run_id
         self.spark = None
         self.staging: Path | None = None
-        self.index = BandIndex(cfg.index_dir, self.params) if cfg.index_dir else None
+        self.index = _band_index(cfg, self.params)
+        # the table stages only the night's rows, the folder a whole version
+        self._append_only = getattr(self.index, "append_only", False)
         self.stats: dict = {}
         self._cached: list = []  # frames persisted by apply(), released by write_extra() / abort()
 
@@ -83,9 +99,13 @@ class NearDedup(FrameStep):
         """Stage the next band index (incremental mode) and return the counts for the manifest."""
         if self.index is not None:
             t0 = time.perf_counter()
-            self.index.stage(
-                self.spark, self._next_index_bands, self._next_index_shingles, self.run_id, self._index_parent
-            )
+            if self._append_only:  # the table: the night's kept rows only
+                self.stats["index_commit"] = self.index.stage(
+                    self.spark, self._next_index_rows, self.run_id, self._index_parent, self.cfg.verify
+                )
+            else:
+                bands, shingles = self._next_index_bands, self._next_index_shingles
+                self.index.stage(self.spark, bands, shingles, self.run_id, self._index_parent)
             self.stats["index_seconds"] = round(time.perf_counter() - t0, 3)
         self._release(*self._cached)
         return {self.name: dict(self.stats)}
@@ -154,6 +174,8 @@ class NearDedup(FrameStep):
                 old_bands = loaded.bands.join(keys, ["band", "key"], "left_semi").join(
                     sigs.select("id"), "id", "left_anti"
                 )  # re-submitted ids: the batch wins
+                if self._append_only:  # an id indexed twice may share a bucket
+                    old_bands = old_bands.select("id", "band", "key").distinct()
                 all_bands = all_bands.unionByName(
                     old_bands.select("id", "band", "key").withColumn("_old", F.lit(True))
                 )
@@ -186,11 +208,12 @@ class NearDedup(FrameStep):
                     .union(edges.select(F.col("b").alias("id")))
                     .distinct()
                 )
-                old_sh = self._persist(
-                    loaded.shingles.join(F.broadcast(ids) if bcast else ids, "id", "left_semi").join(
-                        sigs.select("id"), "id", "left_anti"
-                    )
+                old_sh = loaded.shingles.join(F.broadcast(ids) if bcast else ids, "id", "left_semi").join(
+                    sigs.select("id"), "id", "left_anti"
                 )
+                if "seq" in old_sh.columns:  # the table index: an id indexed twice is verified as published
+                    old_sh = published_entries(old_sh)
+                old_sh = self._persist(old_sh)
                 shingles = shingles.unionByName(old_sh)
             # scored once and materialised, then filtered (a filter on the expression would evaluate it twice)
             scored = self._persist(score_edges(edges, shingles, bcast))
@@ -250,6 +273,10 @@ class NearDedup(FrameStep):
         from pyspark.sql import functions as F
 
         removed_ids = dups.select(F.col("doc_id").alias("id"))
+        if self._append_only:  # the table: only the night's kept documents
+            kept = sigs.where(F.col("n_shingles") > 0).join(removed_ids, "id", "left_anti")
+            self._next_index_rows = kept.select("id", "bands", "shingles")
+            return
         kept_bands = new_bands.join(removed_ids, "id", "left_anti")
         self._next_index_bands = (
             kept_bands

@@ -16,6 +16,8 @@ Without verification choose a curve centred on the threshold instead (datasketch
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 
@@ -43,13 +45,25 @@ class NearDedupConfig(BaseModel):
     broadcast_max_ids: int = Field(2_000_000, ge=0)
     # Incremental mode: a band index (dataset root) of the published corpus; None = dedup the input alone.
     index_dir: str | None = None
+    # Incremental mode on an Iceberg table instead (curation/dedup/band_table.py; the environment's catalog):
+    # the table's name, the version a night deduplicates against (run id or snapshot id; None: the current
+    # one), and when the night's rows are committed: with the job's output, or `deferred` (the job records its
+    # files in the manifest, `band_table.commit_staged` commits them after the gate).
+    index_table: str | None = None
+    index_table_ref: str | None = None
+    index_commit: Literal["with_output", "deferred"] = "with_output"
 
     @model_validator(mode="after")
-    def _bands_fit(self) -> NearDedupConfig:
+    def _consistent(self) -> NearDedupConfig:
         if self.bands * self.rows > self.num_perm:
             raise ValueError(
                 f"near_dedup: bands*rows = {self.bands}*{self.rows} = {self.bands * self.rows}"
                 f" exceeds num_perm={self.num_perm}"
+            )
+        if self.index_dir and self.index_table:
+            raise ValueError(
+                f"near_dedup: index_dir ({self.index_dir!r}) and index_table ({self.index_table!r}) are both"
+                f" set; the band index is either a folder or a table"
             )
         return self
 

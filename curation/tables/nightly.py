@@ -110,7 +110,7 @@ def _append_once(spark, table, night, night_keys, dm: Manifest, delta_dir: Path,
     reasons = _reasons(night_keys, hits)
     appended = dm.rows - sum(reasons.values())
     t_dedup = time.perf_counter()
-    paths = _write(_new_rows(spark, night, hits), appended, data_location(table, run_id), night.schema)
+    paths = write_rows(_new_rows(spark, night, hits), appended, data_location(table, run_id), night.schema)
     t_write = time.perf_counter()
     summary = _summary(dm, delta_dir, table, base_sid, reasons, t_dedup - t0)
     summary["timings"] = {
@@ -256,7 +256,7 @@ def _new_rows(spark, night, hits: dict[str, set[str]]):
     return new.select(*night.columns)
 
 
-def _write(new, rows: int, location: str, schema) -> list[str]:
+def write_rows(new, rows: int, location: str, schema) -> list[str]:
     """The new rows as parquet under `location`, written by the workers (one file per partition, named by its
     index); their URIs.
     A night with no new row writes one empty file, so its run id is still committed (and not redone)."""

@@ -22,6 +22,11 @@ corpus version (their signatures computed once, logged) and then deduplicates th
 web_curation (a full run): with near-dedup enabled in its config, the index is built from the run's own
 kept documents (no base); without it no index is staged, and the next night rebuilds one.
 
+The band index can also be an append-only Iceberg table (curation/dedup/band_table.py,
+`near_dedup.index_table`); these DAGs keep the folder index. With the table, plan would set `index_table_ref`
+to the base version and `index_commit: deferred`, `promote` would call `band_table.commit_staged` with the
+candidate manifest's `near_dedup.index_commit`, and a rebuild would be `BandTable.build_from_corpus`.
+
 Known imprecision, harmless in direction: the staged index holds the night's near-dedup survivors, a few of
 which `append` may still drop as already published (an id re-crawled with new text: near-dedup lets the
 batch's copy replace the index entry of that id, append then keeps the published text). The index then

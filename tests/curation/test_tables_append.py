@@ -176,18 +176,18 @@ def test_a_night_that_loses_the_race_to_another_writer_dedups_again_and_lands_on
 
     wh = Warehouse(warehouse_config("local", tmp_path))
     append_night(spark, nights["n1"], wh, "corpus")
-    real_write, attempts = nightly._write, []
+    real_write, attempts = nightly.write_rows, []
 
     def write_then_other_writer(*args):
         paths = real_write(*args)
         attempts.append(paths)
         if len(attempts) == 1:  # the other writer commits between this night's pin and its commit
-            monkeypatch.setattr(nightly, "_write", real_write)
+            monkeypatch.setattr(nightly, "write_rows", real_write)
             append_night(spark, nights["n3"], wh, "corpus")
-            monkeypatch.setattr(nightly, "_write", write_then_other_writer)
+            monkeypatch.setattr(nightly, "write_rows", write_then_other_writer)
         return paths
 
-    monkeypatch.setattr(nightly, "_write", write_then_other_writer)
+    monkeypatch.setattr(nightly, "write_rows", write_then_other_writer)
     done = append_night(spark, nights["n2"], wh, "corpus")
     table = wh.table("corpus")
     assert len(attempts) == 2 and [v["run_id"] for v in versions(table)] == ["n1", "n3", "n2"]
