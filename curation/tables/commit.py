@@ -189,7 +189,7 @@ def commit_version(
                 f"table {table.name()} moved from snapshot {parent} to {head_id}"
                 f" before run {run_id} committed: nothing committed"
             )
-        replaced = staged_snapshot(table, run_id) if stage else None
+        replaced = _unpublished_staged(table, run_id) if stage else []
         try:
             # one job writes one schema: evolve from the first file's footer (add_files reads every footer
             # anyway); a file with more columns than that makes add_files refuse, then all footers are read
@@ -215,8 +215,8 @@ def commit_version(
             time.sleep(wait)
             continue
         if stage:
-            if replaced is not None:
-                drop_snapshot(table, replaced.snapshot_id)
+            for sid in replaced:
+                drop_snapshot(table, sid)
             return Committed(run_id, staged_snapshot(table, run_id).snapshot_id, created=True)
         snap = snapshot_for_run(table, run_id)
         tag_snapshot(table, run_id, snap.snapshot_id)
@@ -252,6 +252,19 @@ def _already_committed(table, run_id: str, base: int | None, stage: bool) -> Com
     return None
 
 
+def _unpublished_staged(table, run_id: str) -> list[int]:
+    """Every staged, unpublished snapshot of `run_id`: the one its branch points at and any a crashed
+    staging left without a ref (what a new staging of the run replaces)."""
+    return [
+        snap.snapshot_id
+        for snap in table.metadata.snapshots
+        if snap.summary is not None
+        and snap.summary.get(RUN_ID) == run_id
+        and AUDIT_REF in snap.summary
+        and not is_published(table, snap)
+    ]
+
+
 def drop_snapshot(table, sid: int) -> None:
     """Remove snapshot `sid` (no ref may point at it) from the table's metadata: a staged snapshot replaced
     or discarded. Its data files become orphans that `maintenance.remove_orphan_files` deletes."""
@@ -276,11 +289,38 @@ def _commit_once(
     table, paths: list[str], props: dict[str, str], mode: str, branch: str | None, head_id: int | None
 ) -> None:
     """One commit of `paths` on main, or (`branch`) on a staging branch first reset to main's `head_id`."""
+    if branch is not None and head_id is None:
+        _stage_on_empty_table(table, paths, props, branch)
+        return
     if branch is not None:  # the staged snapshot's parent is exactly the head the run computed against
-        if head_id is not None:
-            table.manage_snapshots().create_branch(head_id, branch).commit()
-        elif branch in table.metadata.refs:  # an empty table: the commit itself creates the branch
-            table.manage_snapshots().remove_branch(branch).commit()
+        table.manage_snapshots().create_branch(head_id, branch).commit()
+    _commit_files(table, paths, props, mode, branch or MAIN)
+
+
+def _stage_on_empty_table(table, paths: list[str], props: dict[str, str], branch: str) -> None:
+    """Iceberg refuses every ref but main on a table without snapshots (AssertRefSnapshotId): commit the
+    staged snapshot without a ref first (its parent: main's head as this transaction saw it, i.e. none),
+    then point the branch at it. A crash in between leaves a ref-less staged snapshot nobody sees; the next
+    staging of the run drops it (commit_version)."""
+    known = {snap.snapshot_id for snap in table.metadata.snapshots}
+    if branch in table.metadata.refs:
+        table.manage_snapshots().remove_branch(branch).commit()
+    _commit_files(table, paths, props, "append", None)
+    new = [
+        snap
+        for snap in table.metadata.snapshots
+        if snap.snapshot_id not in known and snap.summary.get(RUN_ID) == props[RUN_ID]
+    ]
+    if new[0].parent_snapshot_id is not None:  # main moved under the transaction: not deduplicated against
+        drop_snapshot(table, new[0].snapshot_id)
+        raise TableMoved(
+            f"table {table.name()} moved to {new[0].parent_snapshot_id} while {branch} was being staged"
+        )
+    table.manage_snapshots().create_branch(new[0].snapshot_id, branch).commit()
+
+
+def _commit_files(table, paths: list[str], props: dict[str, str], mode: str, branch: str | None) -> None:
+    """One transaction adding `paths` as one snapshot on `branch` (None: on no ref)."""
     with table.transaction() as tx:
         if tx.table_metadata.name_mapping() is None:
             # Spark's parquet carries no Iceberg field ids: readers map its columns to the schema by name
@@ -290,7 +330,7 @@ def _commit_once(
         if mode == "append":
             # no duplicate-file scan: a run's files live under its own data/<run_id>/ folder, and a second
             # commit of the same run id has already returned above
-            tx.add_files(paths, snapshot_properties=props, check_duplicate_files=False, branch=branch or MAIN)
+            tx.add_files(paths, snapshot_properties=props, check_duplicate_files=False, branch=branch)
             return
         from pyiceberg.io.pyarrow import parquet_file_to_data_file
 

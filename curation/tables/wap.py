@@ -13,11 +13,14 @@
     discard  discard_staged(table, run id)  /  python -m curation tables discard --table T --run-id R
              drops the audit branch and the staged snapshot; its data files are orphans for remove-orphans
 
-Why a branch rather than pyiceberg's ref-less staged snapshot (`branch=None`): a ref-less snapshot takes
-main's head *at commit time* as its parent with no assertion, so a writer landing between the dedup and the
-commit would give it a parent the night was not deduplicated against, and publishing would fast-forward onto
-duplicates. The branch is created at the dedup's head first, so the parent is exactly that head; the branch
-also names the version for the gate, and, as a ref head, protects it from expiry while it awaits its audit.
+Why a branch rather than pyiceberg 0.12's ref-less staged snapshot (`branch=None` on the snapshot producer):
+a ref-less snapshot takes as parent main's head as the committing transaction sees it, and its commit asserts
+nothing (pyiceberg's own commit retry re-reads main), so nothing ties it to the head the night was
+deduplicated against; nothing names it for the gate either, and expiry would not spare it. The branch is
+reset to the dedup's head first, so the staged snapshot's parent is exactly that head, the commit asserts the
+branch, `iceberg:T@audit/<run id>` names it, and a ref head is never expired. (One exception: Iceberg refuses
+any ref but main on a table with no snapshot at all, so a table's very first night is committed ref-less,
+checked to have no parent, then given its branch; commit._stage_on_empty_table.)
 Publishing is a ref update whose commit asserts main's head (the catalog's optimistic check), so a writer
 that lands meanwhile makes the publish fail rather than be overwritten.
 """
