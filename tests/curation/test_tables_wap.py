@@ -6,6 +6,7 @@ tmp warehouse."""
 
 from __future__ import annotations
 
+import datetime as dt
 from pathlib import Path
 
 import pytest
@@ -66,6 +67,9 @@ def test_a_staged_night_is_invisible_on_main_gates_as_base_plus_night_and_publis
     assert _ids(table, None) == sorted(d["id"] for d in docs[:30])
     with pytest.raises(TableNotFound, match="'n2'"):
         snapshot_id(table, "n2")
+    assert _cli(cfg, "tables", "versions", "--table", "web") == 0
+    listed = capsys.readouterr().out.splitlines()
+    assert len(listed) == 2 and listed[1].startswith(f"S {sid:>20}  n2") and "audit/n2" in listed[1]
     # the audit reads exactly base + the night's new rows (the repeated id rejected)
     tv = open_version("iceberg:web@audit/n2")
     assert tv.snapshot_id == sid and tv.manifest.version == "n2" and tv.manifest.rows == 50
@@ -83,6 +87,7 @@ def test_a_staged_night_is_invisible_on_main_gates_as_base_plus_night_and_publis
     with pytest.raises(RunStaged, match="audit/n2"):
         append_night(spark, nights["n2"], wh, "web")
     assert expire_versions(wh.table("web"), keep=1) == [] and staged_runs(wh.table("web")) == {"n2": sid}
+    assert remove_orphan_files(wh.table("web"), older_than=dt.timedelta(0)) == []  # its files are kept
 
     gate_file = tmp_path / "gate" / "gate.json"
     if not verdict.success:  # a failed audit refuses the publish; the same evidence, passed, is accepted
@@ -151,8 +156,6 @@ def test_a_discarded_night_leaves_main_unchanged_and_its_files_orphaned(nights, 
     assert discard_staged(table, "n1") is None
     with pytest.raises(NotStaged):
         publish_staged(table, "n1")
-    import datetime as dt
-
     removed = remove_orphan_files(table, older_than=dt.timedelta(0))
     assert sorted(removed) == sorted(p.removeprefix("file://") for p in staged.files)
 
