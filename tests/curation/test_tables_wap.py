@@ -15,7 +15,6 @@ from test_tables_append import _ids, _night
 
 from curation.cli import main as curation_cli
 from curation.quality_gates import run_gate
-from curation.quality_gates.result import GateResult
 from curation.tables import Warehouse, data_files, expire_versions, read_arrow, snapshot_id, versions
 from curation.tables.catalog import TableNotFound
 from curation.tables.commit import RunStaged, TableMoved
@@ -27,11 +26,13 @@ from curation.tables.wap import GateNotPassed, NotStaged, discard_staged, publis
 
 @pytest.fixture(scope="module")
 def nights(shared_data, tmp_path_factory):
-    docs = real_docs(shared_data, 60)
+    sample = real_docs(shared_data, 70)
+    docs = [d for d in sample if d["text"]][:60]  # the sample holds empty documents, which fail the gate
     root = tmp_path_factory.mktemp("nights")
     return {
         "docs": docs,
         "n1": _night(root, "n1", docs[:30]),
+        "n1-broken": _night(root, "n1-broken", sample[:30]),  # with the sample's empty document 16
         "n2": _night(root, "n2", docs[30:50] + [docs[5]]),  # one id n1 published
         "n3": _night(root, "n3", docs[50:60]),
     }
@@ -90,16 +91,12 @@ def test_a_staged_night_is_invisible_on_main_gates_as_base_plus_night_and_publis
     assert remove_orphan_files(wh.table("web"), older_than=dt.timedelta(0)) == []  # its files are kept
 
     gate_file = tmp_path / "gate" / "gate.json"
-    if not verdict.success:  # a failed audit refuses the publish; the same evidence, passed, is accepted
-        with pytest.raises(GateNotPassed, match="FAILED"):
-            publish_staged(wh.table("web"), "n2", require_gate=gate_file)
-        verdict.success, verdict.failures = True, []
-        verdict.write(gate_file)
-    other = GateResult.read(gate_file)
-    other.dataset_dir = f"iceberg:web@{base.snapshot_id}"
-    other.write(tmp_path / "other.json")
+    assert verdict.success, verdict.summary()
+    # a verdict about another version (the base, gated for real) does not publish the staged one
+    run_gate(f"iceberg:web@{base.snapshot_id}", engine="pandas", docs_dir=tmp_path / "base-gate")
     with pytest.raises(GateNotPassed, match="not the staged"):
-        publish_staged(wh.table("web"), "n2", require_gate=tmp_path / "other.json")
+        publish_staged(wh.table("web"), "n2", require_gate=tmp_path / "base-gate" / "gate.json")
+    assert _main(wh.table("web")) == base.snapshot_id
 
     args = ("tables", "publish", "--table", "web", "--run-id", "n2", "--require-gate", str(gate_file))
     assert _cli(cfg, *args) == 0
@@ -140,12 +137,21 @@ def test_publishing_after_another_writer_moved_main_is_refused_until_the_night_i
     assert [v["run_id"] for v in versions(wh.table("web"))] == ["n1", "n3", "n2"]
 
 
-def test_a_discarded_night_leaves_main_unchanged_and_its_files_orphaned(nights, spark, tmp_path, capsys):
+def test_a_night_that_fails_its_audit_is_discarded_main_unchanged_files_orphaned(
+    nights, spark, tmp_path, monkeypatch, capsys
+):
     cfg = warehouse_config("local", tmp_path)
+    monkeypatch.setenv("PHI_ICEBERG_WAREHOUSE", cfg.warehouse)
+    monkeypatch.setenv("PHI_ICEBERG_CATALOG_URI", cfg.resolved_catalog_uri())
     wh = Warehouse(cfg)
-    staged = append_night(spark, nights["n1"], wh, "web", stage=True)  # the table's first night: no base
+    # the table's first night (no base), with a document the gate rejects
+    staged = append_night(spark, nights["n1-broken"], wh, "web", run_id="n1", stage=True)
     table = wh.table("web")
     assert staged.base_snapshot_id is None and _main(table) is None and read_arrow(table).num_rows == 0
+    verdict = run_gate("iceberg:web@audit/n1", engine="pandas", docs_dir=tmp_path / "gate")
+    assert not verdict.success and verdict.dataset_dir == f"iceberg:web@{staged.snapshot_id}"
+    with pytest.raises(GateNotPassed, match="FAILED"):
+        publish_staged(table, "n1", require_gate=tmp_path / "gate" / "gate.json")
 
     assert _cli(cfg, "tables", "discard", "--table", "web", "--run-id", "n1") == 0
     assert f"staged snapshot {staged.snapshot_id} dropped" in capsys.readouterr().out
@@ -159,8 +165,10 @@ def test_a_discarded_night_leaves_main_unchanged_and_its_files_orphaned(nights, 
     removed = remove_orphan_files(table, older_than=dt.timedelta(0))
     assert sorted(removed) == sorted(p.removeprefix("file://") for p in staged.files)
 
-    # staged again after the fix, onto the empty table, then published: main starts at the staged night
+    # staged again after the fix, onto the empty table, gated, published: main starts at the staged night
     again = append_night(spark, nights["n1"], wh, "web", stage=True)
     assert again.created and again.snapshot_id != staged.snapshot_id
-    assert publish_staged(wh.table("web"), "n1").snapshot_id == again.snapshot_id
+    assert run_gate("iceberg:web@audit/n1", engine="pandas", docs_dir=tmp_path / "gate").success
+    published = publish_staged(wh.table("web"), "n1", require_gate=tmp_path / "gate" / "gate.json")
+    assert published.snapshot_id == again.snapshot_id
     assert _ids(wh.table("web"), None) == sorted(d["id"] for d in nights["docs"][:30])
