@@ -5,6 +5,8 @@ the corpus.
                                                       (deduplicated in Spark against the table's ids and text
                                                       hashes at its current snapshot;
                                                       curation/tables/nightly.py)
+           [--stage]                                  ... staged on branch audit/<run id> for its gate, not
+                                                      on main (write-audit-publish, curation/tables/wap.py)
     append --delta DIR --base DIR --output DIR --version V
                                                       folder contract: the next whole-corpus version
                                                       output/V = base + the new rows (curation/append.py)
@@ -32,6 +34,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--catalog-uri",
         help="with --table: SQLAlchemy URL of the catalog (default: $PHI_ICEBERG_CATALOG_URI,"
         " else SQLite in a local warehouse)",
+    )
+    p.add_argument(
+        "--stage",
+        action="store_true",
+        help="with --table: write-audit-publish: commit the night on branch audit/<run id>, not main; gate"
+        " iceberg:<table>@audit/<run id>, then `tables publish` (curation/tables/wap.py)",
     )
     p.add_argument("--master", help="with --table: Spark master (default: the active session, else local[*])")
     p.add_argument(
@@ -63,22 +71,27 @@ def main(args: argparse.Namespace) -> int:
 
 
 def _to_table(args: argparse.Namespace) -> int:
+    from curation.paths import TABLE_PREFIX
     from curation.spark import get_spark
     from curation.tables import TablesConfig, Warehouse
+    from curation.tables.commit import audit_ref
     from curation.tables.nightly import append_night
 
     warehouse = Warehouse(TablesConfig.from_env(warehouse=args.warehouse, catalog_uri=args.catalog_uri))
-    done = append_night(get_spark(master=args.master), args.delta, warehouse, args.table, run_id=args.run_id)
+    done = append_night(
+        get_spark(master=args.master), args.delta, warehouse, args.table, run_id=args.run_id, stage=args.stage
+    )
+    where = f"staged as {TABLE_PREFIX}{args.table}@{audit_ref(done.run_id)}" if done.staged else "on main"
     if not done.created:
         print(
-            f"night {done.run_id} is already in table {warehouse.identifier(args.table)}:"
+            f"night {done.run_id} is already in table {warehouse.identifier(args.table)} ({where}):"
             f" snapshot {done.snapshot_id}"
         )
         return 0
     rejected = ", ".join(f"{k} {v}" for k, v in done.rejected.items()) or "none"
     print(
         f"night {done.run_id} -> table {warehouse.identifier(args.table)} snapshot {done.snapshot_id}"
-        f" (base {done.base_snapshot_id}): {done.delta_rows} rows = {done.appended} appended"
+        f" (base {done.base_snapshot_id}, {where}): {done.delta_rows} rows = {done.appended} appended"
         f" + rejected {rejected}"
     )
     return 0

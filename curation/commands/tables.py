@@ -11,6 +11,10 @@ curation/tables/catalog.py).
     tables pins     --table NAME              the pins (curation/tables/pins.py: what mixture builds read)
     tables pin      --table NAME --to REF --holder H    pin a version for H (e.g. run/<training run>)
     tables unpin    --table NAME (--holder H | --tag T) release pins
+    tables publish  --table NAME --run-id R [--require-gate gate.json]
+                                              write-audit-publish: fast-forward main to run R's staged
+                                              snapshot (append --stage), tag it, drop its audit branch
+    tables discard  --table NAME --run-id R   a failed audit: drop run R's staged snapshot (files -> orphans)
 """
 
 from __future__ import annotations
@@ -52,6 +56,15 @@ def register(sub: argparse._SubParsersAction) -> None:
     pin = _action(tsub, "pin", "pin a version so retention never expires it", _pin)
     pin.add_argument("--to", required=True, metavar="REF", help="run id (tag) or snapshot id")
     pin.add_argument("--holder", required=True, help="who depends on it, e.g. run/phi-mini-2026-12")
+    pub = _action(tsub, "publish", "make a staged run (append --stage) the table's current version", _publish)
+    pub.add_argument("--run-id", required=True, help="the staged run (its branch is audit/<run id>)")
+    pub.add_argument(
+        "--require-gate",
+        metavar="GATE_JSON",
+        help="refuse unless this gate verdict passed and names the staged snapshot",
+    )
+    dis = _action(tsub, "discard", "drop a staged run (a failed audit); its files become orphans", _discard)
+    dis.add_argument("--run-id", required=True, help="the staged run")
     unpin = _action(tsub, "unpin", "release pins (of a holder, or one tag)", _unpin)
     who = unpin.add_mutually_exclusive_group(required=True)
     who.add_argument("--holder", help="release every pin of this holder")
@@ -93,14 +106,37 @@ def _import(args: argparse.Namespace) -> int:
 
 def _versions(args: argparse.Namespace) -> int:
     from curation.tables import versions
+    from curation.tables.commit import audit_ref
+    from curation.tables.wap import staged_runs
 
-    for v in versions(_warehouse(args).table(args.table)):
+    table = _warehouse(args).table(args.table)
+    for v in versions(table):
         mark = "*" if v["current"] else " "
         print(
             f"{mark} {v['snapshot_id']:>20}  {v['run_id'] or '-':<32} {v['operation']:<9}"
             f" rows {v['rows']:>10}"
             f"  files {v['files']:>6}  {v['committed_at']}"
         )
+    for run_id, sid in staged_runs(table).items():
+        print(f"S {sid:>20}  {run_id:<32} staged, awaiting audit: {audit_ref(run_id)}")
+    return 0
+
+
+def _publish(args: argparse.Namespace) -> int:
+    from curation.tables.wap import publish_staged
+
+    done = publish_staged(_warehouse(args).table(args.table), args.run_id, require_gate=args.require_gate)
+    state = "published" if done.created else "already published"
+    print(f"table {args.table}: run {done.run_id} {state}, current snapshot {done.snapshot_id}")
+    return 0
+
+
+def _discard(args: argparse.Namespace) -> int:
+    from curation.tables.wap import discard_staged
+
+    sid = discard_staged(_warehouse(args).table(args.table), args.run_id)
+    what = f"staged snapshot {sid} dropped" if sid is not None else "nothing staged"
+    print(f"table {args.table}: run {args.run_id}: {what}")
     return 0
 
 

@@ -8,7 +8,10 @@ Spark writes parquet under `data_location(table, run_id)`; the driver then calls
 - commits every file in one snapshot whose summary carries the run id and the run's description
   (`phi.*` properties: per-stage counts, config hash, code version, ...), then tags it with the run id;
 - on `CommitFailedException` (another writer committed first) reloads the table and starts over, so
-  non-conflicting appends of two writers both land.
+  non-conflicting appends of two writers both land;
+- or, staged (`stage=True`, write-audit-publish: curation/tables/wap.py), commits the snapshot on the run's
+  branch `audit/<run id>` instead of main, untagged: it is not "committed" for the run-id check until
+  `wap.publish_staged` fast-forwards main to it.
 
 Files written by a job that died before committing are referenced by no snapshot: readers, who plan their
 scans from snapshots, never see them, and `maintenance.remove_orphan_files` deletes them later.
@@ -38,6 +41,9 @@ ANY_PARENT = object()
 
 RUN_ID = "phi.run-id"
 PREFIX = "phi."
+#: Summary property of a staged snapshot (write-audit-publish, curation/tables/wap.py): its audit branch.
+AUDIT_REF = "phi.audit-ref"
+MAIN = "main"
 #: How many times a commit that lost a race reloads the table and tries again.
 COMMIT_ATTEMPTS = 12
 
@@ -69,11 +75,43 @@ def written_files(location: str) -> list[str]:
 
 
 def snapshot_for_run(table, run_id: str):
-    """The snapshot whose summary names `run_id` (anywhere in the history, rolled back or not), or None."""
+    """The published snapshot whose summary names `run_id` (anywhere in the history, rolled back or not), or
+    None. A staged snapshot awaiting its audit (`staged_snapshot`) is not one: it counts once published."""
     for snap in table.metadata.snapshots:
-        if snap.summary is not None and snap.summary.get(RUN_ID) == run_id:
+        if snap.summary is not None and snap.summary.get(RUN_ID) == run_id and is_published(table, snap):
             return snap
     return None
+
+
+def audit_ref(run_id: str) -> str:
+    """The branch a staged run waits on for its audit: `audit/<run id>` (`iceberg:<table>@audit/<run id>`)."""
+    return f"audit/{run_id}"
+
+
+def staged_snapshot(table, run_id: str):
+    """The snapshot run `run_id` staged for audit (the head of its `audit/<run id>` branch), or None."""
+    ref = table.metadata.refs.get(audit_ref(run_id))
+    snap = table.metadata.snapshot_by_id(ref.snapshot_id) if ref is not None else None
+    if snap is None or snap.summary is None or snap.summary.get(RUN_ID) != run_id:
+        return None  # a branch left at the base by a staging attempt that died before its commit
+    return snap
+
+
+def is_published(table, snap) -> bool:
+    """Whether readers of the table's history may see `snap`: always for a snapshot committed on main; for a
+    staged one (AUDIT_REF in its summary) once published: tagged with its run id, or main reached it (a
+    publish that died between the fast-forward and the tag)."""
+    if snap.summary is None or AUDIT_REF not in snap.summary:
+        return True
+    tag = table.metadata.refs.get(snap.summary.get(RUN_ID, ""))
+    if tag is not None and tag.snapshot_id == snap.snapshot_id:
+        return True
+    head = table.current_snapshot()
+    while head is not None:
+        if head.snapshot_id == snap.snapshot_id:
+            return True
+        head = table.metadata.snapshot_by_id(head.parent_snapshot_id) if head.parent_snapshot_id else None
+    return False
 
 
 def summary_properties(run_id: str, summary: dict[str, Any] | None) -> dict[str, str]:
@@ -113,6 +151,7 @@ def commit_version(
     *,
     mode: Literal["append", "overwrite"] = "append",
     parent: int | None | object = ANY_PARENT,
+    stage: bool = False,
 ) -> Committed:
     """Commit `data_files` (parquet, already written) as one snapshot of `run_id`; idempotent per run id.
 
@@ -122,41 +161,47 @@ def commit_version(
     `parent`: the snapshot id (None: an empty table) the files were computed against (a night deduplicated
     against it). The commit lands only on that snapshot: the catalog's commit asserts the branch head the
     transaction saw, and a lost race whose winner moved the table raises `TableMoved` instead of retrying
-    (the caller recomputes against the new head). Default: any parent (appends of disjoint data)."""
+    (the caller recomputes against the new head). Default: any parent (appends of disjoint data).
+
+    `stage` (write-audit-publish, curation/tables/wap.py; appends only): the snapshot is committed on the
+    run's own branch `audit/<run id>`, created at main's head, not on main: readers of main do not see it
+    until `wap.publish_staged` fast-forwards main to it. A run already staged on that head is reused
+    (created=False); one staged on an older head is replaced (the old staged snapshot is dropped). A run
+    that is staged and not published cannot be committed straight onto main (`RunStaged`)."""
     if not data_files:
         raise ValueError(f"commit_version({run_id}): no data files to commit")
     if len(set(data_files)) != len(data_files):
         raise ValueError(f"commit_version({run_id}): a data file is listed twice")
+    if stage and mode != "append":
+        raise ValueError(f"commit_version({run_id}): only an append can be staged, not an {mode}")
     props = summary_properties(run_id, summary)
+    if stage:
+        props[AUDIT_REF] = audit_ref(run_id)
     for attempt in range(COMMIT_ATTEMPTS):
         table.refresh()
-        done = snapshot_for_run(table, run_id)
-        if done is not None:
-            log.info(
-                "run %s is already committed to %s as snapshot %s: nothing to do",
-                run_id,
-                table.name(),
-                done.snapshot_id,
-            )
-            tag_snapshot(table, run_id, done.snapshot_id)
-            return Committed(run_id, done.snapshot_id, created=False)
         head = table.current_snapshot()
-        if parent is not ANY_PARENT and (head.snapshot_id if head else None) != parent:
+        head_id = head.snapshot_id if head else None
+        found = _already_committed(table, run_id, head_id if parent is ANY_PARENT else parent, stage)
+        if found is not None:
+            return found
+        if parent is not ANY_PARENT and head_id != parent:
             raise TableMoved(
-                f"table {table.name()} moved from snapshot {parent} to {head.snapshot_id if head else None}"
+                f"table {table.name()} moved from snapshot {parent} to {head_id}"
                 f" before run {run_id} committed: nothing committed"
             )
+        replaced = _unpublished_staged(table, run_id) if stage else []
         try:
             # one job writes one schema: evolve from the first file's footer (add_files reads every footer
             # anyway); a file with more columns than that makes add_files refuse, then all footers are read
             evolve_schema(table, data_files[:1])
+            branch = audit_ref(run_id) if stage else None
             try:
-                _commit_once(table, list(data_files), props, mode)
+                _commit_once(table, list(data_files), props, mode, branch, head_id)
             except ValueError as e:
                 if "contains more columns" not in str(e):
                     raise
                 evolve_schema(table, data_files)
-                _commit_once(table, list(data_files), props, mode)
+                _commit_once(table, list(data_files), props, mode, branch, head_id)
         except commit_conflicts() as e:
             wait = min(0.05 * 2**attempt, 2.0) * (1 + random.random())
             log.info(
@@ -169,10 +214,65 @@ def commit_version(
             )
             time.sleep(wait)
             continue
+        if stage:
+            for sid in replaced:
+                drop_snapshot(table, sid)
+            return Committed(run_id, staged_snapshot(table, run_id).snapshot_id, created=True)
         snap = snapshot_for_run(table, run_id)
         tag_snapshot(table, run_id, snap.snapshot_id)
         return Committed(run_id, snap.snapshot_id, created=True)
     raise RuntimeError(f"commit of run {run_id} to {table.name()}: lost {COMMIT_ATTEMPTS} races in a row")
+
+
+def _already_committed(table, run_id: str, base: int | None, stage: bool) -> Committed | None:
+    """The run's snapshot when nothing is to be committed: published already (tag repaired), or staged on
+    `base` already (a retried staged commit). None: commit (a staged run on an older base is replaced)."""
+    done = snapshot_for_run(table, run_id)
+    if done is not None:
+        log.info(
+            "run %s is already committed to %s as snapshot %s: nothing to do",
+            run_id,
+            table.name(),
+            done.snapshot_id,
+        )
+        tag_snapshot(table, run_id, done.snapshot_id)
+        return Committed(run_id, done.snapshot_id, created=False)
+    staged = staged_snapshot(table, run_id)
+    if staged is None:
+        return None
+    if not stage:
+        raise RunStaged(
+            f"run {run_id} is staged in table {table.name()} awaiting its audit (snapshot"
+            f" {staged.snapshot_id}, ref {audit_ref(run_id)}): publish it (python -m curation tables publish"
+            f" --table T --run-id {run_id}) or discard it (tables discard) before committing it onto main"
+        )
+    if staged.parent_snapshot_id == base:
+        log.info("run %s is already staged on snapshot %s: nothing to do", run_id, base)
+        return Committed(run_id, staged.snapshot_id, created=False)
+    return None
+
+
+def _unpublished_staged(table, run_id: str) -> list[int]:
+    """Every staged, unpublished snapshot of `run_id`: the one its branch points at and any a crashed
+    staging left without a ref (what a new staging of the run replaces)."""
+    return [
+        snap.snapshot_id
+        for snap in table.metadata.snapshots
+        if snap.summary is not None
+        and snap.summary.get(RUN_ID) == run_id
+        and AUDIT_REF in snap.summary
+        and not is_published(table, snap)
+    ]
+
+
+def drop_snapshot(table, sid: int) -> None:
+    """Remove snapshot `sid` (no ref may point at it) from the table's metadata: a staged snapshot replaced
+    or discarded. Its data files become orphans that `maintenance.remove_orphan_files` deletes."""
+    table.maintenance.expire_snapshots().by_ids([sid]).commit()
+
+
+class RunStaged(RuntimeError):
+    """The run is staged for audit (write-audit-publish) and not published: publish or discard it first."""
 
 
 class TableMoved(RuntimeError):
@@ -185,7 +285,42 @@ def commit_conflicts() -> tuple[type[BaseException], ...]:
     return (CommitFailedException,)
 
 
-def _commit_once(table, paths: list[str], props: dict[str, str], mode: str) -> None:
+def _commit_once(
+    table, paths: list[str], props: dict[str, str], mode: str, branch: str | None, head_id: int | None
+) -> None:
+    """One commit of `paths` on main, or (`branch`) on a staging branch first reset to main's `head_id`."""
+    if branch is not None and head_id is None:
+        _stage_on_empty_table(table, paths, props, branch)
+        return
+    if branch is not None:  # the staged snapshot's parent is exactly the head the run computed against
+        table.manage_snapshots().create_branch(head_id, branch).commit()
+    _commit_files(table, paths, props, mode, branch or MAIN)
+
+
+def _stage_on_empty_table(table, paths: list[str], props: dict[str, str], branch: str) -> None:
+    """Iceberg refuses every ref but main on a table without snapshots (AssertRefSnapshotId): commit the
+    staged snapshot without a ref first (its parent: main's head as this transaction saw it, i.e. none),
+    then point the branch at it. A crash in between leaves a ref-less staged snapshot nobody sees; the next
+    staging of the run drops it (commit_version)."""
+    known = {snap.snapshot_id for snap in table.metadata.snapshots}
+    if branch in table.metadata.refs:
+        table.manage_snapshots().remove_branch(branch).commit()
+    _commit_files(table, paths, props, "append", None)
+    new = [
+        snap
+        for snap in table.metadata.snapshots
+        if snap.snapshot_id not in known and snap.summary.get(RUN_ID) == props[RUN_ID]
+    ]
+    if new[0].parent_snapshot_id is not None:  # main moved under the transaction: not deduplicated against
+        drop_snapshot(table, new[0].snapshot_id)
+        raise TableMoved(
+            f"table {table.name()} moved to {new[0].parent_snapshot_id} while {branch} was being staged"
+        )
+    table.manage_snapshots().create_branch(new[0].snapshot_id, branch).commit()
+
+
+def _commit_files(table, paths: list[str], props: dict[str, str], mode: str, branch: str | None) -> None:
+    """One transaction adding `paths` as one snapshot on `branch` (None: on no ref)."""
     with table.transaction() as tx:
         if tx.table_metadata.name_mapping() is None:
             # Spark's parquet carries no Iceberg field ids: readers map its columns to the schema by name
@@ -195,7 +330,7 @@ def _commit_once(table, paths: list[str], props: dict[str, str], mode: str) -> N
         if mode == "append":
             # no duplicate-file scan: a run's files live under its own data/<run_id>/ folder, and a second
             # commit of the same run id has already returned above
-            tx.add_files(paths, snapshot_properties=props, check_duplicate_files=False)
+            tx.add_files(paths, snapshot_properties=props, check_duplicate_files=False, branch=branch)
             return
         from pyiceberg.io.pyarrow import parquet_file_to_data_file
 

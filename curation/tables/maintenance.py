@@ -2,7 +2,9 @@
 snapshots.
 
 Neither changes what any reader sees: readers plan scans from snapshots, and a file is only an orphan when no
-snapshot (current, tagged or kept for time travel) references it.
+snapshot (current, tagged, staged for audit on an `audit/<run id>` branch, or kept for time travel)
+references it. A staged snapshot awaiting its audit is never expired; once discarded (wap.discard_staged) it
+leaves the metadata and its files are orphans.
 """
 
 from __future__ import annotations
@@ -77,19 +79,25 @@ def remove_orphan_files(
 
 def expire_versions(table, keep: int, pinned: Iterable[int | str] = ()) -> list[int]:
     """Retention: expire every snapshot but the newest `keep`, the current one, those with a pin tag
-    (curation/tables/pins.py: what mixture builds read) and the `pinned` ones given here (run ids or snapshot
-    ids). Their run-id tags go first (a tag protects its snapshot from expiry), then the snapshots; their data
-    files, once no kept snapshot references them, are orphans that `remove_orphan_files` deletes. Returns the
+    (curation/tables/pins.py: what mixture builds read), the `pinned` ones given here (run ids or snapshot
+    ids) and those staged for audit (curation/tables/wap.py: not counted among the newest `keep`). Their
+    run-id tags go first (a tag protects its snapshot from expiry), then the snapshots; their data files,
+    once no kept snapshot references them, are orphans that `remove_orphan_files` deletes. Returns the
     snapshot ids expired, oldest first. Idempotent."""
     from curation.tables.pins import pinned_snapshot_ids
     from curation.tables.read import snapshot_id
+    from curation.tables.wap import staged_runs
 
     if keep < 1:
         raise ValueError(f"expire_versions({table.name()}): keep must be >= 1, got {keep}")
     table.refresh()
-    ordered = sorted(table.metadata.snapshots, key=lambda snap: snap.sequence_number or 0)
+    awaiting_audit = set(staged_runs(table).values())  # staged, not published: spared, and not counted
+    ordered = sorted(
+        (snap for snap in table.metadata.snapshots if snap.snapshot_id not in awaiting_audit),
+        key=lambda snap: snap.sequence_number or 0,
+    )
     spared = {snap.snapshot_id for snap in ordered[-keep:]} | {snapshot_id(table, ref) for ref in pinned}
-    spared |= pinned_snapshot_ids(table)
+    spared |= pinned_snapshot_ids(table) | awaiting_audit
     current = table.current_snapshot()
     if current is not None:
         spared.add(current.snapshot_id)

@@ -21,6 +21,10 @@ Concurrent writers: a night deduplicates against the snapshot it pinned and comm
 snapshot (`commit_version(parent=...)`: the catalog's commit asserts the branch head). When another writer
 landed first, the attempt's files are deleted and the night is deduplicated again against the new head (up to
 NIGHT_ATTEMPTS), so two nights committing at once both land, and a row both bring lands once.
+
+Staged (`stage=True`, write-audit-publish, curation/tables/wap.py): the same snapshot is committed on the
+run's branch `audit/<run id>` (created at the dedup's head) instead of main, for the gate to audit
+(`iceberg:<table>@audit/<run id>`) before `publish_staged` fast-forwards main to it.
 """
 
 from __future__ import annotations
@@ -36,11 +40,14 @@ from curation.append import ID_PUBLISHED, STAGE, TEXT_PUBLISHED
 from curation.contract import Manifest, StageCounts, iter_parquet_files, resolve_version_dir
 from curation.tables.catalog import Warehouse
 from curation.tables.commit import (
+    RunStaged,
     TableMoved,
+    audit_ref,
     commit_version,
     data_location,
     manifest_summary,
     snapshot_for_run,
+    staged_snapshot,
 )
 from curation.tables.read import data_files, snapshot_id
 
@@ -62,14 +69,25 @@ class NightAppended:
     appended: int
     rejected: dict[str, int]  # reason -> rows (the night's rows the table already held)
     files: list[str]
-    created: bool  # False: the run id was already committed, nothing was done
+    created: bool  # False: the run id was already committed (or staged on the same head), nothing was done
+    staged: bool = False  # True: on the audit branch `audit/<run id>`, not on main (curation/tables/wap.py)
 
 
 def append_night(
-    spark, delta: str | Path, warehouse: Warehouse, name: str, run_id: str | None = None
+    spark,
+    delta: str | Path,
+    warehouse: Warehouse,
+    name: str,
+    run_id: str | None = None,
+    stage: bool = False,
 ) -> NightAppended:
     """Append the new rows of curated delta `delta` (a version folder or root) to table `name` (created from
-    the delta's schema when missing) as one snapshot of `run_id` (default: the delta's version id)."""
+    the delta's schema when missing) as one snapshot of `run_id` (default: the delta's version id).
+
+    `stage`: write-audit-publish (curation/tables/wap.py): the snapshot lands on branch `audit/<run id>`
+    (parent: main's head at dedup time), not on main; gate `iceberg:<name>@audit/<run id>`, then
+    `wap.publish_staged`. A night staged on main's current head already is a no-op; one staged on an older
+    head is deduplicated again and replaces it."""
     t0 = time.perf_counter()
     delta_dir = resolve_version_dir(delta)
     dm = Manifest.read(delta_dir)
@@ -86,6 +104,16 @@ def append_night(
             "night %s is already in table %s (snapshot %s): nothing to do", run_id, name, done.snapshot_id
         )
         return _already(done, run_id)
+    staged = staged_snapshot(table, run_id)
+    if staged is not None and not stage:  # before any work: committing it onto main would fail at the end
+        raise RunStaged(
+            f"night {run_id} is staged in table {name} awaiting its audit (ref {audit_ref(run_id)}): publish"
+            f" it (python -m curation tables publish --table {name} --run-id {run_id}) or discard it"
+            " (tables discard) rather than append it straight onto main"
+        )
+    if stage and staged is not None and staged.parent_snapshot_id == snapshot_id(table):
+        log.info("night %s is staged in %s (snapshot %s): nothing to do", run_id, name, staged.snapshot_id)
+        return _already(staged, run_id, staged=True)
     night = spark.read.parquet(*[Path(f).resolve().as_uri() for f in files])
     night_keys = night.select(*[c for c in KEYS if c in night.columns]).toArrow()  # a night's batch: small
     if night_keys.num_rows != dm.rows:
@@ -94,7 +122,7 @@ def append_night(
         )
     for attempt in range(1, NIGHT_ATTEMPTS + 1):
         try:
-            return _append_once(spark, table, night, night_keys, dm, delta_dir, run_id, t0)
+            return _append_once(spark, table, night, night_keys, dm, delta_dir, run_id, t0, stage)
         except TableMoved as e:
             if attempt == NIGHT_ATTEMPTS:
                 raise
@@ -102,9 +130,11 @@ def append_night(
     raise AssertionError("unreachable")
 
 
-def _append_once(spark, table, night, night_keys, dm: Manifest, delta_dir: Path, run_id: str, t0: float):
+def _append_once(
+    spark, table, night, night_keys, dm: Manifest, delta_dir: Path, run_id: str, t0: float, stage: bool
+):
     """One attempt: dedup against the head snapshot, write the new rows, commit on exactly that head (else
-    TableMoved, with this attempt's files deleted)."""
+    TableMoved, with this attempt's files deleted); staged: on the run's audit branch from that head."""
     base_sid = snapshot_id(table)  # pinned: the whole dedup reads this snapshot, whatever commits meanwhile
     hits = _published_hits(night, _base_keys(spark, table, base_sid))
     reasons = _reasons(night_keys, hits)
@@ -119,17 +149,18 @@ def _append_once(spark, table, night, night_keys, dm: Manifest, delta_dir: Path,
         "write": round(t_write - t_dedup, 3),
     }
     try:
-        committed = commit_version(table, paths, run_id, summary, mode="append", parent=base_sid)
+        committed = commit_version(table, paths, run_id, summary, mode="append", parent=base_sid, stage=stage)
     except TableMoved:
         for path in paths:  # nothing references them: delete now rather than leave orphans
             table.io.delete(path)
         raise
     log.info(
-        "night %s -> table %s snapshot %s: %d of %d rows appended, rejected %s (base snapshot %s);"
+        "night %s -> table %s %s snapshot %s: %d of %d rows appended, rejected %s (base snapshot %s);"
         " dedup %.2f s,"
         " write %.2f s, commit %.2f s",
         run_id,
         table.name(),
+        "staged" if stage else "main",
         committed.snapshot_id,
         appended,
         dm.rows,
@@ -148,10 +179,11 @@ def _append_once(spark, table, night, night_keys, dm: Manifest, delta_dir: Path,
         dict(sorted(reasons.items())),
         paths,
         committed.created,
+        stage,
     )
 
 
-def _already(snap, run_id: str) -> NightAppended:
+def _already(snap, run_id: str, staged: bool = False) -> NightAppended:
     import json
 
     s = snap.summary
@@ -167,6 +199,7 @@ def _already(snap, run_id: str) -> NightAppended:
         last["reasons"] if last else {},
         [],
         created=False,
+        staged=staged,
     )
 
 

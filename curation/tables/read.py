@@ -16,15 +16,15 @@ import pyarrow as pa
 from curation.ingest.files import url_to_fs
 from curation.paths import REPO_ROOT, parse_table_reference
 from curation.tables.catalog import TableNotFound
-from curation.tables.commit import RUN_ID, snapshot_for_run
+from curation.tables.commit import RUN_ID, is_published, snapshot_for_run
 
 Ref = int | str | None
 
 
 def snapshot_id(table, ref: Ref = None) -> int | None:
     """The snapshot `ref` names: None -> the current one (None for an empty table); an int (or its digits)
-    -> that snapshot id; a string -> the tag (run id) of that name, else the snapshot whose summary names
-    it."""
+    -> that snapshot id; a string -> the tag (run id) or branch of that name (`audit/<run id>`: a run staged
+    for audit, curation/tables/wap.py), else the published snapshot whose summary names it."""
     if ref is None:
         snap = table.current_snapshot()
         return None if snap is None else snap.snapshot_id
@@ -73,10 +73,13 @@ def read_arrow(table, ref: Ref = None, columns: tuple[str, ...] = ("*",), row_fi
 
 
 def versions(table) -> list[dict[str, Any]]:
-    """Every snapshot, oldest first: id, parent, run id, operation, total rows and files, time, current?"""
+    """Every snapshot, oldest first: id, parent, run id, operation, total rows and files, time, current?
+    Snapshots staged for audit and not published (curation/tables/wap.py) are not versions yet: left out."""
     current = table.current_snapshot()
     out = []
     for snap in sorted(table.metadata.snapshots, key=lambda s: s.sequence_number or 0):
+        if not is_published(table, snap):
+            continue
         summary = snap.summary
         out.append(
             {

@@ -8,6 +8,8 @@ properties, see commit.manifest_summary). A remote warehouse's files are copied 
 
     python -m curation gate   --input iceberg:web_curated@<run id>
     python -m curation report --input iceberg:web_curated          (the current snapshot)
+    python -m curation gate   --input iceberg:web_curated@audit/<run id>   (a run staged for audit:
+                              main's head at staging + the run's rows; curation/tables/wap.py)
 """
 
 from __future__ import annotations
