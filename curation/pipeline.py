@@ -212,12 +212,7 @@ def run(
                 sum(read.values()),
             )
             if rows == 0 and not allow_empty:
-                raise EmptyRunError(
-                    f"run {run_id} kept no document ({sum(read.values())} records read from"
-                    f" {len(files)} file(s), {n_rejected} rejected): nothing published, {output}"
-                    f" CURRENT unchanged ({DatasetRoot(output).current()}); allow_empty"
-                    f" (--allow-empty) publishes an empty version"
-                )
+                raise _empty_run(run_id, output, sum(read.values()), len(files), n_rejected)
             shutil.rmtree(staging / "_work", ignore_errors=True)
             timings["total"] = time.perf_counter() - t_start
             manifest = build.manifest(
@@ -243,6 +238,14 @@ def run(
         raise
     log.info("published %s: %d kept, %d rejected", build.final, rows, n_rejected)
     return RunResult(manifest=manifest, version_dir=build.final, counts=counts)
+
+
+def _empty_run(run_id: str, output: str | Path, records: int, files: int, rejected: int) -> EmptyRunError:
+    return EmptyRunError(
+        f"run {run_id} kept no document ({records} records read from {files} file(s), {rejected} rejected):"
+        f" nothing published, {output} CURRENT unchanged ({DatasetRoot(output).current()}); allow_empty"
+        f" (--allow-empty) publishes an empty version"
+    )
 
 
 def input_files(spark, inputs: list[str], cfg: CurationConfig, run_id: str) -> list[tuple[str, str]]:
