@@ -16,6 +16,7 @@ import argparse
 import json
 import logging
 import os
+import shutil
 import sys
 import time
 import uuid
@@ -148,8 +149,9 @@ def prepare(cfg: StackConfig, fresh: bool) -> dict[str, str]:
     if fresh:  # only now: never drop the database under a running stack
         health.check_postgres(cfg, fresh=True)
         health.check_redis(cfg, fresh=True)
+        shutil.rmtree(cfg.warehouse, ignore_errors=True)  # its catalog was just dropped
     secret = ensure_secrets()
-    for d in (cfg.airflow_home, cfg.logs_dir, cfg.state_dir / "spark" / "conf", cfg.datasets):
+    for d in (cfg.airflow_home, cfg.logs_dir, cfg.state_dir / "spark" / "conf", cfg.datasets, cfg.warehouse):
         d.mkdir(parents=True, exist_ok=True)
     (cfg.airflow_home / "passwords.json").write_text(
         json.dumps({cfg.admin_user: secret["PHI_STACK_ADMIN_PASSWORD"]})

@@ -33,6 +33,8 @@ class StackConfig(BaseModel):
     pg_port: int = 5432
     pg_user: str = "postgres"
     pg_database: str = "phi_airflow"
+    # the Iceberg catalog of the stack's dataset tables (curation/tables): its own database on the same server
+    iceberg_database: str = "phi_iceberg"
     redis_host: str = "127.0.0.1"
     redis_port: int = 6379
     redis_db: int = Field(11, ge=0, le=15)  # the Celery broker's own db number
@@ -98,6 +100,15 @@ class StackConfig(BaseModel):
     @property
     def pg_url(self) -> str:
         return f"postgresql://{self.pg_user}@{self.pg_host}:{self.pg_port}/{self.pg_database}"
+
+    @property
+    def iceberg_catalog_uri(self) -> str:
+        return f"postgresql+psycopg2://{self.pg_user}@{self.pg_host}:{self.pg_port}/{self.iceberg_database}"
+
+    @property
+    def warehouse(self) -> Path:
+        """The Iceberg warehouse (data and metadata files of the tables), in the data root as in compose."""
+        return self.datasets / "_warehouse"
 
     @property
     def redis_url(self) -> str:
@@ -176,6 +187,9 @@ def airflow_env(cfg: StackConfig, secret: dict[str, str]) -> dict[str, str]:
         "SPARK_MASTER": cfg.spark_master_url,
         "SPARK_DRIVER_MEMORY": "1g",
         "PHI_DATA_ROOT": str(cfg.datasets),
+        # every dataset version that goes live is also an Iceberg table snapshot (curation/tables/publish.py)
+        "PHI_ICEBERG_WAREHOUSE": str(cfg.warehouse),
+        "PHI_ICEBERG_CATALOG_URI": cfg.iceberg_catalog_uri,
         "PHI_GPU_QUEUE": "gpu",
         "PATH": f"{venv_bin}:{os.environ.get('PATH', '')}",
     }

@@ -23,7 +23,8 @@ class ServiceMissing(RuntimeError):
 
 
 def check_postgres(cfg: StackConfig, fresh: bool = False) -> None:
-    """Connect to the server, create the stack's database if missing (drop it first when `fresh`)."""
+    """Connect to the server, create the stack's databases (Airflow's metadata, the Iceberg catalog) if
+    missing (drop them first when `fresh`)."""
     import psycopg2
 
     try:
@@ -39,11 +40,12 @@ def check_postgres(cfg: StackConfig, fresh: bool = False) -> None:
     conn.autocommit = True
     try:
         with conn.cursor() as cur:
-            if fresh:
-                cur.execute(f'DROP DATABASE IF EXISTS "{cfg.pg_database}" WITH (FORCE)')
-            cur.execute("SELECT 1 FROM pg_database WHERE datname = %s", (cfg.pg_database,))
-            if cur.fetchone() is None:
-                cur.execute(f'CREATE DATABASE "{cfg.pg_database}"')
+            for database in (cfg.pg_database, cfg.iceberg_database):
+                if fresh:
+                    cur.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
+                cur.execute("SELECT 1 FROM pg_database WHERE datname = %s", (database,))
+                if cur.fetchone() is None:
+                    cur.execute(f'CREATE DATABASE "{database}"')
     finally:
         conn.close()
 

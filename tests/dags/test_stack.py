@@ -149,6 +149,14 @@ def test_web_curation_runs_on_the_spark_cluster(stack, api, runs):
     event = api.asset_events("web_curated")[-1]
     assert event["source_run_id"] == run["dag_run_id"]
     assert event["extra"] == {"version": manifest.version, "path": str(vdir), "rows": manifest.rows}
+    # and it went live as a snapshot of table web_curated in the stack's catalog on PostgreSQL
+    from curation.tables import TablesConfig, Warehouse, read_arrow, snapshot_id
+
+    catalog = TablesConfig(warehouse=str(stack.warehouse), catalog_uri=stack.iceberg_catalog_uri)
+    table = Warehouse(catalog).table("web_curated")
+    assert snapshot_id(table) == snapshot_id(table, manifest.version)
+    ids = read_arrow(table, manifest.version, columns=("id",)).column("id").to_pylist()
+    assert sorted(ids) == sorted(pq.read_table(vdir / "data", columns=["id"]).column("id").to_pylist())
 
 
 def test_publishing_starts_the_downstream_dags(api, runs, consumers):

@@ -10,6 +10,7 @@ import secrets
 import socket
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from pydantic import ValidationError
@@ -79,6 +80,24 @@ def test_every_airflow_service_gets_the_alert_settings(config):
         env = config["services"][name]["environment"]
         assert sorted(names - set(env)) == [], name
     assert config["services"]["airflow-worker"]["environment"]["PHI_ALERT_SMTP_PORT"] == "25"
+
+
+def test_compose_and_the_local_stack_keep_the_tables_catalog_on_postgres(config):
+    """Every published dataset version is also a table snapshot (curation/tables/publish.py): the catalog is
+    a database of the stack's PostgreSQL, created by compose's init script and by the local stack's
+    preflight."""
+    init = {v["target"]: v["source"] for v in config["services"]["postgres"]["volumes"]}
+    script = Path(init["/docker-entrypoint-initdb.d"]) / "10-iceberg.sql"
+    assert "CREATE DATABASE iceberg" in script.read_text()
+    for name in AIRFLOW_SERVICES:
+        env = config["services"][name]["environment"]
+        assert env["PHI_ICEBERG_CATALOG_URI"].endswith("@postgres/iceberg"), name
+        assert env["PHI_ICEBERG_WAREHOUSE"] == "/opt/phi/data/_warehouse", name
+    cfg = StackConfig()
+    local = airflow_env(cfg, {"AIRFLOW_FERNET_KEY": "k", "AIRFLOW_JWT_SECRET": "s"})
+    assert local["PHI_ICEBERG_CATALOG_URI"] == cfg.iceberg_catalog_uri
+    assert local["PHI_ICEBERG_CATALOG_URI"].endswith(f"/{cfg.iceberg_database}")
+    assert local["PHI_ICEBERG_WAREHOUSE"] == str(cfg.datasets / "_warehouse")
 
 
 def test_airflow_init_fills_the_models_volume(config):
