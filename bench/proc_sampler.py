@@ -1,7 +1,8 @@
 """Sample a process tree's memory and I/O while a benchmark step runs (psutil, one background thread).
 
 Every `interval` seconds the root process and all its descendants are read: RSS and /proc/<pid>/io. Each
-process is classified once, when first seen (`classify`):
+process is classified when first seen (`classify`), and again while it is `other` (the pid of Spark's
+launcher script becomes the JVM's when the script exec()s java):
 
     driver          the root: the CLI's Python process (`python -m curation ...`), or the benchmark's own
                     process for a step run in-process (the Airflow task body)
@@ -126,6 +127,8 @@ class TreeSampler:
             rec = self.procs.get(p.pid)
             if rec is None:
                 rec = self.procs[p.pid] = _Proc(self._class_of(p))
+            elif rec.cls == "other":  # spark-submit's shell script exec()s the JVM under the same pid
+                rec.cls = self._class_of(p)
             io = _io(p)
             if io:
                 rec.io_first = rec.io_first or (io if p.pid in self._preexisting else {})

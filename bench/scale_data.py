@@ -72,7 +72,7 @@ def derive(rng: random.Random, text: str, vocab: list[str]) -> str:
 
 def base_chunks(s: Sentences, n_docs: int, seed: int, hasher) -> Iterator[tuple[list[str], list[str]]]:
     """(ids, texts) per chunk; `n_docs` documents in all, their `hasher` hashes unique."""
-    rng = random.Random(seed)
+    rng = random.Random(f"base-{seed}")  # string seeds: the base and each night draw different streams
     seen: set[str] = set()
     made = 0
     while made < n_docs:
@@ -98,7 +98,7 @@ def night_documents(
     s: Sentences, night: int, n: int, published: list[tuple[str, str]], seed: int
 ) -> tuple[list[dict], Counter]:
     """The night's raw documents (shuffled) and how many of each kind of NIGHT_MIX (+ `new`)."""
-    rng = random.Random(seed * 1000 + night)
+    rng = random.Random(f"night-{seed}-{night}")
     counts = {k: int(n * f) for k, f in NIGHT_MIX.items()}
     counts["new"] = n - sum(counts.values())
     docs, kinds = [], Counter()
