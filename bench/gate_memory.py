@@ -7,8 +7,8 @@ Candidates: web_curated versions of documents composed of real sentences of ../s
 `curation run` fills it (urls, dates, source files, language scores, text hashes), written as `--files`
 parquet files, manifest rows = data rows (so the gate passes). Each gate runs as its own process, exactly the
 CLI the DAGs' validate task runs; the process tree (the Python driver, Spark's JVM in local mode and its
-Python workers) is sampled every 50 ms with psutil. Reported per run: wall time, peak RSS of the gate's
-Python process, peak RSS of the largest process of the tree, and peak of the tree's summed RSS. Both
+Python workers) is sampled every 50 ms (bench/proc_sampler.py). Reported per run: wall time, peak RSS of the
+gate's Python process, peak RSS of the largest process of the tree, and peak of the tree's summed RSS. Both
 verdicts must agree.
 
     python bench/gate_memory.py --docs 50000 200000 --files 8 --json /tmp/gate_memory.json
