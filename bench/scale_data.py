@@ -112,7 +112,13 @@ def night_documents(
         add("new", f"n{night}-{i:07d}", t)
     for i in range(counts["night_near"]):
         add("night_near", f"n{night}-near-{i:06d}", derive(rng, rng.choice(new), s.vocab))
-    picks = rng.sample(published, sum(counts[k] for k in NIGHT_MIX if k != "night_near"))
+    wanted = sum(counts[k] for k in NIGHT_MIX if k != "night_near")
+    if wanted > len(published):
+        raise ValueError(
+            f"a night of {n} documents copies or re-crawls {wanted} published ones but the base's sample "
+            f"holds {len(published)} (every {SAMPLE_EVERY}th): use a larger --docs or a smaller --night-docs"
+        )
+    picks = rng.sample(published, wanted)
     for kind in ("published_near", "published_same", "recrawl_edit", "recrawl_same"):
         for i in range(counts[kind]):
             pid, text = picks.pop()
