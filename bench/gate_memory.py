@@ -7,8 +7,8 @@ Candidates: web_curated versions of documents composed of real sentences of ../s
 `curation run` fills it (urls, dates, source files, language scores, text hashes), written as `--files`
 parquet files, manifest rows = data rows (so the gate passes). Each gate runs as its own process, exactly the
 CLI the DAGs' validate task runs; the process tree (the Python driver, Spark's JVM in local mode and its
-Python workers) is sampled every 50 ms with psutil. Reported per run: wall time, peak RSS of the gate's
-Python process, peak RSS of the largest process of the tree, and peak of the tree's summed RSS. Both
+Python workers) is sampled every 50 ms (bench/proc_sampler.py). Reported per run: wall time, peak RSS of the
+gate's Python process, peak RSS of the largest process of the tree, and peak of the tree's summed RSS. Both
 verdicts must agree.
 
     python bench/gate_memory.py --docs 50000 200000 --files 8 --json /tmp/gate_memory.json
@@ -21,7 +21,6 @@ import argparse
 import json
 import os
 import random
-import subprocess
 import sys
 import tempfile
 import time
@@ -29,10 +28,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import psutil
 import pyarrow as pa
 import pyarrow.parquet as pq
 from near_dedup_corpus import _composed, _sentences, real_documents
+from proc_sampler import run_sampled
 
 from curation.contract import DOC_FIELDS, DatasetRoot, StageCounts, text_hash
 from curation.paths import REPO_ROOT
@@ -40,9 +39,12 @@ from curation.paths import REPO_ROOT
 SCHEMA = pa.schema([*DOC_FIELDS, pa.field("text_hash", pa.string())])
 
 
-def _rows(rng: random.Random, pool: list[str], start: int, n: int) -> pa.Table:
-    texts = [_composed(rng, pool) for _ in range(n)]
-    ids = [f"doc-{start + i:08d}" for i in range(n)]
+def contract_table(
+    rng: random.Random, texts: list[str], ids: list[str], start: int, hasher=text_hash
+) -> pa.Table:
+    """Documents with every contract column filled as `curation run` fills them (urls, dates, source
+    files, language scores, `hasher(text)` as text_hash); `start` numbers the urls and source files."""
+    n = len(texts)
     return pa.table(
         {
             "id": ids,
@@ -62,10 +64,15 @@ def _rows(rng: random.Random, pool: list[str], start: int, n: int) -> pa.Table:
             ],
             "lang": ["en"] * n,
             "lang_score": [round(rng.uniform(0.65, 1.0), 4) for _ in range(n)],
-            "text_hash": [text_hash(t) for t in texts],
+            "text_hash": [hasher(t) for t in texts],
         },
         schema=SCHEMA,
     )
+
+
+def _rows(rng: random.Random, pool: list[str], start: int, n: int) -> pa.Table:
+    texts = [_composed(rng, pool) for _ in range(n)]
+    return contract_table(rng, texts, [f"doc-{start + i:08d}" for i in range(n)], start)
 
 
 def build_candidate(root: Path, n_docs: int, files: int) -> Path:
@@ -90,51 +97,28 @@ def build_candidate(root: Path, n_docs: int, files: int) -> Path:
     return b.final
 
 
-def _tree_rss(proc: psutil.Process) -> tuple[int, int, int]:
-    """(the process's RSS, the largest RSS in its tree, the tree's summed RSS)."""
-    try:
-        own = proc.memory_info().rss
-        rss = [own]
-        for child in proc.children(recursive=True):
-            try:
-                rss.append(child.memory_info().rss)
-            except psutil.Error:
-                pass
-        return own, max(rss), sum(rss)
-    except psutil.Error:
-        return 0, 0, 0
-
-
 def run_gate(version: Path, spec: str) -> dict:
     """`spec`: an engine, or `spark:<heap>` for the Spark gate with the driver JVM's heap capped there
     (SPARK_DRIVER_MEMORY, which curation.spark.get_spark passes to a local session; default 2g)."""
     engine, _, heap = spec.partition(":")
     env = {**os.environ, **({"SPARK_DRIVER_MEMORY": heap} if heap else {})}
-    argv = [sys.executable, "-m", "curation", "gate", "--input", str(version), "--engine", engine]
     label = spec.replace(":", "-")
-    argv += ["--docs-dir", str(version / f"quality-{label}")]
-    t0 = time.perf_counter()
-    proc = subprocess.Popen(
-        argv, cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-    )
-    ps = psutil.Process(proc.pid)
-    peak = [0, 0, 0]
-    while proc.poll() is None:
-        peak = [max(a, b) for a, b in zip(peak, _tree_rss(ps))]
-        time.sleep(0.05)
-    out, err = proc.communicate()
-    seconds = time.perf_counter() - t0
-    if proc.returncode not in (0, 1):
-        raise RuntimeError(f"gate {spec} exited {proc.returncode}:\n{err[-3000:]}")
-    verdict = json.loads((version / f"quality-{label}" / "gate.json").read_text())
+    docs_dir = version / f"quality-{label}"
+    argv = [sys.executable, "-m", "curation", "gate", "--input", str(version), "--engine", engine]
+    argv += ["--docs-dir", str(docs_dir)]
+    run = run_sampled(argv, docs_dir.with_suffix(".log"), env=env, cwd=REPO_ROOT)
+    if run["returncode"] not in (0, 1):
+        tail = docs_dir.with_suffix(".log").read_text()[-3000:]
+        raise RuntimeError(f"gate {spec} exited {run['returncode']}:\n{tail}")
+    verdict = json.loads((docs_dir / "gate.json").read_text())
     return {
         "engine": spec,
-        "seconds": round(seconds, 1),
+        "seconds": round(run["seconds"], 1),
         "passed": verdict["success"],
         "evaluated": verdict["evaluated"],
-        "python_peak_mb": round(peak[0] / 2**20),
-        "largest_process_peak_mb": round(peak[1] / 2**20),
-        "tree_peak_mb": round(peak[2] / 2**20),
+        "python_peak_mb": run["driver_peak_mb"],
+        "largest_process_peak_mb": run["largest_process_peak_mb"],
+        "tree_peak_mb": run["tree_peak_mb"],
     }
 
 
