@@ -147,7 +147,7 @@ def _run_cli(args: list[str], log: Path) -> dict:
 
 def run_night(workdir: Path, night: int, docs: list[dict]) -> dict:
     """One night of nightly_refresh over the segments in the inbox (the night's docs already written)."""
-    from curation.contract import prune_run_folders
+    from curation.contract_prune import prune_run_folders
     from curation.reports import build_report
     from dags.lib.ledger import SegmentLedger
     from dags.lib.near_index import publish_with_index
