@@ -47,6 +47,9 @@ def setup_env(out: Path) -> dict[str, str]:
         "SPARK_MASTER": "local[2]",
         "SPARK_DRIVER_MEMORY": os.environ.get("SPARK_DRIVER_MEMORY", "1g"),
         "PHI_DATA_ROOT": str(out / "data"),
+        # the embedded catalog (SQLite in the warehouse folder): every version that goes live is also a
+        # snapshot of its Iceberg table (curation/tables/publish.py)
+        "PHI_ICEBERG_WAREHOUSE": str(out / "data" / "_warehouse"),
         "PHI_EDU_REGISTRY": str(out / "data" / "edu_models"),
         "GX_ANALYTICS_ENABLED": "false",
         "PHI_SHARED_DATA": str(shared_data()),
@@ -141,6 +144,28 @@ def current(root: Path) -> Path | None:
     return root / pointer.read_text().strip() if pointer.is_file() else None
 
 
+def tables_html() -> str:
+    """The Iceberg tables the run published to (the environment's catalog): each table's versions."""
+    from curation.tables import TablesConfig, Warehouse, versions
+
+    wh = Warehouse(TablesConfig.from_env())
+    names = sorted(".".join(t[1:]) for t in wh.catalog.list_tables(wh.config.namespace))
+    rows = []
+    for name in names:
+        vs = versions(wh.table(name))
+        current = next((v for v in vs if v["current"]), None)
+        history = ", ".join(f"{v['run_id']} ({v['operation']}, {v['rows']} rows)" for v in vs)
+        rows.append(
+            f"<tr><td>{html.escape(name)}</td><td>{len(vs)}</td>"
+            f"<td>{html.escape(str(current and current['run_id']))}</td><td><small>{html.escape(history)}"
+            f"</small></td></tr>"
+        )
+    return (
+        f"<h2>Iceberg tables ({html.escape(wh.config.warehouse)})</h2><table><tr><th>table</th>"
+        f"<th>versions</th><th>current</th><th>history</th></tr>{''.join(rows)}</table>"
+    )
+
+
 def write_report(out: Path, data: Path, runs: list[dict], total: float) -> Path:
     """One page: each DAG run (task states, wall time) and links to what its stage wrote."""
     from curation.reports import build_report
@@ -214,6 +239,7 @@ def write_report(out: Path, data: Path, runs: list[dict], total: float) -> Path:
     page.write_text(
         f"<!doctype html><meta charset=utf-8><title>phi-data demo</title><h1>phi-data demo</h1>"
         f"<p>whole chain in {total:.0f} s; data under {html.escape(str(data))}</p>{''.join(rows)}"
+        f"{tables_html()}"
     )
     (out / "runs.json").write_text(json.dumps({"seconds": round(total, 1), "runs": runs}, indent=2))
     return page

@@ -58,3 +58,14 @@ def test_demo_runs_the_whole_chain(tmp_path):
     assert max(s for s in steps if s is not None) >= 60  # 40 phase-1 + 20 phase-2 steps (tiny-cpu.yaml)
     page = (out / "report.html").read_text()
     assert all(d in page for d in CHAIN) and "(missing)" not in page
+    # the embedded catalog: every root's live version is its table's current snapshot, with the same rows
+    from curation.tables import TablesConfig, Warehouse, snapshot_id
+
+    tables = Warehouse(TablesConfig(warehouse=str(data / "_warehouse")))
+    for root in ("web_curated", "web_edu", "synthetic"):
+        live = DatasetRoot(data / root).current()
+        table = tables.table(root)
+        assert snapshot_id(table) == snapshot_id(table, live), root
+        rows = int(table.current_snapshot().summary["total-records"])
+        assert rows == Manifest.read(data / root / live).rows, root
+    assert "Iceberg tables" in page and "web_curated" in page
