@@ -32,6 +32,7 @@ from curation.contract_files import link_or_copy
 from curation.contract_manifest import Manifest, current_version, iter_parquet_files, published_versions
 from curation.tables.catalog import Warehouse
 from curation.tables.commit import RUN_ID, commit_version, manifest_summary, snapshot_for_run
+from curation.tables.compact import described_snapshot
 from curation.tables.read import rollback
 
 log = logging.getLogger(__name__)
@@ -90,7 +91,8 @@ def import_root(root: str | os.PathLike, warehouse: Warehouse, name: str) -> lis
     current = current_version(root)
     if (
         current in version_names
-        and table.current_snapshot().snapshot_id != snapshot_for_run(table, current).snapshot_id
+        and described_snapshot(table, table.current_snapshot()).snapshot_id
+        != snapshot_for_run(table, current).snapshot_id
     ):
         rollback(table, current)
         log.info("table %s: current version set to CURRENT %s", table.name(), current)
@@ -118,7 +120,7 @@ def _base_files(table, vdir: Path, files: set[FileId]) -> set[FileId]:
     folder sits beside `vdir` and `files` (the version's) hold all of them and more; else none (the version is
     then committed whole)."""
     base = Manifest.read(vdir).base_version
-    head = table.current_snapshot()
+    head = described_snapshot(table, table.current_snapshot())  # a compacted base: append on the compaction
     if base is None or head is None or (head.summary or {}).get(RUN_ID) != base:
         return set()
     base_dir = vdir.parent / base

@@ -34,6 +34,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from curation.tables.catalog import TablesConfig, Warehouse
+from curation.tables.compact import described_snapshot
 from curation.tables.migrate import ImportedVersion, publish_rejects, publish_version, rejects_table
 from curation.tables.read import rollback
 
@@ -81,7 +82,8 @@ def publish_live(root: DatasetRoot, version: str) -> list[ImportedVersion]:
     docs = publish_version(vdir, warehouse, target.name)
     rejects = publish_rejects(vdir, warehouse, rejects_table(target.name))
     table = warehouse.table(target.name)
-    if table.current_snapshot().snapshot_id != docs.snapshot_id:  # a rerun of an older run id goes live again
+    # a rerun of an older run id goes live again (a compaction on top of this one's is this version already)
+    if described_snapshot(table, table.current_snapshot()).snapshot_id != docs.snapshot_id:
         rollback(table, docs.snapshot_id)
     done = [d for d in (docs, rejects) if d is not None]
     for name, what in zip((target.name, rejects_table(target.name)), done):
