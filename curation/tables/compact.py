@@ -12,8 +12,9 @@ Readers are unaffected: the rows, ids and columns of the current version are the
 (pinned or kept for time travel) still read the old files, which become orphans only once those versions
 expire. The compaction snapshot has no run id: the gate and report (`iceberg:<table>`) read it with the
 manifest of the run it compacted, a retried publish of that run leaves it current, and the next nightly
-version is an APPEND on top of it (`described_snapshot`). The commit asserts the snapshot it compacted: a writer that landed meanwhile makes it fail cleanly
-(`TableMoved`, nothing committed, its files deleted); rerun it.
+version is an APPEND on top of it (`described_snapshot`). The commit asserts the snapshot it compacted: a
+writer that landed meanwhile makes it fail cleanly (`TableMoved`, nothing committed, its files deleted);
+rerun it.
 """
 
 from __future__ import annotations

@@ -22,8 +22,8 @@ an APPEND of the files it adds (`migrate.publish_version`).
 Failures: when the table commit fails, the version folder is already in place but CURRENT has not moved; the
 error propagates (the run fails). Rerunning the same run id reconciles: `commit_version` is a no-op for a run
 id the table holds (so a rerun adds no snapshot, and a rerun that changed the folder's content does NOT
-change the committed snapshot), the table's current snapshot is set back to that run's when it is not, and
-CURRENT moves.
+change the committed snapshot: one whose row counts differ from it is refused, naming both, with CURRENT
+unmoved), the table's current snapshot is set back to that run's when it is not, and CURRENT moves.
 """
 
 from __future__ import annotations

@@ -157,3 +157,21 @@ def test_a_compacted_table_stays_the_live_version(shared_data, tmp_path, warehou
     assert [(v["run_id"], v["operation"]) for v in versions(table)][-1] == ("v3", "append")
     assert table.current_snapshot().parent_snapshot_id == compacted
     assert table_ids(table) == folder_ids(v3) and len(folder_ids(v3)) == 27
+
+
+def test_a_rerun_whose_counts_differ_from_the_committed_snapshot_is_refused(shared_data, tmp_path, warehouse):
+    """The run id is committed already, so a rerun commits nothing: a folder rebuilt with other rows fails
+    the run, naming both counts, instead of passing silently while the table holds other rows (the table's
+    current snapshot stays the committed one)."""
+    docs = real_docs(shared_data, 30)
+    root = DatasetRoot(tmp_path / "web_curated")
+    build(root, "v1", docs[:10])
+    build(root, "v2", docs[10:20])
+    with pytest.raises(RuntimeError, match=r"holds 9 rows but the manifest says rows=4"):
+        build(root, "v2", docs[10:15])
+    table = warehouse.table("web_curated")
+    assert (
+        root.current() == "v2"
+        and table.current_snapshot().snapshot_id == table.metadata.refs["v2"].snapshot_id
+    )
+    assert len(table.metadata.snapshots) == 2
