@@ -2,8 +2,9 @@
 
 `DatasetRoot.make_current(version)` (called by every publish that moves CURRENT: `building`, a deferred
 `VersionBuild.publish()`, the quality gate's `publish_gated`) calls `publish_live` first: when the root has a
-table, the version's kept documents become one snapshot of it, tagged with the version id, and its rejects
-are appended to `<table>_rejects`; then CURRENT moves. So the table's current snapshot and the folder's
+table, the version's rejects are appended to `<table>_rejects` and its kept documents become one snapshot of
+the table, tagged with the version id (in that order: a failed rejects commit leaves the table's current
+snapshot unmoved); then CURRENT moves. So the table's current snapshot and the folder's
 CURRENT move together, and a version that never goes live (a synthesis shard, a gate's candidate, a nightly
 delta) never reaches a table.
 
@@ -19,8 +20,9 @@ A version is the whole dataset, so its snapshot is the table's whole content (an
 version whose base is the table's current snapshot and whose files include all of the base's (hard links):
 an APPEND of the files it adds (`migrate.publish_version`).
 
-Failures: when the table commit fails, the version folder is already in place but CURRENT has not moved; the
-error propagates (the run fails). Rerunning the same run id reconciles: `commit_version` is a no-op for a run
+Failures: when the table commit fails, the version folder is already in place but CURRENT has not moved (nor
+has the table's current snapshot; the version's rejects may already be in `<table>_rejects`); the error
+propagates (the run fails). Rerunning the same run id reconciles: `commit_version` is a no-op for a run
 id the table holds (so a rerun adds no snapshot, and a rerun that changed the folder's content does NOT
 change the committed snapshot: one whose row counts differ from it is refused, naming both, with CURRENT
 unmoved), the table's current snapshot is set back to that run's when it is not, and CURRENT moves.
@@ -79,8 +81,10 @@ def publish_live(root: DatasetRoot, version: str) -> list[ImportedVersion]:
         return []
     vdir = root.version_dir(version)
     warehouse = Warehouse(target.config or TablesConfig.from_env())
-    docs = publish_version(vdir, warehouse, target.name)
+    # rejects first: `<table>_rejects` is an append-only log nobody reads as "the corpus", so when either
+    # commit fails the table's current snapshot has not moved either (CURRENT never moves on a failure)
     rejects = publish_rejects(vdir, warehouse, rejects_table(target.name))
+    docs = publish_version(vdir, warehouse, target.name)
     table = warehouse.table(target.name)
     # a rerun of an older run id goes live again (a compaction on top of this one's is this version already)
     if described_snapshot(table, table.current_snapshot()).snapshot_id != docs.snapshot_id:

@@ -175,3 +175,20 @@ def test_a_rerun_whose_counts_differ_from_the_committed_snapshot_is_refused(shar
         and table.current_snapshot().snapshot_id == table.metadata.refs["v2"].snapshot_id
     )
     assert len(table.metadata.snapshots) == 2
+
+
+def test_a_failed_rejects_commit_moves_neither_the_table_nor_current(shared_data, tmp_path, warehouse):
+    """The rejects are committed before the documents: when `<table>_rejects` refuses them (here: its `id`
+    is a long, the version's a string), the documents' table does not show a version CURRENT does not name."""
+    import pyarrow as pa
+
+    docs = real_docs(shared_data, 20)
+    root = DatasetRoot(tmp_path / "web_curated")
+    build(root, "v1", docs[:10])
+    warehouse.catalog.drop_table(warehouse.identifier("web_curated_rejects"))
+    warehouse.ensure("web_curated_rejects", pa.schema([pa.field("id", pa.int64())]))
+    with pytest.raises(Exception, match="id"):
+        build(root, "v2", docs[10:])
+    table = warehouse.table("web_curated")
+    assert root.current() == "v1" and [v["run_id"] for v in versions(table)] == ["v1"]
+    assert table.current_snapshot().snapshot_id == table.metadata.refs["v1"].snapshot_id
