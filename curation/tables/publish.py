@@ -10,7 +10,7 @@ delta) never reaches a table.
 
 Which table (`table_target`):
 - `DatasetRoot(root, table=TableTarget(name, config))`: that table (`curation run --table NAME`);
-- `DatasetRoot(root, table=False)`: none (the band index, a study's results: not a corpus);
+- `DatasetRoot(root, table=False)`: none (the band index, a study's results and shuffled control corpus);
 - otherwise, when a catalog is configured (PHI_ICEBERG_WAREHOUSE or PHI_ICEBERG_CATALOG_URI set): the table
   named after the root's folder (`out/web_curated` -> `<namespace>.web_curated`, the DAGs' asset names),
   unless the root is private to another one (its name or its parent's starts with `_` or `.`:
