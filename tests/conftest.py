@@ -15,6 +15,11 @@ os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
+# With a catalog in the environment every published DatasetRoot version also commits to the table named after
+# its folder (curation/tables/publish.py): a developer's PHI_ICEBERG_* (their warehouse, the stack's catalog)
+# must not receive the tests' versions. Tests that want tables set these themselves (monkeypatch.setenv).
+for _var in ("PHI_ICEBERG_WAREHOUSE", "PHI_ICEBERG_CATALOG_URI", "PHI_ICEBERG_NAMESPACE"):
+    os.environ.pop(_var, None)
 
 FIXTURES = Path(__file__).parent / "fixtures"
 

@@ -101,7 +101,8 @@ def is_published(table, snap) -> bool:
     """Whether readers of the table's history may see `snap`: always for a snapshot committed on main; for a
     staged one (AUDIT_REF in its summary) once published: tagged with its run id, or main reached it (a
     publish that died between the fast-forward and the tag)."""
-    if snap.summary is None or AUDIT_REF not in snap.summary:
+    # pyiceberg's Summary answers `key in summary` True for any key (its [] returns None): use .get
+    if snap.summary is None or snap.summary.get(AUDIT_REF) is None:
         return True
     tag = table.metadata.refs.get(snap.summary.get(RUN_ID, ""))
     if tag is not None and tag.snapshot_id == snap.snapshot_id:
@@ -260,7 +261,7 @@ def _unpublished_staged(table, run_id: str) -> list[int]:
         for snap in table.metadata.snapshots
         if snap.summary is not None
         and snap.summary.get(RUN_ID) == run_id
-        and AUDIT_REF in snap.summary
+        and snap.summary.get(AUDIT_REF) is not None
         and not is_published(table, snap)
     ]
 

@@ -10,8 +10,11 @@ is O(the small files), so it runs by hand or on a slow cadence, never in the nig
 
 Readers are unaffected: the rows, ids and columns of the current version are the same, earlier versions
 (pinned or kept for time travel) still read the old files, which become orphans only once those versions
-expire. The commit asserts the snapshot it compacted: a writer that landed meanwhile makes it fail cleanly
-(`TableMoved`, nothing committed, its files deleted); rerun it.
+expire. The compaction snapshot has no run id: the gate and report (`iceberg:<table>`) read it with the
+manifest of the run it compacted, a retried publish of that run leaves it current, and the next nightly
+version is an APPEND on top of it (`described_snapshot`). The commit asserts the snapshot it compacted: a
+writer that landed meanwhile makes it fail cleanly (`TableMoved`, nothing committed, its files deleted);
+rerun it.
 """
 
 from __future__ import annotations
@@ -29,6 +32,18 @@ from curation.tables.commit import TableMoved, commit_conflicts
 log = logging.getLogger(__name__)
 
 MAINTENANCE = "phi.maintenance"
+
+
+def described_snapshot(table, snap):
+    """The snapshot whose run describes `snap`'s content: `snap` itself, or, when it is a compaction (same
+    rows, other files, no run id), its nearest ancestor that is not one (or the oldest compaction left when
+    that ancestor has expired). What the live version is, for the gate, the report and the publish path."""
+    while snap is not None and snap.summary is not None and snap.summary.get(MAINTENANCE) == "compact":
+        parent = table.metadata.snapshot_by_id(snap.parent_snapshot_id) if snap.parent_snapshot_id else None
+        if parent is None:
+            break
+        snap = parent
+    return snap
 
 
 @dataclass(frozen=True)

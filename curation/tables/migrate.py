@@ -32,6 +32,7 @@ from curation.contract_files import link_or_copy
 from curation.contract_manifest import Manifest, current_version, iter_parquet_files, published_versions
 from curation.tables.catalog import Warehouse
 from curation.tables.commit import RUN_ID, commit_version, manifest_summary, snapshot_for_run
+from curation.tables.compact import described_snapshot
 from curation.tables.read import rollback
 
 log = logging.getLogger(__name__)
@@ -90,7 +91,8 @@ def import_root(root: str | os.PathLike, warehouse: Warehouse, name: str) -> lis
     current = current_version(root)
     if (
         current in version_names
-        and table.current_snapshot().snapshot_id != snapshot_for_run(table, current).snapshot_id
+        and described_snapshot(table, table.current_snapshot()).snapshot_id
+        != snapshot_for_run(table, current).snapshot_id
     ):
         rollback(table, current)
         log.info("table %s: current version set to CURRENT %s", table.name(), current)
@@ -118,7 +120,7 @@ def _base_files(table, vdir: Path, files: set[FileId]) -> set[FileId]:
     folder sits beside `vdir` and `files` (the version's) hold all of them and more; else none (the version is
     then committed whole)."""
     base = Manifest.read(vdir).base_version
-    head = table.current_snapshot()
+    head = described_snapshot(table, table.current_snapshot())  # a compacted base: append on the compaction
     if base is None or head is None or (head.summary or {}).get(RUN_ID) != base:
         return set()
     base_dir = vdir.parent / base
@@ -152,20 +154,16 @@ def publish_rejects(
     table = warehouse.ensure(name, pq.read_schema(files[0]))
     already = snapshot_for_run(table, vdir.name)
     if already is not None:
-        return ImportedVersion(
-            vdir.name, already.snapshot_id, "skipped", int(already.summary["added-records"]), 0
-        )
+        added = int(already.summary["added-records"])
+        _check_rows(table, vdir, already.snapshot_id, added, manifest.rejected_rows, "rejected_rows")
+        return ImportedVersion(vdir.name, already.snapshot_id, "skipped", added, 0)
     dests = [f"{table.location().rstrip('/')}/data/{vdir.name}/rejects/{f.name}" for f in files]
     for src, dest in zip(files, dests):
         _copy(table, src, dest)
     summary = manifest_summary(manifest) | {"rejects_of": str(vdir)}
     committed = commit_version(table, dests, vdir.name, summary, mode="append")
     added = int(table.metadata.snapshot_by_id(committed.snapshot_id).summary["added-records"])
-    if added != manifest.rejected_rows:
-        raise RuntimeError(
-            f"rejects of {vdir}: snapshot {committed.snapshot_id} added {added} rows but the manifest says"
-            f" rejected_rows={manifest.rejected_rows}"
-        )
+    _check_rows(table, vdir, committed.snapshot_id, added, manifest.rejected_rows, "rejected_rows")
     log.info(
         "rejects of %s appended to %s: snapshot %s, %d rows", vdir.name, name, committed.snapshot_id, added
     )
@@ -184,10 +182,10 @@ def _import_version(table, vdir: Path, home: dict[FileId, str], previous: set[Fi
     for fid in fresh:
         home[fid] = f"{table.location().rstrip('/')}/data/{version}/imported/{files[fid].name}"
     already = snapshot_for_run(table, version)
-    if already is not None:
-        return ImportedVersion(
-            version, already.snapshot_id, "skipped", int(already.summary["total-records"]), 0
-        )
+    if already is not None:  # a rerun: what the table holds must still be what the folder says
+        rows = int(already.summary["total-records"])
+        _check_rows(table, vdir, already.snapshot_id, rows, manifest.rows, "rows")
+        return ImportedVersion(version, already.snapshot_id, "skipped", rows, 0)
     for fid in fresh:
         _copy(table, files[fid], home[fid])
     summary = manifest_summary(manifest) | {"imported_from": str(vdir)}
@@ -198,11 +196,7 @@ def _import_version(table, vdir: Path, home: dict[FileId, str], previous: set[Fi
     committed = commit_version(table, [home[fid] for fid in added], version, summary, mode=mode)
     snap = table.metadata.snapshot_by_id(committed.snapshot_id)
     rows = int(snap.summary["total-records"])
-    if rows != manifest.rows:
-        raise RuntimeError(
-            f"import of {vdir}: snapshot {committed.snapshot_id} holds {rows} rows but the"
-            f" manifest says rows={manifest.rows}"
-        )
+    _check_rows(table, vdir, committed.snapshot_id, rows, manifest.rows, "rows")
     log.info(
         "imported %s as %s snapshot %s (%d rows, %d file(s) copied)",
         version,
@@ -212,3 +206,15 @@ def _import_version(table, vdir: Path, home: dict[FileId, str], previous: set[Fi
         len(fresh),
     )
     return ImportedVersion(version, committed.snapshot_id, mode, rows, len(fresh))
+
+
+def _check_rows(table, vdir: Path, sid: int, rows: int, expected: int, field: str) -> None:
+    """The run's snapshot holds (or, for rejects, added) the rows its manifest says, whether committed now or
+    found from an earlier attempt: a mismatch found on a rerun would otherwise go live unnoticed (the run id
+    is committed already, so the rerun commits nothing)."""
+    if rows != expected:
+        raise RuntimeError(
+            f"{vdir}: table {table.name()} snapshot {sid} of run {vdir.name} holds {rows} rows but the"
+            f" manifest says {field}={expected} (a folder rebuilt after its run was committed keeps the"
+            " committed snapshot: publish the new content under a new run id)"
+        )

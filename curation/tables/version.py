@@ -22,6 +22,7 @@ from curation.contract_manifest import Manifest, StageCounts
 from curation.paths import REPO_ROOT, TABLE_PREFIX, parse_table_reference
 from curation.tables.catalog import TableNotFound, Warehouse
 from curation.tables.commit import PREFIX, RUN_ID, snapshot_for_run
+from curation.tables.compact import described_snapshot
 from curation.tables.migrate import rejects_table
 from curation.tables.read import localize, snapshot_id
 
@@ -49,7 +50,7 @@ class TableVersion:
 def manifest_of(snapshot, table_name: str) -> Manifest:
     """The manifest the run's commit described the snapshot with (`phi.*`), as a Manifest."""
     s = snapshot.summary
-    if s is None or RUN_ID not in s:
+    if s is None or s.get(RUN_ID) is None:  # not `in`: pyiceberg's Summary holds every key (as None)
         raise ValueError(
             f"table {table_name} snapshot {snapshot.snapshot_id}: no {RUN_ID} in its summary (not committed"
             " by this project's writers), so it has no manifest to gate or report on"
@@ -104,7 +105,8 @@ def open_version(reference: str, warehouse: Warehouse | None = None) -> TableVer
     sid = snapshot_id(table, ref)
     if sid is None:
         raise TableNotFound(f"{reference}: table {name} is empty (no snapshot)")
-    manifest = manifest_of(table.metadata.snapshot_by_id(sid), name)
+    # a compaction on top of a run holds that run's rows: the run's manifest describes it
+    manifest = manifest_of(described_snapshot(table, table.metadata.snapshot_by_id(sid)), name)
     files = [Path(p) for p in localize(table, sid)]
     reject_files: list[Path] = []
     if manifest.rejected_rows:

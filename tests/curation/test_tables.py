@@ -313,3 +313,20 @@ def test_retention_expires_old_versions_but_never_pinned_ones_and_frees_their_fi
     assert expire_versions(wh.table("web"), keep=1, pinned=["n1"]) == []
     with pytest.raises(ValueError, match="PHI_ICEBERG_CATALOG_URI"):
         TablesConfig(warehouse="s3://bucket/lake").resolved_catalog_uri()
+
+
+def test_a_run_whose_tag_was_lost_is_found_after_a_rollback_and_never_lands_twice(tmp_path, docs):
+    """A job killed between its commit and its tag, then main rolled back past it: the snapshot is neither
+    tagged nor an ancestor of main, yet it was committed on main (not staged), so it is still the run's and
+    committing the run again is a no-op (no second snapshot of one run id)."""
+    wh = Warehouse(warehouse_config("local", tmp_path))
+    table = wh.ensure("web", _schema([docs[:10]]))
+    commit_version(table, write_files(table, "n0", [docs[:10]]), "n0")
+    lost = commit_version(table, write_files(table, "n1", [docs[10:20]]), "n1").snapshot_id
+    table.manage_snapshots().remove_tag("n1").commit()  # the crash before tag_snapshot
+    rollback(table, "n0")
+    table = wh.table("web")
+    again = commit_version(table, write_files(table, "n1", [docs[10:20]]), "n1")
+    table = wh.table("web")
+    assert not again.created and again.snapshot_id == lost and len(table.metadata.snapshots) == 2
+    assert [v["run_id"] for v in versions(table)] == ["n0", "n1"]

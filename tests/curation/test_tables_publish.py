@@ -129,3 +129,66 @@ def test_without_a_catalog_only_folders_are_written(shared_data, tmp_path, monke
     build(root, "v1", real_docs(shared_data, 5))
     assert root.current() == "v1" and table_target(root) is None
     assert sorted(p.name for p in tmp_path.iterdir()) == ["web"]
+
+
+def test_a_compacted_table_stays_the_live_version(shared_data, tmp_path, warehouse):
+    """`tables compact` puts a snapshot without a run id on top of the live version (same rows, other
+    files): the gate and report still read that version's manifest, a retried publish of it does not undo
+    the compaction, and the next night is still an APPEND of its new file (not a whole-corpus OVERWRITE)."""
+    from curation.tables.compact import compact
+    from curation.tables.version import open_version
+
+    docs = real_docs(shared_data, 30)
+    root = DatasetRoot(tmp_path / "web_curated")
+    build(root, "v1", docs[:10])
+    build(root, "v2", docs[10:20], base="v1")
+    table = warehouse.table("web_curated")
+    compacted = compact(table, min_files=2).snapshot_id
+    assert compacted is not None
+
+    live = open_version("iceberg:web_curated", warehouse)
+    assert live.snapshot_id == compacted and live.manifest.version == "v2" and live.manifest.rows == 18
+    root.make_current("v2")  # a retried publish of the live version
+    table.refresh()
+    assert table.current_snapshot().snapshot_id == compacted
+
+    v3 = build(root, "v3", docs[20:30], base="v2")
+    table.refresh()
+    assert [(v["run_id"], v["operation"]) for v in versions(table)][-1] == ("v3", "append")
+    assert table.current_snapshot().parent_snapshot_id == compacted
+    assert table_ids(table) == folder_ids(v3) and len(folder_ids(v3)) == 27
+
+
+def test_a_rerun_whose_counts_differ_from_the_committed_snapshot_is_refused(shared_data, tmp_path, warehouse):
+    """The run id is committed already, so a rerun commits nothing: a folder rebuilt with other rows fails
+    the run, naming both counts, instead of passing silently while the table holds other rows (the table's
+    current snapshot stays the committed one)."""
+    docs = real_docs(shared_data, 30)
+    root = DatasetRoot(tmp_path / "web_curated")
+    build(root, "v1", docs[:10])
+    build(root, "v2", docs[10:20])
+    with pytest.raises(RuntimeError, match=r"holds 9 rows but the manifest says rows=4"):
+        build(root, "v2", docs[10:15])
+    table = warehouse.table("web_curated")
+    assert (
+        root.current() == "v2"
+        and table.current_snapshot().snapshot_id == table.metadata.refs["v2"].snapshot_id
+    )
+    assert len(table.metadata.snapshots) == 2
+
+
+def test_a_failed_rejects_commit_moves_neither_the_table_nor_current(shared_data, tmp_path, warehouse):
+    """The rejects are committed before the documents: when `<table>_rejects` refuses them (here: its `id`
+    is a long, the version's a string), the documents' table does not show a version CURRENT does not name."""
+    import pyarrow as pa
+
+    docs = real_docs(shared_data, 20)
+    root = DatasetRoot(tmp_path / "web_curated")
+    build(root, "v1", docs[:10])
+    warehouse.catalog.drop_table(warehouse.identifier("web_curated_rejects"))
+    warehouse.ensure("web_curated_rejects", pa.schema([pa.field("id", pa.int64())]))
+    with pytest.raises(Exception, match="id"):
+        build(root, "v2", docs[10:])
+    table = warehouse.table("web_curated")
+    assert root.current() == "v1" and [v["run_id"] for v in versions(table)] == ["v1"]
+    assert table.current_snapshot().snapshot_id == table.metadata.refs["v1"].snapshot_id

@@ -20,7 +20,6 @@ from curation.tables.migrate import publish_version
 DOLMA = "webtext_cc2019_dolma_sample/CC-MAIN-20190717121559-20190717143559-00140.jsonl.gz"
 
 
-@pytest.mark.slow
 def _crawl(shared_data, tmp_path, n: int = 40):
     lines = gzip.decompress((shared_data / DOLMA).read_bytes()).decode().splitlines()[:n]
     crawl = tmp_path / "dolma-head.jsonl.gz"
@@ -28,6 +27,7 @@ def _crawl(shared_data, tmp_path, n: int = 40):
     return crawl
 
 
+@pytest.mark.slow
 def test_curation_run_publishes_the_folder_version_and_a_table_snapshot(spark, shared_data, tmp_path, capsys):
     crawl = _crawl(shared_data, tmp_path)
     out, wh = tmp_path / "out", tmp_path / "warehouse"

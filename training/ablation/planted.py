@@ -29,7 +29,9 @@ def shuffled_dataset(reference: str, dest, seed: int = 0, version: str = "v1") -
     table = table.set_column(
         table.schema.get_field_index(S.TEXT_COLUMN), S.TEXT_COLUMN, pa.array(texts, pa.string())
     )
-    dr = DatasetRoot(dest)
+    # a study's control corpus, not a dataset of the pipeline: no table (every study names its copy
+    # `shuffled` v1, so the folder-named default table would mix the studies' copies under one run id)
+    dr = DatasetRoot(dest, table=False)
     staging = dr.staging_dir(version)
     (staging / "data").mkdir()
     pq.write_table(table, staging / "data" / "part-00000.parquet")
