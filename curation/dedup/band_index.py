@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from curation.contract import DatasetRoot, Manifest, VersionBuild
-from curation.dedup.minhash import LshParams, compute_signatures
+from curation.dedup.minhash import LshParams, corpus_signatures
 
 log = logging.getLogger(__name__)
 
@@ -130,8 +130,7 @@ class BandIndex:
 
         from curation.dedup.lsh import band_rows
 
-        data = Path(corpus_version_dir) / "data"
-        sigs = compute_signatures(spark.read.parquet(str(data)), self.params, with_shingles)
+        sigs = corpus_signatures(spark, corpus_version_dir, self.params, with_shingles)
         sigs = sigs.persist(StorageLevel.MEMORY_AND_DISK)  # bands and shingles both come from one pass
         try:
             shingles = sigs.where("n_shingles > 0").select("id", "shingles") if with_shingles else None

@@ -50,7 +50,7 @@ from pathlib import Path
 import pyarrow as pa
 
 from curation.dedup.band_index import INDEX_DATASET, LoadedIndex, params_dict
-from curation.dedup.minhash import LshParams, compute_signatures
+from curation.dedup.minhash import LshParams, corpus_signatures
 
 log = logging.getLogger(__name__)
 
@@ -200,8 +200,7 @@ class BandTable:
         done = snapshot_for_run(table, run_id)
         if done is not None:
             return done.snapshot_id
-        data = Path(corpus_version_dir) / "data"
-        sigs = compute_signatures(spark.read.parquet(str(data)), self.params, with_shingles)
+        sigs = corpus_signatures(spark, corpus_version_dir, self.params, with_shingles)
         kept = sigs.where(F.col("n_shingles") > 0)
         paths, rows = _write_rows(spark, table, kept, None, data_location(table, run_id))
         log.warning(

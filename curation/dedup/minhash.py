@@ -203,6 +203,26 @@ def signature_batches(
             yield signature_batch(batch, params, with_shingles)
 
 
+#: Documents per Spark partition when a whole corpus version is signed (a band index rebuild). A corpus's
+#: parquet files split into ~128 MB scan partitions of ~100k documents, and a partition's signature rows
+#: carry each document's shingle set (~1k longs): ~0.8 GB of JVM heap per task, which ran a 2g driver out
+#: of memory at 500k documents (bench/scale.py). 10k documents per partition keep a task under ~100 MB.
+CORPUS_DOCS_PER_PARTITION = 10_000
+
+
+def corpus_signatures(spark, corpus_version_dir, params: LshParams, with_shingles: bool):
+    """`compute_signatures` over every document of a published corpus version, in partitions of
+    CORPUS_DOCS_PER_PARTITION documents (its manifest's row count decides how many)."""
+    from pathlib import Path
+
+    from curation.contract_manifest import Manifest
+
+    rows = Manifest.read(corpus_version_dir).rows
+    parts = max(spark.sparkContext.defaultParallelism, -(-rows // CORPUS_DOCS_PER_PARTITION))
+    docs = spark.read.parquet(str(Path(corpus_version_dir) / "data")).select("id", "text")
+    return compute_signatures(docs.repartition(parts), params, with_shingles)
+
+
 def compute_signatures(df, params: LshParams, with_shingles: bool):
     """(id, text, ...) Spark frame -> signature frame (SIGNATURE_SCHEMA), one Arrow-batched Python pass.
     Shared by the near-dedup step and the band index's rebuild from a corpus."""
