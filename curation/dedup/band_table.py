@@ -134,7 +134,7 @@ class BandTable:
         parameters and whether rows carry shingles."""
         if not create:
             return self.warehouse.table(self.name) if self.warehouse.exists(self.name) else None
-        table = self.warehouse.ensure(self.name, ROW_SCHEMA)
+        table = self.warehouse.ensure(self.name, ROW_SCHEMA, writer="near-dedup band index")
         want = {
             LSH_PROPERTY: json.dumps(params_dict(self.params)),
             SHINGLES_PROPERTY: str(with_shingles).lower(),

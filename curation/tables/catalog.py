@@ -16,6 +16,7 @@ AWS_DEFAULT_REGION, AWS_ENDPOINT_URL), the ones the ingest already reads, passed
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 from typing import Any
@@ -24,6 +25,8 @@ import pyarrow as pa
 from pydantic import BaseModel, ConfigDict, field_validator
 
 from curation.paths import REPO_ROOT
+
+log = logging.getLogger(__name__)
 
 #: Our commit loop owns retries (it re-checks the run id after every conflict), so pyiceberg's own
 #: rebase-and-retry inside commit_transaction is turned off on the tables we create.
@@ -134,15 +137,56 @@ class Warehouse:
                 f" (warehouse {self.config.warehouse}); it holds {held}"
             ) from None
 
-    def ensure(self, name: str, schema: pa.Schema):
+    def ensure(self, name: str, schema: pa.Schema, writer: str | None = None, takes_over: str | None = None):
         """Load table `name`, creating it from the Arrow `schema` (e.g. a Spark-written parquet file's) if
-        missing."""
+        missing. `writer` claims the table for one writer (`claim_writer`) before anything is written."""
         from pyiceberg.exceptions import TableAlreadyExistsError
 
         ident = self.identifier(name)
         if self.catalog.table_exists(ident):
-            return self.catalog.load_table(ident)
-        try:
-            return self.catalog.create_table(ident, schema=schema, properties=TABLE_PROPERTIES)
-        except TableAlreadyExistsError:  # another writer created it between our check and our create
-            return self.catalog.load_table(ident)
+            table = self.catalog.load_table(ident)
+        else:
+            try:
+                table = self.catalog.create_table(ident, schema=schema, properties=TABLE_PROPERTIES)
+            except TableAlreadyExistsError:  # another writer created it between our check and our create
+                table = self.catalog.load_table(ident)
+        if writer is not None:
+            claim_writer(table, writer, takes_over)
+        return table
+
+
+#: Table property naming the one writer of a table's versions (`claim_writer`).
+WRITER_PROPERTY = "phi.writer"
+#: How a dataset root's publishes and imports name themselves as writers (`migrate.root_writer`).
+ROOT_WRITER = "dataset root "
+
+
+class TableOwned(ValueError):
+    """A table is written by another writer than the one asking."""
+
+
+def claim_writer(table, writer: str, takes_over: str | None = None) -> None:
+    """One writer per table: the first one to write records itself (`phi.writer`); any other is refused,
+    except that a writer may take over from one whose name starts with `takes_over`, for good (table-native
+    nights continue a corpus a dataset root published or imported; that root can then no longer publish).
+
+    Two writers of one table lose data: a dataset root's publish (`DatasetRoot.make_current`) makes each
+    version the table's content and would drop a night `curation append --table` appended in between; two
+    dataset roots of the same folder name would overwrite each other's versions. Writers are "dataset root
+    <absolute path>", "curation append" (table-native nights, staged or not; takes over from a dataset root)
+    and "near-dedup band index"."""
+    held = table.properties.get(WRITER_PROPERTY)
+    if held == writer:
+        return
+    if held is not None and takes_over and held.startswith(takes_over):
+        log.warning(
+            "table %s: %r takes over from %r, which can no longer write it", table.name(), writer, held
+        )
+    elif held is not None:
+        raise TableOwned(
+            f"table {'.'.join(table.name())} is written by {held!r}; {writer!r} must not write it too"
+            f" (one writer per table: give this one another table name, e.g. --table or another root folder"
+            f" name)"
+        )
+    with table.transaction() as tx:
+        tx.set_properties({WRITER_PROPERTY: writer})

@@ -30,7 +30,7 @@ import pyarrow.parquet as pq
 
 from curation.contract_files import link_or_copy
 from curation.contract_manifest import Manifest, current_version, iter_parquet_files, published_versions
-from curation.tables.catalog import Warehouse
+from curation.tables.catalog import ROOT_WRITER, Warehouse
 from curation.tables.commit import RUN_ID, commit_version, manifest_summary, snapshot_for_run
 from curation.tables.compact import described_snapshot
 from curation.tables.read import rollback
@@ -70,6 +70,11 @@ def _copy(table, src: Path, dest: str) -> None:
         shutil.copyfileobj(fin, fout, length=8 << 20)
 
 
+def root_writer(root: str | os.PathLike) -> str:
+    """The writer name (`catalog.claim_writer`) of a dataset root's publishes and imports."""
+    return f"{ROOT_WRITER}{Path(root).resolve()}"
+
+
 def import_root(root: str | os.PathLike, warehouse: Warehouse, name: str) -> list[ImportedVersion]:
     """Import every published version of dataset root `root` into table `name` (created from the first
     version's schema when missing). Returns what happened to each version, oldest first."""
@@ -80,7 +85,7 @@ def import_root(root: str | os.PathLike, warehouse: Warehouse, name: str) -> lis
     first_files = list(iter_parquet_files(root / version_names[0]))
     if not first_files:
         raise FileNotFoundError(f"{root / version_names[0]}/data: no parquet files")
-    table = warehouse.ensure(name, pq.read_schema(first_files[0]))
+    table = warehouse.ensure(name, pq.read_schema(first_files[0]), writer=root_writer(root))
     home: dict[FileId, str] = {}  # file identity -> its path in the table (under its first version's folder)
     previous: set[FileId] = set()
     done = []
@@ -109,7 +114,7 @@ def publish_version(version_dir: str | os.PathLike, warehouse: Warehouse, name: 
     files = list(iter_parquet_files(vdir))
     if not files:
         raise FileNotFoundError(f"{vdir}/data: no parquet files to publish as a table snapshot")
-    table = warehouse.ensure(name, pq.read_schema(files[0]))
+    table = warehouse.ensure(name, pq.read_schema(files[0]), writer=root_writer(vdir.parent))
     base = _base_files(table, vdir, set(_file_ids(files)))
     # the base's files are in the table already: never copied again ("home" is only read for added files)
     return _import_version(table, vdir, dict.fromkeys(base, ""), base)
@@ -154,7 +159,7 @@ def publish_rejects(
     table = warehouse.ensure(name, pq.read_schema(files[0]))
     already = snapshot_for_run(table, vdir.name)
     if already is not None:
-        added = int(already.summary["added-records"])
+        added = int(already.summary.get("added-records") or 0)
         _check_rows(table, vdir, already.snapshot_id, added, manifest.rejected_rows, "rejected_rows")
         return ImportedVersion(vdir.name, already.snapshot_id, "skipped", added, 0)
     dests = [f"{table.location().rstrip('/')}/data/{vdir.name}/rejects/{f.name}" for f in files]
@@ -162,7 +167,7 @@ def publish_rejects(
         _copy(table, src, dest)
     summary = manifest_summary(manifest) | {"rejects_of": str(vdir)}
     committed = commit_version(table, dests, vdir.name, summary, mode="append")
-    added = int(table.metadata.snapshot_by_id(committed.snapshot_id).summary["added-records"])
+    added = int(table.metadata.snapshot_by_id(committed.snapshot_id).summary.get("added-records") or 0)
     _check_rows(table, vdir, committed.snapshot_id, added, manifest.rejected_rows, "rejected_rows")
     log.info(
         "rejects of %s appended to %s: snapshot %s, %d rows", vdir.name, name, committed.snapshot_id, added

@@ -38,7 +38,7 @@ from pathlib import Path
 
 from curation.append import ID_PUBLISHED, STAGE, TEXT_PUBLISHED
 from curation.contract import Manifest, StageCounts, iter_parquet_files, resolve_version_dir
-from curation.tables.catalog import Warehouse
+from curation.tables.catalog import ROOT_WRITER, Warehouse
 from curation.tables.commit import (
     RunStaged,
     TableMoved,
@@ -52,6 +52,8 @@ from curation.tables.commit import (
 from curation.tables.read import data_files, snapshot_id
 
 log = logging.getLogger(__name__)
+#: The writer (`catalog.claim_writer`) of tables whose versions are table-native nights.
+APPEND_WRITER = "curation append"
 
 KEYS = ("id", "text_hash")
 #: Rows per data file the night writes (a night of a few thousand documents is one file).
@@ -97,7 +99,7 @@ def append_night(
         raise FileNotFoundError(f"{delta_dir}/data: no parquet files (its manifest says rows={dm.rows})")
     import pyarrow.parquet as pq
 
-    table = warehouse.ensure(name, pq.read_schema(files[0]))
+    table = warehouse.ensure(name, pq.read_schema(files[0]), writer=APPEND_WRITER, takes_over=ROOT_WRITER)
     done = snapshot_for_run(table, run_id)
     if done is not None:
         log.info(

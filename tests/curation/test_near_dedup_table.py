@@ -76,10 +76,12 @@ def _dups(result) -> dict[str, str]:
 
 
 def _files(wh: Warehouse) -> set[str]:
-    root = wh.config.warehouse
+    """The index table's data files (the runs' outputs are tables of the same warehouse too)."""
     from pathlib import Path
 
-    return {str(p) for p in Path(root).rglob("*.parquet") if "/data/" in str(p)}
+    return {
+        str(p) for p in (Path(wh.config.warehouse) / wh.config.namespace / TABLE / "data").rglob("*.parquet")
+    }
 
 
 def test_both_backends_remove_the_same_documents(side_by_side, nights):

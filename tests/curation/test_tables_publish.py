@@ -192,3 +192,35 @@ def test_a_failed_rejects_commit_moves_neither_the_table_nor_current(shared_data
     table = warehouse.table("web_curated")
     assert root.current() == "v1" and [v["run_id"] for v in versions(table)] == ["v1"]
     assert table.current_snapshot().snapshot_id == table.metadata.refs["v1"].snapshot_id
+
+
+def test_a_table_has_one_writer(shared_data, tmp_path, warehouse, spark):
+    """A dataset root's publishes and `curation append --table` nights must not share a table (a publish makes
+    each version the whole content and would drop an appended night), nor may two roots of one folder name;
+    nights may take a root's table over (the migration path), and then the root may not publish to it."""
+    from curation.tables.catalog import WRITER_PROPERTY, TableOwned
+    from curation.tables.migrate import root_writer
+    from curation.tables.nightly import append_night
+
+    docs = real_docs(shared_data, 30)
+    root = DatasetRoot(tmp_path / "web_curated")
+    build(root, "v1", docs[:10])
+    table = warehouse.table("web_curated")
+    assert table.properties[WRITER_PROPERTY] == root_writer(root.root)
+    other = DatasetRoot(tmp_path / "elsewhere" / "web_curated")
+    with pytest.raises(
+        TableOwned, match=r"is written by 'dataset root .*web_curated'; 'dataset root .*elsewhere"
+    ):
+        build(other, "w1", docs[10:20])
+    assert other.current() is None  # refused before anything went live
+    # table-native nights may continue the root's corpus (the migration path), for good: the root is refused
+    night = DatasetRoot(tmp_path / "_deltas")
+    build(night, "n1", docs[20:30])
+    append_night(spark, night.version_dir("n1"), warehouse, "web_curated", run_id="n1")
+    table.refresh()
+    assert table.properties[WRITER_PROPERTY] == "curation append"
+    with pytest.raises(TableOwned, match="is written by 'curation append'; 'dataset root "):
+        build(root, "v2", docs[10:20], base="v1")
+    assert root.current() == "v1"
+    table.refresh()
+    assert [v["run_id"] for v in versions(table)] == ["v1", "n1"]  # the appended night was not overwritten
