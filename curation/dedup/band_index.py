@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import json
 import logging
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -125,20 +126,25 @@ class BandIndex:
         self, spark, corpus_version_dir: str | Path, version: str, with_shingles: bool
     ) -> Path:
         """Index every document of a published corpus version as index version `version` (published,
-        CURRENT)."""
-        from pyspark import StorageLevel
+        CURRENT).
 
+        The signatures are computed once and written to a scratch parquet folder that the bands and the
+        shingles are both read from: caching them instead (persist) ran a 2g driver out of heap at 500k
+        documents (the columnar cache builds each batch's shingle arrays in the heap; bench/scale.py)."""
         from curation.dedup.lsh import band_rows
 
-        sigs = corpus_signatures(spark, corpus_version_dir, self.params, with_shingles)
-        sigs = sigs.persist(StorageLevel.MEMORY_AND_DISK)  # bands and shingles both come from one pass
+        scratch = self.root.root / f".signatures-{version}"
+        shutil.rmtree(scratch, ignore_errors=True)
         try:
+            sigs = corpus_signatures(spark, corpus_version_dir, self.params, with_shingles)
+            sigs.write.parquet(str(scratch))
+            sigs = spark.read.parquet(str(scratch))
             shingles = sigs.where("n_shingles > 0").select("id", "shingles") if with_shingles else None
             self.stage(
                 spark, band_rows(sigs), shingles, version, None, {"rebuilt_from": str(corpus_version_dir)}
             )
         finally:
-            sigs.unpersist()
+            shutil.rmtree(scratch, ignore_errors=True)
         return self.publish()
 
     def stage(
