@@ -108,7 +108,12 @@ class TreeSampler:
             return "driver"
         try:
             parent = self.procs.get(p.ppid())
-            return classify(p.cmdline(), p.name(), parent.cls if parent else None)
+            if parent is not None:
+                parent_cls = parent.cls
+            else:  # not seen yet (psutil lists a tree in no guaranteed order): classify the parent itself
+                pp = p.parent()
+                parent_cls = self._class_of(pp) if pp is not None and pp.pid != p.pid else None
+            return classify(p.cmdline(), p.name(), parent_cls)
         except psutil.Error:
             return "other"
 
@@ -119,7 +124,7 @@ class TreeSampler:
         except psutil.Error:
             return
         total = 0
-        for p in tree:  # parents come before their children: a worker's daemon is classified first
+        for p in tree:
             try:
                 rss = p.memory_info().rss
             except psutil.Error:
