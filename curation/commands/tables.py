@@ -4,7 +4,8 @@ curation/tables/catalog.py).
 
     tables import   --root DIR --table NAME   every version of a folder-contract dataset root, as snapshots
     tables versions --table NAME              the snapshot history (run id, operation, rows, current)
-    tables rollback --table NAME --to REF     make a version (run id or snapshot id) current again
+    tables rollback --table NAME --to REF     make a version (run id or snapshot id) current again (with the
+                                              dataset root it mirrors: its CURRENT too, unless --table-only)
     tables remove-orphans --table NAME        delete data files no snapshot references (killed jobs' files)
     tables expire   --table NAME --keep N     retention: expire all but the newest N, current and pinned ones
     tables compact  --table NAME              rewrite small data files into large ones (same rows)
@@ -36,6 +37,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     _action(tsub, "versions", "list the table's snapshots, oldest first", _versions)
     rb = _action(tsub, "rollback", "make a version current again (later ones stay in the history)", _rollback)
     rb.add_argument("--to", required=True, metavar="REF", help="run id (tag) or snapshot id")
+    rb.add_argument(
+        "--table-only",
+        action="store_true",
+        help="for a table a dataset root publishes to: move the table alone, not the root's CURRENT",
+    )
     orph = _action(tsub, "remove-orphans", "delete data files no snapshot references", _remove_orphans)
     orph.add_argument(
         "--older-than-hours",
@@ -141,10 +147,34 @@ def _discard(args: argparse.Namespace) -> int:
 
 
 def _rollback(args: argparse.Namespace) -> int:
-    from curation.tables import rollback
+    """A table a dataset root publishes to (its writer, `phi.writer`) rolls back with the root, through
+    `make_current`, so the table's current snapshot and the folder's CURRENT stay together."""
+    from pathlib import Path
 
-    sid = rollback(_warehouse(args).table(args.table), args.to)
-    print(f"table {args.table}: current snapshot is now {sid} ({args.to})")
+    from curation.contract import DatasetRoot
+    from curation.tables import rollback, snapshot_id
+    from curation.tables.catalog import ROOT_WRITER, WRITER_PROPERTY
+    from curation.tables.commit import RUN_ID
+    from curation.tables.publish import TableTarget
+
+    warehouse = _warehouse(args)
+    table = warehouse.table(args.table)
+    writer = table.properties.get(WRITER_PROPERTY) or ""
+    if args.table_only or not writer.startswith(ROOT_WRITER):
+        sid = rollback(table, args.to)
+        print(f"table {args.table}: current snapshot is now {sid} ({args.to})")
+        return 0
+    target = TableTarget(args.table, warehouse.config)
+    root = DatasetRoot(Path(writer.removeprefix(ROOT_WRITER)), table=target)
+    run_id = table.metadata.snapshot_by_id(snapshot_id(table, args.to)).summary.get(RUN_ID)
+    if run_id is None or not (root.version_dir(run_id) / "manifest.json").is_file():
+        raise FileNotFoundError(
+            f"table {args.table} mirrors dataset root {root.root}, which has no version"
+            f" {run_id or args.to!r}: nothing to roll its CURRENT back to"
+            f" (--table-only moves the table alone)"
+        )
+    root.make_current(run_id)
+    print(f"table {args.table} and dataset root {root.root}: current version is now {run_id}")
     return 0
 
 

@@ -224,3 +224,20 @@ def test_a_table_has_one_writer(shared_data, tmp_path, warehouse, spark):
     assert root.current() == "v1"
     table.refresh()
     assert [v["run_id"] for v in versions(table)] == ["v1", "n1"]  # the appended night was not overwritten
+
+
+def test_rolling_a_mirrored_table_back_moves_the_root_too(shared_data, tmp_path, warehouse):
+    from curation.cli import main as curation_cli
+
+    docs = real_docs(shared_data, 20)
+    root = DatasetRoot(tmp_path / "web_curated")
+    build(root, "v1", docs[:10])
+    build(root, "v2", docs[10:20])
+    table = warehouse.table("web_curated")
+    assert curation_cli(["tables", "rollback", "--table", "web_curated", "--to", "v1"]) == 0
+    table.refresh()
+    assert root.current() == "v1" and table_ids(table) == folder_ids(root.version_dir("v1"))
+    # --table-only moves the table alone (the root keeps its CURRENT)
+    assert curation_cli(["tables", "rollback", "--table", "web_curated", "--to", "v2", "--table-only"]) == 0
+    table.refresh()
+    assert root.current() == "v1" and table_ids(table) == folder_ids(root.version_dir("v2"))
