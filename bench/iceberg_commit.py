@@ -27,7 +27,7 @@ from tables_helpers import moto_s3, real_docs, to_table, warehouse_config, write
 
 from curation.paths import shared_data_dir
 from curation.tables import TablesConfig, Warehouse, commit_version
-from curation.tables.commit import RUN_ID
+from curation.tables.summary import RUN_ID
 
 
 def measure(config: TablesConfig, name: str, n_files: int, docs: list[dict]) -> dict:

@@ -154,8 +154,8 @@ def _rollback(args: argparse.Namespace) -> int:
     from curation.contract import DatasetRoot
     from curation.tables import rollback, snapshot_id
     from curation.tables.catalog import ROOT_WRITER, WRITER_PROPERTY
-    from curation.tables.commit import RUN_ID
     from curation.tables.publish import TableTarget
+    from curation.tables.summary import RUN_ID
 
     warehouse = _warehouse(args)
     table = warehouse.table(args.table)

@@ -19,7 +19,6 @@ scans from snapshots, never see them, and `maintenance.remove_orphan_files` dele
 
 from __future__ import annotations
 
-import json
 import logging
 import random
 import time
@@ -32,15 +31,13 @@ from typing import Any, Literal
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from curation.contract_manifest import Manifest
 from curation.ingest.files import url_to_fs
+from curation.tables.summary import RUN_ID, summary_properties
 
 log = logging.getLogger(__name__)
 #: `commit_version(parent=...)` default: commit on whatever the table's head is.
 ANY_PARENT = object()
 
-RUN_ID = "phi.run-id"
-PREFIX = "phi."
 #: Summary property of a staged snapshot (write-audit-publish, curation/tables/wap.py): its audit branch.
 AUDIT_REF = "phi.audit-ref"
 MAIN = "main"
@@ -113,35 +110,6 @@ def is_published(table, snap) -> bool:
             return True
         head = table.metadata.snapshot_by_id(head.parent_snapshot_id) if head.parent_snapshot_id else None
     return False
-
-
-def summary_properties(run_id: str, summary: dict[str, Any] | None) -> dict[str, str]:
-    """`phi.*` snapshot properties: strings stay as they are, everything else is JSON."""
-    props = {RUN_ID: run_id}
-    for key, value in (summary or {}).items():
-        props[PREFIX + key.replace("_", "-")] = value if isinstance(value, str) else json.dumps(value)
-    return props
-
-
-def manifest_summary(manifest: Manifest) -> dict[str, Any]:
-    """What a folder-contract manifest says about a version, as `commit_version`'s `summary`: everything a
-    gate or a report needs to read the snapshot as a version (curation/tables/version.py), config included
-    (~3 KB: the gate's language list comes from it). Not the input list, only its length: a night of a web
-    crawl reads thousands of files, and every snapshot's summary is kept in the table's metadata file."""
-    out: dict[str, Any] = {
-        "dataset": manifest.dataset,
-        "input_files": len(manifest.inputs),
-        "config": manifest.config,
-        "rows": manifest.rows,
-        "rejected_rows": manifest.rejected_rows,
-        "config_hash": manifest.config_hash,
-        "code_version": manifest.code_version,
-        "created_at": manifest.created_at,
-        "stages": [s.model_dump(exclude_none=True) for s in manifest.stages],
-    }
-    if manifest.base_version:
-        out.update(base_version=manifest.base_version, base_rows=manifest.base_rows)
-    return out
 
 
 def commit_version(

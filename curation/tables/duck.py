@@ -13,12 +13,10 @@ reads:
 
 from __future__ import annotations
 
-import json
-
 import pyarrow as pa
 
-from curation.tables.commit import PREFIX
 from curation.tables.read import Ref, read_arrow, snapshot_id
+from curation.tables.summary import summary_value
 
 
 def _sql_str(value: str) -> str:
@@ -50,7 +48,7 @@ def attach_stages(con, table, ref: Ref = None, view: str = "stages") -> None:
     `stages`."""
     sid = snapshot_id(table, ref)
     summary = table.metadata.snapshot_by_id(sid).summary if sid is not None else None
-    stages = json.loads(summary.get(PREFIX + "stages", "[]")) if summary is not None else []
+    stages = summary_value(summary, "stages", [])
     con.register(
         f"_{view}_arrow",
         pa.table(

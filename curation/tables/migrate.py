@@ -31,9 +31,10 @@ import pyarrow.parquet as pq
 from curation.contract_files import link_or_copy
 from curation.contract_manifest import Manifest, current_version, iter_parquet_files, published_versions
 from curation.tables.catalog import ROOT_WRITER, Warehouse
-from curation.tables.commit import RUN_ID, commit_version, manifest_summary, snapshot_for_run
+from curation.tables.commit import commit_version, snapshot_for_run
 from curation.tables.compact import described_snapshot
 from curation.tables.read import rollback
+from curation.tables.summary import RUN_ID, manifest_summary
 
 log = logging.getLogger(__name__)
 

@@ -45,11 +45,11 @@ from curation.tables.commit import (
     audit_ref,
     commit_version,
     data_location,
-    manifest_summary,
     snapshot_for_run,
     staged_snapshot,
 )
 from curation.tables.read import data_files, snapshot_id
+from curation.tables.summary import manifest_summary, summary_value
 
 log = logging.getLogger(__name__)
 #: The writer (`catalog.claim_writer`) of tables whose versions are table-native nights.
@@ -186,16 +186,14 @@ def _append_once(
 
 
 def _already(snap, run_id: str, staged: bool = False) -> NightAppended:
-    import json
-
     s = snap.summary
-    stages = json.loads(s.get("phi.stages", "[]"))
+    stages = summary_value(s, "stages", [])
     last = stages[-1] if stages and stages[-1]["stage"] == STAGE else None
-    base = s.get("phi.base-snapshot-id")
+    base = summary_value(s, "base_snapshot_id")
     return NightAppended(
         run_id,
         snap.snapshot_id,
-        int(base) if base and base != "null" else None,
+        int(base) if base is not None else None,
         last["rows_in"] if last else int(s.get("added-records", 0)),
         int(s.get("added-records", 0)),
         last["reasons"] if last else {},

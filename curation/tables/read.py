@@ -16,7 +16,8 @@ import pyarrow as pa
 from curation.ingest.files import url_to_fs
 from curation.paths import REPO_ROOT, parse_table_reference
 from curation.tables.catalog import TableNotFound
-from curation.tables.commit import RUN_ID, is_published, snapshot_for_run
+from curation.tables.commit import is_published, snapshot_for_run
+from curation.tables.summary import RUN_ID
 
 Ref = int | str | None
 

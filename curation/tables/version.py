@@ -3,7 +3,7 @@
 The folder contract's version is a folder (data/, rejects/, manifest.json); a table's version is a snapshot:
 its data files come from the snapshot's scan planning, its rejects are the files the same run id added to
 `<table>_rejects`, and its manifest is the one the run's commit wrote into the snapshot summary (`phi.*`
-properties, see commit.manifest_summary). A remote warehouse's files are copied once into the local cache
+properties, see curation/tables/summary.py). A remote warehouse's files are copied once into the local cache
 (PHI_ICEBERG_CACHE, as for mixture sources), so both readers keep streaming plain parquet files.
 
     python -m curation gate   --input iceberg:web_curated@<run id>
@@ -14,17 +14,17 @@ properties, see commit.manifest_summary). A remote warehouse's files are copied 
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
 from curation.contract_manifest import Manifest, StageCounts
 from curation.paths import REPO_ROOT, TABLE_PREFIX, parse_table_reference
 from curation.tables.catalog import TableNotFound, Warehouse
-from curation.tables.commit import PREFIX, RUN_ID, snapshot_for_run
+from curation.tables.commit import snapshot_for_run
 from curation.tables.compact import described_snapshot
 from curation.tables.migrate import rejects_table
 from curation.tables.read import localize, snapshot_id
+from curation.tables.summary import RUN_ID, summary_value
 
 
 @dataclass(frozen=True)
@@ -57,13 +57,7 @@ def manifest_of(snapshot, table_name: str) -> Manifest:
         )
 
     def prop(key: str, default=None):
-        raw = s.get(PREFIX + key.replace("_", "-"))
-        if raw is None:
-            return default
-        try:
-            return json.loads(raw)
-        except ValueError:
-            return raw  # strings are stored as they are
+        return summary_value(s, key, default)
 
     stages = [StageCounts(**st) for st in prop("stages", [])]
     return Manifest(
@@ -71,7 +65,7 @@ def manifest_of(snapshot, table_name: str) -> Manifest:
         version=s[RUN_ID],
         created_at=str(prop("created_at", "")),
         code_version=str(prop("code_version", "")),
-        inputs=[],  # the summary keeps only their number (commit.manifest_summary)
+        inputs=[],  # the summary keeps only their number (summary.manifest_summary)
         config=prop("config", {}),
         config_hash=str(prop("config_hash", "")),
         stages=stages,
