@@ -20,8 +20,8 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
-from curation.contract import DatasetRoot, Manifest, resolve_version_dir
-from curation.paths import is_table_reference
+from curation.contract import DatasetRoot, Manifest
+from curation.dataset_version import open_dataset_version
 from curation.quality_gates.config import GateConfig
 from curation.quality_gates.frames import (
     documents_frame,
@@ -149,9 +149,9 @@ def validate_frame(
     return evaluated, failures, docs_index
 
 
-def _documents(source: Path | list[Path], engine: str, frame):
+def _documents(files: list[Path], engine: str, frame):
     """What the documents suite validates: the caller's frame (a Spark one projected lazily), else the
-    documents of `source` (a version folder, or a table version's data files) read by `engine`."""
+    version's data `files` read by `engine`."""
     if engine not in ENGINES:
         raise ValueError(f"gate engine must be one of {ENGINES}, got {engine!r}")
     if frame is not None:
@@ -159,41 +159,37 @@ def _documents(source: Path | list[Path], engine: str, frame):
     if engine == "spark":
         from curation.spark import get_spark
 
-        df = read_spark_documents(get_spark("phi-gate"), source)
+        df = read_spark_documents(get_spark("phi-gate"), files)
         if df is not None:
             return spark_documents(df)
     # pandas, or no data file at all (nothing to read: an empty frame, which the row-count and schema
     # expectations fail with their usual names)
-    return documents_frame(source)
+    return documents_frame(files)
 
 
 @dataclass(frozen=True)
 class _Target:
     """What a gate reads and how its verdict names it."""
 
-    source: Path | list[Path]  # a folder (version or mixture build), or a table version's data files
+    source: Path | list[Path]  # a mixture build folder, or a document version's data files
     manifest: Manifest | None
     kind: str
     version: str
     label: str  # the verdict's dataset_dir
     docs_dir: Path  # default home of gate.json and Data Docs
+    fingerprint: str  # of what was read (publish checks it is unchanged)
 
 
 def _target(dataset: str | Path, kind: str | None) -> _Target:
     """A mixture build folder, a version folder / dataset root, or a table version (`iceberg:<table>[@v]`)."""
-    if is_table_reference(dataset):
-        from curation.tables.version import open_version
-
-        tv = open_version(str(dataset))
-        kind = _kind_of(Path(tv.label), tv.manifest, kind)
-        return _Target(tv.files, tv.manifest, kind, tv.manifest.version, tv.label, tv.output_dir("quality"))
-    dataset = Path(dataset)
     if kind == "mixture":
-        return _Target(dataset, None, kind, dataset.name, str(dataset), dataset / "quality")
-    version_dir = resolve_version_dir(dataset)
-    manifest = Manifest.read(version_dir)
-    kind = _kind_of(version_dir, manifest, kind)
-    return _Target(version_dir, manifest, kind, manifest.version, str(version_dir), version_dir / "quality")
+        build = Path(dataset)
+        return _Target(build, None, kind, build.name, str(build), build / "quality", fingerprint(build))
+    v = open_dataset_version(dataset)
+    kind = _kind_of(Path(v.label), v.manifest, kind)
+    # a snapshot never changes: its label (table@snapshot id) is its fingerprint
+    fp = fingerprint(v.folder) if v.folder is not None else v.label
+    return _Target(v.data_files, v.manifest, kind, v.manifest.version, v.label, v.quality_dir, fp)
 
 
 def run_gate(
@@ -230,8 +226,7 @@ def run_gate(
         evaluated=evaluated,
         failures=failures,
         docs_index=docs_index,
-        # a snapshot never changes: its id is its fingerprint
-        fingerprint=t.label if isinstance(t.source, list) else fingerprint(t.source),
+        fingerprint=t.fingerprint,
     )
     result.write(docs_dir / GATE_FILE)
     (log.info if result.success else log.warning)("%s", result.summary())

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from curation.contract import Manifest, iter_parquet_files, now_iso, resolve_version_dir
-from curation.paths import is_table_reference
+from curation.contract import Manifest, now_iso
+from curation.dataset_version import VersionView, open_dataset_version
 from curation.reports.plots import plot
 from curation.reports.queries import ReportQuery, discover
 from curation.reports.views import attach_version
@@ -42,36 +42,6 @@ class ReportResult:
         return [s.name for s in self.sections if s.skipped is None]
 
 
-@dataclass(frozen=True)
-class _Source:
-    """What a report reads: a version folder's files and manifest, or a table version's."""
-
-    manifest: Manifest
-    data_files: list[Path]
-    reject_files: list[Path]
-    where: str  # the folder, or iceberg:<table>@<snapshot>
-    quality_dir: Path  # where the version's gate verdict and Data Docs are
-    report_dir: Path  # the default output
-
-
-def _source(dataset: str | Path) -> _Source:
-    if is_table_reference(dataset):
-        from curation.tables.version import open_version
-
-        tv = open_version(str(dataset))
-        quality, report = tv.output_dir("quality"), tv.output_dir("report")
-        return _Source(tv.manifest, tv.files, tv.reject_files, tv.label, quality, report)
-    version_dir = resolve_version_dir(dataset)
-    return _Source(
-        Manifest.read(version_dir),
-        list(iter_parquet_files(version_dir, "data")),
-        list(iter_parquet_files(version_dir, "rejects")),
-        str(version_dir),
-        version_dir / "quality",
-        version_dir / "report",
-    )
-
-
 def build_report(
     dataset: str | Path, output: str | Path | None = None, queries: list[ReportQuery] | None = None
 ) -> ReportResult:
@@ -83,9 +53,9 @@ def build_report(
     """
     import duckdb
 
-    src = _source(dataset)
+    src = open_dataset_version(dataset)
     manifest = src.manifest
-    out = Path(output) if output is not None else src.report_dir
+    out = Path(output) if output is not None else src.evidence_dir / "report"
     (out / "plots").mkdir(parents=True, exist_ok=True)
     (out / "tables").mkdir(parents=True, exist_ok=True)
     queries = discover() if queries is None else queries
@@ -119,7 +89,7 @@ def build_report(
                 "dataset": manifest.dataset,
                 "version": manifest.version,
                 "generated_at": now_iso(),
-                "version_dir": src.where,
+                "version_dir": src.label,
                 "gate": gate,
                 "sections": [asdict(s) for s in sections],
             },
@@ -128,7 +98,7 @@ def build_report(
         )
     )
     log.info("report for %s %s: %s", manifest.dataset, manifest.version, page)
-    return ReportResult(html=page, version_dir=src.where, sections=sections)
+    return ReportResult(html=page, version_dir=src.label, sections=sections)
 
 
 def _gate_verdict(quality_dir: Path) -> dict | None:
@@ -175,7 +145,7 @@ def _gate_html(gate: dict | None, quality_dir: Path) -> str:
 
 def _render(
     manifest: Manifest,
-    src: _Source,
+    src: VersionView,
     queries: list[ReportQuery],
     sections: list[Section],
     frames: dict[str, pd.DataFrame],
@@ -191,7 +161,7 @@ def _render(
         ("rejected documents", manifest.rejected_rows),
         ("inputs", ", ".join(manifest.inputs)),
         ("config hash", manifest.config_hash),
-        ("read from", src.where),
+        ("read from", src.label),
     ]
     parts = [
         f"<h1>{html.escape(manifest.dataset)} &middot; {html.escape(manifest.version)}</h1>",

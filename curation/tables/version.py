@@ -41,10 +41,11 @@ class TableVersion:
         """What a gate verdict or a report names as the dataset it read (stable for one snapshot)."""
         return f"{TABLE_PREFIX}{self.table}@{self.snapshot_id}"
 
-    def output_dir(self, kind: str) -> Path:
-        """Default folder for what is written about this version (`quality`, `report`): tables hold data
-        only, so the evidence goes to out/tables/<table>@<snapshot>/<kind>."""
-        return REPO_ROOT / "out" / "tables" / f"{self.table}@{self.snapshot_id}" / kind
+    @property
+    def evidence_dir(self) -> Path:
+        """Where what is written about this version goes (its gate's quality/, its report/): tables hold data
+        only, so out/tables/<table>@<snapshot>/."""
+        return REPO_ROOT / "out" / "tables" / f"{self.table}@{self.snapshot_id}"
 
 
 def manifest_of(snapshot, table_name: str) -> Manifest:
