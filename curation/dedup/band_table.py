@@ -239,13 +239,16 @@ def commit_staged(staged: dict, warehouse=None) -> int:
 def _past_compactions(table, sid: int | None) -> int | None:
     """The head when every snapshot after `sid` is a compaction (same rows, other files: reading and
     committing on the head is the same night), else `sid`."""
+    from curation.tables.commit import ancestors
     from curation.tables.compact import MAINTENANCE
 
     head = table.current_snapshot()
-    snap = head
-    while snap is not None and snap.snapshot_id != sid and snap.summary[MAINTENANCE] == "compact":
-        snap = table.metadata.snapshot_by_id(snap.parent_snapshot_id) if snap.parent_snapshot_id else None
-    return head.snapshot_id if snap is not None and snap.snapshot_id == sid else sid
+    for snap in ancestors(table, head):
+        if snap.snapshot_id == sid:
+            return head.snapshot_id
+        if snap.summary[MAINTENANCE] != "compact":
+            break
+    return sid
 
 
 def published_entries(shingles):

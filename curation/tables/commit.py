@@ -104,12 +104,15 @@ def is_published(table, snap) -> bool:
     tag = table.metadata.refs.get(snap.summary.get(RUN_ID, ""))
     if tag is not None and tag.snapshot_id == snap.snapshot_id:
         return True
-    head = table.current_snapshot()
-    while head is not None:
-        if head.snapshot_id == snap.snapshot_id:
-            return True
-        head = table.metadata.snapshot_by_id(head.parent_snapshot_id) if head.parent_snapshot_id else None
-    return False
+    return any(s.snapshot_id == snap.snapshot_id for s in ancestors(table, table.current_snapshot()))
+
+
+def ancestors(table, snap):
+    """`snap`, its parent, its parent's parent, ... (main's history when `snap` is main's head), up to the
+    oldest one not expired."""
+    while snap is not None:
+        yield snap
+        snap = table.metadata.snapshot_by_id(snap.parent_snapshot_id) if snap.parent_snapshot_id else None
 
 
 def commit_version(

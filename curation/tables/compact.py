@@ -27,7 +27,7 @@ from dataclasses import dataclass
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from curation.tables.commit import TableMoved, commit_conflicts
+from curation.tables.commit import TableMoved, ancestors, commit_conflicts
 
 log = logging.getLogger(__name__)
 
@@ -38,12 +38,11 @@ def described_snapshot(table, snap):
     """The snapshot whose run describes `snap`'s content: `snap` itself, or, when it is a compaction (same
     rows, other files, no run id), its nearest ancestor that is not one (or the oldest compaction left when
     that ancestor has expired). What the live version is, for the gate, the report and the publish path."""
-    while snap is not None and snap.summary is not None and snap.summary.get(MAINTENANCE) == "compact":
-        parent = table.metadata.snapshot_by_id(snap.parent_snapshot_id) if snap.parent_snapshot_id else None
-        if parent is None:
+    oldest = snap
+    for oldest in ancestors(table, snap):
+        if oldest.summary is None or oldest.summary.get(MAINTENANCE) != "compact":
             break
-        snap = parent
-    return snap
+    return oldest
 
 
 @dataclass(frozen=True)
