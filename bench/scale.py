@@ -29,6 +29,7 @@ appended + published_dedup rejects; corpus rows = previous + appended.
 
     python bench/scale.py --docs 500000 --nights 5 --night-docs 10000 --gate-compare --json /tmp/scale.json
     python bench/scale.py --docs 20000 --night-docs 1000 --nights 2 --gate-compare   # a small run
+    python bench/scale.py --docs 100000 --night-docs 5000 --nights 2 --tables  # the band index as a table
 """
 
 from __future__ import annotations
@@ -60,8 +61,10 @@ SEGMENTS_PER_NIGHT = 2
 MB = 1e6
 
 
-def setup_env(workdir: Path, spark_memory: str) -> None:
-    """The environment the DAG's tasks see, for this process (plan, append, publish) and its children."""
+def setup_env(workdir: Path, spark_memory: str, tables: bool) -> None:
+    """The environment the DAG's tasks see, for this process (plan, append, publish) and its children. With
+    `tables`, a catalog as in the demo and the stack (SQLite, warehouse in the data root): each version also
+    goes to table web_curated and the band index is the append-only table (dags/lib/near_index.py)."""
     os.environ.update(
         PHI_DATA_ROOT=str(workdir / "data"),
         SPARK_MASTER="local[2]",
@@ -69,7 +72,10 @@ def setup_env(workdir: Path, spark_memory: str) -> None:
         PHI_SPARK_UI="0",
         PYTHONPATH=str(REPO_ROOT),
     )
-    os.environ.pop("PHI_EDU_REGISTRY", None)
+    for name in ("PHI_EDU_REGISTRY", "PHI_ICEBERG_WAREHOUSE", "PHI_ICEBERG_CATALOG_URI"):
+        os.environ.pop(name, None)
+    if tables:
+        os.environ["PHI_ICEBERG_WAREHOUSE"] = str(workdir / "data" / "_warehouse")
 
 
 def promote_edu_model() -> str:
@@ -353,6 +359,12 @@ def main() -> int:
         "--spark-memory", default="2g", help="SPARK_DRIVER_MEMORY of the Spark steps (the DAG's 2g)"
     )
     ap.add_argument("--gate-compare", action="store_true", help="then gate the whole corpus: spark vs pandas")
+    ap.add_argument(
+        "--tables",
+        action="store_true",
+        help="with a table catalog (SQLite in the data root): versions also as Iceberg snapshots, the band"
+        " index an append-only table; default: folders only (no catalog configured)",
+    )
     ap.add_argument("--workdir", type=Path, help="default: a temporary folder (removed unless --keep)")
     ap.add_argument("--keep", action="store_true", help="keep the workdir")
     ap.add_argument("--seed", type=int, default=0)
@@ -362,7 +374,7 @@ def main() -> int:
     if workdir.exists() and any(workdir.iterdir()):
         raise SystemExit(f"--workdir {workdir} is not empty: the benchmark starts from an empty data root")
     workdir.mkdir(parents=True, exist_ok=True)
-    setup_env(workdir, args.spark_memory)
+    setup_env(workdir, args.spark_memory, args.tables)
     started = datetime.now(UTC).isoformat(timespec="seconds")
     load_start = os.getloadavg()
     t0 = time.perf_counter()

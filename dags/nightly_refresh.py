@@ -46,11 +46,16 @@ run, other LSH parameters, no index yet), `plan` says so and the curate job rebu
 version first (signatures of the base computed once). The manifest's `extra.near_dedup_index` names the
 index version used (`base`) and whether it was rebuilt. On by default; a config with
 `near_dedup: {enabled: false}` turns it off (then the index falls behind and the next night rebuilds it).
+With a table catalog configured (the demo, the stack, compose) the band index is the append-only Iceberg
+table `web_curated_near_index` instead: the night reads it at the snapshot of its base version, the job
+stages only the night's kept rows, and `publish` commits them as one APPEND snapshot after the gate, so the
+index costs O(night), not O(corpus), every night (dags/lib/near_index.py).
 
-Retention: `publish` keeps the band index's newest 2 versions (near_index.KEEP_INDEX_VERSIONS, never its
-CURRENT); `record` deletes the `_deltas/<version>` of earlier published nights (the latest night's delta
-stays for inspection: its manifest's `extra.delta.path`). Corpus versions are never pruned automatically
-(mixtures pin them); operators use `python -m curation prune --root DIR --keep K`.
+Retention: `publish` keeps the band index's newest 2 versions, or the table's newest 2 snapshots
+(near_index.KEEP_INDEX_VERSIONS, never its CURRENT); `record` deletes the `_deltas/<version>` of earlier
+published nights (the latest night's delta stays for inspection: its manifest's `extra.delta.path`). Corpus
+versions are never pruned automatically (mixtures pin them); operators use
+`python -m curation prune --root DIR --keep K`.
 
 Spark: SparkSubmitOperator on `spark_default`, for the reasons given in web_curation's docstring.
 """

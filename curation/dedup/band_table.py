@@ -38,7 +38,9 @@ gate). A run that never commits leaves the table unchanged; its files are orphan
 remove-orphans`. Compaction (`tables compact`), expiry and rollback are the tables' own maintenance.
 
 Rebuild: `build_from_corpus` indexes every document of a published corpus version as one OVERWRITE snapshot
-tagged with that version's id (committed at once: it describes a corpus version already live).
+tagged with the run id it is given (committed at once: it describes a corpus version already live). A night
+planned on a table that does not describe its base corpus version (`near_dedup.index_table_rebuild_from`)
+runs it first, inside the night's job, and deduplicates against the rebuilt snapshot.
 """
 
 from __future__ import annotations
@@ -75,11 +77,20 @@ class BandTable:
     append_only = True
 
     def __init__(
-        self, name: str, params: LshParams, ref: str | None = None, deferred: bool = False, warehouse=None
+        self,
+        name: str,
+        params: LshParams,
+        ref: str | None = None,
+        deferred: bool = False,
+        warehouse=None,
+        rebuild_from: str | Path | None = None,
     ):
         from curation.tables.catalog import Warehouse
 
+        if rebuild_from is not None and ref is None:
+            raise ValueError(f"band index table {name}: a rebuild needs the run id to commit it as (ref)")
         self.name, self.params, self.ref, self.deferred = name, params, ref, deferred
+        self.rebuild_from = rebuild_from
         self.warehouse = warehouse or Warehouse()
         self._staged: dict | None = None  # written by `stage`, committed by `publish` (or commit_staged)
 
@@ -100,6 +111,8 @@ class BandTable:
         verification) (id, shingles, seq); one row per entry, so an id may appear more than once."""
         from pyspark.sql import functions as F
 
+        if self.rebuild_from is not None:
+            self.build_from_corpus(spark, self.rebuild_from, self.ref, need_shingles)
         table = self._table(create=False)
         sid = None if table is None else self.base_snapshot(table, run_id)
         if sid is None:
@@ -234,6 +247,34 @@ def commit_staged(staged: dict, warehouse=None) -> int:
         "band index table %s: run %s -> snapshot %s", staged["table"], staged["run_id"], done.snapshot_id
     )
     return done.snapshot_id
+
+
+def unusable_base(table, run_id: str, params: LshParams, verify: bool) -> str | None:
+    """Why `table` cannot serve as the base of a night on corpus version `run_id` (its snapshot must be the
+    head, past compactions, with the run's LSH parameters and shingle sets iff `verify`), or None."""
+    from curation.tables.commit import snapshot_for_run
+    from curation.tables.summary import RUN_ID
+
+    snap = snapshot_for_run(table, run_id)
+    if snap is None:
+        return f"the band index table {table.name()} has no snapshot of corpus version {run_id}"
+    head = table.current_snapshot()
+    if _past_compactions(table, snap.snapshot_id) != head.snapshot_id:
+        return (
+            f"the band index table {table.name()}'s head is snapshot {head.snapshot_id} (run"
+            f" {head.summary.get(RUN_ID)}), not corpus version {run_id}'s ({snap.snapshot_id})"
+        )
+    stored = json.loads(table.properties[LSH_PROPERTY]) if LSH_PROPERTY in table.properties else None
+    if stored != params_dict(params):
+        return (
+            f"the band index table {table.name()} was built with LSH parameters {stored}, this run uses"
+            f" {params_dict(params)}"
+        )
+    if (table.properties.get(SHINGLES_PROPERTY) == "true") != verify:
+        has = "carry no shingle sets (built with verify off)" if verify else "carry shingle sets"
+        on_off = "on" if verify else "off"
+        return f"the band index table {table.name()}'s rows {has} but verification is {on_off}"
+    return None
 
 
 def _past_compactions(table, sid: int | None) -> int | None:

@@ -68,7 +68,11 @@ def _band_index(cfg: NearDedupConfig, params: LshParams):
         from curation.dedup.band_table import BandTable
 
         return BandTable(
-            cfg.index_table, params, ref=cfg.index_table_ref, deferred=cfg.index_commit == "deferred"
+            cfg.index_table,
+            params,
+            ref=cfg.index_table_ref,
+            deferred=cfg.index_commit == "deferred",
+            rebuild_from=cfg.index_table_rebuild_from,
         )
     return BandIndex(cfg.index_dir, params) if cfg.index_dir else None
 

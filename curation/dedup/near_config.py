@@ -52,6 +52,10 @@ class NearDedupConfig(BaseModel):
     index_table: str | None = None
     index_table_ref: str | None = None
     index_commit: Literal["with_output", "deferred"] = "with_output"
+    # A published corpus version (folder) the table is first rebuilt from, as the snapshot of run
+    # `index_table_ref` (an OVERWRITE; skipped when that run is committed already: a retried night). The DAGs
+    # set it when the table does not describe the corpus version a night appends to (dags/lib/near_index.py).
+    index_table_rebuild_from: str | None = None
 
     @model_validator(mode="after")
     def _consistent(self) -> NearDedupConfig:
@@ -64,6 +68,11 @@ class NearDedupConfig(BaseModel):
             raise ValueError(
                 f"near_dedup: index_dir ({self.index_dir!r}) and index_table ({self.index_table!r}) are both"
                 f" set; the band index is either a folder or a table"
+            )
+        if self.index_table_rebuild_from and not (self.index_table and self.index_table_ref):
+            raise ValueError(
+                f"near_dedup: index_table_rebuild_from ({self.index_table_rebuild_from!r}) needs index_table"
+                f" and index_table_ref (the run id the rebuilt snapshot is committed as)"
             )
         return self
 

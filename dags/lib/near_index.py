@@ -22,10 +22,21 @@ corpus version (their signatures computed once, logged) and then deduplicates th
 web_curation (a full run): with near-dedup enabled in its config, the index is built from the run's own
 kept documents (no base); without it no index is staged, and the next night rebuilds one.
 
-The band index can also be an append-only Iceberg table (curation/dedup/band_table.py,
-`near_dedup.index_table`); these DAGs keep the folder index. With the table, plan would set `index_table_ref`
-to the base version and `index_commit: deferred`, `promote` would call `band_table.commit_staged` with the
-candidate manifest's `near_dedup.index_commit`, and a rebuild would be `BandTable.build_from_corpus`.
+With a table catalog configured (PHI_ICEBERG_WAREHOUSE / PHI_ICEBERG_CATALOG_URI: the demo, the stack,
+compose), the corpus's versions are published to table `<corpus>` and its band index is the append-only
+table `<corpus>_near_index` (curation/dedup/band_table.py) instead of the folder: a night adds only its kept
+documents' rows, so its index cost is O(delta) where the folder index rewrites every entry every night.
+    plan     the night reads the table at the snapshot of its base corpus version (`index_table_ref`);
+             a table that does not describe the base (none yet, its head another version's, other LSH
+             parameters or shingles) is rebuilt from the base version by the curate job first, as snapshot
+             `rebuild/<version>` (`index_table_rebuild_from`)
+    curate   writes the night's rows under the table's location and records them in its manifest
+             (`index_commit: deferred`): nothing is committed before the gate
+    promote  commits them (band_table.commit_staged: one APPEND snapshot of the version's id, only on the
+             snapshot the night read) after the corpus version went live, then expires all but the table's
+             newest KEEP_INDEX_VERSIONS snapshots (metadata only: an append-only table orphans no file)
+A run without a base (web_curation's full or replace run, an empty corpus) deduplicates its input alone and
+stages nothing; the next night rebuilds the table from the version it published.
 
 Known imprecision, harmless in direction: the staged index holds the night's near-dedup survivors, a few of
 which `append` may still drop as already published (an id re-crawled with new text: near-dedup lets the
@@ -41,9 +52,13 @@ import logging
 import shutil
 from pathlib import Path
 
+from curation.paths import TABLE_PREFIX
+
 log = logging.getLogger(__name__)
 
 INDEX = "_near_index"  # under the corpus root; hidden from DatasetRoot.versions()
+TABLE_SUFFIX = "_near_index"  # the band index table of corpus table T: T_near_index
+REBUILD_PREFIX = "rebuild/"  # the run id of a table rebuilt for night <version>: rebuild/<version>
 STAGED = "_staged"
 #: Index versions kept after a promote (the new CURRENT and the one before it); older ones are deleted.
 #: An index version is only ever a base for the next night (same id as the corpus's CURRENT); anything
@@ -102,24 +117,29 @@ def plan_near_index(
     from curation.dedup.near import lsh_params
 
     nd = cfg.near_dedup
-    if nd.index_dir:
+    table = index_table(corpus_root)
+    where = f"{TABLE_PREFIX}{table}" if table else str(index_root(corpus_root))
+    if nd.index_dir or nd.index_table:
         raise ValueError(
-            f"{config_path}: near_dedup.index_dir is set ({nd.index_dir!r}) but the DAGs keep the "
-            f"corpus's band index themselves ({index_root(corpus_root)}); remove index_dir"
+            f"{config_path}: near_dedup.{'index_dir' if nd.index_dir else 'index_table'} is set"
+            f" ({nd.index_dir or nd.index_table!r}) but the DAGs keep the corpus's band index themselves"
+            f" ({where}); remove it"
         )
     if (
         incremental and "enabled" not in nd.model_fields_set
     ):  # the config file leaves near_dedup.enabled unset
         nd.enabled = True
-    index = DatasetRoot(index_root(corpus_root))
     if not nd.enabled:
         note = (
             f"near-dedup off ({config_path or 'default config'}): no band index staged; the index "
-            f"{index.root} will not describe this version and the next nightly_refresh rebuilds it"
+            f"{where} will not describe this version and the next nightly_refresh rebuilds it"
         )
         log.warning("%s", note)
-        return {"enabled": False, "root": str(index.root), "note": note}
+        return {"enabled": False, "root": where, "note": note}
+    if table:
+        return _plan_table(nd, table, corpus_root, version, base_version if incremental else None)
 
+    index = DatasetRoot(index_root(corpus_root))
     staged = index.root / STAGED / version
     shutil.rmtree(staged, ignore_errors=True)  # a re-planned run starts from a clean root
     staged.mkdir(parents=True)
@@ -163,7 +183,96 @@ def plan_near_index(
     return plan
 
 
-def promote(near: dict | None, published_version: str) -> str | None:
+def index_table(corpus_root: str | Path) -> str | None:
+    """The corpus's band index table when the corpus's versions go to a table (a catalog is configured,
+    curation/tables/publish.py): `<corpus table>_near_index`; None: the folder index (`index_root`)."""
+    from curation.contract import DatasetRoot
+    from curation.tables.publish import table_target
+
+    target = table_target(DatasetRoot(corpus_root))
+    return None if target is None else f"{target.name}{TABLE_SUFFIX}"
+
+
+def _plan_table(nd, table: str, corpus_root: str | Path, version: str, base: str | None) -> dict:
+    """The band index as an append-only table (curation/dedup/band_table.py): the night deduplicates against
+    the snapshot of its base corpus version (`index_table_ref`) and its kept rows are committed only by
+    `promote`, after the gate (`index_commit: deferred`). A table that does not describe the base is rebuilt
+    from the base version by the curate job first, as snapshot `rebuild/<version>`. Without a base (a full
+    run, an empty corpus) the job deduplicates its input alone and stages nothing: the next night rebuilds."""
+    from curation.dedup.band_table import unusable_base
+    from curation.dedup.near import lsh_params
+    from curation.tables.catalog import Warehouse
+
+    where = f"{TABLE_PREFIX}{table}"
+    plan = {"enabled": True, "root": where, "table": table, "version": version, "base": base}
+    plan.update(rebuilt=False, reason=None, staged=base is not None)
+    if base is None:
+        plan["note"] = (
+            f"near-dedup within this version only: the band index table {table} is not staged; the next"
+            f" nightly_refresh rebuilds it from this version"
+        )
+        log.warning("%s", plan["note"])
+        return plan
+    warehouse = Warehouse()
+    why = (
+        unusable_base(warehouse.table(table), base, lsh_params(nd), nd.verify)
+        if warehouse.exists(table)
+        else f"the band index table {warehouse.identifier(table)} does not exist yet"
+    )
+    nd.index_table, nd.index_commit, nd.index_table_ref = table, "deferred", base
+    if why is None:
+        plan["note"] = f"near-dedup against the band index table {table} at corpus version {base}"
+        log.info("%s", plan["note"])
+        return plan
+    nd.index_table_ref = f"{REBUILD_PREFIX}{version}"
+    nd.index_table_rebuild_from = str(Path(corpus_root) / base)
+    plan.update(
+        rebuilt=True,
+        reason=why,
+        note=f"near-dedup band index table rebuilt: {why}; the curate job indexes corpus version {base}"
+        f" first (snapshot {nd.index_table_ref}) and deduplicates the night against it",
+    )
+    log.warning("%s", plan["note"])
+    return plan
+
+
+def _promote_table(near: dict, published_version: str, version_dir: str | Path | None) -> str | None:
+    """Commit the night's staged band rows (recorded in the published version's manifest,
+    `near_dedup.index_commit`) as the table's next snapshot, then expire all but its newest
+    KEEP_INDEX_VERSIONS snapshots (metadata only: an append-only table orphans no data file)."""
+    from curation.contract import Manifest
+    from curation.dedup.band_table import commit_staged
+    from curation.tables.catalog import Warehouse
+    from curation.tables.maintenance import expire_versions
+
+    if not near.get("staged"):
+        log.warning(
+            "band index table %s not updated for %s: %s", near["table"], published_version, near["note"]
+        )
+        return None
+    if version_dir is None:
+        raise ValueError(
+            f"promoting the band index table {near['table']} needs the published version's folder"
+        )
+    staged = Manifest.read(version_dir).extra.get("near_dedup", {}).get("index_commit")
+    if not staged:
+        raise FileNotFoundError(
+            f"{version_dir}/manifest.json records no staged band index rows (extra.near_dedup.index_commit):"
+            f" did the curate job run with near-dedup on table {near['table']}?"
+        )
+    if staged["run_id"] != published_version:
+        raise ValueError(
+            f"band index rows staged for {staged['run_id']} but the published corpus version is"
+            f" {published_version}"
+        )
+    warehouse = Warehouse()
+    sid = commit_staged(staged, warehouse)
+    expire_versions(warehouse.table(near["table"]), keep=KEEP_INDEX_VERSIONS)
+    log.info("band index table %s promoted: snapshot %s describes %s", near["table"], sid, published_version)
+    return published_version
+
+
+def promote(near: dict | None, published_version: str, version_dir: str | Path | None = None) -> str | None:
     """After `published_version` of the corpus went live: make the index version the run staged CURRENT.
 
     Then prunes the index root to its newest KEEP_INDEX_VERSIONS versions (never CURRENT).
@@ -177,6 +286,8 @@ def promote(near: dict | None, published_version: str) -> str | None:
             "no band index staged for %s: %s", published_version, (near or {}).get("note", "near-dedup off")
         )
         return None
+    if near.get("table"):
+        return _promote_table(near, published_version, version_dir)
     index, staged = DatasetRoot(near["root"]), DatasetRoot(near["staged_root"])
     version = near["version"]
     if version != published_version:
@@ -205,5 +316,5 @@ def publish_with_index(candidate_dir: str | Path, root: str | Path, kind: str, n
     from curation.quality_gates import publish_gated
 
     final = publish_gated(candidate_dir, root, kind=kind)
-    promote(near, Path(final).name)
+    promote(near, Path(final).name, final)
     return final

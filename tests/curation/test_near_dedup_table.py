@@ -239,3 +239,35 @@ def test_the_index_table_on_s3(spark, nights, tmp_path):
         assert table.location().startswith("s3://")
         assert [v["run_id"] for v in versions(table)] == ["n1", "n2"]
         assert versions(table)[-1]["rows"] == done["n1"].manifest.rows + done["n2"].manifest.rows
+
+
+def test_a_night_on_a_stale_table_rebuilds_it_from_its_base_corpus_first(spark, nights, tmp_path):
+    """`index_table_rebuild_from` (what nightly_refresh plans when the table does not describe the base corpus
+    version): the job first indexes every document of that version as snapshot `index_table_ref`, then
+    deduplicates the night against it; a retried night does not rebuild again."""
+    base = fixture_docs()
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("PHI_ICEBERG_WAREHOUSE", str(tmp_path / "warehouse"))
+        mp.delenv("PHI_ICEBERG_CATALOG_URI", raising=False)
+        corpus = publish_docs(tmp_path / "corpus", "v1", nights["n1"][:-1])  # base[:40] went live
+        publish_docs(tmp_path / "in-n2", "n2", nights["n2"])
+        cfg = NearDedupConfig(
+            index_table=TABLE,
+            index_table_ref="rebuild/n2",
+            index_table_rebuild_from=str(corpus),
+            index_commit="deferred",
+        )
+        done = run_near_dedup(tmp_path / "in-n2", tmp_path / "out", cfg, run_id="n2", spark=spark)
+        # n2's copy of a base document is removed against the rebuilt index, its in-night copy as usual
+        assert _dups(done) == {"n2-copy-old": base[5]["id"], "n2-copy-new": base[45]["id"]}
+        wh = Warehouse(TablesConfig.from_env())
+        history = versions(wh.table(TABLE))
+        # (an OVERWRITE of a table without rows is recorded as an append)
+        assert [(v["run_id"], v["operation"]) for v in history] == [("rebuild/n2", "append")]
+        assert history[0]["rows"] == 40  # the base's documents; the night's rows are staged, not committed
+        staged = Manifest.read(done.version_dir).extra["near_dedup"]["index_commit"]
+        assert staged["parent_snapshot_id"] == history[0]["snapshot_id"]
+        again = run_near_dedup(tmp_path / "in-n2", tmp_path / "out-retry", cfg, run_id="n2", spark=spark)
+        assert _dups(again) == _dups(done) and versions(wh.table(TABLE)) == history
+    with pytest.raises(ValueError, match="index_table_rebuild_from .* needs index_table and index_table_ref"):
+        NearDedupConfig(index_table=TABLE, index_table_rebuild_from=str(corpus))

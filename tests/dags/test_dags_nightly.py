@@ -13,6 +13,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from tables_helpers import to_table
 
 from curation.append import ID_PUBLISHED, STAGE, TEXT_PUBLISHED, append_version
 from curation.contract import DOC_COLUMNS, DatasetRoot, Manifest, StageCounts, config_hash, now_iso, text_hash
@@ -34,14 +35,15 @@ def doc(i: str, text: str, **more) -> dict:
 
 
 def version(root: Path, name: str, files: list[list[dict]], rejected: int = 1) -> Path:
-    """A published contract version: one data file per list of documents, `rejected` quality rejects."""
+    """A published contract version: one data file per list of documents, `rejected` quality rejects (typed
+    as Spark writes them: a table catalog takes no all-null column)."""
     root.mkdir(parents=True, exist_ok=True)
     staging = DatasetRoot(root).staging_dir(name)
     (staging / "data").mkdir()
     (staging / "rejects").mkdir()
     n = 0
     for k, rows in enumerate(files):
-        pq.write_table(pa.Table.from_pylist(rows), staging / "data" / f"part-{k:05d}-{name}.parquet")
+        pq.write_table(to_table(rows), staging / "data" / f"part-{k:05d}-{name}.parquet")
         n += len(rows)
     rej = [
         {
@@ -52,7 +54,7 @@ def version(root: Path, name: str, files: list[list[dict]], rejected: int = 1) -
         }
         for k in range(rejected)
     ]
-    pq.write_table(pa.Table.from_pylist(rej), staging / "rejects" / f"part-00000-{name}.parquet")
+    pq.write_table(to_table(rej), staging / "rejects" / f"part-00000-{name}.parquet")
     stages = [
         StageCounts(stage="ingest", rows_in=n + rejected, rows_kept=n + rejected, rows_rejected=0),
         StageCounts(
