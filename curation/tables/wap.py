@@ -73,19 +73,21 @@ def staged_runs(table) -> dict[str, int]:
     return dict(sorted(out.items()))
 
 
-def check_gate_verdict(path: str | Path, table_name: str, snapshot_id: int) -> None:
+def check_gate_verdict(path: str | Path, table_identifier: str, snapshot_id: int) -> None:
     """Refuse (GateNotPassed) unless the gate verdict at `path` (gate.json) passed and names exactly
-    `iceberg:<table_name>@<snapshot_id>` (what `gate --input iceberg:T@audit/<run id>` writes)."""
+    `iceberg:<table>@<snapshot_id>` (what `gate --input iceberg:T@audit/<run id>` writes), `table` being
+    `table_identifier` (`namespace.name`) or its bare name (the gate's configured namespace)."""
     from curation.paths import TABLE_PREFIX, parse_table_reference
     from curation.quality_gates.result import GateResult
 
     verdict = GateResult.read(path)
-    expected = f"{TABLE_PREFIX}{table_name}@{snapshot_id}"
+    expected = f"{TABLE_PREFIX}{table_identifier}@{snapshot_id}"
     try:
         name, at = parse_table_reference(verdict.dataset_dir)
     except ValueError:
         name, at = verdict.dataset_dir, None
-    if name.rsplit(".", 1)[-1] != table_name.rsplit(".", 1)[-1] or at != str(snapshot_id):
+    same_table = name == table_identifier if "." in name else name == table_identifier.rsplit(".", 1)[-1]
+    if not same_table or at != str(snapshot_id):
         raise GateNotPassed(f"gate verdict {path} is about {verdict.dataset_dir}, not the staged {expected}")
     if not verdict.success:
         failed = "; ".join(f.describe() for f in verdict.failures[:3])
@@ -96,7 +98,7 @@ def publish_staged(table, run_id: str, require_gate: str | Path | None = None) -
     """Fast-forward main to run `run_id`'s staged snapshot, tag it with the run id, remove its audit branch.
     Idempotent (a published run: tag and branch repaired, created=False). TableMoved when main's head is no
     longer the staged snapshot's parent (nothing changes); NotStaged when nothing of the run is staged."""
-    name = table.name()[-1] if isinstance(table.name(), tuple) else str(table.name())
+    name = ".".join(table.name()) if isinstance(table.name(), tuple) else str(table.name())
     for _ in range(COMMIT_ATTEMPTS):
         table.refresh()
         done = snapshot_for_run(table, run_id)

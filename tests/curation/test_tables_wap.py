@@ -7,6 +7,7 @@ tmp warehouse."""
 from __future__ import annotations
 
 import datetime as dt
+import json
 from pathlib import Path
 
 import pytest
@@ -21,7 +22,14 @@ from curation.tables.commit import RunStaged, TableMoved
 from curation.tables.maintenance import referenced_files, remove_orphan_files
 from curation.tables.nightly import append_night
 from curation.tables.version import open_version
-from curation.tables.wap import GateNotPassed, NotStaged, discard_staged, publish_staged, staged_runs
+from curation.tables.wap import (
+    GateNotPassed,
+    NotStaged,
+    check_gate_verdict,
+    discard_staged,
+    publish_staged,
+    staged_runs,
+)
 
 
 @pytest.fixture(scope="module")
@@ -97,6 +105,15 @@ def test_a_staged_night_is_invisible_on_main_gates_as_base_plus_night_and_publis
     with pytest.raises(GateNotPassed, match="not the staged"):
         publish_staged(wh.table("web"), "n2", require_gate=tmp_path / "base-gate" / "gate.json")
     assert _main(wh.table("web")) == base.snapshot_id
+    # nor does one about the same snapshot id of a table in another namespace; the full identifier passes
+    for name, passes in (("other.web", False), ("phi.web", True)):
+        other = json.loads(gate_file.read_text()) | {"dataset_dir": f"iceberg:{name}@{sid}"}
+        (tmp_path / "other-gate.json").write_text(json.dumps(other))
+        if passes:
+            check_gate_verdict(tmp_path / "other-gate.json", "phi.web", sid)
+        else:
+            with pytest.raises(GateNotPassed, match="not the staged iceberg:phi.web@"):
+                publish_staged(wh.table("web"), "n2", require_gate=tmp_path / "other-gate.json")
 
     args = ("tables", "publish", "--table", "web", "--run-id", "n2", "--require-gate", str(gate_file))
     assert _cli(cfg, *args) == 0
