@@ -42,3 +42,20 @@ def open_dataset_version(dataset: str | Path) -> VersionView:
         vdir,
         vdir,
     )
+
+
+def pin_dataset_version(dataset: str | Path) -> str:
+    """The version a run reads, named so that it cannot move under it: a dataset root -> its CURRENT version
+    folder; `iceberg:<table>[@ref]` -> `iceberg:<table>@<snapshot id>` (the current snapshot by default).
+    FileNotFoundError / TableNotFound when there is none yet."""
+    if is_table_reference(dataset):
+        from curation.paths import TABLE_PREFIX, parse_table_reference
+        from curation.tables.catalog import TableNotFound, Warehouse
+        from curation.tables.read import snapshot_id
+
+        name, at = parse_table_reference(str(dataset))
+        sid = snapshot_id(Warehouse().table(name), at)
+        if sid is None:
+            raise TableNotFound(f"{dataset}: table {name} has no snapshot yet")
+        return f"{TABLE_PREFIX}{name}@{sid}"
+    return str(resolve_version_dir(dataset))

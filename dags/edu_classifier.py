@@ -56,12 +56,14 @@ RETRAIN_CRON = os.environ.get("PHI_EDU_RETRAIN_CRON") or "0 5 * * 0"
 # one inside it adds that task to the DAG).
 @task(multiple_outputs=True)
 def plan() -> dict:
-    from curation.contract import resolve_version_dir
+    from curation.dataset_version import pin_dataset_version
     from dags.lib.paths import registry_root, run_version
 
     ctx = get_current_context()
     version = run_version(ctx)
-    corpus = resolve_version_dir(ctx["params"]["input"])  # fails here, clearly, when there is no corpus
+    # labelled and scored: the same version (a folder, or a table's snapshot), whatever is published
+    # meanwhile; fails here, clearly, when there is no corpus
+    corpus = pin_dataset_version(ctx["params"]["input"])
     return {
         "version": version,
         "corpus": str(corpus),
@@ -166,7 +168,8 @@ def promote(planned: dict, verdict: dict, **context) -> dict:
             minLength=1,
             pattern=r"^\S+$",
             title="Corpus",
-            description="dataset root (its CURRENT) or version folder to label and score",
+            description="dataset root (its CURRENT), version folder, or table version"
+            " iceberg:<table>[@<run id | snapshot id>] to label and score",
         ),
         "n": Param(300, type="integer", minimum=8, maximum=1_000_000, title="Documents to label"),
         "seed": Param(0, type="integer", minimum=0, title="Sampling seed"),

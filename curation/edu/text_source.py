@@ -1,4 +1,5 @@
-"""A text source read through DuckDB: a dataset (root or version), parquet, JSONL or CSV with a `text` column.
+"""A text source read through DuckDB: a dataset (root or version), a table version, parquet, JSONL or CSV with
+a `text` column.
 
 Edu-label sampling, the reference-vs-random recipe and the synthetic-textbook seed pool all read sources this
 way, so large corpora stream instead of loading, and every reader fails with the same clear errors."""
@@ -12,6 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from curation.contract import iter_parquet_files, resolve_version_dir
+from curation.paths import is_table_reference
 
 if TYPE_CHECKING:
     import duckdb
@@ -22,7 +24,15 @@ def _sql_str(path: Path) -> str:
 
 
 def duckdb_source(path: str | Path) -> str:
-    """A DuckDB table expression over a text source: a dataset (root or version), parquet, JSONL or CSV."""
+    """A DuckDB table expression over a text source: a dataset (root or version), a table version
+    (`iceberg:<table>[@<run id | snapshot id>]`: its snapshot's files), parquet, JSONL or CSV."""
+    if is_table_reference(path):
+        from curation.tables.read import table_version_files
+
+        sid, files = table_version_files(str(path))
+        if not files:
+            raise ValueError(f"text source {path}: snapshot {sid} has no data files")
+        return f"read_parquet([{', '.join(_sql_str(f) for f in files)}])"
     path = Path(path)
     if path.is_dir():
         files = list(iter_parquet_files(resolve_version_dir(path)))

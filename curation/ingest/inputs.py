@@ -3,6 +3,8 @@ and the sources of a training mixture.
 
 An input is either
   * a dataset of the contract: a version folder (manifest.json) or a dataset root (its CURRENT), or
+  * a version of an Iceberg table, `iceberg:<table>[@<run id | snapshot id>]` (default: its current snapshot):
+    its snapshot's data files from scan planning, read as plain parquet files, `version_uri` the snapshot, or
   * plain files: parquet or JSONL (plain or .gz), as a file, a folder (searched recursively) or a glob, local
     or object storage (`s3://`, `s3a://`: listed by curation.ingest.listing, read through fsspec).
 A dataset version or root on object storage (`s3://bucket/web/v1/` with manifest.json, or a root with CURRENT)
@@ -39,6 +41,7 @@ from curation.ingest.detect import GZIP_MAGIC, detect_format, format_from_name
 from curation.ingest.files import file_name, fsspec_uri, open_input, url_to_fs
 from curation.ingest.listing import fsspec_glob, list_input_files, visible
 from curation.ingest.parquet import check_parquet_schema
+from curation.paths import TABLE_PREFIX, is_table_reference, parse_table_reference
 
 log = logging.getLogger(__name__)
 
@@ -81,6 +84,8 @@ def resolve_input(ref: str | Path, spark=None) -> DatasetInput:
     filesystem (as `curation run` lists); without, through fsspec. FileNotFoundError / ValueError say what
     is wrong, naming the input."""
     ref = str(ref)
+    if is_table_reference(ref):
+        return _table_version(ref)
     local = _local_dir(ref)
     if local is not None:
         if (local / "manifest.json").is_file() or (local / "CURRENT").is_file():
@@ -107,6 +112,31 @@ def resolve_input(ref: str | Path, spark=None) -> DatasetInput:
         list(pool.map(lambda pf: check_plain_schema(*pf), files))
     log.info("input %s: %d plain file(s) (%s)", ref, len(files), ", ".join(sorted({f for _, f in files})))
     return DatasetInput(ref, files=tuple(files))
+
+
+def _table_version(ref: str) -> DatasetInput:
+    """A version of an Iceberg table (`iceberg:<table>[@<run id | snapshot id>]`, the configured catalog): its
+    snapshot's data files from scan planning (a remote warehouse's copied once into the local cache), as plain
+    parquet files, pinned: `version_uri` names the snapshot read."""
+    from curation.tables.catalog import Warehouse
+    from curation.tables.read import local_version_files
+    from curation.tables.summary import RUN_ID
+
+    name, at = parse_table_reference(ref)
+    table = Warehouse().table(name)
+    sid, files = local_version_files(table, at)
+    if not files:
+        raise FileNotFoundError(f"input {ref!r}: snapshot {sid} of table {name} has no data files")
+    run_id = table.metadata.snapshot_by_id(sid).summary.get(RUN_ID)
+    log.info(
+        "input %s: table %s snapshot %s (run %s), %d parquet file(s)", ref, name, sid, run_id, len(files)
+    )
+    return DatasetInput(
+        ref,
+        files=tuple((str(f), "parquet") for f in files),
+        version=run_id or str(sid),
+        version_uri=f"{TABLE_PREFIX}{name}@{sid}",
+    )
 
 
 def _remote_dataset(ref: str) -> DatasetInput | None:

@@ -26,7 +26,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--input",
         required=True,
         type=Path,
-        help="curated dataset (root or version) or a .parquet/.jsonl[.gz]/.csv file with `text`",
+        help="curated dataset (root or version), a table version iceberg:<table>[@<run id | snapshot id>],"
+        " or a .parquet/.jsonl[.gz]/.csv file with `text`",
     )
     p.add_argument(
         "--output", required=True, type=Path, help="label dataset root; the run lands in DIR/<run_id>/"
