@@ -18,6 +18,11 @@ Each night, exactly as the nightly_refresh DAG (dags/nightly_refresh.py, dags/_c
     report     curation.reports.build_report (in process)
     publish    dags.lib.near_index.publish_with_index (gate verdict reused, band index promoted)
     record     ledger.record + record_night + prune_run_folders (as the record task)
+With `--store table` (PHI_CORPUS_STORE=table, dags/_table_store.py) plan is plan_table_run, append is
+`python -m curation append --stage` (a subprocess), gate and report read
+`iceberg:web_curated@audit/<version>`, and publish is publish_table_run; `--store mirror` keeps the folders
+but configures a catalog (versions mirrored into tables, the band index an append-only table). Disk growth
+counts the whole data root, warehouse included.
 Subprocesses run under SPARK_MASTER=local[2], SPARK_DRIVER_MEMORY=--spark-memory (the DAG's 2g), Spark UI off.
 Every step is sampled with bench/proc_sampler.py (RSS per process class, /proc I/O). Bytes read/written in
 the table are rchar/wchar summed over every step's processes: they count file reads whether or not the page
@@ -29,7 +34,8 @@ appended + published_dedup rejects; corpus rows = previous + appended.
 
     python bench/scale.py --docs 500000 --nights 5 --night-docs 10000 --gate-compare --json /tmp/scale.json
     python bench/scale.py --docs 20000 --night-docs 1000 --nights 2 --gate-compare   # a small run
-    python bench/scale.py --docs 100000 --night-docs 5000 --nights 2 --tables  # the band index as a table
+    python bench/scale.py --docs 100000 --night-docs 5000 --nights 2 --store mirror  # + tables, band table
+    python bench/scale.py --docs 100000 --night-docs 5000 --nights 2 --store table   # the corpus in the table
 """
 
 from __future__ import annotations
@@ -61,10 +67,11 @@ SEGMENTS_PER_NIGHT = 2
 MB = 1e6
 
 
-def setup_env(workdir: Path, spark_memory: str, tables: bool) -> None:
-    """The environment the DAG's tasks see, for this process (plan, append, publish) and its children. With
-    `tables`, a catalog as in the demo and the stack (SQLite, warehouse in the data root): each version also
-    goes to table web_curated and the band index is the append-only table (dags/lib/near_index.py)."""
+def setup_env(workdir: Path, spark_memory: str, store: str) -> None:
+    """The environment the DAG's tasks see, for this process (plan, append, publish) and its children.
+    `store`: `folders` (no catalog), `mirror` (a catalog as in the demo and the stack: SQLite, warehouse in
+    the data root; each version also goes to table web_curated, the band index is the append-only table) or
+    `table` (PHI_CORPUS_STORE=table: the corpus is the table alone, nights through write-audit-publish)."""
     os.environ.update(
         PHI_DATA_ROOT=str(workdir / "data"),
         SPARK_MASTER="local[2]",
@@ -72,10 +79,12 @@ def setup_env(workdir: Path, spark_memory: str, tables: bool) -> None:
         PHI_SPARK_UI="0",
         PYTHONPATH=str(REPO_ROOT),
     )
-    for name in ("PHI_EDU_REGISTRY", "PHI_ICEBERG_WAREHOUSE", "PHI_ICEBERG_CATALOG_URI"):
+    for name in ("PHI_EDU_REGISTRY", "PHI_ICEBERG_WAREHOUSE", "PHI_ICEBERG_CATALOG_URI", "PHI_CORPUS_STORE"):
         os.environ.pop(name, None)
-    if tables:
+    if store != "folders":
         os.environ["PHI_ICEBERG_WAREHOUSE"] = str(workdir / "data" / "_warehouse")
+    if store == "table":
+        os.environ["PHI_CORPUS_STORE"] = "table"
 
 
 def promote_edu_model() -> str:
@@ -151,18 +160,59 @@ def _run_cli(args: list[str], log: Path) -> dict:
     return run
 
 
+def _folder_steps(planned: dict, logs: Path, steps: dict) -> Manifest:
+    """append -> gate -> report -> publish as the folder store's tasks run them; the published manifest."""
+    from curation.reports import build_report
+    from dags.lib.near_index import publish_with_index
+    from dags.lib.plan import append_candidate
+
+    root = planned["root"]
+    candidate, steps["append"] = in_process_sampled(lambda: append_candidate(planned))
+    steps["gate"] = _run_cli(["gate", "--input", str(candidate), "--kind", "web_curated"], logs / "gate.log")
+    _, steps["report"] = in_process_sampled(lambda: build_report(candidate))
+    final, steps["publish"] = in_process_sampled(
+        lambda: publish_with_index(candidate, root, "web_curated", planned["near_index"])
+    )
+    return Manifest.read(final)
+
+
+def _table_steps(planned: dict, logs: Path, steps: dict) -> Manifest:
+    """append --stage -> gate -> report on the staged version -> tables publish, as the table store's tasks
+    run them (dags/_table_store.py); the published version's manifest (from its snapshot summary)."""
+    from curation.reports import build_report
+    from curation.tables.version import open_version
+    from dags.lib.table_store import publish_table_run
+
+    evidence = Path(planned["evidence"])
+    steps["append"] = _run_cli(planned["append_argv"], logs / "append.log")
+    gate = [
+        "gate",
+        "--input",
+        planned["staged"],
+        "--kind",
+        "web_curated",
+        "--docs-dir",
+        str(evidence / "quality"),
+    ]
+    steps["gate"] = _run_cli(gate, logs / "gate.log")
+    _, steps["report"] = in_process_sampled(
+        lambda: build_report(planned["staged"], output=evidence / "report")
+    )
+    info, steps["publish"] = in_process_sampled(lambda: publish_table_run(planned))
+    return open_version(info["reference"]).manifest
+
+
 def run_night(workdir: Path, night: int, docs: list[dict]) -> dict:
     """One night of nightly_refresh over the segments in the inbox (the night's docs already written)."""
     from curation.contract_prune import prune_run_folders
-    from curation.reports import build_report
     from dags.lib.ledger import SegmentLedger
-    from dags.lib.near_index import publish_with_index
-    from dags.lib.paths import dataset_root, version_id
-    from dags.lib.plan import DELTAS, append_candidate, plan_curation
+    from dags.lib.paths import data_root, dataset_root, version_id
+    from dags.lib.plan import DELTAS, plan_curation
+    from dags.lib.table_store import corpus_store, plan_table_run
 
     root = dataset_root("web_curated")
     logs = workdir / "logs" / f"night{night:02d}"
-    before = _inventory(root)
+    before = _inventory(data_root())  # the warehouse too
     when = datetime(2027, 1, 1 + night, 3, tzinfo=UTC)
     steps: dict[str, dict] = {}
     t0 = time.perf_counter()
@@ -171,26 +221,25 @@ def run_night(workdir: Path, night: int, docs: list[dict]) -> dict:
         lambda: ledger.scan([str(workdir / "inbox" / "*.jsonl.gz")])
     )
     version = version_id(f"scheduled__{when.isoformat()}", when)
+    table_store = corpus_store() == "table"
     planned, steps["plan"] = in_process_sampled(
-        lambda: plan_curation(pending, root, version, incremental=True)
+        lambda: (
+            plan_table_run(pending, root, "web_curated", version)
+            if table_store
+            else plan_curation(pending, root, version, incremental=True)
+        )
     )
     steps["curate"] = _run_cli(planned["argv"], logs / "curate.log")
-    candidate, steps["append"] = in_process_sampled(lambda: append_candidate(planned))
-    steps["gate"] = _run_cli(["gate", "--input", str(candidate), "--kind", "web_curated"], logs / "gate.log")
-    _, steps["report"] = in_process_sampled(lambda: build_report(candidate))
-    final, steps["publish"] = in_process_sampled(
-        lambda: publish_with_index(candidate, root, "web_curated", planned["near_index"])
-    )
+    published = (_table_steps if table_store else _folder_steps)(planned, logs, steps)
 
     def record():
-        rows = Manifest.read(final).rows
         ledger.record(pending, version)
-        ledger.record_night(version, "published", len(found), len(pending), version, rows)
+        ledger.record_night(version, "published", len(found), len(pending), version, published.rows)
         prune_run_folders(root / DELTAS, root, keep=version)
 
     _, steps["record"] = in_process_sampled(record)
     wall = time.perf_counter() - t0
-    after = _inventory(root)
+    after = _inventory(data_root())
     new_bytes = sum(size if ino not in before else max(0, size - before[ino]) for ino, size in after.items())
     return {
         "night": night,
@@ -201,14 +250,14 @@ def run_night(workdir: Path, night: int, docs: list[dict]) -> dict:
         "near_index": {k: planned["near_index"].get(k) for k in ("base", "rebuilt", "reason")},
         "disk_new_bytes": new_bytes,
         "disk_total_bytes": sum(after.values()),
-        "counts": reconcile(docs, Path(planned["delta_dir"]), Path(final)),
+        "counts": reconcile(docs, Path(planned["delta_dir"]), published),
     }
 
 
-def reconcile(docs: list[dict], delta_dir: Path, final: Path) -> dict:
-    """Stage counts of the night; raises when they do not add up."""
-    dm, fm = Manifest.read(delta_dir), Manifest.read(final)
-    base_rows = Manifest.read(final.parent / fm.base_version).rows if fm.base_version else 0
+def reconcile(docs: list[dict], delta_dir: Path, fm: Manifest) -> dict:
+    """Stage counts of the night (`fm`: the published version's manifest); raises when they do not add up."""
+    dm = Manifest.read(delta_dir)
+    base_rows = fm.base_rows or 0
     stages = {
         s.stage: {"in": s.rows_in, "kept": s.rows_kept, "rejected": s.rows_rejected, **s.reasons}
         for s in fm.stages
@@ -224,7 +273,7 @@ def reconcile(docs: list[dict], delta_dir: Path, final: Path) -> dict:
     if fm.rows != base_rows + last.rows_kept:
         problems.append(f"corpus rows {fm.rows} != base {base_rows} + appended {last.rows_kept}")
     if problems:
-        raise RuntimeError(f"night {final.name}: counts do not reconcile: {problems}")
+        raise RuntimeError(f"night {fm.version}: counts do not reconcile: {problems}")
     return {
         "input": len(docs),
         "delta_kept": dm.rows,
@@ -360,10 +409,11 @@ def main() -> int:
     )
     ap.add_argument("--gate-compare", action="store_true", help="then gate the whole corpus: spark vs pandas")
     ap.add_argument(
-        "--tables",
-        action="store_true",
-        help="with a table catalog (SQLite in the data root): versions also as Iceberg snapshots, the band"
-        " index an append-only table; default: folders only (no catalog configured)",
+        "--store",
+        choices=("folders", "mirror", "table"),
+        default="folders",
+        help="folders: no table catalog; mirror: versions also as Iceberg snapshots, the band index an"
+        " append-only table; table: the corpus is the Iceberg table alone (PHI_CORPUS_STORE=table)",
     )
     ap.add_argument("--workdir", type=Path, help="default: a temporary folder (removed unless --keep)")
     ap.add_argument("--keep", action="store_true", help="keep the workdir")
@@ -374,7 +424,7 @@ def main() -> int:
     if workdir.exists() and any(workdir.iterdir()):
         raise SystemExit(f"--workdir {workdir} is not empty: the benchmark starts from an empty data root")
     workdir.mkdir(parents=True, exist_ok=True)
-    setup_env(workdir, args.spark_memory, args.tables)
+    setup_env(workdir, args.spark_memory, args.store)
     started = datetime.now(UTC).isoformat(timespec="seconds")
     load_start = os.getloadavg()
     t0 = time.perf_counter()

@@ -46,6 +46,7 @@ from dags._common import (
 )
 from dags.lib.assets import EDU_LABEL_FILES, EDU_MODEL, WEB_EDU
 from dags.lib.paths import dataset_root
+from dags.lib.table_store import corpus_reference
 
 YAML = r"^\S+\.ya?ml$"
 FLOOR = {"type": ["null", "number"], "minimum": -1.0, "maximum": 1.0}
@@ -163,7 +164,7 @@ def promote(planned: dict, verdict: dict, **context) -> dict:
     doc_md=__doc__,
     params={
         "input": Param(
-            str(dataset_root("web_curated")),
+            corpus_reference("web_curated", dataset_root("web_curated")),
             type="string",
             minLength=1,
             pattern=r"^\S+$",

@@ -57,6 +57,13 @@ published nights (the latest night's delta stays for inspection: its manifest's 
 versions are never pruned automatically (mixtures pin them); operators use
 `python -m curation prune --root DIR --keep K`.
 
+The corpus as an Iceberg table (PHI_CORPUS_STORE=table, dags/lib/table_store.py): `plan` bases the night on
+table `web_curated`'s live version, `append` stages the night's new rows as one snapshot on branch
+`audit/<version>` (main does not move), `validate` and `report` read that staged version, and `publish`
+fast-forwards main to it only if its gate passed and main has not moved meanwhile, then commits the band
+index table's night. No version folder is written: the data root holds the deltas, the ledger, the evidence
+(`_runs/<version>/quality`, `report`) and the lease; the corpus is in the warehouse (local or `s3://`).
+
 Spark: SparkSubmitOperator on `spark_default`, for the reasons given in web_curation's docstring.
 """
 
@@ -70,11 +77,15 @@ import pendulum
 from airflow.sdk import AsyncCallback, DeadlineAlert, DeadlineReference, Param, dag, get_current_context, task
 
 from dags._common import DEFAULT_ARGS, append, curation_stages, writer_lease
+from dags._table_store import table_stages
 from dags.lib.alerts import deadline_missed
 from dags.lib.assets import WEB_CURATED
 from dags.lib.paths import dataset_root
+from dags.lib.table_store import corpus_store
 
 log = logging.getLogger(__name__)
+#: The web corpus as an Iceberg table (PHI_CORPUS_STORE=table, dags/lib/table_store.py) or version folders.
+TABLE_STORE = corpus_store() == "table"
 
 DEFAULT_SEGMENTS = os.environ.get("PHI_NIGHTLY_SEGMENTS") or os.path.join(
     os.environ.get("PHI_SHARED_DATA", "/opt/phi/shared/data"), "warc_commoncrawl_samples", "*.warc.gz"
@@ -148,8 +159,17 @@ def nightly_refresh():
     def plan(pending: list[str]) -> dict:
         from dags.lib.paths import run_version
         from dags.lib.plan import plan_curation
+        from dags.lib.table_store import plan_table_run
 
         ctx = get_current_context()
+        if TABLE_STORE:
+            return plan_table_run(
+                pending,
+                dataset_root("web_curated"),
+                "web_curated",
+                run_version(ctx),
+                config_path=ctx["params"]["config_path"],
+            )
         return plan_curation(
             pending,
             dataset_root("web_curated"),
@@ -180,8 +200,11 @@ def nightly_refresh():
 
     pending = discover()
     planned = plan(pending)
-    stages = curation_stages(planned, WEB_CURATED, kind="web_curated")
-    stages["curate"] >> append(planned) >> stages["validate"]
+    if TABLE_STORE:
+        stages = table_stages(planned, WEB_CURATED)
+    else:
+        stages = curation_stages(planned, WEB_CURATED, kind="web_curated")
+        stages["curate"] >> append(planned) >> stages["validate"]
     lock, _ = writer_lease(dataset_root("web_curated"), planned, record(pending, stages["publish"]))
     anything_new(pending) >> lock
 

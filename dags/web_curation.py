@@ -44,6 +44,11 @@ the index's CURRENT right after the corpus version goes live (a failed gate leav
 the next nightly_refresh deduplicates its new documents against it (dags/lib/near_index.py). Without
 near-dedup no index is built and the next night rebuilds one from the published version. The DAGs own
 `near_dedup.index_dir`: a config that sets it is refused at plan time.
+
+With the corpus stored as an Iceberg table (PHI_CORPUS_STORE=table, dags/lib/table_store.py), a run in mode
+`add` is a night like nightly_refresh's (delta -> staged append -> gate -> publish) over the given inputs;
+mode `replace` is refused at plan time (a table's versions are rolled back, `python -m curation tables
+rollback`, not replaced by a run).
 """
 
 from __future__ import annotations
@@ -53,8 +58,12 @@ import os
 from airflow.sdk import Param, dag, get_current_context, task
 
 from dags._common import DEFAULT_ARGS, append, curation_stages, writer_lease
+from dags._table_store import table_stages
 from dags.lib.assets import WEB_CURATED
 from dags.lib.paths import dataset_root
+from dags.lib.table_store import corpus_store
+
+TABLE_STORE = corpus_store() == "table"  # the web corpus as an Iceberg table (dags/lib/table_store.py)
 
 DEFAULT_INPUT = os.path.join(
     os.environ.get("PHI_SHARED_DATA", "/opt/phi/shared/data"), "warc_commoncrawl_samples", "whirlwind.warc.gz"
@@ -109,6 +118,25 @@ def web_curation():
 
         ctx = get_current_context()
         params = ctx["params"]
+        if TABLE_STORE:
+            from airflow.sdk.exceptions import AirflowFailException
+
+            from dags.lib.table_store import plan_table_run
+
+            if params["mode"] == "replace":
+                raise AirflowFailException(
+                    "mode replace: the web corpus is the Iceberg table web_curated (PHI_CORPUS_STORE=table),"
+                    " whose versions are rolled back (python -m curation tables rollback --table web_curated"
+                    " --to <run id>), not replaced by a run; use mode add"
+                )
+            return plan_table_run(
+                params["input_globs"],
+                dataset_root("web_curated"),
+                "web_curated",
+                run_version(ctx),
+                config_path=params["config_path"],
+                crawl_id=params["crawl_id"],
+            )
         return plan_curation(
             params["input_globs"],
             dataset_root("web_curated"),
@@ -120,8 +148,11 @@ def web_curation():
         )
 
     planned = plan()
-    stages = curation_stages(planned, WEB_CURATED, kind="web_curated")
-    stages["curate"] >> append(planned) >> stages["validate"]
+    if TABLE_STORE:
+        stages = table_stages(planned, WEB_CURATED)
+    else:
+        stages = curation_stages(planned, WEB_CURATED, kind="web_curated")
+        stages["curate"] >> append(planned) >> stages["validate"]
     writer_lease(dataset_root("web_curated"), planned, stages["publish"])
 
 

@@ -203,8 +203,9 @@ class BandTable:
     def build_from_corpus(
         self, spark, corpus_version_dir: str | Path, run_id: str, with_shingles: bool
     ) -> int:
-        """Index every document of a published corpus version as one OVERWRITE snapshot tagged `run_id`
-        (idempotent: a run id already committed is not rebuilt). Returns its snapshot id."""
+        """Index every document of a published corpus version (a version folder or a table version
+        `iceberg:<table>@<ref>`) as one OVERWRITE snapshot tagged `run_id` (idempotent: a run id already
+        committed is not rebuilt). Returns its snapshot id."""
         from pyspark.sql import functions as F
 
         from curation.tables.commit import commit_version, data_location, snapshot_for_run

@@ -210,16 +210,19 @@ def signature_batches(
 CORPUS_DOCS_PER_PARTITION = 10_000
 
 
-def corpus_signatures(spark, corpus_version_dir, params: LshParams, with_shingles: bool):
-    """`compute_signatures` over every document of a published corpus version, in partitions of
-    CORPUS_DOCS_PER_PARTITION documents (its manifest's row count decides how many)."""
-    from pathlib import Path
+def corpus_signatures(spark, corpus_version, params: LshParams, with_shingles: bool):
+    """`compute_signatures` over every document of a published corpus version (a version folder or a table
+    version `iceberg:<table>@<ref>`), in partitions of CORPUS_DOCS_PER_PARTITION documents (its manifest's
+    row count decides how many)."""
+    from curation.dataset_version import open_dataset_version
 
-    from curation.contract_manifest import Manifest
-
-    rows = Manifest.read(corpus_version_dir).rows
+    version = open_dataset_version(corpus_version)
+    rows = version.manifest.rows
     parts = max(spark.sparkContext.defaultParallelism, -(-rows // CORPUS_DOCS_PER_PARTITION))
-    docs = spark.read.parquet(str(Path(corpus_version_dir) / "data")).select("id", "text")
+    if not version.data_files:  # an empty corpus: an empty index
+        docs = spark.createDataFrame([], "id string, text string")
+    else:
+        docs = spark.read.parquet(*[f.resolve().as_uri() for f in version.data_files]).select("id", "text")
     return compute_signatures(docs.repartition(parts), params, with_shingles)
 
 

@@ -104,14 +104,17 @@ def plan_near_index(
     version: str,
     base_version: str | None,
     incremental: bool,
+    base_source: str | None = None,
 ) -> dict:
     """Decide the run's near-dedup and point `cfg.near_dedup.index_dir` at the run's staged index root.
 
     web_curation (full run): near-dedup as the config says (off by default); when on, the index is built
     from the run's kept documents. nightly_refresh (incremental): on unless the config says
     `near_dedup: {enabled: false}`, against the index of `base_version` (rebuilt by the job when the
-    published index does not describe it). `cfg` is the config loaded from `config_path` (what the file
-    sets is its model_fields_set). Mutates `cfg`; returns the plan's `near_index` XCom."""
+    published index does not describe it; `base_source`: where that version's documents are when it is
+    not the folder `<corpus_root>/<base_version>`, e.g. `iceberg:web_curated@<run id>`). `cfg` is the config
+    loaded from `config_path` (what the file sets is its model_fields_set). Mutates `cfg`; returns the plan's
+    `near_index` XCom."""
     from curation.contract import DatasetRoot, Manifest
     from curation.dedup.band_index import params_dict, request_rebuild
     from curation.dedup.near import lsh_params
@@ -137,7 +140,9 @@ def plan_near_index(
         log.warning("%s", note)
         return {"enabled": False, "root": where, "note": note}
     if table:
-        return _plan_table(nd, table, corpus_root, version, base_version if incremental else None)
+        base = base_version if incremental else None
+        source = (base_source or str(Path(corpus_root) / base)) if base else None
+        return _plan_table(nd, table, version, base, source)
 
     index = DatasetRoot(index_root(corpus_root))
     staged = index.root / STAGED / version
@@ -193,7 +198,7 @@ def index_table(corpus_root: str | Path) -> str | None:
     return None if target is None else f"{target.name}{TABLE_SUFFIX}"
 
 
-def _plan_table(nd, table: str, corpus_root: str | Path, version: str, base: str | None) -> dict:
+def _plan_table(nd, table: str, version: str, base: str | None, base_source: str | None) -> dict:
     """The band index as an append-only table (curation/dedup/band_table.py): the night deduplicates against
     the snapshot of its base corpus version (`index_table_ref`) and its kept rows are committed only by
     `promote`, after the gate (`index_commit: deferred`). A table that does not describe the base is rebuilt
@@ -225,7 +230,7 @@ def _plan_table(nd, table: str, corpus_root: str | Path, version: str, base: str
         log.info("%s", plan["note"])
         return plan
     nd.index_table_ref = f"{REBUILD_PREFIX}{version}"
-    nd.index_table_rebuild_from = str(Path(corpus_root) / base)
+    nd.index_table_rebuild_from = base_source
     plan.update(
         rebuilt=True,
         reason=why,

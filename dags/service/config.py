@@ -13,6 +13,7 @@ import os
 import secrets
 import sys
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -35,6 +36,9 @@ class StackConfig(BaseModel):
     pg_database: str = "phi_airflow"
     # the Iceberg catalog of the stack's dataset tables (curation/tables): its own database on the same server
     iceberg_database: str = "phi_iceberg"
+    # where the web corpus lives: version folders (mirrored into the tables) or the table alone
+    # (PHI_CORPUS_STORE, dags/lib/table_store.py)
+    corpus_store: Literal["folders", "table"] = "folders"
     redis_host: str = "127.0.0.1"
     redis_port: int = 6379
     redis_db: int = Field(11, ge=0, le=15)  # the Celery broker's own db number
@@ -190,6 +194,7 @@ def airflow_env(cfg: StackConfig, secret: dict[str, str]) -> dict[str, str]:
         # every dataset version that goes live is also an Iceberg table snapshot (curation/tables/publish.py)
         "PHI_ICEBERG_WAREHOUSE": str(cfg.warehouse),
         "PHI_ICEBERG_CATALOG_URI": cfg.iceberg_catalog_uri,
+        "PHI_CORPUS_STORE": cfg.corpus_store,
         "PHI_GPU_QUEUE": "gpu",
         "PATH": f"{venv_bin}:{os.environ.get('PATH', '')}",
     }

@@ -93,11 +93,19 @@ def test_compose_and_the_local_stack_keep_the_tables_catalog_on_postgres(config)
         env = config["services"][name]["environment"]
         assert env["PHI_ICEBERG_CATALOG_URI"].endswith("@postgres/iceberg"), name
         assert env["PHI_ICEBERG_WAREHOUSE"] == "/opt/phi/data/_warehouse", name
+        assert env["PHI_CORPUS_STORE"] == "folders", name  # the table store is opted into
     cfg = StackConfig()
     local = airflow_env(cfg, {"AIRFLOW_FERNET_KEY": "k", "AIRFLOW_JWT_SECRET": "s"})
     assert local["PHI_ICEBERG_CATALOG_URI"] == cfg.iceberg_catalog_uri
     assert local["PHI_ICEBERG_CATALOG_URI"].endswith(f"/{cfg.iceberg_database}")
     assert local["PHI_ICEBERG_WAREHOUSE"] == str(cfg.datasets / "_warehouse")
+    assert local["PHI_CORPUS_STORE"] == "folders"
+    assert (
+        airflow_env(
+            StackConfig(corpus_store="table"), {"AIRFLOW_FERNET_KEY": "k", "AIRFLOW_JWT_SECRET": "s"}
+        )["PHI_CORPUS_STORE"]
+        == "table"
+    )
 
 
 def test_airflow_init_fills_the_models_volume(config):

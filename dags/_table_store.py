@@ -1,0 +1,101 @@
+"""The stages of a run that grows a web corpus stored as an Iceberg table (PHI_CORPUS_STORE=table; the design
+in dags/lib/table_store.py): curate -> append (staged on `audit/<version>`) -> validate -> report -> publish,
+with the same task ids as the folder store's stages, so runbooks, alerts and tests name the same tasks.
+
+Only light imports here: the DAG processor imports this with every DAG file that uses it."""
+
+from __future__ import annotations
+
+import logging
+
+from airflow.sdk import Asset, TaskGroup, TriggerRule, task
+
+from dags._common import spark_submit
+
+log = logging.getLogger(__name__)
+
+
+@task(retries=0)
+def validate_staged(planned: dict) -> dict:
+    """`python -m curation gate` on the staged version `iceberg:<table>@audit/<version>`, its verdict in the
+    run's evidence folder (an earlier attempt's verdict is removed first, so the one read is this one's). A
+    failing gate fails the run, no retry."""
+    from pathlib import Path
+
+    from airflow.sdk.exceptions import AirflowFailException
+
+    from curation.quality_gates.gate import GATE_FILE
+    from curation.quality_gates.result import GateResult
+    from dags.lib.cli import CommandFailed, run_module
+
+    quality = Path(planned["evidence"]) / "quality"
+    verdict_path = quality / GATE_FILE
+    verdict_path.unlink(missing_ok=True)
+    argv = ["gate", "--input", planned["staged"], "--kind", "web_curated", "--docs-dir", str(quality)]
+    try:
+        run_module("curation", argv)
+    except CommandFailed as e:
+        if e.returncode == 1 and verdict_path.is_file():
+            raise AirflowFailException(GateResult.read(verdict_path).summary()) from None
+        raise  # the gate could not run: the error and its output tail
+    result = GateResult.read(verdict_path)
+    log.info("%s", result.summary())
+    return {"evaluated": result.evaluated, "data_docs": result.docs_index, "verdict": str(verdict_path)}
+
+
+@task(trigger_rule=TriggerRule.ALL_DONE)
+def report_staged(planned: dict) -> str:
+    """The staged version's report, whatever the gate said; skipped when nothing was staged."""
+    from pathlib import Path
+
+    from airflow.sdk.exceptions import AirflowSkipException
+
+    from curation.reports import build_report
+    from curation.tables.catalog import TableNotFound, Warehouse
+    from curation.tables.commit import audit_ref
+    from curation.tables.wap import staged_runs
+
+    try:
+        staged = planned["version"] in staged_runs(Warehouse().table(planned["table"]))
+    except TableNotFound:
+        staged = False
+    if not staged:
+        raise AirflowSkipException(f"no staged version {audit_ref(planned['version'])}: nothing to report on")
+    result = build_report(planned["staged"], output=Path(planned["evidence"]) / "report")
+    log.info("report: %s", result.html.as_uri())
+    return str(result.html)
+
+
+@task
+def publish_staged(planned: dict, **context) -> dict:
+    """Main fast-forwards to the staged version only if its gate passed and main has not moved (see
+    dags/lib/table_store.py); the Asset event's extra names the version and its snapshot."""
+    from airflow.sdk.exceptions import AirflowFailException
+
+    from curation.tables.commit import TableMoved
+    from curation.tables.wap import GateNotPassed
+    from dags.lib.table_store import publish_table_run
+
+    try:
+        info = publish_table_run(planned)
+    except (GateNotPassed, TableMoved) as e:
+        raise AirflowFailException(str(e)) from e
+    for asset in context["task"].outlets:
+        context["outlet_events"][asset].extra = info
+    log.info("published %s (%d rows)", info["reference"], info["rows"])
+    return info
+
+
+def table_stages(plan, asset: Asset) -> dict:
+    """curate >> append >> validate >> [report] >> publish for a table-store run (`plan`: the XCom of
+    dags.lib.table_store.plan_table_run). Returns the tasks by name, as curation_stages does."""
+    curate = spark_submit("curate", plan["argv"], "phi-curation")
+    stage = spark_submit("append", plan["append_argv"], "phi-append")
+    with TaskGroup("gate_and_publish", prefix_group_id=False):
+        gate = validate_staged.override(task_id="validate")(plan)
+        rep = report_staged.override(task_id="report")(plan)
+        pub = publish_staged.override(task_id="publish", outlets=[asset])(plan)
+        gate >> rep >> pub
+        gate >> pub  # publish needs the gate's success, not only the report's
+    curate >> stage >> gate
+    return {"curate": curate, "append": stage, "validate": gate, "report": rep, "publish": pub}
