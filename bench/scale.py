@@ -202,7 +202,7 @@ def _table_steps(planned: dict, logs: Path, steps: dict) -> Manifest:
     return open_version(info["reference"]).manifest
 
 
-def run_night(workdir: Path, night: int, docs: list[dict]) -> dict:
+def run_night(workdir: Path, night: int, docs: list[dict], corpus_before: int) -> dict:
     """One night of nightly_refresh over the segments in the inbox (the night's docs already written)."""
     from curation.contract_prune import prune_run_folders
     from dags.lib.ledger import SegmentLedger
@@ -250,14 +250,14 @@ def run_night(workdir: Path, night: int, docs: list[dict]) -> dict:
         "near_index": {k: planned["near_index"].get(k) for k in ("base", "rebuilt", "reason")},
         "disk_new_bytes": new_bytes,
         "disk_total_bytes": sum(after.values()),
-        "counts": reconcile(docs, Path(planned["delta_dir"]), published),
+        "counts": reconcile(docs, Path(planned["delta_dir"]), published, corpus_before),
     }
 
 
-def reconcile(docs: list[dict], delta_dir: Path, fm: Manifest) -> dict:
-    """Stage counts of the night (`fm`: the published version's manifest); raises when they do not add up."""
+def reconcile(docs: list[dict], delta_dir: Path, fm: Manifest, base_rows: int) -> dict:
+    """Stage counts of the night (`fm`: the published version's manifest, `base_rows`: the corpus's rows
+    before the night, as the previous night counted them); raises when they do not add up."""
     dm = Manifest.read(delta_dir)
-    base_rows = fm.base_rows or 0
     stages = {
         s.stage: {"in": s.rows_in, "kept": s.rows_kept, "rejected": s.rows_rejected, **s.reasons}
         for s in fm.stages
@@ -270,6 +270,8 @@ def reconcile(docs: list[dict], delta_dir: Path, fm: Manifest) -> dict:
         problems.append("rows in != kept + rejected over the stages")
     if dm.rows + dm.rejected_rows != len(docs):
         problems.append(f"delta rows {dm.rows} + rejected {dm.rejected_rows} != {len(docs)} input lines")
+    if fm.base_rows != base_rows:
+        problems.append(f"the version's base has {fm.base_rows} rows, the corpus had {base_rows}")
     if fm.rows != base_rows + last.rows_kept:
         problems.append(f"corpus rows {fm.rows} != base {base_rows} + appended {last.rows_kept}")
     if problems:
@@ -322,14 +324,15 @@ def setup(workdir: Path, args) -> tuple[dict, Sentences, list[tuple[str, str]]]:
 
 def nights(workdir: Path, args, sentences: Sentences, sample: list) -> list[dict]:
     """Night 0 (small: the band-index rebuild, setup) then nights 1..N."""
-    out = []
+    out, corpus = [], args.docs  # the base corpus's rows, then each night's published count
     for night in range(args.nights + 1):
         n = max(100, args.night_docs // 10) if night == 0 else args.night_docs
         t0 = time.perf_counter()
         docs, kinds = night_documents(sentences, night, n, sample, args.seed)
         write_segments(docs, workdir / "inbox", night, SEGMENTS_PER_NIGHT)
         compose_s = round(time.perf_counter() - t0, 1)
-        rec = {**run_night(workdir, night, docs), "kinds": dict(kinds), "compose_s": compose_s}
+        rec = {**run_night(workdir, night, docs, corpus), "kinds": dict(kinds), "compose_s": compose_s}
+        corpus = rec["counts"]["corpus"]
         rec["peaks_mb"], rec["io"] = _peaks(rec), _io(rec)
         c = rec["counts"]
         print(
@@ -347,9 +350,11 @@ def gate_compare(workdir: Path) -> list[dict]:
     """The same gate over the whole current corpus: Spark (default) vs pandas, each its own process."""
     from curation.quality_gates.result import GateResult
     from dags.lib.paths import dataset_root
+    from dags.lib.table_store import corpus_reference
 
-    corpus = DatasetRoot(dataset_root("web_curated"))
-    version = corpus.version_dir(corpus.current())
+    root = DatasetRoot(dataset_root("web_curated"))
+    corpus = corpus_reference("web_curated", root.root)  # the table's current version in the table store
+    version = corpus if corpus.startswith("iceberg:") else root.version_dir(root.current())
     rows = []
     for engine in ("spark", "pandas"):
         docs_dir = workdir / "gate_compare" / engine

@@ -37,16 +37,20 @@ def prune_versions(root: str | os.PathLike, keep: int) -> list[str]:
     return doomed
 
 
-def prune_run_folders(runs: str | os.PathLike, root: str | os.PathLike, keep: str) -> list[str]:
+def prune_run_folders(
+    runs: str | os.PathLike, root: str | os.PathLike, keep: str, published: set[str] | None = None
+) -> list[str]:
     """Delete `runs/<v>` (e.g. nightly deltas, `<root>/_deltas`) for every version v that dataset root `root`
     has published, except `keep`; returns the names removed. A run folder whose version is not published
     (a failed night, which a rerun of the same run id rebuilds) is left alone, as is anything starting with
     `_`/`.`. A published version holds what it kept of the run (documents and rejects hard-linked, a file
-    append had to filter rewritten), so the run folder is redundant once published. Idempotent."""
+    append had to filter rewritten), so the run folder is redundant once published. Idempotent.
+    `published`: the versions published elsewhere instead (the run ids of a table the runs were appended to,
+    dags/lib/table_store.py), when `root` publishes no version folder."""
     runs, ds = Path(runs), DatasetRoot(root)
     if not runs.is_dir():
         return []
-    published = set(ds.versions())
+    published = set(ds.versions()) if published is None else published
     doomed = sorted(
         p.name
         for p in runs.iterdir()
@@ -54,5 +58,5 @@ def prune_run_folders(runs: str | os.PathLike, root: str | os.PathLike, keep: st
     )
     for v in doomed:
         shutil.rmtree(runs / v, ignore_errors=True)
-        log.info("removed run folder %s (version %s is published in %s)", runs / v, v, ds.root)
+        log.info("removed run folder %s (version %s is published)", runs / v, v)
     return doomed

@@ -67,18 +67,18 @@ def report_staged(planned: dict) -> str:
 
 
 @task
-def publish_staged(planned: dict, **context) -> dict:
+def publish_audited(planned: dict, **context) -> dict:
     """Main fast-forwards to the staged version only if its gate passed and main has not moved (see
     dags/lib/table_store.py); the Asset event's extra names the version and its snapshot."""
     from airflow.sdk.exceptions import AirflowFailException
 
     from curation.tables.commit import TableMoved
     from curation.tables.wap import GateNotPassed
-    from dags.lib.table_store import publish_table_run
+    from dags.lib.table_store import BaseMoved, publish_table_run
 
     try:
         info = publish_table_run(planned)
-    except (GateNotPassed, TableMoved) as e:
+    except (GateNotPassed, TableMoved, BaseMoved) as e:
         raise AirflowFailException(str(e)) from e
     for asset in context["task"].outlets:
         context["outlet_events"][asset].extra = info
@@ -94,7 +94,7 @@ def table_stages(plan, asset: Asset) -> dict:
     with TaskGroup("gate_and_publish", prefix_group_id=False):
         gate = validate_staged.override(task_id="validate")(plan)
         rep = report_staged.override(task_id="report")(plan)
-        pub = publish_staged.override(task_id="publish", outlets=[asset])(plan)
+        pub = publish_audited.override(task_id="publish", outlets=[asset])(plan)
         gate >> rep >> pub
         gate >> pub  # publish needs the gate's success, not only the report's
     curate >> stage >> gate

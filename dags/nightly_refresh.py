@@ -186,6 +186,7 @@ def nightly_refresh():
         from curation.contract_prune import prune_run_folders
         from dags.lib.ledger import SegmentLedger
         from dags.lib.plan import DELTAS
+        from dags.lib.table_store import published_runs
 
         root = dataset_root("web_curated")
         ledger = SegmentLedger.for_root(root)
@@ -195,7 +196,9 @@ def nightly_refresh():
         ledger.record_night(
             published["version"], "published", matched, len(pending), published["version"], published["rows"]
         )
-        prune_run_folders(root / DELTAS, root, keep=published["version"])
+        # the table store publishes no version folder: its deltas go once the table holds their run
+        in_table = published_runs("web_curated") if TABLE_STORE else None
+        prune_run_folders(root / DELTAS, root, keep=published["version"], published=in_table)
         return added
 
     pending = discover()

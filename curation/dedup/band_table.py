@@ -176,6 +176,7 @@ class BandTable:
             "parent_snapshot_id": parent_sid,
             "files": paths,
             "documents": rows,
+            "shingles": with_shingles,
             "mode": "append",
         }
         return self._staged
@@ -220,24 +221,26 @@ class BandTable:
         log.warning(
             "band index table %s: rebuilt from %s (%d documents)", self.name, corpus_version_dir, rows
         )
-        summary = _summary(self.params, None, rows) | {"rebuilt_from": str(corpus_version_dir)}
+        summary = _summary(self.params, None, rows, with_shingles) | {"rebuilt_from": str(corpus_version_dir)}
         return commit_version(table, paths, run_id, summary, mode="overwrite").snapshot_id
 
 
 def commit_staged(staged: dict, warehouse=None) -> int:
     """Commit a staged night (BandTable.stage's record, or a manifest's `near_dedup.index_commit`) as one
-    APPEND snapshot of its run id, only on the snapshot it was deduplicated against (`TableMoved`
-    otherwise). A run id already committed is a no-op and its freshly staged files are deleted."""
+    APPEND snapshot of its run id, only on the snapshot it was deduplicated against or a compaction of it
+    (`TableMoved` otherwise). A run id already committed is a no-op and its freshly staged files are
+    deleted."""
     from curation.tables.catalog import Warehouse
     from curation.tables.commit import commit_version
 
     warehouse = warehouse or Warehouse()
     table = warehouse.table(staged["table"])
     params = json.loads(table.properties[LSH_PROPERTY])
-    summary = _summary(params, staged["parent_snapshot_id"], staged["documents"])
-    done = commit_version(
-        table, staged["files"], staged["run_id"], summary, mode="append", parent=staged["parent_snapshot_id"]
-    )
+    shingles = staged.get("shingles", table.properties.get(SHINGLES_PROPERTY) == "true")
+    summary = _summary(params, staged["parent_snapshot_id"], staged["documents"], shingles)
+    # a compaction committed since the night read its parent holds the same rows: commit on top of it
+    parent = _past_compactions(table, staged["parent_snapshot_id"])
+    done = commit_version(table, staged["files"], staged["run_id"], summary, mode="append", parent=parent)
     if not done.created:  # a retried run's fresh files (a promote retried with one record keeps its own)
         from curation.tables.read import data_files
 
@@ -250,32 +253,41 @@ def commit_staged(staged: dict, warehouse=None) -> int:
     return done.snapshot_id
 
 
-def unusable_base(table, run_id: str, params: LshParams, verify: bool) -> str | None:
-    """Why `table` cannot serve as the base of a night on corpus version `run_id` (its snapshot must be the
-    head, past compactions, with the run's LSH parameters and shingle sets iff `verify`), or None."""
-    from curation.tables.commit import snapshot_for_run
-    from curation.tables.summary import RUN_ID
+def base_ref(
+    table, run_id: str, params: LshParams, verify: bool, rebuilt_from: str | None = None
+) -> tuple[str | None, str | None]:
+    """Which version of `table` a night on corpus version `run_id` reads: `(ref, None)` when the table's
+    head (past compactions) describes that corpus version (its snapshot of `run_id`, or a rebuild from
+    `rebuilt_from` that an earlier attempt committed) with the night's LSH parameters and with shingle sets
+    iff `verify`, as its commit recorded them (so a rebuild that died between setting the table's properties
+    and committing its rows is caught); else `(None, why)`."""
+    from curation.tables.compact import described_snapshot
+    from curation.tables.summary import RUN_ID, summary_value
 
-    snap = snapshot_for_run(table, run_id)
-    if snap is None:
-        return f"the band index table {table.name()} has no snapshot of corpus version {run_id}"
+    name = ".".join(table.name())
     head = table.current_snapshot()
-    if _past_compactions(table, snap.snapshot_id) != head.snapshot_id:
-        return (
-            f"the band index table {table.name()}'s head is snapshot {head.snapshot_id} (run"
-            f" {head.summary.get(RUN_ID)}), not corpus version {run_id}'s ({snap.snapshot_id})"
+    if head is None:
+        return None, f"the band index table {name} has no snapshot yet"
+    described = described_snapshot(table, head)
+    s, run = described.summary, described.summary.get(RUN_ID)
+    rebuild = rebuilt_from is not None and summary_value(s, "rebuilt_from") == rebuilt_from
+    if run != run_id and not rebuild:
+        return None, (
+            f"the band index table {name}'s head is snapshot {head.snapshot_id} (run {run}), which does not"
+            f" describe corpus version {run_id}"
         )
-    stored = json.loads(table.properties[LSH_PROPERTY]) if LSH_PROPERTY in table.properties else None
+    stored = summary_value(s, "lsh")
     if stored != params_dict(params):
-        return (
-            f"the band index table {table.name()} was built with LSH parameters {stored}, this run uses"
+        return None, (
+            f"the band index table {name} was built with LSH parameters {stored}, this run uses"
             f" {params_dict(params)}"
         )
-    if (table.properties.get(SHINGLES_PROPERTY) == "true") != verify:
-        has = "carry no shingle sets (built with verify off)" if verify else "carry shingle sets"
+    has = summary_value(s, "shingles", table.properties.get(SHINGLES_PROPERTY) == "true")
+    if has != verify:
+        rows = "carry no shingle sets (built with verify off)" if verify else "carry shingle sets"
         on_off = "on" if verify else "off"
-        return f"the band index table {table.name()}'s rows {has} but verification is {on_off}"
-    return None
+        return None, f"the band index table {name}'s rows {rows} but verification is {on_off}"
+    return run, None
 
 
 def _past_compactions(table, sid: int | None) -> int | None:
@@ -303,9 +315,17 @@ def published_entries(shingles):
     return shingles.withColumn("_n", first).where(F.col("_n") == 1).select("id", "shingles")
 
 
-def _summary(params, parent: int | None, documents: int) -> dict:
+def _summary(params, parent: int | None, documents: int, shingles: bool) -> dict:
+    """What a commit records about its rows: checked by `base_ref` (the table's properties can run ahead of
+    its rows when a rebuild dies before its commit)."""
     lsh = params if isinstance(params, dict) else params_dict(params)
-    return {"dataset": INDEX_DATASET, "lsh": lsh, "base_snapshot_id": parent, "documents": documents}
+    return {
+        "dataset": INDEX_DATASET,
+        "lsh": lsh,
+        "shingles": shingles,
+        "base_snapshot_id": parent,
+        "documents": documents,
+    }
 
 
 def _write_rows(spark, table, kept, parent: int | None, location: str) -> tuple[list[str], int]:

@@ -52,9 +52,10 @@ class NearDedupConfig(BaseModel):
     index_table: str | None = None
     index_table_ref: str | None = None
     index_commit: Literal["with_output", "deferred"] = "with_output"
-    # A published corpus version (folder) the table is first rebuilt from, as the snapshot of run
-    # `index_table_ref` (an OVERWRITE; skipped when that run is committed already: a retried night). The DAGs
-    # set it when the table does not describe the corpus version a night appends to (dags/lib/near_index.py).
+    # A published corpus version (a folder or `iceberg:<table>@<run id>`) the table is first rebuilt from, as
+    # the snapshot of run `index_table_ref` (an OVERWRITE; skipped when that run is committed already: a
+    # retried night). The DAGs set it when the table does not describe the corpus version a night appends to
+    # (dags/lib/near_index.py).
     index_table_rebuild_from: str | None = None
 
     @model_validator(mode="after")

@@ -119,6 +119,7 @@ def _table_version(ref: str) -> DatasetInput:
     snapshot's data files from scan planning (a remote warehouse's copied once into the local cache), as plain
     parquet files, pinned: `version_uri` names the snapshot read."""
     from curation.tables.catalog import Warehouse
+    from curation.tables.compact import described_snapshot
     from curation.tables.read import local_version_files
     from curation.tables.summary import RUN_ID
 
@@ -127,7 +128,8 @@ def _table_version(ref: str) -> DatasetInput:
     sid, files = local_version_files(table, at)
     if not files:
         raise FileNotFoundError(f"input {ref!r}: snapshot {sid} of table {name} has no data files")
-    run_id = table.metadata.snapshot_by_id(sid).summary.get(RUN_ID)
+    # a compaction holds its run's rows: that run is the version read
+    run_id = described_snapshot(table, table.metadata.snapshot_by_id(sid)).summary.get(RUN_ID)
     log.info(
         "input %s: table %s snapshot %s (run %s), %d parquet file(s)", ref, name, sid, run_id, len(files)
     )

@@ -76,7 +76,7 @@ def staged_runs(table) -> dict[str, int]:
 def check_gate_verdict(path: str | Path, table_identifier: str, snapshot_id: int) -> None:
     """Refuse (GateNotPassed) unless the gate verdict at `path` (gate.json) passed and names exactly
     `iceberg:<table>@<snapshot_id>` (what `gate --input iceberg:T@audit/<run id>` writes), `table` being
-    `table_identifier` (`namespace.name`) or its bare name (the gate's configured namespace)."""
+    `table_identifier` (`namespace.name`), or a bare name in the configured namespace."""
     from curation.paths import TABLE_PREFIX, parse_table_reference
     from curation.quality_gates.result import GateResult
 
@@ -86,8 +86,11 @@ def check_gate_verdict(path: str | Path, table_identifier: str, snapshot_id: int
         name, at = parse_table_reference(verdict.dataset_dir)
     except ValueError:
         name, at = verdict.dataset_dir, None
-    same_table = name == table_identifier if "." in name else name == table_identifier.rsplit(".", 1)[-1]
-    if not same_table or at != str(snapshot_id):
+    if "." not in name:  # a bare name is a table of the configured namespace, as the gate resolved it
+        from curation.tables.catalog import TablesConfig
+
+        name = f"{TablesConfig.from_env().namespace}.{name}"
+    if name != table_identifier or at != str(snapshot_id):
         raise GateNotPassed(f"gate verdict {path} is about {verdict.dataset_dir}, not the staged {expected}")
     if not verdict.success:
         failed = "; ".join(f.describe() for f in verdict.failures[:3])

@@ -34,7 +34,8 @@ documents' rows, so its index cost is O(delta) where the folder index rewrites e
              (`index_commit: deferred`): nothing is committed before the gate
     promote  commits them (band_table.commit_staged: one APPEND snapshot of the version's id, only on the
              snapshot the night read) after the corpus version went live, then expires all but the table's
-             newest KEEP_INDEX_VERSIONS snapshots (metadata only: an append-only table orphans no file)
+             newest KEEP_INDEX_VERSIONS snapshots and removes day-old unreferenced files (a rebuild's
+             predecessor, failed nights' rows)
 A run without a base (web_curation's full or replace run, an empty corpus) deduplicates its input alone and
 stages nothing; the next night rebuilds the table from the version it published.
 
@@ -204,7 +205,7 @@ def _plan_table(nd, table: str, version: str, base: str | None, base_source: str
     `promote`, after the gate (`index_commit: deferred`). A table that does not describe the base is rebuilt
     from the base version by the curate job first, as snapshot `rebuild/<version>`. Without a base (a full
     run, an empty corpus) the job deduplicates its input alone and stages nothing: the next night rebuilds."""
-    from curation.dedup.band_table import unusable_base
+    from curation.dedup.band_table import base_ref
     from curation.dedup.near import lsh_params
     from curation.tables.catalog import Warehouse
 
@@ -219,12 +220,12 @@ def _plan_table(nd, table: str, version: str, base: str | None, base_source: str
         log.warning("%s", plan["note"])
         return plan
     warehouse = Warehouse()
-    why = (
-        unusable_base(warehouse.table(table), base, lsh_params(nd), nd.verify)
+    ref, why = (
+        base_ref(warehouse.table(table), base, lsh_params(nd), nd.verify, rebuilt_from=base_source)
         if warehouse.exists(table)
-        else f"the band index table {warehouse.identifier(table)} does not exist yet"
+        else (None, f"the band index table {warehouse.identifier(table)} does not exist yet")
     )
-    nd.index_table, nd.index_commit, nd.index_table_ref = table, "deferred", base
+    nd.index_table, nd.index_commit, nd.index_table_ref = table, "deferred", ref
     if why is None:
         plan["note"] = f"near-dedup against the band index table {table} at corpus version {base}"
         log.info("%s", plan["note"])
@@ -244,11 +245,15 @@ def _plan_table(nd, table: str, version: str, base: str | None, base_source: str
 def _promote_table(near: dict, published_version: str, version_dir: str | Path | None) -> str | None:
     """Commit the night's staged band rows (recorded in the published version's manifest,
     `near_dedup.index_commit`) as the table's next snapshot, then expire all but its newest
-    KEEP_INDEX_VERSIONS snapshots (metadata only: an append-only table orphans no data file)."""
+    KEEP_INDEX_VERSIONS snapshots and delete the files no snapshot left references (a rebuild's predecessor,
+    failed nights' staged rows) once they are a day old. Called after the corpus version went live: when the
+    table moved since the night read it (another writer), the night is not committed and this warns instead of
+    failing the publish; the next night's plan finds the table behind the corpus and rebuilds it."""
     from curation.contract import Manifest
     from curation.dedup.band_table import commit_staged
     from curation.tables.catalog import Warehouse
-    from curation.tables.maintenance import expire_versions
+    from curation.tables.commit import TableMoved
+    from curation.tables.maintenance import expire_versions, remove_orphan_files
 
     if not near.get("staged"):
         log.warning(
@@ -271,8 +276,18 @@ def _promote_table(near: dict, published_version: str, version_dir: str | Path |
             f" {published_version}"
         )
     warehouse = Warehouse()
-    sid = commit_staged(staged, warehouse)
+    try:
+        sid = commit_staged(staged, warehouse)
+    except TableMoved as e:
+        log.warning(
+            "band index table %s not updated for %s (%s): the next night rebuilds it",
+            near["table"],
+            published_version,
+            e,
+        )
+        return None
     expire_versions(warehouse.table(near["table"]), keep=KEEP_INDEX_VERSIONS)
+    remove_orphan_files(warehouse.table(near["table"]))
     log.info("band index table %s promoted: snapshot %s describes %s", near["table"], sid, published_version)
     return published_version
 

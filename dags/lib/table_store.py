@@ -39,9 +39,16 @@ STORES = ("folders", "table")
 
 
 def corpus_store() -> str:
+    from curation.tables.publish import tables_configured
+
     store = os.environ.get("PHI_CORPUS_STORE") or "folders"
     if store not in STORES:
         raise ValueError(f"PHI_CORPUS_STORE={store!r}: expected one of {', '.join(STORES)}")
+    if store == "table" and not tables_configured():
+        raise ValueError(
+            "PHI_CORPUS_STORE=table but no table catalog is configured: set PHI_ICEBERG_WAREHOUSE (and"
+            " PHI_ICEBERG_CATALOG_URI for a remote warehouse or a shared catalog)"
+        )
     return store
 
 
@@ -65,9 +72,48 @@ def published_run(table_name: str, version: str) -> str | None:
     if head is None:
         return None
     run = described_snapshot(table, head)
-    if run.summary.get(RUN_ID) == version and run.parent_snapshot_id is not None:
+    if run.summary.get(RUN_ID) == version:
+        if run.parent_snapshot_id is None:  # this run was the table's first version
+            return None
         run = described_snapshot(table, table.metadata.snapshot_by_id(run.parent_snapshot_id))
     return run.summary.get(RUN_ID)
+
+
+def published_runs(table_name: str) -> set[str]:
+    """The run ids the table holds (what the table store's record task may delete the deltas of)."""
+    from curation.tables.catalog import Warehouse
+    from curation.tables.read import versions
+
+    warehouse = Warehouse()
+    if not warehouse.exists(table_name):
+        return set()
+    return {v["run_id"] for v in versions(warehouse.table(table_name)) if v["run_id"]}
+
+
+class BaseMoved(RuntimeError):
+    """The corpus table's live version is no longer the one the run was planned on."""
+
+
+def _check_base(table, planned: dict) -> None:
+    """Refuse to publish a night staged on another live version than the one it was planned (and
+    near-deduplicated) on: an operator's rollback or a manual append moved main between plan and append."""
+    from curation.tables.commit import snapshot_for_run, staged_snapshot
+    from curation.tables.compact import described_snapshot
+    from curation.tables.summary import RUN_ID
+
+    version = planned["version"]
+    staged = staged_snapshot(table, version)
+    if staged is None or snapshot_for_run(table, version) is not None:
+        return  # published already (a retry), or nothing staged: publish_staged says so
+    parent = staged.parent_snapshot_id
+    base = None if parent is None else described_snapshot(table, table.metadata.snapshot_by_id(parent))
+    staged_on = None if base is None else base.summary.get(RUN_ID)
+    if staged_on != planned["base_version"]:
+        raise BaseMoved(
+            f"table {planned['table']}: the night {version} was planned on version {planned['base_version']}"
+            f" but staged on {staged_on} (main moved between plan and append): nothing published. Clear the"
+            f" run from `plan` to curate it against {staged_on}"
+        )
 
 
 def plan_table_run(
@@ -137,6 +183,7 @@ def publish_table_run(planned: dict) -> dict:
     from dags.lib.near_index import promote
 
     table = Warehouse().table(planned["table"])
+    _check_base(table, planned)
     done = publish_staged(
         table, planned["version"], require_gate=Path(planned["evidence"]) / "quality" / GATE_FILE
     )

@@ -120,3 +120,18 @@ def plant_near_copy_from_table(wh: Warehouse, run: str, among: set[str], path):
     rows = pa.concat_tables([pq.read_table(f, columns=["id", "text"]) for f in version.files])
     pq.write_table(rows, scratch / "data" / "part-0.parquet")
     return plant_near_copy(scratch, among, path)
+
+
+def test_web_curation_cannot_replace_a_table_stored_corpus(airflow, shared_data):
+    """mode replace is refused at plan time (a table's versions are rolled back, not replaced): nothing
+    moves."""
+    wh = airflow.warehouse
+    before = versions(wh.table("web_curated")) if wh.exists("web_curated") else []
+    result = airflow(
+        "web_curation", {"input_globs": [samples(shared_data, "whirlwind.warc.gz")], "mode": "replace"}
+    )
+    assert result["state"] == "failed" and result["tasks"]["plan"] == "failed", result["tasks"]
+    assert "tables rollback --table web_curated" in result["log"]
+    assert {result["tasks"][t] for t in ("curate", "append", "publish")} == {"upstream_failed"}
+    assert (versions(wh.table("web_curated")) if wh.exists("web_curated") else []) == before
+    assert result["tasks"]["writer_unlock"] == "success"

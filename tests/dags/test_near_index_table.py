@@ -5,12 +5,15 @@ rebuild included, is in tests/curation/test_near_dedup_table.py; the DAG run in 
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from tables_helpers import write_files
 from test_dags_nightly import doc, version
 
 from curation.contract import DatasetRoot, Manifest
-from curation.dedup.band_table import BandTable
+from curation.dedup.band_index import params_dict
+from curation.dedup.band_table import LSH_PROPERTY, BandTable, _summary, commit_staged
 from curation.dedup.near import lsh_params
 from curation.dedup.near_config import NearDedupConfig
 from curation.tables import TablesConfig, Warehouse, versions
@@ -31,13 +34,21 @@ def band_rows(ids: list[str], seq: int) -> list[dict]:
 
 
 def index_night(wh: Warehouse, run_id: str, ids: list[str], cfg: NearDedupConfig | None = None) -> int:
-    """One night's rows committed to the band index table as the job + promote would, without Spark."""
+    """One night's rows staged as the curate job stages them and committed by `commit_staged` (what promote
+    calls), without Spark."""
     cfg = cfg or NearDedupConfig()
     table = BandTable(TABLE, lsh_params(cfg), warehouse=wh)._table(create=True, with_shingles=cfg.verify)
     head = table.current_snapshot()
-    paths = write_files(table, run_id, [band_rows(ids, 1 + len(table.metadata.snapshots))])
-    parent = head.snapshot_id if head else None
-    return commit_version(table, paths, run_id, {}, mode="append", parent=parent).snapshot_id
+    staged = {
+        "table": wh.identifier(TABLE),
+        "run_id": run_id,
+        "parent_snapshot_id": head.snapshot_id if head else None,
+        "files": write_files(table, run_id, [band_rows(ids, 1 + len(table.metadata.snapshots))]),
+        "documents": len(ids),
+        "shingles": cfg.verify,
+        "mode": "append",
+    }
+    return commit_staged(staged, wh)
 
 
 def plan(tmp_path, config: str | None = None, base: str | None = "n1", incremental: bool = True):
@@ -71,7 +82,24 @@ def test_plan_uses_the_table_at_the_base_version_or_has_the_job_rebuild_it(tmp_p
 
     index_night(warehouse, "x", ["c"])  # the head moved past n1 (e.g. the corpus was rolled back to n1)
     near, nd = plan(tmp_path)
-    assert near["rebuilt"] and "not corpus version n1's" in near["reason"]
+    assert near["rebuilt"] and "(run x), which does not describe corpus version n1" in near["reason"]
+    # the rebuild an earlier attempt of the night committed (then its gate failed) serves the next attempt
+    table = warehouse.table(TABLE)
+    rebuilt = _summary(lsh_params(NearDedupConfig()), None, 3, True) | {
+        "rebuilt_from": nd.index_table_rebuild_from
+    }
+    paths = write_files(table, "rebuild/n2", [band_rows(["a", "b", "c"], 9)])
+    commit_version(table, paths, "rebuild/n2", rebuilt, mode="overwrite")
+    near, nd = plan(tmp_path)
+    assert not near["rebuilt"] and (nd.index_table_ref, nd.index_table_rebuild_from) == ("rebuild/n2", None)
+    # a rebuild that died after setting the table's properties, before committing its rows: the rows are
+    # still the old parameters', which the head's own record says
+    table = warehouse.table(TABLE)
+    new_lsh = params_dict(lsh_params(NearDedupConfig(num_perm=60, bands=10)))
+    with table.transaction() as tx:
+        tx.set_properties(**{LSH_PROPERTY: json.dumps(new_lsh)})
+    near, nd = plan(tmp_path, str(other))
+    assert near["rebuilt"] and "LSH parameters" in near["reason"]
 
     # a run without a base deduplicates its input alone and stages nothing (the next night rebuilds)
     on = tmp_path / "on.yaml"
