@@ -66,6 +66,28 @@ class DagTest:
         }
         migrate_airflow_db(self.env)
 
+    @classmethod
+    def with_spark(cls, tmp_path_factory, tables: bool = False, **env: str) -> DagTest:
+        """Runs whose Spark jobs go to local[2] through `spark_default`, with nightly_refresh's deadline off
+        (dag.test() cannot finish a run with a DeadlineAlert, see dags/nightly_refresh.py DEADLINE); `tables`:
+        a table catalog (SQLite) in the data root's `_warehouse`. `root`: the web corpus's dataset root."""
+        from curation.contract import DatasetRoot
+
+        data = tmp_path_factory.mktemp("data")
+        if tables:
+            env = {"PHI_ICEBERG_WAREHOUSE": str(data / "_warehouse"), **env}
+        run = cls(
+            tmp_path_factory.mktemp("airflow"),
+            data,
+            AIRFLOW_CONN_SPARK_DEFAULT=json.dumps({"conn_type": "spark", "host": "local[2]"}),
+            SPARK_MASTER="local[2]",
+            SPARK_DRIVER_MEMORY="1g",
+            PHI_NIGHTLY_DEADLINE_H="off",
+            **env,
+        )
+        run.root = DatasetRoot(data / "web_curated")
+        return run
+
     def __call__(self, dag_id: str, conf: dict, dags_folder: Path = REPO_ROOT / "dags", **env: str) -> dict:
         proc = subprocess.run(
             [sys.executable, "-c", RUNNER, dag_id, json.dumps(conf), str(dags_folder)],

@@ -175,16 +175,34 @@ def plan_curation(
         log.info("edu stage: scoring with promoted model %s", edu["model"])
     candidate_root = root / CANDIDATES
     curate_root = root / DELTAS if incremental else candidate_root
+    plan = run_plan(inputs, root, version, base, config, edu, near, curate_root, replace, current)
+    return {**plan, "candidate_dir": str(candidate_root / version), "replace": replace}
+
+
+def run_plan(
+    inputs: list[str],
+    root: Path,
+    version: str,
+    base: str | None,
+    config: Path,
+    edu: dict,
+    near: dict,
+    output: Path,
+    replace: bool = False,
+    current: str | None = None,
+) -> dict:
+    """What every curation run's plan holds (XCom JSON), whatever stores it: the version, the corpus root, its
+    base version, the effective config, the inputs, the edu and near-dedup decisions, and the argv of
+    `python -m curation run` writing `<output>/<version>` (`delta_dir`)."""
     argv = ["run"]
     for g in inputs:
         argv += ["--input", g]
-    argv += ["--output", str(curate_root), "--run-id", version, "--config", str(config)]
+    argv += ["--output", str(output), "--run-id", version, "--config", str(config)]
     argv += curate_flags(edu, near, replace, current)
     return {
         "version": version,
         "root": str(root),
-        "candidate_dir": str(candidate_root / version),
-        "delta_dir": str(curate_root / version),
+        "delta_dir": str(output / version),
         "base_version": base,
         "config": str(config),
         "inputs": list(inputs),
@@ -192,7 +210,6 @@ def plan_curation(
         "edu_model": edu["model"],
         "edu_note": edu["note"],
         "near_index": near,
-        "replace": replace,
     }
 
 

@@ -29,7 +29,7 @@ from pathlib import Path
 
 from curation.paths import TABLE_PREFIX
 from dags.lib.paths import registry_root
-from dags.lib.plan import DELTAS, RUNS, check_inputs, curate_flags, effective_config
+from dags.lib.plan import DELTAS, RUNS, check_inputs, effective_config, run_plan
 
 log = logging.getLogger(__name__)
 
@@ -147,28 +147,22 @@ def plan_table_run(
     )
     if edu["note"]:
         log.warning("%s", edu["note"])
-    delta_dir = root / DELTAS / version
-    argv = ["run"]
-    for g in inputs:
-        argv += ["--input", g]
-    argv += ["--output", str(root / DELTAS), "--run-id", version, "--config", str(config)]
-    argv += curate_flags(edu, near, replace=False, current=None)
+    plan = run_plan(inputs, root, version, base, config, edu, near, root / DELTAS)
     staged = f"{TABLE_PREFIX}{table}@audit/{version}"
-    append_argv = ["append", "--delta", str(delta_dir), "--table", table, "--run-id", version, "--stage"]
     log.info("table store: %s + the night %s, staged as %s for its audit", table, version, staged)
     return {
-        "version": version,
-        "root": str(root),
-        "delta_dir": str(delta_dir),
-        "base_version": base,
-        "config": str(config),
-        "inputs": list(inputs),
-        "argv": argv,
-        "edu_model": edu["model"],
-        "edu_note": edu["note"],
-        "near_index": near,
+        **plan,
         "table": table,
-        "append_argv": append_argv,
+        "append_argv": [
+            "append",
+            "--delta",
+            plan["delta_dir"],
+            "--table",
+            table,
+            "--run-id",
+            version,
+            "--stage",
+        ],
         "staged": staged,
         "evidence": str(runs),
     }

@@ -22,18 +22,8 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module")
 def airflow(tmp_path_factory):
-    data = tmp_path_factory.mktemp("data")
-    run = DagTest(
-        tmp_path_factory.mktemp("airflow"),
-        data,
-        AIRFLOW_CONN_SPARK_DEFAULT=json.dumps({"conn_type": "spark", "host": "local[2]"}),
-        SPARK_MASTER="local[2]",
-        SPARK_DRIVER_MEMORY="1g",
-        # dag.test() cannot finish a run with a DeadlineAlert (see dags/nightly_refresh.py DEADLINE)
-        PHI_NIGHTLY_DEADLINE_H="off",
-    )
-    run.root = DatasetRoot(data / "web_curated")
-    run.registry = data / "edu_models"
+    run = DagTest.with_spark(tmp_path_factory)
+    run.registry = run.data / "edu_models"
     return run
 
 

@@ -15,7 +15,7 @@ from dagtest_helpers import DagTest
 from tables_helpers import real_docs
 from test_dags_run import ids_of, plant_near_copy, samples
 
-from curation.contract import DatasetRoot, Manifest
+from curation.contract import Manifest
 from curation.tables import TablesConfig, Warehouse, read_arrow, versions
 
 pytestmark = pytest.mark.slow
@@ -24,18 +24,8 @@ INDEX = "web_curated_near_index"
 
 @pytest.fixture(scope="module")
 def airflow(tmp_path_factory):
-    data = tmp_path_factory.mktemp("data")
-    run = DagTest(
-        tmp_path_factory.mktemp("airflow"),
-        data,
-        AIRFLOW_CONN_SPARK_DEFAULT=json.dumps({"conn_type": "spark", "host": "local[2]"}),
-        SPARK_MASTER="local[2]",
-        SPARK_DRIVER_MEMORY="1g",
-        PHI_NIGHTLY_DEADLINE_H="off",  # dag.test() cannot finish a run with a DeadlineAlert
-        PHI_ICEBERG_WAREHOUSE=str(data / "_warehouse"),
-    )
-    run.root = DatasetRoot(data / "web_curated")
-    run.warehouse = Warehouse(TablesConfig(warehouse=str(data / "_warehouse")))
+    run = DagTest.with_spark(tmp_path_factory, tables=True)
+    run.warehouse = Warehouse(TablesConfig(warehouse=str(run.data / "_warehouse")))
     return run
 
 

@@ -17,7 +17,7 @@ from test_dags_run import plant_near_copy, samples
 from test_dags_run_tables import append_to_segment
 
 from curation.append import STAGE
-from curation.contract import DatasetRoot, Manifest
+from curation.contract import Manifest
 from curation.tables import TablesConfig, Warehouse, read_arrow, versions
 from curation.tables.version import open_version
 
@@ -27,19 +27,8 @@ INDEX = "web_curated_near_index"
 
 @pytest.fixture(scope="module")
 def airflow(tmp_path_factory):
-    data = tmp_path_factory.mktemp("data")
-    run = DagTest(
-        tmp_path_factory.mktemp("airflow"),
-        data,
-        AIRFLOW_CONN_SPARK_DEFAULT=json.dumps({"conn_type": "spark", "host": "local[2]"}),
-        SPARK_MASTER="local[2]",
-        SPARK_DRIVER_MEMORY="1g",
-        PHI_NIGHTLY_DEADLINE_H="off",  # dag.test() cannot finish a run with a DeadlineAlert
-        PHI_ICEBERG_WAREHOUSE=str(data / "_warehouse"),
-        PHI_CORPUS_STORE="table",
-    )
-    run.root = DatasetRoot(data / "web_curated")
-    run.warehouse = Warehouse(TablesConfig(warehouse=str(data / "_warehouse")))
+    run = DagTest.with_spark(tmp_path_factory, tables=True, PHI_CORPUS_STORE="table")
+    run.warehouse = Warehouse(TablesConfig(warehouse=str(run.data / "_warehouse")))
     return run
 
 
