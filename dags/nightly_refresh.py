@@ -106,6 +106,17 @@ DEADLINE = (
 )
 
 
+def plan_night(pending: list[str], version: str, config_path: str | None) -> dict:
+    """The night's plan in the corpus's store: on top of CURRENT (folders) or of the table's live version."""
+    from dags.lib.plan import plan_curation
+    from dags.lib.table_store import plan_table_run
+
+    root = dataset_root("web_curated")
+    if TABLE_STORE:
+        return plan_table_run(pending, root, "web_curated", version, config_path=config_path)
+    return plan_curation(pending, root, version, config_path=config_path, incremental=True)
+
+
 @dag(
     dag_id="nightly_refresh",
     schedule="0 3 * * *",
@@ -158,25 +169,9 @@ def nightly_refresh():
     @task(multiple_outputs=True)
     def plan(pending: list[str]) -> dict:
         from dags.lib.paths import run_version
-        from dags.lib.plan import plan_curation
-        from dags.lib.table_store import plan_table_run
 
         ctx = get_current_context()
-        if TABLE_STORE:
-            return plan_table_run(
-                pending,
-                dataset_root("web_curated"),
-                "web_curated",
-                run_version(ctx),
-                config_path=ctx["params"]["config_path"],
-            )
-        return plan_curation(
-            pending,
-            dataset_root("web_curated"),
-            run_version(ctx),
-            config_path=ctx["params"]["config_path"],
-            incremental=True,
-        )
+        return plan_night(pending, run_version(ctx), ctx["params"]["config_path"])
 
     @task
     def record(pending: list[str], published: dict, **context) -> int:

@@ -116,10 +116,6 @@ def plan_near_index(
     not the folder `<corpus_root>/<base_version>`, e.g. `iceberg:web_curated@<run id>`). `cfg` is the config
     loaded from `config_path` (what the file sets is its model_fields_set). Mutates `cfg`; returns the plan's
     `near_index` XCom."""
-    from curation.contract import DatasetRoot, Manifest
-    from curation.dedup.band_index import params_dict, request_rebuild
-    from curation.dedup.near import lsh_params
-
     nd = cfg.near_dedup
     table = index_table(corpus_root)
     where = f"{TABLE_PREFIX}{table}" if table else str(index_root(corpus_root))
@@ -144,6 +140,17 @@ def plan_near_index(
         base = base_version if incremental else None
         source = (base_source or str(Path(corpus_root) / base)) if base else None
         return _plan_table(nd, table, version, base, source)
+    return _plan_folder(nd, corpus_root, version, base_version, incremental)
+
+
+def _plan_folder(
+    nd, corpus_root: str | Path, version: str, base_version: str | None, incremental: bool
+) -> dict:
+    """The folder band index: the run's staged index root, holding its base version (hard-linked) or a
+    rebuild request (see the module docstring)."""
+    from curation.contract import DatasetRoot, Manifest
+    from curation.dedup.band_index import params_dict, request_rebuild
+    from curation.dedup.near import lsh_params
 
     index = DatasetRoot(index_root(corpus_root))
     staged = index.root / STAGED / version
