@@ -83,25 +83,39 @@ def validate(candidate_dir: str, kind: str) -> dict:
     """The great-expectations gate, exactly as an engineer runs it: `python -m curation gate` (on Spark:
     the suite runs where the data lies, so this worker's memory does not grow with the corpus). A failing
     gate fails the run (no retry: the data will not change); its verdict stays in `quality/gate.json`."""
-    from airflow.sdk.exceptions import AirflowFailException
-
     from curation.contract import resolve_version_dir
     from curation.quality_gates.frames import fingerprint
     from curation.quality_gates.gate import GATE_FILE
+
+    saved = resolve_version_dir(candidate_dir) / "quality" / GATE_FILE
+    result = run_gate_cli(
+        ["gate", "--input", candidate_dir, "--kind", kind],
+        saved,
+        fresh=lambda verdict: verdict.fingerprint == fingerprint(verdict.dataset_dir),
+    )
+    return {"evaluated": result.evaluated, "data_docs": result.docs_index}
+
+
+def run_gate_cli(argv: list[str], verdict_path, fresh):
+    """`python -m curation <argv>` (a gate) as the validate tasks run it. A FAILED verdict (exit 1, and
+    `fresh(verdict)`: the file at `verdict_path` is this run's, not an earlier attempt's) fails the run
+    without retry; any other failure (a broken input, Spark down) raises with the command's output tail.
+    Returns the verdict (a GateResult), logged."""
+    from airflow.sdk.exceptions import AirflowFailException
+
     from curation.quality_gates.result import GateResult
     from dags.lib.cli import CommandFailed, run_module
 
     try:
-        run_module("curation", ["gate", "--input", candidate_dir, "--kind", kind])
+        run_module("curation", argv)
     except CommandFailed as e:
-        saved = resolve_version_dir(candidate_dir) / "quality" / GATE_FILE
-        verdict = GateResult.read(saved) if e.returncode == 1 and saved.is_file() else None
-        if verdict is not None and verdict.fingerprint == fingerprint(verdict.dataset_dir):
+        verdict = GateResult.read(verdict_path) if e.returncode == 1 and verdict_path.is_file() else None
+        if verdict is not None and fresh(verdict):
             raise AirflowFailException(verdict.summary()) from None  # the gate's own verdict: FAILED
-        raise  # the gate could not run (a broken candidate, Spark down): the error and its output tail
-    result = GateResult.read(resolve_version_dir(candidate_dir) / "quality" / GATE_FILE)
+        raise  # the gate could not run: the error and its output tail
+    result = GateResult.read(verdict_path)
     log.info("%s", result.summary())
-    return {"evaluated": result.evaluated, "data_docs": result.docs_index}
+    return result
 
 
 @task(trigger_rule=TriggerRule.ALL_DONE)

@@ -10,7 +10,7 @@ import logging
 
 from airflow.sdk import Asset, TaskGroup, TriggerRule, task
 
-from dags._common import spark_submit
+from dags._common import run_gate_cli, spark_submit
 
 log = logging.getLogger(__name__)
 
@@ -22,24 +22,13 @@ def validate_staged(planned: dict) -> dict:
     failing gate fails the run, no retry."""
     from pathlib import Path
 
-    from airflow.sdk.exceptions import AirflowFailException
-
     from curation.quality_gates.gate import GATE_FILE
-    from curation.quality_gates.result import GateResult
-    from dags.lib.cli import CommandFailed, run_module
 
     quality = Path(planned["evidence"]) / "quality"
     verdict_path = quality / GATE_FILE
-    verdict_path.unlink(missing_ok=True)
+    verdict_path.unlink(missing_ok=True)  # so a verdict found after the gate is this attempt's
     argv = ["gate", "--input", planned["staged"], "--kind", "web_curated", "--docs-dir", str(quality)]
-    try:
-        run_module("curation", argv)
-    except CommandFailed as e:
-        if e.returncode == 1 and verdict_path.is_file():
-            raise AirflowFailException(GateResult.read(verdict_path).summary()) from None
-        raise  # the gate could not run: the error and its output tail
-    result = GateResult.read(verdict_path)
-    log.info("%s", result.summary())
+    result = run_gate_cli(argv, verdict_path, fresh=lambda verdict: True)
     return {"evaluated": result.evaluated, "data_docs": result.docs_index, "verdict": str(verdict_path)}
 
 
@@ -51,14 +40,13 @@ def report_staged(planned: dict) -> str:
     from airflow.sdk.exceptions import AirflowSkipException
 
     from curation.reports import build_report
-    from curation.tables.catalog import TableNotFound, Warehouse
-    from curation.tables.commit import audit_ref
-    from curation.tables.wap import staged_runs
+    from curation.tables.catalog import Warehouse
+    from curation.tables.commit import audit_ref, staged_snapshot
 
-    try:
-        staged = planned["version"] in staged_runs(Warehouse().table(planned["table"]))
-    except TableNotFound:
-        staged = False
+    warehouse = Warehouse()
+    staged = warehouse.exists(planned["table"]) and staged_snapshot(
+        warehouse.table(planned["table"]), planned["version"]
+    )
     if not staged:
         raise AirflowSkipException(f"no staged version {audit_ref(planned['version'])}: nothing to report on")
     result = build_report(planned["staged"], output=Path(planned["evidence"]) / "report")
